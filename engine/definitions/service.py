@@ -1,0 +1,140 @@
+"""Deploying ``processes/*.bpmn`` with their forms; a changed file becomes a new version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine.accounts.actor import Actor
+from engine.audit import service as audit
+from engine.definitions.models import ProcessDefinition
+from engine.errors import NotFound
+from engine.runtime import spiff
+
+log = logging.getLogger(__name__)
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+
+
+class DeployError(Exception):
+    pass
+
+
+@dataclass
+class Bundle:
+    """A BPMN file with the JSON files of its folder, as read from disk."""
+
+    key: str
+    title: str
+    bpmn_xml: str
+    files: dict[str, Any]
+    manifest: dict[str, Any]
+    content_hash: str
+    source_path: str
+
+
+def read_bundle(bpmn_path: Path) -> Bundle:
+    try:
+        raw = bpmn_path.read_bytes()
+        root = etree.fromstring(raw, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    except (OSError, etree.XMLSyntaxError) as exc:
+        raise DeployError(f"{bpmn_path.name}: não é um XML BPMN legível ({exc})") from exc
+    processes = root.findall(f"{{{BPMN_NS}}}process")
+    executable = [p for p in processes if p.get("isExecutable", "true") == "true"] or processes
+    if not executable:
+        raise DeployError(f"{bpmn_path.name}: nenhum processo BPMN encontrado")
+    process = executable[0]
+    key = process.get("id")
+    folder = bpmn_path.with_suffix("")
+    digest = hashlib.sha256(raw)
+    files: dict[str, Any] = {}
+    if folder.is_dir():
+        for path in sorted(folder.glob("*.json")):
+            content = path.read_bytes()
+            digest.update(path.name.encode() + b"\0" + content)
+            try:
+                files[path.name] = json.loads(content)
+            except json.JSONDecodeError as exc:
+                raise DeployError(f"{path}: JSON inválido ({exc})") from exc
+    manifest = files.get("process.json", {})
+    return Bundle(
+        key=key,
+        title=manifest.get("title") or process.get("name") or key,
+        bpmn_xml=raw.decode("utf-8"),
+        files=files,
+        manifest=manifest,
+        content_hash=digest.hexdigest(),
+        source_path=str(bpmn_path),
+    )
+
+
+def latest(session: Session, key: str) -> ProcessDefinition:
+    definition = session.scalar(
+        select(ProcessDefinition).where(ProcessDefinition.key == key).order_by(ProcessDefinition.version.desc()).limit(1)
+    )
+    if definition is None:
+        raise NotFound(f"Processo '{key}' não implantado.")
+    return definition
+
+
+def deploy_bundle(session: Session, bundle: Bundle, actor: Actor | None = None) -> tuple[ProcessDefinition, bool]:
+    """Deploy one bundle; returns (definition, created). Unchanged content is not redeployed."""
+    current = session.scalar(
+        select(ProcessDefinition)
+        .where(ProcessDefinition.key == bundle.key)
+        .order_by(ProcessDefinition.version.desc())
+        .limit(1)
+    )
+    if current is not None and current.content_hash == bundle.content_hash:
+        return current, False
+    spiff.parse(bundle.bpmn_xml, bundle.key, Path(bundle.source_path).name)  # refuse what cannot run
+    version = (session.scalar(select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == bundle.key)) or 0) + 1
+    definition = ProcessDefinition(
+        key=bundle.key,
+        version=version,
+        title=bundle.title,
+        content_hash=bundle.content_hash,
+        bpmn_xml=bundle.bpmn_xml,
+        files=bundle.files,
+        manifest=bundle.manifest,
+        source_path=Path(bundle.source_path).name,
+        deployed_by_id=actor.user_id if actor else None,
+    )
+    session.add(definition)
+    session.flush()
+    audit.record(session, actor, "process.deployed", org_id=None, entity_type="process_definition",
+                 entity_id=definition.id, data={"key": bundle.key, "version": version,
+                                                "content_hash": bundle.content_hash})  # fmt: skip
+    return definition, True
+
+
+def deploy_all(db: Any, processes_dir: Path, actor: Actor | None = None) -> list[tuple[ProcessDefinition, bool]]:
+    """Deploy every ``*.bpmn`` of the folder, each in its own transaction.
+
+    Several processes starting at once may race to deploy the same version; the loser of the
+    unique (key, version) race simply finds the winner's row.
+    """
+    results = []
+    for path in sorted(Path(processes_dir).glob("*.bpmn")):
+        bundle = read_bundle(path)
+        for attempt in range(3):
+            try:
+                with db.write() as session:
+                    results.append(deploy_bundle(session, bundle, actor))
+                break
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+    return results
+
+
+def list_definitions(session: Session) -> list[ProcessDefinition]:
+    return list(session.scalars(select(ProcessDefinition).order_by(ProcessDefinition.key, ProcessDefinition.version)))

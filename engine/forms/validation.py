@@ -1,0 +1,972 @@
+"""Server-side validation of task form data.
+
+A form is a JSON Schema (draft 2020-12) kept beside the BPMN. We validate with
+``jsonschema`` plus formats that are really enforced (``cpf``, ``cnpj``, ``cns``,
+``cnes``, ``date``, ``time``, ``email``, ``ipv4``, ``file``) and a few extensions:
+
+- ``x-accept``: on a ``format: file`` property, the accepted content types (or file
+  kinds, e.g. ``"certificate"``).
+- ``x-rules``: cross-field rules on an object schema (the form itself or an array's
+  ``items``), each ``{"rule": <name>, "fields": [...], ...}``; see ``RULES``.
+- ``x-options-from``: on an array property, the dotted path in the workflow data
+  whose list holds the allowed items (e.g. ``"portfolio.operations"``).
+- ``x-secret`` (value must never be logged or shown back), ``x-prefill: false``
+  (do not prefill from workflow data), ``x-messages`` (``{keyword: message}``
+  overriding our message for one property).
+
+Errors come back as ``{field path: message}``; paths are dotted
+(``filhos.0.cnes``) and ``""`` means the form as a whole.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import ipaddress
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError
+from jsonschema import validators as jsonschema_validators
+from jsonschema.exceptions import best_match
+
+from engine import identifiers
+
+__all__ = [
+    "FORM_PATH",
+    "KNOWN_FORMATS",
+    "RULES",
+    "FileInfo",
+    "FormContext",
+    "FormInvalid",
+    "check_form_schema",
+    "prefill",
+    "secret_fields",
+    "strip_secrets",
+    "validate_form",
+]
+
+FORM_PATH = ""  # error key for problems with the form as a whole
+
+KNOWN_FORMATS = frozenset({"cpf", "cnpj", "cns", "cnes", "date", "time", "email", "ipv4", "file"})
+RULES = frozenset({"lte", "public_ip", "same_uf", "unique"})
+
+DEFAULT_OPTION_KEYS = ("operacao", "metodo")
+
+# Submitted JSON nested deeper than this is junk; refusing it early keeps every
+# recursive comparison (ours and jsonschema's) far from Python's recursion limit.
+MAX_DEPTH = 32
+
+REQUIRED = "Campo obrigatório."
+INVALID = "Valor inválido."
+FORM_INVALID = "Dados do formulário inválidos."
+DATE_INVALID = "Data inválida (use dd/mm/aaaa)."
+TIME_INVALID = "Hora inválida (use hh:mm)."
+EMAIL_INVALID = "E-mail inválido."
+IPV4_INVALID = "Endereço IPv4 inválido."
+FILE_NOT_FOUND = "Arquivo não encontrado. Envie o arquivo novamente."
+PUBLIC_IP = "Informe um IP público (não privado, reservado ou de loopback)."
+CNES_NOT_REGISTERED = "CNES não cadastrado na organização."
+SAME_UF = "Estabelecimento filho deve ser da mesma UF ({uf}) do estabelecimento cessionário."
+OPTION_UNAVAILABLE = "Operação não disponível neste portfólio."
+
+_TYPE_MESSAGES = {
+    "integer": "Informe um número inteiro.",
+    "number": "Informe um número.",
+    "string": "Informe um texto.",
+    "boolean": "Escolha sim ou não.",
+    "array": "Informe uma lista de itens.",
+}
+_FORMAT_MESSAGES = {
+    "cpf": "CPF inválido.",
+    "cnpj": "CNPJ inválido.",
+    "cns": "CNS inválido.",
+    "cnes": "CNES inválido.",
+    "date": DATE_INVALID,
+    "time": TIME_INVALID,
+    "email": EMAIL_INVALID,
+    "ipv4": IPV4_INVALID,
+    "file": FILE_NOT_FOUND,
+}
+_ACCEPT_LABELS = {
+    "application/pdf": "PDF",
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "certificate": "certificado digital (.cer, .crt, .pem, .pfx, .p12)",
+}
+
+# [0-9] rather than \d: \d matches any Unicode digit.
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_TIME_RE = re.compile(r"(?:[01][0-9]|2[0-3]):[0-5][0-9]")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_IPV4_RE = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+_EMAIL_CHAR = r"[^@\s\x00-\x1f\x7f"
+_EMAIL_RE = re.compile(rf"{_EMAIL_CHAR}]+@{_EMAIL_CHAR}.]+(?:\.{_EMAIL_CHAR}.]+)+")
+_FILE_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+_MISSING = object()
+
+
+# --- public types --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    """What validation needs to know about an uploaded file."""
+
+    id: str
+    content_type: str
+    kind: str | None = None  # e.g. "certificate", "evidence"
+
+
+@dataclass
+class FormContext:
+    # file id -> FileInfo, or None when unknown or of another organization
+    lookup_file: Callable[[str], FileInfo | None]
+    establishment_uf: str | None = None
+    # CNES -> UF of that establishment in the organization, None if not registered
+    lookup_establishment_uf: Callable[[str], str | None] = lambda cnes: None
+    data: Mapping[str, Any] = field(default_factory=dict)  # current workflow data
+
+
+class FormInvalid(Exception):
+    """The submitted data did not pass; ``errors`` maps field paths to pt-BR messages."""
+
+    def __init__(self, errors: dict[str, str], data: dict | None = None) -> None:
+        super().__init__(
+            "; ".join(f"{path or '(formulário)'}: {msg}" for path, msg in errors.items())
+        )
+        self.errors = errors
+        self.data = data  # the cleaned data, useful to re-render the form
+
+
+# --- schema views --------------------------------------------------------------------
+# A property may be described in several places (allOf parts, if/then branches,
+# $refs). A "view" is the list of every schema that applies to one value.
+
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
+_CONDITIONAL = ("if", "then", "else")
+
+
+def _resolve_ref(ref: str, root: Any) -> Any:
+    # Only local JSON pointers; check_form_schema reports anything else.
+    if ref == "#":
+        return root
+    if not ref.startswith("#/"):
+        return None
+    node = root
+    for raw in ref[2:].split("/"):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _expand(schemas: Iterable[Any], root: Any, conditional: bool = True) -> list[dict]:
+    out: list[dict] = []
+    seen: set[int] = set()
+    stack = list(schemas)[::-1]
+    while stack:
+        schema = stack.pop()
+        if not isinstance(schema, dict) or id(schema) in seen:
+            continue
+        seen.add(id(schema))
+        out.append(schema)
+        more: list[Any] = []
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            more.append(_resolve_ref(ref, root))
+        keys = _SUBSCHEMA_LISTS if conditional else ("allOf",)
+        for key in keys:
+            if isinstance(schema.get(key), list):
+                more.extend(schema[key])
+        if conditional:
+            more.extend(schema.get(key) for key in _CONDITIONAL)
+            if isinstance(schema.get("dependentSchemas"), dict):
+                more.extend(schema["dependentSchemas"].values())
+        stack.extend(reversed(more))
+    return out
+
+
+def _properties(view: list[dict], root: Any) -> dict[str, list[dict]]:
+    props: dict[str, list[dict]] = {}
+    for schema in view:
+        declared = schema.get("properties")
+        if isinstance(declared, dict):
+            for name, sub in declared.items():
+                props.setdefault(name, []).append(sub)
+    return {name: _expand(subs, root) for name, subs in props.items()}
+
+
+def _items_view(view: list[dict], index: int, root: Any) -> list[dict]:
+    subs = []
+    for schema in view:
+        prefix = schema.get("prefixItems")
+        if isinstance(prefix, list) and index < len(prefix):
+            subs.append(prefix[index])
+        elif "items" in schema:
+            subs.append(schema["items"])
+    return _expand(subs, root)
+
+
+def _view_format(view: list[dict]) -> str | None:
+    for schema in view:
+        if isinstance(schema.get("format"), str):
+            return schema["format"]
+    return None
+
+
+def _describes_object(view: list[dict]) -> bool:
+    for schema in view:
+        if schema.get("type") == "object":
+            return True
+        if any(k in schema for k in ("properties", "patternProperties", "additionalProperties")):
+            return True
+    return False
+
+
+def _keeps_extra(view: list[dict], key: str) -> bool:
+    for schema in view:
+        patterns = schema.get("patternProperties")
+        if isinstance(patterns, dict) and any(re.search(p, key) for p in patterns):
+            return True
+        extra = schema.get("additionalProperties")
+        if extra is True or isinstance(extra, dict):
+            return True
+    return False
+
+
+# --- cleaning ------------------------------------------------------------------------
+
+
+def _too_deep(value: Any) -> bool:
+    # Iterative, so the check itself cannot hit the recursion limit.
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend((v, depth + 1) for v in node)
+    return False
+
+
+def _clean(view: list[dict], value: Any, root: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        kind = _view_format(view)
+        if value and kind in identifiers.IDENTIFIER_KINDS:
+            # When it does not normalize it is kept as typed; the format check reports it.
+            with contextlib.suppress(ValueError):
+                value = identifiers.normalize_identifier(kind, value)
+        return value
+    if isinstance(value, Mapping) and _describes_object(view):
+        props = _properties(view, root)
+        cleaned = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                continue
+            if key in props:
+                item = _clean(props[key], item, root)
+            elif not _keeps_extra(view, key):
+                continue  # input the form does not ask for is ignored, never stored
+            # A blank field is an unanswered one: "required" catches it, optional
+            # fields with a format are not failed for being empty.
+            if isinstance(item, str) and not item:
+                continue
+            cleaned[key] = item
+        return cleaned
+    if isinstance(value, list):
+        return [_clean(_items_view(view, i, root), item, root) for i, item in enumerate(value)]
+    return value
+
+
+# --- formats -------------------------------------------------------------------------
+
+
+class _FormFormatChecker(FormatChecker):
+    """A FormatChecker that also carries the file lookup for the x-accept keyword."""
+
+    lookup_file: Callable[[str], FileInfo | None]
+
+
+def _check_date(value: object) -> bool:
+    if not isinstance(value, str):
+        return True
+    if not _DATE_RE.fullmatch(value):
+        raise ValueError(DATE_INVALID)
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(DATE_INVALID) from None
+    return True
+
+
+def _check_time(value: object) -> bool:
+    if isinstance(value, str) and not _TIME_RE.fullmatch(value):
+        raise ValueError(TIME_INVALID)
+    return True
+
+
+def _check_email(value: object) -> bool:
+    if isinstance(value, str) and (len(value) > 254 or not _EMAIL_RE.fullmatch(value)):
+        raise ValueError(EMAIL_INVALID)
+    return True
+
+
+def _check_ipv4(value: object) -> bool:
+    if isinstance(value, str) and not _IPV4_RE.fullmatch(value):
+        raise ValueError(IPV4_INVALID)
+    return True
+
+
+def _identifier_check(kind: str) -> Callable[[object], bool]:
+    def check(value: object) -> bool:
+        if isinstance(value, str):
+            identifiers.validate_identifier(kind, value)  # raises with the specific message
+        return True
+
+    return check
+
+
+def _memoized_file_lookup(ctx: FormContext) -> Callable[[str], FileInfo | None]:
+    cache: dict[str, FileInfo | None] = {}
+
+    def lookup(file_id: str) -> FileInfo | None:
+        if file_id not in cache:
+            info = None
+            # Only plausible ids reach the caller's lookup (no 100 KB or control chars).
+            if _FILE_ID_RE.fullmatch(file_id):
+                try:
+                    info = ctx.lookup_file(file_id)
+                except ValueError:
+                    info = None  # e.g. a malformed UUID: an unknown file
+            cache[file_id] = info
+        return cache[file_id]
+
+    return lookup
+
+
+def _format_checker(ctx: FormContext) -> _FormFormatChecker:
+    checker = _FormFormatChecker(formats=())
+    checker.lookup_file = _memoized_file_lookup(ctx)
+
+    def check_file(value: object) -> bool:
+        if isinstance(value, str) and checker.lookup_file(value) is None:
+            raise ValueError(FILE_NOT_FOUND)
+        return True
+
+    checks: dict[str, Callable[[object], bool]] = {
+        "date": _check_date,
+        "time": _check_time,
+        "email": _check_email,
+        "ipv4": _check_ipv4,
+        "file": check_file,
+    }
+    for kind in identifiers.IDENTIFIER_KINDS:
+        checks[kind] = _identifier_check(kind)
+    for name, func in checks.items():
+        checker.checks(name, raises=ValueError)(func)
+    return checker
+
+
+# --- keywords of our validator -------------------------------------------------------
+
+
+def _required(validator, required, instance, schema):
+    # Like the standard keyword, but the error sits at the missing property's path.
+    if not validator.is_type(instance, "object"):
+        return
+    for name in required:
+        if name not in instance:
+            yield ValidationError(REQUIRED, path=[name])
+
+
+def _dependent_required(validator, dependent, instance, schema):
+    if not validator.is_type(instance, "object"):
+        return
+    for name, needed in dependent.items():
+        if name in instance:
+            for each in needed:
+                if each not in instance:
+                    yield ValidationError(REQUIRED, path=[each])
+
+
+def _file_matches(info: FileInfo, accepted: list) -> bool:
+    return info.content_type in accepted or (info.kind is not None and info.kind in accepted)
+
+
+def _accept_labels(accepted: list) -> str:
+    labels = [_ACCEPT_LABELS.get(a, str(a)) for a in accepted]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " ou " + labels[-1]
+
+
+def _x_accept(validator, accepted, instance, schema):
+    if schema.get("format") != "file" or not isinstance(instance, str):
+        return
+    if not isinstance(accepted, list) or not accepted:
+        return
+    lookup = getattr(validator.format_checker, "lookup_file", None)
+    info = lookup(instance) if lookup else None
+    if info is not None and not _file_matches(info, accepted):
+        yield ValidationError(f"Tipo de arquivo não aceito. Envie: {_accept_labels(accepted)}.")
+
+
+_FormValidator = jsonschema_validators.extend(
+    Draft202012Validator,
+    {"required": _required, "dependentRequired": _dependent_required, "x-accept": _x_accept},
+)
+
+
+# --- error messages ------------------------------------------------------------------
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).replace(".", ",")
+
+
+def _plural(count: Any, singular: str, plural: str) -> str:
+    return f"{_number(count)} {singular if count == 1 else plural}"
+
+
+def _option_label(option: Any) -> str:
+    if option is True:
+        return "sim"
+    if option is False:
+        return "não"
+    return str(option)
+
+
+def _choose_from(labels: list[str]) -> str:
+    text = ", ".join(labels)
+    if not labels or len(labels) > 15 or len(text) > 300:
+        return "Escolha uma das opções disponíveis."
+    return f"Escolha uma das opções: {text}."
+
+
+def _const_choices(branches: Any) -> list[str] | None:
+    # oneOf: [{"const": ..., "title": ...}, ...] is how forms list options with labels.
+    if not isinstance(branches, list) or not branches:
+        return None
+    if not all(isinstance(b, dict) and "const" in b for b in branches):
+        return None
+    return [str(b.get("title", _option_label(b["const"]))) for b in branches]
+
+
+def _custom_message(error: ValidationError) -> str | None:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if error.validator in ("required", "dependentRequired") and error.path:
+        # The override lives on the missing property's own schema.
+        props = schema.get("properties")
+        prop = props.get(error.path[-1]) if isinstance(props, dict) else None
+        schema = prop if isinstance(prop, dict) else {}
+    custom = schema.get("x-messages")
+    if isinstance(custom, dict) and isinstance(custom.get(error.validator), str):
+        return custom[error.validator]
+    return None
+
+
+def _message(error: ValidationError) -> str:
+    custom = _custom_message(error)
+    if custom:
+        return custom
+    kind = error.validator
+    value = error.validator_value
+    instance = error.instance
+    if kind in ("required", "dependentRequired", "x-accept"):
+        return error.message
+    if kind == "type":
+        types = [value] if isinstance(value, str) else [t for t in value if t != "null"]
+        return _TYPE_MESSAGES.get(types[0], INVALID) if len(types) == 1 else INVALID
+    if kind == "enum":
+        return _choose_from([_option_label(o) for o in value if o is not None])
+    if kind == "const":
+        return "É preciso marcar esta opção." if value is True else INVALID
+    if kind in ("oneOf", "anyOf"):
+        choices = _const_choices(value)
+        return _choose_from(choices) if choices else INVALID
+    if kind == "format":
+        cause = error.cause
+        if isinstance(cause, ValueError) and cause.args and isinstance(cause.args[0], str):
+            return cause.args[0]
+        return _FORMAT_MESSAGES.get(value, "Formato inválido.")
+    if kind == "maxLength":
+        typed = len(instance) if isinstance(instance, str) else 0
+        return f"No máximo {_plural(value, 'caractere', 'caracteres')} (você digitou {typed})."
+    if kind == "minLength":
+        return f"No mínimo {_plural(value, 'caractere', 'caracteres')}."
+    if kind == "minItems":
+        return f"Adicione pelo menos {_plural(value, 'item', 'itens')}."
+    if kind == "maxItems":
+        return f"No máximo {_plural(value, 'item', 'itens')}."
+    if kind == "uniqueItems":
+        return "Há itens repetidos."
+    if kind == "pattern":
+        return "Formato inválido."
+    if kind == "minimum":
+        return f"Informe um valor maior ou igual a {_number(value)}."
+    if kind == "maximum":
+        return f"Informe um valor menor ou igual a {_number(value)}."
+    if kind == "exclusiveMinimum":
+        return f"Informe um valor maior que {_number(value)}."
+    if kind == "exclusiveMaximum":
+        return f"Informe um valor menor que {_number(value)}."
+    if kind == "multipleOf":
+        return f"Informe um múltiplo de {_number(value)}."
+    if kind in (None, "additionalProperties", "unevaluatedProperties", "propertyNames"):
+        return "Campo não permitido."
+    if kind == "not":
+        return "Valor não permitido."
+    return INVALID
+
+
+def _path(error: ValidationError) -> str:
+    return ".".join(str(part) for part in error.absolute_path)
+
+
+def _describe(error: ValidationError) -> tuple[str, str]:
+    choosing = error.validator in ("oneOf", "anyOf") and error.context
+    if choosing and _const_choices(error.validator_value) is None:
+        best = best_match(error.context)
+        if best is not None:
+            return _describe(best)
+    return _path(error), _message(error)
+
+
+def _schema_errors(validator: Any, instance: Any) -> dict[str, str]:
+    # A type error says the most; other errors on the same value are noise then.
+    found = sorted(validator.iter_errors(instance), key=lambda e: e.validator != "type")
+    errors: dict[str, str] = {}
+    for error in found:
+        path, message = _describe(error)
+        errors.setdefault(path, message)  # one message per path, the first
+    return errors
+
+
+# --- x-rules and x-options-from ------------------------------------------------------
+
+
+def _get(obj: Any, dotted: str) -> Any:
+    node = obj
+    for part in dotted.split("."):
+        if isinstance(node, Mapping) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return _MISSING
+    return node
+
+
+def _field_view(view: list[dict], dotted: str, root: Any) -> list[dict]:
+    for part in dotted.split("."):
+        view = _properties(view, root).get(part, [])
+    return view
+
+
+def _title(view: list[dict], fallback: str) -> str:
+    for schema in view:
+        if isinstance(schema.get("title"), str):
+            return schema["title"]
+    return fallback
+
+
+def _has_error(errors: Mapping[str, str], path: str) -> bool:
+    return any(p == path or p.startswith(path + ".") for p in errors)
+
+
+def _comparable(value: Any, kind: str | None) -> tuple[str, Any] | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return ("number", value)
+    if not isinstance(value, str):
+        return None
+    if kind == "ipv4" or _IPV4_RE.fullmatch(value):
+        try:
+            return ("ipv4", int(ipaddress.IPv4Address(value)))
+        except ValueError:
+            return None
+    # Zero-padded ISO dates and HH:MM times sort as strings.
+    if _DATE_RE.fullmatch(value):
+        return ("date", value)
+    if _TIME_RE.fullmatch(value):
+        return ("time", value)
+    return None
+
+
+def _rule_lte(rule, obj, view, prefix, ctx, errors, root) -> None:
+    fields = rule.get("fields")
+    if not isinstance(fields, list) or len(fields) != 2:
+        return
+    a, b = fields
+    a_view, b_view = _field_view(view, a, root), _field_view(view, b, root)
+    if _has_error(errors, prefix + a) or _has_error(errors, prefix + b):
+        return
+    left = _comparable(_get(obj, a), _view_format(a_view))
+    right = _comparable(_get(obj, b), _view_format(b_view))
+    if left is None or right is None or left[0] != right[0]:
+        return
+    if left[1] > right[1]:
+        message = rule.get("message") or f"Deve ser maior ou igual a {_title(a_view, a)}."
+        errors.setdefault(prefix + b, message)
+
+
+def _is_public_ipv4(value: str) -> bool:
+    address = ipaddress.IPv4Address(value)
+    # is_global alone lets multicast through.
+    return address.is_global and not (
+        address.is_multicast or address.is_reserved or address.is_unspecified
+    )
+
+
+def _rule_public_ip(rule, obj, view, prefix, ctx, errors, root) -> None:
+    for name in rule.get("fields") or ():
+        value = _get(obj, name)
+        if not isinstance(value, str) or _has_error(errors, prefix + name):
+            continue
+        if not _IPV4_RE.fullmatch(value):
+            errors.setdefault(prefix + name, IPV4_INVALID)
+        elif not _is_public_ipv4(value):
+            errors.setdefault(prefix + name, rule.get("message") or PUBLIC_IP)
+
+
+def _list_items(rule, obj, prefix, errors):
+    """(path, value) of each item (or item field) of the rule's array, skipping invalid ones."""
+    fields = rule.get("fields")
+    if not isinstance(fields, list) or len(fields) != 1:
+        return
+    name = fields[0]
+    items = _get(obj, name)
+    # Errors inside some items do not stop the rule for the others.
+    if not isinstance(items, list) or prefix + name in errors:
+        return
+    item_field = rule.get("item_field")
+    for index, item in enumerate(items):
+        path = f"{prefix}{name}.{index}"
+        value = item
+        if item_field:
+            value = _get(item, item_field)
+            path = f"{path}.{item_field}"
+        if value is _MISSING or _has_error(errors, path):
+            continue
+        yield path, value
+
+
+def _rule_same_uf(rule, obj, view, prefix, ctx, errors, root) -> None:
+    parent_uf = (ctx.establishment_uf or "").upper()
+    for path, value in list(_list_items(rule, obj, prefix, errors)):
+        if not isinstance(value, str):
+            continue
+        uf = ctx.lookup_establishment_uf(value)
+        if uf is None:
+            errors.setdefault(path, CNES_NOT_REGISTERED)
+        elif parent_uf and uf.upper() != parent_uf:
+            errors.setdefault(path, rule.get("message") or SAME_UF.format(uf=parent_uf))
+
+
+def _unique_key(value: Any) -> Any:
+    if isinstance(value, str | int | float | bool) or value is None:
+        return (type(value).__name__, value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def _rule_unique(rule, obj, view, prefix, ctx, errors, root) -> None:
+    message = rule.get("message")
+    if not message:
+        fields = rule.get("fields") or [""]
+        item_view = _items_view(_field_view(view, str(fields[0]), root), 0, root)
+        if rule.get("item_field"):
+            item_view = _field_view(item_view, rule["item_field"], root)
+        kind = _view_format(item_view)
+        message = f"{kind.upper()} repetido." if kind in identifiers.IDENTIFIER_KINDS else None
+        message = message or "Valor repetido."
+    seen: set[Any] = set()
+    for path, value in list(_list_items(rule, obj, prefix, errors)):
+        key = _unique_key(value)
+        if key in seen:
+            errors.setdefault(path, message)
+        seen.add(key)
+
+
+_RULE_FUNCTIONS = {
+    "lte": _rule_lte,
+    "public_ip": _rule_public_ip,
+    "same_uf": _rule_same_uf,
+    "unique": _rule_unique,
+}
+
+
+def _option_key(item: Any, keys: tuple[str, ...]) -> Any:
+    if isinstance(item, Mapping):
+        return tuple(_unique_key(item.get(k)) for k in keys)
+    return _unique_key(item)
+
+
+def _check_options(view, items, path, ctx, errors) -> None:
+    source = next(
+        (s["x-options-from"] for s in view if isinstance(s.get("x-options-from"), str)), None
+    )
+    if source is None or path in errors:
+        return
+    raw_keys = next(
+        (s["x-options-key"] for s in view if isinstance(s.get("x-options-key"), list)), None
+    )
+    keys = tuple(raw_keys) if raw_keys else DEFAULT_OPTION_KEYS
+    options = _get(ctx.data, source)
+    allowed = {_option_key(o, keys) for o in options} if isinstance(options, list) else set()
+    message = next(
+        (s["x-options-message"] for s in view if isinstance(s.get("x-options-message"), str)),
+        OPTION_UNAVAILABLE,
+    )
+    for index, item in enumerate(items):
+        item_path = f"{path}.{index}"
+        if not _has_error(errors, item_path) and _option_key(item, keys) not in allowed:
+            errors.setdefault(item_path, message)
+
+
+def _apply_rules(view, value, prefix, ctx, errors, root) -> None:
+    if isinstance(value, dict):
+        # Rules come from the object's own schema and its allOf parts, not from
+        # branches that may not apply.
+        for schema in _expand(view, root, conditional=False):
+            for rule in schema.get("x-rules") or ():
+                func = _RULE_FUNCTIONS.get(rule.get("rule")) if isinstance(rule, dict) else None
+                if func is not None:
+                    func(rule, value, view, prefix, ctx, errors, root)
+        props = _properties(view, root)
+        for key, item in value.items():
+            if key in props:
+                _apply_rules(props[key], item, f"{prefix}{key}.", ctx, errors, root)
+    elif isinstance(value, list):
+        path = prefix[:-1]
+        _check_options(view, value, path, ctx, errors)
+        for index, item in enumerate(value):
+            _apply_rules(
+                _items_view(view, index, root), item, f"{prefix}{index}.", ctx, errors, root
+            )
+
+
+# --- public API ----------------------------------------------------------------------
+
+
+def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
+    """Clean and validate submitted form data; return the cleaned data or raise FormInvalid.
+
+    Cleaning strips strings, drops blank strings and properties the schema does not
+    declare, and stores identifiers normalized. Secret values are kept in the result:
+    the caller removes them (``strip_secrets``) before logging or auditing.
+    """
+    if not isinstance(submitted, Mapping) or _too_deep(submitted):
+        raise FormInvalid({FORM_PATH: FORM_INVALID})
+    root_view = _expand([schema], schema)
+    cleaned = _clean(root_view, submitted, schema)
+    if not isinstance(cleaned, dict):  # a schema that says nothing about objects
+        cleaned = {}
+    validator = _FormValidator(schema, format_checker=_format_checker(ctx))
+    errors = _schema_errors(validator, cleaned)
+    _apply_rules(root_view, cleaned, "", ctx, errors, schema)
+    if errors:
+        raise FormInvalid(errors, cleaned)
+    return cleaned
+
+
+def prefill(schema: dict, data: Mapping) -> dict:
+    """Initial values for the form's top-level properties, taken from workflow data."""
+    values = {}
+    for name, view in _properties(_expand([schema], schema), schema).items():
+        if name not in data:
+            continue
+        if any(s.get("x-prefill") is False or s.get("x-secret") for s in view):
+            continue
+        values[name] = copy.deepcopy(data[name])
+    return values
+
+
+def secret_fields(schema: dict) -> set[str]:
+    """Dotted paths of x-secret properties; ``*`` stands for any array index."""
+    found: set[str] = set()
+
+    def walk(view: list[dict], prefix: str, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            return
+        for name, sub in _properties(view, schema).items():
+            path = prefix + name
+            if any(s.get("x-secret") for s in sub):
+                found.add(path)
+                continue
+            walk(sub, path + ".", depth + 1)
+            item_view = _expand([s["items"] for s in sub if "items" in s], schema)
+            if item_view:
+                walk(item_view, path + ".*.", depth + 1)
+
+    walk(_expand([schema], schema), "", 0)
+    return found
+
+
+def strip_secrets(schema: dict, data: Mapping) -> dict:
+    """A copy of data without the x-secret values (for logs, audit payloads, pages)."""
+    result = copy.deepcopy(dict(data))
+    for path in secret_fields(schema):
+        _remove_path(result, path.split("."))
+    return result
+
+
+def _remove_path(node: Any, parts: list[str]) -> None:
+    head, rest = parts[0], parts[1:]
+    if head == "*":
+        children = node if isinstance(node, list) else []
+        for child in children:
+            if rest:
+                _remove_path(child, rest)
+        return
+    if not isinstance(node, dict) or head not in node:
+        return
+    if rest:
+        _remove_path(node[head], rest)
+    else:
+        del node[head]
+
+
+# --- model checks --------------------------------------------------------------------
+
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SCHEMA_SINGLE = (
+    "items",
+    "additionalProperties",
+    "not",
+    "if",
+    "then",
+    "else",
+    "contains",
+    "propertyNames",
+    "unevaluatedItems",
+    "unevaluatedProperties",
+)
+_SCHEMA_SEQUENCES = ("allOf", "anyOf", "oneOf", "prefixItems")
+
+
+def _walk_schemas(schema: Any, pointer: str = "", depth: int = 0):
+    if not isinstance(schema, dict) or depth > 64:
+        return
+    yield pointer, schema
+    for key in _SCHEMA_MAPS:
+        if isinstance(schema.get(key), dict):
+            for name, sub in schema[key].items():
+                yield from _walk_schemas(sub, f"{pointer}/{key}/{name}", depth + 1)
+    for key in _SCHEMA_SINGLE:
+        yield from _walk_schemas(schema.get(key), f"{pointer}/{key}", depth + 1)
+    for key in _SCHEMA_SEQUENCES:
+        if isinstance(schema.get(key), list):
+            for index, sub in enumerate(schema[key]):
+                yield from _walk_schemas(sub, f"{pointer}/{key}/{index}", depth + 1)
+
+
+def _check_rules(rules: Any, at: str, schema: dict, root: dict) -> list[str]:
+    if not isinstance(rules, list):
+        return [f"{at}: x-rules deve ser uma lista."]
+    problems = []
+    view = _expand([schema], root, conditional=False)
+    props = _properties(view, root)
+    for index, rule in enumerate(rules):
+        where = f"{at}/x-rules/{index}"
+        if not isinstance(rule, dict):
+            problems.append(f"{where}: cada regra deve ser um objeto.")
+            continue
+        name = rule.get("rule")
+        if name not in RULES:
+            problems.append(f"{where}: regra desconhecida {name!r} (conhecidas: {sorted(RULES)}).")
+            continue
+        fields = rule.get("fields")
+        if (
+            not isinstance(fields, list)
+            or not fields
+            or not all(isinstance(f, str) for f in fields)
+        ):
+            problems.append(f"{where}: 'fields' deve ser uma lista de nomes de campos.")
+            continue
+        expected = {"lte": 2, "same_uf": 1, "unique": 1}.get(name)
+        if expected is not None and len(fields) != expected:
+            problems.append(f"{where}: a regra {name} usa exatamente {expected} campo(s).")
+        for name_ in fields:
+            if not _field_view(view, name_, root):
+                problems.append(f"{where}: campo {name_!r} não existe no esquema.")
+        if "message" in rule and not isinstance(rule["message"], str):
+            problems.append(f"{where}: 'message' deve ser um texto.")
+        item_field = rule.get("item_field")
+        if item_field is not None:
+            if not isinstance(item_field, str) or name not in ("same_uf", "unique"):
+                problems.append(f"{where}: 'item_field' só vale como texto em same_uf e unique.")
+            elif fields and fields[0] in props:
+                item_view = _items_view(props[fields[0]], 0, root)
+                if not _field_view(item_view, item_field, root):
+                    problems.append(f"{where}: campo {item_field!r} não existe nos itens.")
+    return problems
+
+
+def check_form_schema(schema: Any) -> list[str]:
+    """Problems that make a form schema unusable; an empty list means it is fine."""
+    if not isinstance(schema, dict):
+        return ["O esquema do formulário deve ser um objeto JSON."]
+    meta = jsonschema_validators.validator_for(Draft202012Validator.META_SCHEMA)
+    meta_validator = meta(Draft202012Validator.META_SCHEMA)
+    problems = [
+        f"/{'/'.join(str(p) for p in error.absolute_path)}: esquema inválido: {error.message}"
+        for error in meta_validator.iter_errors(schema)
+    ]
+    if problems:
+        return problems[:20]
+    if schema.get("type") != "object":
+        problems.append('O esquema do formulário deve ter "type": "object".')
+    for pointer, sub in _walk_schemas(schema):
+        at = pointer or "/"
+        fmt = sub.get("format")
+        if fmt is not None and fmt not in KNOWN_FORMATS:
+            problems.append(
+                f"{at}: formato desconhecido {fmt!r} (conhecidos: {sorted(KNOWN_FORMATS)})."
+            )
+        if "pattern" in sub:
+            try:
+                re.compile(sub["pattern"])
+            except (re.error, TypeError):
+                problems.append(f"{at}: expressão regular inválida em 'pattern'.")
+        ref = sub.get("$ref")
+        if isinstance(ref, str) and _resolve_ref(ref, schema) is None:
+            problems.append(f"{at}: $ref {ref!r} não encontrada (só referências locais).")
+        if "x-accept" in sub:
+            accept = sub["x-accept"]
+            if fmt != "file":
+                problems.append(f'{at}: x-accept só vale em campos com format "file".')
+            if (
+                not isinstance(accept, list)
+                or not accept
+                or not all(isinstance(a, str) for a in accept)
+            ):
+                problems.append(f"{at}: x-accept deve ser uma lista não vazia de tipos.")
+        for flag in ("x-secret", "x-prefill"):
+            if flag in sub and not isinstance(sub[flag], bool):
+                problems.append(f"{at}: {flag} deve ser true ou false.")
+        if "x-messages" in sub:
+            messages = sub["x-messages"]
+            if not isinstance(messages, dict) or not all(
+                isinstance(v, str) for v in messages.values()
+            ):
+                problems.append(f"{at}: x-messages deve mapear palavra-chave para texto.")
+        options_from = sub.get("x-options-from", "")
+        if not isinstance(options_from, str) or (options_from and sub.get("type") != "array"):
+            problems.append(f"{at}: x-options-from deve ser um caminho (texto) em um array.")
+        if "x-rules" in sub:
+            problems.extend(_check_rules(sub["x-rules"], at, sub, schema))
+    return problems

@@ -1,0 +1,8 @@
+"""Imports every model module so the metadata knows all tables (Alembic, tests)."""
+
+from engine.accounts.models import ApiToken, Membership, Organization, User  # noqa: F401
+from engine.audit.models import AuditChain, AuditEvent  # noqa: F401
+from engine.definitions.models import ProcessDefinition  # noqa: F401
+from engine.establishments.models import Establishment, Portfolio  # noqa: F401
+from engine.files.models import StoredFile  # noqa: F401
+from engine.runtime.models import ProcessInstance, Task  # noqa: F401

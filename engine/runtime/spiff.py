@@ -1,0 +1,185 @@
+"""The SpiffWorkflow adapter: parsing, the spec cache, and spec-less serialization.
+
+The parsed spec of a deployed version is cached in memory per definition id; an instance's
+saved state holds only its task tree and data, and gets the cached spec back on load.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
+from SpiffWorkflow.task import Task as SpiffTask
+from SpiffWorkflow.task import TaskState
+
+SERIALIZER_VERSION_KEY = "serializer_version"
+
+
+class _SpecLessWorkflowConverter(BpmnWorkflowConverter):
+    """Writes a workflow without its spec; reads one back given the spec."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["spec"] = workflow.spec.name
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None) -> BpmnWorkflow:
+        dct.pop("spec", None)
+        dct.pop("subprocess_specs", None)
+        workflow = self.target_class(spec, subprocess_specs or {}, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+_config = dict(SPIFF_CONFIG)
+_config[BpmnWorkflow] = _SpecLessWorkflowConverter
+_registry = BpmnWorkflowSerializer.configure(_config)
+_state_serializer = BpmnWorkflowSerializer(_registry)
+# The full (spec-embedding) serializer, for exports and round-trip tests.
+full_serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+
+
+@dataclass
+class LoadedSpec:
+    process_key: str
+    spec: Any
+    subprocess_specs: dict[str, Any]
+    files: dict[str, Any]
+    manifest: dict[str, Any]
+    lanes: dict[str, str] = field(default_factory=dict)  # lane name -> role
+    stages: list[str] = field(default_factory=list)
+
+
+class SpecError(Exception):
+    pass
+
+
+def parse(bpmn_xml: str, process_key: str, filename: str = "process.bpmn") -> tuple[Any, dict[str, Any]]:
+    parser = SpiffBpmnParser(validator=VALIDATOR)
+    try:
+        parser.add_bpmn_str(bpmn_xml.encode("utf-8"), filename)
+        return parser.get_spec(process_key), parser.get_subprocess_specs(process_key)
+    except Exception as exc:  # the library raises many kinds; all mean "cannot deploy"
+        raise SpecError(f"{filename}: {exc}") from exc
+
+
+_cache: dict[int, LoadedSpec] = {}
+_cache_lock = threading.Lock()
+
+
+def cached_spec(definition: Any) -> LoadedSpec:
+    """The parsed spec of a deployed definition, parsed once per process."""
+    loaded = _cache.get(definition.id)
+    if loaded is not None:
+        return loaded
+    with _cache_lock:
+        loaded = _cache.get(definition.id)
+        if loaded is None:
+            spec, subs = parse(definition.bpmn_xml, definition.key, f"{definition.key}.bpmn")
+            manifest = definition.manifest or {}
+            loaded = LoadedSpec(
+                process_key=definition.key,
+                spec=spec,
+                subprocess_specs=subs,
+                files=definition.files,
+                manifest=manifest,
+                lanes=dict(manifest.get("lanes", {})),
+                stages=list(manifest.get("stages", [])),
+            )
+            _cache[definition.id] = loaded
+    return loaded
+
+
+def clear_cache() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
+def new_workflow(loaded: LoadedSpec, data: dict[str, Any]) -> BpmnWorkflow:
+    workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs)
+    # Initial data must go on the root task: setting workflow.data does not reach tasks.
+    workflow.task_tree.data = dict(data)
+    workflow.do_engine_steps()
+    return workflow
+
+
+def dump_state(workflow: BpmnWorkflow) -> str:
+    _registry._encoder_mode = True
+    try:
+        dct = _state_serializer.to_dict(workflow)
+    finally:
+        _registry._encoder_mode = False
+    dct[SERIALIZER_VERSION_KEY] = _state_serializer.VERSION
+    return json.dumps(dct, separators=(",", ":"), ensure_ascii=False)
+
+
+def load_state(loaded: LoadedSpec, state: str) -> BpmnWorkflow:
+    dct = json.loads(state)
+    _state_serializer.migrate(dct)
+    return _state_serializer.from_dict(dct, spec=loaded.spec, subprocess_specs=loaded.subprocess_specs)
+
+
+def properties(task_spec: Any) -> dict[str, str]:
+    ext = getattr(task_spec, "extensions", None) or {}
+    return dict(ext.get("properties", {}) or {})
+
+
+def ready_human_tasks(workflow: BpmnWorkflow) -> list[SpiffTask]:
+    return workflow.get_tasks(state=TaskState.READY, manual=True)
+
+
+def is_ready_human(task: SpiffTask | None) -> bool:
+    return task is not None and task.state == TaskState.READY and bool(task.task_spec.manual)
+
+
+def find_task(workflow: BpmnWorkflow, task_id: str) -> SpiffTask | None:
+    try:
+        return workflow.get_task_from_id(UUID(task_id))
+    except Exception:  # unknown id or malformed UUID: same answer
+        return None
+
+
+def is_completed_state(task: SpiffTask | None) -> bool:
+    return task is not None and task.state == TaskState.COMPLETED
+
+
+def end_stage(workflow: BpmnWorkflow) -> str | None:
+    """The ``stage`` property of the end event the workflow finished on, if any."""
+    for task in workflow.get_tasks(state=TaskState.COMPLETED):
+        if type(task.task_spec).__name__ == "EndEvent":
+            stage = properties(task.task_spec).get("stage")
+            if stage:
+                return stage
+    return None
+
+
+def next_timer_due(workflow: BpmnWorkflow) -> datetime | None:
+    """The earliest time a waiting timer event is due, for the scheduler's indexed sweep."""
+    due: list[datetime] = []
+    for event in workflow.waiting_events():
+        if "Timer" not in str(event.event_type):
+            continue
+        value = event.value
+        if isinstance(value, str):
+            try:
+                value = datetime.fromisoformat(value)
+            except ValueError:
+                continue
+        if isinstance(value, datetime):
+            due.append(value if value.tzinfo else value.replace(tzinfo=UTC))
+    return min(due) if due else None

@@ -1,0 +1,118 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL.
+
+SQLite: the migrated schema is built once and copied per test. PostgreSQL: a database of
+its own is created for the run, migrated once, and truncated before each test. Under
+``CI=true`` an unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import text
+
+from engine import settings as settings_mod
+from engine.audit import service as audit
+from engine.db import Base, Database
+from engine.runtime import spiff
+from tests.builders import Builders
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _pg_admin_url() -> str:
+    return os.environ.get("CREDENCIA_TEST_POSTGRES_URL", DEFAULT_PG)
+
+
+def _migrate(url: str) -> None:
+    from web.cli import upgrade_database
+
+    upgrade_database(url)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    _migrate(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    admin = _pg_admin_url()
+    try:
+        conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI and is unreachable at {admin}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {admin}: {exc}")
+    name = f"credencia_test_{uuid.uuid4().hex[:10]}"
+    with conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base, _, _ = admin.rpartition("/")
+    url = f"{base}/{name}"
+    _migrate(url)
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _truncate(db: Database) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        if request.node.get_closest_marker("postgres_only"):
+            pytest.skip("this test is about PostgreSQL's row locks")
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "credencia.db"
+        shutil.copy(template, path)
+        return f"sqlite:///{path}"
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    database.on_denied = audit.record_denial
+    if database.dialect == "postgresql":
+        _truncate(database)
+    spiff.clear_cache()  # definition ids restart in every test database
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str) -> settings_mod.Settings:
+    return settings_mod.Settings(database_url=db_url, processes_dir=ROOT / "processes", secret_key="test")
+
+
+@pytest.fixture
+def app(settings: settings_mod.Settings, db: Database):  # type: ignore[no-untyped-def]
+    from web import create_app
+
+    application = create_app(settings, db)
+    application.config["TESTING"] = True
+    return application
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+@pytest.fixture
+def make(db: Database, app) -> Builders:  # type: ignore[no-untyped-def]
+    """Test-data builders; depends on ``app`` so the processes are deployed."""
+    return Builders(db)

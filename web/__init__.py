@@ -1,0 +1,59 @@
+"""The Flask application: pages, forms and the JSON API over the engine's services."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from engine import settings as settings_mod
+from engine.audit import service as audit
+from engine.db import Database
+from engine.definitions import service as definitions
+from engine.establishments import service as establishments
+
+log = logging.getLogger(__name__)
+# Multipart overhead allowed on top of the file limit before a request is refused unread.
+MULTIPART_SLACK = 64 * 1024
+
+
+def create_app(settings: settings_mod.Settings | None = None, db: Database | None = None) -> Flask:
+    settings = settings or settings_mod.load()
+    app = Flask(__name__, instance_path=str(Path(settings_mod.ROOT) / "instance"))
+    _configure(app, settings)
+    db = db or Database(settings.database_url)
+    db.on_denied = audit.record_denial
+    app.extensions["credencia.db"] = db
+    app.extensions["credencia.settings"] = settings
+    _deploy_processes(db, settings)
+    _register_blueprints(app)
+    return app
+
+
+def _configure(app: Flask, settings: settings_mod.Settings) -> None:
+    app.config.update(
+        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_SLACK,
+        JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+
+def _deploy_processes(db: Database, settings: settings_mod.Settings) -> None:
+    with db.write() as session:
+        establishments.load_portfolios(session, settings.processes_dir / "portfolios.json")
+    for definition, created in definitions.deploy_all(db, settings.processes_dir):
+        if created:
+            log.info("deployed %s version %s", definition.key, definition.version)
+
+
+def _register_blueprints(app: Flask) -> None:
+    from web.api.views import bp as api_bp
+    from web.pages import bp as pages_bp
+
+    app.register_blueprint(api_bp)
+    app.register_blueprint(pages_bp)

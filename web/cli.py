@@ -1,0 +1,318 @@
+"""The ``credencia`` command: a thin face over the engine's services, like the pages and API."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from pathlib import Path
+
+import click
+from sqlalchemy import select
+
+from engine import settings as settings_mod
+from engine.accounts import service as accounts
+from engine.accounts.actor import Actor
+from engine.audit import service as audit
+from engine.db import Database
+from engine.definitions import service as definitions
+from engine.errors import DomainError, Invalid
+from engine.establishments import service as establishments
+
+
+def _cli_actor() -> Actor:
+    return Actor(user_id=None, label=f"cli:{getpass.getuser()}", is_system=True)
+
+
+def _db() -> Database:
+    db = Database(settings_mod.load().database_url)
+    db.on_denied = audit.record_denial
+    return db
+
+
+def _fail(exc: DomainError) -> None:
+    click.echo(f"erro: {exc.message}", err=True)
+    if isinstance(exc, Invalid):
+        for field, message in exc.errors.items():
+            click.echo(f"  {field}: {message}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """Credencia — credenciamento de estabelecimentos de saúde na RNDS."""
+
+
+# ------------------------------------------------------------------ database
+
+
+@main.group()
+def db() -> None:
+    """Migrações do banco de dados."""
+
+
+def alembic_config(url: str | None = None):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(settings_mod.ROOT / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", (url or settings_mod.load().database_url).replace("%", "%%"))
+    return cfg
+
+
+def upgrade_database(url: str | None = None, revision: str = "head") -> None:
+    from alembic import command
+
+    url = url or settings_mod.load().database_url
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    command.upgrade(alembic_config(url), revision)
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Aplica as migrações até REVISION (padrão: head)."""
+    upgrade_database(revision=revision)
+    click.echo("banco de dados atualizado")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Desfaz migrações até REVISION (ex.: base)."""
+    from alembic import command
+
+    command.downgrade(alembic_config(), revision)
+
+
+@db.command("current")
+def db_current() -> None:
+    from alembic import command
+
+    command.current(alembic_config())
+
+
+# ------------------------------------------------------------------ organizations, users, tokens
+
+
+@main.group()
+def orgs() -> None:
+    """Organizações."""
+
+
+@orgs.command("create")
+@click.argument("slug")
+@click.option("--name", required=True)
+def orgs_create(slug: str, name: str) -> None:
+    try:
+        with _db().write() as session:
+            org = accounts.create_org(session, _cli_actor(), slug, name)
+            click.echo(f"organização criada: {org.slug} ({org.name})")
+    except DomainError as exc:
+        _fail(exc)
+
+
+@main.group()
+def users() -> None:
+    """Usuários e papéis."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--org", "org_slug", required=True)
+@click.option("--role", required=True, type=click.Choice(["admin", "gestor", "integrador", "datasus", "auditor"]))
+@click.option("--establishment", "cnes", multiple=True, help="CNES (gestor/integrador); repita para vários.")
+@click.option("--password", default=None, help="Senha; gerada e impressa quando omitida.")
+@click.option("--name", default="")
+def users_create(email: str, org_slug: str, role: str, cnes: tuple[str, ...], password: str | None, name: str) -> None:
+    try:
+        with _db().write() as session:
+            user, new_password = accounts.create_user(
+                session, _cli_actor(), email, org_slug=org_slug, role=role,
+                establishments=cnes, password=password, name=name,
+            )  # fmt: skip
+            click.echo(f"{user.email}: papel {role} em {org_slug}")
+            if new_password and password is None:
+                click.echo(f"senha: {new_password}")
+    except DomainError as exc:
+        _fail(exc)
+
+
+@main.group()
+def tokens() -> None:
+    """Tokens da API."""
+
+
+@tokens.command("create")
+@click.argument("email")
+@click.option("--name", default="")
+def tokens_create(email: str, name: str) -> None:
+    """Cria um token; ele é impresso na última linha e não pode ser recuperado depois."""
+    try:
+        with _db().write() as session:
+            token = accounts.create_token(session, _cli_actor(), email, name)
+        click.echo(f"token criado para {email} (guarde-o; não será mostrado de novo):")
+        click.echo(token)
+    except DomainError as exc:
+        _fail(exc)
+
+
+# ------------------------------------------------------------------ establishments
+
+
+@main.group("establishments")
+def establishments_group() -> None:
+    """Estabelecimentos."""
+
+
+@establishments_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--org", "org_slug", required=True)
+@click.option("--skip-invalid", is_flag=True, help="Importa as linhas válidas e relata as inválidas.")
+def establishments_import(file: Path, org_slug: str, skip_invalid: bool) -> None:
+    """Importa um CSV (cnes,cnpj,razao_social,nome_fantasia,uf,municipio,cep,endereco,telefone,email[,cnes_pai])."""
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        text = file.read_text(encoding="latin-1")
+    try:
+        with _db().write() as session:
+            org = accounts.get_org(session, org_slug)
+            report = establishments.import_csv(session, _cli_actor(), org.id, text, skip_invalid=skip_invalid)
+    except establishments.ImportFailed as exc:
+        click.echo(f"erro: {exc.message}", err=True)
+        for error in exc.report.errors:
+            click.echo(f"  {error}", err=True)
+        sys.exit(1)
+    except DomainError as exc:
+        _fail(exc)
+    for error in report.errors:
+        click.echo(f"  ignorada: {error}", err=True)
+    click.echo(f"{report.rows} linhas: {report.created} criados, {report.updated} atualizados, {report.skipped} ignorados")
+
+
+# ------------------------------------------------------------------ processes
+
+
+@main.group()
+def processes() -> None:
+    """Definições de processo (BPMN)."""
+
+
+@processes.command("deploy")
+def processes_deploy() -> None:
+    """Implanta processes/*.bpmn; um arquivo alterado vira nova versão."""
+    try:
+        for definition, created in definitions.deploy_all(_db(), settings_mod.load().processes_dir, _cli_actor()):
+            state = "nova versão" if created else "sem mudança"
+            click.echo(f"{definition.key} v{definition.version}: {state}")
+    except definitions.DeployError as exc:
+        click.echo(f"erro: {exc}", err=True)
+        sys.exit(1)
+
+
+@processes.command("list")
+def processes_list() -> None:
+    from engine.runtime.models import ProcessInstance
+    from sqlalchemy import func
+
+    with _db().read() as session:
+        counts = dict(
+            session.execute(
+                select(ProcessInstance.definition_id, func.count()).group_by(ProcessInstance.definition_id)
+            ).all()
+        )
+        rows = definitions.list_definitions(session)
+    if not rows:
+        click.echo("nenhum processo implantado")
+    for d in rows:
+        click.echo(f"{d.key}\tv{d.version}\t{d.title}\t{d.content_hash[:12]}\t{d.deployed_at:%Y-%m-%d %H:%M}\t{counts.get(d.id, 0)} instância(s)")
+
+
+# ------------------------------------------------------------------ audit
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """Trilha de auditoria."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Verifica a cadeia de hashes; informa o primeiro elo quebrado."""
+    with _db().read() as session:
+        checked, broken = audit.verify(session)
+    if broken:
+        click.echo(f"QUEBRADA após {checked} evento(s): {broken}", err=True)
+        sys.exit(1)
+    click.echo(f"íntegra: {checked} evento(s) verificados")
+
+
+# ------------------------------------------------------------------ demo and serving
+
+
+@main.group()
+def demo() -> None:
+    """Dados de demonstração."""
+
+
+@demo.command("load")
+def demo_load() -> None:
+    """Carrega a organização de demonstração (uma vez; depois não faz nada)."""
+    from engine import demo as demo_mod
+
+    db = _db()
+    result = demo_mod.load(db, settings_mod.load())
+    if result is None:
+        click.echo("dados de demonstração já carregados (senhas e tokens foram mostrados na primeira carga;")
+        click.echo(f"estão em {demo_mod.credentials_path(settings_mod.load())})")
+        text = demo_mod.credentials_path(settings_mod.load())
+        if text.exists():
+            click.echo(text.read_text(encoding="utf-8"))
+        return
+    click.echo(result)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@click.option("--workers", default=2, type=int)
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve a aplicação com gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from web import create_app
+
+    app = create_app()
+
+    class _App(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", 4)
+            self.cfg.set("accesslog", "-")
+
+        def load(self):  # type: ignore[no-untyped-def]
+            return app
+
+    click.echo(f"Credencia em http://{host}:{port}")
+    _App().run()
+
+
+@main.command("export-state", hidden=True)
+@click.argument("instance_id", type=int)
+def export_state(instance_id: int) -> None:
+    """Imprime o estado salvo de uma instância (para depuração e fixtures)."""
+    from engine.runtime.models import ProcessInstance
+
+    with _db().read() as session:
+        inst = session.get(ProcessInstance, instance_id)
+        if inst is None:
+            click.echo("instância não encontrada", err=True)
+            sys.exit(1)
+        click.echo(json.dumps(inst.state, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
