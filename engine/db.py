@@ -120,7 +120,7 @@ class Database:
         try:
             yield session
         finally:
-            session.rollback()
+            # close() ends the transaction without expiring loaded objects (rollback would).
             session.close()
 
     @contextmanager

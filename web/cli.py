@@ -259,19 +259,15 @@ def demo() -> None:
 
 @demo.command("load")
 def demo_load() -> None:
-    """Carrega a organização de demonstração (uma vez; depois não faz nada)."""
+    """Carrega a organização de demonstração (uma vez) e imprime os logins."""
     from engine import demo as demo_mod
 
+    settings = settings_mod.load()
     db = _db()
-    result = demo_mod.load(db, settings_mod.load())
-    if result is None:
-        click.echo("dados de demonstração já carregados (senhas e tokens foram mostrados na primeira carga;")
-        click.echo(f"estão em {demo_mod.credentials_path(settings_mod.load())})")
-        text = demo_mod.credentials_path(settings_mod.load())
-        if text.exists():
-            click.echo(text.read_text(encoding="utf-8"))
-        return
-    click.echo(result)
+    definitions.deploy_all(db, settings.processes_dir)
+    with db.write() as session:
+        establishments.load_portfolios(session, settings.processes_dir / "portfolios.json")
+    click.echo(demo_mod.load(db, settings))
 
 
 @main.command()

@@ -60,6 +60,7 @@ DEFAULT_OPTION_KEYS = ("operacao", "metodo")
 # Submitted JSON nested deeper than this is junk; refusing it early keeps every
 # recursive comparison (ours and jsonschema's) far from Python's recursion limit.
 MAX_DEPTH = 32
+MAX_INT_BITS = 1024
 
 REQUIRED = "Campo obrigatório."
 INVALID = "Valor inválido."
@@ -247,12 +248,15 @@ def _keeps_extra(view: list[dict], key: str) -> bool:
 # --- cleaning ------------------------------------------------------------------------
 
 
-def _too_deep(value: Any) -> bool:
+def _is_junk(value: Any) -> bool:
     # Iterative, so the check itself cannot hit the recursion limit.
     stack = [(value, 0)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
+            return True
+        # repr() of an int over 4300 digits raises, and jsonschema's messages use repr().
+        if isinstance(node, int) and node.bit_length() > MAX_INT_BITS:
             return True
         if isinstance(node, Mapping):
             stack.extend((v, depth + 1) for v in node.values())
@@ -769,7 +773,7 @@ def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
     declare, and stores identifiers normalized. Secret values are kept in the result:
     the caller removes them (``strip_secrets``) before logging or auditing.
     """
-    if not isinstance(submitted, Mapping) or _too_deep(submitted):
+    if not isinstance(submitted, Mapping) or _is_junk(submitted):
         raise FormInvalid({FORM_PATH: FORM_INVALID})
     root_view = _expand([schema], schema)
     cleaned = _clean(root_view, submitted, schema)

@@ -122,14 +122,15 @@ def dump_state(workflow: BpmnWorkflow) -> str:
     _registry._encoder_mode = True
     try:
         dct = _state_serializer.to_dict(workflow)
+        dct[SERIALIZER_VERSION_KEY] = _state_serializer.VERSION
+        # The library's encoder handles the objects the registry leaves for it (events).
+        return json.dumps(dct, cls=_state_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False)
     finally:
         _registry._encoder_mode = False
-    dct[SERIALIZER_VERSION_KEY] = _state_serializer.VERSION
-    return json.dumps(dct, separators=(",", ":"), ensure_ascii=False)
 
 
 def load_state(loaded: LoadedSpec, state: str) -> BpmnWorkflow:
-    dct = json.loads(state)
+    dct = json.loads(state, cls=_state_serializer.json_decoder_cls)
     _state_serializer.migrate(dct)
     return _state_serializer.from_dict(dct, spec=loaded.spec, subprocess_specs=loaded.subprocess_specs)
 

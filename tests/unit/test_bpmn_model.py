@@ -593,6 +593,22 @@ def test_form_conventions():
                     assert rule["item_field"] in item_props
 
 
+def test_ui_enum_names_match_the_enums():
+    def walk(ui, props, where):
+        for field, spec in ui.items():
+            if field.startswith("ui:") or not isinstance(spec, dict):
+                continue
+            prop = props[field]
+            if "ui:enumNames" in spec:
+                assert len(spec["ui:enumNames"]) == len(prop["enum"]), (where, field)
+            if "items" in spec and "properties" in prop["items"]:
+                walk(spec["items"], prop["items"]["properties"], f"{where}.{field}[]")
+
+    for schema_file in sorted(FORMS_DIR.glob("*.schema.json")):
+        ui_file = schema_file.with_name(schema_file.name.replace(".schema.json", ".ui.json"))
+        walk(_load_json(ui_file), _load_json(schema_file)["properties"], ui_file.name)
+
+
 def test_avaliacao_acesso_conditional_requirements():
     validator = Draft202012Validator(
         _load_json(FORMS_DIR / "avaliar-solicitacao-acesso.schema.json"))

@@ -643,6 +643,15 @@ def test_absurdly_nested_submission():
     assert errors_of(valid_with(resumo=deep)) == {FORM_PATH: "Dados do formulário inválidos."}
 
 
+def test_absurdly_large_integer_submission():
+    # Cannot come from json.loads, but a Python caller could pass it.
+    for value in (10**5000, -(10**5000)):
+        errors = errors_of(valid_with(atendimentos_min=value))
+        assert errors == {FORM_PATH: "Dados do formulário inválidos."}
+    errors = errors_of(valid_with(atendimentos_max=10**300))
+    assert errors == {"atendimentos_max": "Informe um valor menor ou igual a 1000000."}
+
+
 def test_form_invalid_carries_cleaned_data():
     with pytest.raises(FormInvalid) as excinfo:
         validate_form(SOLICITACAO, valid_with(resumo=" x ", origem="?"), make_ctx())

@@ -1,0 +1,44 @@
+# Credencia — the two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: run test bench lint format install clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	@touch $@
+
+$(TEST_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+install: $(STAMP)
+
+## Start the app (web + API) on SQLite under instance/ with demo data, on http://127.0.0.1:5000
+run: $(STAMP)
+	$(BIN)/credencia db upgrade
+	$(BIN)/credencia processes deploy
+	$(BIN)/credencia demo load
+	$(BIN)/credencia serve --host 127.0.0.1 --port 5000
+
+## Install what the tests need and run them all (ruff + pytest, SQLite and PostgreSQL)
+test: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest
+
+## Benchmarks (prints figures; see docs/PERFORMANCE.md)
+bench: $(TEST_STAMP)
+	$(BIN)/python bench/engine.py
+
+format: $(TEST_STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache
