@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -19,22 +19,20 @@ def is_business_day(day: date) -> bool:
 
 
 def add_business_days(start: datetime, days: int, tz: str = "America/Sao_Paulo") -> datetime:
-    """``start`` plus ``days`` business days, at the same local time of day.
+    """The end (23:59:59 local) of the ``days``-th business day after ``start``.
 
-    A start outside business days counts from the next business day's start, so a task
-    created on Saturday with 3 days is due on Wednesday at midnight (Thursday 00:00).
+    The day the task is created does not count: a 3-business-day analysis created on
+    Thursday 2026-12-24 is due at the end of Wednesday 2026-12-30 (25 December is a holiday).
     """
     zone = ZoneInfo(tz)
-    local = start.astimezone(zone)
-    if not is_business_day(local.date()):
-        day = local.date()
-        while not is_business_day(day):
-            day += timedelta(days=1)
-        local = datetime.combine(day, datetime.min.time(), zone)
-    day = local.date()
-    remaining = days
+    day = start.astimezone(zone).date()
+    remaining = max(days, 0)
     while remaining > 0:
         day += timedelta(days=1)
         if is_business_day(day):
             remaining -= 1
-    return datetime.combine(day, local.timetz().replace(tzinfo=None), zone).astimezone(start.tzinfo)
+    if days <= 0:
+        while not is_business_day(day):
+            day += timedelta(days=1)
+    end = datetime.combine(day, time(23, 59, 59), zone)
+    return end.astimezone(start.tzinfo)

@@ -1,7 +1,7 @@
 """Fixtures: every database test runs on SQLite and on PostgreSQL.
 
-SQLite: the migrated schema is built once and copied per test. PostgreSQL: a database of
-its own is created for the run, migrated once, and truncated before each test. Under
+SQLite: the schema is built once and copied per test. PostgreSQL: a database of
+its own is created for the run, its schema built once, and truncated before each test. Under
 ``CI=true`` an unreachable PostgreSQL fails the run instead of skipping.
 """
 
@@ -31,16 +31,21 @@ def _pg_admin_url() -> str:
     return os.environ.get("CREDENCIA_TEST_POSTGRES_URL", DEFAULT_PG)
 
 
-def _migrate(url: str) -> None:
-    from web.cli import upgrade_database
+def _create_schema(url: str) -> None:
+    """The models' schema (tests/integration/test_migrations.py proves the migrations build
+    exactly this)."""
+    import engine.models  # noqa: F401
+    from engine.db import make_engine
 
-    upgrade_database(url)
+    eng = make_engine(url)
+    Base.metadata.create_all(eng)
+    eng.dispose()
 
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
-    _migrate(f"sqlite:///{path}")
+    _create_schema(f"sqlite:///{path}")
     return path
 
 
@@ -58,7 +63,7 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'CREATE DATABASE "{name}"')
     base, _, _ = admin.rpartition("/")
     url = f"{base}/{name}"
-    _migrate(url)
+    _create_schema(url)
     yield url
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -197,17 +197,19 @@ def _expand(schemas: Iterable[Any], root: Any, conditional: bool = True) -> list
     return out
 
 
-def _properties(view: list[dict], root: Any) -> dict[str, list[dict]]:
-    props: dict[str, list[dict]] = {}
+def _properties(view: list[dict], root: Any, expand: bool = True) -> dict[str, list]:
+    props: dict[str, list] = {}
     for schema in view:
         declared = schema.get("properties")
         if isinstance(declared, dict):
             for name, sub in declared.items():
                 props.setdefault(name, []).append(sub)
+    if not expand:
+        return props
     return {name: _expand(subs, root) for name, subs in props.items()}
 
 
-def _items_view(view: list[dict], index: int, root: Any) -> list[dict]:
+def _items_view(view: list[dict], index: int, root: Any, expand: bool = True) -> list:
     subs = []
     for schema in view:
         prefix = schema.get("prefixItems")
@@ -215,7 +217,7 @@ def _items_view(view: list[dict], index: int, root: Any) -> list[dict]:
             subs.append(prefix[index])
         elif "items" in schema:
             subs.append(schema["items"])
-    return _expand(subs, root)
+    return _expand(subs, root) if expand else subs
 
 
 def _view_format(view: list[dict]) -> str | None:
@@ -720,6 +722,7 @@ def _option_key(item: Any, keys: tuple[str, ...]) -> Any:
 
 
 def _check_options(view, items, path, ctx, errors) -> None:
+    # view: the array property's own schemas (not conditional branches)
     source = next(
         (s["x-options-from"] for s in view if isinstance(s.get("x-options-from"), str)), None
     )
@@ -741,26 +744,30 @@ def _check_options(view, items, path, ctx, errors) -> None:
             errors.setdefault(item_path, message)
 
 
-def _apply_rules(view, value, prefix, ctx, errors, root) -> None:
+def _apply_rules(raw: list, value, prefix, ctx, errors, root) -> None:
+    """Run x-rules and x-options-from over the cleaned data, after the schema checks.
+
+    ``raw`` are the schemas declared for this value. Rules are read from them, their
+    $refs and allOf parts, never from if/then/else or anyOf/oneOf branches, which
+    may not apply to this value.
+    """
+    view = _expand(raw, root)
+    own = _expand(raw, root, conditional=False)
     if isinstance(value, dict):
-        # Rules come from the object's own schema and its allOf parts, not from
-        # branches that may not apply.
-        for schema in _expand(view, root, conditional=False):
+        for schema in own:
             for rule in schema.get("x-rules") or ():
                 func = _RULE_FUNCTIONS.get(rule.get("rule")) if isinstance(rule, dict) else None
                 if func is not None:
                     func(rule, value, view, prefix, ctx, errors, root)
-        props = _properties(view, root)
+        props = _properties(own, root, expand=False)
         for key, item in value.items():
             if key in props:
                 _apply_rules(props[key], item, f"{prefix}{key}.", ctx, errors, root)
     elif isinstance(value, list):
-        path = prefix[:-1]
-        _check_options(view, value, path, ctx, errors)
+        _check_options(own, value, prefix[:-1], ctx, errors)
         for index, item in enumerate(value):
-            _apply_rules(
-                _items_view(view, index, root), item, f"{prefix}{index}.", ctx, errors, root
-            )
+            subs = _items_view(own, index, root, expand=False)
+            _apply_rules(subs, item, f"{prefix}{index}.", ctx, errors, root)
 
 
 # --- public API ----------------------------------------------------------------------
@@ -781,7 +788,7 @@ def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
         cleaned = {}
     validator = _FormValidator(schema, format_checker=_format_checker(ctx))
     errors = _schema_errors(validator, cleaned)
-    _apply_rules(root_view, cleaned, "", ctx, errors, schema)
+    _apply_rules([schema], cleaned, "", ctx, errors, schema)
     if errors:
         raise FormInvalid(errors, cleaned)
     return cleaned
@@ -862,20 +869,28 @@ _SCHEMA_SINGLE = (
 _SCHEMA_SEQUENCES = ("allOf", "anyOf", "oneOf", "prefixItems")
 
 
-def _walk_schemas(schema: Any, pointer: str = "", depth: int = 0):
+# Keywords whose subschemas may not apply to the value: rules there are never run.
+_BRANCHES = frozenset({"if", "then", "else", "not", "anyOf", "oneOf", "dependentSchemas"})
+
+
+def _walk_schemas(schema: Any, pointer: str = "", in_branch: bool = False, depth: int = 0):
+    """(JSON pointer, subschema, inside a conditional branch?) for every subschema."""
     if not isinstance(schema, dict) or depth > 64:
         return
-    yield pointer, schema
+    yield pointer, schema, in_branch
     for key in _SCHEMA_MAPS:
         if isinstance(schema.get(key), dict):
+            branch = in_branch or key in _BRANCHES
             for name, sub in schema[key].items():
-                yield from _walk_schemas(sub, f"{pointer}/{key}/{name}", depth + 1)
+                yield from _walk_schemas(sub, f"{pointer}/{key}/{name}", branch, depth + 1)
     for key in _SCHEMA_SINGLE:
-        yield from _walk_schemas(schema.get(key), f"{pointer}/{key}", depth + 1)
+        branch = in_branch or key in _BRANCHES
+        yield from _walk_schemas(schema.get(key), f"{pointer}/{key}", branch, depth + 1)
     for key in _SCHEMA_SEQUENCES:
         if isinstance(schema.get(key), list):
+            branch = in_branch or key in _BRANCHES
             for index, sub in enumerate(schema[key]):
-                yield from _walk_schemas(sub, f"{pointer}/{key}/{index}", depth + 1)
+                yield from _walk_schemas(sub, f"{pointer}/{key}/{index}", branch, depth + 1)
 
 
 def _check_rules(rules: Any, at: str, schema: dict, root: dict) -> list[str]:
@@ -934,7 +949,7 @@ def check_form_schema(schema: Any) -> list[str]:
         return problems[:20]
     if schema.get("type") != "object":
         problems.append('O esquema do formulário deve ter "type": "object".')
-    for pointer, sub in _walk_schemas(schema):
+    for pointer, sub, in_branch in _walk_schemas(schema):
         at = pointer or "/"
         fmt = sub.get("format")
         if fmt is not None and fmt not in KNOWN_FORMATS:
@@ -971,6 +986,8 @@ def check_form_schema(schema: Any) -> list[str]:
         options_from = sub.get("x-options-from", "")
         if not isinstance(options_from, str) or (options_from and sub.get("type") != "array"):
             problems.append(f"{at}: x-options-from deve ser um caminho (texto) em um array.")
-        if "x-rules" in sub:
+        if "x-rules" in sub and in_branch:
+            problems.append(f"{at}: x-rules dentro de if/then/else, anyOf ou oneOf não é aplicada.")
+        elif "x-rules" in sub:
             problems.extend(_check_rules(sub["x-rules"], at, sub, schema))
     return problems

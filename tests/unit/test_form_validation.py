@@ -785,3 +785,34 @@ def test_check_form_schema_catches_rules_on_items_and_bad_refs():
     assert "$ref '#/$defs/missing' não encontrada" in problems
     assert "campo 'cnes' não existe nos itens" in problems
     assert "x-options-from deve ser um caminho" in problems
+
+
+def test_rules_in_conditional_branches_are_flagged_and_not_run():
+    schema = {
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "if": {"required": ["a"]},
+        "then": {"x-rules": [{"rule": "lte", "fields": ["a", "b"]}]},
+    }
+    problems = check_form_schema(schema)
+    assert problems == ["/then: x-rules dentro de if/then/else, anyOf ou oneOf não é aplicada."]
+    assert validate_form(schema, {"a": 2, "b": 1}, make_ctx()) == {"a": 2, "b": 1}
+
+
+def test_rules_on_items_reached_through_ref_and_all_of():
+    schema = {
+        "type": "object",
+        "$defs": {
+            "periodo": {
+                "type": "object",
+                "properties": {"inicio": {"format": "time"}, "fim": {"format": "time"}},
+                "x-rules": [{"rule": "lte", "fields": ["inicio", "fim"], "message": "Fim antes."}],
+            }
+        },
+        "allOf": [{"properties": {"p": {"type": "array", "items": {"$ref": "#/$defs/periodo"}}}}],
+    }
+    assert check_form_schema(schema) == []
+    errors = errors_of({"p": [{"inicio": "10:00", "fim": "09:00", "junk": 1}]}, schema)
+    assert errors == {"p.0.fim": "Fim antes."}
+    cleaned = validate_form(schema, {"p": [{"inicio": " 08:00 ", "junk": 1}]}, make_ctx())
+    assert cleaned == {"p": [{"inicio": "08:00"}]}
