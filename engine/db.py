@@ -119,6 +119,10 @@ class Database:
         session = self.session_factory()
         try:
             yield session
+        except Forbidden as denial:
+            session.close()
+            self._audit_denial(denial)
+            raise
         finally:
             # close() ends the transaction without expiring loaded objects (rollback would).
             session.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
@@ -28,6 +29,8 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     app.extensions["credencia.db"] = db
     app.extensions["credencia.settings"] = settings
     _deploy_processes(db, settings)
+    _setup_i18n(app)
+    _setup_security(app)
     _register_blueprints(app)
     return app
 
@@ -39,8 +42,28 @@ def _configure(app: Flask, settings: settings_mod.Settings) -> None:
         JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="credencia_session",
+        # Secure whenever the site is served over HTTPS (see web.security.SessionInterface too).
+        SESSION_COOKIE_SECURE=settings.base_url.startswith("https://"),
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=10),
+        WTF_CSRF_TIME_LIMIT=10 * 3600,
+        WTF_CSRF_SSL_STRICT=True,
+        BABEL_DEFAULT_LOCALE="pt_BR",
+        BABEL_DEFAULT_TIMEZONE=settings.timezone,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+
+def _setup_i18n(app: Flask) -> None:
+    from web import i18n
+
+    i18n.setup(app)
+
+
+def _setup_security(app: Flask) -> None:
+    from web import security
+
+    security.setup(app)
 
 
 def _deploy_processes(db: Database, settings: settings_mod.Settings) -> None:
@@ -52,8 +75,10 @@ def _deploy_processes(db: Database, settings: settings_mod.Settings) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from web import security
     from web.api.views import bp as api_bp
-    from web.pages import bp as pages_bp
+    from web.ui import register as register_ui
 
     app.register_blueprint(api_bp)
-    app.register_blueprint(pages_bp)
+    security.exempt_api(app, api_bp)
+    register_ui(app)

@@ -18,6 +18,7 @@ from engine.accounts.actor import Actor
 from engine.audit import service as audit
 from engine.definitions.models import ProcessDefinition
 from engine.errors import NotFound
+from engine.forms import validation as forms
 from engine.runtime import spiff
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,22 @@ def read_bundle(bpmn_path: Path) -> Bundle:
     )
 
 
+def form_problems(bundle: Bundle) -> list[str]:
+    """Forms named by user tasks that are missing or are not valid form schemas."""
+    root = etree.fromstring(bundle.bpmn_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False))
+    problems = []
+    for prop in root.iter("{http://spiffworkflow.org/bpmn/schema/1.0/core}property"):
+        if prop.get("name") != "formJsonSchemaFilename":
+            continue
+        name = prop.get("value") or ""
+        schema = bundle.files.get(name)
+        if schema is None:
+            problems.append(f"formulário {name} não encontrado")
+            continue
+        problems += [f"{name}: {p}" for p in forms.check_form_schema(schema)]
+    return problems
+
+
 def latest(session: Session, key: str) -> ProcessDefinition:
     definition = session.scalar(
         select(ProcessDefinition).where(ProcessDefinition.key == key).order_by(ProcessDefinition.version.desc()).limit(1)
@@ -96,6 +113,9 @@ def deploy_bundle(session: Session, bundle: Bundle, actor: Actor | None = None) 
     if current is not None and current.content_hash == bundle.content_hash:
         return current, False
     spiff.parse(bundle.bpmn_xml, bundle.key, Path(bundle.source_path).name)  # refuse what cannot run
+    problems = form_problems(bundle)
+    if problems:
+        raise DeployError(f"{Path(bundle.source_path).name}: " + "; ".join(problems))
     version = (session.scalar(select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == bundle.key)) or 0) + 1
     definition = ProcessDefinition(
         key=bundle.key,

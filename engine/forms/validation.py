@@ -65,6 +65,7 @@ MAX_INT_BITS = 1024
 REQUIRED = "Campo obrigatório."
 INVALID = "Valor inválido."
 FORM_INVALID = "Dados do formulário inválidos."
+CHECK_REQUIRED = "É preciso marcar esta opção."
 DATE_INVALID = "Data inválida (use dd/mm/aaaa)."
 TIME_INVALID = "Hora inválida (use hh:mm)."
 EMAIL_INVALID = "E-mail inválido."
@@ -471,13 +472,20 @@ def _const_choices(branches: Any) -> list[str] | None:
     return [str(b.get("title", _option_label(b["const"]))) for b in branches]
 
 
+def _missing_property_schema(error: ValidationError) -> dict:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    props = schema.get("properties")
+    prop = props.get(error.path[-1]) if isinstance(props, dict) and error.path else None
+    return prop if isinstance(prop, dict) else {}
+
+
 def _custom_message(error: ValidationError) -> str | None:
     schema = error.schema if isinstance(error.schema, dict) else {}
-    if error.validator in ("required", "dependentRequired") and error.path:
+    if error.validator in ("required", "dependentRequired"):
         # The override lives on the missing property's own schema.
-        props = schema.get("properties")
-        prop = props.get(error.path[-1]) if isinstance(props, dict) else None
-        schema = prop if isinstance(prop, dict) else {}
+        schema = _missing_property_schema(error)
+        if schema.get("const") is True:
+            return CHECK_REQUIRED  # an unticked checkbox is simply absent from the post
     custom = schema.get("x-messages")
     if isinstance(custom, dict) and isinstance(custom.get(error.validator), str):
         return custom[error.validator]
@@ -499,7 +507,7 @@ def _message(error: ValidationError) -> str:
     if kind == "enum":
         return _choose_from([_option_label(o) for o in value if o is not None])
     if kind == "const":
-        return "É preciso marcar esta opção." if value is True else INVALID
+        return CHECK_REQUIRED if value is True else INVALID
     if kind in ("oneOf", "anyOf"):
         choices = _const_choices(value)
         return _choose_from(choices) if choices else INVALID
@@ -639,7 +647,8 @@ def _is_public_ipv4(value: str) -> bool:
 
 
 def _rule_public_ip(rule, obj, view, prefix, ctx, errors, root) -> None:
-    for name in rule.get("fields") or ():
+    fields = rule.get("fields")
+    for name in fields if isinstance(fields, list) else ():
         value = _get(obj, name)
         if not isinstance(value, str) or _has_error(errors, prefix + name):
             continue
@@ -784,8 +793,7 @@ def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
         raise FormInvalid({FORM_PATH: FORM_INVALID})
     root_view = _expand([schema], schema)
     cleaned = _clean(root_view, submitted, schema)
-    if not isinstance(cleaned, dict):  # a schema that says nothing about objects
-        cleaned = {}
+    cleaned = dict(cleaned)  # a root schema that says nothing about objects keeps a Mapping
     validator = _FormValidator(schema, format_checker=_format_checker(ctx))
     errors = _schema_errors(validator, cleaned)
     _apply_rules([schema], cleaned, "", ctx, errors, schema)

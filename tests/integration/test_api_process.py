@@ -71,3 +71,97 @@ def test_happy_path_reaches_production(client, world, db):  # type: ignore[no-un
     with db.read() as s:
         checked, broken = audit.verify(s)
     assert broken is None and checked > 20
+
+
+def _to_analysis(f: Flow) -> None:
+    f.complete("obter_certificado_digital")
+    f.complete("criar_conta_govbr")
+    f.complete("solicitar_acesso_homologacao")
+
+
+def test_homologation_rejection_loop_keeps_every_request(client, world):  # type: ignore[no-untyped-def]
+    f = flow(client, world)
+    _to_analysis(f)
+    f.complete("avaliar_solicitacao_acesso", negative=True)
+    inst = f.instance()
+    assert inst["stage"] == "Reprovada — ajuste pendente"
+    assert inst["last_rejection_reason"] == "Faixa de IPs não corresponde ao servidor informado."
+    detail = client.get(f"/api/v1/tasks/{f.task('ajustar_solicitacao_acesso')['id']}", headers=world["users"]["Gestor"].headers).json
+    # The adjustment form comes prefilled with the earlier request, and shows DATASUS's reason.
+    assert detail["data"]["sistema_nome"] == "Sistema de Laboratório"
+    assert "decision" not in detail["data"]
+    assert detail["context"]["ultimo_motivo"] == inst["last_rejection_reason"]
+    f.complete("ajustar_solicitacao_acesso")  # resubmit
+    assert f.instance()["stage"] == "Solicitação em análise"
+    f.complete("avaliar_solicitacao_acesso", negative=True)
+    f.complete("ajustar_solicitacao_acesso")
+    f.complete("avaliar_solicitacao_acesso")
+    assert f.instance()["stage"] == "Homologação"
+    history = client.get(f"/api/v1/instances/{f.instance_id}/history", headers=world["users"]["admin"].headers).json
+    decisions = [e["data"]["data"].get("decision") for e in history["items"]
+                 if e["action"] == "task.completed" and e["data"]["name"] == "Avaliar solicitação de acesso"]  # fmt: skip
+    assert decisions == ["reprovada", "reprovada", "aprovada"]
+
+
+def test_desistir_ends_the_whole_instance(client, world):  # type: ignore[no-untyped-def]
+    f = flow(client, world)
+    _to_analysis(f)
+    f.complete("avaliar_solicitacao_acesso", negative=True)
+    assert "ambientar_servicos" in f.ready_elements()  # the integrator's branch is still open
+    f.complete("ajustar_solicitacao_acesso", negative=True)
+    inst = f.instance()
+    assert inst["status"] == "completed"
+    assert inst["stage"] == "Encerrado sem credenciamento"
+    assert inst["tasks"] == []
+    tasks = client.get(f"/api/v1/tasks?instance={f.instance_id}", headers=world["users"]["admin"].headers).json["items"]
+    assert {t["state"] for t in tasks if t["element"] == "ambientar_servicos"} == {"cancelled"}
+
+
+def test_ready_loop_and_production_rejection(client, world):  # type: ignore[no-untyped-def]
+    f = flow(client, world)
+    _to_analysis(f)
+    f.complete("avaliar_solicitacao_acesso")
+    f.complete("obter_dados_acesso")
+    f.complete("ambientar_servicos")
+    f.complete("desenvolver_conector")
+    f.complete("verificar_conformidade", negative=True)
+    f.complete("ajustar_conector")
+    f.complete("verificar_conformidade")
+    f.complete("registrar_evidencias")
+    f.complete("solicitar_acesso_producao")
+    f.complete("avaliar_solicitacao_producao", negative=True)
+    assert f.instance()["stage"] == "Reprovada — ajuste pendente"
+    f.complete("registrar_novas_evidencias")
+    f.complete("solicitar_acesso_producao")
+    f.complete("avaliar_solicitacao_producao")
+    f.complete("colocar_em_producao")
+    assert f.instance()["status"] == "completed"
+
+
+def test_start_with_govbr_account_skips_its_task(client, world):  # type: ignore[no-untyped-def]
+    res = client.post(
+        "/api/v1/instances",
+        json={"process": "credenciamento-rnds", "establishment": world["est"].cnes, "portfolio": "REL",
+              "data": {"possui_conta_govbr": True}},
+        headers=world["users"]["Gestor"].headers,
+    )  # fmt: skip
+    assert res.status_code == 201
+    f = Flow(client, world["users"], res.json["id"], world["est"], {"operations": []})
+    f.complete("obter_certificado_digital")
+    assert "solicitar_acesso_homologacao" in f.ready_elements()
+    assert "criar_conta_govbr" not in f.ready_elements()
+
+
+def test_second_running_instance_for_same_portfolio_is_refused(client, world):  # type: ignore[no-untyped-def]
+    start(client, world)
+    res = start(client, world, expect=409)
+    assert "em andamento" in res.json["message"]
+    start(client, world, portfolio="REL")  # another portfolio is another credential
+
+
+def test_unknown_portfolio_and_establishment_get_field_errors(client, world):  # type: ignore[no-untyped-def]
+    res = start(client, world, portfolio="XYZ", expect=422)
+    assert "portfolio" in res.json["errors"]
+    res = client.post("/api/v1/instances", json={"process": "credenciamento-rnds", "establishment": "0000000"},
+                      headers=world["users"]["admin"].headers)  # fmt: skip
+    assert res.status_code == 422 and "establishment" in res.json["errors"]

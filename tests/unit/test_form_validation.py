@@ -207,7 +207,7 @@ def test_required_errors_sit_at_the_missing_property():
         "gestor_cpf": "Campo obrigatório.",
         "gestor_cns": "Campo obrigatório.",
         "gestor_email": "Campo obrigatório.",
-        "aceite_termo": "Campo obrigatório.",
+        "aceite_termo": "É preciso marcar esta opção.",  # an unticked box is absent
     }
 
 

@@ -1,0 +1,1 @@
+"""Comments on a process instance: any participant may write, every comment is audited."""

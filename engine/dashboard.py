@@ -1,0 +1,233 @@
+"""The organization's dashboard: where every establishment stands, by stage and UF.
+
+One row per establishment and credentialing (the latest instance of each establishment,
+process and portfolio), plus a row for each establishment that has none yet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from engine.accounts.actor import Actor
+from engine.accounts.models import User
+from engine.db import utcnow
+from engine.definitions.models import ProcessDefinition
+from engine.establishments.models import Establishment
+from engine.runtime.models import READY, ProcessInstance, Task
+
+NOT_STARTED = "Não iniciado"
+VIEW_ROLES = ("admin", "auditor")
+BATCH = 500
+
+
+@dataclass(frozen=True)
+class Filters:
+    uf: str = ""
+    municipio: str = ""
+    portfolio: str = ""
+    stage: str = ""
+    assignee: str = ""  # e-mail of whoever holds an open task
+    status: str = ""  # running | completed | cancelled | none
+    q: str = ""  # CNES or name
+
+
+@dataclass
+class Row:
+    establishment: Establishment
+    instance: ProcessInstance | None
+    stage: str
+    days_in_stage: int | None
+    open_tasks: int = 0
+    overdue_tasks: int = 0
+    assignees: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    stages: list[str]
+    ufs: list[str]
+    counts: dict[tuple[str, str], int]
+    total: int
+
+    def by_stage(self, stage: str) -> int:
+        return sum(n for (s, _uf), n in self.counts.items() if s == stage)
+
+
+def can_view(actor: Actor, org_id: int) -> bool:
+    return any(actor.has_role(org_id, role) for role in VIEW_ROLES)
+
+
+def _require(actor: Actor, org_id: int) -> None:
+    if not can_view(actor, org_id):
+        raise actor.deny("O painel é para administradores e auditores da organização.",
+                         action="dashboard.read", org_id=org_id)  # fmt: skip
+
+
+def stages(session: Session) -> list[str]:
+    """Every stage declared by the deployed processes, in their order, then 'not started'."""
+    out: list[str] = []
+    for manifest in session.scalars(select(ProcessDefinition.manifest).order_by(ProcessDefinition.id)):
+        for stage in (manifest or {}).get("stages", []):
+            if stage not in out:
+                out.append(stage)
+    return [*out, NOT_STARTED]
+
+
+def _latest_instances():  # type: ignore[no-untyped-def]
+    return (
+        select(func.max(ProcessInstance.id).label("id"))
+        .group_by(ProcessInstance.establishment_id, ProcessInstance.process_key, ProcessInstance.portfolio_code)
+        .subquery()
+    )
+
+
+def _query(actor: Actor, org_id: int, filters: Filters):  # type: ignore[no-untyped-def]
+    latest = _latest_instances()
+    inst_join = and_(
+        ProcessInstance.establishment_id == Establishment.id,
+        ProcessInstance.id.in_(select(latest.c.id)),
+    )
+    stmt = (
+        select(Establishment, ProcessInstance)
+        .outerjoin(ProcessInstance, inst_join)
+        .where(Establishment.org_id == org_id)
+    )
+    visible = actor.visible_establishments(org_id)
+    if visible is not None:
+        stmt = stmt.where(Establishment.id.in_(visible))
+    if filters.uf:
+        stmt = stmt.where(Establishment.uf == filters.uf.upper())
+    if filters.municipio:
+        stmt = stmt.where(func.lower(Establishment.municipio) == filters.municipio.strip().lower())
+    if filters.q:
+        like = f"%{filters.q.strip().lower()}%"
+        stmt = stmt.where(
+            Establishment.cnes.startswith(filters.q.strip())
+            | func.lower(Establishment.razao_social).like(like)
+            | func.lower(Establishment.nome_fantasia).like(like)
+        )
+    if filters.portfolio:
+        stmt = stmt.where(ProcessInstance.portfolio_code == filters.portfolio)
+    if filters.stage == NOT_STARTED:
+        stmt = stmt.where(ProcessInstance.id.is_(None))
+    elif filters.stage:
+        stmt = stmt.where(ProcessInstance.stage == filters.stage)
+    if filters.status == "none":
+        stmt = stmt.where(ProcessInstance.id.is_(None))
+    elif filters.status:
+        stmt = stmt.where(ProcessInstance.status == filters.status)
+    if filters.assignee:
+        holders = (
+            select(Task.instance_id)
+            .join(User, User.id == Task.assignee_id)
+            .where(Task.state == READY, User.email == filters.assignee.strip().lower())
+        )
+        stmt = stmt.where(ProcessInstance.id.in_(holders))
+    return stmt.order_by(Establishment.uf, Establishment.municipio, Establishment.razao_social,
+                         Establishment.id, ProcessInstance.id)  # fmt: skip
+
+
+def _decorate(session: Session, pairs: list[tuple[Establishment, ProcessInstance | None]], now: datetime) -> list[Row]:
+    ids = [i.id for _e, i in pairs if i is not None]
+    tasks: dict[int, list[tuple[datetime | None, str | None]]] = {}
+    if ids:
+        for instance_id, due_at, email in session.execute(
+            select(Task.instance_id, Task.due_at, User.email)
+            .outerjoin(User, User.id == Task.assignee_id)
+            .where(Task.instance_id.in_(ids), Task.state == READY)
+        ):
+            tasks.setdefault(instance_id, []).append((due_at, email))
+    rows = []
+    for est, inst in pairs:
+        if inst is None:
+            rows.append(Row(est, None, NOT_STARTED, None))
+            continue
+        open_ = tasks.get(inst.id, [])
+        days = max(0, (now - inst.stage_since).days) if inst.stage_since else None
+        rows.append(
+            Row(
+                est, inst, inst.stage or "", days,
+                open_tasks=len(open_),
+                overdue_tasks=sum(1 for due, _ in open_ if due and due < now),
+                assignees=sorted({e for _, e in open_ if e}),
+            )
+        )  # fmt: skip
+    return rows
+
+
+def iter_rows(session: Session, actor: Actor, org_id: int, filters: Filters = Filters()) -> Iterator[Row]:
+    """Every filtered row, read in batches (for the CSV export)."""
+    _require(actor, org_id)
+    now = utcnow()
+    offset = 0
+    base = _query(actor, org_id, filters)
+    while True:
+        pairs = list(session.execute(base.limit(BATCH).offset(offset)).tuples())
+        if not pairs:
+            return
+        yield from _decorate(session, pairs, now)
+        offset += BATCH
+
+
+def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
+         limit: int = 100, offset: int = 0) -> tuple[list[Row], int]:  # fmt: skip
+    """One page of rows and the number of rows in all."""
+    _require(actor, org_id)
+    stmt = _query(actor, org_id, filters)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    pairs = list(session.execute(stmt.limit(limit).offset(offset)).tuples())
+    return _decorate(session, pairs, utcnow()), total
+
+
+def summary(session: Session, actor: Actor, org_id: int, filters: Filters = Filters()) -> Summary:
+    """Counts per stage and UF of the filtered rows (the stage filter itself is ignored)."""
+    _require(actor, org_id)
+    unstaged = Filters(**{**filters.__dict__, "stage": ""})
+    sub = _query(actor, org_id, unstaged).order_by(None).subquery()
+    stage_col = func.coalesce(sub.c.stage, NOT_STARTED)
+    counts: dict[tuple[str, str], int] = {}
+    for stage, uf, n in session.execute(select(stage_col, sub.c.uf, func.count()).group_by(stage_col, sub.c.uf)):
+        counts[(stage or NOT_STARTED, uf)] = n
+    known = stages(session)
+    extra = sorted({s for s, _ in counts} - set(known))
+    ufs = sorted({uf for _, uf in counts})
+    return Summary(stages=known + extra, ufs=ufs, counts=counts, total=sum(counts.values()))
+
+
+CSV_HEADER = ("cnes", "estabelecimento", "uf", "municipio", "processo", "portfolio", "etapa", "status",
+              "dias_na_etapa", "tarefas_abertas", "tarefas_atrasadas", "responsaveis",
+              "numero_solicitacao", "identificador_solicitante", "instancia")  # fmt: skip
+
+
+def csv_lines(session: Session, actor: Actor, org_id: int, filters: Filters = Filters()) -> Iterator[str]:
+    """The filtered rows as CSV text, one chunk per line (streamed by the web face)."""
+    _require(actor, org_id)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+
+    def flush() -> str:
+        value = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return value
+
+    writer.writerow(CSV_HEADER)
+    yield "\ufeff" + flush()  # BOM: spreadsheet programs then read the file as UTF-8
+    for row in iter_rows(session, actor, org_id, filters):
+        est, inst = row.establishment, row.instance
+        writer.writerow([
+            est.cnes, est.razao_social, est.uf, est.municipio,
+            inst.process_key if inst else "", inst.portfolio_code if inst else "", row.stage,
+            inst.status if inst else "", "" if row.days_in_stage is None else row.days_in_stage,
+            row.open_tasks, row.overdue_tasks, " ".join(row.assignees),
+            inst.numero_solicitacao if inst else "", inst.identificador_solicitante if inst else "",
+            inst.id if inst else "",
+        ])  # fmt: skip
+        yield flush()

@@ -1,0 +1,1 @@
+"""Notifications: the e-mail outbox, its SMTP delivery, and in-app notifications."""

@@ -1,0 +1,248 @@
+"""E-mails and in-app notifications in the reader's language: pt-BR by default, English when
+the user chose it. Each message has a subject, a plain-text and an HTML body, and a link into
+the app.
+
+Templates are Jinja2 strings kept here, one set per kind and language; HTML is autoescaped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import DictLoader, Environment, StrictUndefined, pass_context, select_autoescape
+
+PT, EN = "pt_BR", "en"
+
+
+def language(locale: str | None) -> str:
+    """The language we write to a user in: English if they chose it, else Portuguese."""
+    return EN if (locale or "").lower().replace("-", "_").startswith("en") else PT
+
+
+_LAYOUT_HTML = """<!doctype html>
+<html lang="{{ 'en' if lang == 'en' else 'pt-BR' }}"><head><meta charset="utf-8">
+<title>{{ subject }}</title></head>
+<body style="font-family: Arial, Helvetica, sans-serif; color: #1b1b1b; line-height: 1.4">
+{% block body %}{% endblock %}
+<p style="color:#666; font-size: 12px">{{ footer }}</p>
+</body></html>"""
+
+_FOOTER = {
+    PT: "Mensagem automática do Credencia — acompanhamento do credenciamento na RNDS. Não responda.",
+    EN: "Automatic message from Credencia — RNDS credentialing tracker. Please do not reply.",
+}
+
+_TEMPLATES: dict[str, str] = {
+    "layout.html": _LAYOUT_HTML,
+    # ------------------------------------------------------------- overdue DATASUS analysis
+    "analysis_overdue.pt_BR.subject": (
+        "[Credencia] Análise do DATASUS atrasada: {{ task_name }} — CNES {{ cnes }}"
+    ),
+    "analysis_overdue.pt_BR.title": "Análise atrasada: {{ task_name }} (CNES {{ cnes }})",
+    "analysis_overdue.pt_BR.txt": """Olá, {{ user_name }}.
+
+A tarefa "{{ task_name }}" do estabelecimento {{ establishment }} (CNES {{ cnes }}) venceu em {{ due_at|day }} e ainda aguarda a análise do DATASUS.
+{%- if occurrence > 0 %} Este é o {{ occurrence + 1 }}º lembrete.{% endif %}
+
+Abrir a tarefa: {{ link }}
+
+{{ footer }}
+""",
+    "analysis_overdue.pt_BR.html": """{% extends "layout.html" %}{% block body %}
+<p>Olá, {{ user_name }}.</p>
+<p>A tarefa <strong>{{ task_name }}</strong> do estabelecimento {{ establishment }}
+(CNES {{ cnes }}) venceu em <strong>{{ due_at|day }}</strong> e ainda aguarda a análise do
+DATASUS.{% if occurrence > 0 %} Este é o {{ occurrence + 1 }}º lembrete.{% endif %}</p>
+<p><a href="{{ link }}">Abrir a tarefa</a></p>
+{% endblock %}""",
+    "analysis_overdue.en.subject": "[Credencia] Overdue DATASUS analysis: {{ task_name }} — CNES {{ cnes }}",
+    "analysis_overdue.en.title": "Overdue analysis: {{ task_name }} (CNES {{ cnes }})",
+    "analysis_overdue.en.txt": """Hello, {{ user_name }}.
+
+The task "{{ task_name }}" of {{ establishment }} (CNES {{ cnes }}) was due on {{ due_at|day }} and is still waiting for DATASUS's analysis.
+{%- if occurrence > 0 %} This is reminder number {{ occurrence + 1 }}.{% endif %}
+
+Open the task: {{ link }}
+
+{{ footer }}
+""",
+    "analysis_overdue.en.html": """{% extends "layout.html" %}{% block body %}
+<p>Hello, {{ user_name }}.</p>
+<p>The task <strong>{{ task_name }}</strong> of {{ establishment }} (CNES {{ cnes }}) was due
+on <strong>{{ due_at|day }}</strong> and is still waiting for DATASUS's analysis.
+{%- if occurrence > 0 %} This is reminder number {{ occurrence + 1 }}.{% endif %}</p>
+<p><a href="{{ link }}">Open the task</a></p>
+{% endblock %}""",
+    # ------------------------------------------------------------- daily digest
+    "overdue_digest.pt_BR.subject": (
+        "[Credencia] Você tem {{ tasks|length }} tarefa{{ 's' if tasks|length > 1 }} "
+        "atrasada{{ 's' if tasks|length > 1 }}"
+    ),
+    "overdue_digest.pt_BR.title": (
+        "{{ tasks|length }} tarefa{{ 's' if tasks|length > 1 }} atrasada{{ 's' if tasks|length > 1 }}"
+    ),
+    "overdue_digest.pt_BR.txt": """Olá, {{ user_name }}.
+
+Estas tarefas passaram do prazo:
+{% for t in tasks %}
+- {{ t.name }} — {{ t.establishment }} (CNES {{ t.cnes }}), venceu em {{ t.due_at|day }}
+  {{ t.link }}
+{%- endfor %}
+
+{{ footer }}
+""",
+    "overdue_digest.pt_BR.html": """{% extends "layout.html" %}{% block body %}
+<p>Olá, {{ user_name }}.</p>
+<p>Estas tarefas passaram do prazo:</p>
+<ul>{% for t in tasks %}
+<li><a href="{{ t.link }}">{{ t.name }}</a> — {{ t.establishment }} (CNES {{ t.cnes }}),
+venceu em {{ t.due_at|day }}</li>{% endfor %}
+</ul>
+{% endblock %}""",
+    "overdue_digest.en.subject": (
+        "[Credencia] You have {{ tasks|length }} overdue task{{ 's' if tasks|length > 1 }}"
+    ),
+    "overdue_digest.en.title": "{{ tasks|length }} overdue task{{ 's' if tasks|length > 1 }}",
+    "overdue_digest.en.txt": """Hello, {{ user_name }}.
+
+These tasks are past their due date:
+{% for t in tasks %}
+- {{ t.name }} — {{ t.establishment }} (CNES {{ t.cnes }}), due on {{ t.due_at|day }}
+  {{ t.link }}
+{%- endfor %}
+
+{{ footer }}
+""",
+    "overdue_digest.en.html": """{% extends "layout.html" %}{% block body %}
+<p>Hello, {{ user_name }}.</p>
+<p>These tasks are past their due date:</p>
+<ul>{% for t in tasks %}
+<li><a href="{{ t.link }}">{{ t.name }}</a> — {{ t.establishment }} (CNES {{ t.cnes }}),
+due on {{ t.due_at|day }}</li>{% endfor %}
+</ul>
+{% endblock %}""",
+    # ------------------------------------------------------------- certificate expiring
+    "certificate_expiry.pt_BR.subject": (
+        "[Credencia] Certificado digital vence em {{ days_left }} dia{{ 's' if days_left != 1 }}"
+        " — CNES {{ cnes }}"
+    ),
+    "certificate_expiry.pt_BR.title": (
+        "Certificado do CNES {{ cnes }} vence em {{ days_left }} dia{{ 's' if days_left != 1 }}"
+    ),
+    "certificate_expiry.pt_BR.txt": """Olá, {{ user_name }}.
+
+O certificado digital do estabelecimento {{ establishment }} (CNES {{ cnes }}) vence em {{ not_after|day }} ({{ days_left }} dia{{ 's' if days_left != 1 }}). Sem certificado válido o conector não se autentica na RNDS: providencie a renovação.
+
+Ver o estabelecimento: {{ link }}
+
+{{ footer }}
+""",
+    "certificate_expiry.pt_BR.html": """{% extends "layout.html" %}{% block body %}
+<p>Olá, {{ user_name }}.</p>
+<p>O certificado digital do estabelecimento {{ establishment }} (CNES {{ cnes }}) vence em
+<strong>{{ not_after|day }}</strong> ({{ days_left }} dia{{ 's' if days_left != 1 }}). Sem
+certificado válido o conector não se autentica na RNDS: providencie a renovação.</p>
+<p><a href="{{ link }}">Ver o estabelecimento</a></p>
+{% endblock %}""",
+    "certificate_expiry.en.subject": (
+        "[Credencia] Digital certificate expires in {{ days_left }} day{{ 's' if days_left != 1 }}"
+        " — CNES {{ cnes }}"
+    ),
+    "certificate_expiry.en.title": (
+        "Certificate of CNES {{ cnes }} expires in {{ days_left }} day{{ 's' if days_left != 1 }}"
+    ),
+    "certificate_expiry.en.txt": """Hello, {{ user_name }}.
+
+The digital certificate of {{ establishment }} (CNES {{ cnes }}) expires on {{ not_after|day }} (in {{ days_left }} day{{ 's' if days_left != 1 }}). Without a valid certificate the connector cannot authenticate to RNDS: please renew it.
+
+See the establishment: {{ link }}
+
+{{ footer }}
+""",
+    "certificate_expiry.en.html": """{% extends "layout.html" %}{% block body %}
+<p>Hello, {{ user_name }}.</p>
+<p>The digital certificate of {{ establishment }} (CNES {{ cnes }}) expires on
+<strong>{{ not_after|day }}</strong> (in {{ days_left }} day{{ 's' if days_left != 1 }}).
+Without a valid certificate the connector cannot authenticate to RNDS: please renew it.</p>
+<p><a href="{{ link }}">See the establishment</a></p>
+{% endblock %}""",
+    # ------------------------------------------------------------- certificate expired
+    "certificate_expired.pt_BR.subject": "[Credencia] Certificado digital vencido — CNES {{ cnes }}",
+    "certificate_expired.pt_BR.title": "Certificado do CNES {{ cnes }} vencido",
+    "certificate_expired.pt_BR.txt": """Olá, {{ user_name }}.
+
+O certificado digital do estabelecimento {{ establishment }} (CNES {{ cnes }}) venceu em {{ not_after|day }}. O estabelecimento está marcado como "certificado vencido" até que um certificado válido seja carregado.
+
+Ver o estabelecimento: {{ link }}
+
+{{ footer }}
+""",
+    "certificate_expired.pt_BR.html": """{% extends "layout.html" %}{% block body %}
+<p>Olá, {{ user_name }}.</p>
+<p>O certificado digital do estabelecimento {{ establishment }} (CNES {{ cnes }}) venceu em
+<strong>{{ not_after|day }}</strong>. O estabelecimento está marcado como
+<em>certificado vencido</em> até que um certificado válido seja carregado.</p>
+<p><a href="{{ link }}">Ver o estabelecimento</a></p>
+{% endblock %}""",
+    "certificate_expired.en.subject": "[Credencia] Digital certificate expired — CNES {{ cnes }}",
+    "certificate_expired.en.title": "Certificate of CNES {{ cnes }} expired",
+    "certificate_expired.en.txt": """Hello, {{ user_name }}.
+
+The digital certificate of {{ establishment }} (CNES {{ cnes }}) expired on {{ not_after|day }}. The establishment is flagged "certificate expired" until a valid certificate is uploaded.
+
+See the establishment: {{ link }}
+
+{{ footer }}
+""",
+    "certificate_expired.en.html": """{% extends "layout.html" %}{% block body %}
+<p>Hello, {{ user_name }}.</p>
+<p>The digital certificate of {{ establishment }} (CNES {{ cnes }}) expired on
+<strong>{{ not_after|day }}</strong>. The establishment is flagged <em>certificate expired</em>
+until a valid certificate is uploaded.</p>
+<p><a href="{{ link }}">See the establishment</a></p>
+{% endblock %}""",
+}
+
+KINDS = ("analysis_overdue", "overdue_digest", "certificate_expiry", "certificate_expired")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    lang: str
+    subject: str
+    text: str
+    html: str
+    title: str  # the in-app notification's one line
+
+
+@pass_context
+def _day(ctx: Any, value: datetime) -> str:
+    local = value.astimezone(ZoneInfo(ctx["tz"]))
+    return local.strftime("%Y-%m-%d") if ctx["lang"] == EN else local.strftime("%d/%m/%Y")
+
+
+_env = Environment(
+    loader=DictLoader(_TEMPLATES),
+    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+)
+_env.filters["day"] = _day
+
+
+def render(kind: str, locale: str | None, context: dict[str, Any], *, tz: str = "America/Sao_Paulo") -> Rendered:
+    """Render one kind of message for a reader. Dates in ``context`` are shown in ``tz``."""
+    lang = language(locale)
+    ctx = {**context, "lang": lang, "tz": tz, "footer": _FOOTER[lang]}
+    subject = _env.get_template(f"{kind}.{lang}.subject").render(ctx).strip()
+    ctx["subject"] = subject
+    return Rendered(
+        lang=lang,
+        subject=subject,
+        text=_env.get_template(f"{kind}.{lang}.txt").render(ctx),
+        html=_env.get_template(f"{kind}.{lang}.html").render(ctx),
+        title=_env.get_template(f"{kind}.{lang}.title").render(ctx).strip(),
+    )

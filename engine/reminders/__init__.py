@@ -1,0 +1,1 @@
+"""Reminders: overdue analyses, daily digests and certificate expiry, each sent exactly once."""

@@ -1,0 +1,107 @@
+"""The `credencia` command as an administrator uses it."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from engine import settings as settings_mod
+from engine.establishments.models import Establishment
+from web.cli import main
+
+HEADER = "cnes,cnpj,razao_social,nome_fantasia,uf,municipio,cep,endereco,telefone,email,cnes_pai\n"
+GOOD = [
+    "1234567,10302910000182,Hospital A,HA,PR,Curitiba,80000-000,Rua A 1,(41) 3333-4444,a@h.gov.br,",
+    "2345678,16727230000197,Hospital B,HB,PR,Londrina,86000000,Rua B 2,4333334444,b@h.gov.br,1234567",
+    "3456789,12ABC34501DE35,Clínica C,CC,SP,São Paulo,01000000,Rua C 3,1133334444,c@h.gov.br,",
+]
+
+
+@pytest.fixture
+def cli(db_url, db, app, monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CREDENCIA_DATABASE_URL", db_url)
+    monkeypatch.setattr(settings_mod, "_settings", None)
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return run
+
+
+def _count(db) -> int:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return s.scalar(select(func.count()).select_from(Establishment))
+
+
+def test_orgs_users_tokens(cli, client):  # type: ignore[no-untyped-def]
+    assert "organização criada" in cli("orgs", "create", "sesa-pr", "--name", "SESA PR")
+    cli("orgs", "create", "sesa-pr", "--name", "De novo", code=1)
+    cli("orgs", "create", "Bad Slug!", "--name", "x", code=1)
+    out = cli("users", "create", "Admin@SESA.pr.gov.br", "--org", "sesa-pr", "--role", "admin")
+    assert "senha:" in out
+    token = cli("tokens", "create", "admin@sesa.pr.gov.br").strip().splitlines()[-1]
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200 and me.json["roles"] == [{"org": "sesa-pr", "role": "admin"}]
+    out = cli("users", "create", "g@x.br", "--org", "sesa-pr", "--role", "gestor", "--establishment", "7654321", code=1)
+    assert "7654321" in out
+    cli("users", "create", "d@x.br", "--org", "sesa-pr", "--role", "datasus", "--password", "curta", code=1)
+
+
+def test_import_is_all_or_nothing(cli, db, tmp_path):  # type: ignore[no-untyped-def]
+    cli("orgs", "create", "sesa-pr", "--name", "SESA PR")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(HEADER + "\n".join([*GOOD, "1234,10302910000183,,X,XX,,1,,,email-ruim,"]) + "\n", encoding="utf-8")
+    out = cli("establishments", "import", str(bad), "--org", "sesa-pr", code=1)
+    assert "nada foi importado" in out
+    assert "linha 5, cnes: CNES deve ter 7 dígitos." in out
+    assert "linha 5, cnpj:" in out and "linha 5, uf: UF inválida." in out and "linha 5, email: E-mail inválido." in out
+    assert _count(db) == 0
+    out = cli("establishments", "import", str(bad), "--org", "sesa-pr", "--skip-invalid")
+    assert "3 criados" in out and "1 ignorados" in out
+    assert _count(db) == 3
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + GOOD[0].replace("Hospital A", "Hospital A Renomeado") + "\n", encoding="utf-8")
+    assert "1 atualizados" in cli("establishments", "import", str(good), "--org", "sesa-pr")
+    with db.read() as s:
+        row = s.scalar(select(Establishment).where(Establishment.cnes == "1234567"))
+        assert row.razao_social == "Hospital A Renomeado" and row.cep == "80000000" and row.telefone == "4133334444"
+        alnum = s.scalar(select(Establishment).where(Establishment.cnes == "3456789"))
+        assert alnum.cnpj == "12ABC34501DE35"
+
+
+def test_import_checks_header_duplicates_and_parents(cli, db, tmp_path):  # type: ignore[no-untyped-def]
+    cli("orgs", "create", "sesa-pr", "--name", "SESA PR")
+    f = tmp_path / "x.csv"
+    f.write_text("cnes,cnpj\n1234567,10302910000182\n", encoding="utf-8")
+    assert "colunas ausentes" in cli("establishments", "import", str(f), "--org", "sesa-pr", code=1)
+    f.write_text(HEADER + GOOD[0] + "\n" + GOOD[0] + "\n", encoding="utf-8")
+    assert "CNES repetido (já na linha 2)" in cli("establishments", "import", str(f), "--org", "sesa-pr", code=1)
+    f.write_text(HEADER + GOOD[1] + "\n", encoding="utf-8")
+    assert "CNES pai não cadastrado" in cli("establishments", "import", str(f), "--org", "sesa-pr", code=1)
+    f.write_text(HEADER.replace(",", ";") + GOOD[0].replace(",", ";") + "\n", encoding="utf-8")
+    assert "1 criados" in cli("establishments", "import", str(f), "--org", "sesa-pr")  # Excel's ';' CSV
+    assert _count(db) == 1
+
+
+def test_processes_list_and_deploy_new_version(cli, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    import shutil
+
+    out = cli("processes", "list")
+    assert "credenciamento-rnds\tv1" in out
+    procs = tmp_path / "processes"
+    shutil.copytree(settings_mod.ROOT / "processes", procs)
+    monkeypatch.setenv("CREDENCIA_PROCESSES_DIR", str(procs))
+    monkeypatch.setattr(settings_mod, "_settings", None)
+    assert "sem mudança" in cli("processes", "deploy")
+    bpmn = procs / "credenciamento-rnds.bpmn"
+    bpmn.write_text(bpmn.read_text(encoding="utf-8").replace("Ambientar com serviços", "Ambientar-se com os serviços"),
+                    encoding="utf-8")  # fmt: skip
+    assert "credenciamento-rnds v2: nova versão" in cli("processes", "deploy")
+    out = cli("processes", "list")
+    assert "\tv1\t" in out and "\tv2\t" in out
+    (procs / "credenciamento-rnds" / "ambientar-servicos.schema.json").write_text("{", encoding="utf-8")
+    assert "JSON inválido" in cli("processes", "deploy", code=1)

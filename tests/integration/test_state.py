@@ -1,0 +1,99 @@
+"""Saved workflow state: round trips exactly, and states saved earlier keep loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from engine import samples
+from engine.establishments import service as establishments
+from engine.files import service as files
+from engine.runtime import service as runtime
+from engine.runtime import spiff
+from engine.runtime.models import ProcessInstance, Task
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "states"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _snapshot(workflow) -> list[tuple[str, str, int, str]]:  # type: ignore[no-untyped-def]
+    return sorted((str(t.id), t.task_spec.name, t.state, json.dumps(t.data, sort_keys=True, default=str))
+                  for t in workflow.get_tasks())  # fmt: skip
+
+
+def _drive(db, make, steps: list[str]) -> int:  # type: ignore[no-untyped-def]
+    org = make.org()
+    est = make.establishment(org)
+    actors = {"Gestor": make.user("sesa-pr", "gestor", est.cnes).actor,
+              "Integrador": make.user("sesa-pr", "integrador", est.cnes).actor,
+              "DATASUS": make.user("sesa-pr", "datasus").actor}  # fmt: skip
+    admin = make.user("sesa-pr", "admin").actor
+    with db.write() as s:
+        inst = runtime.start_instance(s, admin, org_id=org, process_key="credenciamento-rnds",
+                                      establishment_cnes=est.cnes, portfolio_code="RIRA")  # fmt: skip
+        ctx = {"estabelecimento": est.register_data(), "portfolio": establishments.get_portfolio(s, "RIRA").as_data()}
+        ctx["certificate_file"] = files.store(s, actors["Gestor"], org, "c.cer", samples.demo_certificate(est.cnpj),
+                                              limit=10**7).id  # fmt: skip
+    for step in steps:
+        negative, element = step.startswith("!"), step.lstrip("!")
+        with db.write() as s:
+            task = s.scalar(select(Task).where(Task.instance_id == inst.id, Task.element_id == element,
+                                               Task.state == "ready"))  # fmt: skip
+            runtime.complete(s, actors[task.lane], task.id, samples.answer(element, ctx, negative=negative))
+    return inst.id
+
+
+MIDWAY = ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao",
+          "!avaliar_solicitacao_acesso"]  # fmt: skip
+
+
+def test_round_trip_is_identical(db, make):  # type: ignore[no-untyped-def]
+    iid = _drive(db, make, MIDWAY)
+    with db.read() as s:
+        inst = s.get(ProcessInstance, iid)
+        workflow, loaded = runtime.load_workflow(s, inst)
+        again = spiff.load_state(loaded, spiff.dump_state(workflow))
+        assert _snapshot(again) == _snapshot(workflow)
+        assert spiff.dump_state(again) == inst.state
+        # The spec is not in the saved state: it is stored once, on the definition.
+        assert '"task_specs"' not in inst.state
+
+
+def test_saved_state_fixture_keeps_loading_and_finishes() -> None:
+    """A state saved by an earlier build; if the library or serializer changes, this breaks."""
+    fixture = json.loads((FIXTURES / "credenciamento-rnds-midway.json").read_text(encoding="utf-8"))
+    bpmn = (FIXTURES / "credenciamento-rnds-midway.bpmn").read_text(encoding="utf-8")
+    spec, subs = spiff.parse(bpmn, "credenciamento-rnds")
+    loaded = spiff.LoadedSpec("credenciamento-rnds", spec, subs, {}, {})
+    workflow = spiff.load_state(loaded, fixture["state"])
+    ready = sorted(t.task_spec.name for t in spiff.ready_human_tasks(workflow))
+    assert ready == fixture["ready"]
+    # It runs to the end from where it was saved.
+    answers = {"ajustar_solicitacao_acesso": {"decision": "ajustar"}, "avaliar_solicitacao_acesso": {"decision": "aprovada"},
+               "verificar_conformidade": {"decision": "pronto"}, "avaliar_solicitacao_producao": {"decision": "aprovada"}}  # fmt: skip
+    for _ in range(30):
+        tasks = spiff.ready_human_tasks(workflow)
+        if not tasks:
+            break
+        task = tasks[0]
+        task.set_data(**answers.get(task.task_spec.name, {}))
+        task.run()
+        workflow.do_engine_steps()
+    assert workflow.is_completed()
+    assert spiff.end_stage(workflow) == "Produção"
+
+
+def write_fixture(db, make) -> None:  # type: ignore[no-untyped-def]
+    """Regenerate the fixture (run by hand: see tests/fixtures/states/README.md)."""
+    iid = _drive(db, make, MIDWAY)
+    with db.read() as s:
+        inst = s.get(ProcessInstance, iid)
+        workflow, _ = runtime.load_workflow(s, inst)
+        payload = {"serializer_version": json.loads(inst.state)["serializer_version"], "state": inst.state,
+                   "ready": sorted(t.task_spec.name for t in spiff.ready_human_tasks(workflow))}  # fmt: skip
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    (FIXTURES / "credenciamento-rnds-midway.json").write_text(json.dumps(payload, ensure_ascii=False, indent=1))
+    shutil.copy(ROOT / "processes" / "credenciamento-rnds.bpmn", FIXTURES / "credenciamento-rnds-midway.bpmn")

@@ -1,0 +1,26 @@
+"""The pages: one blueprint per area, the helpers they share, and error pages."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from web.ui import (
+        admin,
+        audit,
+        auth,
+        dashboard,
+        errors,
+        establishments,
+        home,
+        instances,
+        tasks,
+    )
+
+    for module in (auth, home, tasks, dashboard, establishments, instances, audit, admin):
+        app.register_blueprint(module.bp)
+    errors.register(app)
+    from web.ui import common
+
+    common.register(app)

@@ -1,0 +1,161 @@
+"""What every page needs: the signed-in user and actor, the database, menu data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from engine import auditlog, dashboard
+from engine import inbox as inbox_mod
+from engine.accounts import service as accounts
+from engine.accounts.actor import Actor
+from engine.accounts.models import Organization, User
+from engine.db import Database
+from engine.errors import NotFound
+from engine.settings import Settings
+
+ROLE_LABELS = {
+    "admin": "Administrador",
+    "gestor": "Gestor",
+    "integrador": "Integrador",
+    "datasus": "DATASUS",
+    "auditor": "Auditor",
+}
+
+
+def db() -> Database:
+    return current_app.extensions["credencia.db"]
+
+
+def settings() -> Settings:
+    return current_app.extensions["credencia.settings"]
+
+
+def load_user() -> None:
+    """Put the signed-in user, their actor and current organization on ``g`` (or None)."""
+    g.user, g.actor, g.org = None, None, None
+    uid = session.get("uid")
+    if not uid:
+        return
+    with db().read() as s:
+        user = s.get(User, uid)
+        if user is None or not user.active or session.get("pw") != (user.password_hash or "")[-16:]:
+            session.clear()
+            return
+        actor = accounts.load_actor(s, user)
+        org_ids = actor.org_ids
+        org = None
+        if org_ids:
+            chosen = session.get("org")
+            org = s.get(Organization, chosen if chosen in org_ids else org_ids[0])
+        g.orgs = list(s.scalars(select(Organization).where(Organization.id.in_(org_ids)).order_by(Organization.name)))
+    g.user, g.actor, g.org = user, actor, org
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if g.get("user") is None:
+            target = request.full_path if request.query_string else request.path
+            return redirect(url_for("auth.login", next=target))
+        if g.get("org") is None:
+            from flask import abort
+
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def actor() -> Actor:
+    return g.actor
+
+
+def org_id() -> int:
+    return g.org.id
+
+
+def same_org(entity_org_id: int | None) -> None:
+    """Another organization's ids are simply not found here."""
+    if entity_org_id is None or entity_org_id != org_id():
+        raise NotFound(_("Não encontrado."))
+
+
+def has_role(role: str, establishment_id: int | None = None) -> bool:
+    a = g.get("actor")
+    return bool(a and g.get("org") and a.has_role(g.org.id, role, establishment_id))
+
+
+def roles() -> set[str]:
+    a = g.get("actor")
+    return a.roles_in(g.org.id) if a and g.get("org") else set()
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """Only same-site paths are followed after login or an action."""
+    if not target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return default
+    return target
+
+
+def int_arg(name: str, default: int = 0, maximum: int = 10**9) -> int:
+    try:
+        value = int(request.args.get(name, default))
+    except (TypeError, ValueError):
+        return default
+    return max(0, min(value, maximum))
+
+
+def url_with(**changes: Any) -> str:
+    """The current URL with some query arguments changed (filters, pages)."""
+    args = {k: v for k, v in request.args.items()}
+    for key, value in changes.items():
+        if value in (None, ""):
+            args.pop(key, None)
+        else:
+            args[key] = value
+    query = urlencode(args)
+    return request.path + ("?" + query if query else "")
+
+
+def _menu() -> dict[str, Any]:
+    if g.get("user") is None or g.get("org") is None:
+        return {}
+    cached = g.get("_menu")
+    if cached is not None:
+        return cached
+    with db().read() as s:
+        counts = inbox_mod.counts(s, g.actor, g.org.id)
+    menu = {
+        "counts": counts,
+        "can_dashboard": dashboard.can_view(g.actor, g.org.id),
+        "can_audit": auditlog.can_read(g.actor, g.org.id),
+        "is_admin": has_role("admin"),
+    }
+    g._menu = menu
+    return menu
+
+
+def register(app: Flask) -> None:
+    app.before_request(load_user)
+
+    @app.context_processor
+    def _inject() -> dict[str, Any]:
+        return {
+            "menu": _menu(),
+            "current_user": g.get("user"),
+            "current_org": g.get("org"),
+            "user_orgs": g.get("orgs", []),
+            "user_roles": sorted(roles()),
+            "ROLE_LABELS": ROLE_LABELS,
+            "url_with": url_with,
+        }
