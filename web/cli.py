@@ -56,7 +56,9 @@ def alembic_config(url: str | None = None):  # type: ignore[no-untyped-def]
 
     cfg = Config()
     cfg.set_main_option("script_location", str(settings_mod.ROOT / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", (url or settings_mod.load().database_url).replace("%", "%%"))
+    cfg.set_main_option(
+        "sqlalchemy.url", (url or settings_mod.load().database_url).replace("%", "%%")
+    )
     return cfg
 
 
@@ -121,17 +123,31 @@ def users() -> None:
 @users.command("create")
 @click.argument("email")
 @click.option("--org", "org_slug", required=True)
-@click.option("--role", required=True, type=click.Choice(["admin", "gestor", "integrador", "datasus", "auditor"]))
-@click.option("--establishment", "cnes", multiple=True, help="CNES (gestor/integrador); repita para vários.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["admin", "gestor", "integrador", "datasus", "auditor"]),
+)
+@click.option(
+    "--establishment", "cnes", multiple=True, help="CNES (gestor/integrador); repita para vários."
+)
 @click.option("--password", default=None, help="Senha; gerada e impressa quando omitida.")
 @click.option("--name", default="")
-def users_create(email: str, org_slug: str, role: str, cnes: tuple[str, ...], password: str | None, name: str) -> None:
+def users_create(
+    email: str, org_slug: str, role: str, cnes: tuple[str, ...], password: str | None, name: str
+) -> None:
     try:
         with _db().write() as session:
             user, new_password = accounts.create_user(
-                session, _cli_actor(), email, org_slug=org_slug, role=role,
-                establishments=cnes, password=password, name=name,
-            )  # fmt: skip
+                session,
+                _cli_actor(),
+                email,
+                org_slug=org_slug,
+                role=role,
+                establishments=cnes,
+                password=password,
+                name=name,
+            )
             click.echo(f"{user.email}: papel {role} em {org_slug}")
             if new_password and password is None:
                 click.echo(f"senha: {new_password}")
@@ -169,7 +185,9 @@ def establishments_group() -> None:
 @establishments_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--org", "org_slug", required=True)
-@click.option("--skip-invalid", is_flag=True, help="Importa as linhas válidas e relata as inválidas.")
+@click.option(
+    "--skip-invalid", is_flag=True, help="Importa as linhas válidas e relata as inválidas."
+)
 def establishments_import(file: Path, org_slug: str, skip_invalid: bool) -> None:
     """Importa um CSV (cnes,cnpj,razao_social,nome_fantasia,uf,municipio,cep,endereco,telefone,email[,cnes_pai])."""
     try:
@@ -179,7 +197,9 @@ def establishments_import(file: Path, org_slug: str, skip_invalid: bool) -> None
     try:
         with _db().write() as session:
             org = accounts.get_org(session, org_slug)
-            report = establishments.import_csv(session, _cli_actor(), org.id, text, skip_invalid=skip_invalid)
+            report = establishments.import_csv(
+                session, _cli_actor(), org.id, text, skip_invalid=skip_invalid
+            )
     except establishments.ImportFailed as exc:
         click.echo(f"erro: {exc.message}", err=True)
         for error in exc.report.errors:
@@ -189,7 +209,9 @@ def establishments_import(file: Path, org_slug: str, skip_invalid: bool) -> None
         _fail(exc)
     for error in report.errors:
         click.echo(f"  ignorada: {error}", err=True)
-    click.echo(f"{report.rows} linhas: {report.created} criados, {report.updated} atualizados, {report.skipped} ignorados")
+    click.echo(
+        f"{report.rows} linhas: {report.created} criados, {report.updated} atualizados, {report.skipped} ignorados"
+    )
 
 
 # ------------------------------------------------------------------ processes
@@ -204,7 +226,9 @@ def processes() -> None:
 def processes_deploy() -> None:
     """Implanta processes/*.bpmn; um arquivo alterado vira nova versão."""
     try:
-        for definition, created in definitions.deploy_all(_db(), settings_mod.load().processes_dir, _cli_actor()):
+        for definition, created in definitions.deploy_all(
+            _db(), settings_mod.load().processes_dir, _cli_actor()
+        ):
             state = "nova versão" if created else "sem mudança"
             click.echo(f"{definition.key} v{definition.version}: {state}")
     except definitions.DeployError as exc:
@@ -212,22 +236,45 @@ def processes_deploy() -> None:
         sys.exit(1)
 
 
+@processes.command("check")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+def processes_check(paths: tuple[Path, ...]) -> None:
+    """Verifica modelos BPMN (padrão: processes/); uma linha por problema."""
+    from engine.definitions.check import check_paths
+
+    targets = list(paths) or [settings_mod.load().processes_dir]
+    missing = [p for p in targets if not p.exists()]
+    problems = [f"{p}: arquivo ou pasta não encontrado" for p in missing]
+    problems += check_paths([p for p in targets if p.exists()])
+    for problem in problems:
+        click.echo(problem)
+    if problems:
+        click.echo(f"{len(problems)} problema(s)", err=True)
+        sys.exit(1)
+    click.echo("nenhum problema encontrado")
+
+
 @processes.command("list")
 def processes_list() -> None:
-    from engine.runtime.models import ProcessInstance
     from sqlalchemy import func
+
+    from engine.runtime.models import ProcessInstance
 
     with _db().read() as session:
         counts = dict(
             session.execute(
-                select(ProcessInstance.definition_id, func.count()).group_by(ProcessInstance.definition_id)
+                select(ProcessInstance.definition_id, func.count()).group_by(
+                    ProcessInstance.definition_id
+                )
             ).all()
         )
         rows = definitions.list_definitions(session)
     if not rows:
         click.echo("nenhum processo implantado")
     for d in rows:
-        click.echo(f"{d.key}\tv{d.version}\t{d.title}\t{d.content_hash[:12]}\t{d.deployed_at:%Y-%m-%d %H:%M}\t{counts.get(d.id, 0)} instância(s)")
+        click.echo(
+            f"{d.key}\tv{d.version}\t{d.title}\t{d.content_hash[:12]}\t{d.deployed_at:%Y-%m-%d %H:%M}\t{counts.get(d.id, 0)} instância(s)"
+        )
 
 
 # ------------------------------------------------------------------ audit

@@ -24,8 +24,8 @@ from engine.accounts.actor import Actor
 from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
-from engine.definitions import service as definitions
 from engine.db import utcnow
+from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import service as establishments
@@ -164,7 +164,11 @@ def sync(
         value = (completed_data or {}).get(name)
         if value:
             setattr(instance, name, str(value))
-    if completed_data and completed_data.get("decision") in NEGATIVE_DECISIONS and completed_data.get("motivo"):
+    if (
+        completed_data
+        and completed_data.get("decision") in NEGATIVE_DECISIONS
+        and completed_data.get("motivo")
+    ):
         instance.last_rejection_reason = str(completed_data["motivo"])
     instance.state = spiff.dump_state(workflow)
     instance.next_timer_due_at = spiff.next_timer_due(workflow)
@@ -189,18 +193,29 @@ def start_instance(
     definition = definitions.latest(session, process_key)
     loaded = spiff.cached_spec(definition)
     est = session.scalar(
-        select(Establishment).where(Establishment.org_id == org_id, Establishment.cnes == establishment_cnes)
+        select(Establishment).where(
+            Establishment.org_id == org_id, Establishment.cnes == establishment_cnes
+        )
     )
     if est is None:
-        raise Invalid({"establishment": f"CNES {establishment_cnes} não cadastrado nesta organização."})
+        raise Invalid(
+            {"establishment": f"CNES {establishment_cnes} não cadastrado nesta organização."}
+        )
     start_roles = loaded.manifest.get("start_roles", ["admin"])
     if not any(actor.has_role(org_id, role, est.id) for role in start_roles):
         raise actor.deny(
             "Você não pode iniciar este processo para este estabelecimento.",
-            action="instance.start", org_id=org_id, entity_type="establishment", entity_id=est.id,
+            action="instance.start",
+            org_id=org_id,
+            entity_type="establishment",
+            entity_id=est.id,
             process=process_key,
-        )  # fmt: skip
-    portfolio = establishments.get_portfolio(session, portfolio_code) if loaded.manifest.get("per_portfolio", True) else None
+        )
+    portfolio = (
+        establishments.get_portfolio(session, portfolio_code)
+        if loaded.manifest.get("per_portfolio", True)
+        else None
+    )
     running = session.scalar(
         select(ProcessInstance.id).where(
             ProcessInstance.establishment_id == est.id,
@@ -210,7 +225,9 @@ def start_instance(
         )
     )
     if running:
-        raise Conflict(f"Já existe um processo em andamento para o CNES {est.cnes} neste portfólio (instância {running}).")
+        raise Conflict(
+            f"Já existe um processo em andamento para o CNES {est.cnes} neste portfólio (instância {running})."
+        )
     start_data: dict[str, Any] = {
         "possui_certificado_valido": False,
         "possui_conta_govbr": bool((data or {}).get("possui_conta_govbr", False)),
@@ -236,11 +253,24 @@ def start_instance(
     try:
         session.flush()
     except IntegrityError as exc:  # another start won the race for the same establishment
-        raise Conflict("Já existe um processo em andamento para este estabelecimento e portfólio.") from exc
+        raise Conflict(
+            "Já existe um processo em andamento para este estabelecimento e portfólio."
+        ) from exc
     sync(session, instance, workflow, loaded, actor=actor)
-    audit.record(session, actor, "instance.started", org_id=org_id, entity_type="instance",
-                 entity_id=instance.id, data={"process": process_key, "version": definition.version,
-                                              "establishment": est.cnes, "portfolio": instance.portfolio_code})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "instance.started",
+        org_id=org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={
+            "process": process_key,
+            "version": definition.version,
+            "establishment": est.cnes,
+            "portfolio": instance.portfolio_code,
+        },
+    )
     return instance
 
 
@@ -252,12 +282,19 @@ def get_instance(session: Session, actor: Actor, instance_id: int) -> ProcessIns
     if instance is None:
         raise NotFound("Instância não encontrada.")
     if not actor.can_see_establishment(instance.org_id, instance.establishment_id):
-        raise actor.deny("Sem acesso a esta instância.", action="instance.read", org_id=instance.org_id,
-                         entity_type="instance", entity_id=instance_id)  # fmt: skip
+        raise actor.deny(
+            "Sem acesso a esta instância.",
+            action="instance.read",
+            org_id=instance.org_id,
+            entity_type="instance",
+            entity_id=instance_id,
+        )
     return instance
 
 
-def instance_tasks(session: Session, instance_id: int, *, states: Sequence[str] | None = None) -> list[Task]:
+def instance_tasks(
+    session: Session, instance_id: int, *, states: Sequence[str] | None = None
+) -> list[Task]:
     stmt = select(Task).where(Task.instance_id == instance_id)
     if states:
         stmt = stmt.where(Task.state.in_(states))
@@ -288,8 +325,13 @@ def get_task(session: Session, actor: Actor, task_id: str) -> Task:
     if task is None:
         raise NotFound("Tarefa não encontrada.")
     if not actor.can_see_establishment(task.org_id, task.establishment_id):
-        raise actor.deny("Sem acesso a esta tarefa.", action="task.read", org_id=task.org_id,
-                         entity_type="task", entity_id=task_id)  # fmt: skip
+        raise actor.deny(
+            "Sem acesso a esta tarefa.",
+            action="task.read",
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task_id,
+        )
     return task
 
 
@@ -312,7 +354,11 @@ def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
         spiff_task = spiff.find_task(workflow, task.id)
         if spiff_task is not None:
             data = forms.prefill(schema, spiff_task.data) if schema else {}
-            context = {k: spiff_task.data.get(k) for k in ("estabelecimento", "portfolio") if k in spiff_task.data}
+            context = {
+                k: spiff_task.data.get(k)
+                for k in ("estabelecimento", "portfolio")
+                if k in spiff_task.data
+            }
             if schema and "estabelecimento" in spiff_task.data:
                 data = _prefill_register(schema, spiff_task.data["estabelecimento"], data)
     elif task.data:
@@ -321,7 +367,9 @@ def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
     return TaskForm(schema=schema, ui=ui, data=data, context=context)
 
 
-def _prefill_register(schema: dict[str, Any], register: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+def _prefill_register(
+    schema: dict[str, Any], register: dict[str, Any], data: dict[str, Any]
+) -> dict[str, Any]:
     """Fill ``estabelecimento_*`` fields from the register where the form has them."""
     props = schema.get("properties", {})
     filled = dict(data)
@@ -343,13 +391,20 @@ def _form_files(loaded: spiff.LoadedSpec, task: Task) -> tuple[dict[str, Any], d
 # ---------------------------------------------------------------- claim, release, assign
 
 
-def _open_task_locked(session: Session, actor: Actor, task_id: str, action: str) -> tuple[Task, ProcessInstance]:
+def _open_task_locked(
+    session: Session, actor: Actor, task_id: str, action: str
+) -> tuple[Task, ProcessInstance]:
     task = session.get(Task, task_id)
     if task is None:
         raise NotFound("Tarefa não encontrada.")
     if not actor.can_see_establishment(task.org_id, task.establishment_id):
-        raise actor.deny("Sem acesso a esta tarefa.", action=action, org_id=task.org_id,
-                         entity_type="task", entity_id=task_id)  # fmt: skip
+        raise actor.deny(
+            "Sem acesso a esta tarefa.",
+            action=action,
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task_id,
+        )
     instance = lock_instance(session, task.instance_id)
     session.refresh(task)  # re-read under the lock: another transaction may have closed it
     return task, instance
@@ -359,8 +414,12 @@ def _require_lane(actor: Actor, task: Task, action: str) -> None:
     if task.role is None or not actor.has_role(task.org_id, task.role, task.establishment_id):
         raise actor.deny(
             f"Esta tarefa é da raia {task.lane or '(sem raia)'}; você não tem esse papel para este estabelecimento.",
-            action=action, org_id=task.org_id, entity_type="task", entity_id=task.id, lane=task.lane,
-        )  # fmt: skip
+            action=action,
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task.id,
+            lane=task.lane,
+        )
 
 
 def _require_ready(task: Task) -> None:
@@ -379,8 +438,15 @@ def claim(session: Session, actor: Actor, task_id: str) -> Task:
     if task.assignee_id == actor.user_id:
         return task
     task.assignee_id, task.claimed_at = actor.user_id, utcnow()
-    audit.record(session, actor, "task.claimed", org_id=task.org_id, entity_type="instance",
-                 entity_id=instance.id, data={"task": task.id, "name": task.name})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "task.claimed",
+        org_id=task.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={"task": task.id, "name": task.name},
+    )
     return task
 
 
@@ -391,27 +457,53 @@ def release(session: Session, actor: Actor, task_id: str) -> Task:
     if task.assignee_id is None:
         return task
     if task.assignee_id != actor.user_id and not is_admin:
-        raise actor.deny("Só quem assumiu a tarefa (ou um administrador) pode liberá-la.",
-                         action="task.release", org_id=task.org_id, entity_type="task", entity_id=task.id)  # fmt: skip
+        raise actor.deny(
+            "Só quem assumiu a tarefa (ou um administrador) pode liberá-la.",
+            action="task.release",
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task.id,
+        )
     previous = task.assignee_id
     task.assignee_id, task.claimed_at = None, None
-    audit.record(session, actor, "task.released", org_id=task.org_id, entity_type="instance",
-                 entity_id=instance.id, data={"task": task.id, "name": task.name, "previous_assignee": previous})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "task.released",
+        org_id=task.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={"task": task.id, "name": task.name, "previous_assignee": previous},
+    )
     return task
 
 
 def assign(session: Session, actor: Actor, task_id: str, user_email: str) -> Task:
     task, instance = _open_task_locked(session, actor, task_id, "task.assign")
     if not actor.has_role(task.org_id, "admin"):
-        raise actor.deny("Apenas administradores atribuem tarefas a outras pessoas.",
-                         action="task.assign", org_id=task.org_id, entity_type="task", entity_id=task.id)  # fmt: skip
+        raise actor.deny(
+            "Apenas administradores atribuem tarefas a outras pessoas.",
+            action="task.assign",
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task.id,
+        )
     _require_ready(task)
     user = session.scalar(select(User).where(User.email == (user_email or "").strip().lower()))
     if user is None or not _user_has_lane(session, user.id, task):
-        raise Invalid({"assignee": "Esta pessoa não tem o papel desta raia para este estabelecimento."})
+        raise Invalid(
+            {"assignee": "Esta pessoa não tem o papel desta raia para este estabelecimento."}
+        )
     task.assignee_id, task.claimed_at = user.id, utcnow()
-    audit.record(session, actor, "task.assigned", org_id=task.org_id, entity_type="instance",
-                 entity_id=instance.id, data={"task": task.id, "name": task.name, "assignee": user.email})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "task.assigned",
+        org_id=task.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={"task": task.id, "name": task.name, "assignee": user.email},
+    )
     return task
 
 
@@ -420,8 +512,14 @@ def _user_has_lane(session: Session, user_id: int, task: Task) -> bool:
         return False
     stmt = (
         select(Membership.id)
-        .outerjoin(membership_establishment, membership_establishment.c.membership_id == Membership.id)
-        .where(Membership.user_id == user_id, Membership.org_id == task.org_id, Membership.role == task.role)
+        .outerjoin(
+            membership_establishment, membership_establishment.c.membership_id == Membership.id
+        )
+        .where(
+            Membership.user_id == user_id,
+            Membership.org_id == task.org_id,
+            Membership.role == task.role,
+        )
     )
     if task.role in SCOPED_ROLES:
         stmt = stmt.where(membership_establishment.c.establishment_id == task.establishment_id)
@@ -431,18 +529,28 @@ def _user_has_lane(session: Session, user_id: int, task: Task) -> bool:
 # ---------------------------------------------------------------- complete
 
 
-def _form_context(session: Session, instance: ProcessInstance, data: dict[str, Any]) -> forms.FormContext:
-    est = session.get(Establishment, instance.establishment_id) if instance.establishment_id else None
+def _form_context(
+    session: Session, instance: ProcessInstance, data: dict[str, Any]
+) -> forms.FormContext:
+    est = (
+        session.get(Establishment, instance.establishment_id) if instance.establishment_id else None
+    )
 
     def lookup_file(file_id: str) -> forms.FileInfo | None:
         row = session.scalar(
-            select(StoredFile).where(StoredFile.id == str(file_id), StoredFile.org_id == instance.org_id)
+            select(StoredFile).where(
+                StoredFile.id == str(file_id), StoredFile.org_id == instance.org_id
+            )
         )
-        return forms.FileInfo(id=row.id, content_type=row.content_type, kind=row.kind) if row else None
+        return (
+            forms.FileInfo(id=row.id, content_type=row.content_type, kind=row.kind) if row else None
+        )
 
     def lookup_uf(cnes: str) -> str | None:
         return session.scalar(
-            select(Establishment.uf).where(Establishment.org_id == instance.org_id, Establishment.cnes == cnes)
+            select(Establishment.uf).where(
+                Establishment.org_id == instance.org_id, Establishment.cnes == cnes
+            )
         )
 
     return forms.FormContext(
@@ -484,7 +592,13 @@ def complete(session: Session, actor: Actor, task_id: str, submitted: dict[str, 
     if not isinstance(submitted, dict):
         raise Invalid({"data": "Envie os campos do formulário como um objeto."})
     try:
-        cleaned = forms.validate_form(schema, submitted, _form_context(session, instance, spiff_task.data)) if schema else {}
+        cleaned = (
+            forms.validate_form(
+                schema, submitted, _form_context(session, instance, spiff_task.data)
+            )
+            if schema
+            else {}
+        )
     except forms.FormInvalid as exc:
         raise Invalid(exc.errors) from None
     secret = forms.secret_fields(schema) if schema else set()
@@ -495,17 +609,37 @@ def complete(session: Session, actor: Actor, task_id: str, submitted: dict[str, 
     workflow.do_engine_steps()
     if task.assignee_id is None:
         task.assignee_id, task.claimed_at = actor.user_id, utcnow()
-    change = sync(session, instance, workflow, loaded, actor=actor, completed_task_id=task.id, completed_data=public)
+    change = sync(
+        session,
+        instance,
+        workflow,
+        loaded,
+        actor=actor,
+        completed_task_id=task.id,
+        completed_data=public,
+    )
     for file_id in _file_ids(schema, public):
         row = session.get(StoredFile, file_id)
         if row is not None and row.org_id == instance.org_id:
             row.establishment_id, row.instance_id = instance.establishment_id, instance.id
     audit.record(
-        session, actor, "task.completed", org_id=task.org_id, entity_type="instance", entity_id=instance.id,
-        data={"task": task.id, "name": task.name, "lane": task.lane, "data": public,
-              "secrets_given": sorted(k for k in secret if cleaned.get(k)),
-              "next": [t.name for t in change.created], "stage": instance.stage, "status": instance.status},
-    )  # fmt: skip
+        session,
+        actor,
+        "task.completed",
+        org_id=task.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={
+            "task": task.id,
+            "name": task.name,
+            "lane": task.lane,
+            "data": public,
+            "secrets_given": sorted(k for k in secret if cleaned.get(k)),
+            "next": [t.name for t in change.created],
+            "stage": instance.stage,
+            "status": instance.status,
+        },
+    )
     return task
 
 
@@ -517,8 +651,13 @@ def cancel(session: Session, actor: Actor, instance_id: int, reason: str) -> Pro
     if instance is None:
         raise NotFound("Instância não encontrada.")
     if not actor.has_role(instance.org_id, "admin"):
-        raise actor.deny("Apenas administradores cancelam processos.", action="instance.cancel",
-                         org_id=instance.org_id, entity_type="instance", entity_id=instance_id)  # fmt: skip
+        raise actor.deny(
+            "Apenas administradores cancelam processos.",
+            action="instance.cancel",
+            org_id=instance.org_id,
+            entity_type="instance",
+            entity_id=instance_id,
+        )
     if not (reason or "").strip():
         raise Invalid({"reason": "Informe o motivo do cancelamento."})
     instance = lock_instance(session, instance_id)
@@ -530,8 +669,15 @@ def cancel(session: Session, actor: Actor, instance_id: int, reason: str) -> Pro
     instance.cancel_reason = reason.strip()
     instance.ended_at = utcnow()
     sync(session, instance, workflow, loaded, actor=actor)
-    audit.record(session, actor, "instance.cancelled", org_id=instance.org_id, entity_type="instance",
-                 entity_id=instance.id, data={"reason": instance.cancel_reason})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "instance.cancelled",
+        org_id=instance.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={"reason": instance.cancel_reason},
+    )
     return instance
 
 
