@@ -277,6 +277,40 @@ def processes_list() -> None:
         )
 
 
+@main.group()
+def instances() -> None:
+    """Instâncias de processo."""
+
+
+@instances.command("migrate")
+@click.option("--process", "process_key", required=True)
+@click.option("--to", "to_version", required=True, type=int)
+@click.option(
+    "--from", "from_version", type=int, default=None, help="Só as instâncias desta versão."
+)
+@click.option("--instance", "instance_ids", multiple=True, type=int, help="Só estas instâncias.")
+def instances_migrate(
+    process_key: str, to_version: int, from_version: int | None, instance_ids: tuple[int, ...]
+) -> None:
+    """Migra instâncias em andamento para outra versão; cada uma é recusada com o motivo se não puder."""
+    from engine.runtime import migration
+
+    results = migration.migrate_many(
+        _db(),
+        _cli_actor(),
+        process_key,
+        to_version,
+        from_version=from_version,
+        instance_ids=list(instance_ids),
+    )
+    for instance_id, ok, reason in results:
+        click.echo(f"instância {instance_id}: {'migrada' if ok else 'recusada: ' + reason}")
+    done = sum(1 for _, ok, _ in results if ok)
+    click.echo(f"{done} migrada(s), {len(results) - done} recusada(s)")
+    if done < len(results):
+        sys.exit(1)
+
+
 # ------------------------------------------------------------------ audit
 
 

@@ -135,6 +135,19 @@ SCHEMAS: dict[str, Any] = {
             "hash": {"type": "string"},
         },
     },
+    "MigrationPlan": {
+        "type": "object",
+        "required": ["instance", "from_version", "to_version", "possible", "reasons"],
+        "properties": {
+            "instance": {"type": "integer"},
+            "from_version": {"type": "integer"},
+            "to_version": {"type": "integer"},
+            "possible": {"type": "boolean"},
+            "reasons": {"type": "array", "items": {"type": "string"}},
+            "active": {"type": "array", "items": {"type": "string"}},
+            "changed": {"type": "array", "items": {"type": "string"}},
+        },
+    },
     "File": {
         "type": "object",
         "required": ["id", "sha256", "size", "content_type"],
@@ -187,19 +200,32 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-ERR = {code: _json(_ref("Error"), text) for code, text in {
-    401: "Sem autenticação", 403: "Proibido (fora da raia, do estabelecimento ou da organização)",
-    404: "Não encontrado", 409: "Conflito (tarefa não pronta, já concluída, alteração concorrente)",
-    413: "Arquivo grande demais", 422: "Dados inválidos (erros por campo)",
-}.items()}  # fmt: skip
+ERR = {
+    code: _json(_ref("Error"), text)
+    for code, text in {
+        401: "Sem autenticação",
+        403: "Proibido (fora da raia, do estabelecimento ou da organização)",
+        404: "Não encontrado",
+        409: "Conflito (tarefa não pronta, já concluída, alteração concorrente)",
+        413: "Arquivo grande demais",
+        422: "Dados inválidos (erros por campo)",
+    }.items()
+}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): ERR[c] for c in (401, *codes)}
 
 
-def _param(name: str, where: str = "query", schema: dict[str, Any] | None = None, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required or where == "path", "schema": schema or {"type": "string"}}
+def _param(
+    name: str, where: str = "query", schema: dict[str, Any] | None = None, required: bool = False
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": required or where == "path",
+        "schema": schema or {"type": "string"},
+    }
 
 
 def _body(name: str) -> dict[str, Any]:
@@ -215,12 +241,22 @@ def document() -> dict[str, Any]:
         "responses": {"200": _json(_ref("Task")), **_errors(403, 404, 409)},
     }
     paths: dict[str, Any] = {
-        "/api/v1/me": {"get": {"summary": "Quem sou eu", "responses": {"200": _json({"type": "object"}), **_errors()}}},
+        "/api/v1/me": {
+            "get": {
+                "summary": "Quem sou eu",
+                "responses": {"200": _json({"type": "object"}), **_errors()},
+            }
+        },
         "/api/v1/establishments": {
             "get": {
                 "summary": "Listar estabelecimentos visíveis",
-                "parameters": [_param("org"), _param("q"), _param("uf"),
-                               _param("limit", schema={"type": "integer"}), _param("offset", schema={"type": "integer"})],
+                "parameters": [
+                    _param("org"),
+                    _param("q"),
+                    _param("uf"),
+                    _param("limit", schema={"type": "integer"}),
+                    _param("offset", schema={"type": "integer"}),
+                ],
                 "responses": {"200": _json(_list_of("Establishment")), **_errors(403, 422)},
             },
             "post": {
@@ -236,12 +272,24 @@ def document() -> dict[str, Any]:
                 "responses": {"200": _json(_ref("Establishment")), **_errors(403, 404)},
             }
         },
-        "/api/v1/portfolios": {"get": {"summary": "Catálogo de portfólios", "responses": {"200": _json(_list_of("Portfolio")), **_errors()}}},
-        "/api/v1/processes": {"get": {"summary": "Processos implantados", "responses": {"200": _json(_list_of("ProcessDefinition")), **_errors()}}},
+        "/api/v1/portfolios": {
+            "get": {
+                "summary": "Catálogo de portfólios",
+                "responses": {"200": _json(_list_of("Portfolio")), **_errors()},
+            }
+        },
+        "/api/v1/processes": {
+            "get": {
+                "summary": "Processos implantados",
+                "responses": {"200": _json(_list_of("ProcessDefinition")), **_errors()},
+            }
+        },
         "/api/v1/instances": {
             "get": {
                 "summary": "Listar instâncias",
-                "parameters": [_param(n) for n in ("org", "status", "stage", "establishment", "process")],
+                "parameters": [
+                    _param(n) for n in ("org", "status", "stage", "establishment", "process")
+                ],
                 "responses": {"200": _json(_list_of("Instance")), **_errors(403, 422)},
             },
             "post": {
@@ -251,34 +299,88 @@ def document() -> dict[str, Any]:
             },
         },
         "/api/v1/instances/{instance_id}": {
-            "get": {"summary": "Uma instância, com tarefas prontas", "parameters": [instance_id],
-                    "responses": {"200": _json(_ref("Instance")), **_errors(403, 404)}}
+            "get": {
+                "summary": "Uma instância, com tarefas prontas",
+                "parameters": [instance_id],
+                "responses": {"200": _json(_ref("Instance")), **_errors(403, 404)},
+            }
         },
         "/api/v1/instances/{instance_id}/history": {
-            "get": {"summary": "Histórico auditável da instância", "parameters": [instance_id],
-                    "responses": {"200": _json(_list_of("Event")), **_errors(403, 404)}}
+            "get": {
+                "summary": "Histórico auditável da instância",
+                "parameters": [instance_id],
+                "responses": {"200": _json(_list_of("Event")), **_errors(403, 404)},
+            }
         },
         "/api/v1/instances/{instance_id}/cancel": {
             "post": {
                 "summary": "Cancelar (admin, com motivo)",
                 "parameters": [instance_id],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["reason"], "properties": {"reason": {"type": "string"}}}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["reason"],
+                                "properties": {"reason": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
                 "responses": {"200": _json(_ref("Instance")), **_errors(403, 404, 409, 422)},
+            }
+        },
+        "/api/v1/instances/{instance_id}/migration": {
+            "get": {
+                "summary": "Plano de migração para outra versão (admin): é possível? por quê?",
+                "parameters": [
+                    instance_id,
+                    _param("version", schema={"type": "integer"}, required=True),
+                ],
+                "responses": {"200": _json(_ref("MigrationPlan")), **_errors(403, 404, 422)},
+            }
+        },
+        "/api/v1/instances/{instance_id}/migrate": {
+            "post": {
+                "summary": "Migrar a instância para outra versão do processo (admin)",
+                "parameters": [instance_id],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["version"],
+                                "properties": {"version": {"type": "integer"}},
+                            }
+                        }
+                    },
+                },
+                "responses": {"200": _json(_ref("MigrationPlan")), **_errors(403, 404, 409, 422)},
             }
         },
         "/api/v1/tasks": {
             "get": {
                 "summary": "Tarefas visíveis",
-                "parameters": [_param("instance", schema={"type": "integer"}),
-                               _param("state", schema={"type": "string", "enum": ["ready", "completed", "cancelled"]}),
-                               _param("lane"), _param("mine")],
+                "parameters": [
+                    _param("instance", schema={"type": "integer"}),
+                    _param(
+                        "state",
+                        schema={"type": "string", "enum": ["ready", "completed", "cancelled"]},
+                    ),
+                    _param("lane"),
+                    _param("mine"),
+                ],
                 "responses": {"200": _json(_list_of("Task")), **_errors(422)},
             }
         },
         "/api/v1/tasks/{task_id}": {
-            "get": {"summary": "Tarefa com formulário e dados preenchidos", "parameters": [task_id],
-                    "responses": {"200": _json(_ref("TaskDetail")), **_errors(403, 404)}}
+            "get": {
+                "summary": "Tarefa com formulário e dados preenchidos",
+                "parameters": [task_id],
+                "responses": {"200": _json(_ref("TaskDetail")), **_errors(403, 404)},
+            }
         },
         "/api/v1/tasks/{task_id}/claim": {"post": {"summary": "Assumir", **task_action}},
         "/api/v1/tasks/{task_id}/release": {"post": {"summary": "Liberar", **task_action}},
@@ -286,8 +388,18 @@ def document() -> dict[str, Any]:
             "post": {
                 "summary": "Atribuir (admin)",
                 "parameters": [task_id],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["assignee"], "properties": {"assignee": {"type": "string"}}}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["assignee"],
+                                "properties": {"assignee": {"type": "string"}},
+                            }
+                        }
+                    },
+                },
                 "responses": {"200": _json(_ref("Task")), **_errors(403, 404, 409, 422)},
             }
         },
@@ -295,17 +407,35 @@ def document() -> dict[str, Any]:
             "post": {
                 "summary": "Concluir com os dados do formulário",
                 "parameters": [task_id],
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"data": {"type": "object"}}}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "object", "properties": {"data": {"type": "object"}}}
+                        }
+                    },
+                },
                 "responses": {"200": _json(_ref("Task")), **_errors(403, 404, 409, 422)},
             }
         },
         "/api/v1/files": {
             "post": {
                 "summary": "Enviar arquivo (tipo detectado pelo conteúdo)",
-                "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                    "type": "object", "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}, "org": {"type": "string"}}}}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "org": {"type": "string"},
+                                },
+                            }
+                        }
+                    },
+                },
                 "responses": {"201": _json(_ref("File")), **_errors(403, 413, 422)},
             }
         },
@@ -313,15 +443,23 @@ def document() -> dict[str, Any]:
             "get": {
                 "summary": "Baixar arquivo (attachment, auditado)",
                 "parameters": [_param("file_id", "path")],
-                "responses": {"200": {"description": "O arquivo", "content": {"application/octet-stream": {}}},
-                              **_errors(403, 404)},
+                "responses": {
+                    "200": {
+                        "description": "O arquivo",
+                        "content": {"application/octet-stream": {}},
+                    },
+                    **_errors(403, 404),
+                },
             }
         },
     }
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Credencia API", "version": "1.0.0",
-                 "description": "Credenciamento de estabelecimentos de saúde na RNDS."},
+        "info": {
+            "title": "Credencia API",
+            "version": "1.0.0",
+            "description": "Credenciamento de estabelecimentos de saúde na RNDS.",
+        },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "components": {

@@ -66,7 +66,11 @@ def tasks(session: Session, rows: list[Task]) -> list[dict[str, Any]]:
 
 
 def instance(
-    inst: ProcessInstance, *, cnes: str, definition_version: int, ready: list[dict[str, Any]] | None = None
+    inst: ProcessInstance,
+    *,
+    cnes: str,
+    definition_version: int,
+    ready: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     out = {
         "id": inst.id,

@@ -21,6 +21,7 @@ from engine.errors import DomainError, Forbidden, Invalid, NotFound
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
+from engine.runtime import migration
 from engine.runtime import service as runtime
 from engine.runtime.models import READY, ProcessInstance, Task
 from web.api import serialize
@@ -54,7 +55,11 @@ def _too_large(_exc: Exception):  # type: ignore[no-untyped-def]
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-    messages = {404: "Recurso não encontrado.", 405: "Método não permitido.", 400: "Requisição inválida."}
+    messages = {
+        404: "Recurso não encontrado.",
+        405: "Método não permitido.",
+        400: "Requisição inválida.",
+    }
     return _error(exc.code or 500, messages.get(exc.code or 500, exc.description or "Erro."))
 
 
@@ -65,8 +70,13 @@ def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
 
 
 def _audit_unauthenticated(reason: str) -> None:
-    denial = Forbidden(reason, action="api.auth", entity_type="endpoint", entity_id=request.path,
-                       details={"method": request.method, "remote_addr": request.remote_addr})  # fmt: skip
+    denial = Forbidden(
+        reason,
+        action="api.auth",
+        entity_type="endpoint",
+        entity_id=request.path,
+        details={"method": request.method, "remote_addr": request.remote_addr},
+    )
     db = _db()
     if db.on_denied:
         db._audit_denial(denial)
@@ -160,9 +170,14 @@ def list_establishments():  # type: ignore[no-untyped-def]
     with _db().read() as session:
         org_id = _org_id(session, request.args.get("org"))
         rows = establishments.list_establishments(
-            session, _actor(), org_id, q=request.args.get("q", ""), uf=request.args.get("uf", ""),
-            limit=_int_arg("limit", 100, 1000), offset=_int_arg("offset", 0, 10**9),
-        )  # fmt: skip
+            session,
+            _actor(),
+            org_id,
+            q=request.args.get("q", ""),
+            uf=request.args.get("uf", ""),
+            limit=_int_arg("limit", 100, 1000),
+            offset=_int_arg("offset", 0, 10**9),
+        )
         return jsonify({"items": [serialize.establishment(e) for e in rows]})
 
 
@@ -182,16 +197,26 @@ def create_establishment():  # type: ignore[no-untyped-def]
 def get_establishment(cnes: str):  # type: ignore[no-untyped-def]
     with _db().read() as session:
         org_id = _org_id(session, request.args.get("org"))
-        return jsonify(serialize.establishment(establishments.get_by_cnes(session, _actor(), org_id, cnes)))
+        return jsonify(
+            serialize.establishment(establishments.get_by_cnes(session, _actor(), org_id, cnes))
+        )
 
 
 @bp.get("/portfolios")
 @authenticated
 def list_portfolios():  # type: ignore[no-untyped-def]
     with _db().read() as session:
-        rows = session.scalars(select(Portfolio).where(Portfolio.active.is_(True)).order_by(Portfolio.code))
+        rows = session.scalars(
+            select(Portfolio).where(Portfolio.active.is_(True)).order_by(Portfolio.code)
+        )
         items = [
-            {"code": p.code, "name": p.name, "version": p.version, "date": p.date, "operations": p.operations}
+            {
+                "code": p.code,
+                "name": p.name,
+                "version": p.version,
+                "date": p.date,
+                "operations": p.operations,
+            }
             for p in rows
         ]
     return jsonify({"items": items})
@@ -202,10 +227,15 @@ def list_portfolios():  # type: ignore[no-untyped-def]
 def list_processes():  # type: ignore[no-untyped-def]
     with _db().read() as session:
         items = [
-            {"key": d.key, "version": d.version, "title": d.title, "content_hash": d.content_hash,
-             "deployed_at": serialize.iso(d.deployed_at)}
+            {
+                "key": d.key,
+                "version": d.version,
+                "title": d.title,
+                "content_hash": d.content_hash,
+                "deployed_at": serialize.iso(d.deployed_at),
+            }
             for d in definitions.list_definitions(session)
-        ]  # fmt: skip
+        ]
     return jsonify({"items": items})
 
 
@@ -213,8 +243,12 @@ def list_processes():  # type: ignore[no-untyped-def]
 
 
 def _instance_json(session: Any, inst: ProcessInstance, with_tasks: bool = True) -> dict[str, Any]:
-    cnes = session.scalar(select(Establishment.cnes).where(Establishment.id == inst.establishment_id))
-    version = session.scalar(select(ProcessDefinition.version).where(ProcessDefinition.id == inst.definition_id))
+    cnes = session.scalar(
+        select(Establishment.cnes).where(Establishment.id == inst.establishment_id)
+    )
+    version = session.scalar(
+        select(ProcessDefinition.version).where(ProcessDefinition.id == inst.definition_id)
+    )
     ready = None
     if with_tasks:
         rows = runtime.instance_tasks(session, inst.id, states=[READY])
@@ -237,10 +271,14 @@ def start_instance():  # type: ignore[no-untyped-def]
     with _db().write() as session:
         org_id = _org_id(session, body.get("org"))
         inst = runtime.start_instance(
-            session, _actor(), org_id=org_id, process_key=body["process"],
-            establishment_cnes=body["establishment"], portfolio_code=body.get("portfolio", ""),
+            session,
+            _actor(),
+            org_id=org_id,
+            process_key=body["process"],
+            establishment_cnes=body["establishment"],
+            portfolio_code=body.get("portfolio", ""),
             data=body.get("data") if isinstance(body.get("data"), dict) else None,
-        )  # fmt: skip
+        )
         out = _instance_json(session, inst)
     return jsonify(out), 201
 
@@ -252,7 +290,9 @@ def list_instances():  # type: ignore[no-untyped-def]
     with _db().read() as session:
         org_id = _org_id(session, request.args.get("org"))
         if not actor.is_member(org_id):
-            raise actor.deny("Sem acesso a esta organização.", action="instance.list", org_id=org_id)
+            raise actor.deny(
+                "Sem acesso a esta organização.", action="instance.list", org_id=org_id
+            )
         stmt = (
             select(ProcessInstance, Establishment.cnes)
             .join(Establishment, Establishment.id == ProcessInstance.establishment_id)
@@ -261,14 +301,27 @@ def list_instances():  # type: ignore[no-untyped-def]
         visible = actor.visible_establishments(org_id)
         if visible is not None:
             stmt = stmt.where(ProcessInstance.establishment_id.in_(visible))
-        for arg, column in (("status", ProcessInstance.status), ("stage", ProcessInstance.stage),
-                            ("establishment", Establishment.cnes), ("process", ProcessInstance.process_key)):  # fmt: skip
+        for arg, column in (
+            ("status", ProcessInstance.status),
+            ("stage", ProcessInstance.stage),
+            ("establishment", Establishment.cnes),
+            ("process", ProcessInstance.process_key),
+        ):
             if request.args.get(arg):
                 stmt = stmt.where(column == request.args[arg])
-        stmt = stmt.order_by(ProcessInstance.id.desc()).limit(_int_arg("limit", 100, 1000)).offset(_int_arg("offset", 0, 10**9))
+        stmt = (
+            stmt.order_by(ProcessInstance.id.desc())
+            .limit(_int_arg("limit", 100, 1000))
+            .offset(_int_arg("offset", 0, 10**9))
+        )
         rows = session.execute(stmt).all()
-        versions = dict(session.execute(select(ProcessDefinition.id, ProcessDefinition.version)).all())
-        items = [serialize.instance(i, cnes=c, definition_version=versions.get(i.definition_id, 0)) for i, c in rows]
+        versions = dict(
+            session.execute(select(ProcessDefinition.id, ProcessDefinition.version)).all()
+        )
+        items = [
+            serialize.instance(i, cnes=c, definition_version=versions.get(i.definition_id, 0))
+            for i, c in rows
+        ]
     return jsonify({"items": items})
 
 
@@ -306,6 +359,43 @@ def cancel_instance(raw_id: str):  # type: ignore[no-untyped-def]
     return jsonify(out)
 
 
+def _version_arg(raw: object) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+        raise Invalid({"version": "Informe a versão de destino (número inteiro)."})
+    return int(raw)
+
+
+@bp.get("/instances/<raw_id>/migration")
+@authenticated
+def migration_plan(raw_id: str):  # type: ignore[no-untyped-def]
+    with _db().read() as session:
+        plan = migration.plan(
+            session, _actor(), _parse_id(raw_id), _version_arg(request.args.get("version"))
+        )
+    return jsonify(_plan_json(plan))
+
+
+@bp.post("/instances/<raw_id>/migrate")
+@authenticated
+def migrate_instance(raw_id: str):  # type: ignore[no-untyped-def]
+    version = _version_arg(_json_body().get("version"))
+    with _db().write() as session:
+        plan = migration.migrate(session, _actor(), _parse_id(raw_id), version)
+    return jsonify(_plan_json(plan))
+
+
+def _plan_json(plan: migration.Plan) -> dict[str, Any]:
+    return {
+        "instance": plan.instance_id,
+        "from_version": plan.from_version,
+        "to_version": plan.to_version,
+        "possible": plan.possible,
+        "reasons": plan.reasons,
+        "active": plan.active,
+        "changed": plan.changed,
+    }
+
+
 # ------------------------------------------------------------------ tasks
 
 
@@ -326,7 +416,9 @@ def list_tasks():  # type: ignore[no-untyped-def]
             stmt = stmt.where(Task.lane == request.args["lane"])
         if request.args.get("mine") in ("1", "true"):
             stmt = stmt.where(Task.assignee_id == actor.user_id)
-        stmt = stmt.order_by(Task.due_at, Task.created_at, Task.id).limit(_int_arg("limit", 200, 1000))
+        stmt = stmt.order_by(Task.due_at, Task.created_at, Task.id).limit(
+            _int_arg("limit", 200, 1000)
+        )
         rows = list(session.scalars(stmt))
         return jsonify({"items": serialize.tasks(session, rows)})
 
@@ -393,7 +485,10 @@ def complete_task(task_id: str):  # type: ignore[no-untyped-def]
 @authenticated
 def upload_file():  # type: ignore[no-untyped-def]
     limit = current_app.extensions["credencia.settings"].max_upload_bytes
-    if request.content_length is not None and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]:
+    if (
+        request.content_length is not None
+        and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]
+    ):
         raise RequestEntityTooLarge()
     upload = request.files.get("file")
     if upload is None:
@@ -401,7 +496,9 @@ def upload_file():  # type: ignore[no-untyped-def]
     content = files.read_limited(upload.stream, limit)
     with _db().write() as session:
         org_id = _org_id(session, request.form.get("org"))
-        row = files.store(session, _actor(), org_id, upload.filename or "arquivo", content, limit=limit)
+        row = files.store(
+            session, _actor(), org_id, upload.filename or "arquivo", content, limit=limit
+        )
         out = serialize.stored_file(row)
     return jsonify(out), 201
 
