@@ -45,7 +45,9 @@ class Bundle:
 def read_bundle(bpmn_path: Path) -> Bundle:
     try:
         raw = bpmn_path.read_bytes()
-        root = etree.fromstring(raw, parser=etree.XMLParser(resolve_entities=False, no_network=True))
+        root = etree.fromstring(
+            raw, parser=etree.XMLParser(resolve_entities=False, no_network=True)
+        )
     except (OSError, etree.XMLSyntaxError) as exc:
         raise DeployError(f"{bpmn_path.name}: não é um XML BPMN legível ({exc})") from exc
     processes = root.findall(f"{{{BPMN_NS}}}process")
@@ -79,7 +81,9 @@ def read_bundle(bpmn_path: Path) -> Bundle:
 
 def form_problems(bundle: Bundle) -> list[str]:
     """Forms named by user tasks that are missing or are not valid form schemas."""
-    root = etree.fromstring(bundle.bpmn_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False))
+    root = etree.fromstring(
+        bundle.bpmn_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False)
+    )
     problems = []
     for prop in root.iter("{http://spiffworkflow.org/bpmn/schema/1.0/core}property"):
         if prop.get("name") != "formJsonSchemaFilename":
@@ -93,16 +97,30 @@ def form_problems(bundle: Bundle) -> list[str]:
     return problems
 
 
+_checked: dict[str, list[str]] = {}
+
+
+def _form_problems_cached(bundle: Bundle) -> list[str]:
+    if bundle.content_hash not in _checked:
+        _checked[bundle.content_hash] = form_problems(bundle)
+    return _checked[bundle.content_hash]
+
+
 def latest(session: Session, key: str) -> ProcessDefinition:
     definition = session.scalar(
-        select(ProcessDefinition).where(ProcessDefinition.key == key).order_by(ProcessDefinition.version.desc()).limit(1)
+        select(ProcessDefinition)
+        .where(ProcessDefinition.key == key)
+        .order_by(ProcessDefinition.version.desc())
+        .limit(1)
     )
     if definition is None:
         raise NotFound(f"Processo '{key}' não implantado.")
     return definition
 
 
-def deploy_bundle(session: Session, bundle: Bundle, actor: Actor | None = None) -> tuple[ProcessDefinition, bool]:
+def deploy_bundle(
+    session: Session, bundle: Bundle, actor: Actor | None = None
+) -> tuple[ProcessDefinition, bool]:
     """Deploy one bundle; returns (definition, created). Unchanged content is not redeployed."""
     current = session.scalar(
         select(ProcessDefinition)
@@ -112,11 +130,19 @@ def deploy_bundle(session: Session, bundle: Bundle, actor: Actor | None = None) 
     )
     if current is not None and current.content_hash == bundle.content_hash:
         return current, False
-    spiff.parse(bundle.bpmn_xml, bundle.key, Path(bundle.source_path).name)  # refuse what cannot run
-    problems = form_problems(bundle)
+    spiff.parse_cached(
+        bundle.bpmn_xml, bundle.key, bundle.content_hash, Path(bundle.source_path).name
+    )
+    # (raises SpecError: refuse what cannot run)
+    problems = _form_problems_cached(bundle)
     if problems:
         raise DeployError(f"{Path(bundle.source_path).name}: " + "; ".join(problems))
-    version = (session.scalar(select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == bundle.key)) or 0) + 1
+    version = (
+        session.scalar(
+            select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == bundle.key)
+        )
+        or 0
+    ) + 1
     definition = ProcessDefinition(
         key=bundle.key,
         version=version,
@@ -130,13 +156,21 @@ def deploy_bundle(session: Session, bundle: Bundle, actor: Actor | None = None) 
     )
     session.add(definition)
     session.flush()
-    audit.record(session, actor, "process.deployed", org_id=None, entity_type="process_definition",
-                 entity_id=definition.id, data={"key": bundle.key, "version": version,
-                                                "content_hash": bundle.content_hash})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "process.deployed",
+        org_id=None,
+        entity_type="process_definition",
+        entity_id=definition.id,
+        data={"key": bundle.key, "version": version, "content_hash": bundle.content_hash},
+    )
     return definition, True
 
 
-def deploy_all(db: Any, processes_dir: Path, actor: Actor | None = None) -> list[tuple[ProcessDefinition, bool]]:
+def deploy_all(
+    db: Any, processes_dir: Path, actor: Actor | None = None
+) -> list[tuple[ProcessDefinition, bool]]:
     """Deploy every ``*.bpmn`` of the folder, each in its own transaction.
 
     Several processes starting at once may race to deploy the same version; the loser of the
@@ -157,4 +191,8 @@ def deploy_all(db: Any, processes_dir: Path, actor: Actor | None = None) -> list
 
 
 def list_definitions(session: Session) -> list[ProcessDefinition]:
-    return list(session.scalars(select(ProcessDefinition).order_by(ProcessDefinition.key, ProcessDefinition.version)))
+    return list(
+        session.scalars(
+            select(ProcessDefinition).order_by(ProcessDefinition.key, ProcessDefinition.version)
+        )
+    )

@@ -34,7 +34,9 @@ class _SpecLessWorkflowConverter(BpmnWorkflowConverter):
         dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
         return dct
 
-    def from_dict(self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None) -> BpmnWorkflow:
+    def from_dict(
+        self, dct: dict[str, Any], spec: Any = None, subprocess_specs: Any = None
+    ) -> BpmnWorkflow:
         dct.pop("spec", None)
         dct.pop("subprocess_specs", None)
         workflow = self.target_class(spec, subprocess_specs or {}, deserializing=True)
@@ -69,7 +71,9 @@ class SpecError(Exception):
     pass
 
 
-def parse(bpmn_xml: str, process_key: str, filename: str = "process.bpmn") -> tuple[Any, dict[str, Any]]:
+def parse(
+    bpmn_xml: str, process_key: str, filename: str = "process.bpmn"
+) -> tuple[Any, dict[str, Any]]:
     parser = SpiffBpmnParser(validator=VALIDATOR)
     try:
         parser.add_bpmn_str(bpmn_xml.encode("utf-8"), filename)
@@ -80,6 +84,18 @@ def parse(bpmn_xml: str, process_key: str, filename: str = "process.bpmn") -> tu
 
 _cache: dict[int, LoadedSpec] = {}
 _cache_lock = threading.Lock()
+# Parsed specs by content hash: the same BPMN text always parses to the same spec.
+_parsed: dict[str, tuple[Any, dict[str, Any]]] = {}
+
+
+def parse_cached(
+    bpmn_xml: str, process_key: str, content_hash: str, filename: str = "process.bpmn"
+) -> tuple[Any, dict[str, Any]]:
+    key = f"{process_key}:{content_hash}"
+    found = _parsed.get(key)
+    if found is None:
+        found = _parsed[key] = parse(bpmn_xml, process_key, filename)
+    return found
 
 
 def cached_spec(definition: Any) -> LoadedSpec:
@@ -90,7 +106,12 @@ def cached_spec(definition: Any) -> LoadedSpec:
     with _cache_lock:
         loaded = _cache.get(definition.id)
         if loaded is None:
-            spec, subs = parse(definition.bpmn_xml, definition.key, f"{definition.key}.bpmn")
+            spec, subs = parse_cached(
+                definition.bpmn_xml,
+                definition.key,
+                definition.content_hash,
+                f"{definition.key}.bpmn",
+            )
             manifest = definition.manifest or {}
             loaded = LoadedSpec(
                 process_key=definition.key,
@@ -124,7 +145,9 @@ def dump_state(workflow: BpmnWorkflow) -> str:
         dct = _state_serializer.to_dict(workflow)
         dct[SERIALIZER_VERSION_KEY] = _state_serializer.VERSION
         # The library's encoder handles the objects the registry leaves for it (events).
-        return json.dumps(dct, cls=_state_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(
+            dct, cls=_state_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False
+        )
     finally:
         _registry._encoder_mode = False
 
@@ -132,7 +155,9 @@ def dump_state(workflow: BpmnWorkflow) -> str:
 def load_state(loaded: LoadedSpec, state: str) -> BpmnWorkflow:
     dct = json.loads(state, cls=_state_serializer.json_decoder_cls)
     _state_serializer.migrate(dct)
-    return _state_serializer.from_dict(dct, spec=loaded.spec, subprocess_specs=loaded.subprocess_specs)
+    return _state_serializer.from_dict(
+        dct, spec=loaded.spec, subprocess_specs=loaded.subprocess_specs
+    )
 
 
 def properties(task_spec: Any) -> dict[str, str]:
