@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+NPM ?= npm
+# Front-end packages from npm, copied into web/static/vendor (gitignored); catalogs compiled.
+ASSETS_STAMP := web/static/vendor/.installed
 
-.PHONY: run test bench lint format install clean
+.PHONY: run test bench lint format install clean assets chromium
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,17 +20,28 @@ $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	@touch $@
 
-install: $(STAMP)
+$(ASSETS_STAMP): $(STAMP) package.json package-lock.json
+	$(NPM) ci --ignore-scripts --no-audit --no-fund
+	$(BIN)/python -m web.assets
+	@touch $@
+
+install: $(STAMP) $(ASSETS_STAMP)
+
+assets: $(ASSETS_STAMP)
+
+## Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded)
+chromium:
+	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
 ## Start the app (web + API) on SQLite under instance/ with demo data, on http://127.0.0.1:5000
-run: $(STAMP)
+run: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/credencia db upgrade
 	$(BIN)/credencia processes deploy
 	$(BIN)/credencia demo load
 	$(BIN)/credencia serve --host 127.0.0.1 --port 5000
 
 ## Install what the tests need and run them all (ruff + pytest, SQLite and PostgreSQL)
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) $(ASSETS_STAMP) chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -41,4 +55,4 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache node_modules web/static/vendor

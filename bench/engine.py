@@ -37,8 +37,10 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 
 import argparse  # noqa: E402
 import cProfile  # noqa: E402
+import dataclasses  # noqa: E402
 import functools  # noqa: E402
 import gc  # noqa: E402
+import inspect  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
@@ -60,12 +62,12 @@ from importlib import metadata  # noqa: E402
 from typing import Any  # noqa: E402
 
 import psycopg  # noqa: E402
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, event, select  # noqa: E402
-from sqlalchemy.orm import sessionmaker  # noqa: E402
-from sqlalchemy.pool import QueuePool  # noqa: E402
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow  # noqa: E402
 from SpiffWorkflow.task import Task as SpiffTask  # noqa: E402
 from SpiffWorkflow.task import TaskState  # noqa: E402
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, event, select  # noqa: E402
+from sqlalchemy.orm import sessionmaker  # noqa: E402
+from sqlalchemy.pool import QueuePool  # noqa: E402
 
 import engine.models  # noqa: E402, F401  (every table on Base.metadata)
 from engine import db as db_mod  # noqa: E402
@@ -106,7 +108,6 @@ HAPPY_PATH = (
     "colocar_em_producao",
 )
 PORTFOLIOS = ("REL", "RIA", "RIRA", "RAC")
-ESTABLISHMENTS = 10
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"
 
@@ -114,6 +115,26 @@ log = logging.getLogger("bench")
 
 
 # ------------------------------------------------------------------------- results
+
+
+class Samples(list):
+    """Wall-clock seconds per operation, with this process's CPU seconds alongside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cpu: list[float] = []
+
+    def record(self, wall: float, cpu: float) -> None:
+        self.append(wall)
+        self.cpu.append(cpu)
+
+
+def clocks() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def since(start: tuple[float, float]) -> tuple[float, float]:
+    return time.perf_counter() - start[0], time.process_time() - start[1]
 
 
 @dataclass
@@ -133,6 +154,13 @@ class Result:
         return percentile(self.samples, q) * 1000
 
     @property
+    def cpu_ms(self) -> float:
+        """Mean CPU time of this Python process per operation (the database server's is not
+        included); less sensitive than wall time to other load on the machine."""
+        cpu = getattr(self.samples, "cpu", [])
+        return 1000 * sum(cpu) / len(cpu) if cpu else 0.0
+
+    @property
     def max_ms(self) -> float:
         return max(self.samples) * 1000 if self.samples else 0.0
 
@@ -146,6 +174,7 @@ class Result:
             "p50_ms": round(self.pct(50), 3),
             "p95_ms": round(self.pct(95), 3),
             "max_ms": round(self.max_ms, 3),
+            "cpu_ms_mean": round(self.cpu_ms, 3),
             "note": self.note,
         }
 
@@ -220,12 +249,15 @@ def bench_raw(instances: int, warmup: int, seed: int, *, roundtrip: bool) -> Res
     bundle = definitions.read_bundle(BPMN_PATH)
     spec, subs = spiff.parse(bundle.bpmn_xml, bundle.key)
     loaded = spiff.LoadedSpec(
-        process_key=bundle.key, spec=spec, subprocess_specs=subs, files=bundle.files,
+        process_key=bundle.key,
+        spec=spec,
+        subprocess_specs=subs,
+        files=bundle.files,
         manifest=bundle.manifest,
-    )  # fmt: skip
+    )
     catalogue = portfolio_catalogue()
     rng = random.Random(seed)
-    out: list[float] = []
+    out = Samples()
     for i in range(warmup + instances):
         est = Establishment(**establishment_values(rng, i)).register_data()
         portfolio = catalogue[rng.choice(PORTFOLIOS)]
@@ -235,15 +267,19 @@ def bench_raw(instances: int, warmup: int, seed: int, *, roundtrip: bool) -> Res
             "certificate_file": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "evidence_files": [str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in "ab"],
         }
-        start = {"possui_certificado_valido": False, "possui_conta_govbr": False,
-                 "estabelecimento": est, "portfolio": portfolio}  # fmt: skip
+        start = {
+            "possui_certificado_valido": False,
+            "possui_conta_govbr": False,
+            "estabelecimento": est,
+            "portfolio": portfolio,
+        }
         workflow = spiff.new_workflow(loaded, start)
         state = spiff.dump_state(workflow) if roundtrip else ""
         for element in HAPPY_PATH:
             ready = workflow.get_tasks(state=TaskState.READY, manual=True)
             task_id = next(t.id for t in ready if t.task_spec.bpmn_id == element)
             data = samples.answer(element, ctx)
-            t0 = time.perf_counter()
+            t0 = clocks()
             if roundtrip:
                 workflow = spiff.load_state(loaded, state)
             task = workflow.get_task_from_id(task_id)
@@ -252,9 +288,9 @@ def bench_raw(instances: int, warmup: int, seed: int, *, roundtrip: bool) -> Res
             workflow.do_engine_steps()
             if roundtrip:
                 state = spiff.dump_state(workflow)
-            dt = time.perf_counter() - t0
+            dt = since(t0)
             if i >= warmup:
-                out.append(dt)
+                out.record(*dt)
         if not workflow.is_completed():
             raise RuntimeError("raw run: the workflow did not complete on the happy path")
     if roundtrip:
@@ -267,55 +303,142 @@ def bench_raw(instances: int, warmup: int, seed: int, *, roundtrip: bool) -> Res
 
 @dataclass
 class World:
+    """The bench organization. Every instance gets an establishment of its own: a second
+    credentialing of an establishment whose certificate is on file skips the certificate
+    task, and the happy path must be the same 12 completions every time. A gestor and an
+    integrador are scoped to each group of ``EST_PER_PAIR`` establishments."""
+
     db: Database
+    url: str
     org_id: int
-    actors: dict[str, Actor]  # "admin" and lane names
+    actors: dict[str, Actor]  # "admin", "DATASUS", "Gestor#<pair>", "Integrador#<pair>"
     tokens: dict[str, str]
-    establishments: list[dict[str, Any]]  # register data, with "id"
+    establishments: list[dict[str, Any]]  # register data, with "id" and "pair"
     certificates: dict[str, bytes]
     catalogue: dict[str, dict[str, Any]]
     settings: Settings
+    rng: random.Random
+    used: list[int] = field(default_factory=lambda: [0])  # shared by copies of the world
+
+    def with_db(self, db: Database) -> World:
+        return dataclasses.replace(self, db=db)
+
+    def take_establishment(self) -> dict[str, Any]:
+        if self.used[0] >= len(self.establishments):
+            add_establishments(self, EST_BATCH)
+        est = self.establishments[self.used[0]]
+        self.used[0] += 1
+        return est
+
+
+EST_PER_PAIR = 5
+EST_BATCH = 25
+
+
+@contextmanager
+def cheap_password_hashes() -> Iterator[None]:
+    """Set-up only: nobody logs in with a password here (the API uses tokens), and argon2's
+    deliberate ~0.4 s per user would dominate creating a few dozen users."""
+    original = accounts.hash_password
+    accounts.hash_password = lambda password: "bench:no-password-login"
+    try:
+        yield
+    finally:
+        accounts.hash_password = original
+
+
+def _user(world: World, key: str, email: str, role: str, scoped: list[str]) -> None:
+    db = world.db
+    with cheap_password_hashes(), db.write() as s:
+        accounts.create_user(s, SYSTEM, email, org_slug="bench", role=role, establishments=scoped)
+        if key not in world.tokens:
+            world.tokens[key] = accounts.create_token(s, SYSTEM, email, name="bench")
+    with db.read() as s:
+        user = s.scalar(select(User).where(User.email == email))
+        world.actors[key] = accounts.load_actor(s, user)
+
+
+def add_establishments(world: World, count: int) -> None:
+    first = len(world.establishments)
+    with world.db.write() as s:
+        for number in range(first, first + count):
+            values = establishment_values(world.rng, number)
+            est = establishments.create(s, SYSTEM, world.org_id, values)
+            world.establishments.append(
+                {**est.register_data(), "id": est.id, "pair": number // EST_PER_PAIR}
+            )
+    new = world.establishments[first:]
+    for pair in sorted({e["pair"] for e in new}):
+        cnes = [e["cnes"] for e in world.establishments if e["pair"] == pair]
+        for lane, role in (("Gestor", "gestor"), ("Integrador", "integrador")):
+            _user(world, f"{lane}#{pair}", f"{role}{pair}@bench.credencia.local", role, cnes)
+    for e in new:
+        world.certificates[e["cnes"]] = samples.demo_certificate(
+            e["cnpj"], e["razao_social"].upper()
+        )
 
 
 def build_world(db: Database, url: str, seed: int) -> World:
-    """Schema, deployed process, one organization, establishments and a user per lane."""
+    """Schema, deployed process, one organization, its org-wide users, and a first batch of
+    establishments with their gestores and integradores."""
     Base.metadata.create_all(db.engine)
     db.on_denied = audit.record_denial
     with db.write() as s:
         establishments.load_portfolios(s, PROCESSES_DIR / "portfolios.json")
     definitions.deploy_all(db, PROCESSES_DIR)
-    rng = random.Random(seed)
     with db.write() as s:
         org_id = accounts.create_org(s, SYSTEM, "bench", "Secretaria de Saúde (benchmark)").id
-    ests = []
-    with db.write() as s:
-        for number in range(ESTABLISHMENTS):
-            est = establishments.create(s, SYSTEM, org_id, establishment_values(rng, number))
-            ests.append({**est.register_data(), "id": est.id})
-    cnes = [e["cnes"] for e in ests]
-    roles = {"admin": ("admin", ()), "Gestor": ("gestor", cnes),
-             "Integrador": ("integrador", cnes), "DATASUS": ("datasus", ())}  # fmt: skip
-    actors, tokens = {}, {}
-    for lane, (role, scoped) in roles.items():
-        email = f"{role}@bench.credencia.local"
-        with db.write() as s:
-            accounts.create_user(s, SYSTEM, email, org_slug="bench", role=role, establishments=scoped)
-            tokens[lane] = accounts.create_token(s, SYSTEM, email, name="bench")
-        with db.read() as s:
-            user = s.scalar(select(User).where(User.email == email))
-            actors[lane] = accounts.load_actor(s, user)
-    certificates = {e["cnes"]: samples.demo_certificate(e["cnpj"], e["razao_social"].upper()) for e in ests}
-    settings = Settings(database_url=url, processes_dir=PROCESSES_DIR, secret_key=secrets.token_hex(16))
-    return World(db, org_id, actors, tokens, ests, certificates, portfolio_catalogue(), settings)
+    world = World(
+        db=db,
+        url=url,
+        org_id=org_id,
+        actors={},
+        tokens={},
+        establishments=[],
+        certificates={},
+        catalogue=portfolio_catalogue(),
+        settings=bench_settings(url),
+        rng=random.Random(seed),
+    )
+    for key, role in (("admin", "admin"), ("DATASUS", "datasus")):
+        _user(world, key, f"{role}@bench.credencia.local", role, [])
+    add_establishments(world, EST_BATCH)
+    return world
+
+
+def bench_settings(url: str) -> Settings:
+    """Settings for the bench database. The demo certificates are self-signed, so the
+    ICP-Brasil chain requirement is off (as in the tests and the demo data)."""
+    names = {f.name for f in dataclasses.fields(Settings)}
+    wanted: dict[str, Any] = {
+        "database_url": url,
+        "processes_dir": PROCESSES_DIR,
+        "certificate_require_icp_brasil": False,
+        "secret_key": secrets.token_hex(16),
+    }
+    return Settings(**{k: v for k, v in wanted.items() if k in names})
+
+
+_COMPLETE_TAKES_SETTINGS = "settings" in inspect.signature(runtime.complete).parameters
+
+
+def engine_complete(
+    session: Any, world: World, who: str, task_id: str, payload: dict[str, Any]
+) -> None:
+    """``runtime.complete`` as the API calls it (with the app's settings when it takes them)."""
+    if _COMPLETE_TAKES_SETTINGS:
+        runtime.complete(session, world.actors[who], task_id, payload, settings=world.settings)
+    else:
+        runtime.complete(session, world.actors[who], task_id, payload)
 
 
 Completer = Callable[[str, str, dict[str, Any]], None]
 
 
 def service_completer(world: World) -> Completer:
-    def complete(task_id: str, lane: str, payload: dict[str, Any]) -> None:
+    def complete(task_id: str, who: str, payload: dict[str, Any]) -> None:
         with world.db.write() as s:
-            runtime.complete(s, world.actors[lane], task_id, payload)
+            engine_complete(s, world, who, task_id, payload)
 
     return complete
 
@@ -325,11 +448,12 @@ def http_completer(world: World) -> Completer:
 
     app = create_app(world.settings, world.db)
     client = app.test_client()
-    headers = {lane: {"Authorization": f"Bearer {token}"} for lane, token in world.tokens.items()}
 
-    def complete(task_id: str, lane: str, payload: dict[str, Any]) -> None:
-        res = client.post(f"/api/v1/tasks/{task_id}/complete", json={"data": payload},
-                          headers=headers[lane])  # fmt: skip
+    def complete(task_id: str, who: str, payload: dict[str, Any]) -> None:
+        headers = {"Authorization": f"Bearer {world.tokens[who]}"}
+        res = client.post(
+            f"/api/v1/tasks/{task_id}/complete", json={"data": payload}, headers=headers
+        )
         if res.status_code != 200:
             raise RuntimeError(f"HTTP completion failed: {res.status_code} {res.get_json()}")
 
@@ -358,47 +482,70 @@ def run_instances(
     times of the non-warm-up instances, in seconds."""
     db = world.db
     rng = random.Random(seed)
-    out: list[float] = []
+    out = Samples()
     for i in range(warmup + instances):
-        est = world.establishments[i % len(world.establishments)]
+        est = world.take_establishment()
+        pair = est["pair"]
         code = rng.choice(PORTFOLIOS)
         t0 = time.perf_counter()
         with db.write() as s:
-            iid = runtime.start_instance(s, world.actors["admin"], org_id=world.org_id,
-                                         process_key=PROCESS_KEY, establishment_cnes=est["cnes"],
-                                         portfolio_code=code).id  # fmt: skip
+            iid = runtime.start_instance(
+                s,
+                world.actors["admin"],
+                org_id=world.org_id,
+                process_key=PROCESS_KEY,
+                establishment_cnes=est["cnes"],
+                portfolio_code=code,
+            ).id
         t1 = time.perf_counter()
         limit = world.settings.max_upload_bytes
         with db.write() as s:
-            cert = files.store(s, world.actors["Gestor"], world.org_id, "ecnpj.cer",
-                               world.certificates[est["cnes"]], limit=limit).id  # fmt: skip
+            cert = files.store(
+                s,
+                world.actors[f"Gestor#{pair}"],
+                world.org_id,
+                "ecnpj.cer",
+                world.certificates[est["cnes"]],
+                limit=limit,
+            ).id
             evidence = [
-                files.store(s, world.actors["Integrador"], world.org_id, name, content, limit=limit).id
-                for name, content in (("validador.pdf", samples.tiny_pdf()), ("bundle.png", samples.tiny_png()))
-            ]  # fmt: skip
+                files.store(
+                    s, world.actors[f"Integrador#{pair}"], world.org_id, name, content, limit=limit
+                ).id
+                for name, content in (
+                    ("validador.pdf", samples.tiny_pdf()),
+                    ("bundle.png", samples.tiny_png()),
+                )
+            ]
         t2 = time.perf_counter()
         if setup_times is not None and i >= warmup:
             setup_times["start"].append(t1 - t0)
             setup_times["uploads"].append(t2 - t1)
-        register = {k: v for k, v in est.items() if k != "id"}
-        ctx = {"estabelecimento": register, "portfolio": world.catalogue[code],
-               "certificate_file": cert, "evidence_files": evidence}  # fmt: skip
+        register = {k: v for k, v in est.items() if k not in ("id", "pair")}
+        ctx = {
+            "estabelecimento": register,
+            "portfolio": world.catalogue[code],
+            "certificate_file": cert,
+            "evidence_files": evidence,
+        }
         for element in HAPPY_PATH:
             with db.read() as s:
                 row = s.execute(
-                    select(Task.id, Task.lane).where(Task.instance_id == iid, Task.state == READY,
-                                                     Task.element_id == element)  # fmt: skip
+                    select(Task.id, Task.lane).where(
+                        Task.instance_id == iid, Task.state == READY, Task.element_id == element
+                    )
                 ).one()
             payload = samples.answer(element, ctx)
             if hooks and hooks.before:
                 hooks.before(element)
-            t0 = time.perf_counter()
-            complete(row.id, row.lane, payload)
-            dt = time.perf_counter() - t0
+            t0 = clocks()
+            who = f"{row.lane}#{pair}" if row.lane in ("Gestor", "Integrador") else row.lane
+            complete(row.id, who, payload)
+            dt = since(t0)
             if hooks and hooks.after:
                 hooks.after(element, iid)
             if i >= warmup:
-                out.append(dt)
+                out.record(*dt)
         with db.read() as s:
             status = s.scalar(select(ProcessInstance.status).where(ProcessInstance.id == iid))
         if status != COMPLETED:
@@ -412,32 +559,36 @@ def run_instances(
 def bench_durable(eng: Any, iterations: int, warmup: int, *, held: bool = False) -> list[float]:
     """Single-row UPDATE + COMMIT, each in a transaction of its own opened like db.write()."""
     meta = MetaData()
-    table = Table("bench_counter", meta, Column("id", Integer, primary_key=True),
-                  Column("n", Integer, nullable=False))  # fmt: skip
+    table = Table(
+        "bench_counter",
+        meta,
+        Column("id", Integer, primary_key=True),
+        Column("n", Integer, nullable=False),
+    )
     meta.create_all(eng)
     with eng.begin() as conn:
         conn.execute(table.delete())
         conn.execute(table.insert().values(id=1, n=0))
     stmt = table.update().where(table.c.id == 1).values(n=table.c.n + 1)
-    out: list[float] = []
+    out = Samples()
     if held:  # one connection for the whole loop: no connect/pool checkout per commit
         with eng.connect() as conn:
             conn.execution_options(credencia_write=True)
             for i in range(warmup + iterations):
-                t0 = time.perf_counter()
+                t0 = clocks()
                 with conn.begin():
                     conn.execute(stmt)
                 if i >= warmup:
-                    out.append(time.perf_counter() - t0)
+                    out.record(*since(t0))
         return out
     for i in range(warmup + iterations):
-        t0 = time.perf_counter()
+        t0 = clocks()
         with eng.connect() as conn:
             conn.execution_options(credencia_write=True)  # BEGIN IMMEDIATE on SQLite, as db.write()
             with conn.begin():
                 conn.execute(stmt)
         if i >= warmup:
-            out.append(time.perf_counter() - t0)
+            out.record(*since(t0))
     return out
 
 
@@ -447,15 +598,21 @@ def bench_durable(eng: Any, iterations: int, warmup: int, *, held: bool = False)
 SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE)\s+\"?(\w+)", re.IGNORECASE)
 
 
+def is_transaction_control(sql: str) -> bool:
+    """BEGIN/COMMIT/ROLLBACK: not counted as statements (psycopg sends its BEGIN without a
+    cursor, so counting SQLite's BEGIN IMMEDIATE would make the databases look different)."""
+    return sql.lstrip().split(" ", 1)[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK")
+
+
 def statement_kind(sql: str) -> str:
+    """``VERB table`` of a statement. A row-lock SELECT is marked ``[FOR UPDATE]`` only where
+    the SQL says so: SQLAlchemy drops FOR UPDATE on SQLite, whose BEGIN IMMEDIATE locks."""
     text = " ".join(sql.split())
     verb = text.split(" ", 1)[0].upper()
-    if verb in ("BEGIN", "COMMIT", "ROLLBACK"):
-        return text.upper()
     table = SQL_TABLE.search(text)
     kind = f"{verb} {table.group(1) if table else '?'}"
     if "FOR UPDATE" in text.upper():
-        kind += " FOR UPDATE"
+        kind += " … FOR UPDATE"
     if "ON CONFLICT" in text.upper():
         kind += " ON CONFLICT DO NOTHING"
     return kind
@@ -502,7 +659,9 @@ def sql_listener(eng: Any, on_statement: Callable[[str, float], None]) -> Iterat
         conn.info["bench_t0"] = time.perf_counter()
 
     def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        on_statement(statement, time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter()))
+        on_statement(
+            statement, time.perf_counter() - conn.info.pop("bench_t0", time.perf_counter())
+        )
 
     event.listen(eng, "before_cursor_execute", before)
     event.listen(eng, "after_cursor_execute", after)
@@ -527,15 +686,16 @@ def analyse(world: World, instances: int, seed: int) -> dict[str, Any]:
 
     def on_statement(sql: str, seconds: float) -> None:
         if counting[0]:
-            current[statement_kind(sql)] += 1
             sql_time[0] += seconds
+            if not is_transaction_control(sql):
+                current[statement_kind(sql)] += 1
 
     # Split each db.write() into entering (connection + BEGIN), the body and leaving (COMMIT).
-    def complete(task_id: str, lane: str, payload: dict[str, Any]) -> None:
+    def complete(task_id: str, who: str, payload: dict[str, Any]) -> None:
         t0 = time.perf_counter()
         with db.write() as s:
             t1 = time.perf_counter()
-            runtime.complete(s, world.actors[lane], task_id, payload)
+            engine_complete(s, world, who, task_id, payload)
             t2 = time.perf_counter()
         t3 = time.perf_counter()
         parts["open connection + BEGIN"].append(t1 - t0)
@@ -575,7 +735,9 @@ def analyse(world: World, instances: int, seed: int) -> dict[str, Any]:
     finally:
         timers.restore()
     totals = [sum(c.values()) for c in per_completion]
-    mean_kinds = {k: v / len(per_completion) for k, v in sum(per_completion, Counter()).most_common()}
+    mean_kinds = {
+        k: v / len(per_completion) for k, v in sum(per_completion, Counter()).most_common()
+    }
     return {
         "completions": len(per_completion),
         "statements_mean": sum(totals) / len(totals),
@@ -589,14 +751,74 @@ def analyse(world: World, instances: int, seed: int) -> dict[str, Any]:
     }
 
 
+def count_statements(
+    world: World, complete: Completer, instances: int, seed: int
+) -> dict[str, Any]:
+    """SQL statements per completion through ``complete`` (any path: service or HTTP)."""
+    counts: list[int] = []
+    current = [0]
+    counting = [False]
+
+    def on_statement(sql: str, seconds: float) -> None:
+        if counting[0] and not is_transaction_control(sql):
+            current[0] += 1
+
+    def before(element: str) -> None:
+        current[0] = 0
+        counting[0] = True
+
+    def after(element: str, iid: int) -> None:
+        counting[0] = False
+        counts.append(current[0])
+
+    with sql_listener(world.db.engine, on_statement):
+        run_instances(world, complete, instances, 0, seed, hooks=Hooks(before, after))
+    return {"mean": sum(counts) / len(counts), "min": min(counts), "max": max(counts)}
+
+
+@contextmanager
+def fewer_statements() -> Iterator[None]:
+    """Experiment: two statements fewer per completion, done the way the engine could do it.
+
+    - the audit chain head is read with SELECT … FOR UPDATE first, and the
+      INSERT … ON CONFLICT DO NOTHING runs only when the chain has no head yet;
+    - ``runtime.sync`` runs under ``no_autoflush``, so the assignee set on the completed
+      task just before it is not flushed as an UPDATE of its own (one UPDATE instead of two).
+    """
+    from engine.audit.models import AuditChain
+
+    original_lock, original_sync = audit._lock_head, runtime.sync
+
+    def lock_head(session: Any, key: str) -> Any:
+        stmt = select(AuditChain).where(AuditChain.key == key).with_for_update()
+        head = session.execute(stmt).scalar_one_or_none()
+        return head if head is not None else original_lock(session, key)
+
+    def sync(session: Any, *args: Any, **kwargs: Any) -> Any:
+        with session.no_autoflush:
+            return original_sync(session, *args, **kwargs)
+
+    audit._lock_head, runtime.sync = lock_head, sync
+    try:
+        yield
+    finally:
+        audit._lock_head, runtime.sync = original_lock, original_sync
+
+
 def area_of(func: tuple[str, int, str]) -> str:
     """A coarse owner for a profiled function: library, engine module or C built-in."""
     filename, _, name = func
     if filename == "~":  # built-ins
         lowered = name.lower()
-        for key, area in (("sqlite3", "sqlite3 driver (C)"), ("psycopg", "psycopg (C)"),
-                          ("_json", "json (C)"), ("json", "json (C)"), ("sha256", "hashlib"),
-                          ("hashlib", "hashlib"), ("lxml", "lxml")):  # fmt: skip
+        for key, area in (
+            ("sqlite3", "sqlite3 driver (C)"),
+            ("psycopg", "psycopg (C)"),
+            ("_json", "json (C)"),
+            ("json", "json (C)"),
+            ("sha256", "hashlib"),
+            ("hashlib", "hashlib"),
+            ("lxml", "lxml"),
+        ):
             if key in lowered:
                 return area
         return "other built-ins"
@@ -617,11 +839,11 @@ def profile_completions(world: World, instances: int, seed: int, top: int = 15) 
     profiler = cProfile.Profile()
     db = world.db
 
-    def complete(task_id: str, lane: str, payload: dict[str, Any]) -> None:
+    def complete(task_id: str, who: str, payload: dict[str, Any]) -> None:
         profiler.enable()
         try:
             with db.write() as s:
-                runtime.complete(s, world.actors[lane], task_id, payload)
+                engine_complete(s, world, who, task_id, payload)
         finally:
             profiler.disable()
 
@@ -635,7 +857,11 @@ def profile_completions(world: World, instances: int, seed: int, top: int = 15) 
         areas[area_of(func)] += tottime
     by_tottime = sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
     by_cumtime = sorted(
-        ((f, v) for f, v in raw.items() if area_of(f).startswith(("engine", "SpiffWorkflow", "jsonschema"))),
+        (
+            (f, v)
+            for f, v in raw.items()
+            if area_of(f).startswith(("engine", "SpiffWorkflow", "jsonschema"))
+        ),
         key=lambda kv: kv[1][3],
         reverse=True,
     )
@@ -653,8 +879,12 @@ def profile_completions(world: World, instances: int, seed: int, top: int = 15) 
     return {
         "completions": completions,
         "profiled_ms_per_completion": 1000 * total / completions,
-        "areas_ms": {k: 1000 * v / completions for k, v in sorted(areas.items(), key=lambda kv: -kv[1])},
-        "top_tottime": [(label(f), 1000 * v[2] / completions, v[1] / completions) for f, v in by_tottime],
+        "areas_ms": {
+            k: 1000 * v / completions for k, v in sorted(areas.items(), key=lambda kv: -kv[1])
+        },
+        "top_tottime": [
+            (label(f), 1000 * v[2] / completions, v[1] / completions) for f, v in by_tottime
+        ],
         "top_cumtime": [(label(f), 1000 * v[3] / completions) for f, v in by_cumtime[:top]],
     }
 
@@ -693,8 +923,12 @@ def pooled_sqlite_database(url: str) -> Database:
     new connection (and four PRAGMAs) per transaction."""
     db = Database(url)
     db.engine.dispose()
-    eng = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                        poolclass=QueuePool, pool_size=5)  # fmt: skip
+    eng = create_engine(
+        url,
+        connect_args={"timeout": 30, "check_same_thread": False},
+        poolclass=QueuePool,
+        pool_size=5,
+    )
     db_mod._configure_sqlite(eng)
     db.engine = eng
     db.session_factory = sessionmaker(eng, expire_on_commit=False, autoflush=True)
@@ -738,6 +972,17 @@ def machine() -> dict[str, str]:
     }
 
 
+def cpu_busy_seconds() -> float | None:
+    """Seconds of CPU time all processes have used since boot (/proc/stat), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except (OSError, IndexError):
+        return None
+    ticks = [int(x) for x in fields]
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def fdatasync_us(folder: Path, count: int = 300) -> float:
     """Median time of one 4 KiB write + fdatasync in ``folder``: what a durable commit costs
     the storage at least."""
@@ -762,7 +1007,9 @@ def postgres_facts(url: str) -> dict[str, str]:
         with eng.connect() as conn:
             facts = {
                 "postgresql": conn.exec_driver_sql("SHOW server_version").scalar_one(),
-                "pg_synchronous_commit": conn.exec_driver_sql("SHOW synchronous_commit").scalar_one(),
+                "pg_synchronous_commit": conn.exec_driver_sql(
+                    "SHOW synchronous_commit"
+                ).scalar_one(),
                 "pg_fsync": conn.exec_driver_sql("SHOW fsync").scalar_one(),
                 "pg_wal_sync_method": conn.exec_driver_sql("SHOW wal_sync_method").scalar_one(),
             }
@@ -783,19 +1030,32 @@ def fmt_rate(r: Result) -> str:
 def table_rows(report: Report, results: list[Result]) -> list[list[str]]:
     rows = []
     for r in results:
-        rows.append([f"({r.key}) {r.label}", r.unit, fmt_rate(r), f"{r.pct(50):.2f}", f"{r.pct(95):.2f}",
-                     f"{r.max_ms:.2f}", str(len(r.samples))])  # fmt: skip
+        rows.append(
+            [
+                f"({r.key}) {r.label}",
+                r.unit,
+                fmt_rate(r),
+                f"{r.pct(50):.2f}",
+                f"{r.pct(95):.2f}",
+                f"{r.max_ms:.2f}",
+                f"{r.cpu_ms:.2f}",
+                str(len(r.samples)),
+            ]
+        )
     return rows
 
 
-HEADER = ["Scenario", "Unit", "Per second", "p50 ms", "p95 ms", "max ms", "Samples"]
+HEADER = ["Scenario", "Unit", "Per second", "p50 ms", "p95 ms", "max ms", "CPU ms", "Samples"]
 
 
 def text_table(rows: list[list[str]]) -> str:
     widths = [max(len(str(row[i])) for row in [HEADER, *rows]) for i in range(len(HEADER))]
     lines = []
     for n, row in enumerate([HEADER, *rows]):
-        cells = [str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        cells = [
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
         lines.append("  ".join(cells))
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
@@ -803,48 +1063,102 @@ def text_table(rows: list[list[str]]) -> str:
 
 
 def md_table(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
+    lines = [
+        "| " + " | ".join(HEADER) + " |",
+        "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|",
+    ]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def ratios(report: Report) -> list[str]:
     out = []
-    for engine_key, durable_key, db_name in (("b", "d-sqlite", "SQLite"), ("c", "d-pg", "PostgreSQL")):
+    for engine_key, durable_key, db_name in (
+        ("b", "d-sqlite", "SQLite"),
+        ("c", "d-pg", "PostgreSQL"),
+    ):
         eng, dur = report.get(engine_key), report.get(durable_key)
         if eng and dur and dur.rate:
-            out.append(f"({engine_key})/(d) on {db_name}: {eng.rate:,.1f} / {dur.rate:,.0f} = "
-                       f"{eng.rate / dur.rate:.3f} of the durable-write limit")  # fmt: skip
+            out.append(
+                f"({engine_key})/(d) on {db_name}: {eng.rate:,.1f} / {dur.rate:,.0f} = "
+                f"{eng.rate / dur.rate:.3f} of the durable-write limit"
+            )
     for http_key, engine_key, db_name in (("e-sqlite", "b", "SQLite"), ("e-pg", "c", "PostgreSQL")):
         http, eng = report.get(http_key), report.get(engine_key)
         if http and eng:
-            out.append(f"HTTP/JSON overhead on {db_name}: p50 {http.pct(50) - eng.pct(50):+.2f} ms "
-                       f"({http.rate / eng.rate:.2f}x the throughput of the service call)")  # fmt: skip
+            out.append(
+                f"HTTP/JSON overhead on {db_name}: p50 {http.pct(50) - eng.pct(50):+.2f} ms "
+                f"({http.rate / eng.rate:.2f}x the throughput of the service call)"
+            )
     a, b = report.get("a"), report.get("b")
     if a and b:
-        out.append(f"Engine on SQLite vs raw SpiffWorkflow: {a.rate / b.rate:.1f}x slower per completion")
+        out.append(
+            f"Engine on SQLite vs raw SpiffWorkflow: {a.rate / b.rate:.1f}x slower per completion"
+        )
     return out
 
 
 def analysis_lines(report: Report, markdown: bool) -> list[str]:
-    bullet = "- " if markdown else "  "
+    dbs = {k: v for k, v in report.analysis.items() if not k.startswith("profile")}
     lines: list[str] = []
-    for db_name, data in report.analysis.items():
-        if db_name.startswith("profile"):
-            continue
-        lines.append(f"{db_name}: {data['statements_mean']:.1f} SQL statements per completion "
-                     f"(min {data['statements_min']}, max {data['statements_max']}; "
-                     f"{data['completions']} completions); saved state "
-                     f"{data['state_bytes_mean'] / 1024:.1f} KiB on average, "
-                     f"{data['state_bytes_max'] / 1024:.1f} KiB at most")  # fmt: skip
-        lines.append(("Statements of an average completion:" if markdown else "  statements:"))
-        for kind, count in data["statements_by_kind"].items():
-            lines.append(f"{bullet}{count:.2f} × `{kind}`" if markdown else f"{bullet}  {count:5.2f}  {kind}")
-        lines.append("Where the time of a completion goes (ms, mean; inclusive, so parts overlap):"
-                     if markdown else "  time split (ms, mean, inclusive):")  # fmt: skip
-        for name, ms in data["parts_ms"].items():
-            lines.append(f"{bullet}{name}: {ms:.2f}" if markdown else f"{bullet}  {ms:7.2f}  {name}")
+    for db_name, data in dbs.items():
+        summary = (
+            f"{db_name}: {data['statements_mean']:.1f} SQL statements per completion, "
+            "besides BEGIN and COMMIT "
+            f"(min {data['statements_min']}, max {data['statements_max']}; "
+            f"{data['completions']} completions)"
+        )
+        if "http_statements_mean" in data:
+            summary += f", {data['http_statements_mean']:.1f} through HTTP (token lookup included)"
+        summary += (
+            f"; saved state {data['state_bytes_mean'] / 1024:.1f} KiB on average, "
+            f"{data['state_bytes_max'] / 1024:.1f} KiB at most"
+        )
+        lines.append(f"- {summary}." if markdown else summary)
+    if not dbs:
+        return lines
+    names = list(dbs)
+    merged: dict[str, dict[str, float]] = {}
+    for n, d in dbs.items():
+        for kind, count in d["statements_by_kind"].items():
+            merged.setdefault(kind.replace(" … FOR UPDATE", ""), {})[n] = count
+    locked = {k.replace(" … FOR UPDATE", "") for d in dbs.values() for k in d["statements_by_kind"]}
+    locked = {
+        k
+        for k in locked
+        if any(f"{k} … FOR UPDATE" in d["statements_by_kind"] for d in dbs.values())
+    }
+    labels = {k: f"{k} [… FOR UPDATE on PostgreSQL]" if k in locked else k for k in merged}
+    kinds = list(merged)
+    parts = list(dict.fromkeys(k for d in dbs.values() for k in d["parts_ms"]))
+    if markdown:
+        lines += ["", "| Statements of an average completion | " + " | ".join(names) + " |"]
+        lines.append("|---|" + "---:|" * len(names))
+        for kind in kinds:
+            cells = [f"{merged[kind].get(n, 0):.2f}" for n in names]
+            lines.append(f"| `{labels[kind]}` | " + " | ".join(cells) + " |")
+        lines += ["", "| Time of a completion, ms (mean; inclusive, parts overlap) | "]
+        lines[-1] += " | ".join(names) + " |"
+        lines.append("|---|" + "---:|" * len(names))
+        for part in parts:
+            cells = [f"{dbs[n]['parts_ms'].get(part, 0):.2f}" for n in names]
+            lines.append(f"| {part} | " + " | ".join(cells) + " |")
         lines.append("")
+        return lines
+    width = max(len(k) for k in list(labels.values()) + parts)
+    lines.append(
+        "  " + "statements per completion".ljust(width) + "".join(f"{n:>12}" for n in names)
+    )
+    for kind in kinds:
+        cells = "".join(f"{merged[kind].get(n, 0):12.2f}" for n in names)
+        lines.append("  " + labels[kind].ljust(width) + cells)
+    lines.append(
+        "  " + "time split, ms (inclusive)".ljust(width) + "".join(f"{n:>12}" for n in names)
+    )
+    for part in parts:
+        cells = "".join(f"{dbs[n]['parts_ms'].get(part, 0):12.2f}" for n in names)
+        lines.append("  " + part.ljust(width) + cells)
+    lines.append("")
     return lines
 
 
@@ -852,14 +1166,26 @@ def profile_lines(report: Report, markdown: bool) -> list[str]:
     prof = report.analysis.get("profile (SQLite)")
     if not prof:
         return []
-    lines = [f"cProfile of {prof['completions']} completions on SQLite "
-             f"({prof['profiled_ms_per_completion']:.1f} ms per completion under the profiler):"]  # fmt: skip
+    lines = [
+        f"cProfile of {prof['completions']} completions on SQLite "
+        f"({prof['profiled_ms_per_completion']:.1f} ms per completion under the profiler):"
+    ]
     if markdown:
         lines += ["", "| Own time by area | ms per completion |", "|---|---:|"]
         lines += [f"| {k} | {v:.2f} |" for k, v in list(prof["areas_ms"].items())[:14]]
-        lines += ["", "| Function (own time) | ms per completion | calls per completion |", "|---|---:|---:|"]
-        lines += [f"| `{name}` | {ms:.2f} | {calls:.0f} |" for name, ms, calls in prof["top_tottime"]]
-        lines += ["", "| Function (cumulative, engine/SpiffWorkflow/jsonschema) | ms per completion |", "|---|---:|"]
+        lines += [
+            "",
+            "| Function (own time) | ms per completion | calls per completion |",
+            "|---|---:|---:|",
+        ]
+        lines += [
+            f"| `{name}` | {ms:.2f} | {calls:.0f} |" for name, ms, calls in prof["top_tottime"]
+        ]
+        lines += [
+            "",
+            "| Function (cumulative, engine/SpiffWorkflow/jsonschema) | ms per completion |",
+            "|---|---:|",
+        ]
         lines += [f"| `{name}` | {ms:.2f} |" for name, ms in prof["top_cumtime"]]
     else:
         lines.append("  own time by area (ms per completion):")
@@ -873,15 +1199,19 @@ def profile_lines(report: Report, markdown: bool) -> list[str]:
 
 def print_report(report: Report) -> None:
     say("")
-    say(f"Task completions, credentialing happy path ({len(HAPPY_PATH)} completions per instance), "
-        f"{report.instances} timed instances per scenario after {report.warmup} warm-up; seed {report.seed}")  # fmt: skip
+    say(
+        f"Task completions, credentialing happy path ({len(HAPPY_PATH)} completions per instance), "
+        f"{report.instances} timed instances per scenario after {report.warmup} warm-up; seed {report.seed}"
+    )
     say(text_table(table_rows(report, report.results)))
     say("")
     for line in ratios(report):
         say(line)
     if report.setup:
-        say("Not counted above (mean ms): " + ", ".join(
-            f"{k} {1000 * sum(v) / len(v):.1f}" for k, v in report.setup.items() if v))  # fmt: skip
+        say(
+            "Not counted above (mean ms): "
+            + ", ".join(f"{k} {1000 * sum(v) / len(v):.1f}" for k, v in report.setup.items() if v)
+        )
     if report.experiments:
         say("")
         say("Experiments (engine settings changed inside the benchmark only):")
@@ -891,16 +1221,23 @@ def print_report(report: Report) -> None:
         say(line)
     for line in profile_lines(report, markdown=False):
         say(line)
-    say(f"\nTotal run time {report.elapsed:.0f} s")
+    say(
+        f"\nTotal run time {report.elapsed:.0f} s; load average {report.machine.get('load', '?')}; "
+        f"other processes (PostgreSQL server included) used {report.machine.get('other_cpu', '?')} "
+        "of the CPUs"
+    )
 
 
 def generated_block(report: Report) -> str:
     m = report.machine
     today = datetime.now(UTC).strftime("%Y-%m-%d")
-    pg = (f"PostgreSQL {m.get('postgresql', '?')} on {m.get('pg_host', '?')} "
-          f"(synchronous_commit={m.get('pg_synchronous_commit', '?')}, fsync={m.get('pg_fsync', '?')}, "
-          f"wal_sync_method={m.get('pg_wal_sync_method', '?')})"
-          if "postgresql" in m else "PostgreSQL: not measured (unreachable)")  # fmt: skip
+    pg = (
+        f"PostgreSQL {m.get('postgresql', '?')} on {m.get('pg_host', '?')} "
+        f"(synchronous_commit={m.get('pg_synchronous_commit', '?')}, fsync={m.get('pg_fsync', '?')}, "
+        f"wal_sync_method={m.get('pg_wal_sync_method', '?')})"
+        if "postgresql" in m
+        else "PostgreSQL: not measured (unreachable)"
+    )
     lines = [
         BEGIN,
         "<!-- Generated by `.venv/bin/python bench/engine.py --write-doc`; edit outside the markers. -->",
@@ -912,17 +1249,27 @@ def generated_block(report: Report) -> str:
         f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['ram']} RAM, {m['os']}; Python {m['python']}, "
         f"SQLite {m['sqlite']}; {pg}; SpiffWorkflow {m['spiffworkflow']}, SQLAlchemy {m['sqlalchemy']}, "
         f"psycopg {m['psycopg']}, Flask {m['flask']}. One 4 KiB write + fdatasync in the temp "
-        f"folder takes {m.get('fdatasync', '?')} (median).",
+        f"folder takes {m.get('fdatasync', '?')} (median). Load average (1/5/15 min): "
+        f"{m.get('load', '?')}; other processes, the PostgreSQL server included, used "
+        f"{m.get('other_cpu', '?')} of the CPUs during the run.",
         "",
         md_table(table_rows(report, report.results)),
         "",
     ]
     lines += [f"- {line}" for line in ratios(report)]
     if report.setup:
-        lines.append("- Not counted in the table (mean per instance): " + ", ".join(
-            f"{k} {1000 * sum(v) / len(v):.1f} ms" for k, v in report.setup.items() if v))  # fmt: skip
+        lines.append(
+            "- Not counted in the table (mean per instance): "
+            + ", ".join(
+                f"{k} {1000 * sum(v) / len(v):.1f} ms" for k, v in report.setup.items() if v
+            )
+        )
     if report.experiments:
-        lines += ["", "Experiments — engine settings changed inside the benchmark only, not in `engine/`:", ""]
+        lines += [
+            "",
+            "Experiments — engine settings changed inside the benchmark only, not in `engine/`:",
+            "",
+        ]
         lines.append(md_table(table_rows(report, report.experiments)))
     lines += ["", "### Statements and time per completion", ""]
     lines += analysis_lines(report, markdown=True)
@@ -967,7 +1314,13 @@ def write_doc(report: Report) -> None:
 
 
 def run_database(
-    report: Report, name: str, url: str, args: argparse.Namespace, *, engine_key: str, durable_key: str
+    report: Report,
+    name: str,
+    url: str,
+    args: argparse.Namespace,
+    *,
+    engine_key: str,
+    durable_key: str,
 ) -> None:
     n, warm, seed = args.instances, args.warmup, args.seed
     say(f"[{name}] building the schema, deploying the process, creating users")
@@ -981,80 +1334,141 @@ def run_database(
             samples_d = bench_durable(eng, args.durable, max(50, args.durable // 10))
         finally:
             eng.dispose()
-        report.results.append(Result(durable_key, f"durable write limit, {name}: UPDATE + COMMIT",
-                                     samples_d, unit="commits"))  # fmt: skip
+        report.results.append(
+            Result(
+                durable_key,
+                f"durable write limit, {name}: UPDATE + COMMIT",
+                samples_d,
+                unit="commits",
+            )
+        )
         gc.collect()
         say(f"[{name}] ({engine_key}) engine service calls: {n} instances")
-        out = run_instances(world, service_completer(world), n, warm, seed, setup_times=report.setup)
+        out = run_instances(
+            world, service_completer(world), n, warm, seed, setup_times=report.setup
+        )
         report.results.append(Result(engine_key, f"engine, {name}: complete() in db.write()", out))
         gc.collect()
         say(f"[{name}] (e) through the Flask test client: {n} instances")
-        out = run_instances(world, http_completer(world), n, warm, seed + 1)
-        key = "e-sqlite" if name == "SQLite" else "e-pg"
-        report.results.append(Result(key, f"engine, {name}: POST /api/v1/tasks/…/complete", out))
+        try:
+            via_http: Completer | None = http_completer(world)
+        except Exception as exc:  # the web app is someone else's work in progress
+            say(f"[{name}] (e) skipped: the web app did not start: {exc!r}")
+            via_http = None
+        if via_http is not None:
+            out = run_instances(world, via_http, n, warm, seed + 1)
+            key = "e-sqlite" if name == "SQLite" else "e-pg"
+            report.results.append(
+                Result(key, f"engine, {name}: POST /api/v1/tasks/…/complete", out)
+            )
         gc.collect()
         say(f"[{name}] analysis: statements, time split")
         report.analysis[name] = analyse(world, args.analysis, seed + 2)
+        if via_http is not None:
+            http = count_statements(world, via_http, 1, seed + 5)
+            report.analysis[name]["http_statements_mean"] = http["mean"]
         if name == "SQLite":
             say(f"[{name}] cProfile of {args.analysis} instances")
-            report.analysis["profile (SQLite)"] = profile_completions(world, args.analysis, seed + 3)
+            report.analysis["profile (SQLite)"] = profile_completions(
+                world, args.analysis, seed + 3
+            )
         if not args.no_experiments:
             run_experiments(report, name, url, world, args)
+        with db.read() as s:
+            checked, broken = audit.verify(s)
+        if broken is not None:
+            raise RuntimeError(f"[{name}] the audit chain is broken after the run: {broken}")
+        say(f"[{name}] audit chain verified: {checked} events")
     finally:
         db.dispose()
 
 
-def run_experiments(report: Report, name: str, url: str, world: World, args: argparse.Namespace) -> None:
+def run_experiments(
+    report: Report, name: str, url: str, world: World, args: argparse.Namespace
+) -> None:
+    """Engine settings changed inside the benchmark only, each against a baseline run just
+    before it (the database has grown since the main scenario)."""
     n = max(1, args.instances // 2)
     iterations = args.durable
     warm = max(50, iterations // 10)
+    short = "b" if name == "SQLite" else "c"
+    seed = args.seed + 10
+
+    def engine_run(label: str, key: str, db: Database | None = None) -> None:
+        target = world.with_db(db) if db is not None else world
+        say(f"[{name}] experiment: {label}, {n} instances")
+        out = run_instances(target, service_completer(target), n, args.warmup, seed)
+        report.experiments.append(Result(key, f"engine, {name}, {label}", out))
+
+    engine_run("baseline (as (" + short + "), at this point of the run)", f"{short}=")
+    with fewer_statements():
+        counted = count_statements(world, service_completer(world), 1, seed + 1)
+        engine_run(f"2 statements fewer ({counted['mean']:.1f} per completion)", f"{short}-2")
     if name == "SQLite":
         eng = make_engine(url)
         try:
             out = bench_durable(eng, iterations, warm, held=True)
         finally:
             eng.dispose()
-        report.experiments.append(Result("d*", "durable write, SQLite, one held connection", out, unit="commits"))
-        db = pooled_sqlite_database(url)
-        db.on_denied = audit.record_denial
-        try:
-            say(f"[{name}] experiment: pooled SQLite connections, {n} instances")
-            pooled = World(**{**world.__dict__, "db": db})
-            out = run_instances(pooled, service_completer(pooled), n, args.warmup, args.seed + 4)
-        finally:
-            db.dispose()
-        report.experiments.append(Result("b*", "engine, SQLite, pooled connections (QueuePool)", out))
+        report.experiments.append(
+            Result("d*", "durable write, SQLite, one held connection", out, unit="commits")
+        )
+        for label, key, fewer in (
+            ("pooled connections (QueuePool)", "b*", False),
+            ("pooled connections + 2 statements fewer", "b*-2", True),
+        ):
+            db = pooled_sqlite_database(url)
+            db.on_denied = audit.record_denial
+            try:
+                if fewer:
+                    with fewer_statements():
+                        engine_run(label, key, db)
+                else:
+                    engine_run(label, key, db)
+            finally:
+                db.dispose()  # a pooled connection left open would change the NullPool runs
     else:
         eng = make_engine(url, pool_pre_ping=False)
         try:
             out = bench_durable(eng, iterations, warm)
         finally:
             eng.dispose()
-        report.experiments.append(Result("d*", "durable write, PostgreSQL, pool_pre_ping=False", out, unit="commits"))
+        report.experiments.append(
+            Result("d*", "durable write, PostgreSQL, pool_pre_ping=False", out, unit="commits")
+        )
         db = Database(url, pool_pre_ping=False)
         db.on_denied = audit.record_denial
         try:
-            say(f"[{name}] experiment: pool_pre_ping=False, {n} instances")
-            nopre = World(**{**world.__dict__, "db": db})
-            out = run_instances(nopre, service_completer(nopre), n, args.warmup, args.seed + 4)
+            engine_run("pool_pre_ping=False", "c*", db)
         finally:
             db.dispose()
-        report.experiments.append(Result("c*", "engine, PostgreSQL, pool_pre_ping=False", out))
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
-    parser.add_argument("--instances", type=int, default=None,
-                        help="timed instances per scenario (default 50; 2 with --quick)")  # fmt: skip
+    parser.add_argument(
+        "--instances",
+        type=int,
+        default=None,
+        help="timed instances per scenario (default 50; 2 with --quick)",
+    )
     parser.add_argument("--warmup", type=int, default=None, help="warm-up instances per scenario")
-    parser.add_argument("--durable", type=int, default=None, help="commits timed for the write limit")
-    parser.add_argument("--analysis", type=int, default=None, help="instances for the analysis pass")
+    parser.add_argument(
+        "--durable", type=int, default=None, help="commits timed for the write limit"
+    )
+    parser.add_argument(
+        "--analysis", type=int, default=None, help="instances for the analysis pass"
+    )
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--quick", action="store_true", help="a smoke run: a few instances of each")
     parser.add_argument("--write-doc", action="store_true", help="update docs/PERFORMANCE.md")
-    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--json", type=Path, default=None, help="also write the figures as JSON here"
+    )
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL scenarios")
-    parser.add_argument("--no-experiments", action="store_true", help="skip the engine-setting experiments")
+    parser.add_argument(
+        "--no-experiments", action="store_true", help="skip the engine-setting experiments"
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.instances = args.instances if args.instances is not None else (2 if quick else 50)
@@ -1069,15 +1483,31 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     started = time.perf_counter()
-    report = Report(seed=args.seed, instances=args.instances, warmup=args.warmup,
-                    durable_iterations=args.durable, machine=machine())  # fmt: skip
-    report.command = ".venv/bin/python bench/engine.py " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    def load_after() -> str:
+        return "/".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+
+    load_before = load_after()
+    busy_before, own_before = cpu_busy_seconds(), sum(os.times()[:2])
+    report = Report(
+        seed=args.seed,
+        instances=args.instances,
+        warmup=args.warmup,
+        durable_iterations=args.durable,
+        machine=machine(),
+    )
+    report.command = ".venv/bin/python bench/engine.py " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
     report.command = report.command.strip()
     say(f"(a) raw SpiffWorkflow: {args.raw_instances} instances")
     report.results.append(bench_raw(args.raw_instances, args.warmup, args.seed, roundtrip=False))
     say(f"(a+s) raw SpiffWorkflow with state load/dump: {args.raw_instances} instances")
     report.results.append(bench_raw(args.raw_instances, args.warmup, args.seed, roundtrip=True))
-    with tempfile.TemporaryDirectory(prefix="credencia-bench-") as tmp, sqlite_database(Path(tmp)) as url:
+    with (
+        tempfile.TemporaryDirectory(prefix="credencia-bench-") as tmp,
+        sqlite_database(Path(tmp)) as url,
+    ):
         if hasattr(os, "fdatasync"):
             report.machine["fdatasync"] = f"{fdatasync_us(Path(tmp)):.0f} µs"
         run_database(report, "SQLite", url, args, engine_key="b", durable_key="d-sqlite")
@@ -1092,15 +1522,32 @@ def main(argv: list[str] | None = None) -> int:
     order = ["a", "a+s", "b", "c", "e-sqlite", "e-pg", "d-sqlite", "d-pg"]
     report.results.sort(key=lambda r: order.index(r.key))
     report.elapsed = time.perf_counter() - started
+    if hasattr(os, "getloadavg"):
+        report.machine["load"] = f"{load_before} before, {load_after()} after"
+    busy_after = cpu_busy_seconds()
+    if busy_before is not None and busy_after is not None:
+        others = (busy_after - busy_before) - (sum(os.times()[:2]) - own_before)
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        share = max(0.0, others) / (report.elapsed * (cpus or 1))
+        report.machine["other_cpu"] = f"{100 * share:.0f}%"
     print_report(report)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "command": report.command, "machine": report.machine, "seed": report.seed,
-            "results": [r.as_dict() for r in report.results],
-            "experiments": [r.as_dict() for r in report.experiments],
-            "analysis": report.analysis,
-        }, indent=2, ensure_ascii=False), encoding="utf-8")  # fmt: skip
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": report.command,
+                    "machine": report.machine,
+                    "seed": report.seed,
+                    "results": [r.as_dict() for r in report.results],
+                    "experiments": [r.as_dict() for r in report.experiments],
+                    "analysis": report.analysis,
+                },
+                indent=2,
+                ensure_ascii=False,
+            ),
+            encoding="utf-8",
+        )
     if args.write_doc:
         write_doc(report)
     return 0

@@ -48,7 +48,9 @@ def can_read(actor: Actor, org_id: int) -> bool:
 
 def _require(actor: Actor, org_id: int) -> None:
     if not can_read(actor, org_id):
-        raise actor.deny("A auditoria é para auditores e administradores.", action="audit.read", org_id=org_id)
+        raise actor.deny(
+            "A auditoria é para auditores e administradores.", action="audit.read", org_id=org_id
+        )
 
 
 def _local_midnight(day: date) -> datetime:
@@ -60,7 +62,9 @@ def _query(session: Session, org_id: int, filters: Filters):  # type: ignore[no-
     stmt = select(AuditEvent).where(AuditEvent.org_id == org_id)
     if filters.establishment:
         est_id = session.scalar(
-            select(Establishment.id).where(Establishment.org_id == org_id, Establishment.cnes == filters.establishment)
+            select(Establishment.id).where(
+                Establishment.org_id == org_id, Establishment.cnes == filters.establishment
+            )
         )
         if est_id is None:
             return stmt.where(False)
@@ -69,14 +73,20 @@ def _query(session: Session, org_id: int, filters: Filters):  # type: ignore[no-
         )
         stmt = stmt.where(
             or_(
-                and_(AuditEvent.entity_type == "establishment", AuditEvent.entity_id == str(est_id)),
+                and_(
+                    AuditEvent.entity_type == "establishment", AuditEvent.entity_id == str(est_id)
+                ),
                 and_(AuditEvent.entity_type == "instance", AuditEvent.entity_id.in_(instance_ids)),
             )
         )
     if filters.instance is not None:
-        stmt = stmt.where(AuditEvent.entity_type == "instance", AuditEvent.entity_id == str(filters.instance))
+        stmt = stmt.where(
+            AuditEvent.entity_type == "instance", AuditEvent.entity_id == str(filters.instance)
+        )
     if filters.user:
-        stmt = stmt.where(func.lower(AuditEvent.actor).contains(filters.user.strip().lower(), autoescape=True))
+        stmt = stmt.where(
+            func.lower(AuditEvent.actor).contains(filters.user.strip().lower(), autoescape=True)
+        )
     if filters.action:
         action = filters.action.strip()
         if action.endswith("."):
@@ -109,7 +119,9 @@ def get_event(session: Session, actor: Actor, org_id: int, event_id: int) -> Aud
 
 def actions(session: Session, actor: Actor, org_id: int) -> list[str]:
     _require(actor, org_id)
-    return sorted(session.scalars(select(AuditEvent.action).where(AuditEvent.org_id == org_id).distinct()))
+    return sorted(
+        session.scalars(select(AuditEvent.action).where(AuditEvent.org_id == org_id).distinct())
+    )
 
 
 def chain_status(session: Session, actor: Actor, org_id: int) -> ChainStatus:
@@ -120,7 +132,11 @@ def chain_status(session: Session, actor: Actor, org_id: int) -> ChainStatus:
         return ChainStatus(checked, True)
     if broken.chain == audit.chain_key(org_id):
         return ChainStatus(checked, False, str(broken))
-    return ChainStatus(checked, False, "Há uma quebra em outra cadeia da instalação; avise o administrador do sistema.")
+    return ChainStatus(
+        checked,
+        False,
+        "Há uma quebra em outra cadeia da instalação; avise o administrador do sistema.",
+    )
 
 
 def _iter(session: Session, org_id: int, filters: Filters) -> Iterator[AuditEvent]:
@@ -142,7 +158,9 @@ def event_dict(ev: AuditEvent) -> dict:
     }  # fmt: skip
 
 
-def export_csv(session: Session, actor: Actor, org_id: int, filters: Filters = Filters()) -> Iterator[str]:
+def export_csv(
+    session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
+) -> Iterator[str]:
     _require(actor, org_id)
     buffer = io.StringIO()
     writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
@@ -158,7 +176,9 @@ def export_csv(session: Session, actor: Actor, org_id: int, filters: Filters = F
         yield buffer.getvalue()
 
 
-def export_json(session: Session, actor: Actor, org_id: int, filters: Filters = Filters()) -> Iterator[str]:
+def export_json(
+    session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
+) -> Iterator[str]:
     """A JSON array, streamed one event at a time."""
     _require(actor, org_id)
     yield "["

@@ -37,11 +37,17 @@ def start_many(
     process_key: str,
     portfolio_code: str = "",
 ) -> BulkReport:
+    if not ({"admin", "gestor"} & actor.roles_in(org_id)) and not actor.is_system:
+        raise actor.deny(
+            "Você não pode iniciar credenciamentos.", action="instance.bulk_start", org_id=org_id
+        )
     wanted = list(dict.fromkeys(c.strip() for c in cnes_list if c and c.strip()))
     if not wanted:
         raise Invalid({"establishments": "Selecione ao menos um estabelecimento."})
     if len(wanted) > MAX_ESTABLISHMENTS:
-        raise Invalid({"establishments": f"No máximo {MAX_ESTABLISHMENTS} estabelecimentos por vez."})
+        raise Invalid(
+            {"establishments": f"No máximo {MAX_ESTABLISHMENTS} estabelecimentos por vez."}
+        )
     report = BulkReport()
     for cnes in wanted:
         try:

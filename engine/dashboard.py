@@ -73,7 +73,9 @@ def _require(actor: Actor, org_id: int) -> None:
 def stages(session: Session) -> list[str]:
     """Every stage declared by the deployed processes, in their order, then 'not started'."""
     out: list[str] = []
-    for manifest in session.scalars(select(ProcessDefinition.manifest).order_by(ProcessDefinition.id)):
+    for manifest in session.scalars(
+        select(ProcessDefinition.manifest).order_by(ProcessDefinition.id)
+    ):
         for stage in (manifest or {}).get("stages", []):
             if stage not in out:
                 out.append(stage)
@@ -83,7 +85,11 @@ def stages(session: Session) -> list[str]:
 def _latest_instances():  # type: ignore[no-untyped-def]
     return (
         select(func.max(ProcessInstance.id).label("id"))
-        .group_by(ProcessInstance.establishment_id, ProcessInstance.process_key, ProcessInstance.portfolio_code)
+        .group_by(
+            ProcessInstance.establishment_id,
+            ProcessInstance.process_key,
+            ProcessInstance.portfolio_code,
+        )
         .subquery()
     )
 
@@ -134,7 +140,9 @@ def _query(actor: Actor, org_id: int, filters: Filters):  # type: ignore[no-unty
                          Establishment.id, ProcessInstance.id)  # fmt: skip
 
 
-def _decorate(session: Session, pairs: list[tuple[Establishment, ProcessInstance | None]], now: datetime) -> list[Row]:
+def _decorate(
+    session: Session, pairs: list[tuple[Establishment, ProcessInstance | None]], now: datetime
+) -> list[Row]:
     ids = [i.id for _e, i in pairs if i is not None]
     tasks: dict[int, list[tuple[datetime | None, str | None]]] = {}
     if ids:
@@ -162,14 +170,16 @@ def _decorate(session: Session, pairs: list[tuple[Establishment, ProcessInstance
     return rows
 
 
-def iter_rows(session: Session, actor: Actor, org_id: int, filters: Filters = Filters()) -> Iterator[Row]:
+def iter_rows(
+    session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
+) -> Iterator[Row]:
     """Every filtered row, read in batches (for the CSV export)."""
     _require(actor, org_id)
     now = utcnow()
     offset = 0
     base = _query(actor, org_id, filters)
     while True:
-        pairs = list(session.execute(base.limit(BATCH).offset(offset)).tuples())
+        pairs = list(session.execute(base.limit(BATCH).offset(offset)))
         if not pairs:
             return
         yield from _decorate(session, pairs, now)
@@ -182,7 +192,7 @@ def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters
     _require(actor, org_id)
     stmt = _query(actor, org_id, filters)
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    pairs = list(session.execute(stmt.limit(limit).offset(offset)).tuples())
+    pairs = list(session.execute(stmt.limit(limit).offset(offset)))
     return _decorate(session, pairs, utcnow()), total
 
 
@@ -193,7 +203,9 @@ def summary(session: Session, actor: Actor, org_id: int, filters: Filters = Filt
     sub = _query(actor, org_id, unstaged).order_by(None).subquery()
     stage_col = func.coalesce(sub.c.stage, NOT_STARTED)
     counts: dict[tuple[str, str], int] = {}
-    for stage, uf, n in session.execute(select(stage_col, sub.c.uf, func.count()).group_by(stage_col, sub.c.uf)):
+    for stage, uf, n in session.execute(
+        select(stage_col, sub.c.uf, func.count()).group_by(stage_col, sub.c.uf)
+    ):
         counts[(stage or NOT_STARTED, uf)] = n
     known = stages(session)
     extra = sorted({s for s, _ in counts} - set(known))
@@ -206,7 +218,9 @@ CSV_HEADER = ("cnes", "estabelecimento", "uf", "municipio", "processo", "portfol
               "numero_solicitacao", "identificador_solicitante", "instancia")  # fmt: skip
 
 
-def csv_lines(session: Session, actor: Actor, org_id: int, filters: Filters = Filters()) -> Iterator[str]:
+def csv_lines(
+    session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
+) -> Iterator[str]:
     """The filtered rows as CSV text, one chunk per line (streamed by the web face)."""
     _require(actor, org_id)
     buffer = io.StringIO()

@@ -7,6 +7,7 @@ local trial only: production installations create their users with ``credencia u
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from typing import Any
 
@@ -29,33 +30,94 @@ ORG_SLUG = "sesa-demo"
 ORG_NAME = "Secretaria de Saúde (demonstração)"
 ROLES = ("admin", "gestor", "integrador", "datasus", "auditor")
 PLACES = [
-    ("PR", "Curitiba"), ("SP", "São Paulo"), ("RJ", "Rio de Janeiro"), ("MG", "Belo Horizonte"),
-    ("BA", "Salvador"), ("PE", "Recife"), ("RS", "Porto Alegre"), ("AM", "Manaus"),
-    ("DF", "Brasília"), ("CE", "Fortaleza"),
-]  # fmt: skip
+    ("PR", "Curitiba"),
+    ("SP", "São Paulo"),
+    ("RJ", "Rio de Janeiro"),
+    ("MG", "Belo Horizonte"),
+    ("BA", "Salvador"),
+    ("PE", "Recife"),
+    ("RS", "Porto Alegre"),
+    ("AM", "Manaus"),
+    ("DF", "Brasília"),
+    ("CE", "Fortaleza"),
+]
 # How far each demo establishment's credentialing goes: the task element ids to complete, in
 # order, with "!" marking a rejecting answer.
 SCRIPTS: list[list[str]] = [
     [],
     ["ambientar_servicos"],
     ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao"],
-    ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao", "!avaliar_solicitacao_acesso"],
-    ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao", "avaliar_solicitacao_acesso",
-     "ambientar_servicos", "desenvolver_conector"],
-    ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao", "avaliar_solicitacao_acesso",
-     "ambientar_servicos", "desenvolver_conector", "obter_dados_acesso", "!verificar_conformidade"],
-    ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao", "avaliar_solicitacao_acesso",
-     "ambientar_servicos", "desenvolver_conector", "obter_dados_acesso", "verificar_conformidade",
-     "registrar_evidencias", "solicitar_acesso_producao"],
-    ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao", "avaliar_solicitacao_acesso",
-     "ambientar_servicos", "desenvolver_conector", "obter_dados_acesso", "verificar_conformidade",
-     "registrar_evidencias", "solicitar_acesso_producao", "avaliar_solicitacao_producao"],
-    ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao", "avaliar_solicitacao_acesso",
-     "ambientar_servicos", "desenvolver_conector", "obter_dados_acesso", "verificar_conformidade",
-     "registrar_evidencias", "solicitar_acesso_producao", "avaliar_solicitacao_producao", "colocar_em_producao"],
-    ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao", "!avaliar_solicitacao_acesso",
-     "!ajustar_solicitacao_acesso"],
-]  # fmt: skip
+    [
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "solicitar_acesso_homologacao",
+        "!avaliar_solicitacao_acesso",
+    ],
+    [
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "solicitar_acesso_homologacao",
+        "avaliar_solicitacao_acesso",
+        "ambientar_servicos",
+        "desenvolver_conector",
+    ],
+    [
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "solicitar_acesso_homologacao",
+        "avaliar_solicitacao_acesso",
+        "ambientar_servicos",
+        "desenvolver_conector",
+        "obter_dados_acesso",
+        "!verificar_conformidade",
+    ],
+    [
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "solicitar_acesso_homologacao",
+        "avaliar_solicitacao_acesso",
+        "ambientar_servicos",
+        "desenvolver_conector",
+        "obter_dados_acesso",
+        "verificar_conformidade",
+        "registrar_evidencias",
+        "solicitar_acesso_producao",
+    ],
+    [
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "solicitar_acesso_homologacao",
+        "avaliar_solicitacao_acesso",
+        "ambientar_servicos",
+        "desenvolver_conector",
+        "obter_dados_acesso",
+        "verificar_conformidade",
+        "registrar_evidencias",
+        "solicitar_acesso_producao",
+        "avaliar_solicitacao_producao",
+    ],
+    [
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "solicitar_acesso_homologacao",
+        "avaliar_solicitacao_acesso",
+        "ambientar_servicos",
+        "desenvolver_conector",
+        "obter_dados_acesso",
+        "verificar_conformidade",
+        "registrar_evidencias",
+        "solicitar_acesso_producao",
+        "avaliar_solicitacao_producao",
+        "colocar_em_producao",
+    ],
+    [
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "solicitar_acesso_homologacao",
+        "!avaliar_solicitacao_acesso",
+        "!ajustar_solicitacao_acesso",
+    ],
+]
 PORTFOLIOS = ["REL", "RIA", "RIRA", "RAC", "REL", "RIA", "REL", "RAC", "RIRA", "REL"]
 
 
@@ -71,7 +133,9 @@ def token_for(role: str) -> str:
 def _credentials() -> str:
     lines = ["Logins de demonstração (somente para teste local):"]
     for role in ROLES:
-        lines.append(f"  {role:<11} {role}@demo.credencia.local  senha: {password_for(role)}  token: {token_for(role)}")
+        lines.append(
+            f"  {role:<11} {role}@demo.credencia.local  senha: {password_for(role)}  token: {token_for(role)}"
+        )
     return "\n".join(lines)
 
 
@@ -80,31 +144,54 @@ def load(db: Database, settings: Settings) -> str:
     with db.read() as session:
         if session.scalar(select(Organization.id).where(Organization.slug == ORG_SLUG)):
             return "Dados de demonstração já carregados.\n" + _credentials()
-    rng = random.Random(2026)
+    rng = random.Random(2026)  # noqa: S311 (reproducible demo data, not secrets)
     # One transaction: the demo is loaded whole or not at all.
     with db.write() as session:
         org = accounts.create_org(session, SYSTEM, ORG_SLUG, ORG_NAME)
         ests = []
         for number, (uf, city) in enumerate(PLACES, start=1):
             ests.append(
-                establishments.create(session, SYSTEM, org.id, {
-                    "cnes": identifiers.generate_cnes(rng), "cnpj": identifiers.generate_cnpj(rng),
-                    "razao_social": f"Hospital Municipal de {city}", "nome_fantasia": f"HM {city}",
-                    "uf": uf, "municipio": city, "cep": f"{rng.randint(10000000, 99999999)}",
-                    "endereco": f"Avenida Central, {100 * number}",
-                    "telefone": f"{rng.randint(11, 99)}3{rng.randint(1000000, 9999999)}",
-                    "email": f"ti.{number}@hospital.demo.gov.br",
-                })  # fmt: skip
+                establishments.create(
+                    session,
+                    SYSTEM,
+                    org.id,
+                    {
+                        "cnes": identifiers.generate_cnes(rng),
+                        "cnpj": identifiers.generate_cnpj(rng),
+                        "razao_social": f"Hospital Municipal de {city}",
+                        "nome_fantasia": f"HM {city}",
+                        "uf": uf,
+                        "municipio": city,
+                        "cep": f"{rng.randint(10000000, 99999999)}",
+                        "endereco": f"Avenida Central, {100 * number}",
+                        "telefone": f"{rng.randint(11, 99)}3{rng.randint(1000000, 9999999)}",
+                        "email": f"ti.{number}@hospital.demo.gov.br",
+                    },
+                )
             )
         cnes_all = [e.cnes for e in ests]
         actors = {}
         for role in ROLES:
             email = f"{role}@demo.credencia.local"
             scoped = cnes_all if role in ("gestor", "integrador") else []
-            user, _ = accounts.create_user(session, SYSTEM, email, org_slug=ORG_SLUG, role=role,
-                                           establishments=scoped, password=password_for(role), name=f"Demo {role}")  # fmt: skip
-            session.add(ApiToken(user_id=user.id, name="demo", token_hash=accounts._token_hash(token_for(role)),
-                                 prefix=token_for(role)[:12]))  # fmt: skip
+            user, _ = accounts.create_user(
+                session,
+                SYSTEM,
+                email,
+                org_slug=ORG_SLUG,
+                role=role,
+                establishments=scoped,
+                password=password_for(role),
+                name=f"Demo {role}",
+            )
+            session.add(
+                ApiToken(
+                    user_id=user.id,
+                    name="demo",
+                    token_hash=accounts._token_hash(token_for(role)),
+                    prefix=token_for(role)[:12],
+                )
+            )
             session.flush()
             actors[role] = accounts.load_actor(session, user)
         for est, script, portfolio in zip(ests, SCRIPTS, PORTFOLIOS, strict=True):
@@ -113,30 +200,71 @@ def load(db: Database, settings: Settings) -> str:
 
 
 def _advance(
-    session: Session, settings: Settings, actors: dict[str, Any], org_id: int, est: Establishment,
-    portfolio_code: str, script: list[str],
-) -> None:  # fmt: skip
-    inst = runtime.start_instance(session, actors["admin"], org_id=org_id, process_key="credenciamento-rnds",
-                                  establishment_cnes=est.cnes, portfolio_code=portfolio_code)  # fmt: skip
+    session: Session,
+    settings: Settings,
+    actors: dict[str, Any],
+    org_id: int,
+    est: Establishment,
+    portfolio_code: str,
+    script: list[str],
+) -> None:
+    inst = runtime.start_instance(
+        session,
+        actors["admin"],
+        org_id=org_id,
+        process_key="credenciamento-rnds",
+        establishment_cnes=est.cnes,
+        portfolio_code=portfolio_code,
+    )
     portfolio = establishments.get_portfolio(session, portfolio_code).as_data()
     instance_id = inst.id
+    # The demo's certificates are self-signed, not ICP-Brasil: accepted for the demo data only.
+    demo_settings = dataclasses.replace(settings, certificate_require_icp_brasil=False)
     ctx: dict[str, Any] = {"estabelecimento": est.register_data(), "portfolio": portfolio}
-    lane_actor = {"Gestor": actors["gestor"], "Integrador": actors["integrador"], "DATASUS": actors["datasus"]}
+    lane_actor = {
+        "Gestor": actors["gestor"],
+        "Integrador": actors["integrador"],
+        "DATASUS": actors["datasus"],
+    }
     for step in script:
         negative = step.startswith("!")
         element = step.lstrip("!")
         if element == "obter_certificado_digital" and "certificate_file" not in ctx:
             cert = samples.demo_certificate(est.cnpj, est.razao_social.upper())
-            ctx["certificate_file"] = files.store(session, actors["gestor"], org_id, "certificado.cer", cert,
-                                                  limit=settings.max_upload_bytes).id  # fmt: skip
+            ctx["certificate_file"] = files.store(
+                session,
+                actors["gestor"],
+                org_id,
+                "certificado.cer",
+                cert,
+                limit=settings.max_upload_bytes,
+            ).id
         if element == "registrar_evidencias" and "evidence_files" not in ctx:
             ctx["evidence_files"] = [
-                files.store(session, actors["integrador"], org_id, name, content, limit=settings.max_upload_bytes).id
-                for name, content in (("validador.pdf", samples.tiny_pdf()), ("bundle.png", samples.tiny_png()))
+                files.store(
+                    session,
+                    actors["integrador"],
+                    org_id,
+                    name,
+                    content,
+                    limit=settings.max_upload_bytes,
+                ).id
+                for name, content in (
+                    ("validador.pdf", samples.tiny_pdf()),
+                    ("bundle.png", samples.tiny_png()),
+                )
             ]
         task = session.scalar(
-            select(Task).where(Task.instance_id == instance_id, Task.state == READY, Task.element_id == element)
+            select(Task).where(
+                Task.instance_id == instance_id, Task.state == READY, Task.element_id == element
+            )
         )
         if task is None:
             raise RuntimeError(f"demo script: {element} is not ready for {est.cnes}")
-        runtime.complete(session, lane_actor[task.lane], task.id, samples.answer(element, ctx, negative=negative))
+        runtime.complete(
+            session,
+            lane_actor[task.lane],
+            task.id,
+            samples.answer(element, ctx, negative=negative),
+            settings=demo_settings,
+        )

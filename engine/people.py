@@ -14,7 +14,14 @@ from sqlalchemy.orm import Session, selectinload
 
 from engine.accounts import service as accounts
 from engine.accounts.actor import Actor
-from engine.accounts.models import ROLES, SCOPED_ROLES, ApiToken, Membership, User, membership_establishment
+from engine.accounts.models import (
+    ROLES,
+    SCOPED_ROLES,
+    ApiToken,
+    Membership,
+    User,
+    membership_establishment,
+)
 from engine.audit import service as audit
 from engine.db import utcnow
 from engine.errors import Conflict, Invalid, NotFound
@@ -54,8 +61,12 @@ def grant_role(session: Session, actor: Actor, org_id: int, org_slug: str, *, em
     """Give ``role`` to the person (created when new); returns the new password, if one was set."""
     _require_admin(actor, org_id, "member.grant")
     if role in SCOPED_ROLES and not cnes:
-        raise Invalid({"establishments": "Escolha ao menos um estabelecimento para gestor ou integrador."})
-    return accounts.create_user(session, actor, email, org_slug=org_slug, role=role, establishments=cnes, name=name)
+        raise Invalid(
+            {"establishments": "Escolha ao menos um estabelecimento para gestor ou integrador."}
+        )
+    return accounts.create_user(
+        session, actor, email, org_slug=org_slug, role=role, establishments=cnes, name=name
+    )
 
 
 def revoke_role(session: Session, actor: Actor, org_id: int, membership_id: int) -> None:
@@ -85,7 +96,7 @@ def tokens(session: Session, actor: Actor, org_id: int) -> list[tuple[ApiToken, 
             .join(User, User.id == ApiToken.user_id)
             .where(ApiToken.user_id.in_(_member_ids(session, org_id)))
             .order_by(ApiToken.created_at.desc())
-        ).tuples()
+        )
     )
 
 
@@ -124,9 +135,9 @@ def lane_users(session: Session, org_id: int, role: str, establishment_id: int |
         .where(Membership.org_id == org_id, Membership.role == role, User.active.is_(True))
     )
     if role in SCOPED_ROLES:
-        stmt = stmt.join(membership_establishment, membership_establishment.c.membership_id == Membership.id).where(
-            membership_establishment.c.establishment_id == establishment_id
-        )
+        stmt = stmt.join(
+            membership_establishment, membership_establishment.c.membership_id == Membership.id
+        ).where(membership_establishment.c.establishment_id == establishment_id)
     return sorted(set(session.scalars(stmt)))
 
 
@@ -134,12 +145,16 @@ def roles() -> tuple[str, ...]:
     return ROLES
 
 
-def update_establishment(session: Session, actor: Actor, org_id: int, cnes: str, raw: dict[str, Any]) -> Establishment:
+def update_establishment(
+    session: Session, actor: Actor, org_id: int, cnes: str, raw: dict[str, Any]
+) -> Establishment:
     """Change an establishment's register data (the CNES itself does not change)."""
     if not actor.has_role(org_id, "admin"):
         raise actor.deny("Apenas administradores alteram estabelecimentos.", action="establishment.update",
                          org_id=org_id)  # fmt: skip
-    est = session.scalar(select(Establishment).where(Establishment.org_id == org_id, Establishment.cnes == cnes))
+    est = session.scalar(
+        select(Establishment).where(Establishment.org_id == org_id, Establishment.cnes == cnes)
+    )
     if est is None:
         raise NotFound(f"Estabelecimento CNES {cnes} não encontrado.")
     values, errors = establishments.clean({**raw, "cnes": est.cnes})

@@ -24,7 +24,9 @@ class Picture:
 
 
 def _flows(bpmn_xml: str) -> list[tuple[str, str, str]]:
-    root = etree.fromstring(bpmn_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    root = etree.fromstring(
+        bpmn_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False, no_network=True)
+    )
     return [
         (f.get("id"), f.get("sourceRef"), f.get("targetRef"))
         for f in root.iter(f"{{{BPMN_NS}}}sequenceFlow")
@@ -51,12 +53,16 @@ def picture(session: Session, actor: Actor, instance_id: int) -> Picture:
     # An element still waiting (a loop back, a join) is shown as active, not done.
     completed -= active
     reached = completed | active
-    flows = [fid for fid, src, dst in _flows(definition.bpmn_xml) if src in completed and dst in reached]
+    flows = [
+        fid for fid, src, dst in _flows(definition.bpmn_xml) if src in completed and dst in reached
+    ]
     return Picture(definition.bpmn_xml, sorted(completed), sorted(active), flows)
 
 
 def element_names(bpmn_xml: str) -> dict[str, str]:
-    root = etree.fromstring(bpmn_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False, no_network=True))
+    root = etree.fromstring(
+        bpmn_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False, no_network=True)
+    )
     return {el.get("id"): el.get("name") for el in root.iter() if el.get("id") and el.get("name")}
 
 
@@ -66,4 +72,3 @@ def documentation(session: Session, actor: Actor, instance_id: int, element_id: 
     loaded = runtime.loaded_spec(session, instance)
     spec = loaded.spec.task_specs.get(element_id)
     return (getattr(spec, "documentation", None) or "").strip() if spec is not None else ""
-

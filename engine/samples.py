@@ -32,7 +32,9 @@ def tiny_pdf(text: str = "Evidencia de homologacao") -> bytes:
     out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
     for offset in offsets:
         out += f"{offset:010d} 00000 n \n".encode()
-    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
     return bytes(out)
 
 
@@ -40,7 +42,9 @@ def tiny_png(width: int = 8, height: int = 8) -> bytes:
     """A valid grey PNG image."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     raw = b"".join(b"\x00" + bytes([0x80] * width) for _ in range(height))
     return (
@@ -56,7 +60,8 @@ def answer(element_id: str, ctx: dict[str, Any], *, negative: bool = False) -> d
     (``certificate_file``, ``evidence_files``); ``negative`` chooses the rejecting branch."""
     est = ctx.get("estabelecimento", {})
     operations = [
-        {"operacao": op["operacao"], "metodo": op["metodo"]} for op in ctx.get("portfolio", {}).get("operations", [])
+        {"operacao": op["operacao"], "metodo": op["metodo"]}
+        for op in ctx.get("portfolio", {}).get("operations", [])
     ]
     today = date(2026, 11, 20)
     homologation = {
@@ -98,41 +103,72 @@ def answer(element_id: str, ctx: dict[str, Any], *, negative: bool = False) -> d
     evidence = list(ctx.get("evidence_files", []))
     answers: dict[str, dict[str, Any]] = {
         "obter_certificado_digital": {"certificado": ctx.get("certificate_file", "")},
-        "criar_conta_govbr": {"cpf_responsavel": "39053344705", "nivel_conta": "prata", "conta_confirmada": True},
+        "criar_conta_govbr": {
+            "cpf_responsavel": "39053344705",
+            "nivel_conta": "prata",
+            "conta_confirmada": True,
+        },
         "solicitar_acesso_homologacao": homologation,
         "avaliar_solicitacao_acesso": (
-            {"decision": "reprovada", "motivo": "Faixa de IPs não corresponde ao servidor informado."}
+            {
+                "decision": "reprovada",
+                "motivo": "Faixa de IPs não corresponde ao servidor informado.",
+            }
             if negative
-            else {"decision": "aprovada", "numero_solicitacao": "3804/2024", "identificador_solicitante": "40111",
-                  "operacoes_aprovadas": operations}  # fmt: skip
+            else {
+                "decision": "aprovada",
+                "numero_solicitacao": "3804/2024",
+                "identificador_solicitante": "40111",
+                "operacoes_aprovadas": operations,
+            }
         ),
         "ajustar_solicitacao_acesso": (
             {"decision": "desistir", "motivo": "O estabelecimento não vai mais integrar."}
             if negative
             else {**homologation, "decision": "ajustar"}
         ),
-        "obter_dados_acesso": {"identificador_solicitante": "40111", "operacoes_aprovadas": operations,
-                               "confirmacao": True},  # fmt: skip
+        "obter_dados_acesso": {
+            "identificador_solicitante": "40111",
+            "operacoes_aprovadas": operations,
+            "confirmacao": True,
+        },
         "ambientar_servicos": {"observacoes": "Serviços revisados no ambiente de homologação."},
-        "desenvolver_conector": {"conector_nome": "conector-rnds", "conector_versao": "1.0.0",
-                                 "fornecedor_ou_repositorio": "Equipe própria"},  # fmt: skip
+        "desenvolver_conector": {
+            "conector_nome": "conector-rnds",
+            "conector_versao": "1.0.0",
+            "fornecedor_ou_repositorio": "Equipe própria",
+        },
         "verificar_conformidade": {
-            "verificacoes": [{**op, "resultado": "nao_ok" if negative else "ok"} for op in operations],
+            "verificacoes": [
+                {**op, "resultado": "nao_ok" if negative else "ok"} for op in operations
+            ],
             "decision": "nao_pronto" if negative else "pronto",
             **({"motivo": "Bundle recusado pelo validador."} if negative else {}),
         },
-        "ajustar_conector": {"ajustes": "Corrigido o perfil do Bundle.", "conector_versao": "1.0.1"},
-        "registrar_evidencias": {"evidencias": evidence, "descricao": "Validador, cabeçalho e Bundle."},
-        "registrar_novas_evidencias": {"evidencias": evidence, "descricao": "Evidências completas."},
+        "ajustar_conector": {
+            "ajustes": "Corrigido o perfil do Bundle.",
+            "conector_versao": "1.0.1",
+        },
+        "registrar_evidencias": {
+            "evidencias": evidence,
+            "descricao": "Validador, cabeçalho e Bundle.",
+        },
+        "registrar_novas_evidencias": {
+            "evidencias": evidence,
+            "descricao": "Evidências completas.",
+        },
         "solicitar_acesso_producao": {"evidencias_revisadas": True},
         "avaliar_solicitacao_producao": (
             {"decision": "reprovada", "motivo": "Falta o print do cabeçalho location."}
             if negative
             else {"decision": "aprovada"}
         ),
-        "colocar_em_producao": {"data_entrada_producao": today.isoformat(), "uf_endpoint": est.get("uf", "PR"),
-                                "data_primeiro_envio": today.isoformat(),
-                                "rnds_id_primeiro_envio": "c0ffee00-1234-4abc-9def-000000000001"},  # fmt: skip
+        "colocar_em_producao": {
+            "data_entrada_producao": today.isoformat(),
+            "uf_endpoint": est.get("uf", "PR"),
+            "data_primeiro_envio": today.isoformat(),
+            "rnds_id_primeiro_envio": "c0ffee00-1234-4abc-9def-000000000001",
+        },
     }
     return answers[element_id]
 
@@ -148,11 +184,13 @@ def demo_certificate(cnpj: str, name: str = "ESTABELECIMENTO DEMO", days: int = 
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.COUNTRY_NAME, "BR"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ICP-Brasil"),
-        x509.NameAttribute(NameOID.COMMON_NAME, f"{name}:{cnpj}"),
-    ])  # fmt: skip
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "BR"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ICP-Brasil"),
+            x509.NameAttribute(NameOID.COMMON_NAME, f"{name}:{cnpj}"),
+        ]
+    )
     cnpj_value = b"\x13" + bytes([len(cnpj)]) + cnpj.encode("ascii")  # PrintableString
     now = datetime.now(UTC)
     cert = (
@@ -164,7 +202,9 @@ def demo_certificate(cnpj: str, name: str = "ESTABELECIMENTO DEMO", days: int = 
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(now + timedelta(days=days))
         .add_extension(
-            x509.SubjectAlternativeName([x509.OtherName(x509.ObjectIdentifier("2.16.76.1.3.3"), cnpj_value)]),
+            x509.SubjectAlternativeName(
+                [x509.OtherName(x509.ObjectIdentifier("2.16.76.1.3.3"), cnpj_value)]
+            ),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)

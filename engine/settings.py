@@ -27,11 +27,16 @@ def _env_list(name: str, default: str) -> tuple[int, ...]:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(
-        default_factory=lambda: _env("DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'credencia.db'}")
+        default_factory=lambda: _env(
+            "DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'credencia.db'}"
+        )
     )
-    processes_dir: Path = field(default_factory=lambda: Path(_env("PROCESSES_DIR", str(ROOT / "processes"))))
-    secret_key: str = field(default_factory=lambda: _env("SECRET_KEY", ""))
-    max_upload_bytes: int = field(default_factory=lambda: _env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024))
+    processes_dir: Path = field(
+        default_factory=lambda: Path(_env("PROCESSES_DIR", str(ROOT / "processes")))
+    )
+    max_upload_bytes: int = field(
+        default_factory=lambda: _env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+    )
     timezone: str = field(default_factory=lambda: _env("TIMEZONE", "America/Sao_Paulo"))
     default_sla_business_days: int = field(default_factory=lambda: _env_int("DEFAULT_SLA_DAYS", 5))
     base_url: str = field(default_factory=lambda: _env("BASE_URL", "http://127.0.0.1:5000"))
@@ -40,7 +45,15 @@ class Settings:
     smtp_starttls: bool = field(default_factory=lambda: _env("SMTP_STARTTLS", "0") == "1")
     smtp_user: str = field(default_factory=lambda: _env("SMTP_USER", ""))
     smtp_password: str = field(default_factory=lambda: _env("SMTP_PASSWORD", ""))
-    mail_from: str = field(default_factory=lambda: _env("MAIL_FROM", "Credencia <credencia@localhost>"))
+    mail_from: str = field(
+        default_factory=lambda: _env("MAIL_FROM", "Credencia <credencia@localhost>")
+    )
+    environment: str = field(default_factory=lambda: _env("ENV", "development"))
+    certificate_require_icp_brasil: bool = field(
+        default_factory=lambda: _env("CERTIFICATE_REQUIRE_ICP_BRASIL", "1") == "1"
+    )
+    # A PEM file of extra trust anchors (a homologation installation's test PKI).
+    certificate_extra_anchors: str = field(default_factory=lambda: _env("CERTIFICATE_EXTRA_ANCHORS", ""))
     certificate_reminder_days: tuple[int, ...] = field(
         default_factory=lambda: _env_list("CERTIFICATE_REMINDER_DAYS", "60,30,15,7,1")
     )

@@ -37,7 +37,9 @@ class Builders:
         with self.db.write() as s:
             return accounts.create_org(s, SYSTEM, slug, name).id
 
-    def establishment(self, org_id: int, *, uf: str = "PR", municipio: str = "Curitiba", **fields: Any) -> Establishment:
+    def establishment(
+        self, org_id: int, *, uf: str = "PR", municipio: str = "Curitiba", **fields: Any
+    ) -> Establishment:
         self._count += 1
         values = {
             "cnes": identifiers.generate_cnes(self.rng),
@@ -60,8 +62,15 @@ class Builders:
         email = email or f"{role}{self._count}@exemplo.gov.br"
         password = f"senha-{role}-{self._count}"
         with self.db.write() as s:
-            user, _ = accounts.create_user(s, SYSTEM, email, org_slug=org_slug, role=role,
-                                           establishments=cnes, password=password)  # fmt: skip
+            user, _ = accounts.create_user(
+                s,
+                SYSTEM,
+                email,
+                org_slug=org_slug,
+                role=role,
+                establishments=cnes,
+                password=password,
+            )
             token = accounts.create_token(s, SYSTEM, email)
         with self.db.read() as s:
             actor = accounts.load_actor(s, s.get(type(user), user.id))
@@ -71,14 +80,24 @@ class Builders:
 class Flow:
     """Drives one credentialing instance through the API, as the right user at each step."""
 
-    def __init__(self, client: Any, users: dict[str, UserHandle], instance_id: int, est: Establishment, portfolio: dict):
+    def __init__(
+        self,
+        client: Any,
+        users: dict[str, UserHandle],
+        instance_id: int,
+        est: Establishment,
+        portfolio: dict,
+    ):
         self.client = client
         self.users = users  # lane name -> user
         self.instance_id = instance_id
         self.ctx: dict[str, Any] = {"estabelecimento": est.register_data(), "portfolio": portfolio}
 
     def ready(self) -> list[dict[str, Any]]:
-        res = self.client.get(f"/api/v1/tasks?instance={self.instance_id}&state=ready", headers=self.users["admin"].headers)
+        res = self.client.get(
+            f"/api/v1/tasks?instance={self.instance_id}&state=ready",
+            headers=self.users["admin"].headers,
+        )
         assert res.status_code == 200, res.json
         return res.json["items"]
 
@@ -93,27 +112,48 @@ class Flow:
     def upload(self, content: bytes, name: str, lane: str = "Integrador") -> str:
         import io
 
-        res = self.client.post("/api/v1/files", headers=self.users[lane].headers,
-                               data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data")  # fmt: skip
+        res = self.client.post(
+            "/api/v1/files",
+            headers=self.users[lane].headers,
+            data={"file": (io.BytesIO(content), name)},
+            content_type="multipart/form-data",
+        )
         assert res.status_code == 201, res.json
         return res.json["id"]
 
-    def complete(self, element: str, *, negative: bool = False, data: dict[str, Any] | None = None,
-                 expect: int = 200) -> Any:  # fmt: skip
+    def complete(
+        self,
+        element: str,
+        *,
+        negative: bool = False,
+        data: dict[str, Any] | None = None,
+        expect: int = 200,
+    ) -> Any:
         task = self.task(element)
         if element == "obter_certificado_digital" and "certificate_file" not in self.ctx:
             cnpj = self.ctx["estabelecimento"]["cnpj"]
-            self.ctx["certificate_file"] = self.upload(samples.demo_certificate(cnpj), "ecnpj.cer", "Gestor")
-        if element in ("registrar_evidencias", "registrar_novas_evidencias") and "evidence_files" not in self.ctx:
-            self.ctx["evidence_files"] = [self.upload(samples.tiny_pdf(), "validador.pdf"),
-                                          self.upload(samples.tiny_png(), "bundle.png")]  # fmt: skip
+            self.ctx["certificate_file"] = self.upload(
+                samples.demo_certificate(cnpj), "ecnpj.cer", "Gestor"
+            )
+        if (
+            element in ("registrar_evidencias", "registrar_novas_evidencias")
+            and "evidence_files" not in self.ctx
+        ):
+            self.ctx["evidence_files"] = [
+                self.upload(samples.tiny_pdf(), "validador.pdf"),
+                self.upload(samples.tiny_png(), "bundle.png"),
+            ]
         payload = data if data is not None else samples.answer(element, self.ctx, negative=negative)
         user = self.users[task["lane"]]
-        res = self.client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": payload}, headers=user.headers)
+        res = self.client.post(
+            f"/api/v1/tasks/{task['id']}/complete", json={"data": payload}, headers=user.headers
+        )
         assert res.status_code == expect, (element, res.status_code, res.json)
         return res
 
     def instance(self) -> dict[str, Any]:
-        res = self.client.get(f"/api/v1/instances/{self.instance_id}", headers=self.users["admin"].headers)
+        res = self.client.get(
+            f"/api/v1/instances/{self.instance_id}", headers=self.users["admin"].headers
+        )
         assert res.status_code == 200
         return res.json

@@ -17,6 +17,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine.audit import service as audit
 from engine.db import Base, Database
@@ -24,6 +25,8 @@ from engine.runtime import spiff
 from tests.builders import Builders
 
 ROOT = Path(__file__).resolve().parent.parent
+# One master key for the whole run (secret values, session signing); never the local file.
+os.environ.setdefault("CREDENCIA_SECRET_KEY", secret_store.generate_key())
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 
@@ -100,7 +103,10 @@ def db(db_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(db_url: str) -> settings_mod.Settings:
-    return settings_mod.Settings(database_url=db_url, processes_dir=ROOT / "processes", secret_key="test")
+    # The tests' certificates come from their own PKI or are self-signed (tests/pki.py).
+    return settings_mod.Settings(
+        database_url=db_url, processes_dir=ROOT / "processes", certificate_require_icp_brasil=False
+    )
 
 
 @pytest.fixture

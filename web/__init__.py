@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
 
+from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine.audit import service as audit
 from engine.db import Database
@@ -24,6 +24,7 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     settings = settings or settings_mod.load()
     app = Flask(__name__, instance_path=str(Path(settings_mod.ROOT) / "instance"))
     _configure(app, settings)
+    _setup_keys(app, settings)
     db = db or Database(settings.database_url)
     db.on_denied = audit.record_denial
     app.extensions["credencia.db"] = db
@@ -37,7 +38,6 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
 
 def _configure(app: Flask, settings: settings_mod.Settings) -> None:
     app.config.update(
-        SECRET_KEY=settings.secret_key or secrets.token_hex(32),
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + MULTIPART_SLACK,
         JSON_SORT_KEYS=False,
         SESSION_COOKIE_HTTPONLY=True,
@@ -52,6 +52,16 @@ def _configure(app: Flask, settings: settings_mod.Settings) -> None:
         BABEL_DEFAULT_TIMEZONE=settings.timezone,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
+
+
+def _setup_keys(app: Flask, settings: settings_mod.Settings) -> None:
+    """The master key encrypts secret form values and signs sessions; production refuses to
+    start without one, elsewhere a local key file is created under instance/."""
+    ring = secret_store.require_key(
+        production=settings.environment == "production",
+        local_key_file=Path(app.instance_path) / "secret.key",
+    )
+    app.config["SECRET_KEY"] = ring.current.signing_key.hex()
 
 
 def _setup_i18n(app: Flask) -> None:

@@ -391,5 +391,14 @@ def export_state(instance_id: int) -> None:
         click.echo(json.dumps(inst.state, ensure_ascii=False))
 
 
+def _register_subcommands() -> None:
+    from web.cli_certificates import certificates, secrets_group
+
+    main.add_command(certificates)
+    main.add_command(secrets_group)
+
+
+_register_subcommands()
+
 if __name__ == "__main__":
     main()

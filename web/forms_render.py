@@ -63,6 +63,7 @@ class Field:
     item_title: str = ""
     add_all: bool = False
     min_items: int = 0
+    label_hidden: bool = False  # the group's title already says it
 
     @property
     def id(self) -> str:
@@ -103,7 +104,9 @@ def _conditional_props(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     for part in schema.get("allOf", []) or []:
         for branch in (part.get("then") or {}, part.get("else") or {}):
             for name, sub in (branch.get("properties") or {}).items():
-                extra.setdefault(name, {}).update(sub)
+                # Only plain keywords (minItems…); nested schemas stay the property's own.
+                plain = {k: v for k, v in sub.items() if not isinstance(v, dict | list)}
+                extra.setdefault(name, {}).update(plain)
     return extra
 
 
@@ -244,7 +247,11 @@ def _build(name: str, key: str, schema: Mapping[str, Any], ui: Mapping[str, Any]
     if widget == "yesno":
         f.options = [(YES, "Sim"), (NO, "Não")]
     if widget in ("file", "files"):
-        accept = (schema.get("items") or {}).get("x-accept") if widget == "files" else schema.get("x-accept")
+        accept = (
+            (schema.get("items") or {}).get("x-accept")
+            if widget == "files"
+            else schema.get("x-accept")
+        )
         f.accept = _accept_attr(accept or [])
     if widget == "file":
         f.value = value if isinstance(value, str) else ""
@@ -290,15 +297,47 @@ def _option_values(ctx: _Ctx, source: str, key: str) -> list[str]:
     items = _get_path(ctx.context, source)
     if not isinstance(items, list):
         return []
-    return list(dict.fromkeys(str(i.get(key)) for i in items if isinstance(i, Mapping) and i.get(key)))
+    return list(
+        dict.fromkeys(str(i.get(key)) for i in items if isinstance(i, Mapping) and i.get(key))
+    )
 
 
-def _build_rows(f: Field, schema: Mapping[str, Any], ui: Mapping[str, Any], value: Any, ctx: _Ctx) -> None:
+def options_source(
+    schema: Mapping[str, Any], ui: Mapping[str, Any], context: Mapping[str, Any]
+) -> str | None:
+    """Where a repeating field's choices come from: ``x-options-from``, or else a list in the
+    context whose items carry every select-without-enum field of a row (e.g. operations)."""
+    if schema.get("x-options-from"):
+        return str(schema["x-options-from"])
+    items = schema.get("items") or {}
+    props = items.get("properties") or {}
+    item_ui = _ui_for(ui, "items")
+    wanted = [
+        k
+        for k, sub in props.items()
+        if _ui_for(item_ui, k).get("ui:widget") == "select" and "enum" not in sub
+    ]
+    if not wanted:
+        return None
+    for top, node in context.items():
+        for key, value in node.items() if isinstance(node, Mapping) else ():
+            if (
+                isinstance(value, list)
+                and value
+                and all(isinstance(v, Mapping) and all(w in v for w in wanted) for v in value)
+            ):
+                return f"{top}.{key}"
+    return None
+
+
+def _build_rows(
+    f: Field, schema: Mapping[str, Any], ui: Mapping[str, Any], value: Any, ctx: _Ctx
+) -> None:
     items = schema.get("items") or {}
     item_ui = _ui_for(ui, "items")
     props = items.get("properties") or {}
     req = set(items.get("required") or [])
-    source = schema.get("x-options-from")
+    source = options_source(schema, ui, ctx.context)
     f.add_all = bool(source) and not f.readonly
     f.item_title = str(items.get("title") or "Item")
     f.min_items = int(schema.get("minItems") or 0)
@@ -333,7 +372,9 @@ def build_form(
     files: Mapping[str, FileMeta] | None = None,
     readonly: bool = False,
 ) -> RenderedForm:
-    ctx = _Ctx(errors=dict(errors or {}), context=context or {}, files=files or {}, readonly=readonly)
+    ctx = _Ctx(
+        errors=dict(errors or {}), context=context or {}, files=files or {}, readonly=readonly
+    )
     props = schema.get("properties") or {}
     refinements = _conditional_props(schema)
     required = set(schema.get("required") or [])
@@ -349,7 +390,10 @@ def build_form(
         fields = [built[k] for k in group.get("fields", []) if k in built and k not in placed]
         placed.update(f.key for f in fields)
         if fields:
-            groups.append(Group(str(group.get("title") or ""), fields))
+            title = str(group.get("title") or "")
+            if len(fields) == 1 and fields[0].title == title:
+                fields[0].label_hidden = True
+            groups.append(Group(title, fields))
     rest = [f for k, f in built.items() if k not in placed]
     if rest:
         groups.append(Group("" if not groups else "Outros dados", rest))
@@ -379,7 +423,10 @@ def _labels(built: Mapping[str, Field]) -> dict[str, tuple[str, str]]:
         for index, row in enumerate(f.rows):
             for sub in row:
                 out[sub.name] = (sub.id, f"{f.title} — {f.item_title} {index + 1}: {sub.title}")
-            out[f"{f.name}.{index}"] = (row[0].id if row else f.id, f"{f.title} — {f.item_title} {index + 1}")
+            out[f"{f.name}.{index}"] = (
+                row[0].id if row else f.id,
+                f"{f.title} — {f.item_title} {index + 1}",
+            )
     return out
 
 
@@ -396,7 +443,9 @@ def _closest(path: str, labels: Mapping[str, tuple[str, str]]) -> tuple[str, str
 # ------------------------------------------------------------------ reading a post
 
 
-def _coerce(schema: Mapping[str, Any], ui: Mapping[str, Any], raw: str | None, present: bool) -> Any:
+def _coerce(
+    schema: Mapping[str, Any], ui: Mapping[str, Any], raw: str | None, present: bool
+) -> Any:
     kind = schema.get("type")
     widget = _widget(schema, ui)
     if kind == "boolean":
@@ -422,7 +471,7 @@ def _coerce(schema: Mapping[str, Any], ui: Mapping[str, Any], raw: str | None, p
 def _indices(form: MultiDict, prefix: str) -> list[int]:
     found: set[int] = set()
     plen = len(prefix)
-    for key in form.keys():
+    for key in form:
         if key.startswith(prefix):
             head = key[plen:].split(".", 1)[0]
             if head.isdigit() and len(head) < 5:
@@ -430,12 +479,16 @@ def _indices(form: MultiDict, prefix: str) -> list[int]:
     return sorted(found)
 
 
-def parse_submission(schema: Mapping[str, Any], ui: Mapping[str, Any], form: MultiDict) -> dict[str, Any]:
+def parse_submission(
+    schema: Mapping[str, Any], ui: Mapping[str, Any], form: MultiDict
+) -> dict[str, Any]:
     """The posted form as form data: nested rows, typed values, readOnly fields left out."""
     return _parse_object(schema, ui, form, "")
 
 
-def _parse_object(schema: Mapping[str, Any], ui: Mapping[str, Any], form: MultiDict, prefix: str) -> dict[str, Any]:
+def _parse_object(
+    schema: Mapping[str, Any], ui: Mapping[str, Any], form: MultiDict, prefix: str
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, sub in (schema.get("properties") or {}).items():
         if sub.get("readOnly"):
@@ -446,7 +499,11 @@ def _parse_object(schema: Mapping[str, Any], ui: Mapping[str, Any], form: MultiD
         if widget == "rows":
             rows = []
             for index in _indices(form, name + "."):
-                rows.append(_parse_object(sub.get("items") or {}, _ui_for(sub_ui, "items"), form, f"{name}.{index}."))
+                rows.append(
+                    _parse_object(
+                        sub.get("items") or {}, _ui_for(sub_ui, "items"), form, f"{name}.{index}."
+                    )
+                )
             if rows or name + ".present" in form:
                 out[key] = rows
             continue
@@ -500,7 +557,7 @@ def file_ids(data: Any) -> set[str]:
 
 
 def apply_row_action(schema: Mapping[str, Any], data: dict[str, Any], action: str,
-                     context: Mapping[str, Any]) -> bool:  # fmt: skip
+                     context: Mapping[str, Any], ui: Mapping[str, Any] | None = None) -> bool:  # fmt: skip
     """Add, remove or add-all rows for the no-JS buttons; True when the action was one of them."""
     verb, _, target = action.partition(":")
     if verb not in ("add", "remove", "addall", "removefile") or not target:
@@ -518,7 +575,7 @@ def apply_row_action(schema: Mapping[str, Any], data: dict[str, Any], action: st
         if 0 <= index < len(rows):
             rows.pop(index)
     elif verb == "addall":
-        source = sub.get("x-options-from")
+        source = options_source(sub, _ui_for(ui or {}, key), context)
         options = _get_path(context, source) if source else None
         item_props = ((sub.get("items") or {}).get("properties") or {}).keys()
         if isinstance(options, list):
@@ -532,7 +589,9 @@ def apply_row_action(schema: Mapping[str, Any], data: dict[str, Any], action: st
     return True
 
 
-def register_autofill(schema: Mapping[str, Any], data: dict[str, Any], register: Mapping[str, Any]) -> dict[str, Any]:
+def register_autofill(
+    schema: Mapping[str, Any], data: dict[str, Any], register: Mapping[str, Any]
+) -> dict[str, Any]:
     """Fill the form's ``estabelecimento_*`` fields from an establishment's register data."""
     props = schema.get("properties") or {}
     aliases = {"logradouro": "endereco"}

@@ -84,7 +84,11 @@ def fmt_size(size: int | None) -> str:
     if size < 1024:
         return f"{size} B"
     if size < 1024 * 1024:
-        return f"{size / 1024:.1f} KB".replace(".", ",") if current_locale() == "pt_BR" else f"{size / 1024:.1f} KB"
+        return (
+            f"{size / 1024:.1f} KB".replace(".", ",")
+            if current_locale() == "pt_BR"
+            else f"{size / 1024:.1f} KB"
+        )
     value = f"{size / (1024 * 1024):.1f} MB"
     return value.replace(".", ",") if current_locale() == "pt_BR" else value
 
@@ -97,6 +101,14 @@ def translate(text: str | None) -> str:
 def setup(app: Flask) -> None:
     compile_catalogs()
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
-    Babel(app, locale_selector=select_locale, timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"])
-    app.jinja_env.filters.update(date=fmt_date, datetime=fmt_datetime, filesize=fmt_size, t=translate)
-    app.jinja_env.globals.update(current_locale=current_locale, html_lang=html_lang, LOCALES=LOCALES)
+    Babel(
+        app,
+        locale_selector=select_locale,
+        timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"],
+    )
+    app.jinja_env.filters.update(
+        date=fmt_date, datetime=fmt_datetime, filesize=fmt_size, t=translate
+    )
+    app.jinja_env.globals.update(
+        current_locale=current_locale, html_lang=html_lang, LOCALES=LOCALES
+    )

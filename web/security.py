@@ -29,7 +29,9 @@ class SessionInterface(SecureCookieSessionInterface):
     """Marks the session cookie Secure on HTTPS requests even when not configured so."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
-        return bool(app.config["SESSION_COOKIE_SECURE"]) or (request.is_secure if request else False)
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or (
+            request.is_secure if request else False
+        )
 
 
 def setup(app: Flask) -> None:
@@ -42,7 +44,9 @@ def setup(app: Flask) -> None:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        response.headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
+        )
         if request.is_secure:
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         if response.mimetype == "text/html" or request.path.startswith(("/api/", "/arquivos/")):

@@ -45,7 +45,9 @@ class Actor:
         """True when the actor holds ``role`` in the organization, reaching the establishment."""
         if self.is_system:
             return True
-        return any(g.role == role and g.covers(establishment_id) for g in self._by_org.get(org_id, ()))
+        return any(
+            g.role == role and g.covers(establishment_id) for g in self._by_org.get(org_id, ())
+        )
 
     def is_member(self, org_id: int) -> bool:
         return self.is_system or org_id in self._by_org

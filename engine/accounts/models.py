@@ -7,9 +7,13 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, UTCDateTime, utcnow
 
-ROLES = ("admin", "gestor", "integrador", "datasus", "auditor")
+ROLES = (
+    "admin", "gestor", "integrador", "datasus", "auditor",
+    # PEC e-SUS APS enablement (per municipality: scoped to its Fundo Municipal de Saúde).
+    "gestor_municipal", "admin_municipal", "admin_instalacao",
+)  # fmt: skip
 # Roles whose reach is a list of establishments rather than the whole organization.
-SCOPED_ROLES = ("gestor", "integrador")
+SCOPED_ROLES = ("gestor", "integrador", "gestor_municipal", "admin_municipal", "admin_instalacao")
 
 
 class Organization(Base):
@@ -60,7 +64,9 @@ class Membership(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
-    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organization.id", ondelete="CASCADE"), index=True
+    )
     role: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -61,8 +61,15 @@ def create_org(session: Session, actor: Actor, slug: str, name: str) -> Organiza
     org = Organization(slug=slug, name=name.strip())
     session.add(org)
     session.flush()
-    audit.record(session, actor, "org.created", org_id=org.id, entity_type="organization",
-                 entity_id=org.id, data={"slug": slug, "name": org.name})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "org.created",
+        org_id=org.id,
+        entity_type="organization",
+        entity_id=org.id,
+        data={"slug": slug, "name": org.name},
+    )
     return org
 
 
@@ -89,28 +96,43 @@ def create_user(
         errors["role"] = f"Papel inválido; use um de: {', '.join(ROLES)}."
     cnes_list = list(dict.fromkeys(establishments))
     if cnes_list and role not in SCOPED_ROLES:
-        errors["establishment"] = "Apenas gestor e integrador são vinculados a estabelecimentos."
+        errors["establishment"] = "Este papel vale para a organização inteira; não se vincula a estabelecimentos."
     if password is not None and len(password) < 8:
-        errors["password"] = "A senha deve ter pelo menos 8 caracteres."
+        errors["password"] = "A senha deve ter pelo menos 8 caracteres."  # noqa: S105 (a message)
     if errors:
         raise Invalid(errors)
     org = get_org(session, org_slug)
     found = session.scalars(
-        select(Establishment).where(Establishment.org_id == org.id, Establishment.cnes.in_(cnes_list))
+        select(Establishment).where(
+            Establishment.org_id == org.id, Establishment.cnes.in_(cnes_list)
+        )
     ).all()
     missing = set(cnes_list) - {e.cnes for e in found}
     if missing:
-        raise Invalid({"establishment": f"CNES não cadastrado(s) na organização: {', '.join(sorted(missing))}."})
+        raise Invalid(
+            {
+                "establishment": f"CNES não cadastrado(s) na organização: {', '.join(sorted(missing))}."
+            }
+        )
 
     user = session.scalar(select(User).where(User.email == email))
     new_password = None
     if user is None:
         new_password = password or generate_password()
-        user = User(email=email, name=name or email.split("@")[0], password_hash=hash_password(new_password))
+        user = User(
+            email=email, name=name or email.split("@")[0], password_hash=hash_password(new_password)
+        )
         session.add(user)
         session.flush()
-        audit.record(session, actor, "user.created", org_id=org.id, entity_type="user",
-                     entity_id=user.id, data={"email": email})  # fmt: skip
+        audit.record(
+            session,
+            actor,
+            "user.created",
+            org_id=org.id,
+            entity_type="user",
+            entity_id=user.id,
+            data={"email": email},
+        )
     elif password:
         user.password_hash = hash_password(password)
         new_password = password
@@ -126,8 +148,15 @@ def create_user(
         if est not in membership.establishments:
             membership.establishments.append(est)
     session.flush()
-    audit.record(session, actor, "user.role_granted", org_id=org.id, entity_type="user",
-                 entity_id=user.id, data={"role": role, "establishments": sorted(e.cnes for e in found)})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "user.role_granted",
+        org_id=org.id,
+        entity_type="user",
+        entity_id=user.id,
+        data={"role": role, "establishments": sorted(e.cnes for e in found)},
+    )
     return user, new_password
 
 
@@ -140,11 +169,20 @@ def create_token(session: Session, actor: Actor, email: str, name: str = "") -> 
     if user is None:
         raise NotFound(f"Usuário '{email}' não encontrado.")
     token = "cred_" + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:12]))
+    session.add(
+        ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:12])
+    )
     session.flush()
     for org_id in sorted({m.org_id for m in user.memberships}) or [None]:
-        audit.record(session, actor, "token.created", org_id=org_id, entity_type="user",
-                     entity_id=user.id, data={"prefix": token[:12], "name": name})  # fmt: skip
+        audit.record(
+            session,
+            actor,
+            "token.created",
+            org_id=org_id,
+            entity_type="user",
+            entity_id=user.id,
+            data={"prefix": token[:12], "name": name},
+        )
     return token
 
 
@@ -158,7 +196,9 @@ def load_actor(session: Session, user: User) -> Actor:
         Grant(
             org_id=m.org_id,
             role=m.role,
-            establishment_ids=frozenset(e.id for e in m.establishments) if m.role in SCOPED_ROLES else None,
+            establishment_ids=frozenset(e.id for e in m.establishments)
+            if m.role in SCOPED_ROLES
+            else None,
         )
         for m in memberships
     )
@@ -169,7 +209,9 @@ def actor_for_token(session: Session, token: str) -> Actor | None:
     if not token or len(token) > 200:
         return None
     row = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None))
+        select(ApiToken).where(
+            ApiToken.token_hash == _token_hash(token), ApiToken.revoked_at.is_(None)
+        )
     )
     if row is None:
         return None

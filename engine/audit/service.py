@@ -187,14 +187,32 @@ def verify(session: Session) -> tuple[int, Break | None]:
         for ev in _events(session, chain):
             checked += 1
             if ev.seq != expected_seq:
-                return checked, Break(chain, expected_seq, ev.id, f"esperado seq {expected_seq}, encontrado {ev.seq} (evento removido ou fora de ordem)")
+                return checked, Break(
+                    chain,
+                    expected_seq,
+                    ev.id,
+                    f"esperado seq {expected_seq}, encontrado {ev.seq} (evento removido ou fora de ordem)",
+                )
             if ev.prev_hash != prev_hash:
-                return checked, Break(chain, ev.seq, ev.id, "hash anterior não confere (evento removido, inserido ou reordenado)")
+                return checked, Break(
+                    chain,
+                    ev.seq,
+                    ev.id,
+                    "hash anterior não confere (evento removido, inserido ou reordenado)",
+                )
             recomputed = event_hash(
-                chain=ev.chain, seq=ev.seq, at=ev.at, org_id=ev.org_id, actor_id=ev.actor_id,
-                actor=ev.actor, action=ev.action, entity_type=ev.entity_type,
-                entity_id=ev.entity_id, data=ev.data, prev_hash=ev.prev_hash,
-            )  # fmt: skip
+                chain=ev.chain,
+                seq=ev.seq,
+                at=ev.at,
+                org_id=ev.org_id,
+                actor_id=ev.actor_id,
+                actor=ev.actor,
+                action=ev.action,
+                entity_type=ev.entity_type,
+                entity_id=ev.entity_id,
+                data=ev.data,
+                prev_hash=ev.prev_hash,
+            )
             if recomputed != ev.hash:
                 return checked, Break(chain, ev.seq, ev.id, "conteúdo alterado (hash não confere)")
             prev_hash, expected_seq, last = ev.hash, expected_seq + 1, ev
@@ -202,5 +220,10 @@ def verify(session: Session) -> tuple[int, Break | None]:
         if head is None:
             return checked, Break(chain, None, None, "cabeça da cadeia ausente")
         if head.last_seq != (last.seq if last else 0) or head.last_hash != prev_hash:
-            return checked, Break(chain, head.last_seq, None, "últimos eventos removidos (cabeça da cadeia não confere)")
+            return checked, Break(
+                chain,
+                head.last_seq,
+                None,
+                "últimos eventos removidos (cabeça da cadeia não confere)",
+            )
     return checked, None

@@ -20,7 +20,9 @@ def list_comments(session: Session, actor: Actor, instance_id: int) -> list[Comm
     runtime.get_instance(session, actor, instance_id)
     return list(
         session.scalars(
-            select(Comment).where(Comment.instance_id == instance_id).order_by(Comment.created_at, Comment.id)
+            select(Comment)
+            .where(Comment.instance_id == instance_id)
+            .order_by(Comment.created_at, Comment.id)
         )
     )
 
@@ -40,7 +42,11 @@ def add_comment(session: Session, actor: Actor, instance_id: int, body: str) -> 
     if len(text) > MAX_LENGTH:
         raise Invalid({"body": f"No máximo {MAX_LENGTH} caracteres."})
     comment = Comment(
-        org_id=instance.org_id, instance_id=instance.id, author_id=actor.user_id, author=actor.label, body=text
+        org_id=instance.org_id,
+        instance_id=instance.id,
+        author_id=actor.user_id,
+        author=actor.label,
+        body=text,
     )
     session.add(comment)
     session.flush()

@@ -12,9 +12,7 @@ class ProcessDefinition(Base):
     """One deployed version of a BPMN process, with its forms and manifest, stored once."""
 
     __tablename__ = "process_definition"
-    __table_args__ = (
-        UniqueConstraint("key", "version"),
-    )
+    __table_args__ = (UniqueConstraint("key", "version"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(100))  # BPMN process id, e.g. credenciamento-rnds

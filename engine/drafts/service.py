@@ -62,6 +62,8 @@ def has_draft(session: Session, actor: Actor, task_ids: list[str]) -> set[str]:
         return set()
     return set(
         session.scalars(
-            select(TaskDraft.task_id).where(TaskDraft.user_id == actor.user_id, TaskDraft.task_id.in_(task_ids))
+            select(TaskDraft.task_id).where(
+                TaskDraft.user_id == actor.user_id, TaskDraft.task_id.in_(task_ids)
+            )
         )
     )

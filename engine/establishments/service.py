@@ -19,11 +19,28 @@ from engine.audit import service as audit
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments.models import UFS, Establishment, Portfolio
 
-FIELDS = ("cnes", "cnpj", "razao_social", "nome_fantasia", "uf", "municipio", "cep",
-          "endereco", "telefone", "email", "cnes_pai")  # fmt: skip
+FIELDS = (
+    "cnes",
+    "cnpj",
+    "razao_social",
+    "nome_fantasia",
+    "uf",
+    "municipio",
+    "cep",
+    "endereco",
+    "telefone",
+    "email",
+    "cnes_pai",
+)
 REQUIRED_HEADER = FIELDS[:-1]
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-LIMITS = {"razao_social": 200, "nome_fantasia": 200, "municipio": 100, "endereco": 300, "email": 254}
+LIMITS = {
+    "razao_social": 200,
+    "nome_fantasia": 200,
+    "municipio": 100,
+    "endereco": 300,
+    "email": 254,
+}
 
 
 def clean(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -91,7 +108,9 @@ def list_establishments(
     offset: int = 0,
 ) -> list[Establishment]:
     if not actor.is_member(org_id):
-        raise actor.deny("Sem acesso a esta organização.", action="establishment.list", org_id=org_id)
+        raise actor.deny(
+            "Sem acesso a esta organização.", action="establishment.list", org_id=org_id
+        )
     stmt = _visible(select(Establishment).where(Establishment.org_id == org_id), actor, org_id)
     if uf:
         stmt = stmt.where(Establishment.uf == uf.upper())
@@ -107,32 +126,51 @@ def list_establishments(
 
 
 def get_by_cnes(session: Session, actor: Actor, org_id: int, cnes: str) -> Establishment:
-    est = session.scalar(select(Establishment).where(Establishment.org_id == org_id, Establishment.cnes == cnes))
+    est = session.scalar(
+        select(Establishment).where(Establishment.org_id == org_id, Establishment.cnes == cnes)
+    )
     if est is None:
         raise NotFound(f"Estabelecimento CNES {cnes} não encontrado.")
     if not actor.can_see_establishment(org_id, est.id):
-        raise actor.deny("Sem acesso a este estabelecimento.", action="establishment.read",
-                         org_id=org_id, entity_type="establishment", entity_id=est.id)  # fmt: skip
+        raise actor.deny(
+            "Sem acesso a este estabelecimento.",
+            action="establishment.read",
+            org_id=org_id,
+            entity_type="establishment",
+            entity_id=est.id,
+        )
     return est
 
 
 def create(session: Session, actor: Actor, org_id: int, raw: dict[str, Any]) -> Establishment:
     if not actor.has_role(org_id, "admin"):
-        raise actor.deny("Apenas administradores cadastram estabelecimentos.",
-                         action="establishment.create", org_id=org_id)  # fmt: skip
+        raise actor.deny(
+            "Apenas administradores cadastram estabelecimentos.",
+            action="establishment.create",
+            org_id=org_id,
+        )
     values, errors = clean(raw)
     if errors:
         raise Invalid(errors)
     exists = session.scalar(
-        select(Establishment.id).where(Establishment.org_id == org_id, Establishment.cnes == values["cnes"])
+        select(Establishment.id).where(
+            Establishment.org_id == org_id, Establishment.cnes == values["cnes"]
+        )
     )
     if exists:
         raise Conflict(f"O CNES {values['cnes']} já está cadastrado nesta organização.")
     est = Establishment(org_id=org_id, **values)
     session.add(est)
     session.flush()
-    audit.record(session, actor, "establishment.created", org_id=org_id,
-                 entity_type="establishment", entity_id=est.id, data=values)  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "establishment.created",
+        org_id=org_id,
+        entity_type="establishment",
+        entity_id=est.id,
+        data=values,
+    )
     return est
 
 
@@ -202,19 +240,26 @@ def import_csv(
 ) -> ImportReport:
     """Create or update establishments from a CSV; all or nothing unless ``skip_invalid``."""
     if not actor.has_role(org_id, "admin"):
-        raise actor.deny("Apenas administradores importam estabelecimentos.",
-                         action="establishment.import", org_id=org_id)  # fmt: skip
+        raise actor.deny(
+            "Apenas administradores importam estabelecimentos.",
+            action="establishment.import",
+            org_id=org_id,
+        )
     valid, report = parse_csv(text)
     if report.errors and (not skip_invalid or not report.rows):
         raise ImportFailed(report)
     existing = dict(
-        session.execute(select(Establishment.cnes, Establishment.id).where(Establishment.org_id == org_id)).all()
+        session.execute(
+            select(Establishment.cnes, Establishment.id).where(Establishment.org_id == org_id)
+        ).all()
     )
     known = set(existing) | {v["cnes"] for _, v in valid}
     kept: list[dict[str, Any]] = []
     for number, values in valid:
         if values["cnes_pai"] and values["cnes_pai"] not in known:
-            report.errors.append(RowError(number, "cnes_pai", "CNES pai não cadastrado nem presente na planilha."))
+            report.errors.append(
+                RowError(number, "cnes_pai", "CNES pai não cadastrado nem presente na planilha.")
+            )
             continue
         kept.append(values)
     if report.errors and not skip_invalid:
@@ -227,9 +272,20 @@ def import_csv(
     if changed:
         session.execute(update(Establishment), changed)
     report.created, report.updated = len(new), len(changed)
-    audit.record(session, actor, "establishment.imported", org_id=org_id, entity_type="organization",
-                 entity_id=org_id, data={"rows": report.rows, "created": report.created,
-                                         "updated": report.updated, "skipped": report.skipped})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "establishment.imported",
+        org_id=org_id,
+        entity_type="organization",
+        entity_id=org_id,
+        data={
+            "rows": report.rows,
+            "created": report.created,
+            "updated": report.updated,
+            "skipped": report.skipped,
+        },
+    )
     return report
 
 
@@ -247,15 +303,24 @@ def load_portfolios(session: Session, path: Path) -> int:
     for item in items:
         if item["code"] in known:
             continue
-        session.add(Portfolio(code=item["code"], name=item["name"], version=item.get("version", ""),
-                              date=item.get("date", ""), operations=item.get("operations", [])))  # fmt: skip
+        session.add(
+            Portfolio(
+                code=item["code"],
+                name=item["name"],
+                version=item.get("version", ""),
+                date=item.get("date", ""),
+                operations=item.get("operations", []),
+            )
+        )
         added += 1
     session.flush()
     return added
 
 
 def get_portfolio(session: Session, code: str) -> Portfolio:
-    portfolio = session.scalar(select(Portfolio).where(Portfolio.code == code, Portfolio.active.is_(True)))
+    portfolio = session.scalar(
+        select(Portfolio).where(Portfolio.code == code, Portfolio.active.is_(True))
+    )
     if portfolio is None:
         codes = ", ".join(session.scalars(select(Portfolio.code).order_by(Portfolio.code)))
         raise Invalid({"portfolio": f"Portfólio desconhecido. Opções: {codes}."})

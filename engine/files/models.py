@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
-from engine.db import Base, UTCDateTime, utcnow
+from engine.db import Base, JSONType, UTCDateTime, utcnow
 
 
 class StoredFile(Base):
@@ -14,7 +14,9 @@ class StoredFile(Base):
     __tablename__ = "stored_file"
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organization.id", ondelete="CASCADE"), index=True
+    )
     uploaded_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     # Set when a task completion attaches the file: who may read it follows the establishment.
     establishment_id: Mapped[int | None] = mapped_column(ForeignKey("establishment.id"), index=True)
@@ -23,6 +25,8 @@ class StoredFile(Base):
     content_type: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(20))  # pdf | png | certificate | other
     size: Mapped[int] = mapped_column(Integer)
+    # Content warnings for the DATASUS lane, e.g. a PDF with JavaScript or embedded files.
+    flags: Mapped[list] = mapped_column(JSONType, default=list)
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = deferred(mapped_column(LargeBinary))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

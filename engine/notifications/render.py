@@ -78,12 +78,9 @@ on <strong>{{ due_at|day }}</strong> and is still waiting for DATASUS's analysis
 {% endblock %}""",
     # ------------------------------------------------------------- daily digest
     "overdue_digest.pt_BR.subject": (
-        "[Credencia] Você tem {{ tasks|length }} tarefa{{ 's' if tasks|length > 1 }} "
-        "atrasada{{ 's' if tasks|length > 1 }}"
+        "[Credencia] Você tem {{ total }} tarefa{{ 's' if total > 1 }} atrasada{{ 's' if total > 1 }}"
     ),
-    "overdue_digest.pt_BR.title": (
-        "{{ tasks|length }} tarefa{{ 's' if tasks|length > 1 }} atrasada{{ 's' if tasks|length > 1 }}"
-    ),
+    "overdue_digest.pt_BR.title": "{{ total }} tarefa{{ 's' if total > 1 }} atrasada{{ 's' if total > 1 }}",
     "overdue_digest.pt_BR.txt": """Olá, {{ user_name }}.
 
 Estas tarefas passaram do prazo:
@@ -91,6 +88,9 @@ Estas tarefas passaram do prazo:
 - {{ t.name }} — {{ t.establishment }} (CNES {{ t.cnes }}), venceu em {{ t.due_at|day }}
   {{ t.link }}
 {%- endfor %}
+{%- if total > tasks|length %}
+… e mais {{ total - tasks|length }}: {{ inbox_link }}
+{%- endif %}
 
 {{ footer }}
 """,
@@ -101,11 +101,10 @@ Estas tarefas passaram do prazo:
 <li><a href="{{ t.link }}">{{ t.name }}</a> — {{ t.establishment }} (CNES {{ t.cnes }}),
 venceu em {{ t.due_at|day }}</li>{% endfor %}
 </ul>
+{% if total > tasks|length %}<p><a href="{{ inbox_link }}">… e mais {{ total - tasks|length }}</a></p>{% endif %}
 {% endblock %}""",
-    "overdue_digest.en.subject": (
-        "[Credencia] You have {{ tasks|length }} overdue task{{ 's' if tasks|length > 1 }}"
-    ),
-    "overdue_digest.en.title": "{{ tasks|length }} overdue task{{ 's' if tasks|length > 1 }}",
+    "overdue_digest.en.subject": "[Credencia] You have {{ total }} overdue task{{ 's' if total > 1 }}",
+    "overdue_digest.en.title": "{{ total }} overdue task{{ 's' if total > 1 }}",
     "overdue_digest.en.txt": """Hello, {{ user_name }}.
 
 These tasks are past their due date:
@@ -113,6 +112,9 @@ These tasks are past their due date:
 - {{ t.name }} — {{ t.establishment }} (CNES {{ t.cnes }}), due on {{ t.due_at|day }}
   {{ t.link }}
 {%- endfor %}
+{%- if total > tasks|length %}
+… and {{ total - tasks|length }} more: {{ inbox_link }}
+{%- endif %}
 
 {{ footer }}
 """,
@@ -123,6 +125,7 @@ These tasks are past their due date:
 <li><a href="{{ t.link }}">{{ t.name }}</a> — {{ t.establishment }} (CNES {{ t.cnes }}),
 due on {{ t.due_at|day }}</li>{% endfor %}
 </ul>
+{% if total > tasks|length %}<p><a href="{{ inbox_link }}">… and {{ total - tasks|length }} more</a></p>{% endif %}
 {% endblock %}""",
     # ------------------------------------------------------------- certificate expiring
     "certificate_expiry.pt_BR.subject": (
@@ -233,7 +236,9 @@ _env = Environment(
 _env.filters["day"] = _day
 
 
-def render(kind: str, locale: str | None, context: dict[str, Any], *, tz: str = "America/Sao_Paulo") -> Rendered:
+def render(
+    kind: str, locale: str | None, context: dict[str, Any], *, tz: str = "America/Sao_Paulo"
+) -> Rendered:
     """Render one kind of message for a reader. Dates in ``context`` are shown in ``tz``."""
     lang = language(locale)
     ctx = {**context, "lang": lang, "tz": tz, "footer": _FOOTER[lang]}

@@ -70,8 +70,15 @@ def notify(
     org_id: int | None = None,
     reminder_id: int | None = None,
 ) -> Notification:
-    row = Notification(user_id=user_id, org_id=org_id, reminder_id=reminder_id, kind=kind,
-                       title=title[:300], body=body, link=link[:300])  # fmt: skip
+    row = Notification(
+        user_id=user_id,
+        org_id=org_id,
+        reminder_id=reminder_id,
+        kind=kind,
+        title=title[:300],
+        body=body,
+        link=link[:300],
+    )
     session.add(row)
     return row
 
@@ -80,7 +87,12 @@ def notify(
 
 
 def list_for(
-    session: Session, actor: Actor, *, unread_only: bool = False, limit: int = 50, before_id: int | None = None
+    session: Session,
+    actor: Actor,
+    *,
+    unread_only: bool = False,
+    limit: int = 50,
+    before_id: int | None = None,
 ) -> list[Notification]:
     """The actor's own notifications, newest first (page with ``before_id``)."""
     if actor.user_id is None:
@@ -96,11 +108,14 @@ def list_for(
 def unread_count(session: Session, actor: Actor) -> int:
     if actor.user_id is None:
         return 0
-    return session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == actor.user_id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
 
 
 def mark_read(session: Session, actor: Actor, notification_id: int) -> Notification:
@@ -155,13 +170,22 @@ class OutboxCounts:
 
 def outbox_counts(session: Session) -> OutboxCounts:
     now = utcnow()
-    rows = dict(session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all())
+    rows = dict(
+        session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).all()
+    )
     due = session.scalar(
         select(func.count())
         .select_from(OutboxMessage)
         .where(OutboxMessage.status == PENDING, OutboxMessage.next_attempt_at <= now)
     )
-    return OutboxCounts(pending=rows.get(PENDING, 0), due=due or 0, sent=rows.get(SENT, 0), failed=rows.get(FAILED, 0))
+    return OutboxCounts(
+        pending=rows.get(PENDING, 0),
+        due=due or 0,
+        sent=rows.get(SENT, 0),
+        failed=rows.get(FAILED, 0),
+    )
 
 
 def retry(session: Session, actor: Actor, message_id: int) -> OutboxMessage:
@@ -174,8 +198,17 @@ def retry(session: Session, actor: Actor, message_id: int) -> OutboxMessage:
     previous = message.status
     message.status, message.attempts, message.next_attempt_at = PENDING, 0, utcnow()
     message.lease_owner, message.lease_until = None, None
-    audit.record(session, actor, "outbox.retried", org_id=message.org_id, entity_type="outbox_message",
-                 entity_id=message.id, data={"previous_status": previous, "to": message.to_addr,
-                                             "last_error": message.last_error[:500]})  # fmt: skip
+    audit.record(
+        session,
+        actor,
+        "outbox.retried",
+        org_id=message.org_id,
+        entity_type="outbox_message",
+        entity_id=message.id,
+        data={
+            "previous_status": previous,
+            "to": message.to_addr,
+            "last_error": message.last_error[:500],
+        },
+    )
     return message
-

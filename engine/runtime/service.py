@@ -18,12 +18,14 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine import sla
 from engine.accounts.actor import Actor
 from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
+from engine.certificates import service as certificates
 from engine.db import utcnow
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
@@ -228,8 +230,18 @@ def start_instance(
         raise Conflict(
             f"Já existe um processo em andamento para o CNES {est.cnes} neste portfólio (instância {running})."
         )
+    current_cert = certificates.current(session, est.id)
     start_data: dict[str, Any] = {
-        "possui_certificado_valido": False,
+        "possui_certificado_valido": certificates.is_valid(current_cert),
+        "certificado_atual": (
+            {
+                "sha256": current_cert.sha256,
+                "not_after": current_cert.not_after.isoformat(),
+                "cnpj": current_cert.cnpj,
+            }
+            if current_cert
+            else None
+        ),
         "possui_conta_govbr": bool((data or {}).get("possui_conta_govbr", False)),
         "estabelecimento": est.register_data(),
     }
@@ -363,8 +375,27 @@ def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
                 data = _prefill_register(schema, spiff_task.data["estabelecimento"], data)
     elif task.data:
         data = task.data
+    if schema and task.state == READY:
+        data.update(_secrets_for(session, actor, task, instance, schema))
     context["ultimo_motivo"] = instance.last_rejection_reason
     return TaskForm(schema=schema, ui=ui, data=data, context=context)
+
+
+def _secrets_for(
+    session: Session, actor: Actor, task: Task, instance: ProcessInstance, schema: dict[str, Any]
+) -> dict[str, str]:
+    """Secret values the form shows: in clear to the task's lane, masked to everyone else."""
+    shown = {}
+    may_read = task.role is not None and actor.has_role(
+        task.org_id, task.role, task.establishment_id
+    )
+    for name in forms.secret_fields(schema):
+        if "*" in name:
+            continue
+        value = secret_store.get(session, instance.id, name)
+        if value is not None:
+            shown[name] = value if may_read else secret_store.mask(value)
+    return shown
 
 
 def _prefill_register(
@@ -578,7 +609,14 @@ def _file_ids(schema: dict[str, Any], data: Any) -> list[str]:
     return found
 
 
-def complete(session: Session, actor: Actor, task_id: str, submitted: dict[str, Any]) -> Task:
+def complete(
+    session: Session,
+    actor: Actor,
+    task_id: str,
+    submitted: dict[str, Any],
+    *,
+    settings: settings_mod.Settings | None = None,
+) -> Task:
     task, instance = _open_task_locked(session, actor, task_id, "task.complete")
     _require_lane(actor, task, "task.complete")
     _require_ready(task)
@@ -603,6 +641,10 @@ def complete(session: Session, actor: Actor, task_id: str, submitted: dict[str, 
         raise Invalid(exc.errors) from None
     secret = forms.secret_fields(schema) if schema else set()
     public = {k: v for k, v in cleaned.items() if k not in secret}
+    _register_certificates(
+        session, actor, instance, schema, cleaned, settings or settings_mod.load()
+    )
+    _keep_secrets(session, instance, schema, cleaned, secret)
     # Secrets reach neither the workflow state nor the audit log; only that they were given.
     spiff_task.set_data(**public)
     spiff_task.run()
@@ -641,6 +683,73 @@ def complete(session: Session, actor: Actor, task_id: str, submitted: dict[str, 
         },
     )
     return task
+
+
+def _top_properties(schema: dict[str, Any]) -> dict[str, Any]:
+    props = dict(schema.get("properties") or {})
+    for part in schema.get("allOf") or []:
+        if isinstance(part, dict):
+            for name, sub in (part.get("properties") or {}).items():
+                props.setdefault(name, sub)
+    return props
+
+
+def _register_certificates(
+    session: Session,
+    actor: Actor,
+    instance: ProcessInstance,
+    schema: dict[str, Any],
+    cleaned: dict[str, Any],
+    settings: settings_mod.Settings,
+) -> None:
+    """A certificate given in a task becomes the establishment's current certificate, after
+    the checks a bank would make; a refusal is a field error and nothing changes."""
+    if instance.establishment_id is None:
+        return
+    for name, sub in _top_properties(schema).items():
+        if not (
+            isinstance(sub, dict)
+            and "certificate" in (sub.get("x-accept") or [])
+            and cleaned.get(name)
+        ):
+            continue
+        try:
+            cert = certificates.register_stored(
+                session,
+                actor,
+                instance.establishment_id,
+                str(cleaned[name]),
+                cnpj_exception_reason=cleaned.get("cnpj_divergente_justificativa"),
+                settings=settings,
+                authorized=True,  # the lane check above already allowed this actor here
+                must_outlast_current=bool(sub.get("x-renewal")),
+            )
+        except Invalid as exc:
+            raise Invalid({name: next(iter(exc.errors.values()), exc.message)}) from None
+        cleaned[f"{name}_sha256"] = cert.sha256
+
+
+def _keep_secrets(
+    session: Session,
+    instance: ProcessInstance,
+    schema: dict[str, Any],
+    cleaned: dict[str, Any],
+    secret: set[str],
+) -> None:
+    """Secret fields are kept encrypted, apart from the workflow; passwords (``writeOnly``)
+    are not kept at all."""
+    props = _top_properties(schema)
+    for name in sorted(secret):
+        value = cleaned.get(name)
+        if value in (None, "") or (props.get(name) or {}).get("writeOnly"):
+            continue
+        secret_store.put(
+            session,
+            org_id=instance.org_id,
+            instance_id=instance.id,
+            field_path=name,
+            value=str(value),
+        )
 
 
 # ---------------------------------------------------------------- cancel

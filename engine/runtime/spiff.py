@@ -22,6 +22,12 @@ from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.task import TaskState
 
 SERIALIZER_VERSION_KEY = "serializer_version"
+TIMER_EVENT_TYPES = {
+    "TimerEventDefinition",
+    "TimeDateEventDefinition",
+    "DurationTimerEventDefinition",
+    "CycleTimerEventDefinition",
+}
 
 
 class _SpecLessWorkflowConverter(BpmnWorkflowConverter):
@@ -198,7 +204,7 @@ def next_timer_due(workflow: BpmnWorkflow) -> datetime | None:
     """The earliest time a waiting timer event is due, for the scheduler's indexed sweep."""
     due: list[datetime] = []
     for event in workflow.waiting_events():
-        if "Timer" not in str(event.event_type):
+        if str(event.event_type) not in TIMER_EVENT_TYPES:
             continue
         value = event.value
         if isinstance(value, str):

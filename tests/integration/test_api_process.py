@@ -25,7 +25,11 @@ def world(make, client):  # type: ignore[no-untyped-def]
 def start(client, world, portfolio="RIRA", as_="admin", expect=201):  # type: ignore[no-untyped-def]
     res = client.post(
         "/api/v1/instances",
-        json={"process": "credenciamento-rnds", "establishment": world["est"].cnes, "portfolio": portfolio},
+        json={
+            "process": "credenciamento-rnds",
+            "establishment": world["est"].cnes,
+            "portfolio": portfolio,
+        },
         headers=world["users"][as_].headers,
     )
     assert res.status_code == expect, res.json
@@ -53,7 +57,9 @@ def test_happy_path_reaches_production(client, world, db):  # type: ignore[no-un
     f.complete("avaliar_solicitacao_acesso")
     inst = f.instance()
     assert inst["stage"] == "Homologação"
-    assert inst["numero_solicitacao"] == "3804/2024" and inst["identificador_solicitante"] == "40111"
+    assert (
+        inst["numero_solicitacao"] == "3804/2024" and inst["identificador_solicitante"] == "40111"
+    )
     f.complete("obter_dados_acesso")
     f.complete("verificar_conformidade")
     f.complete("registrar_evidencias")
@@ -65,7 +71,9 @@ def test_happy_path_reaches_production(client, world, db):  # type: ignore[no-un
     inst = f.instance()
     assert inst["status"] == "completed" and inst["stage"] == "Produção" and inst["tasks"] == []
 
-    history = client.get(f"/api/v1/instances/{f.instance_id}/history", headers=world["users"]["auditor"].headers)
+    history = client.get(
+        f"/api/v1/instances/{f.instance_id}/history", headers=world["users"]["auditor"].headers
+    )
     actions = [e["action"] for e in history.json["items"]]
     assert actions[0] == "instance.started" and actions.count("task.completed") == 12
     with db.read() as s:
@@ -86,7 +94,10 @@ def test_homologation_rejection_loop_keeps_every_request(client, world):  # type
     inst = f.instance()
     assert inst["stage"] == "Reprovada — ajuste pendente"
     assert inst["last_rejection_reason"] == "Faixa de IPs não corresponde ao servidor informado."
-    detail = client.get(f"/api/v1/tasks/{f.task('ajustar_solicitacao_acesso')['id']}", headers=world["users"]["Gestor"].headers).json
+    detail = client.get(
+        f"/api/v1/tasks/{f.task('ajustar_solicitacao_acesso')['id']}",
+        headers=world["users"]["Gestor"].headers,
+    ).json
     # The adjustment form comes prefilled with the earlier request, and shows DATASUS's reason.
     assert detail["data"]["sistema_nome"] == "Sistema de Laboratório"
     assert "decision" not in detail["data"]
@@ -97,9 +108,14 @@ def test_homologation_rejection_loop_keeps_every_request(client, world):  # type
     f.complete("ajustar_solicitacao_acesso")
     f.complete("avaliar_solicitacao_acesso")
     assert f.instance()["stage"] == "Homologação"
-    history = client.get(f"/api/v1/instances/{f.instance_id}/history", headers=world["users"]["admin"].headers).json
-    decisions = [e["data"]["data"].get("decision") for e in history["items"]
-                 if e["action"] == "task.completed" and e["data"]["name"] == "Avaliar solicitação de acesso"]  # fmt: skip
+    history = client.get(
+        f"/api/v1/instances/{f.instance_id}/history", headers=world["users"]["admin"].headers
+    ).json
+    decisions = [
+        e["data"]["data"].get("decision")
+        for e in history["items"]
+        if e["action"] == "task.completed" and e["data"]["name"] == "Avaliar solicitação de acesso"
+    ]
     assert decisions == ["reprovada", "reprovada", "aprovada"]
 
 
@@ -113,7 +129,9 @@ def test_desistir_ends_the_whole_instance(client, world):  # type: ignore[no-unt
     assert inst["status"] == "completed"
     assert inst["stage"] == "Encerrado sem credenciamento"
     assert inst["tasks"] == []
-    tasks = client.get(f"/api/v1/tasks?instance={f.instance_id}", headers=world["users"]["admin"].headers).json["items"]
+    tasks = client.get(
+        f"/api/v1/tasks?instance={f.instance_id}", headers=world["users"]["admin"].headers
+    ).json["items"]
     assert {t["state"] for t in tasks if t["element"] == "ambientar_servicos"} == {"cancelled"}
 
 
@@ -141,10 +159,14 @@ def test_ready_loop_and_production_rejection(client, world):  # type: ignore[no-
 def test_start_with_govbr_account_skips_its_task(client, world):  # type: ignore[no-untyped-def]
     res = client.post(
         "/api/v1/instances",
-        json={"process": "credenciamento-rnds", "establishment": world["est"].cnes, "portfolio": "REL",
-              "data": {"possui_conta_govbr": True}},
+        json={
+            "process": "credenciamento-rnds",
+            "establishment": world["est"].cnes,
+            "portfolio": "REL",
+            "data": {"possui_conta_govbr": True},
+        },
         headers=world["users"]["Gestor"].headers,
-    )  # fmt: skip
+    )
     assert res.status_code == 201
     f = Flow(client, world["users"], res.json["id"], world["est"], {"operations": []})
     f.complete("obter_certificado_digital")
@@ -162,6 +184,9 @@ def test_second_running_instance_for_same_portfolio_is_refused(client, world):  
 def test_unknown_portfolio_and_establishment_get_field_errors(client, world):  # type: ignore[no-untyped-def]
     res = start(client, world, portfolio="XYZ", expect=422)
     assert "portfolio" in res.json["errors"]
-    res = client.post("/api/v1/instances", json={"process": "credenciamento-rnds", "establishment": "0000000"},
-                      headers=world["users"]["admin"].headers)  # fmt: skip
+    res = client.post(
+        "/api/v1/instances",
+        json={"process": "credenciamento-rnds", "establishment": "0000000"},
+        headers=world["users"]["admin"].headers,
+    )
     assert res.status_code == 422 and "establishment" in res.json["errors"]

@@ -16,14 +16,23 @@ from tests.integration.test_api_process import flow
 def chain(make, client, db):  # type: ignore[no-untyped-def]
     org = make.org()
     est = make.establishment(org)
-    users = {"admin": make.user("sesa-pr", "admin"), "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-             "Integrador": make.user("sesa-pr", "integrador", est.cnes), "DATASUS": make.user("sesa-pr", "datasus")}  # fmt: skip
+    users = {
+        "admin": make.user("sesa-pr", "admin"),
+        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
+        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
+        "DATASUS": make.user("sesa-pr", "datasus"),
+    }
     f = flow(client, {"est": est, "users": users})
     f.complete("ambientar_servicos")
     f.complete("desenvolver_conector")
     with db.read() as s:
         assert audit.verify(s)[1] is None
-        return [e.id for e in s.scalars(select(AuditEvent).where(AuditEvent.chain == f"org:{org}").order_by(AuditEvent.seq))]
+        return [
+            e.id
+            for e in s.scalars(
+                select(AuditEvent).where(AuditEvent.chain == f"org:{org}").order_by(AuditEvent.seq)
+            )
+        ]
 
 
 def _verify(db):  # type: ignore[no-untyped-def]
@@ -56,7 +65,12 @@ def test_deletion_is_detected(db, chain):  # type: ignore[no-untyped-def]
 def test_reorder_is_detected(db, chain):  # type: ignore[no-untyped-def]
     a, b = chain[1], chain[2]
     _sql(db, "UPDATE audit_event SET seq = -seq WHERE id IN (:a, :b)", a=a, b=b)
-    _sql(db, "UPDATE audit_event SET seq = CASE WHEN id = :a THEN -seq + 1 ELSE -seq - 1 END WHERE id IN (:a, :b)", a=a, b=b)
+    _sql(
+        db,
+        "UPDATE audit_event SET seq = CASE WHEN id = :a THEN -seq + 1 ELSE -seq - 1 END WHERE id IN (:a, :b)",
+        a=a,
+        b=b,
+    )
     assert _verify(db) is not None
 
 

@@ -46,29 +46,64 @@ def test_orgs_users_tokens(cli, client):  # type: ignore[no-untyped-def]
     token = cli("tokens", "create", "admin@sesa.pr.gov.br").strip().splitlines()[-1]
     me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200 and me.json["roles"] == [{"org": "sesa-pr", "role": "admin"}]
-    out = cli("users", "create", "g@x.br", "--org", "sesa-pr", "--role", "gestor", "--establishment", "7654321", code=1)
+    out = cli(
+        "users",
+        "create",
+        "g@x.br",
+        "--org",
+        "sesa-pr",
+        "--role",
+        "gestor",
+        "--establishment",
+        "7654321",
+        code=1,
+    )
     assert "7654321" in out
-    cli("users", "create", "d@x.br", "--org", "sesa-pr", "--role", "datasus", "--password", "curta", code=1)
+    cli(
+        "users",
+        "create",
+        "d@x.br",
+        "--org",
+        "sesa-pr",
+        "--role",
+        "datasus",
+        "--password",
+        "curta",
+        code=1,
+    )
 
 
 def test_import_is_all_or_nothing(cli, db, tmp_path):  # type: ignore[no-untyped-def]
     cli("orgs", "create", "sesa-pr", "--name", "SESA PR")
     bad = tmp_path / "bad.csv"
-    bad.write_text(HEADER + "\n".join([*GOOD, "1234,10302910000183,,X,XX,,1,,,email-ruim,"]) + "\n", encoding="utf-8")
+    bad.write_text(
+        HEADER + "\n".join([*GOOD, "1234,10302910000183,,X,XX,,1,,,email-ruim,"]) + "\n",
+        encoding="utf-8",
+    )
     out = cli("establishments", "import", str(bad), "--org", "sesa-pr", code=1)
     assert "nada foi importado" in out
     assert "linha 5, cnes: CNES deve ter 7 dígitos." in out
-    assert "linha 5, cnpj:" in out and "linha 5, uf: UF inválida." in out and "linha 5, email: E-mail inválido." in out
+    assert (
+        "linha 5, cnpj:" in out
+        and "linha 5, uf: UF inválida." in out
+        and "linha 5, email: E-mail inválido." in out
+    )
     assert _count(db) == 0
     out = cli("establishments", "import", str(bad), "--org", "sesa-pr", "--skip-invalid")
     assert "3 criados" in out and "1 ignorados" in out
     assert _count(db) == 3
     good = tmp_path / "good.csv"
-    good.write_text(HEADER + GOOD[0].replace("Hospital A", "Hospital A Renomeado") + "\n", encoding="utf-8")
+    good.write_text(
+        HEADER + GOOD[0].replace("Hospital A", "Hospital A Renomeado") + "\n", encoding="utf-8"
+    )
     assert "1 atualizados" in cli("establishments", "import", str(good), "--org", "sesa-pr")
     with db.read() as s:
         row = s.scalar(select(Establishment).where(Establishment.cnes == "1234567"))
-        assert row.razao_social == "Hospital A Renomeado" and row.cep == "80000000" and row.telefone == "4133334444"
+        assert (
+            row.razao_social == "Hospital A Renomeado"
+            and row.cep == "80000000"
+            and row.telefone == "4133334444"
+        )
         alnum = s.scalar(select(Establishment).where(Establishment.cnes == "3456789"))
         assert alnum.cnpj == "12ABC34501DE35"
 
@@ -79,11 +114,17 @@ def test_import_checks_header_duplicates_and_parents(cli, db, tmp_path):  # type
     f.write_text("cnes,cnpj\n1234567,10302910000182\n", encoding="utf-8")
     assert "colunas ausentes" in cli("establishments", "import", str(f), "--org", "sesa-pr", code=1)
     f.write_text(HEADER + GOOD[0] + "\n" + GOOD[0] + "\n", encoding="utf-8")
-    assert "CNES repetido (já na linha 2)" in cli("establishments", "import", str(f), "--org", "sesa-pr", code=1)
+    assert "CNES repetido (já na linha 2)" in cli(
+        "establishments", "import", str(f), "--org", "sesa-pr", code=1
+    )
     f.write_text(HEADER + GOOD[1] + "\n", encoding="utf-8")
-    assert "CNES pai não cadastrado" in cli("establishments", "import", str(f), "--org", "sesa-pr", code=1)
+    assert "CNES pai não cadastrado" in cli(
+        "establishments", "import", str(f), "--org", "sesa-pr", code=1
+    )
     f.write_text(HEADER.replace(",", ";") + GOOD[0].replace(",", ";") + "\n", encoding="utf-8")
-    assert "1 criados" in cli("establishments", "import", str(f), "--org", "sesa-pr")  # Excel's ';' CSV
+    assert "1 criados" in cli(
+        "establishments", "import", str(f), "--org", "sesa-pr"
+    )  # Excel's ';' CSV
     assert _count(db) == 1
 
 
@@ -98,10 +139,16 @@ def test_processes_list_and_deploy_new_version(cli, tmp_path, monkeypatch):  # t
     monkeypatch.setattr(settings_mod, "_settings", None)
     assert "sem mudança" in cli("processes", "deploy")
     bpmn = procs / "credenciamento-rnds.bpmn"
-    bpmn.write_text(bpmn.read_text(encoding="utf-8").replace("Ambientar com serviços", "Ambientar-se com os serviços"),
-                    encoding="utf-8")  # fmt: skip
+    bpmn.write_text(
+        bpmn.read_text(encoding="utf-8").replace(
+            "Ambientar com serviços", "Ambientar-se com os serviços"
+        ),
+        encoding="utf-8",
+    )
     assert "credenciamento-rnds v2: nova versão" in cli("processes", "deploy")
     out = cli("processes", "list")
     assert "\tv1\t" in out and "\tv2\t" in out
-    (procs / "credenciamento-rnds" / "ambientar-servicos.schema.json").write_text("{", encoding="utf-8")
+    (procs / "credenciamento-rnds" / "ambientar-servicos.schema.json").write_text(
+        "{", encoding="utf-8"
+    )
     assert "JSON inválido" in cli("processes", "deploy", code=1)

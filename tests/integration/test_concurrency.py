@@ -40,35 +40,72 @@ def instance(make, db):  # type: ignore[no-untyped-def]
     admin = make.user("sesa-pr", "admin")
     integrador = make.user("sesa-pr", "integrador", est.cnes)
     with db.write() as s:
-        inst = runtime.start_instance(s, admin.actor, org_id=org, process_key="credenciamento-rnds",
-                                      establishment_cnes=est.cnes, portfolio_code="RIRA")  # fmt: skip
-        task = s.scalar(select(Task).where(Task.instance_id == inst.id, Task.element_id == "ambientar_servicos"))
-    return {"instance": inst.id, "task": task.id, "integrador": integrador, "admin": admin, "org": org, "est": est}
+        inst = runtime.start_instance(
+            s,
+            admin.actor,
+            org_id=org,
+            process_key="credenciamento-rnds",
+            establishment_cnes=est.cnes,
+            portfolio_code="RIRA",
+        )
+        task = s.scalar(
+            select(Task).where(Task.instance_id == inst.id, Task.element_id == "ambientar_servicos")
+        )
+    return {
+        "instance": inst.id,
+        "task": task.id,
+        "integrador": integrador,
+        "admin": admin,
+        "org": org,
+        "est": est,
+    }
 
 
 def test_twenty_concurrent_completions_one_wins(db, instance):  # type: ignore[no-untyped-def]
     data = samples.answer("ambientar_servicos", {})
-    results = _race(db, lambda s: runtime.complete(s, instance["integrador"].actor, instance["task"], data), 20)
+    results = _race(
+        db, lambda s: runtime.complete(s, instance["integrador"].actor, instance["task"], data), 20
+    )
     wins = [r for r in results if isinstance(r, Task)]
     conflicts = [r for r in results if isinstance(r, Conflict)]
     assert len(wins) == 1, results
     assert len(conflicts) == 19, [r for r in results if not isinstance(r, Conflict | Task)]
     with db.read() as s:
         inst = s.get(ProcessInstance, instance["instance"])
-        completed = s.scalar(select(func.count()).select_from(Task).where(Task.element_id == "ambientar_servicos",
-                                                                          Task.state == "completed"))  # fmt: skip
+        completed = s.scalar(
+            select(func.count())
+            .select_from(Task)
+            .where(Task.element_id == "ambientar_servicos", Task.state == "completed")
+        )
         assert completed == 1
-        ready = s.scalars(select(Task.element_id).where(Task.instance_id == inst.id, Task.state == "ready")).all()
+        ready = s.scalars(
+            select(Task.element_id).where(Task.instance_id == inst.id, Task.state == "ready")
+        ).all()
         assert sorted(ready) == ["desenvolver_conector", "obter_certificado_digital"]
         workflow, _ = runtime.load_workflow(s, inst)
-        done = [t for t in workflow.get_tasks() if t.task_spec.name == "ambientar_servicos" and t.state == 64]
+        done = [
+            t
+            for t in workflow.get_tasks()
+            if t.task_spec.name == "ambientar_servicos" and t.state == 64
+        ]
         assert len(done) == 1  # the workflow state agrees with the read model
 
 
 def test_concurrent_starts_for_one_establishment_start_one(db, instance, make):  # type: ignore[no-untyped-def]
-    results = _race(db, lambda s: runtime.start_instance(
-        s, instance["admin"].actor, org_id=instance["org"], process_key="credenciamento-rnds",
-        establishment_cnes=instance["est"].cnes, portfolio_code="REL").id, 8)  # fmt: skip
+    results = _race(
+        db,
+        lambda s: (
+            runtime.start_instance(
+                s,
+                instance["admin"].actor,
+                org_id=instance["org"],
+                process_key="credenciamento-rnds",
+                establishment_cnes=instance["est"].cnes,
+                portfolio_code="REL",
+            ).id
+        ),
+        8,
+    )
     assert len([r for r in results if isinstance(r, int)]) == 1, results
     assert all(isinstance(r, Conflict) for r in results if not isinstance(r, int))
 

@@ -16,8 +16,12 @@ from tests.integration.test_api_process import flow
 
 
 def _upload(client, user, content: bytes, name: str):  # type: ignore[no-untyped-def]
-    return client.post("/api/v1/files", headers=user.headers, data={"file": (io.BytesIO(content), name)},
-                       content_type="multipart/form-data")  # fmt: skip
+    return client.post(
+        "/api/v1/files",
+        headers=user.headers,
+        data={"file": (io.BytesIO(content), name)},
+        content_type="multipart/form-data",
+    )
 
 
 def test_upload_detects_type_by_content_and_download_is_attachment(client, make, db):  # type: ignore[no-untyped-def]
@@ -39,9 +43,13 @@ def test_upload_detects_type_by_content_and_download_is_attachment(client, make,
     other_org = make.org("sms-rj", "SMS Rio")
     assert other_org
     stranger = make.user("sms-rj", "admin")
-    assert client.get(f"/api/v1/files/{res.json['id']}", headers=stranger.headers).status_code == 403
+    assert (
+        client.get(f"/api/v1/files/{res.json['id']}", headers=stranger.headers).status_code == 403
+    )
     with db.read() as s:
-        actions = s.scalars(select(AuditEvent.action).where(AuditEvent.entity_id == res.json["id"])).all()
+        actions = s.scalars(
+            select(AuditEvent.action).where(AuditEvent.entity_id == res.json["id"])
+        ).all()
     assert actions == ["file.uploaded", "file.downloaded", "denied.file.read"]
     assert org
 
@@ -54,7 +62,9 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(client, make, app, db):
     limit = app.extensions["credencia.settings"].max_upload_bytes
     res = _upload(client, user, b"%PDF-" + b"0" * (limit + 200 * 1024), "grande.pdf")
     assert res.status_code == 413 and "10 MB" in res.json["message"]
-    res = _upload(client, user, b"%PDF-" + b"0" * (limit + 10), "quase.pdf")  # within the multipart slack
+    res = _upload(
+        client, user, b"%PDF-" + b"0" * (limit + 10), "quase.pdf"
+    )  # within the multipart slack
     assert res.status_code == 413
     assert _upload(client, user, b"", "vazio.pdf").status_code == 422
     assert client.post("/api/v1/files", headers=user.headers).status_code == 422
@@ -76,8 +86,12 @@ def test_413_is_answered_from_the_header_before_the_body_is_read(app, make):  # 
             b[: len(b)] = b"x" * len(b)
             return len(b)
 
-    environ = {"CONTENT_LENGTH": str(2 * 1024**3), "CONTENT_TYPE": "multipart/form-data; boundary=x",
-               "wsgi.input": Body(), "HTTP_AUTHORIZATION": f"Bearer {user.token}"}  # fmt: skip
+    environ = {
+        "CONTENT_LENGTH": str(2 * 1024**3),
+        "CONTENT_TYPE": "multipart/form-data; boundary=x",
+        "wsgi.input": Body(),
+        "HTTP_AUTHORIZATION": f"Bearer {user.token}",
+    }
     res = app.test_client().post("/api/v1/files", environ_overrides=environ)
     assert res.status_code == 413
     assert sum(reads) < 1024 * 1024  # a 2 GB declared body was not read
@@ -87,17 +101,26 @@ def test_running_instances_stay_on_their_version(client, make, db, app, tmp_path
     org = make.org()
     est = make.establishment(org)
     other = make.establishment(org)
-    users = {"admin": make.user("sesa-pr", "admin"), "Gestor": make.user("sesa-pr", "gestor", est.cnes, other.cnes),
-             "Integrador": make.user("sesa-pr", "integrador", est.cnes, other.cnes),
-             "DATASUS": make.user("sesa-pr", "datasus")}  # fmt: skip
+    users = {
+        "admin": make.user("sesa-pr", "admin"),
+        "Gestor": make.user("sesa-pr", "gestor", est.cnes, other.cnes),
+        "Integrador": make.user("sesa-pr", "integrador", est.cnes, other.cnes),
+        "DATASUS": make.user("sesa-pr", "datasus"),
+    }
     old = flow(client, {"est": est, "users": users})
     assert old.instance()["version"] == 1
     procs = tmp_path / "processes"
     shutil.copytree(settings.processes_dir, procs)
     bpmn = procs / "credenciamento-rnds.bpmn"
-    bpmn.write_text(bpmn.read_text(encoding="utf-8").replace('name="Ambientar com serviços"', 'name="Ambientar-se"'),
-                    encoding="utf-8")  # fmt: skip
-    [(definition, created)] = definitions.deploy_all(db, procs)
+    bpmn.write_text(
+        bpmn.read_text(encoding="utf-8").replace(
+            'name="Ambientar com serviços"', 'name="Ambientar-se"'
+        ),
+        encoding="utf-8",
+    )
+    [(definition, created)] = [
+        r for r in definitions.deploy_all(db, procs) if r[0].key == "credenciamento-rnds"
+    ]
     assert created and definition.version == 2
     new = flow(client, {"est": other, "users": users})
     assert new.instance()["version"] == 2
@@ -105,7 +128,11 @@ def test_running_instances_stay_on_their_version(client, make, db, app, tmp_path
     old.complete("ambientar_servicos")  # the old instance runs on v1
     assert old.instance()["version"] == 1
     with db.read() as s:
-        versions = s.scalars(select(ProcessDefinition.version).order_by(ProcessDefinition.version)).all()
+        versions = s.scalars(
+            select(ProcessDefinition.version)
+            .where(ProcessDefinition.key == "credenciamento-rnds")
+            .order_by(ProcessDefinition.version)
+        ).all()
     assert versions == [1, 2]
     assert spiff._cache  # parsed specs are cached per version
 

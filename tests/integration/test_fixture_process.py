@@ -25,17 +25,30 @@ def test_walkthrough_process_runs_with_its_rejection_loop(client, make, db):  # 
     assert res.json["portfolio"] is None and res.json["stage"] == "Em preenchimento"
 
     def ready() -> dict:  # type: ignore[type-arg]
-        [task] = client.get(f"/api/v1/tasks?instance={iid}&state=ready", headers=gestor.headers).json["items"] or [None]
+        [task] = client.get(
+            f"/api/v1/tasks?instance={iid}&state=ready", headers=gestor.headers
+        ).json["items"] or [None]
         return task
 
     def complete(user, data, expect=200):  # type: ignore[no-untyped-def]
-        res = client.post(f"/api/v1/tasks/{ready()['id']}/complete", json={"data": data}, headers=user.headers)
+        res = client.post(
+            f"/api/v1/tasks/{ready()['id']}/complete", json={"data": data}, headers=user.headers
+        )
         assert res.status_code == expect, res.json
         return res
 
-    bad = complete(gestor, {"telefone": "41", "email": "x", "responsavel_cpf": "123"}, expect=422).json["errors"]
+    bad = complete(
+        gestor, {"telefone": "41", "email": "x", "responsavel_cpf": "123"}, expect=422
+    ).json["errors"]
     assert set(bad) == {"telefone", "email", "responsavel_cpf"}
-    complete(gestor, {"telefone": "4133334444", "email": "novo@hospital.gov.br", "responsavel_cpf": "390.533.447-05"})
+    complete(
+        gestor,
+        {
+            "telefone": "4133334444",
+            "email": "novo@hospital.gov.br",
+            "responsavel_cpf": "390.533.447-05",
+        },
+    )
     assert ready()["lane"] == "DATASUS"
     complete(datasus, {"decision": "reprovada"}, expect=422)
     complete(datasus, {"decision": "reprovada", "motivo": "Telefone sem DDD."})

@@ -22,7 +22,9 @@ def _version(db, settings, tmp_path: Path, name: str, *edits: tuple[str, str]) -
         assert old in text
         text = text.replace(old, new)
     bpmn.write_text(text, encoding="utf-8")
-    [(definition, created)] = definitions.deploy_all(db, folder)
+    [(definition, created)] = [
+        r for r in definitions.deploy_all(db, folder) if r[0].key == "credenciamento-rnds"
+    ]
     assert created
     return definition.version
 

@@ -38,7 +38,9 @@ def test_upgrade_matches_models_and_downgrade_is_clean(empty_url):  # type: igno
     eng = make_engine(empty_url)
     try:
         with eng.connect() as conn:
-            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+            diff = compare_metadata(
+                MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata
+            )
         assert diff == [], diff
         command.downgrade(alembic_config(empty_url), "base")
         left = set(inspect(eng).get_table_names()) - {"alembic_version"}

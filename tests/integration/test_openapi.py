@@ -26,7 +26,9 @@ def test_every_api_route_is_documented(app) -> None:  # type: ignore[no-untyped-
         documented = {re.sub(r"\{[a-z_]+\}", "{x}", p): p for p in doc["paths"]}
         assert template in documented, f"{rule.rule} is not in the OpenAPI document"
         for method in rule.methods - {"HEAD", "OPTIONS"}:
-            assert method.lower() in doc["paths"][documented[template]], f"{method} {rule.rule} undocumented"
+            assert method.lower() in doc["paths"][documented[template]], (
+                f"{method} {rule.rule} undocumented"
+            )
 
 
 class Recorder:
@@ -36,7 +38,9 @@ class Recorder:
 
     def open(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
         res = self.client.open(url, method=method, **kwargs)
-        self.seen.append((method.lower(), url.split("?")[0], res.status_code, res.get_json(silent=True)))
+        self.seen.append(
+            (method.lower(), url.split("?")[0], res.status_code, res.get_json(silent=True))
+        )
         return res
 
     def get(self, url: str, **kw):  # type: ignore[no-untyped-def]
@@ -59,8 +63,12 @@ def _schema_for(doc: dict, method: str, path: str, status: int) -> dict | None: 
 def test_real_responses_conform(client, make) -> None:  # type: ignore[no-untyped-def]
     org = make.org()
     est = make.establishment(org)
-    users = {"admin": make.user("sesa-pr", "admin"), "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-             "Integrador": make.user("sesa-pr", "integrador", est.cnes), "DATASUS": make.user("sesa-pr", "datasus")}  # fmt: skip
+    users = {
+        "admin": make.user("sesa-pr", "admin"),
+        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
+        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
+        "DATASUS": make.user("sesa-pr", "datasus"),
+    }
     rec = Recorder(client)
     f = flow(rec, {"est": est, "users": users})
     admin = users["admin"].headers
@@ -75,11 +83,19 @@ def test_real_responses_conform(client, make) -> None:  # type: ignore[no-untype
     rec.post(f"/api/v1/tasks/{task['id']}/claim", headers=users["Gestor"].headers)
     rec.post(f"/api/v1/tasks/{task['id']}/claim", headers=users["Integrador"].headers)
     rec.post(f"/api/v1/tasks/{task['id']}/release", headers=users["Gestor"].headers)
-    rec.post(f"/api/v1/tasks/{task['id']}/assign", json={"assignee": users["Gestor"].email}, headers=admin)
-    rec.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}}, headers=users["Gestor"].headers)
+    rec.post(
+        f"/api/v1/tasks/{task['id']}/assign",
+        json={"assignee": users["Gestor"].email},
+        headers=admin,
+    )
+    rec.post(
+        f"/api/v1/tasks/{task['id']}/complete", json={"data": {}}, headers=users["Gestor"].headers
+    )
     f.complete("obter_certificado_digital")
     f.complete("ambientar_servicos")
-    rec.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}}, headers=users["Gestor"].headers)
+    rec.post(
+        f"/api/v1/tasks/{task['id']}/complete", json={"data": {}}, headers=users["Gestor"].headers
+    )
     rec.get(f"/api/v1/instances/{f.instance_id}/history", headers=admin)
     rec.get("/api/v1/tasks/nao-existe", headers=admin)
     rec.get("/api/v1/tasks", headers={"Authorization": "Bearer x"})
@@ -90,5 +106,7 @@ def test_real_responses_conform(client, make) -> None:  # type: ignore[no-untype
         schema = _schema_for(doc, method, path, status)
         statuses.add(status)
         if schema is not None:
-            jsonschema.Draft202012Validator({"components": doc["components"], **schema}).validate(body)
+            jsonschema.Draft202012Validator({"components": doc["components"], **schema}).validate(
+                body
+            )
     assert statuses >= {200, 201, 401, 403, 404, 409, 422}

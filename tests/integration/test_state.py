@@ -20,38 +20,60 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _snapshot(workflow) -> list[tuple[str, str, int, str]]:  # type: ignore[no-untyped-def]
-    return sorted((str(t.id), t.task_spec.name, t.state, json.dumps(t.data, sort_keys=True, default=str))
-                  for t in workflow.get_tasks())  # fmt: skip
+    return sorted(
+        (str(t.id), t.task_spec.name, t.state, json.dumps(t.data, sort_keys=True, default=str))
+        for t in workflow.get_tasks()
+    )
 
 
-def _drive(db, make, steps: list[str]) -> int:  # type: ignore[no-untyped-def]
+def _drive(db, make, steps: list[str], settings=None) -> int:  # type: ignore[no-untyped-def]
     org = make.org()
     est = make.establishment(org)
-    actors = {"Gestor": make.user("sesa-pr", "gestor", est.cnes).actor,
-              "Integrador": make.user("sesa-pr", "integrador", est.cnes).actor,
-              "DATASUS": make.user("sesa-pr", "datasus").actor}  # fmt: skip
+    actors = {
+        "Gestor": make.user("sesa-pr", "gestor", est.cnes).actor,
+        "Integrador": make.user("sesa-pr", "integrador", est.cnes).actor,
+        "DATASUS": make.user("sesa-pr", "datasus").actor,
+    }
     admin = make.user("sesa-pr", "admin").actor
     with db.write() as s:
-        inst = runtime.start_instance(s, admin, org_id=org, process_key="credenciamento-rnds",
-                                      establishment_cnes=est.cnes, portfolio_code="RIRA")  # fmt: skip
-        ctx = {"estabelecimento": est.register_data(), "portfolio": establishments.get_portfolio(s, "RIRA").as_data()}
-        ctx["certificate_file"] = files.store(s, actors["Gestor"], org, "c.cer", samples.demo_certificate(est.cnpj),
-                                              limit=10**7).id  # fmt: skip
+        inst = runtime.start_instance(
+            s,
+            admin,
+            org_id=org,
+            process_key="credenciamento-rnds",
+            establishment_cnes=est.cnes,
+            portfolio_code="RIRA",
+        )
+        ctx = {
+            "estabelecimento": est.register_data(),
+            "portfolio": establishments.get_portfolio(s, "RIRA").as_data(),
+        }
+        ctx["certificate_file"] = files.store(
+            s, actors["Gestor"], org, "c.cer", samples.demo_certificate(est.cnpj), limit=10**7
+        ).id
     for step in steps:
         negative, element = step.startswith("!"), step.lstrip("!")
         with db.write() as s:
-            task = s.scalar(select(Task).where(Task.instance_id == inst.id, Task.element_id == element,
-                                               Task.state == "ready"))  # fmt: skip
-            runtime.complete(s, actors[task.lane], task.id, samples.answer(element, ctx, negative=negative))
+            task = s.scalar(
+                select(Task).where(
+                    Task.instance_id == inst.id, Task.element_id == element, Task.state == "ready"
+                )
+            )
+            answer = samples.answer(element, ctx, negative=negative)
+            runtime.complete(s, actors[task.lane], task.id, answer, settings=settings)
     return inst.id
 
 
-MIDWAY = ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao",
-          "!avaliar_solicitacao_acesso"]  # fmt: skip
+MIDWAY = [
+    "obter_certificado_digital",
+    "criar_conta_govbr",
+    "solicitar_acesso_homologacao",
+    "!avaliar_solicitacao_acesso",
+]
 
 
-def test_round_trip_is_identical(db, make):  # type: ignore[no-untyped-def]
-    iid = _drive(db, make, MIDWAY)
+def test_round_trip_is_identical(db, make, settings):  # type: ignore[no-untyped-def]
+    iid = _drive(db, make, MIDWAY, settings)
     with db.read() as s:
         inst = s.get(ProcessInstance, iid)
         workflow, loaded = runtime.load_workflow(s, inst)
@@ -72,8 +94,12 @@ def test_saved_state_fixture_keeps_loading_and_finishes() -> None:
     ready = sorted(t.task_spec.name for t in spiff.ready_human_tasks(workflow))
     assert ready == fixture["ready"]
     # It runs to the end from where it was saved.
-    answers = {"ajustar_solicitacao_acesso": {"decision": "ajustar"}, "avaliar_solicitacao_acesso": {"decision": "aprovada"},
-               "verificar_conformidade": {"decision": "pronto"}, "avaliar_solicitacao_producao": {"decision": "aprovada"}}  # fmt: skip
+    answers = {
+        "ajustar_solicitacao_acesso": {"decision": "ajustar"},
+        "avaliar_solicitacao_acesso": {"decision": "aprovada"},
+        "verificar_conformidade": {"decision": "pronto"},
+        "avaliar_solicitacao_producao": {"decision": "aprovada"},
+    }
     for _ in range(30):
         tasks = spiff.ready_human_tasks(workflow)
         if not tasks:
@@ -92,8 +118,16 @@ def write_fixture(db, make) -> None:  # type: ignore[no-untyped-def]
     with db.read() as s:
         inst = s.get(ProcessInstance, iid)
         workflow, _ = runtime.load_workflow(s, inst)
-        payload = {"serializer_version": json.loads(inst.state)["serializer_version"], "state": inst.state,
-                   "ready": sorted(t.task_spec.name for t in spiff.ready_human_tasks(workflow))}  # fmt: skip
+        payload = {
+            "serializer_version": json.loads(inst.state)["serializer_version"],
+            "state": inst.state,
+            "ready": sorted(t.task_spec.name for t in spiff.ready_human_tasks(workflow)),
+        }
     FIXTURES.mkdir(parents=True, exist_ok=True)
-    (FIXTURES / "credenciamento-rnds-midway.json").write_text(json.dumps(payload, ensure_ascii=False, indent=1))
-    shutil.copy(ROOT / "processes" / "credenciamento-rnds.bpmn", FIXTURES / "credenciamento-rnds-midway.bpmn")
+    (FIXTURES / "credenciamento-rnds-midway.json").write_text(
+        json.dumps(payload, ensure_ascii=False, indent=1)
+    )
+    shutil.copy(
+        ROOT / "processes" / "credenciamento-rnds.bpmn",
+        FIXTURES / "credenciamento-rnds-midway.bpmn",
+    )

@@ -14,8 +14,12 @@ from tests.integration.test_api_process import flow
 def at_request(make, client):  # type: ignore[no-untyped-def]
     org = make.org()
     est = make.establishment(org)
-    users = {"admin": make.user("sesa-pr", "admin"), "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-             "Integrador": make.user("sesa-pr", "integrador", est.cnes), "DATASUS": make.user("sesa-pr", "datasus")}  # fmt: skip
+    users = {
+        "admin": make.user("sesa-pr", "admin"),
+        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
+        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
+        "DATASUS": make.user("sesa-pr", "datasus"),
+    }
     f = flow(client, {"est": est, "users": users})
     f.complete("obter_certificado_digital")
     f.complete("criar_conta_govbr")
@@ -30,11 +34,19 @@ BAD = [
     ({"ip_inicial": "192.168.0.1", "ip_final": "192.168.0.9"}, "ip_inicial", "IP público"),
     ({"data_inicio": "2027-01-10", "data_fim": "2026-01-10"}, "data_fim", ""),
     ({"data_levantamento": "2026-02-30"}, "data_levantamento", "Data inválida"),
-    ({"atendimentos_minimo_dia": 500, "atendimentos_maximo_dia": 100}, "atendimentos_maximo_dia", ""),
+    (
+        {"atendimentos_minimo_dia": 500, "atendimentos_maximo_dia": 100},
+        "atendimentos_maximo_dia",
+        "",
+    ),
     ({"resumo": "x" * 401}, "resumo", "400"),
     ({"aceite_termo": False}, "aceite_termo", ""),
     ({"possui_filhos": True, "filhos": [{"cnes": "9999999"}]}, "filhos.0.cnes", "CNES"),
-    ({"periodos_maior_acesso": [{"periodo": "Tarde", "inicio": "18:00", "fim": "13:00"}]}, "periodos_maior_acesso.0.fim", ""),
+    (
+        {"periodos_maior_acesso": [{"periodo": "Tarde", "inicio": "18:00", "fim": "13:00"}]},
+        "periodos_maior_acesso.0.fim",
+        "",
+    ),
     ({"servicos": [{"operacao": "/nao/existe", "metodo": "GET"}]}, "servicos.0", "portfólio"),
 ]
 
@@ -47,7 +59,11 @@ def test_invalid_homologation_request_changes_nothing(client, db, at_request, ch
     with db.read() as s:
         events = s.scalar(select(func.count()).select_from(AuditEvent))
     data = {**samples.answer("solicitar_acesso_homologacao", f.ctx), **change}
-    res = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data}, headers=f.users["Gestor"].headers)
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json={"data": data},
+        headers=f.users["Gestor"].headers,
+    )
     assert res.status_code == 422, res.json
     assert field in res.json["errors"], res.json["errors"]
     assert text in res.json["errors"][field]
@@ -60,7 +76,11 @@ def test_invalid_homologation_request_changes_nothing(client, db, at_request, ch
 
 def test_missing_required_fields_are_each_reported(client, at_request):  # type: ignore[no-untyped-def]
     task = at_request.task("solicitar_acesso_homologacao")
-    res = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}}, headers=at_request.users["Gestor"].headers)
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json={"data": {}},
+        headers=at_request.users["Gestor"].headers,
+    )
     assert res.status_code == 422
     assert res.json["errors"]["gestor_cpf"] == "Campo obrigatório."
     assert len(res.json["errors"]) > 10
@@ -69,7 +89,11 @@ def test_missing_required_fields_are_each_reported(client, at_request):  # type:
 @pytest.mark.parametrize("body", [None, [], "texto", {"data": [1, 2]}, {"data": "x"}])
 def test_malformed_bodies_are_422_not_500(client, at_request, body):  # type: ignore[no-untyped-def]
     task = at_request.task("solicitar_acesso_homologacao")
-    res = client.post(f"/api/v1/tasks/{task['id']}/complete", json=body, headers=at_request.users["Gestor"].headers)
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json=body,
+        headers=at_request.users["Gestor"].headers,
+    )
     assert res.status_code == 422 and res.json["errors"]
 
 
@@ -78,17 +102,29 @@ def test_hostile_text_is_stored_as_data(client, at_request):  # type: ignore[no-
     task = f.task("solicitar_acesso_homologacao")
     hostile = "<script>alert(1)</script>'; DROP TABLE task; --\u202e"
     data = {**samples.answer("solicitar_acesso_homologacao", f.ctx), "sistema_nome": hostile}
-    res = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data}, headers=f.users["Gestor"].headers)
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json={"data": data},
+        headers=f.users["Gestor"].headers,
+    )
     assert res.status_code == 200
-    history = client.get(f"/api/v1/instances/{f.instance_id}/history", headers=f.users["admin"].headers).json["items"]
+    history = client.get(
+        f"/api/v1/instances/{f.instance_id}/history", headers=f.users["admin"].headers
+    ).json["items"]
     assert history[-1]["data"]["data"]["sistema_nome"] == hostile
 
 
 def test_unknown_task_and_instance_are_404(client, at_request):  # type: ignore[no-untyped-def]
     headers = at_request.users["Gestor"].headers
     assert client.get("/api/v1/tasks/not-a-task", headers=headers).status_code == 404
-    assert client.post("/api/v1/tasks/00000000-0000-0000-0000-000000000000/complete", json={"data": {}},
-                       headers=headers).status_code == 404  # fmt: skip
+    assert (
+        client.post(
+            "/api/v1/tasks/00000000-0000-0000-0000-000000000000/complete",
+            json={"data": {}},
+            headers=headers,
+        ).status_code
+        == 404
+    )
     assert client.get("/api/v1/instances/abc", headers=headers).status_code == 404
     assert client.get("/api/v1/instances/999999", headers=headers).status_code == 404
 
@@ -98,5 +134,9 @@ def test_completed_task_cannot_be_completed_again(client, at_request):  # type: 
     task = f.task("solicitar_acesso_homologacao")
     f.complete("solicitar_acesso_homologacao")
     data = samples.answer("solicitar_acesso_homologacao", f.ctx)
-    res = client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data}, headers=f.users["Gestor"].headers)
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json={"data": data},
+        headers=f.users["Gestor"].headers,
+    )
     assert res.status_code == 409 and res.json["message"] == "Esta tarefa já foi concluída."

@@ -20,7 +20,11 @@ def test_engine_sources_import_no_flask_or_web() -> None:
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("flask", "web", "werkzeug")]
+            offenders += [
+                f"{path.name}: {n}"
+                for n in names
+                if n.split(".")[0] in ("flask", "web", "werkzeug")
+            ]
     assert offenders == []
 
 
@@ -30,9 +34,15 @@ def test_importing_every_engine_module_loads_no_flask() -> None:
         for p in ENGINE.rglob("*.py")
         if p.name != "__init__.py"
     )
-    code = "import sys\n" + "".join(f"import {m}\n" for m in modules) + (
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'web', 'werkzeug')]\nprint(bad)\n"
-        "sys.exit(1 if bad else 0)\n"
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in modules)
+        + (
+            "bad = [m for m in sys.modules if m.split('.')[0] in ('flask', 'web', 'werkzeug')]\nprint(bad)\n"
+            "sys.exit(1 if bad else 0)\n"
+        )
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ENGINE.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ENGINE.parent
+    )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -475,7 +475,11 @@ def complete_task(task_id: str):  # type: ignore[no-untyped-def]
     data = body.get("data", {})
     if not isinstance(data, dict):
         raise Invalid({"data": "Envie os campos do formulário em 'data', como um objeto."})
-    return _task_action(task_id, runtime.complete, data)
+    settings = current_app.extensions["credencia.settings"]
+    with _db().write() as session:
+        task = runtime.complete(session, _actor(), task_id, data, settings=settings)
+        out = serialize.tasks(session, [task])[0]
+    return jsonify(out)
 
 
 # ------------------------------------------------------------------ files

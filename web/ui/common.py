@@ -11,7 +11,7 @@ from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from engine import auditlog, dashboard
+from engine import auditlog, dashboard, identifiers
 from engine import inbox as inbox_mod
 from engine.accounts import service as accounts
 from engine.accounts.actor import Actor
@@ -54,7 +54,11 @@ def load_user() -> None:
         if org_ids:
             chosen = session.get("org")
             org = s.get(Organization, chosen if chosen in org_ids else org_ids[0])
-        g.orgs = list(s.scalars(select(Organization).where(Organization.id.in_(org_ids)).order_by(Organization.name)))
+        g.orgs = list(
+            s.scalars(
+                select(Organization).where(Organization.id.in_(org_ids)).order_by(Organization.name)
+            )
+        )
     g.user, g.actor, g.org = user, actor, org
 
 
@@ -145,8 +149,23 @@ def _menu() -> dict[str, Any]:
     return menu
 
 
+def _cnpj(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return identifiers.format_cnpj(value)
+    except ValueError:
+        return value
+
+
 def register(app: Flask) -> None:
+    from web.ui.labels import action_label, status_label
+
     app.before_request(load_user)
+    app.jinja_env.filters["cnpj"] = _cnpj
+    app.jinja_env.globals.update(
+        action_label=action_label, status_label=status_label, url_with=url_with
+    )
 
     @app.context_processor
     def _inject() -> dict[str, Any]:
@@ -159,3 +178,9 @@ def register(app: Flask) -> None:
             "ROLE_LABELS": ROLE_LABELS,
             "url_with": url_with,
         }
+
+
+def deny(message: str, *, action: str, **details: Any) -> None:
+    """Refuse with 403 and record the denial in the audit log (as the engine does)."""
+    with db().write():
+        raise g.actor.deny(message, action=action, org_id=org_id(), **details)

@@ -1,0 +1,114 @@
+"""The scheduler's jobs, and the record of each job's last run.
+
+Every job is safe to run in several processes at once and to run late or twice: timers are
+claimed with row locks, reminders with unique keys, outbox messages with leases. The runner
+only decides *when*; correctness never depends on it running alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from engine.db import Database, utcnow
+from engine.notifications import delivery
+from engine.reminders import service as reminders
+from engine.scheduler import timers
+from engine.scheduler.models import ERROR, OK, RUNNING, SchedulerJob
+
+log = logging.getLogger(__name__)
+
+
+def timers_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+    return timers.fire_due_timers(db).as_dict()
+
+
+def reminders_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+    analyses = reminders.remind_overdue_analyses(db, settings)
+    digests = reminders.send_daily_digests(db, settings)
+    return {"analyses": analyses.as_dict(), "digests": digests.as_dict()}
+
+
+def certificates_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+    result = reminders.remind_certificates(db, settings)
+    return result if isinstance(result, dict) else result.as_dict()
+
+
+def outbox_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+    # The lease owner: this scheduler process plus a random part per run.
+    run_owner = f"{owner}/{uuid.uuid4().hex[:6]}" if owner else delivery.worker_id("outbox")
+    return delivery.deliver_due(db, settings, owner=run_owner).as_dict()
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    seconds: int  # how often the runner starts it
+    func: Callable[[Database, Any, str], dict[str, Any]]
+    description: str
+
+
+JOBS: tuple[Job, ...] = (
+    Job("timers", 30, timers_job, "BPMN timers due (next_timer_due_at)"),
+    Job("reminders", 300, reminders_job, "overdue DATASUS analyses and daily digests"),
+    Job("certificates", 3600, certificates_job, "certificate expiry reminders and renewal hook"),
+    Job("outbox", 15, outbox_job, "e-mail delivery over SMTP"),
+)
+JOBS_BY_NAME = {job.name: job for job in JOBS}
+
+
+def _upsert(
+    db: Database, name: str, values: dict[str, Any], *, increment: dict[str, int] | None = None
+) -> None:
+    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+    with db.write() as session:
+        stmt = insert(SchedulerJob).values(name=name, runs=0, failures=0, **values)
+        updates: dict[str, Any] = dict(values)
+        for column, step in (increment or {}).items():
+            updates[column] = getattr(SchedulerJob, column) + step
+        session.execute(stmt.on_conflict_do_update(index_elements=["name"], set_=updates))
+
+
+def run_job(db: Database, settings: Any, job: Job, *, owner: str = "") -> dict[str, Any]:
+    """Run one job now and record its start, result and duration for ``scheduler status``."""
+    started = utcnow()
+    try:
+        _upsert(
+            db, job.name, {"last_owner": owner, "last_started_at": started, "last_result": RUNNING}
+        )
+    except Exception:  # the status row is a convenience: never let it stop the job
+        log.exception("could not record the start of job %s", job.name)
+    clock = time.perf_counter()
+    summary: dict[str, Any] = {}
+    error = ""
+    try:
+        summary = job.func(db, settings, owner)
+    except Exception as exc:
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        log.exception("scheduler job %s failed", job.name)
+    duration_ms = int((time.perf_counter() - clock) * 1000)
+    finished = utcnow()
+    values: dict[str, Any] = {
+        "last_owner": owner,
+        "last_finished_at": finished,
+        "last_duration_ms": duration_ms,
+        "last_result": ERROR if error else OK,
+        "last_error": error[:4000],
+        "last_summary": summary,
+    }
+    if not error:
+        values["last_ok_at"] = finished
+    try:
+        _upsert(db, job.name, values, increment={"runs": 1, "failures": 1 if error else 0})
+    except Exception:
+        log.exception("could not record the end of job %s", job.name)
+    if error:
+        return {"error": error}
+    return summary

@@ -1,0 +1,156 @@
+"""The scheduler process: APScheduler starting each job on its interval.
+
+Runs in a process of its own (``credencia scheduler``), never inside gunicorn's workers.
+Several such processes on one PostgreSQL database are safe: every job claims its work with row
+locks, unique keys or leases (see ``jobs.py``). Within one process a job never overlaps
+itself (``max_instances=1``) and missed runs collapse into one (``coalesce``).
+
+The foreground thread waits on a stop event while APScheduler's BackgroundScheduler runs the
+jobs in its thread pool — a BlockingScheduler that can also be stopped from outside: SIGINT and
+SIGTERM set the event under ``credencia scheduler``; ``make run``'s parent sets it through
+``start_process(...).stop()``. Stopping waits for running jobs to finish.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from engine.audit import service as audit
+from engine.db import Database
+from engine.notifications.delivery import worker_id
+from engine.scheduler.jobs import JOBS, Job, run_job
+
+log = logging.getLogger(__name__)
+
+
+def build_scheduler(
+    db: Database, settings: Any, *, owner: str, start_delay: float = 1.0
+) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(max_workers=len(JOBS))},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+        timezone="UTC",
+    )
+    first = datetime.now().astimezone() + timedelta(seconds=start_delay)
+    for index, job in enumerate(JOBS):
+        scheduler.add_job(
+            _run,
+            IntervalTrigger(seconds=job.seconds),
+            args=(db, settings, job, owner),
+            id=job.name,
+            name=job.description,
+            # Start every job soon after boot (spread a little) rather than one interval later.
+            next_run_time=first + timedelta(seconds=index * 0.5),
+        )
+    return scheduler
+
+
+def _run(db: Database, settings: Any, job: Job, owner: str) -> None:
+    summary = run_job(db, settings, job, owner=owner)
+    log.debug("job %s: %s", job.name, summary)
+
+
+def run(
+    settings: Any, stop_event: threading.Event | None = None, *, db: Database | None = None
+) -> None:
+    """Run the scheduler until ``stop_event`` is set (or SIGINT/SIGTERM when it is not given).
+
+    ``make run`` can start it in a thread or process beside the web server and stop it with
+    the event; ``credencia scheduler`` runs it in the foreground.
+    """
+    own_db = db is None
+    db = db or Database(settings.database_url)
+    db.on_denied = db.on_denied or audit.record_denial
+    owner = worker_id("scheduler")
+    stop = stop_event or threading.Event()
+    if stop_event is None and threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+    scheduler = build_scheduler(db, settings, owner=owner)
+    scheduler.start()
+    log.info(
+        "scheduler %s started: %s", owner, ", ".join(f"{j.name} every {j.seconds}s" for j in JOBS)
+    )
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        log.info("scheduler %s stopping (waiting for running jobs)", owner)
+        scheduler.shutdown(wait=True)
+        if own_db:
+            db.dispose()
+
+
+@dataclass
+class SchedulerProcess:
+    """A scheduler running in a child process (``make run``: beside the web server)."""
+
+    process: Any
+    stop_event: Any
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask it to finish its running jobs and exit; terminate it if it does not."""
+        self.stop_event.set()
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+
+
+def start_process(settings: Any) -> SchedulerProcess:
+    """Start ``run(settings)`` in a fresh (spawned, not forked) process and return a handle.
+
+    The child ignores SIGINT (Ctrl+C reaches the whole process group; the parent stops it with
+    ``stop()``) and stops by itself if its parent disappears.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()
+    process = ctx.Process(
+        target=_process_main, args=(settings, stop, os.getpid()), name="credencia-scheduler"
+    )
+    process.start()
+    return SchedulerProcess(process=process, stop_event=stop)
+
+
+def _process_main(settings: Any, stop: Any, parent_pid: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    def watch_parent() -> None:
+        while not stop.wait(2.0):
+            if os.getppid() != parent_pid:
+                stop.set()
+
+    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    run(settings, stop)
+
+
+def run_once(
+    settings: Any, names: list[str] | None = None, *, db: Database | None = None
+) -> dict[str, Any]:
+    """Run the named jobs (all by default) once, in order; for operators and tests."""
+    own_db = db is None
+    db = db or Database(settings.database_url)
+    owner = worker_id("once")
+    try:
+        return {
+            job.name: run_job(db, settings, job, owner=owner)
+            for job in JOBS
+            if not names or job.name in names
+        }
+    finally:
+        if own_db:
+            db.dispose()

@@ -1,0 +1,292 @@
+"""An establishment's certificates in the database: registering, replacing, history, status,
+permissions, refusals at the form field, and that nothing private is ever kept."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import func, select, text
+from sqlalchemy import inspect as sa_inspect
+
+from engine.accounts.actor import SYSTEM
+from engine.audit.models import AuditEvent
+from engine.certificates import service as certs
+from engine.certificates.models import Certificate
+from engine.errors import Forbidden, Invalid, NotFound
+from engine.files import service as files
+from engine.files.models import StoredFile
+from tests.pki import CNPJ, CPF, OTHER_CNPJ, PASSWORD, pki
+
+POLICY = certs.CertificatePolicy(extra_anchors=pki().anchors)
+
+
+@pytest.fixture
+def world(make):  # type: ignore[no-untyped-def]
+    org = make.org()
+    est = make.establishment(org, cnpj=CNPJ)
+    other = make.establishment(org)
+    return SimpleNamespace(
+        org=org,
+        est=est,
+        other=other,
+        admin=make.user("sesa-pr", "admin"),
+        gestor=make.user("sesa-pr", "gestor", est.cnes),
+        gestor_other=make.user("sesa-pr", "gestor", other.cnes),
+        integrador=make.user("sesa-pr", "integrador", est.cnes),
+    )
+
+
+def register(db, actor, est_id, data, password=None, **kw):  # type: ignore[no-untyped-def]
+    kw.setdefault("settings", POLICY)
+    with db.write() as s:
+        return certs.register(s, actor, est_id, data, password, **kw)
+
+
+def rejection(db, actor, est_id, data, password=None, **kw) -> certs.CertificateRejected:  # type: ignore[no-untyped-def]
+    with pytest.raises(certs.CertificateRejected) as info:
+        register(db, actor, est_id, data, password, **kw)
+    return info.value
+
+
+def all_rows(db) -> bytes:  # type: ignore[no-untyped-def]
+    """Every value of every row of every table, raw."""
+    parts: list[bytes] = []
+    with db.engine.connect() as conn:
+        for table in sa_inspect(conn).get_table_names():
+            for row in conn.execute(text(f'SELECT * FROM "{table}"')):  # noqa: S608
+                for value in row:
+                    if isinstance(value, bytes | memoryview):
+                        parts.append(bytes(value))
+                    else:
+                        parts.append(str(value).encode("utf-8"))
+    return b"\n".join(parts)
+
+
+def test_register_pfx_keeps_only_the_public_certificate(db, world, caplog):  # type: ignore[no-untyped-def]
+    caplog.set_level("DEBUG")
+    ca = pki()
+    leaf = ca.ecnpj()
+    cert = register(
+        db, world.gestor.actor, world.est.id, ca.pfx(leaf), PASSWORD, filename="empresa.pfx"
+    )
+    assert cert.is_current and cert.sha256 == leaf.sha256
+    assert (cert.cnpj, cert.cpf_responsavel, cert.cert_type) == (CNPJ, CPF, "A1")
+    assert cert.icp_brasil and cert.client_auth and cert.cnpj_exception_reason is None
+    with db.read() as s:
+        stored = s.get(StoredFile, cert.file_id)
+        assert stored.content == leaf.der
+        assert (stored.kind, stored.filename, stored.content_type) == (
+            "certificate",
+            "empresa.cer",
+            "application/pkix-cert",
+        )
+        assert stored.establishment_id == world.est.id
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "certificate.registered"))
+        assert event.data["sha256"] == leaf.sha256
+        assert event.data["uploaded_as"] == "pfx"
+        assert event.data["not_after"].startswith(str(leaf.cert.not_valid_after_utc.date()))
+    key_der = leaf.key.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key_pem = leaf.key.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    private_scalar = leaf.key.private_numbers().private_value.to_bytes(32, "big")  # type: ignore[attr-defined]
+    dump = all_rows(db)
+    for secret in (PASSWORD.encode(), key_der, key_pem, base64.b64encode(key_der), private_scalar):
+        assert secret not in dump
+    assert ca.pfx(leaf)[:64] not in dump  # no .pfx bytes either
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert PASSWORD not in logged and base64.b64encode(key_der).decode() not in logged
+
+
+def test_replace_history_and_idempotence(db, world):  # type: ignore[no-untyped-def]
+    ca = pki()
+    first_leaf, second_leaf = ca.ecnpj(), ca.ecnpj()
+    first = register(db, world.admin.actor, world.est.id, first_leaf.der)
+    again = register(db, world.admin.actor, world.est.id, first_leaf.pem)  # same certificate
+    assert again.id == first.id
+    second = register(db, world.gestor.actor, world.est.id, ca.pfx(second_leaf), PASSWORD)
+    with db.read() as s:
+        assert certs.current(s, world.est.id).id == second.id
+        old = certs.history(s, world.est.id)
+        assert [c.id for c in old] == [first.id]
+        assert not old[0].is_current and old[0].replaced_at is not None
+        assert [c.id for c in certs.history(s, world.est.id, include_current=True)] == [
+            second.id,
+            first.id,
+        ]
+        events = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "certificate.registered")
+        ).all()
+        assert len(events) == 2 and events[1].data["replaced_id"] == first.id
+    back = register(db, world.admin.actor, world.est.id, first_leaf.der)  # the old one again
+    assert back.id == first.id
+    with db.read() as s:
+        assert certs.current(s, world.est.id).id == first.id
+        count = s.scalar(
+            select(func.count()).select_from(Certificate).where(Certificate.is_current.is_(True))
+        )
+        assert count == 1
+
+
+def test_same_certificate_for_two_establishments_with_one_cnpj(db, make, world):  # type: ignore[no-untyped-def]
+    sibling = make.establishment(world.org, cnpj=CNPJ)  # UBSs under one Fundo Municipal
+    leaf = pki().ecnpj()
+    a = register(db, world.admin.actor, world.est.id, leaf.der)
+    b = register(db, world.admin.actor, sibling.id, leaf.der)
+    assert a.id != b.id and a.sha256 == b.sha256
+
+
+def test_permissions(db, world):  # type: ignore[no-untyped-def]
+    leaf = pki().ecnpj()
+    for user in (world.integrador, world.gestor_other):
+        with pytest.raises(Forbidden):
+            register(db, user.actor, world.est.id, leaf.der)
+    with db.read() as s:
+        denied = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "denied.certificate.register")
+        ).all()
+        assert len(denied) == 2
+        assert s.scalar(select(func.count()).select_from(Certificate)) == 0
+    with pytest.raises(NotFound):
+        register(db, world.admin.actor, 999_999, leaf.der)
+    assert register(db, SYSTEM, world.est.id, leaf.der).is_current
+
+
+@pytest.mark.parametrize(
+    ("make_file", "password", "code", "words"),
+    [
+        (lambda ca: ca.pfx(ca.ecnpj()), "errada", "wrong_password", "Senha do certificado incorreta."),
+        (lambda ca: b"%PDF-1.4 nada", None, "not_certificate", "não é um certificado"),
+        (lambda ca: ca.non_der_basic_constraints(), None, "not_der", "fora do padrão DER"),
+        (lambda ca: ca.pfx_without_certificate(ca.ecnpj()), PASSWORD, "pfx_without_certificate", "não contém o certificado"),
+        (lambda ca: ca.expired().der, None, "expired", "vencido"),
+        (lambda ca: ca.not_yet_valid().der, None, "not_yet_valid", "passa a valer"),
+        (lambda ca: ca.self_signed().der, None, "not_icp_brasil", "autoassinado"),
+        (lambda ca: ca.ecnpj(cnpj=OTHER_CNPJ).der, None, "cnpj_mismatch", "10.302.910/0001-82"),
+        (lambda ca: ca.ecnpj(client_auth=False).der, None, "no_client_auth", "autenticação de cliente"),
+    ],
+)  # fmt: skip
+def test_refusals_land_on_the_form_field(db, world, make_file, password, code, words):  # type: ignore[no-untyped-def]
+    err = rejection(db, world.gestor.actor, world.est.id, make_file(pki()), password)
+    assert isinstance(err, Invalid) and err.code == code
+    assert words in err.errors["certificado"] and err.message == err.errors["certificado"]
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Certificate)) == 0
+        assert s.scalar(select(func.count()).select_from(StoredFile)) == 0
+
+
+def test_documented_cnpj_exception(db, world):  # type: ignore[no-untyped-def]
+    leaf = pki().ecnpj(cnpj=OTHER_CNPJ)
+    reason = "Certificado da mantenedora, conforme ofício 12/2026."
+    cert = register(db, world.gestor.actor, world.est.id, leaf.der, cnpj_exception_reason=reason)
+    assert cert.cnpj == OTHER_CNPJ and cert.cnpj_exception_reason == reason
+    with db.read() as s:
+        event = s.scalar(select(AuditEvent).where(AuditEvent.action == "certificate.registered"))
+        assert event.data["cnpj_exception_reason"] == reason
+    with pytest.raises(Invalid) as info:
+        register(db, world.gestor.actor, world.est.id, leaf.der, cnpj_exception_reason="x" * 1001)
+    assert "cnpj_exception_reason" in info.value.errors
+    # A reason given for a certificate whose CNPJ matches is not kept.
+    same = register(
+        db, world.gestor.actor, world.est.id, pki().ecnpj().der, cnpj_exception_reason="à toa"
+    )
+    assert same.cnpj_exception_reason is None
+
+
+def test_policy_from_settings(db, world, tmp_path):  # type: ignore[no-untyped-def]
+    leaf = pki().ecnpj()
+    strict = SimpleNamespace(certificate_require_icp_brasil=True, certificate_extra_anchors="")
+    assert rejection(db, world.admin.actor, world.est.id, leaf.der, settings=strict).code == (
+        "not_icp_brasil"
+    )
+    anchors = tmp_path / "homologacao.pem"
+    anchors.write_bytes(pki().anchors_pem)
+    homolog = SimpleNamespace(certificate_extra_anchors=str(anchors))
+    assert register(db, world.admin.actor, world.est.id, leaf.der, settings=homolog).icp_brasil
+    demo = SimpleNamespace(certificate_require_icp_brasil=False)
+    self_signed = register(
+        db, world.admin.actor, world.est.id, pki().self_signed().der, settings=demo
+    )
+    assert self_signed.is_current and not self_signed.icp_brasil
+
+
+def test_status_and_description(db, world):  # type: ignore[no-untyped-def]
+    leaf = pki().ecnpj()
+    cert = register(db, world.admin.actor, world.est.id, leaf.der)
+    end = cert.not_after
+    assert certs.status(cert) == "válido"
+    assert certs.status(cert, end - timedelta(days=12, hours=1)) == "vence em 12 dias"
+    assert certs.status(cert, end - timedelta(days=1, hours=1)) == "vence em 1 dia"
+    assert certs.status(cert, end - timedelta(hours=1)) == "vence hoje"
+    assert certs.status(cert, end + timedelta(seconds=1)) == "vencido"
+    assert certs.status(cert, cert.not_before - timedelta(days=1)) == "ainda não válido"
+    with db.read() as s:
+        est = s.get(type(world.est), world.est.id)
+        assert certs.has_valid_certificate(s, est)
+        assert certs.has_valid_certificate(s, est.id)
+        assert not certs.has_valid_certificate(s, est, end + timedelta(days=1))
+        assert not certs.has_valid_certificate(s, world.other.id)
+        cert = certs.current(s, est.id)
+    described = certs.describe(cert, end - timedelta(days=3))
+    json.dumps(described)
+    assert described["status"] == "vence em 3 dias" and described["days_left"] == 3
+    validity = next(i for i in described["checklist"] if i["item"] == "validity")
+    assert validity["level"] == "warning"
+    assert {i["item"] for i in described["checklist"]} >= {"icp_brasil", "client_auth", "cnpj"}
+    assert described["icp_brasil_reason"]
+
+
+def test_register_a_stored_file(db, world):  # type: ignore[no-untyped-def]
+    leaf = pki().ecnpj()
+    with db.write() as s:
+        row = files.store(s, world.gestor.actor, world.org, "ecnpj.cer", leaf.der, limit=10 << 20)
+        file_id = row.id
+    with db.write() as s:
+        cert = certs.register_stored(s, world.gestor.actor, world.est.id, file_id, settings=POLICY)
+        assert cert.file_id == file_id  # the stored DER is reused, not copied
+    with db.write() as s, pytest.raises(Invalid):
+        certs.register_stored(s, world.gestor.actor, world.est.id, "nao-existe", settings=POLICY)
+
+
+def test_public_der_from_upload_for_the_file_service():  # type: ignore[no-untyped-def]
+    from engine.certificates import CertificateError, public_der_from_upload
+
+    ca = pki()
+    leaf = ca.ecnpj()
+    assert public_der_from_upload(ca.pfx(leaf), PASSWORD) == leaf.der
+    assert public_der_from_upload(leaf.pem) == leaf.der
+    with pytest.raises(CertificateError):
+        public_der_from_upload(ca.pfx(leaf), "errada")
+
+
+def test_concurrent_registrations_leave_one_current(db, world):  # type: ignore[no-untyped-def]
+    leaves = [pki().ecnpj(), pki().ecnpj()]
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def upload(leaf) -> None:  # type: ignore[no-untyped-def]
+        try:
+            barrier.wait()
+            register(db, world.admin.actor, world.est.id, leaf.der)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upload, args=(leaf,)) for leaf in leaves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with db.read() as s:
+        rows = s.scalars(
+            select(Certificate).where(Certificate.establishment_id == world.est.id)
+        ).all()
+        assert len(rows) == 2 and sum(r.is_current for r in rows) == 1

@@ -1,0 +1,430 @@
+"""A test PKI built with ``cryptography``: a root, an intermediate, and ICP-Brasil-style leaves.
+
+The leaves carry the ICP-Brasil SubjectAltName otherName fields (DOMAIN.md) in the encodings
+real certificates use (PrintableString, OCTET STRING, UTF8String) and in layouts of different
+lengths, the A1/A3 policy OIDs and the TLS client-authentication EKU. Variants cover every
+failure the inspector must explain: expired, not yet valid, wrong CNPJ, self-signed, no SAN
+(CN fallback), no client auth, .pfx with and without password, .cer in DER and PEM, and files
+that are not DER-conformant.
+
+Keys are generated once per test session (EC P-256; RSA only where a test asks for it).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
+
+A1_POLICY = "2.16.76.1.2.1.99"
+A3_POLICY = "2.16.76.1.2.3.99"
+ECPF_HOLDER = "2.16.76.1.3.1"
+RESPONSIBLE_NAME = "2.16.76.1.3.2"
+CNPJ_OID = "2.16.76.1.3.3"
+RESPONSIBLE = "2.16.76.1.3.4"
+VOTER_ID = "2.16.76.1.3.5"
+PERSON_CEI = "2.16.76.1.3.6"
+COMPANY_CEI = "2.16.76.1.3.7"
+
+CNPJ = "12ABC34501DE35"  # alphanumeric CNPJ (valid check digits)
+OTHER_CNPJ = "10302910000182"
+CPF = "39053344705"
+OTHER_CPF = "02474347100"
+BIRTH = "15031980"  # ddmmaaaa
+NIS = "12345678901"
+RG = "000001234567890"  # 15 characters
+RG_ISSUER = "SSPPR"
+
+PASSWORD = "S3nh@-do-Certificado-Ç"
+
+
+# --- keys ----------------------------------------------------------------------------------
+
+
+@functools.cache
+def ec_key(name: str) -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@functools.cache
+def rsa_key(name: str) -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def key_for(kind: str, name: str):  # type: ignore[no-untyped-def]
+    return rsa_key(name) if kind == "rsa" else ec_key(name)
+
+
+# --- DER helpers (to build deliberately non-DER files) -------------------------------------
+
+
+def der_len(n: int) -> bytes:
+    if n < 0x80:
+        return bytes([n])
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([0x80 | len(body)]) + body
+
+
+def tlv(tag: int, content: bytes) -> bytes:
+    return bytes([tag]) + der_len(len(content)) + content
+
+
+def parse_tree(data: bytes) -> list:
+    """A DER byte string as a list of (tag, children | content) nodes (single-byte tags)."""
+    out, pos = [], 0
+    while pos < len(data):
+        tag = data[pos]
+        first = data[pos + 1]
+        if first < 0x80:
+            length, start = first, pos + 2
+        else:
+            n = first & 0x7F
+            length = int.from_bytes(data[pos + 2 : pos + 2 + n], "big")
+            start = pos + 2 + n
+        content = data[start : start + length]
+        out.append((tag, parse_tree(content) if tag & 0x20 else content))
+        pos = start + length
+    return out
+
+
+def encode_tree(nodes: list) -> bytes:
+    return b"".join(
+        tlv(tag, encode_tree(body) if isinstance(body, list) else body) for tag, body in nodes
+    )
+
+
+def resign(tbs: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A Certificate SEQUENCE around ``tbs`` signed with ``key`` (ecdsa-with-SHA256)."""
+    sig_alg = bytes.fromhex("300a06082a8648ce3d040302")
+    signature = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    return tlv(0x30, tbs + sig_alg + tlv(0x03, b"\x00" + signature))
+
+
+# --- names and otherName values ----------------------------------------------------------------
+
+
+def other_name_value(text: str, encoding: str) -> bytes:
+    """The DER of an otherName's inner value, as ``cryptography`` expects it."""
+    if encoding == "octet":
+        return tlv(0x04, text.encode("ascii"))
+    if encoding == "utf8":
+        return tlv(0x0C, text.encode("utf-8"))
+    return tlv(0x13, text.encode("ascii"))  # PrintableString
+
+
+def person_data(cpf: str = CPF, *, layout: str = "full", birth: str = BIRTH) -> str:
+    """The ``2.16.76.1.3.1`` / ``2.16.76.1.3.4`` layout: birth date, CPF, NIS, RG, issuer."""
+    if layout == "short":  # birth date and CPF only (19 characters)
+        return birth + cpf
+    if layout == "nis":  # up to the NIS (30 characters)
+        return birth + cpf + NIS
+    if layout == "zeros":  # birth date and NIS unavailable
+        return "00000000" + cpf + "0" * 11 + "0" * 15
+    if layout == "long":  # longer issuer field with trailing spaces
+        return birth + cpf + NIS + RG + "SSP-PR DETRAN   "
+    return birth + cpf + NIS + RG + RG_ISSUER
+
+
+def subject(cn: str, *ous: str) -> x509.Name:
+    attrs = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "BR"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "ICP-Brasil"),
+    ]
+    attrs += [x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou) for ou in ous]
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+@dataclass(frozen=True)
+class Issued:
+    cert: x509.Certificate
+    key: object  # the private key (test material only)
+
+    @property
+    def der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def sha256(self) -> str:
+        return self.cert.fingerprint(hashes.SHA256()).hex()
+
+
+def _ski(key) -> x509.SubjectKeyIdentifier:  # type: ignore[no-untyped-def]
+    return x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+
+
+def _aki(issuer_key) -> x509.AuthorityKeyIdentifier:  # type: ignore[no-untyped-def]
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
+
+
+class TestPKI:
+    """Root → intermediate → leaves. ``anchors`` is what tests pass as extra trust anchors."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        root_key = ec_key("root")
+        root_name = subject(
+            "AC Raiz de Teste Credencia",
+            "Instituto Nacional de Tecnologia da Informacao - ITI (TESTE)",
+        )
+        root = (
+            x509.CertificateBuilder()
+            .subject_name(root_name)
+            .issuer_name(root_name)
+            .public_key(root_key.public_key())
+            .serial_number(1)
+            .not_valid_before(self.now - timedelta(days=3650))
+            .not_valid_after(self.now + timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(_ski(root_key), critical=False)
+            .sign(root_key, hashes.SHA256())
+        )
+        self.root = Issued(root, root_key)
+        inter_key = ec_key("intermediate")
+        inter = (
+            x509.CertificateBuilder()
+            .subject_name(
+                subject("AC Teste Credencia v5", "Autoridade Certificadora Raiz de Teste")
+            )
+            .issuer_name(root_name)
+            .public_key(inter_key.public_key())
+            .serial_number(2)
+            .not_valid_before(self.now - timedelta(days=1000))
+            .not_valid_after(self.now + timedelta(days=2000))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_key_usage(cert_sign=True), critical=True)
+            .add_extension(_ski(inter_key), critical=False)
+            .add_extension(_aki(root_key), critical=False)
+            .sign(root_key, hashes.SHA256())
+        )
+        self.intermediate = Issued(inter, inter_key)
+        self._serial = 1000
+
+    @property
+    def anchors(self) -> tuple[x509.Certificate, ...]:
+        """What an installation trusting this PKI configures: the root (an anchor) and the
+        intermediate (a known AC, as certifi-icpbr ships the real ones)."""
+        return (self.root.cert, self.intermediate.cert)
+
+    @property
+    def anchors_pem(self) -> bytes:
+        return self.root.pem + self.intermediate.pem
+
+    # --- leaves ---------------------------------------------------------------------------
+
+    def leaf(
+        self,
+        *,
+        kind: str = "ecnpj",
+        cnpj: str = CNPJ,
+        cpf: str = CPF,
+        name: str = "LABORATORIO EXEMPLO LTDA",
+        responsible: str = "MARIA DA SILVA",
+        encoding: str = "printable",
+        layout: str = "full",
+        san: bool = True,
+        client_auth: bool = True,
+        policy: str | None = A1_POLICY,
+        not_before: datetime | None = None,
+        not_after: datetime | None = None,
+        issuer: str = "intermediate",
+        key: str = "ec",
+        key_name: str = "leaf",
+        basic_constraints: bool = True,
+    ) -> Issued:
+        leaf_key = key_for(key, key_name)
+        number = cnpj if kind == "ecnpj" else cpf
+        self._serial += 1
+        nb = not_before or self.now - timedelta(days=1)
+        na = not_after or self.now + timedelta(days=365)
+        subj = subject(f"{name}:{number}", "AC Teste Credencia v5", "RFB e-CNPJ A1", "TESTE")
+        if issuer == "self":
+            issuer_name, signer = subj, leaf_key
+        elif issuer == "root":
+            issuer_name, signer = self.root.cert.subject, self.root.key
+        else:
+            issuer_name, signer = self.intermediate.cert.subject, self.intermediate.key
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(subj)
+            .issuer_name(issuer_name)
+            .public_key(leaf_key.public_key())
+            .serial_number(self._serial)
+            .not_valid_before(nb)
+            .not_valid_after(na)
+            .add_extension(_key_usage(rsa_key=key == "rsa"), critical=True)
+            .add_extension(_ski(leaf_key), critical=False)
+        )
+        if basic_constraints:
+            builder = builder.add_extension(
+                x509.BasicConstraints(ca=False, path_length=None), critical=True
+            )
+        if issuer != "self":
+            builder = builder.add_extension(_aki(signer), critical=False)
+        usages = [ExtendedKeyUsageOID.EMAIL_PROTECTION]
+        if client_auth:
+            usages.insert(0, ExtendedKeyUsageOID.CLIENT_AUTH)
+        builder = builder.add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+        if policy:
+            builder = builder.add_extension(
+                x509.CertificatePolicies(
+                    [
+                        x509.PolicyInformation(
+                            x509.ObjectIdentifier(policy),
+                            ["http://acteste.example/dpc/politica-a1.pdf"],
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+        if san:
+            if kind == "ecnpj":
+                names = [
+                    (RESPONSIBLE, person_data(cpf, layout=layout)),
+                    (RESPONSIBLE_NAME, responsible),
+                    (CNPJ_OID, cnpj),
+                    (COMPANY_CEI, "0" * 12),
+                ]
+            else:
+                names = [
+                    (ECPF_HOLDER, person_data(cpf, layout=layout)),
+                    (PERSON_CEI, "0" * 12),
+                    (VOTER_ID, "0" * 19),
+                ]
+            general = [
+                x509.OtherName(x509.ObjectIdentifier(oid), other_name_value(text, encoding))
+                for oid, text in names
+            ]
+            general.append(x509.RFC822Name("ti@exemplo.gov.br"))
+            builder = builder.add_extension(x509.SubjectAlternativeName(general), critical=False)
+        cert = builder.sign(signer, hashes.SHA256())
+        return Issued(cert, leaf_key)
+
+    def ecnpj(self, **kw) -> Issued:  # type: ignore[no-untyped-def]
+        return self.leaf(kind="ecnpj", **kw)
+
+    def ecpf(self, **kw) -> Issued:  # type: ignore[no-untyped-def]
+        return self.leaf(kind="ecpf", name="MARIA DA SILVA", **kw)
+
+    def expired(self) -> Issued:
+        return self.leaf(
+            not_before=self.now - timedelta(days=400), not_after=self.now - timedelta(days=5)
+        )
+
+    def not_yet_valid(self) -> Issued:
+        return self.leaf(
+            not_before=self.now + timedelta(days=10), not_after=self.now + timedelta(days=375)
+        )
+
+    def self_signed(self) -> Issued:
+        return self.leaf(issuer="self", key_name="self-signed")
+
+    # --- containers -----------------------------------------------------------------------
+
+    def pfx(
+        self,
+        issued: Issued,
+        password: str | None = PASSWORD,
+        *,
+        chain: bool = True,
+        legacy: bool = False,
+        with_cert: bool = True,
+    ) -> bytes:
+        cas = [self.intermediate.cert, self.root.cert] if chain else None
+        if password is None:
+            encryption: serialization.KeySerializationEncryption = serialization.NoEncryption()
+        elif legacy:
+            encryption = (
+                serialization.PrivateFormat.PKCS12.encryption_builder()
+                .kdf_rounds(2048)
+                .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+                .hmac_hash(hashes.SHA1())  # noqa: S303 - old exporters do this
+                .build(password.encode())
+            )
+        else:
+            encryption = serialization.BestAvailableEncryption(password.encode())
+        cert = issued.cert if with_cert else None
+        return pkcs12.serialize_key_and_certificates(
+            b"certificado", issued.key, cert, cas, encryption
+        )  # type: ignore[arg-type]
+
+    def pfx_without_certificate(self, issued: Issued, password: str = PASSWORD) -> bytes:
+        return self.pfx(issued, password, chain=False, with_cert=False)
+
+    def pem_bundle(self, issued: Issued) -> bytes:
+        return issued.pem + self.intermediate.pem + self.root.pem
+
+    def p7b(self, issued: Issued) -> bytes:
+        return pkcs7.serialize_certificates(
+            [issued.cert, self.intermediate.cert], serialization.Encoding.DER
+        )
+
+    # --- non-DER files ----------------------------------------------------------------------
+
+    def non_der_basic_constraints(self) -> bytes:
+        """basicConstraints with an explicit ``cA BOOLEAN FALSE`` (a DEFAULT value, which DER
+        forbids): ``cryptography`` loads the certificate but refuses its extensions."""
+        leaf_key = ec_key("leaf")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject(f"EMPRESA ANTIGA LTDA:{CNPJ}", "AC Teste Credencia v5"))
+            .issuer_name(self.intermediate.cert.subject)
+            .public_key(leaf_key.public_key())
+            .serial_number(7001)
+            .not_valid_before(self.now - timedelta(days=1))
+            .not_valid_after(self.now + timedelta(days=365))
+            .add_extension(
+                x509.UnrecognizedExtension(ExtensionOID.BASIC_CONSTRAINTS, b"\x30\x03\x01\x01\x00"),
+                critical=True,
+            )
+            .sign(self.intermediate.key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.DER)
+
+    def non_der_explicit_version(self) -> bytes:
+        """A v3 certificate re-encoded with an explicit ``critical FALSE`` in one extension
+        (DEFAULT again), re-signed so only the encoding is wrong: refused on load."""
+        good = self.ecnpj()
+        tbs = parse_tree(good.cert.tbs_certificate_bytes)
+        body = tbs[0][1]
+        for tag, content in body:
+            if tag == 0xA3:  # [3] extensions
+                for ext in content[0][1]:
+                    parts = ext[1]
+                    if len(parts) == 2:  # OID, OCTET STRING: no critical flag
+                        parts.insert(1, (0x01, b"\x00"))
+                        break
+        return resign(encode_tree(tbs), self.intermediate.key)  # type: ignore[arg-type]
+
+
+@functools.cache
+def pki() -> TestPKI:
+    """One PKI per test session (key generation and signing are the slow part)."""
+    return TestPKI()
+
+
+def _key_usage(*, cert_sign: bool = False, rsa_key: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=not cert_sign,
+        key_encipherment=rsa_key and not cert_sign,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )

@@ -1,0 +1,169 @@
+"""Certificate expiry: reminders at the configured days before not_after (the current one
+only, after downtime), the expired flag, and the renewal hook — each once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from engine.audit.models import AuditEvent
+from engine.certificates.models import Certificate
+from engine.files.models import StoredFile
+from engine.notifications import delivery
+from engine.reminders import service as reminders
+from engine.reminders.models import CERTIFICATE_EXPIRED, CERTIFICATE_EXPIRY, Reminder
+from engine.scheduler import jobs
+
+SP = ZoneInfo("America/Sao_Paulo")
+NOT_AFTER = datetime(2027, 5, 1, 12, 0, tzinfo=UTC)  # 09:00 in São Paulo
+
+
+def _certificate(db, org_id: int, est_id: int, *, not_after: datetime, current: bool = True) -> int:  # type: ignore[no-untyped-def]
+    with db.write() as s:
+        file = StoredFile(
+            id=str(uuid.uuid4()),
+            org_id=org_id,
+            filename="ecnpj.cer",
+            content_type="application/pkix-cert",
+            kind="certificate",
+            size=3,
+            sha256="0" * 64,
+            content=b"der",
+        )
+        s.add(file)
+        s.flush()
+        cert = Certificate(
+            org_id=org_id,
+            establishment_id=est_id,
+            file_id=file.id,
+            subject="CN=Lab",
+            issuer="CN=AC",
+            serial=uuid.uuid4().hex,
+            sha256=uuid.uuid4().hex + uuid.uuid4().hex,
+            not_before=not_after - timedelta(days=365),
+            not_after=not_after,
+            cert_type="A1",
+            icp_brasil=True,
+            client_auth=True,
+            is_current=current,
+            details={},
+        )
+        s.add(cert)
+        s.flush()
+        return cert.id
+
+
+def _at(*args: int) -> datetime:
+    return datetime(*args, 10, 0, tzinfo=SP)
+
+
+@pytest.fixture
+def hooks(monkeypatch):  # type: ignore[no-untyped-def]
+    calls: dict[str, list[int]] = {"renewal": [], "expired": []}
+    monkeypatch.setattr(reminders, "_renewal_hooks", [])
+    monkeypatch.setattr(reminders, "_expired_hooks", [])
+    reminders.register_renewal_hook(lambda session, cert: calls["renewal"].append(cert.id))
+    reminders.register_expired_hook(lambda session, cert: calls["expired"].append(cert.id))
+    return calls
+
+
+def test_certificate_reminders_thresholds_catch_up_expiry_and_hooks(
+    db, people, mail_settings, smtp, hooks
+) -> None:  # type: ignore[no-untyped-def]
+    org, est = people["org"], people["est"]
+    cert_id = _certificate(db, org, est.id, not_after=NOT_AFTER)
+    _certificate(
+        db, org, people["other"].id, not_after=NOT_AFTER, current=False
+    )  # replaced: ignored
+
+    def run(day: datetime) -> int:
+        with time_machine.travel(day, tick=True):
+            return reminders.remind_certificates(db, mail_settings).sent
+
+    assert run(_at(2027, 3, 1)) == 0  # 61 days left
+    assert run(_at(2027, 3, 2)) == 2  # 60 days: gestor and integrador
+    assert run(_at(2027, 3, 2)) == 0
+    assert run(_at(2027, 3, 20)) == 0  # 42 days: the 60-day reminder was already sent
+    assert hooks == {"renewal": [], "expired": []}
+    # Down from 60 to 11 days left: one reminder for the current threshold (15), not 30 and 15.
+    assert run(_at(2027, 4, 20)) == 2
+    assert hooks["renewal"] == [cert_id]
+    assert run(_at(2027, 4, 21)) == 0
+    assert run(_at(2027, 4, 30)) == 2  # 1 day
+    assert run(_at(2027, 5, 2)) == 2  # expired
+    assert run(_at(2027, 5, 3)) == 0
+    assert hooks == {"renewal": [cert_id], "expired": [cert_id]}
+
+    with db.read() as s:
+        keys = sorted(
+            s.execute(
+                select(Reminder.kind, Reminder.occurrence)
+                .where(Reminder.user_id.is_not(None))
+                .distinct()
+            ).all()
+        )
+        assert keys == [
+            (CERTIFICATE_EXPIRED, "expired"),
+            (CERTIFICATE_EXPIRY, "d1"),
+            (CERTIFICATE_EXPIRY, "d15"),
+            (CERTIFICATE_EXPIRY, "d60"),
+        ]
+        assert reminders.expired_certificate_establishments(s, org, now=_at(2027, 5, 2)) == {est.id}
+        assert reminders.expired_certificate_establishments(s, org, now=_at(2027, 4, 30)) == set()
+        audited = s.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "certificate.expired")
+        )
+        assert audited == 1
+
+    with time_machine.travel(_at(2027, 5, 3), tick=True):
+        assert delivery.deliver_due(db, mail_settings).sent == 8
+    gestor = [m["Subject"] for m in smtp.inbox.to("gestor@lab.test")]
+    assert gestor == [
+        f"[Credencia] Certificado digital vence em 60 dias — CNES {est.cnes}",
+        f"[Credencia] Certificado digital vence em 11 dias — CNES {est.cnes}",
+        f"[Credencia] Certificado digital vence em 1 dia — CNES {est.cnes}",
+        f"[Credencia] Certificado digital vencido — CNES {est.cnes}",
+    ]
+    body = smtp.inbox.to("integrador@lab.test")[-1].get_body(("plain",)).get_content()
+    assert (
+        "venceu em 01/05/2027" in body
+        and f"https://credencia.test/estabelecimentos/{est.cnes}" in body
+    )
+    assert smtp.inbox.to("gestor@outro.test") == [] and smtp.inbox.to("analista@datasus.test") == []
+
+
+def test_the_renewal_hook_is_retried_when_it_fails(db, people, mail_settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(reminders, "_renewal_hooks", [])
+    calls: list[int] = []
+
+    def flaky(session, cert):  # type: ignore[no-untyped-def]
+        calls.append(cert.id)
+        if len(calls) == 1:
+            raise RuntimeError("renewal process not deployed yet")
+
+    reminders.register_renewal_hook(flaky)
+    _certificate(db, people["org"], people["est"].id, not_after=NOT_AFTER)
+    with time_machine.travel(_at(2027, 4, 20), tick=True):
+        first = reminders.remind_certificates(db, mail_settings)
+        assert (first.sent, first.failed) == (0, 1)  # rolled back with the reminders
+        second = reminders.remind_certificates(db, mail_settings)
+        assert (second.sent, second.failed) == (2, 0)
+        assert reminders.remind_certificates(db, mail_settings).sent == 0
+    assert len(calls) == 2
+
+
+def test_without_the_certificates_module_the_job_is_skipped(
+    db, mail_settings, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(reminders, "_certificate_model", lambda: None)
+    with caplog.at_level("INFO"):
+        summary = jobs.certificates_job(db, mail_settings)
+    assert summary == {"skipped": "engine.certificates.models is missing"}
+    assert "certificate reminders skipped" in caplog.text

@@ -1,0 +1,380 @@
+"""The whole credentialing process through the pages, in a real Chromium, as new users would.
+
+The admin starts it from the establishment's page; the gestor submits the homologation
+request with mistakes, sees them at the fields and fixes them; DATASUS rejects; the gestor
+adjusts and resubmits; DATASUS approves; integrator and gestor go on to production. Every
+page type is checked with axe-core and photographed under tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from engine import samples
+from tests.web.live import ARTIFACTS, axe_violations, chromium, login, logout, screenshot, serve
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def people(make):  # type: ignore[no-untyped-def]
+    org = make.org("sesa-pr", "Secretaria da Saúde do Paraná")
+    est = make.establishment(org, uf="PR", municipio="Curitiba")
+    make.establishment(org, uf="PR", municipio="Londrina")
+    users = {
+        "admin": make.user("sesa-pr", "admin"),
+        "gestor": make.user("sesa-pr", "gestor", est.cnes),
+        "integrador": make.user("sesa-pr", "integrador", est.cnes),
+        "datasus": make.user("sesa-pr", "datasus"),
+        "auditor": make.user("sesa-pr", "auditor"),
+    }
+    return {"org": org, "est": est, "users": users}
+
+
+class Checker:
+    """Axe and a screenshot for each page type, once."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.seen: set[str] = set()
+        self.problems: list[str] = []
+
+    def __call__(self, page: Any, kind: str) -> None:
+        if kind in self.seen:
+            return
+        self.seen.add(kind)
+        page.wait_for_load_state("load")
+        screenshot(page, f"{kind}-{self.name}")
+        for v in axe_violations(page):
+            self.problems.append(f"{kind}: {v['id']} ({v['impact']}) {v['help']} at {v['nodes']}")
+
+
+def _open_task(page: Any, base: str, name: str) -> None:
+    page.goto(base + "/")
+    page.click(f"table a:has-text('{name}')")
+    page.wait_for_selector("h1")
+
+
+def _submit(page: Any) -> None:
+    page.click(".app-form-actions button[value=submit]")
+    page.wait_for_load_state("domcontentloaded")
+
+
+def _tick(page: Any, selector: str) -> None:
+    """Check a radio or checkbox as a user does: the design system draws it on its label."""
+    element = page.locator(selector).first
+    if not element.is_checked():
+        page.click(f"label[for='{element.get_attribute('id')}']")
+    assert element.is_checked(), selector
+
+
+def _radio(page: Any, name: str, value: str) -> None:
+    _tick(page, f"input[type=radio][name='{name}'][value='{value}']")
+
+
+def _upload(page: Any, selector: str, files: list[tuple[str, str, bytes]]) -> None:
+    page.set_input_files(selector, [{"name": n, "mimeType": m, "buffer": b} for n, m, b in files])
+
+
+def _fill_homologation(page: Any, *, mistakes: bool) -> None:
+    _radio(page, "origem_solicitacao", "Outros")
+    _radio(page, "possui_filhos", "false")
+    page.fill("#f-gestor_cns", "207284801600008")
+    page.type("#f-gestor_cpf", "12345678900" if mistakes else "39053344705")
+    page.fill("#f-gestor_nome", "Maria da Silva")
+    page.fill("#f-gestor_email", "maria.silva@exemplo.gov.br")
+    for key, value in (("nome", "LIS Exemplo"), ("versao", "4.2"), ("linguagem", "Java"), ("arquitetura", "Web"),
+                       ("banco_dados", "PostgreSQL"), ("banco_dados_versao", "15")):  # fmt: skip
+        page.fill(f"#f-sistema_{key}", value)
+    if not mistakes:
+        page.fill("#f-resumo", "Envio de resultados de exames laboratoriais para a RNDS.")
+    _radio(page, "aplicacao_web", "true")
+    page.fill("#f-ip_inicial", "10.0.0.1" if mistakes else "200.17.0.1")
+    page.fill("#f-ip_final", "200.17.0.10")
+    _radio(page, "tipo_equipe", "Própria")
+    page.fill("#f-quantidade_atendimentos", "12000")
+    page.type("#f-data_levantamento", "20102026")  # the mask writes 20/10/2026
+    _radio(page, "integra_outros_sistemas", "false")
+    page.fill("#f-atendimentos_minimo_dia", "100")
+    page.fill("#f-atendimentos_maximo_dia", "400")
+    page.fill("#f-acessos_pico", "50")
+    page.fill("#f-data_inicio", "20/11/2026")
+    page.fill("#f-data_fim", "20/11/2027")
+
+
+def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR0915
+    users = people["users"]
+    est = people["est"]
+    check = Checker(tag)
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, locale="pt-BR")
+    page = ctx.new_page()
+    page.on("pageerror", lambda exc: check.problems.append(f"javascript error: {exc}"))
+
+    # Sign-in page; a wrong password gets one message.
+    page.goto(base + "/")
+    check(page, "login")
+    login(page, base, users["admin"].email, "senha-errada")
+    assert "E-mail ou senha incorretos." in page.inner_text("main")
+
+    # The admin starts the credentialing from the establishment's page.
+    login(page, base, users["admin"].email, users["admin"].password)
+    check(page, "inbox-admin")
+    page.click("nav.app-nav a:has-text('Estabelecimentos')")
+    check(page, "establishments")
+    page.click(f"a:has-text('{est.cnes}')")
+    check(page, "establishment")
+    page.select_option("#start-portfolio", "RIRA")
+    page.click("button:has-text('Iniciar credenciamento')")
+    page.wait_for_selector("#diagrama[data-ready]")
+    instance_url = page.url
+    assert "Preparação" in page.inner_text(".app-facts")
+    check(page, "instance")
+    page.click("nav.app-nav a:has-text('Painel')")
+    check(page, "dashboard")
+    page.goto(base + "/estabelecimentos/novo")
+    page.click("button:has-text('Salvar')")
+    check(page, "establishment-form-errors")
+    page.goto(base + "/estabelecimentos/importar")
+    check(page, "import")
+    page.goto(base + "/administracao")
+    check(page, "admin")
+    page.goto(base + "/administracao/processos")
+    page.click("table a")
+    page.wait_for_selector("#diagrama[data-ready]")
+    check(page, "admin-process")
+    page.goto(base + "/nao-existe")
+    check(page, "error-404")
+    logout(page)
+
+    # Gestor: certificate, gov.br account.
+    login(page, base, users["gestor"].email, users["gestor"].password)
+    check(page, "inbox")
+    _open_task(page, base, "Obter certificado digital")
+    check(page, "task")
+    _upload(
+        page,
+        "#f-certificado",
+        [("ecnpj.cer", "application/pkix-cert", samples.demo_certificate(est.cnpj))],
+    )
+    _submit(page)
+    assert page.url == instance_url, page.inner_text("main")[:2000]
+    _open_task(page, base, "Criar conta gov.br")
+    page.type("#f-cpf_responsavel", "39053344705")
+    assert page.input_value("#f-cpf_responsavel") == "390.533.447-05"  # masked as typed
+    _radio(page, "nivel_conta", "prata")
+    _tick(page, "#f-conta_confirmada")
+    _submit(page)
+
+    # The homologation request, first with mistakes.
+    _open_task(page, base, "Solicitar acesso (homologação)")
+    assert page.input_value("#f-estabelecimento_cnes") == est.cnes  # prefilled from the register
+    _fill_homologation(page, mistakes=True)
+    page.click("[data-repeat='periodos_maior_acesso'] [data-add-row]")  # JavaScript adds the row
+    page.select_option("select[name='periodos_maior_acesso.0.periodo']", "Manhã")
+    page.fill("input[name='periodos_maior_acesso.0.inicio']", "07:00")
+    page.fill("input[name='periodos_maior_acesso.0.fim']", "11:30")
+    page.fill("#f-resumo", "x" * 10)
+    assert "10/400" in page.inner_text("[data-counter-for='f-resumo']")
+    page.fill("#f-resumo", "")
+    _submit(page)
+    assert page.is_visible("#erros")
+    for field in ("gestor_cpf", "resumo", "ip_inicial", "servicos", "aceite_termo"):
+        assert page.is_visible(f"#f-{field}-erro"), field
+    assert page.input_value("#f-gestor_cpf") == "123.456.789-00"  # kept as typed
+    assert page.input_value("input[name='periodos_maior_acesso.0.fim']") == "11:30"
+    check(page, "task-errors")
+    # Fix them.
+    page.fill("#f-gestor_cpf", "")
+    page.type("#f-gestor_cpf", "39053344705")
+    page.fill("#f-ip_inicial", "200.17.0.1")
+    page.fill("#f-resumo", "Envio de resultados de exames laboratoriais para a RNDS.")
+    page.click("button[value='addall:servicos']")  # server-side: fills every operation
+    page.wait_for_selector("select[name='servicos.0.operacao']")
+    _tick(page, "#f-aceite_termo")
+    _submit(page)
+    assert page.url == instance_url, page.inner_text("main")[:2000]
+    assert "Solicitação em análise" in page.inner_text(".app-facts")
+    logout(page)
+
+    # DATASUS rejects with a reason.
+    login(page, base, users["datasus"].email, users["datasus"].password)
+    _open_task(page, base, "Avaliar solicitação de acesso")
+    _radio(page, "decision", "reprovada")
+    page.fill("#f-motivo", "Faixa de IPs não corresponde ao servidor informado.")
+    _submit(page)
+    logout(page)
+
+    # The gestor sees the reason, adjusts and resubmits.
+    login(page, base, users["gestor"].email, users["gestor"].password)
+    _open_task(page, base, "Ajustar e submeter nova solicitação")
+    assert "Faixa de IPs não corresponde" in page.inner_text(".app-context")
+    _radio(page, "decision", "ajustar")
+    page.fill("#f-ip_final", "200.17.0.20")
+    _submit(page)
+    assert page.url == instance_url, page.inner_text("main")[:2000]
+    logout(page)
+
+    # DATASUS approves.
+    login(page, base, users["datasus"].email, users["datasus"].password)
+    _open_task(page, base, "Avaliar solicitação de acesso")
+    _radio(page, "decision", "aprovada")
+    page.fill("#f-numero_solicitacao", "3804/2024")
+    page.fill("#f-identificador_solicitante", "40111")
+    page.click("button[value='addall:operacoes_aprovadas']")
+    page.wait_for_selector("select[name='operacoes_aprovadas.0.operacao']")
+    _submit(page)
+    assert "Homologação" in page.inner_text(".app-facts")
+    logout(page)
+
+    # The integrator's branch.
+    login(page, base, users["integrador"].email, users["integrador"].password)
+    _open_task(page, base, "Ambientar com serviços")
+    page.fill("#f-observacoes", "Serviços revisados.")
+    _submit(page)
+    _open_task(page, base, "Desenvolver conector")
+    page.fill("#f-conector_nome", "conector-rnds")
+    page.fill("#f-conector_versao", "1.0.0")
+    page.fill("#f-fornecedor_ou_repositorio", "Equipe própria")
+    _submit(page)
+    logout(page)
+
+    # The gestor confirms the access data.
+    login(page, base, users["gestor"].email, users["gestor"].password)
+    _open_task(page, base, "Obter dados para acesso")
+    assert page.input_value("#f-identificador_solicitante") == "40111"
+    _tick(page, "#f-confirmacao")
+    _submit(page)
+    logout(page)
+
+    # Conformance and evidence.
+    login(page, base, users["integrador"].email, users["integrador"].password)
+    _open_task(page, base, "Verificar conformidade")
+    page.click("button[value='addall:verificacoes']")
+    page.wait_for_selector("select[name='verificacoes.0.operacao']")
+    for index in range(page.locator("input[type=radio][value='ok']").count()):
+        _tick(page, f"input[type=radio][name='verificacoes.{index}.resultado'][value='ok']")
+    _radio(page, "decision", "pronto")
+    _submit(page)
+    assert page.url == instance_url, page.inner_text("main")[:2000]
+    _open_task(page, base, "Registrar evidências")
+    _upload(page, "#f-evidencias-upload", [("validador.pdf", "application/pdf", samples.tiny_pdf()),
+                                           ("bundle.png", "image/png", samples.tiny_png())])  # fmt: skip
+    page.fill("#f-descricao", "Validador e Bundle.")
+    _submit(page)
+    assert page.url == instance_url, page.inner_text("main")[:2000]
+    logout(page)
+
+    login(page, base, users["gestor"].email, users["gestor"].password)
+    _open_task(page, base, "Solicitar acesso (produção)")
+    assert "validador.pdf" in page.inner_text("main")
+    _tick(page, "#f-evidencias_revisadas")
+    _submit(page)
+    logout(page)
+
+    login(page, base, users["datasus"].email, users["datasus"].password)
+    _open_task(page, base, "Avaliar solicitação para produção")
+    _radio(page, "decision", "aprovada")
+    _submit(page)
+    logout(page)
+
+    # The diagram shows the one active task: going live.
+    login(page, base, users["integrador"].email, users["integrador"].password)
+    page.goto(instance_url)
+    page.wait_for_selector("#diagrama[data-ready]")
+    assert page.get_attribute("#diagrama", "data-active") == "colocar_em_producao"
+    assert page.query_selector(".djs-element.app-active[data-element-id='colocar_em_producao']")
+    assert page.query_selector(
+        ".djs-element.app-done[data-element-id='avaliar_solicitacao_producao']"
+    )
+    assert page.query_selector(".djs-connection.app-flow")
+    screenshot(page, f"instance-production-{tag}")
+    _open_task(page, base, "Colocar em produção")
+    page.fill("#f-data_entrada_producao", "20/11/2026")
+    page.select_option("#f-uf_endpoint", "PR")
+    page.fill("#f-data_primeiro_envio", "21/11/2026")
+    page.fill("#f-rnds_id_primeiro_envio", "c0ffee00-1234-4abc-9def-000000000001")
+    _submit(page)
+    assert "Produção" in page.inner_text(".app-facts") and "Concluído" in page.inner_text(
+        ".app-facts"
+    )
+    logout(page)
+
+    # The auditor sees everything and can change nothing.
+    login(page, base, users["auditor"].email, users["auditor"].password)
+    page.goto(instance_url)
+    page.wait_for_selector("#diagrama[data-ready]")
+    timeline = page.inner_text(".app-timeline")
+    assert timeline.count("Tarefa concluída") >= 14 and "reprovada" in timeline
+    main_forms = page.query_selector_all("main form")
+    assert main_forms == [], "auditors get no action forms"
+    page.click("nav.app-nav a:has-text('Auditoria')")
+    assert "Cadeia de hashes íntegra" in page.inner_text("main")
+    assert page.query_selector_all("main form[method=post]") == []
+    check(page, "audit")
+    page.click("table a:has-text('Detalhes')")
+    check(page, "audit-event")
+    # English, remembered.
+    page.click("button[value=en]")
+    assert page.get_attribute("html", "lang") == "en" and "Audit" in page.inner_text("nav.app-nav")
+    page.goto(base + "/")
+    assert "My tasks" in page.inner_text("main")
+    check(page, "inbox-en")
+
+    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    login(phone, base, users["admin"].email, users["admin"].password)
+    phone.goto(base + "/painel")
+    screenshot(phone, f"dashboard-phone-{tag}")
+    phone.goto(instance_url)
+    screenshot(phone, f"instance-phone-{tag}")
+    ctx.close()
+    assert not check.problems, "\n".join(check.problems)
+
+
+def test_whole_process_through_the_pages(people, app, db):  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with serve(app) as base, chromium() as browser:
+        _flow(base, people, browser, db.dialect)
+
+
+def test_pages_work_without_javascript(people, app, db):  # type: ignore[no-untyped-def]
+    """Rows are added and the form sent with JavaScript off (server-side buttons)."""
+    users = people["users"]
+    with serve(app) as base, chromium() as browser:
+        page = browser.new_context(java_script_enabled=False).new_page()
+        login(page, base, users["admin"].email, users["admin"].password)
+        page.goto(f"{base}/estabelecimentos/{people['est'].cnes}")
+        page.click("button:has-text('Iniciar credenciamento')")
+        logout(page)
+        login(page, base, users["gestor"].email, users["gestor"].password)
+        _open_task(page, base, "Obter certificado digital")
+        _upload(
+            page,
+            "#f-certificado",
+            [("e.cer", "application/pkix-cert", samples.demo_certificate(people["est"].cnpj))],
+        )
+        _submit(page)
+        _open_task(page, base, "Criar conta gov.br")
+        page.fill("#f-cpf_responsavel", "390.533.447-05")
+        _radio(page, "nivel_conta", "ouro")
+        _tick(page, "#f-conta_confirmada")
+        _submit(page)
+        _open_task(page, base, "Solicitar acesso (homologação)")
+        page.click("[data-repeat='periodos_maior_acesso'] [data-add-row]")  # a server round trip
+        page.wait_for_selector("select[name='periodos_maior_acesso.0.periodo']")
+        _fill_homologation(page, mistakes=False)
+        page.fill("#f-data_levantamento", "20/10/2026")
+        page.fill("#f-gestor_cpf", "390.533.447-05")
+        page.select_option("select[name='periodos_maior_acesso.0.periodo']", "Tarde")
+        page.fill("input[name='periodos_maior_acesso.0.inicio']", "13:00")
+        page.fill("input[name='periodos_maior_acesso.0.fim']", "17:00")
+        page.click("button[value='addall:servicos']")
+        page.wait_for_selector("select[name='servicos.0.operacao']")
+        _tick(page, "#f-aceite_termo")
+        page.click("button[value=save]")
+        assert "Rascunho salvo" in page.inner_text("main")
+        _submit(page)
+        assert re.search(r"/processos/\d+$", page.url), page.inner_text("main")[:2000]
+        assert "Solicitação em análise" in page.inner_text(".app-facts")

@@ -1,0 +1,160 @@
+"""Administração: people and roles per establishment, API tokens, process versions, portfolios."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from engine import people
+from engine.definitions import service as definitions
+from engine.definitions.models import ProcessDefinition
+from engine.errors import Invalid, NotFound
+from engine.establishments import service as establishments
+from engine.establishments.models import Portfolio
+from engine.runtime.models import ProcessInstance
+from web.ui.common import actor, db, deny, has_role, login_required, org_id
+from web.ui.common import g as _g
+
+bp = Blueprint("admin", __name__, url_prefix="/administracao")
+
+
+def _require_admin(action: str) -> None:
+    if not has_role("admin"):
+        deny("Apenas administradores da organização.", action=action)
+
+
+@bp.get("")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    _require_admin("admin.read")
+    with db().read() as s:
+        members = people.members(s, actor(), org_id())
+        tokens = people.tokens(s, actor(), org_id())
+        ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
+    return render_template(
+        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=people.roles(),
+        new_token=None, new_password=None, errors={}, values={},
+    )  # fmt: skip
+
+
+@bp.post("/papeis")
+@login_required
+def grant():  # type: ignore[no-untyped-def]
+    _require_admin("member.grant")
+    values = {
+        "email": request.form.get("email", "").strip(),
+        "name": request.form.get("name", "").strip(),
+        "role": request.form.get("role", ""),
+        "cnes": request.form.getlist("cnes"),
+    }
+    new_password = None
+    errors: dict[str, str] = {}
+    try:
+        with db().write() as s:
+            user, new_password = people.grant_role(
+                s, actor(), org_id(), _g.org.slug, email=values["email"], role=values["role"],
+                cnes=values["cnes"], name=values["name"],
+            )  # fmt: skip
+            email = user.email
+        flash(_("Papel concedido a %(email)s.", email=email), "success")
+    except Invalid as exc:
+        errors = {k: _(v) for k, v in exc.errors.items()}
+    with db().read() as s:
+        members = people.members(s, actor(), org_id())
+        tokens = people.tokens(s, actor(), org_id())
+        ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
+    return render_template(
+        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=people.roles(),
+        new_token=None, new_password=new_password, errors=errors, values=values if errors else {},
+    ), (422 if errors else 200)  # fmt: skip
+
+
+@bp.post("/papeis/<int:membership_id>/retirar")
+@login_required
+def revoke(membership_id: int):  # type: ignore[no-untyped-def]
+    _require_admin("member.revoke")
+    with db().write() as s:
+        people.revoke_role(s, actor(), org_id(), membership_id)
+    flash(_("Papel retirado."), "success")
+    return redirect(url_for("admin.index"))
+
+
+@bp.post("/tokens")
+@login_required
+def create_token():  # type: ignore[no-untyped-def]
+    _require_admin("token.create")
+    errors: dict[str, str] = {}
+    token = None
+    try:
+        with db().write() as s:
+            token = people.create_token(
+                s, actor(), org_id(), request.form.get("email", ""), request.form.get("name", "")
+            )
+    except Invalid as exc:
+        errors = {f"token_{k}": _(v) for k, v in exc.errors.items()}
+    with db().read() as s:
+        members = people.members(s, actor(), org_id())
+        tokens = people.tokens(s, actor(), org_id())
+        ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
+    return render_template(
+        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=people.roles(),
+        new_token=token, new_password=None, errors=errors, values={},
+    ), (422 if errors else 200)  # fmt: skip
+
+
+@bp.post("/tokens/<int:token_id>/revogar")
+@login_required
+def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+    _require_admin("token.revoke")
+    with db().write() as s:
+        people.revoke_token(s, actor(), org_id(), token_id)
+    flash(_("Token revogado."), "success")
+    return redirect(url_for("admin.index") + "#tokens")
+
+
+@bp.get("/processos")
+@login_required
+def processes():  # type: ignore[no-untyped-def]
+    _require_admin("process.list")
+    with db().read() as s:
+        rows = definitions.list_definitions(s)
+        counts = dict(
+            s.execute(
+                select(ProcessInstance.definition_id, func.count())
+                .where(ProcessInstance.org_id == org_id())
+                .group_by(ProcessInstance.definition_id)
+            ).all()
+        )
+    return render_template("admin/processes.html", definitions=rows, counts=counts)
+
+
+@bp.get("/processos/<int:definition_id>")
+@login_required
+def process(definition_id: int):  # type: ignore[no-untyped-def]
+    _require_admin("process.read")
+    with db().read() as s:
+        definition = s.get(ProcessDefinition, definition_id)
+        if definition is None:
+            raise NotFound(_("Processo não encontrado."))
+    return render_template("admin/process.html", definition=definition)
+
+
+@bp.get("/processos/<int:definition_id>/diagrama.json")
+@login_required
+def process_diagram(definition_id: int):  # type: ignore[no-untyped-def]
+    _require_admin("process.read")
+    with db().read() as s:
+        definition = s.get(ProcessDefinition, definition_id)
+        if definition is None:
+            raise NotFound(_("Processo não encontrado."))
+        return jsonify({"xml": definition.bpmn_xml, "completed": [], "active": [], "flows": []})
+
+
+@bp.get("/portfolios")
+@login_required
+def portfolios():  # type: ignore[no-untyped-def]
+    _require_admin("portfolio.list")
+    with db().read() as s:
+        rows = list(s.scalars(select(Portfolio).order_by(Portfolio.code)))
+    return render_template("admin/portfolios.html", portfolios=rows)

@@ -1,0 +1,103 @@
+"""Auditoria: the audit log with filters, each event's details, chain status and exports."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+from flask import Blueprint, Response, render_template, request
+
+from engine import auditlog
+from engine.establishments import service as establishments
+from web.ui.common import actor, db, int_arg, login_required, org_id
+from web.ui.labels import action_label
+
+bp = Blueprint("audit", __name__, url_prefix="/auditoria")
+PAGE = 50
+
+
+def _date(name: str) -> date | None:
+    raw = request.args.get(name, "").strip()
+    for parse in (date.fromisoformat, lambda v: date(int(v[6:10]), int(v[3:5]), int(v[0:2]))):
+        try:
+            return parse(raw)
+        except (ValueError, IndexError):
+            continue
+    return None
+
+
+def _filters() -> auditlog.Filters:
+    a = request.args
+    instance = a.get("processo", "").strip()
+    return auditlog.Filters(
+        establishment=a.get("estabelecimento", "").strip()[:7],
+        user=a.get("usuario", "").strip()[:254],
+        action=a.get("acao", "").strip()[:60],
+        since=_date("de"),
+        until=_date("ate"),
+        instance=int(instance) if instance.isdigit() and len(instance) < 10 else None,
+    )
+
+
+@bp.get("")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    filters = _filters()
+    page = int_arg("pagina", 1) or 1
+    with db().read() as s:
+        events, total = auditlog.search(
+            s, actor(), org_id(), filters, limit=PAGE, offset=(page - 1) * PAGE
+        )
+        actions = auditlog.actions(s, actor(), org_id())
+        status = auditlog.chain_status(s, actor(), org_id())
+        ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
+    return render_template(
+        "audit/list.html",
+        events=events,
+        total=total,
+        page=page,
+        pages=max(1, (total + PAGE - 1) // PAGE),
+        filters=filters,
+        actions=actions,
+        status=status,
+        establishments=ests,
+        action_label=action_label,
+    )
+
+
+@bp.get("/eventos/<int:event_id>")
+@login_required
+def event(event_id: int):  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        ev = auditlog.get_event(s, actor(), org_id(), event_id)
+    pretty = json.dumps(ev.data, ensure_ascii=False, indent=2, sort_keys=True)
+    return render_template("audit/event.html", ev=ev, pretty=pretty, action_label=action_label)
+
+
+def _export(kind: str):  # type: ignore[no-untyped-def]
+    filters = _filters()
+    a, org, database = actor(), org_id(), db()
+    with database.read() as s:
+        auditlog.search(s, a, org, filters, limit=0)  # permission checked before streaming
+
+    def generate():  # type: ignore[no-untyped-def]
+        with database.read() as s:
+            producer = auditlog.export_csv if kind == "csv" else auditlog.export_json
+            yield from producer(s, a, org, filters)
+
+    mimetype = "text/csv" if kind == "csv" else "application/json"
+    response = Response(generate(), mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="auditoria.{kind}"'
+    return response
+
+
+@bp.get("/exportar.csv")
+@login_required
+def export_csv():  # type: ignore[no-untyped-def]
+    return _export("csv")
+
+
+@bp.get("/exportar.json")
+@login_required
+def export_json():  # type: ignore[no-untyped-def]
+    return _export("json")

@@ -1,0 +1,55 @@
+"""Início: the inbox (my tasks and the unclaimed tasks of my lanes), and the health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, render_template, request
+from sqlalchemy import select
+
+from engine import inbox as inbox_mod
+from engine.definitions.models import ProcessDefinition
+from engine.drafts import service as drafts
+from engine.establishments import service as establishments
+from web.ui.common import actor, db, login_required, org_id
+
+bp = Blueprint("home", __name__)
+
+
+@bp.get("/")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    filters = inbox_mod.InboxFilters(
+        establishment=request.args.get("estabelecimento", "").strip(),
+        process=request.args.get("processo", "").strip(),
+        lane=request.args.get("raia", "").strip(),
+        overdue=request.args.get("atrasadas") == "1",
+        scope=request.args.get("ver", "")
+        if request.args.get("ver") in ("mine", "available")
+        else "",
+    )
+    with db().read() as s:
+        rows = inbox_mod.inbox(s, actor(), org_id(), filters)
+        lanes = inbox_mod.lanes(s, actor(), org_id())
+        processes = s.execute(
+            select(ProcessDefinition.key, ProcessDefinition.title)
+            .distinct()
+            .order_by(ProcessDefinition.key)
+        ).all()
+        ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
+        with_draft = drafts.has_draft(s, actor(), [r.task.id for r in rows])
+    return render_template(
+        "inbox.html",
+        rows=rows,
+        filters=filters,
+        lanes=lanes,
+        processes=processes,
+        establishments=ests,
+        with_draft=with_draft,
+        user_id=g.user.id,
+    )
+
+
+@bp.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        s.execute(select(1))
+    return {"status": "ok"}

@@ -1,0 +1,166 @@
+"""The instance page: header, live diagram, tasks, timeline, comments, files, admin actions."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from engine import people, picture
+from engine.accounts.models import User
+from engine.comments import service as comments
+from engine.definitions.models import ProcessDefinition
+from engine.errors import Invalid, NotFound
+from engine.establishments.models import Establishment, Portfolio
+from engine.files import service as files
+from engine.files.models import StoredFile
+from engine.runtime import service as runtime
+from engine.runtime.models import READY, RUNNING, ProcessInstance
+from web.ui.common import actor, db, has_role, login_required, org_id, same_org
+from web.ui.labels import event_summary
+
+bp = Blueprint("instances", __name__)
+
+
+def _instance(s, instance_id: int) -> ProcessInstance:  # type: ignore[no-untyped-def]
+    row = s.get(ProcessInstance, instance_id)
+    if row is None:
+        raise NotFound(_("Processo não encontrado."))
+    same_org(row.org_id)
+    return runtime.get_instance(s, actor(), instance_id)
+
+
+@bp.get("/processos/<int:instance_id>")
+@login_required
+def show(instance_id: int):  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        inst = _instance(s, instance_id)
+        est = s.get(Establishment, inst.establishment_id) if inst.establishment_id else None
+        definition = s.get(ProcessDefinition, inst.definition_id)
+        portfolio = s.scalar(select(Portfolio).where(Portfolio.code == inst.portfolio_code))
+        tasks = runtime.instance_tasks(s, inst.id)
+        events = runtime.history(s, actor(), inst.id)
+        notes = comments.list_comments(s, actor(), inst.id)
+        stored = list(
+            s.scalars(
+                select(StoredFile)
+                .where(StoredFile.instance_id == inst.id)
+                .order_by(StoredFile.created_at)
+            )
+        )
+        user_ids = (
+            {t.assignee_id for t in tasks}
+            | {t.completed_by_id for t in tasks}
+            | {inst.started_by_id}
+        )
+        users = dict(
+            s.execute(select(User.id, User.email).where(User.id.in_(user_ids - {None}))).all()
+        )
+        is_admin = has_role("admin")
+        choices = {}
+        if is_admin:
+            for t in tasks:
+                if t.state == READY and t.role:
+                    choices[t.id] = people.lane_users(s, inst.org_id, t.role, t.establishment_id)
+        names = picture.element_names(definition.bpmn_xml)
+    can_comment = comments.can_comment(actor(), inst.org_id, inst.establishment_id)
+    from web.ui.tasks import can_act
+
+    return render_template(
+        "instance.html",
+        instance=inst,
+        establishment=est,
+        definition=definition,
+        portfolio=portfolio,
+        tasks=tasks,
+        events=[(e, event_summary(e, names)) for e in events],
+        comments=notes,
+        files=stored,
+        users=users,
+        is_admin=is_admin,
+        running=inst.status == RUNNING,
+        assign_choices=choices,
+        can_comment=can_comment,
+        can_act=can_act,
+    )
+
+
+@bp.get("/processos/<int:instance_id>/diagrama.json")
+@login_required
+def diagram(instance_id: int):  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        _instance(s, instance_id)
+        pic = picture.picture(s, actor(), instance_id)
+    return jsonify(
+        {"xml": pic.bpmn_xml, "completed": pic.completed, "active": pic.active, "flows": pic.flows}
+    )
+
+
+@bp.post("/processos/<int:instance_id>/comentarios")
+@login_required
+def comment(instance_id: int):  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        _instance(s, instance_id)
+    try:
+        with db().write() as s:
+            comments.add_comment(s, actor(), instance_id, request.form.get("body", ""))
+        flash(_("Comentário publicado."), "success")
+    except Invalid as exc:
+        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
+    return redirect(url_for("instances.show", instance_id=instance_id) + "#comentarios")
+
+
+@bp.post("/processos/<int:instance_id>/cancelar")
+@login_required
+def cancel(instance_id: int):  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        _instance(s, instance_id)
+    try:
+        with db().write() as s:
+            runtime.cancel(s, actor(), instance_id, request.form.get("reason", ""))
+        flash(_("Processo cancelado."), "success")
+    except Invalid as exc:
+        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
+    return redirect(url_for("instances.show", instance_id=instance_id))
+
+
+@bp.post("/processos/iniciar")
+@login_required
+def start():  # type: ignore[no-untyped-def]
+    cnes = (request.form.get("cnes") or "").strip()
+    try:
+        with db().write() as s:
+            inst = runtime.start_instance(
+                s, actor(), org_id=org_id(), process_key=request.form.get("process", "credenciamento-rnds"),
+                establishment_cnes=cnes, portfolio_code=request.form.get("portfolio", ""),
+            )  # fmt: skip
+            new_id = inst.id
+    except Invalid as exc:
+        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
+        return redirect(
+            url_for("establishments.show", cnes=cnes) if cnes else url_for("dashboard.index")
+        )
+    flash(_("Credenciamento iniciado."), "success")
+    return redirect(url_for("instances.show", instance_id=new_id))
+
+
+@bp.get("/arquivos/<file_id>")
+@login_required
+def download(file_id: str):  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        meta = s.get(StoredFile, file_id) if len(file_id) <= 36 else None
+        if meta is None:
+            raise NotFound(_("Arquivo não encontrado."))
+        same_org(meta.org_id)
+    with db().write() as s:
+        row = files.get(s, actor(), file_id)
+        content, name, content_type = row.content, row.filename, row.content_type
+        files.record_download(s, actor(), row)
+    response = Response(content, mimetype=content_type)
+    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "arquivo"
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+    )
+    return response

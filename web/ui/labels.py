@@ -1,0 +1,78 @@
+"""Words users read for codes: audit actions, statuses, roles (translated through the catalog)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+ACTIONS = {
+    "instance.started": _l("Processo iniciado"),
+    "instance.cancelled": _l("Processo cancelado"),
+    "task.claimed": _l("Tarefa assumida"),
+    "task.released": _l("Tarefa liberada"),
+    "task.assigned": _l("Tarefa atribuída"),
+    "task.completed": _l("Tarefa concluída"),
+    "comment.created": _l("Comentário"),
+    "draft.saved": _l("Rascunho salvo"),
+    "file.uploaded": _l("Arquivo enviado"),
+    "file.downloaded": _l("Arquivo baixado"),
+    "auth.login": _l("Entrada no sistema"),
+    "auth.login_failed": _l("Tentativa de entrada recusada"),
+    "auth.logout": _l("Saída do sistema"),
+    "establishment.created": _l("Estabelecimento cadastrado"),
+    "establishment.updated": _l("Estabelecimento alterado"),
+    "establishment.imported": _l("Estabelecimentos importados"),
+    "user.created": _l("Usuário criado"),
+    "user.role_granted": _l("Papel concedido"),
+    "user.role_revoked": _l("Papel retirado"),
+    "token.created": _l("Token criado"),
+    "token.revoked": _l("Token revogado"),
+    "org.created": _l("Organização criada"),
+    "timer.fired": _l("Temporizador disparado"),
+    "reminder.sent": _l("Lembrete enviado"),
+}
+STATUSES = {"running": _l("Em andamento"), "completed": _l("Concluído"), "cancelled": _l("Cancelado"),
+            "ready": _l("Aberta")}  # fmt: skip
+
+
+def action_label(action: str) -> str:
+    if action in ACTIONS:
+        return str(ACTIONS[action])
+    if action.startswith("denied."):
+        return _("Acesso negado") + f" ({action[7:]})"
+    return action
+
+
+def status_label(status: str) -> str:
+    return str(STATUSES.get(status, status))
+
+
+def event_summary(event: Any, names: dict[str, str] | None = None) -> str:
+    """One line about an instance's event, for the timeline."""
+    data = event.data or {}
+    label = action_label(event.action)
+    if event.action in (
+        "task.completed",
+        "task.claimed",
+        "task.released",
+        "task.assigned",
+        "draft.saved",
+    ):
+        detail = _(data.get("name", "")) if data.get("name") else ""
+        if event.action == "task.assigned" and data.get("assignee"):
+            detail += " → " + data["assignee"]
+        decision = (
+            (data.get("data") or {}).get("decision") if isinstance(data.get("data"), dict) else None
+        )
+        if decision:
+            detail += f" ({_(decision)})"
+        return f"{label}: {detail}" if detail else label
+    if event.action == "instance.started":
+        return f"{label} ({data.get('establishment', '')} · {data.get('portfolio', '')})"
+    if event.action == "instance.cancelled":
+        return f"{label}: {data.get('reason', '')}"
+    if event.action == "comment.created":
+        return f"{label}: {data.get('body', '')}"
+    return label

@@ -1,0 +1,258 @@
+"""The task page: instructions, context and the step's form; claim, release, draft, submit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import picture
+from engine.accounts.models import User
+from engine.drafts import service as drafts
+from engine.errors import Invalid, NotFound, TooLarge
+from engine.establishments.models import Establishment, Portfolio
+from engine.files import service as files
+from engine.files.models import StoredFile
+from engine.runtime import service as runtime
+from engine.runtime.models import READY, ProcessInstance, Task
+from web import forms_render
+from web.ui.common import actor, db, login_required, org_id, safe_next, same_org, settings
+
+bp = Blueprint("tasks", __name__, url_prefix="/tarefas")
+
+
+def _task(s: Session, task_id: str) -> Task:
+    row = s.get(Task, task_id) if len(task_id) <= 36 else None
+    if row is None:
+        raise NotFound(_("Tarefa não encontrada."))
+    same_org(row.org_id)
+    return runtime.get_task(s, actor(), task_id)
+
+
+def can_act(task: Task) -> bool:
+    a = actor()
+    return bool(
+        task.state == READY
+        and task.role
+        and a.has_role(task.org_id, task.role, task.establishment_id)
+        and task.assignee_id in (None, a.user_id)
+    )
+
+
+def _file_meta(s: Session, data: Any) -> dict[str, forms_render.FileMeta]:
+    ids = forms_render.file_ids(data)
+    if not ids:
+        return {}
+    rows = s.execute(
+        select(
+            StoredFile.id,
+            StoredFile.filename,
+            StoredFile.size,
+            StoredFile.sha256,
+            StoredFile.content_type,
+        ).where(StoredFile.id.in_(ids), StoredFile.org_id == org_id())
+    ).all()
+    return {r[0]: forms_render.FileMeta(*r) for r in rows}
+
+
+def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
+          status: int = 200, notice: str = ""):  # type: ignore[no-untyped-def]  # fmt: skip
+    with db().read() as s:
+        task = _task(s, task_id)
+        form = runtime.task_form(s, actor(), task)
+        instance = s.get(ProcessInstance, task.instance_id)
+        est = s.get(Establishment, task.establishment_id) if task.establishment_id else None
+        portfolio = s.scalar(select(Portfolio).where(Portfolio.code == instance.portfolio_code))
+        instructions = picture.documentation(s, actor(), instance.id, task.element_id)
+        acting = can_act(task)
+        draft = drafts.get_draft(s, actor(), task.id) if acting else None
+        if data is None:
+            data = dict(form.data)
+            if draft is not None:
+                data.update(draft.data)
+        else:
+            data = _with_readonly(form.schema, form.data, data)
+        users = dict(
+            s.execute(
+                select(User.id, User.email).where(
+                    User.id.in_({task.assignee_id, task.completed_by_id} - {None})
+                )
+            ).all()
+        )
+        rendered = forms_render.build_form(
+            form.schema, form.ui, data, errors=errors, context=form.context, files=_file_meta(s, data),
+            readonly=not acting,
+        )  # fmt: skip
+    lane_member = bool(
+        task.role and actor().has_role(task.org_id, task.role, task.establishment_id)
+    )
+    return render_template(
+        "task.html",
+        task=task,
+        instance=instance,
+        establishment=est,
+        portfolio=portfolio,
+        context=form.context,
+        instructions=instructions,
+        form=rendered,
+        acting=acting,
+        lane_member=lane_member,
+        draft=draft,
+        users=users,
+        notice=notice,
+        max_mb=settings().max_upload_bytes // (1024 * 1024),
+    ), status
+
+
+def _with_readonly(
+    schema: dict[str, Any], prefill: dict[str, Any], data: dict[str, Any]
+) -> dict[str, Any]:
+    """Read-only fields are never posted back: show them from the workflow's data."""
+    out = dict(data)
+    for key, sub in (schema.get("properties") or {}).items():
+        if sub.get("readOnly") and key in prefill:
+            out[key] = prefill[key]
+    return out
+
+
+@bp.get("/<task_id>")
+@login_required
+def show(task_id: str):  # type: ignore[no-untyped-def]
+    return _page(task_id)
+
+
+def _certificate_password(schema: dict[str, Any], data: dict[str, Any]) -> str | None:
+    """A .pfx is opened at upload with the form's password field (never kept)."""
+    for key, sub in (schema.get("properties") or {}).items():
+        if sub.get("x-secret") and ("senha" in key or "password" in key) and data.get(key):
+            return str(data[key])
+    return None
+
+
+def _store_uploads(schema: dict[str, Any], data: dict[str, Any], errors: dict[str, str]) -> None:
+    limit = settings().max_upload_bytes
+    password = _certificate_password(schema, data)
+    for key, many in forms_render.file_fields(schema).items():
+        for upload in request.files.getlist(key + forms_render.UPLOAD_SUFFIX):
+            if not upload or not upload.filename:
+                continue
+            try:
+                content = files.read_limited(upload.stream, limit)
+                with db().write() as s:
+                    row = files.store(
+                        s,
+                        actor(),
+                        org_id(),
+                        upload.filename,
+                        content,
+                        limit=limit,
+                        password=password,
+                    )
+            except (TooLarge, Invalid) as exc:
+                message = (
+                    exc.errors.get("file", exc.message) if isinstance(exc, Invalid) else exc.message
+                )
+                errors[key] = _(message)
+                continue
+            if many:
+                data.setdefault(key, []).append(row.id)
+            else:
+                data[key] = row.id
+
+
+@bp.post("/<task_id>")
+@login_required
+def submit(task_id: str):  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        task = _task(s, task_id)
+        form = runtime.task_form(s, actor(), task)
+    if not can_act(task):
+        if task.state != READY:
+            flash(_("Esta tarefa já foi concluída."), "warning")
+            return redirect(url_for("tasks.show", task_id=task_id))
+        # Let the engine refuse (and audit) the attempt.
+        with db().write() as s:
+            runtime.complete(s, actor(), task_id, {}, settings=settings())
+    action = request.form.get("action", "submit")
+    data = forms_render.parse_submission(form.schema, form.ui, request.form)
+    errors: dict[str, str] = {}
+    _store_uploads(form.schema, data, errors)
+    if forms_render.apply_row_action(form.schema, data, action, form.context, form.ui):
+        return _page(task_id, data=data, errors=errors)
+    if action == "autofill":
+        return _autofill(task_id, form.schema, data, errors)
+    if action == "save":
+        with db().write() as s:
+            drafts.save_draft(s, actor(), task_id, data)
+        flash(_("Rascunho salvo. Você pode continuar depois."), "success")
+        return redirect(url_for("tasks.show", task_id=task_id))
+    if errors:
+        return _page(task_id, data=data, errors=errors, status=422)
+    try:
+        with db().write() as s:
+            done = runtime.complete(s, actor(), task_id, data, settings=settings())
+            drafts.discard_drafts(s, task_id)
+            instance_id = done.instance_id
+            name = done.name
+    except Invalid as exc:
+        return _page(
+            task_id, data=data, errors={k: _(v) for k, v in exc.errors.items()}, status=422
+        )
+    flash(_("Tarefa “%(name)s” concluída.", name=_(name)), "success")
+    return redirect(url_for("instances.show", instance_id=instance_id))
+
+
+def _autofill(task_id: str, schema: dict[str, Any], data: dict[str, Any], errors: dict[str, str]):  # type: ignore[no-untyped-def]
+    cnes = str(data.get("estabelecimento_cnes") or "").strip()
+    with db().read() as s:
+        est = s.scalar(
+            select(Establishment).where(
+                Establishment.org_id == org_id(), Establishment.cnes == cnes
+            )
+        )
+        visible = est is not None and actor().can_see_establishment(org_id(), est.id)
+        register = est.register_data() if visible else None
+    if register is None:
+        errors["estabelecimento_cnes"] = _("CNES não cadastrado na organização.")
+        return _page(task_id, data=data, errors=errors, status=422)
+    data = forms_render.register_autofill(schema, data, register)
+    return _page(
+        task_id, data=data, errors=errors, notice=_("Dados do cadastro preenchidos pelo CNES.")
+    )
+
+
+def _simple(task_id: str, action: Any, message: str, *args: Any):  # type: ignore[no-untyped-def]
+    with db().read() as s:
+        _task(s, task_id)
+    with db().write() as s:
+        action(s, actor(), task_id, *args)
+    flash(message, "success")
+    return redirect(safe_next(request.form.get("next"), url_for("tasks.show", task_id=task_id)))
+
+
+@bp.post("/<task_id>/assumir")
+@login_required
+def claim(task_id: str):  # type: ignore[no-untyped-def]
+    return _simple(task_id, runtime.claim, _("Tarefa assumida por você."))
+
+
+@bp.post("/<task_id>/liberar")
+@login_required
+def release(task_id: str):  # type: ignore[no-untyped-def]
+    return _simple(task_id, runtime.release, _("Tarefa liberada para a raia."))
+
+
+@bp.post("/<task_id>/atribuir")
+@login_required
+def assign(task_id: str):  # type: ignore[no-untyped-def]
+    email = (request.form.get("assignee") or "").strip()
+    try:
+        return _simple(
+            task_id, runtime.assign, _("Tarefa atribuída a %(email)s.", email=email), email
+        )
+    except Invalid as exc:
+        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
+        return redirect(safe_next(request.form.get("next"), url_for("tasks.show", task_id=task_id)))
