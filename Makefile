@@ -8,7 +8,7 @@ NPM ?= npm
 # Front-end packages from npm, copied into web/static/vendor (gitignored); catalogs compiled.
 ASSETS_STAMP := web/static/vendor/.installed
 
-.PHONY: run test bench lint format install clean assets chromium
+.PHONY: run test bench lint format install clean assets chromium diagrams
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ test: $(TEST_STAMP) $(ASSETS_STAMP) chromium
 ## Benchmarks (prints figures; see docs/PERFORMANCE.md)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
+
+## Render every process to diagrams/*.svg and *.png (bpmn-js in headless Chromium)
+diagrams: $(TEST_STAMP) $(ASSETS_STAMP) chromium
+	$(BIN)/python diagrams/render.py
 
 format: $(TEST_STAMP)
 	$(BIN)/ruff format .
