@@ -33,12 +33,12 @@ assets: $(ASSETS_STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
-## Start the app (web + API) on SQLite under instance/ with demo data, on http://127.0.0.1:5000
+## Start the app (web + API + scheduler) on SQLite under instance/ with demo data, on http://127.0.0.1:5000
 run: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/credencia db upgrade
 	$(BIN)/credencia processes deploy
 	$(BIN)/credencia demo load
-	$(BIN)/credencia serve --host 127.0.0.1 --port 5000
+	$(BIN)/credencia serve --host 127.0.0.1 --port 5000 --with-scheduler
 
 ## Install what the tests need and run them all (ruff + pytest, SQLite and PostgreSQL)
 test: $(TEST_STAMP) $(ASSETS_STAMP) chromium
@@ -49,6 +49,7 @@ test: $(TEST_STAMP) $(ASSETS_STAMP) chromium
 ## Benchmarks (prints figures; see docs/PERFORMANCE.md)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/scheduler.py
 
 ## Render every process to diagrams/*.svg and *.png (bpmn-js in headless Chromium)
 diagrams: $(TEST_STAMP) $(ASSETS_STAMP) chromium

@@ -10,13 +10,14 @@ import csv
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from engine.accounts.actor import Actor
 from engine.accounts.models import User
+from engine.certificates.models import Certificate
 from engine.db import utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.establishments.models import Establishment
@@ -25,6 +26,7 @@ from engine.runtime.models import READY, ProcessInstance, Task
 NOT_STARTED = "Não iniciado"
 VIEW_ROLES = ("admin", "auditor")
 BATCH = 500
+EXPIRING_DAYS = 60
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class Filters:
     assignee: str = ""  # e-mail of whoever holds an open task
     status: str = ""  # running | completed | cancelled | none
     q: str = ""  # CNES or name
+    certificate: str = (
+        ""  # "expiring": the current certificate ends within EXPIRING_DAYS or has ended
+    )
 
 
 @dataclass
@@ -47,6 +52,17 @@ class Row:
     open_tasks: int = 0
     overdue_tasks: int = 0
     assignees: list[str] = field(default_factory=list)
+    certificate_until: datetime | None = None
+
+    @property
+    def certificate_state(self) -> str:
+        """ "" (none on file), "ok", "expiring" or "expired"."""
+        if self.certificate_until is None:
+            return ""
+        now = utcnow()
+        if self.certificate_until < now:
+            return "expired"
+        return "expiring" if (self.certificate_until - now).days <= EXPIRING_DAYS else "ok"
 
 
 @dataclass
@@ -129,6 +145,12 @@ def _query(actor: Actor, org_id: int, filters: Filters):  # type: ignore[no-unty
         stmt = stmt.where(ProcessInstance.id.is_(None))
     elif filters.status:
         stmt = stmt.where(ProcessInstance.status == filters.status)
+    if filters.certificate == "expiring":
+        limit = utcnow() + timedelta(days=EXPIRING_DAYS)
+        expiring = select(Certificate.establishment_id).where(
+            Certificate.is_current.is_(True), Certificate.not_after <= limit
+        )
+        stmt = stmt.where(Establishment.id.in_(expiring))
     if filters.assignee:
         holders = (
             select(Task.instance_id)
@@ -152,10 +174,18 @@ def _decorate(
             .where(Task.instance_id.in_(ids), Task.state == READY)
         ):
             tasks.setdefault(instance_id, []).append((due_at, email))
+    est_ids = {e.id for e, _i in pairs}
+    certs = dict(
+        session.execute(
+            select(Certificate.establishment_id, Certificate.not_after).where(
+                Certificate.establishment_id.in_(est_ids), Certificate.is_current.is_(True)
+            )
+        ).all()
+    ) if est_ids else {}  # fmt: skip
     rows = []
     for est, inst in pairs:
         if inst is None:
-            rows.append(Row(est, None, NOT_STARTED, None))
+            rows.append(Row(est, None, NOT_STARTED, None, certificate_until=certs.get(est.id)))
             continue
         open_ = tasks.get(inst.id, [])
         days = max(0, (now - inst.stage_since).days) if inst.stage_since else None
@@ -165,6 +195,7 @@ def _decorate(
                 open_tasks=len(open_),
                 overdue_tasks=sum(1 for due, _ in open_ if due and due < now),
                 assignees=sorted({e for _, e in open_ if e}),
+                certificate_until=certs.get(est.id),
             )
         )  # fmt: skip
     return rows
@@ -215,7 +246,7 @@ def summary(session: Session, actor: Actor, org_id: int, filters: Filters = Filt
 
 CSV_HEADER = ("cnes", "estabelecimento", "uf", "municipio", "processo", "portfolio", "etapa", "status",
               "dias_na_etapa", "tarefas_abertas", "tarefas_atrasadas", "responsaveis",
-              "numero_solicitacao", "identificador_solicitante", "instancia")  # fmt: skip
+              "numero_solicitacao", "identificador_solicitante", "instancia", "certificado_valido_ate")  # fmt: skip
 
 
 def csv_lines(
@@ -243,5 +274,6 @@ def csv_lines(
             row.open_tasks, row.overdue_tasks, " ".join(row.assignees),
             inst.numero_solicitacao if inst else "", inst.identificador_solicitante if inst else "",
             inst.id if inst else "",
+            row.certificate_until.date().isoformat() if row.certificate_until else "",
         ])  # fmt: skip
         yield flush()

@@ -53,7 +53,19 @@ class Settings:
         default_factory=lambda: _env("CERTIFICATE_REQUIRE_ICP_BRASIL", "1") == "1"
     )
     # A PEM file of extra trust anchors (a homologation installation's test PKI).
-    certificate_extra_anchors: str = field(default_factory=lambda: _env("CERTIFICATE_EXTRA_ANCHORS", ""))
+    certificate_extra_anchors: str = field(
+        default_factory=lambda: _env("CERTIFICATE_EXTRA_ANCHORS", "")
+    )
+    smtp_timeout_seconds: int = field(default_factory=lambda: _env_int("SMTP_TIMEOUT_SECONDS", 20))
+    outbox_max_attempts: int = field(default_factory=lambda: _env_int("OUTBOX_MAX_ATTEMPTS", 8))
+    outbox_base_delay_seconds: int = field(
+        default_factory=lambda: _env_int("OUTBOX_BASE_DELAY_SECONDS", 30)
+    )
+    outbox_max_delay_seconds: int = field(
+        default_factory=lambda: _env_int("OUTBOX_MAX_DELAY_SECONDS", 3600)
+    )
+    outbox_lease_seconds: int = field(default_factory=lambda: _env_int("OUTBOX_LEASE_SECONDS", 120))
+    outbox_batch: int = field(default_factory=lambda: _env_int("OUTBOX_BATCH", 50))
     certificate_reminder_days: tuple[int, ...] = field(
         default_factory=lambda: _env_list("CERTIFICATE_REMINDER_DAYS", "60,30,15,7,1")
     )

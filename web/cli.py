@@ -355,8 +355,9 @@ def demo_load() -> None:
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
 @click.option("--workers", default=2, type=int)
-def serve(host: str, port: int, workers: int) -> None:
-    """Serve a aplicação com gunicorn."""
+@click.option("--with-scheduler", is_flag=True, help="Roda também o agendador, num processo filho.")
+def serve(host: str, port: int, workers: int, with_scheduler: bool) -> None:
+    """Serve a aplicação com gunicorn (e, com --with-scheduler, o agendador ao lado)."""
     from gunicorn.app.base import BaseApplication
 
     from web import create_app
@@ -374,7 +375,16 @@ def serve(host: str, port: int, workers: int) -> None:
             return app
 
     click.echo(f"Credencia em http://{host}:{port}")
-    _App().run()
+    proc = None
+    if with_scheduler:
+        from engine.scheduler import runner
+
+        proc = runner.start_process(settings_mod.load())  # spawned, never forked from gunicorn
+    try:
+        _App().run()
+    finally:
+        if proc is not None:
+            proc.stop()
 
 
 @main.command("export-state", hidden=True)
@@ -393,9 +403,12 @@ def export_state(instance_id: int) -> None:
 
 def _register_subcommands() -> None:
     from web.cli_certificates import certificates, secrets_group
+    from web.cli_scheduler import outbox, scheduler
 
     main.add_command(certificates)
     main.add_command(secrets_group)
+    main.add_command(scheduler)
+    main.add_command(outbox)
 
 
 _register_subcommands()

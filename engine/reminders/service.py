@@ -550,6 +550,8 @@ def certificate_threshold(days_left: int, thresholds: Sequence[int]) -> int | No
 def remind_certificates(
     db: Database, settings: Any, *, now: datetime | None = None
 ) -> RunSummary | dict[str, str]:
+    import engine.renewal  # noqa: F401  (registers the renewal hook; imported late: it imports us)
+
     certificate_cls = _certificate_model()
     if certificate_cls is None:
         log.info("engine.certificates is not installed: certificate reminders skipped")

@@ -629,6 +629,7 @@ def complete(
     schema, _ui = _form_files(loaded, task)
     if not isinstance(submitted, dict):
         raise Invalid({"data": "Envie os campos do formulário como um objeto."})
+    submitted = _server_owned(schema, submitted, spiff_task.data) if schema else submitted
     try:
         cleaned = (
             forms.validate_form(
@@ -692,6 +693,21 @@ def _top_properties(schema: dict[str, Any]) -> dict[str, Any]:
             for name, sub in (part.get("properties") or {}).items():
                 props.setdefault(name, sub)
     return props
+
+
+def _server_owned(
+    schema: dict[str, Any], submitted: dict[str, Any], data: dict[str, Any]
+) -> dict[str, Any]:
+    """Read-only fields keep the process's values whatever the client sends (secrets among
+    them stay where they are kept)."""
+    result = dict(submitted)
+    for name, sub in _top_properties(schema).items():
+        if not (isinstance(sub, dict) and sub.get("readOnly")):
+            continue
+        result.pop(name, None)
+        if not sub.get("x-secret") and data.get(name) is not None:
+            result[name] = data[name]
+    return result
 
 
 def _register_certificates(

@@ -342,3 +342,14 @@ def test_admin_grants_roles_tokens_and_revokes(world, db, pages):  # type: ignor
     processes = admin.get("/administracao/processos").get_data(as_text=True)
     assert "Credenciamento RNDS" in processes and "v1" in processes
     assert "RIRA" in admin.get("/administracao/portfolios").get_data(as_text=True)
+
+
+def test_dashboard_shows_certificates_expiring(world, db, pages):  # type: ignore[no-untyped-def]
+    advance(db, world, ["obter_certificado_digital"])  # a one-year certificate
+    admin = pages(world.users["admin"])
+    rows = _csv_rows(admin.get("/painel/exportar.csv"))
+    by_cnes = {r["cnes"]: r for r in rows}
+    assert by_cnes[world.est.cnes]["certificado_valido_ate"]
+    assert by_cnes[world.est2.cnes]["certificado_valido_ate"] == ""
+    assert _csv_rows(admin.get("/painel/exportar.csv?certificado=vencendo")) == []
+    assert "Certificado até" in admin.get("/painel").get_data(as_text=True)

@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 
 from engine.accounts import service as accounts
+from engine.accounts.actor import Actor
 from engine.accounts.models import Membership, User
 from engine.audit import service as audit
 from engine.people import set_locale
@@ -37,9 +38,14 @@ def login():  # type: ignore[no-untyped-def]
             orgs = _org_ids(s, known.id) if known else []
             data = {"email": email, "remote_addr": request.remote_addr}
             action = "auth.login" if user else "auth.login_failed"
+            # Who tried: the account when it exists, else the e-mail as typed.
+            who = accounts.load_actor(s, user) if user else Actor(user_id=None, label=email or "?")
             for org in orgs or [None]:
-                audit.record(s, None, action, org_id=org, entity_type="user",
-                             entity_id=known.id if known else "", data=data)  # fmt: skip
+                audit.record(
+                    s, who, action, org_id=org, entity_type="user",
+                    entity_id=known.id if known else "", data=data,
+                )  # fmt: skip
+
             if user is not None:
                 pw = (user.password_hash or "")[-16:]
                 locale = user.locale

@@ -27,6 +27,7 @@ def _filters() -> dash.Filters:
         if a.get("status") in ("running", "completed", "cancelled", "none")
         else "",
         q=a.get("q", "").strip()[:100],
+        certificate="expiring" if a.get("certificado") == "vencendo" else "",
     )
 
 

@@ -31,6 +31,8 @@ ACTIONS = {
     "token.revoked": _l("Token revogado"),
     "org.created": _l("Organização criada"),
     "timer.fired": _l("Temporizador disparado"),
+    "certificate.registered": _l("Certificado registrado"),
+    "instance.migrated": _l("Processo migrado de versão"),
     "reminder.sent": _l("Lembrete enviado"),
 }
 STATUSES = {"running": _l("Em andamento"), "completed": _l("Concluído"), "cancelled": _l("Cancelado"),

@@ -1,0 +1,201 @@
+"""The PEC e-SUS APS enablement and the certificate renewal, end to end through the API."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from sqlalchemy import select, text
+
+from engine import samples
+from engine.accounts.actor import SYSTEM
+from engine.certificates import service as certificates
+from engine.db import Base
+from engine.reminders import service as reminders
+from engine.runtime.models import ProcessInstance
+from engine.scheduler import timers
+
+SP = ZoneInfo("America/Sao_Paulo")
+
+
+class Driver:
+    def __init__(self, client, users, instance_id):  # type: ignore[no-untyped-def]
+        self.client, self.users, self.instance_id = client, users, instance_id
+
+    def ready(self) -> dict[str, dict]:  # type: ignore[type-arg]
+        items = self.client.get(
+            f"/api/v1/tasks?instance={self.instance_id}&state=ready",
+            headers=self.users["admin"].headers,
+        ).json["items"]
+        return {t["element"]: t for t in items}
+
+    def detail(self, element: str, who: str) -> dict:  # type: ignore[type-arg]
+        return self.client.get(
+            f"/api/v1/tasks/{self.ready()[element]['id']}", headers=self.users[who].headers
+        ).json
+
+    def complete(self, element: str, data: dict, who: str | None = None, expect: int = 200):  # type: ignore[no-untyped-def,type-arg]
+        task = self.ready()[element]
+        user = self.users[who or task["lane"]]
+        res = self.client.post(
+            f"/api/v1/tasks/{task['id']}/complete", json={"data": data}, headers=user.headers
+        )
+        assert res.status_code == expect, (element, res.json)
+        return res
+
+    def upload(self, content: bytes, name: str, who: str) -> str:
+        res = self.client.post("/api/v1/files", headers=self.users[who].headers,
+                               data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data")  # fmt: skip
+        assert res.status_code == 201, res.json
+        return res.json["id"]
+
+    def instance(self) -> dict:  # type: ignore[type-arg]
+        return self.client.get(
+            f"/api/v1/instances/{self.instance_id}", headers=self.users["admin"].headers
+        ).json
+
+
+@pytest.fixture
+def pec(make, client):  # type: ignore[no-untyped-def]
+    org = make.org()
+    fms = make.establishment(
+        org, razao_social="Fundo Municipal de Saúde de Londrina", municipio="Londrina"
+    )
+    users = {
+        "admin": make.user("sesa-pr", "admin"),
+        "Gestor Municipal": make.user("sesa-pr", "gestor_municipal", fms.cnes),
+        "Administrador Municipal": make.user("sesa-pr", "admin_municipal", fms.cnes),
+        "Administrador da Instalação": make.user("sesa-pr", "admin_instalacao", fms.cnes),
+        "DATASUS": make.user("sesa-pr", "datasus"),
+    }
+    res = client.post("/api/v1/instances", json={"process": "habilitacao-pec-esus-aps", "establishment": fms.cnes},
+                      headers=users["Gestor Municipal"].headers)  # fmt: skip
+    assert res.status_code == 201, res.json
+    return Driver(client, users, res.json["id"]), fms
+
+
+def _token(day: str) -> dict:  # type: ignore[type-arg]
+    return {
+        "token": "TKN-SEGREDO-9",
+        "token_cpf": "39053344705",
+        "token_nome": "Maria da Silva",
+        "token_gerado_em": day,
+    }
+
+
+REQUEST = {"gerar_certificado_egestor": True, "estabelecimento_telefone": "4333334444",
+           "estabelecimento_email": "fms@londrina.pr.gov.br", "ubs": [{"cnes": "2345678"}],
+           "gestor_nome": "Maria da Silva", "gestor_cpf": "39053344705", "gestor_cns": "207284801600008",
+           "gestor_email": "maria@londrina.pr.gov.br", "sistema_versao": "5.2.30", "aceite_termo": True}  # fmt: skip
+
+
+def test_pec_end_to_end_with_secrets_same_cpf_and_rejection(pec, db, make):  # type: ignore[no-untyped-def]
+    d, fms = pec
+    today = datetime.now(SP).date().isoformat()
+    d.complete("informar_situacao_certificado", {"possui_certificado_a1": False})
+    assert set(d.ready()) == {"gerar_contra_chave", "gerar_token"}
+    d.complete("gerar_token", _token(today), who="Administrador Municipal", expect=403)
+    d.complete("gerar_contra_chave", {"contra_chave": "CC-SEGREDO-7"})
+    d.complete("gerar_token", _token(today))
+    shown = d.detail("solicitar_novo_credenciamento", "Gestor Municipal")["data"]
+    assert shown["token"] == "TKN-SEGREDO-9" and shown["contra_chave"] == "CC-SEGREDO-7"
+    masked = d.detail("solicitar_novo_credenciamento", "DATASUS")["data"]
+    assert "SEGREDO" not in str(masked) and masked["token"]
+    # Another CPF than the token's: back to the request, with the warning.
+    d.complete(
+        "solicitar_novo_credenciamento",
+        {**REQUEST, "cpf_solicitante": "02474347100", "token": "FORJADO"},
+    )
+    again = d.detail("solicitar_novo_credenciamento", "Gestor Municipal")["data"]
+    assert again.get("aviso_cpf_divergente") and again["token"] == "TKN-SEGREDO-9"
+    d.complete("solicitar_novo_credenciamento", {**REQUEST, "cpf_solicitante": "39053344705"})
+    d.complete(
+        "registrar_credencial_gerada", {"decision": "reprovada", "motivo": "UBS de outra UF."}
+    )
+    assert d.instance()["stage"] == "Reprovada — ajuste pendente"
+    d.complete("ajustar_solicitacao", {"decision": "ajustar"})
+    d.complete("solicitar_novo_credenciamento", {**REQUEST, "cpf_solicitante": "39053344705"})
+    cert = d.upload(samples.demo_certificate(fms.cnpj), "gerado.cer", "DATASUS")
+    d.complete("registrar_credencial_gerada", {"decision": "aprovada", "identificador_solicitante": "50222",
+                                               "certificado_gerado": cert})  # fmt: skip
+    installed = d.upload(
+        samples.demo_certificate(fms.cnpj), "instalado.cer", "Administrador da Instalação"
+    )
+    d.complete("instalar_certificado", {"sistema_operacional": "Linux", "certificado_instalado": installed,
+                                        "pasta_chaves_criada": True})  # fmt: skip
+    d.complete("habilitar_rnds_pec", {"identificador_solicitante": "50222", "data_inclusao": today,
+                                      "validade_certificado": "2027-11-20", "senha_digitada_no_pec": True})  # fmt: skip
+    inst = d.instance()
+    assert inst["status"] == "completed" and inst["stage"] == "PEC habilitado"
+    assert inst["identificador_solicitante"] == "50222"
+    with db.read() as s:
+        assert certificates.current(s, fms.id) is not None
+        # No plaintext secret anywhere in the database.
+        for table in Base.metadata.sorted_tables:
+            for row in s.execute(text(f'SELECT * FROM "{table.name}"')):  # noqa: S608 (our table names)
+                assert "SEGREDO" not in str(row), table.name
+
+
+def test_pec_token_expires_at_2359_and_is_regenerated(pec, db, settings):  # type: ignore[no-untyped-def]
+    d, _ = pec
+    today = datetime.now(SP).date()
+    d.complete("informar_situacao_certificado", {"possui_certificado_a1": True})
+    d.complete("gerar_contra_chave", {"contra_chave": "CC-1"})
+    d.complete("gerar_token", _token(today.isoformat()))
+    assert "solicitar_novo_credenciamento" in d.ready()
+    with db.read() as s:
+        due = s.get(ProcessInstance, d.instance_id).next_timer_due_at
+    assert due is not None and due.astimezone(SP).strftime("%H:%M") == "23:59"
+    with time_machine.travel(due - timedelta(minutes=5)):
+        assert timers.fire_due_timers(db).fired == 0
+    with time_machine.travel(due + timedelta(minutes=1)):
+        assert timers.fire_due_timers(db).fired == 1
+        assert set(d.ready()) == {"gerar_novo_token"}
+        assert timers.fire_due_timers(db).fired == 0  # once
+    d.complete("gerar_novo_token", _token(today.isoformat()))
+    assert "solicitar_novo_credenciamento" in d.ready()
+
+
+def test_renewal_started_once_by_the_scheduler_and_new_certificate_becomes_current(
+    make, client, db, settings
+):  # type: ignore[no-untyped-def]
+    org = make.org()
+    est = make.establishment(org)
+    users = {"admin": make.user("sesa-pr", "admin"), "Gestor": make.user("sesa-pr", "gestor", est.cnes),
+             "Integrador": make.user("sesa-pr", "integrador", est.cnes)}  # fmt: skip
+    d = Driver(client, users, 0)
+    old_file = d.upload(samples.demo_certificate(est.cnpj, days=20), "atual.cer", "Gestor")
+    with db.write() as s:
+        old = certificates.register_stored(s, SYSTEM, est.id, old_file, settings=settings)
+    for _ in range(2):  # a scheduler that runs twice starts one renewal
+        reminders.remind_certificates(db, settings, now=datetime.now(UTC))
+    with db.read() as s:
+        started = s.scalars(
+            select(ProcessInstance).where(ProcessInstance.process_key == "renovacao-certificado")
+        ).all()
+    assert len(started) == 1
+    d.instance_id = started[0].id
+    sooner = d.upload(samples.demo_certificate(est.cnpj, days=10), "pior.cer", "Gestor")
+    res = d.complete("obter_novo_certificado", {"novo_certificado": sooner}, expect=422)
+    assert "vence antes" in res.json["errors"]["novo_certificado"]
+    other = d.upload(samples.demo_certificate("16727230000197", days=400), "outro.cer", "Gestor")
+    res = d.complete("obter_novo_certificado", {"novo_certificado": other}, expect=422)
+    assert "CNPJ" in res.json["errors"]["novo_certificado"]
+    new_file = d.upload(samples.demo_certificate(est.cnpj, days=365), "novo.cer", "Gestor")
+    d.complete("obter_novo_certificado", {"novo_certificado": new_file})
+    with db.read() as s:
+        current = certificates.current(s, est.id)
+        assert current is not None and current.id != old.id and current.not_after > old.not_after
+    d.complete(
+        "atualizar_certificado_conector", {"data_atualizacao": "2026-11-21", "confirmacao": True}
+    )
+    assert d.instance()["status"] == "completed"
+    reminders.remind_certificates(db, settings, now=datetime.now(UTC))
+    with db.read() as s:
+        again = s.scalars(
+            select(ProcessInstance).where(ProcessInstance.process_key == "renovacao-certificado")
+        ).all()
+    assert len(again) == 1  # the old certificate no longer reminds or renews
