@@ -257,19 +257,19 @@ def document() -> dict[str, Any]:
                     _param("limit", schema={"type": "integer"}),
                     _param("offset", schema={"type": "integer"}),
                 ],
-                "responses": {"200": _json(_list_of("Establishment")), **_errors(403, 422)},
+                "responses": {"200": _json(_list_of("Establishment")), **_errors(403, 404, 422)},
             },
             "post": {
                 "summary": "Cadastrar estabelecimento (admin)",
                 "requestBody": _body("EstablishmentInput"),
-                "responses": {"201": _json(_ref("Establishment")), **_errors(403, 409, 422)},
+                "responses": {"201": _json(_ref("Establishment")), **_errors(403, 404, 409, 422)},
             },
         },
         "/api/v1/establishments/{cnes}": {
             "get": {
                 "summary": "Um estabelecimento",
                 "parameters": [_param("cnes", "path"), _param("org")],
-                "responses": {"200": _json(_ref("Establishment")), **_errors(403, 404)},
+                "responses": {"200": _json(_ref("Establishment")), **_errors(403, 404, 422)},
             }
         },
         "/api/v1/portfolios": {
@@ -290,7 +290,7 @@ def document() -> dict[str, Any]:
                 "parameters": [
                     _param(n) for n in ("org", "status", "stage", "establishment", "process")
                 ],
-                "responses": {"200": _json(_list_of("Instance")), **_errors(403, 422)},
+                "responses": {"200": _json(_list_of("Instance")), **_errors(403, 404, 422)},
             },
             "post": {
                 "summary": "Iniciar um processo para um estabelecimento",
@@ -372,7 +372,7 @@ def document() -> dict[str, Any]:
                     _param("lane"),
                     _param("mine"),
                 ],
-                "responses": {"200": _json(_list_of("Task")), **_errors(422)},
+                "responses": {"200": _json(_list_of("Task")), **_errors(404, 422)},
             }
         },
         "/api/v1/tasks/{task_id}": {
@@ -436,7 +436,7 @@ def document() -> dict[str, Any]:
                         }
                     },
                 },
-                "responses": {"201": _json(_ref("File")), **_errors(403, 413, 422)},
+                "responses": {"201": _json(_ref("File")), **_errors(403, 404, 413, 422)},
             }
         },
         "/api/v1/files/{file_id}": {

@@ -69,6 +69,38 @@ def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
     return _error(500, "Erro interno. A operação não foi concluída; tente novamente.")
 
 
+def _has_nul(value: Any, depth: int = 0) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if depth > 64:
+        return False
+    if isinstance(value, dict):
+        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v, depth + 1) for v in value)
+    return False
+
+
+@bp.before_request
+def _refuse_nul_characters():  # type: ignore[no-untyped-def]
+    """NUL characters cannot be stored (PostgreSQL text refuses them): a clear 422 up front."""
+    values: list[Any] = [*request.args.values(), *(request.view_args or {}).values(), request.path]
+    if request.is_json:
+        values.append(request.get_json(silent=True))
+    if (
+        request.mimetype == "multipart/form-data"
+        or request.mimetype == "application/x-www-form-urlencoded"
+    ):
+        values.extend(request.form.values())
+    if any(_has_nul(v) for v in values):
+        return _error(
+            422,
+            "Há caracteres não permitidos (NUL).",
+            {"body": "Caracteres de controle NUL não são aceitos."},
+        )
+    return None
+
+
 def _audit_unauthenticated(reason: str) -> None:
     denial = Forbidden(
         reason,
@@ -325,11 +357,13 @@ def list_instances():  # type: ignore[no-untyped-def]
     return jsonify({"items": items})
 
 
+MAX_ID = 2**31 - 1  # the ids are 32-bit integers; a larger one names nothing
+
+
 def _parse_id(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise NotFound("Instância não encontrada.") from None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
+        raise NotFound("Instância não encontrada.")
+    return int(raw)
 
 
 @bp.get("/instances/<raw_id>")
@@ -360,8 +394,16 @@ def cancel_instance(raw_id: str):  # type: ignore[no-untyped-def]
 
 
 def _version_arg(raw: object) -> int:
-    if isinstance(raw, bool) or not isinstance(raw, int | str) or not str(raw).isdigit():
+    text = str(raw)
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, int | str)
+        or not text.isascii()
+        or not text.isdigit()
+    ):
         raise Invalid({"version": "Informe a versão de destino (número inteiro)."})
+    if len(text) > 10 or int(text) > MAX_ID:
+        raise Invalid({"version": "Versão inexistente."})
     return int(raw)
 
 
