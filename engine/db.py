@@ -17,7 +17,7 @@ from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from engine.errors import Forbidden
@@ -69,9 +69,12 @@ def utcnow() -> datetime:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         connect_args = {"timeout": 30, "check_same_thread": False}
-        # A file database gets a plain pool per thread-safe connection; :memory: is not
-        # supported (several connections must see one database).
-        engine = create_engine(url, connect_args=connect_args, poolclass=NullPool, **kwargs)
+        # Pooled connections stay open: closing the last one checkpoints and removes the WAL,
+        # which cost ~6 ms per write transaction. (:memory: is not supported: several
+        # connections must see one database.)
+        kwargs.setdefault("pool_size", 5)
+        kwargs.setdefault("max_overflow", 10)
+        engine = create_engine(url, connect_args=connect_args, poolclass=QueuePool, **kwargs)
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql://"):
