@@ -19,6 +19,19 @@ from tests.web.live import ARTIFACTS, axe_violations, chromium, login, logout, s
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _front_end_assets() -> None:
+    """The pages need the npm packages copied into web/static/vendor (``make assets``)."""
+    from web import assets
+
+    if not assets.installed():
+        missing = assets.install()
+        if missing:
+            pytest.fail(
+                "front-end packages missing; run `make assets` (npm ci): " + ", ".join(missing)
+            )
+
+
 @pytest.fixture
 def people(make):  # type: ignore[no-untyped-def]
     org = make.org("sesa-pr", "Secretaria da Saúde do Paraná")
