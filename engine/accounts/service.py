@@ -96,7 +96,9 @@ def create_user(
         errors["role"] = f"Papel inválido; use um de: {', '.join(ROLES)}."
     cnes_list = list(dict.fromkeys(establishments))
     if cnes_list and role not in SCOPED_ROLES:
-        errors["establishment"] = "Este papel vale para a organização inteira; não se vincula a estabelecimentos."
+        errors["establishment"] = (
+            "Este papel vale para a organização inteira; não se vincula a estabelecimentos."
+        )
     if password is not None and len(password) < 8:
         errors["password"] = "A senha deve ter pelo menos 8 caracteres."  # noqa: S105 (a message)
     if errors:

@@ -46,9 +46,20 @@ NS = {
     "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
 }
 FLOW_NODE_TAGS = (
-    "startEvent", "endEvent", "userTask", "exclusiveGateway", "parallelGateway",
-    "intermediateCatchEvent", "intermediateThrowEvent", "task", "scriptTask",
-    "serviceTask", "manualTask", "subProcess", "callActivity", "boundaryEvent",
+    "startEvent",
+    "endEvent",
+    "userTask",
+    "exclusiveGateway",
+    "parallelGateway",
+    "intermediateCatchEvent",
+    "intermediateThrowEvent",
+    "task",
+    "scriptTask",
+    "serviceTask",
+    "manualTask",
+    "subProcess",
+    "callActivity",
+    "boundaryEvent",
 )
 
 # bpmn id -> (lane, stage, SLA in business days)
@@ -73,9 +84,16 @@ USER_TASKS = {
 # -------------------------------------------------------------------- sample data
 
 ESTABELECIMENTO = {
-    "cnes": "0011274", "cnpj": "00394544000185", "razao_social": "Hospital Regional Exemplo",
-    "nome_fantasia": "HRE", "uf": "DF", "municipio": "Brasília", "cep": "70000000",
-    "endereco": "SQS 101 Bloco A", "telefone": "6133334444", "email": "contato@hre.example",
+    "cnes": "0011274",
+    "cnpj": "00394544000185",
+    "razao_social": "Hospital Regional Exemplo",
+    "nome_fantasia": "HRE",
+    "uf": "DF",
+    "municipio": "Brasília",
+    "cep": "70000000",
+    "endereco": "SQS 101 Bloco A",
+    "telefone": "6133334444",
+    "email": "contato@hre.example",
 }
 OPERATIONS = [
     {"operacao": "/token", "metodo": "POST"},
@@ -121,12 +139,15 @@ HOMOLOGACAO = {
     "aceite_termo": True,
 }
 APROVADA_ACESSO = {
-    "decision": "aprovada", "numero_solicitacao": "3804/2024",
-    "identificador_solicitante": "40111", "operacoes_aprovadas": OPERATIONS,
+    "decision": "aprovada",
+    "numero_solicitacao": "3804/2024",
+    "identificador_solicitante": "40111",
+    "operacoes_aprovadas": OPERATIONS,
 }
 EVIDENCIAS = {"evidencias": ["file-ev-1", "file-ev-2"], "descricao": "Validador e Bundle."}
 PRODUCAO = {
-    "data_entrada_producao": "2024-10-01", "uf_endpoint": "DF",
+    "data_entrada_producao": "2024-10-01",
+    "uf_endpoint": "DF",
     "data_primeiro_envio": "2024-10-02",
     "rnds_id_primeiro_envio": "a1b2c3d4-0000-4000-8000-000000000001",
 }
@@ -154,8 +175,7 @@ def tree():
 
 
 def user_task_specs(spec):
-    return {s.bpmn_id: s for s in spec.task_specs.values()
-            if type(s).__name__ == "UserTask"}
+    return {s.bpmn_id: s for s in spec.task_specs.values() if type(s).__name__ == "UserTask"}
 
 
 def form_schema(spec, bpmn_id):
@@ -171,13 +191,18 @@ FORMAT_CHECKER = FormatChecker(formats=["date", "email", "ipv4"])
 def start(parsed, *, certificado=False, govbr=False):
     spec, subprocesses = parsed
     wf = BpmnWorkflow(spec, subprocesses)
-    wf.task_tree.data.update({
-        "possui_certificado_valido": certificado,
-        "possui_conta_govbr": govbr,
-        "estabelecimento": dict(ESTABELECIMENTO),
-        "portfolio": {"code": "REL", "name": "Integração de Resultados de Exames "
-                      "Laboratoriais à RNDS", "operations": OPERATIONS},
-    })
+    wf.task_tree.data.update(
+        {
+            "possui_certificado_valido": certificado,
+            "possui_conta_govbr": govbr,
+            "estabelecimento": dict(ESTABELECIMENTO),
+            "portfolio": {
+                "code": "REL",
+                "name": "Integração de Resultados de Exames Laboratoriais à RNDS",
+                "operations": OPERATIONS,
+            },
+        }
+    )
     wf.do_engine_steps()
     return wf
 
@@ -215,15 +240,25 @@ def run_gestor_until_access_request(wf, certificado=False, govbr=False):
     if not certificado:
         complete(wf, "obter_certificado_digital", certificado="file-cert-1")
     if not govbr:
-        complete(wf, "criar_conta_govbr", cpf_responsavel="52998224725",
-                 nivel_conta="prata", conta_confirmada=True)
+        complete(
+            wf,
+            "criar_conta_govbr",
+            cpf_responsavel="52998224725",
+            nivel_conta="prata",
+            conta_confirmada=True,
+        )
     complete(wf, "solicitar_acesso_homologacao", **HOMOLOGACAO)
 
 
 def run_integrator_preparation(wf):
     complete(wf, "ambientar_servicos", observacoes="Estudado o Bundle de resultado de exame.")
-    complete(wf, "desenvolver_conector", conector_nome="conector-rnds",
-             conector_versao="1.0.0", fornecedor_ou_repositorio="https://git.example/conector")
+    complete(
+        wf,
+        "desenvolver_conector",
+        conector_nome="conector-rnds",
+        conector_versao="1.0.0",
+        fornecedor_ou_repositorio="https://git.example/conector",
+    )
 
 
 def run_from_join_to_end(wf):
@@ -235,13 +270,19 @@ def run_from_join_to_end(wf):
 
 
 def completed_ids(wf):
-    return [t.task_spec.bpmn_id for t in wf.get_tasks(state=TaskState.COMPLETED)
-            if t.task_spec.bpmn_id in USER_TASKS]
+    return [
+        t.task_spec.bpmn_id
+        for t in wf.get_tasks(state=TaskState.COMPLETED)
+        if t.task_spec.bpmn_id in USER_TASKS
+    ]
 
 
 def reached_end_events(wf):
-    return sorted(t.task_spec.bpmn_id for t in wf.get_tasks(state=TaskState.COMPLETED)
-                  if type(t.task_spec).__name__ == "EndEvent")
+    return sorted(
+        t.task_spec.bpmn_id
+        for t in wf.get_tasks(state=TaskState.COMPLETED)
+        if type(t.task_spec).__name__ == "EndEvent"
+    )
 
 
 # ---------------------------------------------------------------------- parsing
@@ -285,8 +326,13 @@ def test_happy_path(parsed):
     run_gestor_until_access_request(wf)
     assert [t.task_spec.bpmn_id for t in ready(wf, "DATASUS")] == ["avaliar_solicitacao_acesso"]
     complete(wf, "avaliar_solicitacao_acesso", **APROVADA_ACESSO)
-    complete(wf, "obter_dados_acesso", identificador_solicitante="40111",
-             operacoes_aprovadas=OPERATIONS, confirmacao=True)
+    complete(
+        wf,
+        "obter_dados_acesso",
+        identificador_solicitante="40111",
+        operacoes_aprovadas=OPERATIONS,
+        confirmacao=True,
+    )
     # the join waits for the integrator branch
     assert ready_ids(wf) == ["ambientar_servicos"]
     run_integrator_preparation(wf)
@@ -296,12 +342,22 @@ def test_happy_path(parsed):
     assert wf.is_completed()
     assert ready(wf) == []
     assert reached_end_events(wf) == ["fim_credenciado"]
-    assert sorted(completed_ids(wf)) == sorted([
-        "obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao",
-        "avaliar_solicitacao_acesso", "obter_dados_acesso", "ambientar_servicos",
-        "desenvolver_conector", "verificar_conformidade", "registrar_evidencias",
-        "solicitar_acesso_producao", "avaliar_solicitacao_producao", "colocar_em_producao",
-    ])
+    assert sorted(completed_ids(wf)) == sorted(
+        [
+            "obter_certificado_digital",
+            "criar_conta_govbr",
+            "solicitar_acesso_homologacao",
+            "avaliar_solicitacao_acesso",
+            "obter_dados_acesso",
+            "ambientar_servicos",
+            "desenvolver_conector",
+            "verificar_conformidade",
+            "registrar_evidencias",
+            "solicitar_acesso_producao",
+            "avaliar_solicitacao_producao",
+            "colocar_em_producao",
+        ]
+    )
     # workflow.data receives the last task's data on completion
     assert wf.data["rnds_id_primeiro_envio"] == PRODUCAO["rnds_id_primeiro_envio"]
     assert wf.data["identificador_solicitante"] == "40111"
@@ -315,11 +371,15 @@ def test_homologation_form_prefill_from_register(parsed):
     assert task.task_spec.bpmn_id == "solicitar_acesso_homologacao"
     schema = form_schema(wf.spec, "solicitar_acesso_homologacao")
     expected = {
-        "estabelecimento_cnes": "0011274", "estabelecimento_cnpj": "00394544000185",
+        "estabelecimento_cnes": "0011274",
+        "estabelecimento_cnpj": "00394544000185",
         "estabelecimento_razao_social": "Hospital Regional Exemplo",
-        "estabelecimento_nome_fantasia": "HRE", "estabelecimento_uf": "DF",
-        "estabelecimento_municipio": "Brasília", "estabelecimento_cep": "70000000",
-        "estabelecimento_logradouro": "SQS 101 Bloco A", "estabelecimento_bairro": "",
+        "estabelecimento_nome_fantasia": "HRE",
+        "estabelecimento_uf": "DF",
+        "estabelecimento_municipio": "Brasília",
+        "estabelecimento_cep": "70000000",
+        "estabelecimento_logradouro": "SQS 101 Bloco A",
+        "estabelecimento_bairro": "",
         "estabelecimento_telefone": "6133334444",
         "estabelecimento_email": "contato@hre.example",
     }
@@ -332,8 +392,12 @@ def test_homologation_rejected_twice_then_approved(parsed):
     wf = start(parsed)
     run_gestor_until_access_request(wf)
     for attempt in (1, 2):
-        complete(wf, "avaliar_solicitacao_acesso", decision="reprovada",
-                 motivo=f"IPs privados na faixa informada ({attempt})")
+        complete(
+            wf,
+            "avaliar_solicitacao_acesso",
+            decision="reprovada",
+            motivo=f"IPs privados na faixa informada ({attempt})",
+        )
         [task] = ready(wf, "Gestor")
         assert task.task_spec.bpmn_id == "ajustar_solicitacao_acesso"
         assert task.task_spec.extensions["properties"]["stage"] == "Reprovada — ajuste pendente"
@@ -343,15 +407,20 @@ def test_homologation_rejected_twice_then_approved(parsed):
         # the homologation data is there to prefill the form
         assert task.data["sistema_nome"] == "ProntoHosp"
         assert ready(wf, "DATASUS") == []
-        data = dict(HOMOLOGACAO, ip_inicial="200.130.10.1", ip_final="200.130.10.30",
-                    decision="ajustar")
+        data = dict(
+            HOMOLOGACAO, ip_inicial="200.130.10.1", ip_final="200.130.10.30", decision="ajustar"
+        )
         complete(wf, "ajustar_solicitacao_acesso", **data)
-        assert [t.task_spec.bpmn_id for t in ready(wf, "DATASUS")] == [
-            "avaliar_solicitacao_acesso"]
+        assert [t.task_spec.bpmn_id for t in ready(wf, "DATASUS")] == ["avaliar_solicitacao_acesso"]
     complete(wf, "avaliar_solicitacao_acesso", **APROVADA_ACESSO)
     assert [t.task_spec.bpmn_id for t in ready(wf, "Gestor")] == ["obter_dados_acesso"]
-    complete(wf, "obter_dados_acesso", identificador_solicitante="40111",
-             operacoes_aprovadas=OPERATIONS, confirmacao=True)
+    complete(
+        wf,
+        "obter_dados_acesso",
+        identificador_solicitante="40111",
+        operacoes_aprovadas=OPERATIONS,
+        confirmacao=True,
+    )
     run_integrator_preparation(wf)
     run_from_join_to_end(wf)
     assert wf.is_completed()
@@ -366,8 +435,12 @@ def test_desistir_terminates_the_whole_instance(parsed):
     complete(wf, "ambientar_servicos")
     assert ready_ids(wf) == ["avaliar_solicitacao_acesso", "desenvolver_conector"]
     complete(wf, "avaliar_solicitacao_acesso", decision="reprovada", motivo="Sem CNES ativo")
-    complete(wf, "ajustar_solicitacao_acesso", decision="desistir",
-             motivo="O estabelecimento não vai mais integrar agora.")
+    complete(
+        wf,
+        "ajustar_solicitacao_acesso",
+        decision="desistir",
+        motivo="O estabelecimento não vai mais integrar agora.",
+    )
     assert wf.is_completed()
     for lane in LANES:
         assert ready(wf, lane) == []
@@ -390,8 +463,11 @@ def test_plain_end_event_would_leave_the_integrator_branch_running():
     assert text.count(marker) == 1
     parser = SpiffBpmnParser(validator=VALIDATOR)
     parser.add_bpmn_str(text.replace(marker, "").encode("utf-8"), filename="plain.bpmn")
-    wf = start((parser.get_spec(PROCESS_ID), parser.get_subprocess_specs(PROCESS_ID)),
-               certificado=True, govbr=True)
+    wf = start(
+        (parser.get_spec(PROCESS_ID), parser.get_subprocess_specs(PROCESS_ID)),
+        certificado=True,
+        govbr=True,
+    )
     complete(wf, "solicitar_acesso_homologacao", **HOMOLOGACAO)
     complete(wf, "avaliar_solicitacao_acesso", decision="reprovada", motivo="x")
     complete(wf, "ajustar_solicitacao_acesso", decision="desistir", motivo="y")
@@ -404,18 +480,29 @@ def test_pronto_loop(parsed):
     wf = start(parsed, certificado=True, govbr=True)
     complete(wf, "solicitar_acesso_homologacao", **HOMOLOGACAO)
     complete(wf, "avaliar_solicitacao_acesso", **APROVADA_ACESSO)
-    complete(wf, "obter_dados_acesso", identificador_solicitante="40111",
-             operacoes_aprovadas=OPERATIONS, confirmacao=True)
+    complete(
+        wf,
+        "obter_dados_acesso",
+        identificador_solicitante="40111",
+        operacoes_aprovadas=OPERATIONS,
+        confirmacao=True,
+    )
     run_integrator_preparation(wf)
     for version in ("1.0.1", "1.0.2"):
         failing = copy.deepcopy(VERIFICACOES_OK)
         failing[1]["resultado"] = "nao_ok"
         failing[1]["observacoes"] = "Bundle rejeitado: perfil inválido."
-        complete(wf, "verificar_conformidade", verificacoes=failing, decision="nao_pronto",
-                 motivo="POST /Bundle falha na validação.")
+        complete(
+            wf,
+            "verificar_conformidade",
+            verificacoes=failing,
+            decision="nao_pronto",
+            motivo="POST /Bundle falha na validação.",
+        )
         assert ready_ids(wf) == ["ajustar_conector"]
-        complete(wf, "ajustar_conector", ajustes="Perfil do Bundle corrigido.",
-                 conector_versao=version)
+        complete(
+            wf, "ajustar_conector", ajustes="Perfil do Bundle corrigido.", conector_versao=version
+        )
         assert ready_ids(wf) == ["verificar_conformidade"]
     run_from_join_to_end(wf)
     assert wf.is_completed()
@@ -439,22 +526,36 @@ def test_production_rejection_loop(parsed):
     wf = start(parsed, certificado=True, govbr=True)
     complete(wf, "solicitar_acesso_homologacao", **HOMOLOGACAO)
     complete(wf, "avaliar_solicitacao_acesso", **APROVADA_ACESSO)
-    complete(wf, "obter_dados_acesso", identificador_solicitante="40111",
-             operacoes_aprovadas=OPERATIONS, confirmacao=True)
+    complete(
+        wf,
+        "obter_dados_acesso",
+        identificador_solicitante="40111",
+        operacoes_aprovadas=OPERATIONS,
+        confirmacao=True,
+    )
     run_integrator_preparation(wf)
     complete(wf, "verificar_conformidade", verificacoes=VERIFICACOES_OK, decision="pronto")
     complete(wf, "registrar_evidencias", **EVIDENCIAS)
     for attempt in (1, 2):
         complete(wf, "solicitar_acesso_producao", evidencias_revisadas=True)
-        complete(wf, "avaliar_solicitacao_producao", decision="reprovada",
-                 motivo=f"Falta o print do cabeçalho da resposta ({attempt}).")
+        complete(
+            wf,
+            "avaliar_solicitacao_producao",
+            decision="reprovada",
+            motivo=f"Falta o print do cabeçalho da resposta ({attempt}).",
+        )
         [task] = ready(wf)
         assert task.task_spec.bpmn_id == "registrar_novas_evidencias"
         assert task.task_spec.lane == "Integrador"
         assert task.data["motivo_reprovacao_producao"] == (
-            f"Falta o print do cabeçalho da resposta ({attempt}).")
-        complete(wf, "registrar_novas_evidencias", evidencias=[f"file-ev-{attempt}-b"],
-                 descricao="Print do cabeçalho Location.")
+            f"Falta o print do cabeçalho da resposta ({attempt})."
+        )
+        complete(
+            wf,
+            "registrar_novas_evidencias",
+            evidencias=[f"file-ev-{attempt}-b"],
+            descricao="Print do cabeçalho Location.",
+        )
         assert ready_ids(wf) == ["solicitar_acesso_producao"]
     complete(wf, "solicitar_acesso_producao", evidencias_revisadas=True)
     complete(wf, "avaliar_solicitacao_producao", decision="aprovada")
@@ -507,10 +608,20 @@ def test_serialization_round_trip_mid_process(parsed):
     # the restored workflow runs on to the end
     complete(restored, "ajustar_solicitacao_acesso", **HOMOLOGACAO, decision="ajustar")
     complete(restored, "avaliar_solicitacao_acesso", **APROVADA_ACESSO)
-    complete(restored, "obter_dados_acesso", identificador_solicitante="40111",
-             operacoes_aprovadas=OPERATIONS, confirmacao=True)
-    complete(restored, "desenvolver_conector", conector_nome="c", conector_versao="1",
-             fornecedor_ou_repositorio="Fornecedor X")
+    complete(
+        restored,
+        "obter_dados_acesso",
+        identificador_solicitante="40111",
+        operacoes_aprovadas=OPERATIONS,
+        confirmacao=True,
+    )
+    complete(
+        restored,
+        "desenvolver_conector",
+        conector_nome="c",
+        conector_versao="1",
+        fornecedor_ou_repositorio="Fornecedor X",
+    )
     run_from_join_to_end(restored)
     assert restored.is_completed()
 
@@ -530,8 +641,10 @@ def test_user_tasks_lanes_properties_and_forms(parsed):
         assert task_spec.documentation and len(task_spec.documentation) > 40, bpmn_id
         schema_file = FORMS_DIR / props["formJsonSchemaFilename"]
         ui_file = FORMS_DIR / props["formUiSchemaFilename"]
-        assert schema_file.name == schema_file.name.lower() and "/" not in props[
-            "formJsonSchemaFilename"]
+        assert (
+            schema_file.name == schema_file.name.lower()
+            and "/" not in props["formJsonSchemaFilename"]
+        )
         schema, ui = _load_json(schema_file), _load_json(ui_file)
         Draft202012Validator.check_schema(schema)
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -577,13 +690,18 @@ def test_form_conventions():
             assert props["decision"]["x-prefill"] is False
             assert props["motivo"]["x-prefill"] is False
             assert "decision" in schema["required"]
-            conditional = [c for c in schema.get("allOf", [])
-                           if c["if"] == {"properties": {"decision": {"const": values[1]}},
-                                          "required": ["decision"]}]
+            conditional = [
+                c
+                for c in schema.get("allOf", [])
+                if c["if"]
+                == {"properties": {"decision": {"const": values[1]}}, "required": ["decision"]}
+            ]
             assert conditional and conditional[0]["then"]["required"] == ["motivo"], name
         for rule_holder_path, holder in [("", schema)] + [
-                (p, pr["items"]) for p, pr in _walk_properties(schema)
-                if isinstance(pr.get("items"), dict)]:
+            (p, pr["items"])
+            for p, pr in _walk_properties(schema)
+            if isinstance(pr.get("items"), dict)
+        ]:
             for rule in holder.get("x-rules", []):
                 assert rule["rule"] in {"lte", "public_ip", "same_uf", "unique"}
                 for field in rule["fields"]:
@@ -611,7 +729,8 @@ def test_ui_enum_names_match_the_enums():
 
 def test_avaliacao_acesso_conditional_requirements():
     validator = Draft202012Validator(
-        _load_json(FORMS_DIR / "avaliar-solicitacao-acesso.schema.json"))
+        _load_json(FORMS_DIR / "avaliar-solicitacao-acesso.schema.json")
+    )
     assert validator.is_valid({"decision": "reprovada", "motivo": "x"})
     assert not validator.is_valid({"decision": "reprovada"})
     assert not validator.is_valid({"decision": "aprovada"})
@@ -621,7 +740,8 @@ def test_avaliacao_acesso_conditional_requirements():
 
 def test_homologation_conditional_requirements():
     validator = Draft202012Validator(
-        _load_json(FORMS_DIR / "solicitar-acesso-homologacao.schema.json"))
+        _load_json(FORMS_DIR / "solicitar-acesso-homologacao.schema.json")
+    )
     assert validator.is_valid(HOMOLOGACAO)
     for field, value, missing in [
         ("possui_filhos", True, "filhos"),
@@ -635,8 +755,15 @@ def test_homologation_conditional_requirements():
     assert not validator.is_valid(dict(HOMOLOGACAO, aceite_termo=False))
     assert not validator.is_valid(dict(HOMOLOGACAO, resumo="x" * 401))
     no_web = {k: v for k, v in HOMOLOGACAO.items() if k not in ("ip_inicial", "ip_final")}
-    assert validator.is_valid(dict(no_web, aplicacao_web=False, possui_filhos=False,
-                                   filhos=[], integra_outros_sistemas=False))
+    assert validator.is_valid(
+        dict(
+            no_web,
+            aplicacao_web=False,
+            possui_filhos=False,
+            filhos=[],
+            integra_outros_sistemas=False,
+        )
+    )
 
 
 def test_ajustar_form_shares_the_homologation_form():
@@ -645,12 +772,16 @@ def test_ajustar_form_shares_the_homologation_form():
     for field, prop in homolog["properties"].items():
         assert ajustar["properties"][field] == prop, field
     assert set(ajustar["properties"]) - set(homolog["properties"]) == {
-        "decision", "motivo", "motivo_reprovacao_acesso"}
+        "decision",
+        "motivo",
+        "motivo_reprovacao_acesso",
+    }
     assert ajustar["x-rules"] == homolog["x-rules"]
     assert ajustar["properties"]["decision"]["enum"] == ["ajustar", "desistir"]
     # the homologation requirements apply when resubmitting, not when giving up
-    [branch] = [c for c in ajustar["allOf"]
-                if c["if"]["properties"]["decision"]["const"] == "ajustar"]
+    [branch] = [
+        c for c in ajustar["allOf"] if c["if"]["properties"]["decision"]["const"] == "ajustar"
+    ]
     assert branch["then"]["required"] == homolog["required"]
     assert branch["then"]["allOf"] == homolog["allOf"]
     validator = Draft202012Validator(ajustar)
@@ -777,7 +908,7 @@ def test_diagram_interchange(tree):
         assert lx <= x and x + w <= lx + lw and ly <= y and y + h <= ly + lh, nid
     items = sorted(boxes.items())
     for i, (a, (ax, ay, aw, ah)) in enumerate(items):
-        for b, (bx, by, bw, bh) in items[i + 1:]:
+        for b, (bx, by, bw, bh) in items[i + 1 :]:
             overlap = ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
             assert not overlap, (a, b)
     # lanes are stacked without overlapping either
@@ -825,31 +956,61 @@ def test_process_json_matches_the_model(parsed):
     spec, _ = parsed
     process = _load_json(FORMS_DIR / "process.json")
     assert process["title"] == "Credenciamento RNDS"
-    assert process["lanes"] == {"DATASUS": "datasus", "Gestor": "gestor",
-                                "Integrador": "integrador"}
+    assert process["lanes"] == {
+        "DATASUS": "datasus",
+        "Gestor": "gestor",
+        "Integrador": "integrador",
+    }
     assert process["start_roles"] == ["admin", "gestor"]
     assert process["stages"] == [
-        "Preparação", "Solicitação em análise", "Reprovada — ajuste pendente", "Homologação",
-        "Em análise para produção", "Produção", "Encerrado sem credenciamento"]
-    used = {s.extensions["properties"]["stage"] for s in spec.task_specs.values()
-            if getattr(s, "extensions", {}).get("properties", {}).get("stage")}
+        "Preparação",
+        "Solicitação em análise",
+        "Reprovada — ajuste pendente",
+        "Homologação",
+        "Em análise para produção",
+        "Produção",
+        "Encerrado sem credenciamento",
+    ]
+    used = {
+        s.extensions["properties"]["stage"]
+        for s in spec.task_specs.values()
+        if getattr(s, "extensions", {}).get("properties", {}).get("stage")
+    }
     assert used == set(process["stages"])
 
 
 def test_portfolios_catalogue():
     portfolios = _load_json(PROCESSES / "portfolios.json")
     assert [p["code"] for p in portfolios] == [
-        "CNS", "REL", "RIA", "VACINACAO-DOSES", "VACINACAO-PNI", "SOA-BNAFAR",
-        "ESUS-NOTIFICA", "CNS-ANS", "VACINACAO-CALENDARIO", "SUS-DIGITAL", "RAC", "RIRA"]
+        "CNS",
+        "REL",
+        "RIA",
+        "VACINACAO-DOSES",
+        "VACINACAO-PNI",
+        "SOA-BNAFAR",
+        "ESUS-NOTIFICA",
+        "CNS-ANS",
+        "VACINACAO-CALENDARIO",
+        "SUS-DIGITAL",
+        "RAC",
+        "RIRA",
+    ]
     known = {
-        ("/fhir/r4/Patient", "GET"), ("/fhir/r4/Organization", "GET"),
-        ("/fhir/r4/Practitioner", "GET"), ("/fhir/r4/PractitionerRole", "GET"),
-        ("/token", "POST"), ("/contexto-atendimento", "POST"), ("/Bundle", "POST"),
-        ("/fhir/r4/Bundle/{id}", "DELETE"), ("/fhir/r4/Composition/{id}/$document", "GET"),
-        ("/identifier", "GET"), ("/fhir/r4/metadata", "GET"),
+        ("/fhir/r4/Patient", "GET"),
+        ("/fhir/r4/Organization", "GET"),
+        ("/fhir/r4/Practitioner", "GET"),
+        ("/fhir/r4/PractitionerRole", "GET"),
+        ("/token", "POST"),
+        ("/contexto-atendimento", "POST"),
+        ("/Bundle", "POST"),
+        ("/fhir/r4/Bundle/{id}", "DELETE"),
+        ("/fhir/r4/Composition/{id}/$document", "GET"),
+        ("/identifier", "GET"),
+        ("/fhir/r4/metadata", "GET"),
     }
-    item_schema = _load_json(FORMS_DIR / "solicitar-acesso-homologacao.schema.json")[
-        "properties"]["servicos"]["items"]
+    item_schema = _load_json(FORMS_DIR / "solicitar-acesso-homologacao.schema.json")["properties"][
+        "servicos"
+    ]["items"]
     for p in portfolios:
         assert p["name"] and p["version"]
         assert len(p["date"]) == 10 and p["date"][4] == "-" and p["date"][7] == "-"
@@ -862,4 +1023,5 @@ def test_portfolios_catalogue():
     assert by_code["RIRA"]["date"] == "2024-08-01"
     for code in ("RAC", "RIRA"):
         assert {"operacao": "/contexto-atendimento", "metodo": "POST"} in by_code[code][
-            "operations"]
+            "operations"
+        ]
