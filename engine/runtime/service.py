@@ -368,7 +368,7 @@ def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
             data = forms.prefill(schema, spiff_task.data) if schema else {}
             context = {
                 k: spiff_task.data.get(k)
-                for k in ("estabelecimento", "portfolio")
+                for k in ("estabelecimento", "portfolio", "operacoes_aprovadas")
                 if k in spiff_task.data
             }
             if schema and "estabelecimento" in spiff_task.data:
