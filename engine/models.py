@@ -1,5 +1,6 @@
 """Imports every model module so the metadata knows all tables (Alembic, tests)."""
 
+from engine.accounts.login_guard import LoginAttempt, WebSession  # noqa: F401
 from engine.accounts.models import ApiToken, Membership, Organization, User  # noqa: F401
 from engine.audit.models import AuditChain, AuditEvent  # noqa: F401
 from engine.certificates.models import Certificate, SecretValue  # noqa: F401

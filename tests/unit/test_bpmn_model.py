@@ -681,8 +681,9 @@ def test_form_conventions():
             if prop.get("format") == "file":
                 assert prop.get("x-accept"), (name, path)
             if prop.get("x-options-from"):
-                assert prop["x-options-from"] == "portfolio.operations"
-                assert set(prop["items"]["properties"]) == {"operacao", "metodo"}
+                # Choices come from the portfolio, or (conformity rows) from what DATASUS approved.
+                assert prop["x-options-from"] in ("portfolio.operations", "operacoes_aprovadas")
+                assert {"operacao", "metodo"} <= set(prop["items"]["properties"])
         props = schema["properties"]
         if "decision" in props:
             values = props["decision"]["enum"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from engine.accounts import service as accounts
@@ -26,6 +27,7 @@ from engine.runtime import service as runtime
 from engine.runtime.models import READY, ProcessInstance, Task
 from web.api import serialize
 from web.api.openapi import document as openapi_document
+from web.ui.errors import database_unavailable, database_unavailable_response
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -67,6 +69,14 @@ def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
 def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
     log.exception("unexpected error in the API")
     return _error(500, "Erro interno. A operação não foi concluída; tente novamente.")
+
+
+@bp.errorhandler(DBAPIError)
+def _database(exc: DBAPIError):  # type: ignore[no-untyped-def]
+    """PostgreSQL down or restarting: 503 with Retry-After (see web/ui/errors.py)."""
+    if database_unavailable(exc):
+        return database_unavailable_response(exc)
+    return _unexpected(exc)
 
 
 def _has_nul(value: Any, depth: int = 0) -> bool:

@@ -15,10 +15,13 @@ def register(app: Flask) -> None:
         establishments,
         home,
         instances,
+        notifications,
         tasks,
     )
 
-    for module in (auth, home, tasks, dashboard, establishments, instances, audit, admin):
+    for module in (
+        auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
+    ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)
     from web.ui import common

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-import secrets
+import hashlib
 
-from flask import Blueprint, g, make_response, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import select
 
+from engine.accounts import login_guard
 from engine.accounts import service as accounts
 from engine.accounts.actor import Actor
 from engine.accounts.models import Membership, User
@@ -23,6 +35,45 @@ def _org_ids(s, user_id: int) -> list[int]:  # type: ignore[no-untyped-def]
     return sorted(set(s.scalars(select(Membership.org_id).where(Membership.user_id == user_id))))
 
 
+def _pepper() -> bytes:
+    """The key under which e-mails and addresses are hashed for the attempt counters."""
+    secret = str(current_app.config["SECRET_KEY"]).encode()
+    return hashlib.sha256(b"credencia-login-guard:" + secret).digest()
+
+
+def _audit(s, who: Actor, action: str, orgs: list[int], known: User | None, data: dict):  # type: ignore[no-untyped-def]
+    for org in orgs or [None]:
+        audit.record(
+            s, who, action, org_id=org, entity_type="user",
+            entity_id=known.id if known else "", data=data,
+        )  # fmt: skip
+
+
+def _audit_locks(s, email: str, kinds: list[str], data: dict) -> None:  # type: ignore[no-untyped-def]
+    """A lock of an account goes to its organizations' logs; of an address, to the system's."""
+    known = s.scalar(select(User).where(User.email == email)) if email else None
+    who = Actor(user_id=None, label=email or "?")
+    policy = login_guard.DEFAULT_POLICY
+    for kind in kinds:
+        details = {**data, "key": kind, "limit": policy.limit(kind),
+                   "minutes": int(policy.lockout.total_seconds() // 60)}  # fmt: skip
+        orgs = _org_ids(s, known.id) if known and kind == login_guard.ACCOUNT else []
+        _audit(s, who, "auth.login_locked", orgs, known if orgs else None, details)
+
+
+def _too_many(email: str, next_url: str, minutes: int):  # type: ignore[no-untyped-def]
+    message = ngettext(
+        "Muitas tentativas; tente de novo em %(num)d minuto.",
+        "Muitas tentativas; tente de novo em %(num)d minutos.",
+        minutes,
+    )
+    response = make_response(
+        render_template("login.html", error=message, email=email, next=next_url), 429
+    )
+    response.headers["Retry-After"] = str(minutes * 60)
+    return response
+
+
 @bp.route("/entrar", methods=["GET", "POST"])
 def login():  # type: ignore[no-untyped-def]
     next_url = safe_next(request.values.get("next"), url_for("home.index"))
@@ -30,31 +81,40 @@ def login():  # type: ignore[no-untyped-def]
         return redirect(next_url)
     error, email = "", ""
     if request.method == "POST":
-        email = (request.form.get("email") or "").strip().lower()[:254]
+        email = login_guard.normalize_email(request.form.get("email") or "")
         password = request.form.get("password") or ""
+        data = {"email": email, "remote_addr": request.remote_addr}
+        keys = login_guard.keys_for(email, request.remote_addr, _pepper())
+        # The attempt is charged (or refused) before the password is looked at, and committed
+        # at once, so parallel guesses cannot get past the limit.
+        with db().write() as s:
+            admission = login_guard.admit(s, keys)
+            if admission.locked:
+                _audit_locks(s, email, admission.locked, data)
+        if not admission.admitted:
+            # Unknown and known e-mails alike: no password is checked while locked.
+            return _too_many(email, next_url, admission.minutes)
         with db().write() as s:
             user = accounts.authenticate(s, email, password)
+            locked = login_guard.settle(s, keys, user is not None)
             known = user or s.scalar(select(User).where(User.email == email))
             orgs = _org_ids(s, known.id) if known else []
-            data = {"email": email, "remote_addr": request.remote_addr}
             action = "auth.login" if user else "auth.login_failed"
             # Who tried: the account when it exists, else the e-mail as typed.
             who = accounts.load_actor(s, user) if user else Actor(user_id=None, label=email or "?")
-            for org in orgs or [None]:
-                audit.record(
-                    s, who, action, org_id=org, entity_type="user",
-                    entity_id=known.id if known else "", data=data,
-                )  # fmt: skip
-
+            _audit(s, who, action, orgs, known, data)
+            if locked:
+                _audit_locks(s, email, locked, data)
             if user is not None:
-                pw = (user.password_hash or "")[-16:]
+                sid = login_guard.open_session(s, user, current_app.permanent_session_lifetime)
+                login_guard.cleanup(s)
                 locale = user.locale
                 uid = user.id
         if user is not None:
             # A fresh session at sign-in: nothing set before it (fixation) survives.
             session.clear()
             session.permanent = True
-            session.update(uid=uid, pw=pw, nonce=secrets.token_urlsafe(16))
+            session.update(uid=uid, sid=sid)
             response = make_response(redirect(next_url))
             if locale in LOCALES and not request.cookies.get(COOKIE):
                 response.set_cookie(COOKIE, locale, max_age=365 * 86400, samesite="Lax", httponly=True,
@@ -68,12 +128,17 @@ def login():  # type: ignore[no-untyped-def]
 
 @bp.post("/sair")
 def logout():  # type: ignore[no-untyped-def]
-    if g.get("user") is not None:
+    """Ends the server-side session too: a copy of the cookie no longer signs anyone in."""
+    sid = session.get("sid")
+    if g.get("user") is not None or sid:
         with db().write() as s:
-            for org in g.actor.org_ids or [None]:
-                audit.record(
-                    s, g.actor, "auth.logout", org_id=org, entity_type="user", entity_id=g.user.id
-                )
+            login_guard.end_session(s, sid)
+            if g.get("user") is not None:
+                for org in g.actor.org_ids or [None]:
+                    audit.record(
+                        s, g.actor, "auth.logout", org_id=org, entity_type="user",
+                        entity_id=g.user.id,
+                    )  # fmt: skip
     session.clear()
     return redirect(url_for("auth.login"))
 

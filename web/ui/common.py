@@ -13,11 +13,13 @@ from sqlalchemy import select
 
 from engine import auditlog, dashboard, identifiers
 from engine import inbox as inbox_mod
+from engine.accounts import login_guard
 from engine.accounts import service as accounts
 from engine.accounts.actor import Actor
 from engine.accounts.models import Organization, User
 from engine.db import Database
 from engine.errors import NotFound
+from engine.notifications import service as notifications
 from engine.settings import Settings
 
 ROLE_LABELS = {
@@ -45,7 +47,13 @@ def load_user() -> None:
         return
     with db().read() as s:
         user = s.get(User, uid)
-        if user is None or not user.active or session.get("pw") != (user.password_hash or "")[-16:]:
+        # The session must still be open server-side: signing out (or a new password) ends it,
+        # so a copied cookie stops working.
+        if (
+            user is None
+            or not user.active
+            or not login_guard.session_valid(s, session.get("sid"), user)
+        ):
             session.clear()
             return
         actor = accounts.load_actor(s, user)
@@ -139,8 +147,10 @@ def _menu() -> dict[str, Any]:
         return cached
     with db().read() as s:
         counts = inbox_mod.counts(s, g.actor, g.org.id)
+        unread = notifications.unread_count(s, g.actor)
     menu = {
         "counts": counts,
+        "unread": unread,
         "can_dashboard": dashboard.can_view(g.actor, g.org.id),
         "can_audit": auditlog.can_read(g.actor, g.org.id),
         "is_admin": has_role("admin"),

@@ -4,14 +4,57 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import DomainError, Invalid
 
 log = logging.getLogger(__name__)
+
+# A lost or refused database connection (PostgreSQL restarting, network cut): 503, not 500.
+DB_UNAVAILABLE_MESSAGE = (
+    "Banco de dados indisponível no momento; tente de novo em instantes. Nada foi alterado."
+)
+RETRY_AFTER_SECONDS = 5
+# SQLSTATEs of a connection that is gone or refused: class 08 (connection exception) and the
+# server shutting down, crashing or starting up.
+_DISCONNECT_STATES = ("57P01", "57P02", "57P03")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means the database cannot be reached, not that a statement failed.
+
+    The transaction is rolled back in either case; pooled connections are checked before use
+    (``pool_pre_ping``), so the next request after the database is back simply works.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError) or not hasattr(exc.orig, "sqlstate"):
+        return False  # SQLite (e.g. a lock timeout) is not an outage
+    state = exc.orig.sqlstate  # None: the connection failed before the server said anything
+    return state is None or state.startswith("08") or state in _DISCONNECT_STATES
+
+
+def database_unavailable_response(exc: BaseException):  # type: ignore[no-untyped-def]
+    """The 503 for a database outage: JSON under /api/, the error page elsewhere."""
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+    log.warning("database unavailable on %s %s: %s", request.method, request.path, reason)
+    if request.path.startswith("/api/"):
+        response = jsonify({"message": DB_UNAVAILABLE_MESSAGE})
+    else:
+        g._menu = {}  # the menu's counts come from the database: leave the menu out
+        response = render_template(
+            "error.html",
+            status=503,
+            title=_("Serviço indisponível"),
+            message=DB_UNAVAILABLE_MESSAGE,
+        )
+    return response, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def _titles() -> dict[int, tuple[str, str]]:
@@ -73,3 +116,9 @@ def register(app: Flask) -> None:
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         log.exception("unexpected error on %s", request.path)
         return render_error(500)
+
+    @app.errorhandler(DBAPIError)
+    def _database(exc: DBAPIError):  # type: ignore[no-untyped-def]
+        if database_unavailable(exc):
+            return database_unavailable_response(exc)
+        return _unexpected(exc)

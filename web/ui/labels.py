@@ -21,6 +21,8 @@ ACTIONS = {
     "auth.login": _l("Entrada no sistema"),
     "auth.login_failed": _l("Tentativa de entrada recusada"),
     "auth.logout": _l("Saída do sistema"),
+    "auth.login_locked": _l("Entrada bloqueada por excesso de tentativas"),
+    "outbox.retried": _l("Reenvio de e-mail pedido"),
     "establishment.created": _l("Estabelecimento cadastrado"),
     "establishment.updated": _l("Estabelecimento alterado"),
     "establishment.imported": _l("Estabelecimentos importados"),
@@ -35,6 +37,14 @@ ACTIONS = {
     "instance.migrated": _l("Processo migrado de versão"),
     "reminder.sent": _l("Lembrete enviado"),
 }
+# Flags the evidence check puts on a file (engine.files.content), explained to the reader.
+FILE_FLAGS = {
+    "javascript": _l("contém JavaScript"),
+    "embedded_files": _l("contém arquivos embutidos"),
+    "launch_action": _l("tenta abrir um programa (ação Launch)"),
+    "encrypted": _l("está criptografado"),
+    "trailing_data": _l("tem dados escondidos após o fim da imagem"),
+}
 STATUSES = {"running": _l("Em andamento"), "completed": _l("Concluído"), "cancelled": _l("Cancelado"),
             "ready": _l("Aberta")}  # fmt: skip
 
@@ -45,6 +55,10 @@ def action_label(action: str) -> str:
     if action.startswith("denied."):
         return _("Acesso negado") + f" ({action[7:]})"
     return action
+
+
+def flag_label(flag: str) -> str:
+    return str(FILE_FLAGS.get(flag, flag))
 
 
 def status_label(status: str) -> str:
