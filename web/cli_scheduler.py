@@ -53,6 +53,8 @@ def scheduler(ctx: click.Context, log_level: str) -> None:
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per job run every 15 s buries what matters; our jobs log their own results.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     click.echo("agendador iniciado (Ctrl+C para parar)")
     runner.run(settings_mod.load())
 

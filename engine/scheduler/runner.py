@@ -128,6 +128,8 @@ def _process_main(settings: Any, stop: Any, parent_pid: int) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # One line per job run every 15 s buries what matters; our jobs log their own results.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
     def watch_parent() -> None:
         while not stop.wait(2.0):

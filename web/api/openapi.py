@@ -159,6 +159,84 @@ SCHEMAS: dict[str, Any] = {
             "content_type": {"type": "string"},
         },
     },
+    "CertificateCheck": {
+        "type": "object",
+        "required": ["item", "ok", "level", "message_pt"],
+        "properties": {
+            "item": {"type": "string", "example": "validity"},
+            "label_pt": {"type": "string", "example": "Validade"},
+            "ok": {"type": "boolean"},
+            "level": {"type": "string", "enum": ["ok", "info", "warning", "error"]},
+            "message_pt": {"type": "string"},
+        },
+    },
+    "Certificate": {
+        "type": "object",
+        "description": "Um certificado do estabelecimento (só dados públicos).",
+        "required": [
+            "id",
+            "subject",
+            "issuer",
+            "serial",
+            "sha256",
+            "not_before",
+            "not_after",
+            "days_left",
+            "status",
+            "type",
+            "icp_brasil",
+            "client_auth",
+            "is_current",
+            "checklist",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "establishment_id": {"type": "integer"},
+            "file_id": {"type": "string", "description": "Baixar em /api/v1/files/{file_id}."},
+            "subject": {"type": "string"},
+            "subject_cn": NULLABLE_STR,
+            "issuer": {"type": "string"},
+            "issuer_cn": NULLABLE_STR,
+            "serial": {"type": "string"},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "not_before": {"type": "string", "format": "date-time"},
+            "not_after": {"type": "string", "format": "date-time"},
+            "days_left": {"type": "integer"},
+            "status": {
+                "type": "string",
+                "description": "válido, vence em N dias, vence hoje, vencido, ainda não válido",
+            },
+            "type": {"type": "string", "enum": ["A1", "A3", "unknown"]},
+            "cnpj": NULLABLE_STR,
+            "cpf_responsavel": NULLABLE_STR,
+            "responsible_name": NULLABLE_STR,
+            "icp_brasil": {"type": "boolean"},
+            "icp_brasil_reason": NULLABLE_STR,
+            "client_auth": {"type": "boolean", "description": "Uso para autenticação TLS."},
+            "cnpj_exception_reason": NULLABLE_STR,
+            "is_current": {"type": "boolean"},
+            "created_at": DATETIME,
+            "replaced_at": DATETIME,
+            "checklist": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/CertificateCheck"},
+            },
+        },
+    },
+    "EstablishmentCertificates": {
+        "type": "object",
+        "required": ["current", "history"],
+        "properties": {
+            "current": {
+                "oneOf": [{"$ref": "#/components/schemas/Certificate"}, {"type": "null"}],
+            },
+            "history": {
+                "type": "array",
+                "description": "Certificados anteriores, do mais recente ao mais antigo.",
+                "items": {"$ref": "#/components/schemas/Certificate"},
+            },
+        },
+    },
     "Portfolio": {
         "type": "object",
         "required": ["code", "name", "operations"],
@@ -270,6 +348,16 @@ def document() -> dict[str, Any]:
                 "summary": "Um estabelecimento",
                 "parameters": [_param("cnes", "path"), _param("org")],
                 "responses": {"200": _json(_ref("Establishment")), **_errors(403, 404, 422)},
+            }
+        },
+        "/api/v1/establishments/{cnes}/certificates": {
+            "get": {
+                "summary": "Certificado atual (com a conferência) e os anteriores",
+                "parameters": [_param("cnes", "path"), _param("org")],
+                "responses": {
+                    "200": _json(_ref("EstablishmentCertificates")),
+                    **_errors(403, 404, 422),
+                },
             }
         },
         "/api/v1/portfolios": {

@@ -15,7 +15,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from engine.accounts import service as accounts
 from engine.accounts.actor import Actor
 from engine.accounts.models import Organization
-from engine.db import Database
+from engine.certificates import service as certificates
+from engine.db import Database, utcnow
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
 from engine.errors import DomainError, Forbidden, Invalid, NotFound
@@ -242,6 +243,31 @@ def get_establishment(cnes: str):  # type: ignore[no-untyped-def]
         return jsonify(
             serialize.establishment(establishments.get_by_cnes(session, _actor(), org_id, cnes))
         )
+
+
+@bp.get("/establishments/<cnes>/certificates")
+@authenticated
+def establishment_certificates(cnes: str):  # type: ignore[no-untyped-def]
+    """The current certificate (with its checklist) and the previous ones; the same
+    visibility as the establishment itself."""
+    with _db().read() as session:
+        org_id = _org_id(session, request.args.get("org"))
+        est = establishments.get_by_cnes(session, _actor(), org_id, cnes)
+        now = utcnow()
+        current = certificates.current(session, est.id)
+        return jsonify(
+            {
+                "current": _certificate(current, now) if current else None,
+                "history": [_certificate(c, now) for c in certificates.history(session, est.id)],
+            }
+        )
+
+
+def _certificate(cert: Any, now: Any) -> dict[str, Any]:
+    return {
+        **certificates.describe(cert, now),
+        "subject_cn": (cert.details or {}).get("subject_cn"),
+    }
 
 
 @bp.get("/portfolios")

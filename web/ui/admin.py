@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import func, select
 
 from engine import people
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
-from engine.errors import Invalid, NotFound
+from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import service as establishments
 from engine.establishments.models import Portfolio
+from engine.notifications import service as notifications
+from engine.notifications.models import FAILED, PENDING
 from engine.runtime.models import ProcessInstance
+from engine.scheduler import status as scheduler_status
 from web.ui.common import actor, db, deny, has_role, login_required, org_id
 from web.ui.common import g as _g
 
@@ -158,3 +165,101 @@ def portfolios():  # type: ignore[no-untyped-def]
     with db().read() as s:
         rows = list(s.scalars(select(Portfolio).order_by(Portfolio.code)))
     return render_template("admin/portfolios.html", portfolios=rows)
+
+
+# ------------------------------------------------------------------ scheduler and outbox
+
+JOB_LABELS = {
+    "timers": _l("Temporizadores dos processos (BPMN)"),
+    "reminders": _l("Lembretes de análises atrasadas e resumos diários"),
+    "certificates": _l("Vencimento de certificados e renovação"),
+    "outbox": _l("Envio de e-mails"),
+}
+
+
+def _every(seconds: int) -> str:
+    if seconds % 3600 == 0:
+        return ngettext("a cada %(num)d hora", "a cada %(num)d horas", seconds // 3600)
+    if seconds % 60 == 0:
+        return ngettext("a cada %(num)d minuto", "a cada %(num)d minutos", seconds // 60)
+    return ngettext("a cada %(num)d segundo", "a cada %(num)d segundos", seconds)
+
+
+def _duration(ms: int | None) -> str:
+    if ms is None:
+        return "—"
+    return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def _job_rows(status: scheduler_status.Status) -> list[dict]:
+    rows = []
+    for job in status.jobs:
+        row = job.row
+        # A job that has not started for three of its periods (and two minutes more): the
+        # scheduler process is probably not running.
+        late_after = timedelta(seconds=3 * job.every_seconds + 120)
+        stalled = (
+            row is None
+            or row.last_started_at is None
+            or (status.now - row.last_started_at > late_after)
+        )
+        rows.append(
+            {
+                "name": job.name,
+                "label": str(JOB_LABELS.get(job.name, job.description)),
+                "every": _every(job.every_seconds),
+                "row": row,
+                "duration": _duration(row.last_duration_ms if row else None),
+                "summary": ", ".join(f"{k}: {v}" for k, v in (row.last_summary or {}).items())
+                if row
+                else "",
+                "stalled": stalled,
+            }
+        )
+    return rows
+
+
+@bp.get("/agendador")
+@login_required
+def scheduler():  # type: ignore[no-untyped-def]
+    _require_admin("scheduler.read")
+    with db().read() as s:
+        # Failed messages come from the admin's own organization (list_outbox), not the
+        # installation-wide list collect() would give.
+        status = scheduler_status.collect(s, failed_limit=0)
+        failed = [
+            m
+            for m in notifications.list_outbox(s, actor(), statuses=[FAILED], limit=100)
+            if m.org_id == org_id()
+        ]
+        retrying = [
+            m
+            for m in notifications.list_outbox(s, actor(), statuses=[PENDING], limit=100)
+            if m.org_id == org_id() and m.attempts > 0
+        ]
+    jobs = _job_rows(status)
+    return render_template(
+        "admin/scheduler.html",
+        status=status,
+        jobs=jobs,
+        failed=failed,
+        retrying=retrying,
+        stalled=[j for j in jobs if j["stalled"]],
+        broken=[j for j in jobs if j["row"] is not None and j["row"].last_result == "error"],
+    )
+
+
+@bp.post("/agendador/mensagens/<int:message_id>/reenviar")
+@login_required
+def retry_message(message_id: int):  # type: ignore[no-untyped-def]
+    _require_admin("outbox.retry")
+    try:
+        with db().write() as s:
+            message = notifications.retry(s, actor(), message_id)
+            to = message.to_addr
+        flash(
+            _("A mensagem para %(to)s voltou à fila e será enviada em instantes.", to=to), "success"
+        )
+    except Conflict:
+        flash(_("Esta mensagem já tinha sido enviada."), "warning")
+    return redirect(url_for("admin.scheduler") + "#falhas")

@@ -104,6 +104,12 @@ def has_role(role: str, establishment_id: int | None = None) -> bool:
     return bool(a and g.get("org") and a.has_role(g.org.id, role, establishment_id))
 
 
+def is_reviewer() -> bool:
+    """Who judges what others upload (and is warned about risky files): DATASUS, admins,
+    auditors."""
+    return bool(roles() & {"datasus", "admin", "auditor"})
+
+
 def roles() -> set[str]:
     a = g.get("actor")
     return a.roles_in(g.org.id) if a and g.get("org") else set()
@@ -168,14 +174,25 @@ def _cnpj(value: str | None) -> str:
         return value
 
 
+def _cpf(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        return identifiers.format_cpf(value)
+    except ValueError:
+        return value
+
+
 def register(app: Flask) -> None:
-    from web.ui.labels import action_label, status_label
+    from web.ui.labels import action_label, flag_label, status_label
 
     app.before_request(load_user)
     app.jinja_env.filters["cnpj"] = _cnpj
+    app.jinja_env.filters["cpf"] = _cpf
     app.jinja_env.globals.update(
-        action_label=action_label, status_label=status_label, url_with=url_with
-    )
+        action_label=action_label, status_label=status_label, flag_label=flag_label,
+        url_with=url_with, is_reviewer=is_reviewer,
+    )  # fmt: skip
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

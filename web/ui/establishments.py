@@ -12,8 +12,8 @@ from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import service as establishments
 from engine.establishments.models import UFS, Establishment, Portfolio
 from engine.files import service as files
-from engine.files.models import StoredFile
 from engine.runtime.models import ProcessInstance
+from web.ui import certificates as certificate_views
 from web.ui.common import actor, db, deny, has_role, int_arg, login_required, org_id, settings
 
 bp = Blueprint("establishments", __name__, url_prefix="/estabelecimentos")
@@ -54,13 +54,7 @@ def show(cnes: str):  # type: ignore[no-untyped-def]
                 .order_by(ProcessInstance.id.desc())
             )
         )
-        certificates = list(
-            s.scalars(
-                select(StoredFile)
-                .where(StoredFile.establishment_id == est.id, StoredFile.kind == "certificate")
-                .order_by(StoredFile.created_at.desc())
-            )
-        )
+        certificate, cert_history = certificate_views.current_and_history(s, est.id)
         instance_ids = [str(i.id) for i in instances]
         events = list(
             s.scalars(
@@ -83,8 +77,9 @@ def show(cnes: str):  # type: ignore[no-untyped-def]
         )
     can_start = has_role("admin") or has_role("gestor", est.id)
     return render_template(
-        "establishments/detail.html", est=est, instances=instances, certificates=certificates, events=events,
-        portfolios=portfolios, can_start=can_start, is_admin=has_role("admin"),
+        "establishments/detail.html", est=est, instances=instances, certificate=certificate,
+        cert_history=cert_history, events=events, portfolios=portfolios, can_start=can_start,
+        is_admin=has_role("admin"),
     )  # fmt: skip
 
 

@@ -159,8 +159,12 @@ def download(file_id: str):  # type: ignore[no-untyped-def]
         content, name, content_type = row.content, row.filename, row.content_type
         files.record_download(s, actor(), row)
     response = Response(content, mimetype=content_type)
-    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "arquivo"
+    ascii_name = name.encode("ascii", "ignore").decode().replace('"', "").replace("\\", "")
     response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+        f"attachment; filename=\"{ascii_name or 'arquivo'}\"; filename*=UTF-8''{quote(name)}"
     )
+    # Always saved, never shown: even a browser that ignored "attachment" would neither sniff
+    # the type nor run anything in it.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response

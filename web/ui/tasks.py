@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from engine import picture
 from engine.accounts.models import User
+from engine.certificates import service as certificates
 from engine.drafts import service as drafts
 from engine.errors import Invalid, NotFound, TooLarge
 from engine.establishments.models import Establishment, Portfolio
@@ -19,6 +20,7 @@ from engine.files.models import StoredFile
 from engine.runtime import service as runtime
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
+from web.ui import certificates as certificate_views
 from web.ui.common import actor, db, login_required, org_id, safe_next, same_org, settings
 
 bp = Blueprint("tasks", __name__, url_prefix="/tarefas")
@@ -42,10 +44,13 @@ def can_act(task: Task) -> bool:
     )
 
 
-def _file_meta(s: Session, data: Any) -> dict[str, forms_render.FileMeta]:
+def _file_meta(
+    s: Session, data: Any
+) -> tuple[dict[str, forms_render.FileMeta], dict[str, list[str]]]:
+    """The files a form shows (names, sizes) and the warnings on the flagged ones."""
     ids = forms_render.file_ids(data)
     if not ids:
-        return {}
+        return {}, {}
     rows = s.execute(
         select(
             StoredFile.id,
@@ -53,9 +58,11 @@ def _file_meta(s: Session, data: Any) -> dict[str, forms_render.FileMeta]:
             StoredFile.size,
             StoredFile.sha256,
             StoredFile.content_type,
+            StoredFile.flags,
         ).where(StoredFile.id.in_(ids), StoredFile.org_id == org_id())
     ).all()
-    return {r[0]: forms_render.FileMeta(*r) for r in rows}
+    metas = {r[0]: forms_render.FileMeta(*r[:5]) for r in rows}
+    return metas, {r[0]: list(r[5]) for r in rows if r[5]}
 
 
 def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
@@ -82,10 +89,16 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
                 )
             ).all()
         )
+        metas, file_flags = _file_meta(s, data)
         rendered = forms_render.build_form(
-            form.schema, form.ui, data, errors=errors, context=form.context, files=_file_meta(s, data),
+            form.schema, form.ui, data, errors=errors, context=form.context, files=metas,
             readonly=not acting,
         )  # fmt: skip
+        certificate, shows_certificate = None, False
+        if est is not None and certificate_views.form_takes_certificate(form.schema):
+            shows_certificate = True
+            current = certificates.current(s, est.id)
+            certificate = certificate_views.view(current) if current else None
     lane_member = bool(
         task.role and actor().has_role(task.org_id, task.role, task.establishment_id)
     )
@@ -104,6 +117,9 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
         users=users,
         notice=notice,
         max_mb=settings().max_upload_bytes // (1024 * 1024),
+        file_flags=file_flags,
+        certificate=certificate,
+        shows_certificate=shows_certificate,
     ), status
 
 

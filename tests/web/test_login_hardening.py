@@ -1,0 +1,225 @@
+"""Sign-in under attack: limits per account and per address kept in the database, no hint
+of which e-mails exist (same answer, one password verification either way), and a session
+that logout really ends."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text, update
+
+from engine.accounts import login_guard
+from engine.accounts import service as accounts
+from engine.accounts.login_guard import LoginAttempt, WebSession
+from engine.accounts.models import User
+from engine.audit.models import AuditEvent
+from engine.db import utcnow
+
+LOCKED = "Muitas tentativas; tente de novo em 15 minutos."
+WRONG = "E-mail ou senha incorretos."
+
+
+def _try(p, email: str, password: str = "errada-errada", addr: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+    return p.post(
+        "/entrar", {"email": email, "password": password}, environ_base={"REMOTE_ADDR": addr}
+    )
+
+
+def _actions(db, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
+
+
+@pytest.mark.parametrize("who", ["known", "unknown"])
+def test_five_failures_lock_the_account_with_the_same_answer_known_or_not(world, db, pages, who):  # type: ignore[no-untyped-def]
+    user = world.users["gestor"]
+    email = user.email if who == "known" else "ninguem@exemplo.gov.br"
+    p = pages()
+    for _ in range(5):
+        res = _try(p, email)
+        assert res.status_code == 401 and WRONG in res.get_data(as_text=True)
+    locked = _try(p, email, user.password if who == "known" else "qualquer")
+    assert locked.status_code == 429
+    assert LOCKED in locked.get_data(as_text=True) and WRONG not in locked.get_data(as_text=True)
+    assert locked.headers["Retry-After"] == "900"
+    # The lock is per account: another account from the same address still signs in.
+    assert _try(p, world.users["datasus"].email, world.users["datasus"].password).status_code == 302
+    events = _actions(db, "auth.login_locked")
+    assert len(events) == 1 and events[0].data["key"] == "account"
+    assert events[0].data["email"] == email and events[0].data["limit"] == 5
+    # A known account's lock goes to its organization's log; an unknown one to the system's.
+    assert (events[0].org_id == world.org) if who == "known" else events[0].org_id is None
+
+
+def test_twenty_failures_lock_the_address_not_other_addresses(world, db, pages):  # type: ignore[no-untyped-def]
+    p = pages()
+    for i in range(20):
+        assert _try(p, f"tentativa{i}@exemplo.gov.br", addr="198.51.100.7").status_code == 401
+    gestor = world.users["gestor"]
+    res = _try(p, gestor.email, gestor.password, addr="198.51.100.7")
+    assert res.status_code == 429 and LOCKED in res.get_data(as_text=True)
+    assert _try(p, gestor.email, gestor.password, addr="198.51.100.8").status_code == 302
+    assert [e.data["key"] for e in _actions(db, "auth.login_locked")] == ["address"]
+
+
+def test_ipv6_addresses_count_by_their_64_prefix():  # type: ignore[no-untyped-def]
+    a = login_guard.normalize_address("2001:db8:1:2::1")
+    assert a == login_guard.normalize_address("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert login_guard.normalize_address("::ffff:192.0.2.1") == "192.0.2.1"
+    assert login_guard.normalize_address("203.0.113.4") == "203.0.113.4"
+
+
+def test_a_success_clears_the_accounts_count(world, db, pages):  # type: ignore[no-untyped-def]
+    gestor = world.users["gestor"]
+    p = pages()
+    for _ in range(4):
+        assert _try(p, gestor.email).status_code == 401
+    assert _try(p, gestor.email, gestor.password).status_code == 302
+    p = pages()
+    for _ in range(4):
+        assert _try(p, gestor.email).status_code == 401  # not locked: the count started over
+
+
+def test_the_lock_ends_after_its_time(world, db, pages):  # type: ignore[no-untyped-def]
+    gestor = world.users["gestor"]
+    p = pages()
+    for _ in range(6):
+        _try(p, gestor.email)
+    assert _try(p, gestor.email, gestor.password).status_code == 429
+    with db.write() as s:
+        past = utcnow() - timedelta(minutes=16)
+        s.execute(update(LoginAttempt).values(locked_until=past, window_start=past))
+    assert _try(p, gestor.email, gestor.password).status_code == 302
+
+
+def test_counters_store_no_email_nor_address(world, db, pages):  # type: ignore[no-untyped-def]
+    gestor = world.users["gestor"]
+    p = pages()
+    _try(p, gestor.email, addr="192.0.2.44")
+    _try(p, gestor.email, gestor.password, addr="192.0.2.44")
+    with db.read() as s:
+        rows = s.execute(text("SELECT * FROM login_attempt")).all()
+        sessions = s.execute(text("SELECT * FROM web_session")).all()
+    assert rows and sessions
+    dump = repr(rows) + repr(sessions)
+    assert gestor.email not in dump and "192.0.2.44" not in dump
+    assert "gestor" not in dump.lower()
+
+
+def test_both_paths_verify_one_password_hash(world, db, pages, monkeypatch):  # type: ignore[no-untyped-def]
+    """No user enumeration by timing: an unknown e-mail costs one argon2 verification (of a
+    dummy hash), exactly as a wrong password does; a locked key costs none, for both."""
+
+    class Counting:
+        def __init__(self, inner):  # type: ignore[no-untyped-def]
+            self.inner, self.calls = inner, 0
+
+        def verify(self, stored, password):  # type: ignore[no-untyped-def]
+            self.calls += 1
+            return self.inner.verify(stored, password)
+
+    counter = Counting(accounts._hasher)
+    monkeypatch.setattr(accounts, "_hasher", counter)
+    p = pages()
+    timings: dict[str, list[float]] = {"known": [], "unknown": []}
+    calls: dict[str, list[int]] = {"known": [], "unknown": []}
+    for _ in range(4):
+        for who, email in (("known", world.users["gestor"].email), ("unknown", "x@y.gov.br")):
+            before = counter.calls
+            start = time.perf_counter()
+            assert _try(p, email).status_code == 401
+            timings[who].append(time.perf_counter() - start)
+            calls[who].append(counter.calls - before)
+    assert calls == {"known": [1] * 4, "unknown": [1] * 4}
+    known, unknown = statistics.median(timings["known"]), statistics.median(timings["unknown"])
+    # Loose on purpose: both are dominated by the same argon2 verification.
+    assert 0.4 < known / unknown < 2.5, (known, unknown)
+    for email in (world.users["gestor"].email, "x@y.gov.br"):
+        _try(p, email)
+        before = counter.calls
+        assert _try(p, email).status_code == 429
+        assert counter.calls == before
+
+
+def test_a_copied_cookie_stops_working_at_logout(world, db, pages, app):  # type: ignore[no-untyped-def]
+    p = pages(world.users["gestor"])
+    value = p.client.get_cookie("credencia_session").value
+    thief = app.test_client()
+    thief.set_cookie("credencia_session", value)
+    assert thief.get("/").status_code == 200  # the copy works while the session is open
+    assert p.post("/sair").status_code == 302
+    res = thief.get("/")
+    assert res.status_code == 302 and res.headers["Location"].startswith("/entrar")
+    with db.read() as s:
+        assert s.scalar(select(WebSession)) is None
+
+
+def test_session_cookie_carries_no_password_material(world, db, pages, app):  # type: ignore[no-untyped-def]
+    p = pages(world.users["gestor"])
+    value = p.client.get_cookie("credencia_session").value
+    data = app.session_interface.get_signing_serializer(app).loads(value)
+    assert set(data) <= {"uid", "sid", "_permanent", "csrf_token", "_flashes", "org"}
+    with db.read() as s:
+        row = s.scalar(select(WebSession))
+        user = s.get(User, row.user_id)
+    assert row.id != data["sid"] and len(row.id) == 64  # only the id's hash is stored
+    assert user.password_hash[-16:] not in value
+
+
+def test_a_new_password_ends_open_sessions(world, db, pages):  # type: ignore[no-untyped-def]
+    p = pages(world.users["gestor"])
+    assert p.get("/").status_code == 200
+    with db.write() as s:
+        user = s.scalar(select(User).where(User.email == world.users["gestor"].email))
+        user.password_hash = accounts.hash_password("uma-senha-nova-123")
+    assert p.get("/").status_code == 302
+
+
+def test_parallel_guesses_get_exactly_the_limit(db):  # type: ignore[no-untyped-def]
+    """Twelve guesses at once at one account: five are let through, seven are refused."""
+    keys = login_guard.keys_for("alvo@exemplo.gov.br", "203.0.113.9", b"pepper")
+    barrier = threading.Barrier(12)
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def guess() -> None:
+        barrier.wait()
+        with db.write() as s:
+            admitted = login_guard.admit(s, keys).admitted
+        with lock:
+            results.append(admitted)
+
+    threads = [threading.Thread(target=guess) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == [False] * 7 + [True] * 5
+
+
+def test_windows_locks_and_cleanup(db):  # type: ignore[no-untyped-def]
+    policy = login_guard.Policy(account_limit=2, address_limit=50)
+    keys = login_guard.keys_for("a@b.gov.br", "192.0.2.1", b"k")
+    t0 = utcnow()
+    for i in range(2):
+        with db.write() as s:
+            assert login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(minutes=i)).admitted
+        with db.write() as s:
+            locked = login_guard.settle(s, keys, False, policy=policy, now=t0 + timedelta(minutes=i))
+    assert locked == ["account"]
+    with db.write() as s:
+        refused = login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(minutes=10))
+    assert not refused.admitted and refused.minutes == 6
+    later = t0 + timedelta(minutes=17)  # lock over; the window too: the count starts again
+    with db.write() as s:
+        assert login_guard.admit(s, keys, policy=policy, now=later).admitted
+        row = s.get(LoginAttempt, ("account", keys.account))
+        assert row.attempts == 1
+    with db.write() as s:
+        assert login_guard.cleanup(s, policy=policy, now=later + timedelta(minutes=20)) == 2
+    with db.read() as s:
+        assert s.scalar(select(LoginAttempt)) is None
