@@ -70,13 +70,16 @@ def event_hash(
 
 
 def _lock_head(session: Session, key: str) -> AuditChain:
+    lock = select(AuditChain).where(AuditChain.key == key).with_for_update()
+    head = session.execute(lock).scalar_one_or_none()
+    if head is not None:
+        return head
+    # First event of the chain: create its head; a concurrent creator's row wins quietly.
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(
         insert(AuditChain).values(key=key, last_seq=0, last_hash=GENESIS).on_conflict_do_nothing()
     )
-    return session.execute(
-        select(AuditChain).where(AuditChain.key == key).with_for_update()
-    ).scalar_one()
+    return session.execute(lock).scalar_one()
 
 
 def _append(

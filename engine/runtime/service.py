@@ -10,6 +10,7 @@ READY.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -425,8 +426,18 @@ def _form_files(loaded: spiff.LoadedSpec, task: Task) -> tuple[dict[str, Any], d
 def _open_task_locked(
     session: Session, actor: Actor, task_id: str, action: str
 ) -> tuple[Task, ProcessInstance]:
-    task = session.get(Task, task_id)
-    if task is None:
+    """Lock the task's instance first, then read the task: what we read cannot change under us
+    (two statements, not three)."""
+    stmt = select(ProcessInstance).where(
+        ProcessInstance.id == select(Task.instance_id).where(Task.id == task_id).scalar_subquery()
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(of=ProcessInstance)
+    instance = session.execute(stmt.execution_options(populate_existing=True)).scalar_one_or_none()
+    task = session.execute(
+        select(Task).where(Task.id == task_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if task is None or instance is None:
         raise NotFound("Tarefa não encontrada.")
     if not actor.can_see_establishment(task.org_id, task.establishment_id):
         raise actor.deny(
@@ -436,8 +447,6 @@ def _open_task_locked(
             entity_type="task",
             entity_id=task_id,
         )
-    instance = lock_instance(session, task.instance_id)
-    session.refresh(task)  # re-read under the lock: another transaction may have closed it
     return task, instance
 
 
@@ -560,11 +569,18 @@ def _user_has_lane(session: Session, user_id: int, task: Task) -> bool:
 # ---------------------------------------------------------------- complete
 
 
+def _uses_rule(schema: dict[str, Any], rule: str) -> bool:
+    return f'"{rule}"' in json.dumps(schema)
+
+
 def _form_context(
-    session: Session, instance: ProcessInstance, data: dict[str, Any]
+    session: Session, instance: ProcessInstance, schema: dict[str, Any], data: dict[str, Any]
 ) -> forms.FormContext:
+    # Only the same_uf rule needs the establishment's UF: no query for the other forms.
     est = (
-        session.get(Establishment, instance.establishment_id) if instance.establishment_id else None
+        session.get(Establishment, instance.establishment_id)
+        if instance.establishment_id and _uses_rule(schema, "same_uf")
+        else None
     )
 
     def lookup_file(file_id: str) -> forms.FileInfo | None:
@@ -633,7 +649,7 @@ def complete(
     try:
         cleaned = (
             forms.validate_form(
-                schema, submitted, _form_context(session, instance, spiff_task.data)
+                schema, submitted, _form_context(session, instance, schema, spiff_task.data)
             )
             if schema
             else {}
