@@ -169,7 +169,7 @@ def migrate(session: Session, actor: Actor, instance_id: int, version: int) -> P
 
 def migrate_many(
     db: Database, actor: Actor, process_key: str, to_version: int, *, from_version: int | None = None,
-    instance_ids: list[int] | None = None,
+    instance_ids: list[int] | None = None, org_id: int | None = None,
 ) -> list[tuple[int, bool, str]]:  # fmt: skip
     """Bulk migration, each instance in its own transaction: (id, migrated, reason)."""
     with db.read() as session:
@@ -182,6 +182,8 @@ def migrate_many(
             ).where(ProcessDefinition.version == from_version)
         if instance_ids:
             stmt = stmt.where(ProcessInstance.id.in_(instance_ids))
+        if org_id is not None:
+            stmt = stmt.where(ProcessInstance.org_id == org_id)
         ids = list(session.scalars(stmt.order_by(ProcessInstance.id)))
     results = []
     for instance_id in ids:

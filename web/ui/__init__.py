@@ -17,10 +17,12 @@ def register(app: Flask) -> None:
         instances,
         notifications,
         tasks,
+        versions,
     )
 
     for module in (
         auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
+        versions,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)

@@ -1,0 +1,119 @@
+"""Process versions side by side, and migrating running instances between them (admins)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from engine.definitions.models import ProcessDefinition
+from engine.runtime import migration
+from engine.runtime.models import RUNNING, ProcessInstance
+from web.ui.common import actor, db, deny, has_role, login_required, org_id
+
+bp = Blueprint("versions", __name__, url_prefix="/administracao/processos")
+PLAN_LIMIT = 50  # plans load each workflow; show the first ones, migrate in bulk the rest
+
+
+def _require_admin(action: str) -> None:
+    if not has_role("admin"):
+        deny("Apenas administradores da organização.", action=action)
+
+
+def _versions(session, key: str) -> list[ProcessDefinition]:  # type: ignore[no-untyped-def]
+    rows = list(
+        session.scalars(
+            select(ProcessDefinition)
+            .where(ProcessDefinition.key == key)
+            .order_by(ProcessDefinition.version)
+        )
+    )
+    if not rows:
+        abort(404)
+    return rows
+
+
+def _version_arg(name: str, default: int) -> int:
+    raw = request.values.get(name, "")
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else default
+
+
+@bp.get("/<key>/versoes")
+@login_required
+def compare(key: str):  # type: ignore[no-untyped-def]
+    _require_admin("process.compare")
+    with db().read() as s:
+        versions = _versions(s, key)
+        by_number = {d.version: d for d in versions}
+        newest = versions[-1].version
+        left = by_number.get(
+            _version_arg("de", versions[-2].version if len(versions) > 1 else newest)
+        )
+        right = by_number.get(_version_arg("para", newest))
+        if left is None or right is None:
+            abort(404)
+        running = func.count(ProcessInstance.id)
+        counts = dict(
+            s.execute(
+                select(ProcessInstance.definition_id, running)
+                .where(ProcessInstance.org_id == org_id(), ProcessInstance.status == RUNNING)
+                .where(ProcessInstance.process_key == key)
+                .group_by(ProcessInstance.definition_id)
+            ).all()
+        )
+        ids = list(
+            s.scalars(
+                select(ProcessInstance.id)
+                .where(ProcessInstance.org_id == org_id(), ProcessInstance.definition_id == left.id)
+                .where(ProcessInstance.status == RUNNING)
+                .order_by(ProcessInstance.id)
+                .limit(PLAN_LIMIT)
+            )
+        )
+        plans = (
+            [migration.plan(s, actor(), i, right.version) for i in ids]
+            if left.id != right.id
+            else []
+        )
+    return render_template(
+        "admin/versions.html",
+        key=key,
+        versions=versions,
+        left=left,
+        right=right,
+        counts=counts,
+        plans=plans,
+        more=max(counts.get(left.id, 0) - len(ids), 0),
+    )
+
+
+@bp.post("/<key>/migrar")
+@login_required
+def migrate(key: str):  # type: ignore[no-untyped-def]
+    _require_admin("instance.migrate")
+    with db().read() as s:
+        versions = _versions(s, key)
+    numbers = {d.version for d in versions}
+    to_version = _version_arg("para", 0)
+    from_version = _version_arg("de", 0)
+    if to_version not in numbers or from_version not in numbers:
+        abort(404)
+    chosen = [
+        int(i)
+        for i in request.form.getlist("instancia")
+        if i.isascii() and i.isdigit() and len(i) < 10
+    ]
+    if request.form.get("todas") != "1" and not chosen:
+        flash(_("Escolha as instâncias a migrar, ou migre todas."), "warning")
+        return redirect(url_for("versions.compare", key=key, de=from_version, para=to_version))
+    results = migration.migrate_many(
+        db(), actor(), key, to_version, from_version=from_version,
+        instance_ids=None if request.form.get("todas") == "1" else chosen, org_id=org_id(),
+    )  # fmt: skip
+    done = sum(1 for _i, ok, _r in results if ok)
+    flash(_("%(done)s instância(s) migrada(s); %(refused)s recusada(s).", done=done, refused=len(results) - done),
+          "success" if done == len(results) else "warning")  # fmt: skip
+    for instance_id, ok, reason in results:
+        if not ok:
+            flash(_("Instância %(id)s: %(reason)s", id=instance_id, reason=reason), "danger")
+    return redirect(url_for("versions.compare", key=key, de=from_version, para=to_version))
