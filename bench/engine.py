@@ -67,7 +67,7 @@ from SpiffWorkflow.task import Task as SpiffTask  # noqa: E402
 from SpiffWorkflow.task import TaskState  # noqa: E402
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, event, select  # noqa: E402
 from sqlalchemy.orm import sessionmaker  # noqa: E402
-from sqlalchemy.pool import QueuePool  # noqa: E402
+from sqlalchemy.pool import NullPool  # noqa: E402
 
 import engine.models  # noqa: E402, F401  (every table on Base.metadata)
 from engine import db as db_mod  # noqa: E402
@@ -778,10 +778,11 @@ def count_statements(
 
 @contextmanager
 def fewer_statements() -> Iterator[None]:
-    """Experiment: two statements fewer per completion, done the way the engine could do it.
+    """Experiment: fewer statements per completion, done the way the engine could do it.
 
     - the audit chain head is read with SELECT … FOR UPDATE first, and the
-      INSERT … ON CONFLICT DO NOTHING runs only when the chain has no head yet;
+      INSERT … ON CONFLICT DO NOTHING runs only when the chain has no head yet (a no-op when
+      the engine already does so);
     - ``runtime.sync`` runs under ``no_autoflush``, so the assignee set on the completed
       task just before it is not flushed as an UPDATE of its own (one UPDATE instead of two).
     """
@@ -918,20 +919,22 @@ def postgres_database(admin_url: str) -> Iterator[str | None]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def pooled_sqlite_database(url: str) -> Database:
-    """Experiment: the engine's SQLite settings, but connections kept in a pool instead of a
-    new connection (and four PRAGMAs) per transaction."""
-    db = Database(url)
-    db.engine.dispose()
+def nullpool_sqlite_engine(url: str) -> Any:
+    """Experiment: the engine's SQLite settings with a new connection per transaction, as
+    engine/db.py had them before commit edf4b4d (NullPool). Closing the only connection to a
+    WAL database checkpoints the WAL into the main file and deletes it."""
     eng = create_engine(
-        url,
-        connect_args={"timeout": 30, "check_same_thread": False},
-        poolclass=QueuePool,
-        pool_size=5,
+        url, connect_args={"timeout": 30, "check_same_thread": False}, poolclass=NullPool
     )
     db_mod._configure_sqlite(eng)
-    db.engine = eng
-    db.session_factory = sessionmaker(eng, expire_on_commit=False, autoflush=True)
+    return eng
+
+
+def nullpool_sqlite_database(url: str) -> Database:
+    db = Database(url)
+    db.engine.dispose()
+    db.engine = nullpool_sqlite_engine(url)
+    db.session_factory = sessionmaker(db.engine, expire_on_commit=False, autoflush=True)
     return db
 
 
@@ -1401,32 +1404,34 @@ def run_experiments(
         report.experiments.append(Result(key, f"engine, {name}, {label}", out))
 
     engine_run("baseline (as (" + short + "), at this point of the run)", f"{short}=")
+    before = count_statements(world, service_completer(world), 1, seed + 1)["mean"]
     with fewer_statements():
-        counted = count_statements(world, service_completer(world), 1, seed + 1)
-        engine_run(f"2 statements fewer ({counted['mean']:.1f} per completion)", f"{short}-2")
+        after = count_statements(world, service_completer(world), 1, seed + 1)["mean"]
+        engine_run(
+            f"{before - after:.1f} statements fewer ({after:.1f} per completion)", f"{short}-2"
+        )
     if name == "SQLite":
-        eng = make_engine(url)
+        # No other connection may stay open, or closing would not be the last close.
+        world.db.engine.dispose()
+        eng = nullpool_sqlite_engine(url)
         try:
-            out = bench_durable(eng, iterations, warm, held=True)
+            out = bench_durable(eng, iterations, warm)
         finally:
             eng.dispose()
         report.experiments.append(
-            Result("d*", "durable write, SQLite, one held connection", out, unit="commits")
+            Result(
+                "d*",
+                "durable write, SQLite, new connection per transaction (NullPool, before edf4b4d)",
+                out,
+                unit="commits",
+            )
         )
-        for label, key, fewer in (
-            ("pooled connections (QueuePool)", "b*", False),
-            ("pooled connections + 2 statements fewer", "b*-2", True),
-        ):
-            db = pooled_sqlite_database(url)
-            db.on_denied = audit.record_denial
-            try:
-                if fewer:
-                    with fewer_statements():
-                        engine_run(label, key, db)
-                else:
-                    engine_run(label, key, db)
-            finally:
-                db.dispose()  # a pooled connection left open would change the NullPool runs
+        db = nullpool_sqlite_database(url)
+        db.on_denied = audit.record_denial
+        try:
+            engine_run("new connection per transaction (NullPool, before edf4b4d)", "b*", db)
+        finally:
+            db.dispose()
     else:
         eng = make_engine(url, pool_pre_ping=False)
         try:

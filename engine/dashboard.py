@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased, defer
 
 from engine.accounts.actor import Actor
 from engine.accounts.models import User
@@ -98,28 +98,32 @@ def stages(session: Session) -> list[str]:
     return [*out, NOT_STARTED]
 
 
-def _latest_instances():  # type: ignore[no-untyped-def]
-    return (
-        select(func.max(ProcessInstance.id).label("id"))
-        .group_by(
-            ProcessInstance.establishment_id,
-            ProcessInstance.process_key,
-            ProcessInstance.portfolio_code,
+def _is_latest():  # type: ignore[no-untyped-def]
+    """The instance is the latest of its establishment, process and portfolio: no newer one.
+
+    (An anti-join the planner runs as one hash anti join; the former ``id IN (SELECT max(id)
+    … GROUP BY …)`` grouped the whole table and probed the primary key once per instance.)"""
+    newer = aliased(ProcessInstance)
+    return ~(
+        select(newer.id)
+        .where(
+            newer.establishment_id == ProcessInstance.establishment_id,
+            newer.process_key == ProcessInstance.process_key,
+            newer.portfolio_code == ProcessInstance.portfolio_code,
+            newer.id > ProcessInstance.id,
         )
-        .subquery()
+        .exists()
     )
 
 
 def _query(actor: Actor, org_id: int, filters: Filters):  # type: ignore[no-untyped-def]
-    latest = _latest_instances()
-    inst_join = and_(
-        ProcessInstance.establishment_id == Establishment.id,
-        ProcessInstance.id.in_(select(latest.c.id)),
-    )
+    inst_join = and_(ProcessInstance.establishment_id == Establishment.id, _is_latest())
     stmt = (
         select(Establishment, ProcessInstance)
         .outerjoin(ProcessInstance, inst_join)
         .where(Establishment.org_id == org_id)
+        # The serialized workflow (kilobytes per instance) is never shown here.
+        .options(defer(ProcessInstance.state))
     )
     visible = actor.visible_establishments(org_id)
     if visible is not None:
@@ -207,14 +211,14 @@ def iter_rows(
     """Every filtered row, read in batches (for the CSV export)."""
     _require(actor, org_id)
     now = utcnow()
-    offset = 0
-    base = _query(actor, org_id, filters)
-    while True:
-        pairs = list(session.execute(base.limit(BATCH).offset(offset)))
-        if not pairs:
-            return
-        yield from _decorate(session, pairs, now)
-        offset += BATCH
+    # One query read through a server-side cursor, BATCH rows at a time (LIMIT/OFFSET pages
+    # would run the whole query again for every page: quadratic in the rows).
+    result = session.execute(_query(actor, org_id, filters).execution_options(yield_per=BATCH))
+    try:
+        for pairs in result.partitions():
+            yield from _decorate(session, [tuple(p) for p in pairs], now)
+    finally:
+        result.close()
 
 
 def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,

@@ -48,6 +48,8 @@ class Settings:
     mail_from: str = field(
         default_factory=lambda: _env("MAIL_FROM", "Credencia <credencia@localhost>")
     )
+    # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted.
+    trusted_proxies: int = field(default_factory=lambda: _env_int("TRUSTED_PROXIES", 0))
     environment: str = field(default_factory=lambda: _env("ENV", "development"))
     certificate_require_icp_brasil: bool = field(
         default_factory=lambda: _env("CERTIFICATE_REQUIRE_ICP_BRASIL", "1") == "1"

@@ -33,7 +33,18 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     _setup_i18n(app)
     _setup_security(app)
     _register_blueprints(app)
+    _trust_proxies(app, settings)
     return app
+
+
+def _trust_proxies(app: Flask, settings: settings_mod.Settings) -> None:
+    """Behind N reverse proxies, take the client address and scheme from their headers (the
+    login limits count per client address); with 0 (default) the headers are ignored."""
+    hops = settings.trusted_proxies
+    if hops > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
 
 
 def _configure(app: Flask, settings: settings_mod.Settings) -> None:

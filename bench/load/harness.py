@@ -214,6 +214,7 @@ class WebServer:
     threads: int = 2
     mode: str = "gunicorn"  # or "serve": `credencia serve` (the app built in the master)
     timeout: int = 30
+    keep_alive: int = 2  # gunicorn's default
     port: int = field(default_factory=free_port)
     extra_env: dict[str, str] = field(default_factory=dict)
     proc: Proc | None = None
@@ -236,7 +237,8 @@ class WebServer:
             args = [
                 PYTHON, "-m", "gunicorn", "-w", str(self.workers), "--threads",
                 str(self.threads), "-b", f"127.0.0.1:{self.port}", "--timeout", str(self.timeout),
-                "--graceful-timeout", "10", "--access-logfile", str(self.access_log),
+                "--graceful-timeout", "10", "--keep-alive", str(self.keep_alive),
+                "--access-logfile", str(self.access_log),
                 "--access-logformat", '%(t)s "%(r)s" %(s)s %(b)s %(L)s %(p)s',
                 "web:create_app()",
             ]  # fmt: skip
@@ -289,7 +291,9 @@ def count_statuses(access_log: Path) -> dict[int, int]:
 def server_errors(access_log: Path) -> list[str]:
     return [
         line
-        for line in (access_log.read_text(errors="replace").splitlines() if access_log.exists() else [])
+        for line in (
+            access_log.read_text(errors="replace").splitlines() if access_log.exists() else []
+        )
         if re.search(r'" 5\d\d ', line)
     ]
 
@@ -342,9 +346,13 @@ def http_json(
 def multipart(field_name: str, filename: str, content: bytes) -> tuple[bytes, str]:
     boundary = uuid.uuid4().hex
     body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; '
-        f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-    ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; '
+            f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
     return body, f"multipart/form-data; boundary={boundary}"
 
 

@@ -239,7 +239,9 @@ def settle(
     return locked
 
 
-def cleanup(session: Session, *, policy: Policy = DEFAULT_POLICY, now: datetime | None = None) -> int:
+def cleanup(
+    session: Session, *, policy: Policy = DEFAULT_POLICY, now: datetime | None = None
+) -> int:
     """Forget counters whose window and lock are over, and sessions past their expiry."""
     now = now or utcnow()
     stale = session.execute(

@@ -67,6 +67,10 @@ class Task(Base):
         Index("ix_task_assignee_state", "assignee_id", "state"),
         Index("ix_task_instance", "instance_id"),
         Index("ix_task_establishment_state", "establishment_id", "state"),
+        # The inbox's "available" part: a lane's ready tasks in due order (engine/inbox.py).
+        Index("ix_task_org_state_role_due", "org_id", "state", "role", "due_at"),
+        # The inbox's lane filter: distinct lanes by a loose index scan.
+        Index("ix_task_org_lane", "org_id", "lane"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the spiff task's UUID

@@ -25,6 +25,8 @@ from engine.comments import service as comments
 from engine.establishments.models import Establishment
 from engine.files import service as files
 from engine.files.models import StoredFile
+from engine.notifications import service as notifications
+from engine.notifications.models import OutboxMessage
 from engine.runtime import service as runtime
 from engine.runtime.models import READY, Task
 from tests.builders import UserHandle
@@ -121,6 +123,10 @@ class SecWorld:
     token_b: int
     definition_id: int
     admin_b: UserHandle
+    notification_a: int  # the gestor's
+    notification_b: int  # B's admin's
+    message_a: int  # failed e-mails in each organization's outbox
+    message_b: int
     extra: dict[str, Any] = field(default_factory=dict)
 
     def side(self, variant: str) -> Side:
@@ -161,8 +167,12 @@ def sec(make, db) -> SecWorld:  # type: ignore[no-untyped-def]
     a2 = make.establishment(org_a, uf="PR", municipio="Londrina",
                             razao_social="Posto Reservado A2 Ltda", nome_fantasia="Reservado")  # fmt: skip
     users = {
-        role: make.user(ORG_A, role, *([a1.cnes] if role in SCOPED else []),
-                        email=f"{role.replace('_', '.')}@pr.gov.br")  # fmt: skip
+        role: make.user(
+            ORG_A,
+            role,
+            *([a1.cnes] if role in SCOPED else []),
+            email=f"{role.replace('_', '.')}@pr.gov.br",
+        )  # fmt: skip
         for role in ROLES
     }
     gestor2 = make.user(ORG_A, "gestor", a2.cnes, email="gestor.a2@pr.gov.br")
@@ -183,9 +193,7 @@ def sec(make, db) -> SecWorld:  # type: ignore[no-untyped-def]
                 AuditEvent.org_id == org_b, AuditEvent.action == "comment.created"
             )
         )
-        membership_a = s.scalar(
-            select(Membership.id).join(User).where(User.email == spare.email)
-        )
+        membership_a = s.scalar(select(Membership.id).join(User).where(User.email == spare.email))
         membership_b = s.scalar(
             select(Membership.id).join(User).where(User.email == gestor_b.email)
         )
@@ -194,8 +202,25 @@ def sec(make, db) -> SecWorld:  # type: ignore[no-untyped-def]
         from engine.definitions.models import ProcessDefinition
 
         definition_id = s.scalar(select(func.min(ProcessDefinition.id)))
+    with db.write() as s:
+        notes = [
+            notifications.notify(s, user.actor.user_id, kind="overdue_digest", org_id=org,
+                                 title=f"Tarefas atrasadas {marker}", link="/")
+            for user, org, marker in ((users["gestor"], org_a, "aberto-a1"),
+                                      (admin_b, org_b, "segredo-da-org-b"))
+        ]  # fmt: skip
+        messages = [
+            OutboxMessage(org_id=org, user_id=user.actor.user_id, kind="overdue_digest",
+                          to_addr=user.email, subject=f"Aviso {marker}", body_text="corpo",
+                          status="failed", attempts=8, last_error="smtp fora do ar")
+            for user, org, marker in ((users["gestor"], org_a, "aberto-a1"),
+                                      (admin_b, org_b, "segredo-da-org-b"))
+        ]  # fmt: skip
+        s.add_all(messages)
+        s.flush()
+        ids = [n.id for n in notes] + [m.id for m in messages]
     return SecWorld(users, own, est, other, event_a, event_b, membership_a, membership_b,
-                    token_a, token_b, definition_id, admin_b)  # fmt: skip
+                    token_a, token_b, definition_id, admin_b, *ids)  # fmt: skip
 
 
 def set_assignee(db: Any, task_id: str, user: UserHandle | None) -> None:
@@ -231,6 +256,19 @@ def changes(db: Any) -> int:
 def stored_files(db: Any) -> int:
     with db.read() as s:
         return s.scalar(select(func.count()).select_from(StoredFile))
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests sign a dozen people in per test; Argon2 with the production cost (~0.1 s a
+    hash on this machine) would dominate them. The hashing itself is not under test here."""
+    from argon2 import PasswordHasher
+
+    from engine.accounts import service as accounts
+
+    monkeypatch.setattr(
+        accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
 
 
 @pytest.fixture

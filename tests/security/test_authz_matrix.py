@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from engine import identifiers, samples
 from tests.security.conftest import (
     EST_MARKERS,
@@ -145,7 +146,9 @@ CSV = (
     "cnes;cnpj;razao_social;nome_fantasia;uf;municipio;cep;endereco;telefone;email\n"
     "2000001;11222333000181;Posto CSV;;PR;Curitiba;;;;\n"
 )
-SESSION_ENDPOINTS = {"auth.login", "auth.logout", "auth.language", "auth.switch_org"}
+# The signed-in person's own session and preferences (not the organization's data).
+SESSION_ENDPOINTS = {"auth.login", "auth.logout", "auth.language", "auth.switch_org",
+                     "notifications.mark_read", "notifications.mark_all_read"}  # fmt: skip
 
 # ------------------------------------------------------------------ the matrix
 # Pages: the anonymous visitor is sent to the sign-in page (302); another organization's ids
@@ -185,12 +188,18 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/estabelecimentos/<cnes>", "GET"): Route(seen(302, 200, 403, 404)),
     ("/estabelecimentos/<cnes>/cadastro.json", "GET"): Route(seen(302, 200, 403, 404)),
     ("/estabelecimentos/<cnes>/editar", "GET"): Route(
-        {"own": cell(302, 403, admin=200), "est": cell(302, 403, admin=200),
-         "org": cell(302, 404)}  # fmt: skip
+        {
+            "own": cell(302, 403, admin=200),
+            "est": cell(302, 403, admin=200),
+            "org": cell(302, 404),
+        }  # fmt: skip
     ),
     ("/estabelecimentos/<cnes>/editar", "POST"): Route(
-        {"own": cell(302, 403, admin=302), "est": cell(302, 403, admin=302),
-         "org": cell(302, 404)},  # fmt: skip
+        {
+            "own": cell(302, 403, admin=302),
+            "est": cell(302, 403, admin=302),
+            "org": cell(302, 404),
+        },  # fmt: skip
         data=_edit_values,
     ),
     ("/estabelecimentos/novo", "GET"): Route({"-": cell(302, 403, admin=200)}),
@@ -214,8 +223,11 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ),
     ("/processos/<int:instance_id>/cancelar", "POST"): Route(
         # No reason: the admin passes the permission check and is told to give one.
-        {"own": cell(302, 403, admin=302), "est": cell(302, 403, admin=302),
-         "org": cell(302, 404)},  # fmt: skip
+        {
+            "own": cell(302, 403, admin=302),
+            "est": cell(302, 403, admin=302),
+            "org": cell(302, 404),
+        },  # fmt: skip
         data=lambda w, v: {"reason": ""},
     ),
     ("/processos/iniciar", "POST"): Route(
@@ -225,8 +237,11 @@ EXPECTED: dict[tuple[str, str], Route] = {
             "est": cell(302, 403, admin=409),
             "org": cell(302, 302),  # B's CNES is "not registered in this organization"
         },
-        data=lambda w, v: {"cnes": w.side(v).est.cnes, "portfolio": "RIRA",
-                           "process": "credenciamento-rnds"},  # fmt: skip
+        data=lambda w, v: {
+            "cnes": w.side(v).est.cnes,
+            "portfolio": "RIRA",
+            "process": "credenciamento-rnds",
+        },  # fmt: skip
     ),
     ("/arquivos/<file_id>", "GET"): Route(seen(302, 200, 403, 404)),
     # ---- tasks
@@ -242,22 +257,30 @@ EXPECTED: dict[tuple[str, str], Route] = {
         prepare=_unassigned,
     ),
     ("/tarefas/<task_id>/liberar", "POST"): Route(
-        {"own": cell(302, 403, gestor=302, admin=302), "est": cell(302, 403, admin=302),
-         "org": cell(302, 404)},  # fmt: skip
+        {
+            "own": cell(302, 403, gestor=302, admin=302),
+            "est": cell(302, 403, admin=302),
+            "org": cell(302, 404),
+        },  # fmt: skip
         prepare=_assigned_to_lane,
     ),
     ("/tarefas/<task_id>/atribuir", "POST"): Route(
         # A2's task cannot go to A1's gestor: the admin is told so (flash, 302).
-        {"own": cell(302, 403, admin=302), "est": cell(302, 403, admin=302),
-         "org": cell(302, 404)},  # fmt: skip
+        {
+            "own": cell(302, 403, admin=302),
+            "est": cell(302, 403, admin=302),
+            "org": cell(302, 404),
+        },  # fmt: skip
         data=lambda w, v: {"assignee": w.users["gestor"].email},
         prepare=_unassigned,
     ),
     # ---- audit
     ("/auditoria", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
     ("/auditoria/eventos/<int:event_id>", "GET"): Route(
-        {"own": cell(302, 403, admin=200, auditor=200),
-         "org": cell(302, 403, admin=404, auditor=404)},  # fmt: skip
+        {
+            "own": cell(302, 403, admin=200, auditor=200),
+            "org": cell(302, 403, admin=404, auditor=404),
+        },  # fmt: skip
         args={"event_id": lambda w, v: w.event_b if v == "org" else w.event_a},
     ),
     ("/auditoria/exportar.csv", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
@@ -292,6 +315,18 @@ EXPECTED: dict[tuple[str, str], Route] = {
         {"-": cell(302, 403, admin=200)}
     ),
     ("/administracao/portfolios", "GET"): Route({"-": cell(302, 403, admin=200)}),
+    ("/administracao/agendador", "GET"): Route({"-": cell(302, 403, admin=200)}),
+    ("/administracao/agendador/mensagens/<int:message_id>/reenviar", "POST"): Route(
+        {"own": cell(302, 403, admin=302), "org": cell(302, 403, admin=404)},
+        args={"message_id": lambda w, v: w.message_b if v == "org" else w.message_a},
+    ),
+    # ---- notifications: each person's own; someone else's is not found
+    ("/notificacoes", "GET"): Route({"-": cell(302, 200)}),
+    ("/notificacoes/lidas", "POST"): Route({"-": cell(302, 302)}),
+    ("/notificacoes/<int:notification_id>/lida", "POST"): Route(
+        {"own": cell(302, 404, gestor=302), "org": cell(302, 404)},
+        args={"notification_id": lambda w, v: w.notification_b if v == "org" else w.notification_a},
+    ),
     # ---- API: documents and catalogues
     ("/api/v1/openapi.json", "GET"): Route({"-": cell(200, 200)}),
     ("/api/v1/me", "GET"): Route({"-": cell(401, 200)}),
@@ -305,6 +340,9 @@ EXPECTED: dict[tuple[str, str], Route] = {
         {"-": cell(401, 403, admin=201), "org+param": cell(401, 403)}, data=_new_establishment
     ),
     ("/api/v1/establishments/<cnes>", "GET"): Route(
+        {**seen(401, 200, 403, 404), "org+param": cell(401, 403)}, query=_org_param
+    ),
+    ("/api/v1/establishments/<cnes>/certificates", "GET"): Route(
         {**seen(401, 200, 403, 404), "org+param": cell(401, 403)}, query=_org_param
     ),
     # ---- API: instances
@@ -323,19 +361,28 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/api/v1/instances/<raw_id>", "GET"): Route(seen(401, 200, 403, 403)),
     ("/api/v1/instances/<raw_id>/history", "GET"): Route(seen(401, 200, 403, 403)),
     ("/api/v1/instances/<raw_id>/cancel", "POST"): Route(
-        {"own": cell(401, 403, admin=422), "est": cell(401, 403, admin=422),
-         "org": cell(401, 403)},  # fmt: skip
+        {
+            "own": cell(401, 403, admin=422),
+            "est": cell(401, 403, admin=422),
+            "org": cell(401, 403),
+        },  # fmt: skip
         data=lambda w, v: {"reason": ""},
     ),
     ("/api/v1/instances/<raw_id>/migration", "GET"): Route(
-        {"own": cell(401, 403, admin=200), "est": cell(401, 403, admin=200),
-         "org": cell(401, 403)},  # fmt: skip
+        {
+            "own": cell(401, 403, admin=200),
+            "est": cell(401, 403, admin=200),
+            "org": cell(401, 403),
+        },  # fmt: skip
         query=lambda w, v: "version=1",
     ),
     ("/api/v1/instances/<raw_id>/migrate", "POST"): Route(
         # To the version it already runs: allowed, then refused as a conflict.
-        {"own": cell(401, 403, admin=409), "est": cell(401, 403, admin=409),
-         "org": cell(401, 403)},  # fmt: skip
+        {
+            "own": cell(401, 403, admin=409),
+            "est": cell(401, 403, admin=409),
+            "org": cell(401, 403),
+        },  # fmt: skip
         data=lambda w, v: {"version": 1},
     ),
     # ---- API: tasks
@@ -346,13 +393,19 @@ EXPECTED: dict[tuple[str, str], Route] = {
         prepare=_unassigned,
     ),
     ("/api/v1/tasks/<task_id>/release", "POST"): Route(
-        {"own": cell(401, 403, gestor=200, admin=200), "est": cell(401, 403, admin=200),
-         "org": cell(401, 403)},  # fmt: skip
+        {
+            "own": cell(401, 403, gestor=200, admin=200),
+            "est": cell(401, 403, admin=200),
+            "org": cell(401, 403),
+        },  # fmt: skip
         prepare=_assigned_to_lane,
     ),
     ("/api/v1/tasks/<task_id>/assign", "POST"): Route(
-        {"own": cell(401, 403, admin=200), "est": cell(401, 403, admin=422),
-         "org": cell(401, 403)},  # fmt: skip
+        {
+            "own": cell(401, 403, admin=200),
+            "est": cell(401, 403, admin=422),
+            "org": cell(401, 403),
+        },  # fmt: skip
         data=lambda w, v: {"assignee": w.users["gestor"].email},
         prepare=_unassigned,
     ),
@@ -373,6 +426,7 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ),
     ("/api/v1/files/<file_id>", "GET"): Route(seen(401, 200, 403, 403)),
 }
+
 
 @dataclass(frozen=True)
 class Known:
@@ -425,7 +479,7 @@ ARGS: dict[str, Callable[[SecWorld, str], Any]] = {
 # Arguments that name something of one establishment / organization: the entry must test
 # the other establishment and the other organization too.
 ESTABLISHMENT_ARGS = {"cnes", "instance_id", "raw_id", "task_id", "file_id"}
-ORG_ARGS = {"event_id", "membership_id", "token_id"}
+ORG_ARGS = {"event_id", "membership_id", "token_id", "message_id", "notification_id"}
 
 
 def _rules(app: Any) -> list[tuple[str, str, Any]]:
@@ -589,8 +643,9 @@ def test_authorization_matrix(csrf_app, db, sec) -> None:  # type: ignore[no-unt
     for known, where in outcome.known.items():
         print(f"known bug ({len(where)} cells): {known.reason}")
     assert outcome.checked > 1000, outcome.checked
-    assert not outcome.problems, f"{len(outcome.problems)} of {outcome.checked} checks failed:\n" + (
-        "\n".join(outcome.problems)
+    assert not outcome.problems, (
+        f"{len(outcome.problems)} of {outcome.checked} checks failed:\n"
+        + ("\n".join(outcome.problems))
     )
 
 

@@ -20,10 +20,11 @@ from engine.audit.models import AuditEvent
 from engine.db import utcnow
 
 LOCKED = "Muitas tentativas; tente de novo em 15 minutos."
+WRONG_PASSWORD = "errada-errada"
 WRONG = "E-mail ou senha incorretos."
 
 
-def _try(p, email: str, password: str = "errada-errada", addr: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+def _try(p, email: str, password: str = WRONG_PASSWORD, addr: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
     return p.post(
         "/entrar", {"email": email, "password": password}, environ_base={"REMOTE_ADDR": addr}
     )
@@ -209,7 +210,9 @@ def test_windows_locks_and_cleanup(db):  # type: ignore[no-untyped-def]
         with db.write() as s:
             assert login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(minutes=i)).admitted
         with db.write() as s:
-            locked = login_guard.settle(s, keys, False, policy=policy, now=t0 + timedelta(minutes=i))
+            locked = login_guard.settle(
+                s, keys, False, policy=policy, now=t0 + timedelta(minutes=i)
+            )
     assert locked == ["account"]
     with db.write() as s:
         refused = login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(minutes=10))
@@ -221,5 +224,15 @@ def test_windows_locks_and_cleanup(db):  # type: ignore[no-untyped-def]
         assert row.attempts == 1
     with db.write() as s:
         assert login_guard.cleanup(s, policy=policy, now=later + timedelta(minutes=20)) == 2
+    with db.read() as s:
+        assert s.scalar(select(LoginAttempt)) is None
+
+
+def test_nul_characters_are_refused_before_any_lookup(world, db, pages):  # type: ignore[no-untyped-def]
+    p = pages()
+    for data in ({"email": "a\x00b@x.gov.br", "password": "x"},
+                 {"email": world.users["gestor"].email, "password": "a\x00b"}):  # fmt: skip
+        res = p.post("/entrar", data)
+        assert res.status_code == 422 and "caracteres não permitidos" in res.get_data(as_text=True)
     with db.read() as s:
         assert s.scalar(select(LoginAttempt)) is None

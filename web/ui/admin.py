@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import ngettext
 from sqlalchemy import func, select
 
 from engine import people
@@ -188,7 +188,7 @@ def _every(seconds: int) -> str:
 def _duration(ms: int | None) -> str:
     if ms is None:
         return "—"
-    return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+    return f"{ms} ms" if ms < 1000 else format_decimal(ms / 1000, format="0.0") + " s"
 
 
 def _job_rows(status: scheduler_status.Status) -> list[dict]:

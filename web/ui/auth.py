@@ -83,6 +83,10 @@ def login():  # type: ignore[no-untyped-def]
     if request.method == "POST":
         email = login_guard.normalize_email(request.form.get("email") or "")
         password = request.form.get("password") or ""
+        if "\x00" in email or "\x00" in password:
+            # PostgreSQL cannot compare text with NUL in it: refused before any lookup.
+            message = _("Há caracteres não permitidos no e-mail ou na senha.")
+            return render_template("login.html", error=message, email="", next=next_url), 422
         data = {"email": email, "remote_addr": request.remote_addr}
         keys = login_guard.keys_for(email, request.remote_addr, _pepper())
         # The attempt is charged (or refused) before the password is looked at, and committed

@@ -184,14 +184,14 @@ def _cpf(value: str | None) -> str:
 
 
 def register(app: Flask) -> None:
-    from web.ui.labels import action_label, flag_label, status_label
+    from web.ui.labels import action_label, entity_label, flag_label, status_label
 
     app.before_request(load_user)
     app.jinja_env.filters["cnpj"] = _cnpj
     app.jinja_env.filters["cpf"] = _cpf
     app.jinja_env.globals.update(
         action_label=action_label, status_label=status_label, flag_label=flag_label,
-        url_with=url_with, is_reviewer=is_reviewer,
+        entity_label=entity_label, url_with=url_with, is_reviewer=is_reviewer,
     )  # fmt: skip
 
     @app.context_processor

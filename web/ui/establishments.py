@@ -12,9 +12,10 @@ from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import service as establishments
 from engine.establishments.models import UFS, Establishment, Portfolio
 from engine.files import service as files
-from engine.runtime.models import ProcessInstance
+from engine.runtime.models import RUNNING, ProcessInstance
 from web.ui import certificates as certificate_views
 from web.ui.common import actor, db, deny, has_role, int_arg, login_required, org_id, settings
+from web.ui.labels import event_summary
 
 bp = Blueprint("establishments", __name__, url_prefix="/estabelecimentos")
 PAGE = 50
@@ -76,9 +77,17 @@ def show(cnes: str):  # type: ignore[no-untyped-def]
             s.scalars(select(Portfolio).where(Portfolio.active.is_(True)).order_by(Portfolio.code))
         )
     can_start = has_role("admin") or has_role("gestor", est.id)
+    # A portfolio already being credentialed would only be refused: not offered.
+    busy = {
+        i.portfolio_code
+        for i in instances
+        if i.status == RUNNING and i.process_key == "credenciamento-rnds"
+    }
+    startable = [p for p in portfolios if p.code not in busy]
     return render_template(
         "establishments/detail.html", est=est, instances=instances, certificate=certificate,
-        cert_history=cert_history, events=events, portfolios=portfolios, can_start=can_start,
+        cert_history=cert_history, events=[(e, event_summary(e)) for e in events],
+        portfolios=startable, can_start=can_start,
         is_admin=has_role("admin"),
     )  # fmt: skip
 

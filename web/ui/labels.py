@@ -37,6 +37,19 @@ ACTIONS = {
     "instance.migrated": _l("Processo migrado de versão"),
     "reminder.sent": _l("Lembrete enviado"),
 }
+# What an audit event is about, in words (the codes are the engine's entity types).
+ENTITY_TYPES = {
+    "user": _l("usuário"),
+    "file": _l("arquivo"),
+    "certificate": _l("certificado"),
+    "establishment": _l("estabelecimento"),
+    "organization": _l("organização"),
+    "outbox_message": _l("e-mail"),
+    "task": _l("tarefa"),
+    "instance": _l("processo"),
+    "endpoint": _l("endereço"),
+    "process_definition": _l("definição de processo"),
+}
 # Flags the evidence check puts on a file (engine.files.content), explained to the reader.
 FILE_FLAGS = {
     "javascript": _l("contém JavaScript"),
@@ -55,6 +68,19 @@ def action_label(action: str) -> str:
     if action.startswith("denied."):
         return _("Acesso negado") + f" ({action[7:]})"
     return action
+
+
+def entity_label(event: Any) -> str:
+    """What an event is about, e.g. "arquivo relatorio.pdf", "usuário #3"."""
+    kind = str(ENTITY_TYPES.get(event.entity_type, event.entity_type or ""))
+    data = event.data if isinstance(event.data, dict) else {}
+    name = data.get("filename") or data.get("cnes") or data.get("email")
+    if event.entity_type == "file" and data.get("filename"):
+        return f"{kind} {data['filename']}"
+    if name and event.entity_type in ("establishment", "user", "certificate"):
+        return f"{kind} {name}"
+    ident = str(event.entity_id or "")
+    return f"{kind} #{ident}" if ident.isdigit() else f"{kind} {ident}".strip()
 
 
 def flag_label(flag: str) -> str:

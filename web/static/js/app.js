@@ -107,6 +107,13 @@
     }
   });
 
+  // Irreversible actions (revoking a role or a token, cancelling a process) ask first.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute && form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
+
   document.addEventListener("input", function (event) {
     var el = event.target;
     if (el.hasAttribute && el.hasAttribute("data-mask")) { applyMask(el); }

@@ -1,0 +1,60 @@
+"""``credencia serve`` builds the app in gunicorn's master, then forks the workers: a database
+connection the master opened (deploying the processes at start-up) must not be inherited by
+the workers, or two workers talk over one PostgreSQL socket at once — each can read the
+other's results ("can't change 'autocommit' now", a string where a datetime was expected,
+"server closed the connection unexpectedly" in the load run; see docs/RELIABILITY.md).
+
+Detected without load: after start-up, no socket to PostgreSQL may be open in more than one
+process of the server."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bench.load import harness
+
+
+def _sockets(pid: int) -> set[int]:
+    found = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            found.add(int(target[8:-1]))
+    return found
+
+
+def _postgres_sockets() -> set[int]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[2].rsplit(":", 1)[1] == "1538":  # remote port 5432
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="web/cli.py serve(): create_app() runs in the gunicorn master and its pooled "
+    "connection is inherited by every forked worker (fix: dispose the engine before run())",
+)
+def test_credencia_serve_workers_do_not_share_the_masters_database_connection(
+    app, db_url, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    web = harness.WebServer(db_url, tmp_path, workers=2, mode="serve").start()
+    try:
+        pids = [web.proc.pid, *web.worker_pids()]
+        # `python -m web.cli serve` is the master itself (gunicorn runs in that process).
+        postgres = _postgres_sockets()
+        holders = Counter(i for pid in pids for i in _sockets(pid) & postgres)
+        shared = [inode for inode, n in holders.items() if n > 1]
+    finally:
+        web.stop()
+    assert shared == [], f"{len(shared)} PostgreSQL socket(s) shared by several processes"
