@@ -49,9 +49,9 @@ import uuid  # noqa: E402
 from typing import Any  # noqa: E402
 
 import psycopg  # noqa: E402
+import seed  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
-import seed  # noqa: E402
 from engine import bulk, dashboard, inbox, samples  # noqa: E402
 from engine import settings as settings_mod  # noqa: E402
 from engine.accounts import service as accounts  # noqa: E402
@@ -77,8 +77,9 @@ HAPPY_PATH = ("obter_certificado_digital", "criar_conta_govbr", "ambientar_servi
 
 
 # The demo certificates are self-signed: the ICP-Brasil chain check is off, as in the tests.
-SETTINGS = dataclasses.replace(settings_mod.load(), certificate_require_icp_brasil=False,
-                               processes_dir=PROCESSES_DIR)
+SETTINGS = dataclasses.replace(
+    settings_mod.load(), certificate_require_icp_brasil=False, processes_dir=PROCESSES_DIR
+)
 
 
 def rss_mb() -> float:
@@ -156,8 +157,9 @@ def advance(db: Database, org_id: int, admin: Any, datasus: Any, count: int, rng
                 break
             t = time.perf_counter()
             with db.write() as s:
-                runtime.complete(s, who[row.lane], row.id, samples.answer(element, ctx),
-                                 settings=SETTINGS)
+                runtime.complete(
+                    s, who[row.lane], row.id, samples.answer(element, ctx), settings=SETTINGS
+                )
             spent += time.perf_counter() - t
             done += 1
         if n and n % 100 == 0:
@@ -250,27 +252,30 @@ def run(url: str, args: argparse.Namespace, out: dict[str, Any]) -> None:  # noq
                                    portfolio_code=portfolios[sum(map(ord, uf)) % 4])  # fmt: skip
     one_s = time.perf_counter() - t
     one_rate = len(rows) / one_s
-    say(f"start_instance one by one: {len(rows)} in {one_s:.1f} s = {one_rate:.0f}/s "
-        f"(all {args.count} would take {args.count / one_rate / 60:.1f} min)")
+    say(
+        f"start_instance one by one: {len(rows)} in {one_s:.1f} s = {one_rate:.0f}/s "
+        f"(all {args.count} would take {args.count / one_rate / 60:.1f} min)"
+    )
     t = time.perf_counter()
     last = [t]
-    counts = bulk.BulkStartCounts()
-    for code in portfolios:  # each portfolio's pass starts every establishment not yet started
-        def progress(c: bulk.BulkStartCounts) -> None:
-            if time.perf_counter() - last[0] > 30:
-                last[0] = time.perf_counter()
-                say(f"  bulk {code}: {c.started} started, rss {rss_mb():.0f} MB")
-        c = bulk.start_all(db, admin, org_id, process_key=PROCESS_KEY, portfolio_code=code,
-                           progress=progress, batch=2000)  # fmt: skip
-        counts.started += c.started
-        break  # one portfolio for all: establishments have one running credentialing each
+    code = "REL"  # the bulk pass opens REL for every establishment not running REL yet
+
+    def progress(c: bulk.BulkStartCounts) -> None:
+        if time.perf_counter() - last[0] > 30:
+            last[0] = time.perf_counter()
+            say(f"  bulk {code}: {c.started} started, rss {rss_mb():.0f} MB")
+
+    counts = bulk.start_all(db, admin, org_id, process_key=PROCESS_KEY, portfolio_code=code,
+                            progress=progress, batch=2000)  # fmt: skip
     bulk_s = time.perf_counter() - t
     out["start"] = {"one_by_one_per_s": round(one_rate), "one_by_one_n": len(rows),
                     "bulk_started": counts.started, "bulk_s": round(bulk_s, 1),
                     "bulk_per_s": round(counts.started / bulk_s),
                     "peak_rss_mb": round(rss_mb())}  # fmt: skip
-    say(f"bulk start_all: {counts.started} in {bulk_s:.1f} s = {counts.started / bulk_s:.0f}/s; "
-        f"peak RSS {rss_mb():.0f} MB; import + start {import_s + one_s + bulk_s:.0f} s")
+    say(
+        f"bulk start_all: {counts.started} in {bulk_s:.1f} s = {counts.started / bulk_s:.0f}/s; "
+        f"peak RSS {rss_mb():.0f} MB; import + start {import_s + one_s + bulk_s:.0f} s"
+    )
 
     # 3. stage spread through real completions
     catalogue = {p["code"]: p for p in json.loads((PROCESSES_DIR / "portfolios.json").read_text())}
@@ -281,8 +286,10 @@ def run(url: str, args: argparse.Namespace, out: dict[str, Any]) -> None:  # noq
     out["advance"] = {"instances": args.advance, "completions": done,
                       "completion_ms": round(spent * 1000 / max(done, 1), 1),
                       "wall_s": round(time.perf_counter() - t, 1)}  # fmt: skip
-    say(f"advanced {args.advance} instances by {done} completions "
-        f"({spent * 1000 / max(done, 1):.0f} ms each) in {time.perf_counter() - t:.0f} s")
+    say(
+        f"advanced {args.advance} instances by {done} completions "
+        f"({spent * 1000 / max(done, 1):.0f} ms each) in {time.perf_counter() - t:.0f} s"
+    )
     with db.write() as s:
         s.execute(text("ANALYZE"))
     with db.read() as s:
@@ -316,12 +323,14 @@ def reads(db: Database, org_id: int, admin: Any, datasus: Any, args: argparse.Na
             with db.read() as s:
                 inbox.inbox(s, who, org_id)
                 inbox.lanes(s, who, org_id)
+
         return go
 
     def inbox_counts(who):  # type: ignore[no-untyped-def]
         def go() -> None:
             with db.read() as s:
                 inbox.counts(s, who, org_id)
+
         return go
 
     def summary() -> None:
@@ -374,7 +383,6 @@ def reads(db: Database, org_id: int, admin: Any, datasus: Any, args: argparse.Na
                      "traced_peak_after_1000_lines_mb": round((first_at or 0) / 2**20, 1),
                      "traced_peak_mb": round(peak / 2**20, 1), "peak_rss_mb": round(rss_mb())}  # fmt: skip
     say(f"CSV export: {out['export']}")
-
 
 
 if __name__ == "__main__":

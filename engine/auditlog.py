@@ -17,6 +17,7 @@ from engine import settings as settings_mod
 from engine.accounts.actor import Actor
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
+from engine.csvsafe import SafeWriter
 from engine.errors import NotFound
 from engine.establishments.models import Establishment
 from engine.runtime.models import ProcessInstance
@@ -163,7 +164,7 @@ def export_csv(
 ) -> Iterator[str]:
     _require(actor, org_id)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer = SafeWriter(csv.writer(buffer, delimiter=";", lineterminator="\r\n"))
     writer.writerow(["id", "cadeia", "seq", "quando_utc", "quem", "acao", "entidade", "entidade_id",
                      "dados", "hash_anterior", "hash"])  # fmt: skip
     yield "\ufeff" + buffer.getvalue()

@@ -52,9 +52,12 @@ def start_many(
     portfolio_code: str = "",
 ) -> BulkReport:
     if not ({"admin", "gestor"} & actor.roles_in(org_id)) and not actor.is_system:
-        raise actor.deny(
-            "Você não pode iniciar credenciamentos.", action="instance.bulk_start", org_id=org_id
-        )
+        with db.read():  # a denial raised in a database scope is audited
+            raise actor.deny(
+                "Você não pode iniciar credenciamentos.",
+                action="instance.bulk_start",
+                org_id=org_id,
+            )
     wanted = list(dict.fromkeys(c.strip() for c in cnes_list if c and c.strip()))
     if not wanted:
         raise Invalid({"establishments": "Selecione ao menos um estabelecimento."})
@@ -107,6 +110,9 @@ def start_all(
     Only the writing is batched: on PostgreSQL the rows of a batch go in with COPY, with
     instance ids drawn from the table's sequence. Elsewhere each establishment goes through
     ``start_instance`` (inside the batch's transaction). Memory is bounded by one batch.
+    A single start racing the batch for one of its establishments makes the batch's
+    transaction fail on the running-instance unique index: nothing of that batch is kept,
+    and running ``start_all`` again picks up where it stopped.
     """
     if not ({"admin", "gestor"} & actor.roles_in(org_id)) and not actor.is_system:
         raise actor.deny(
@@ -176,11 +182,12 @@ def _copy_batch(session, actor, org_id, ests, process_key, portfolio_code):  # t
             )
         )
     )
+    offered = len(ests)
     ests = [
         e for e in ests
         if e.id not in running and any(actor.has_role(org_id, r, e.id) for r in start_roles)
     ]  # fmt: skip
-    skipped = len(running)
+    skipped = offered - len(ests)
     if not ests:
         return 0, skipped
     certs = {
@@ -221,8 +228,11 @@ def _copy_batch(session, actor, org_id, ests, process_key, portfolio_code):  # t
                 start_data: dict[str, Any] = {
                     "possui_certificado_valido": certificates.is_valid(cert),
                     "certificado_atual": (
-                        {"sha256": cert.sha256, "not_after": cert.not_after.isoformat(),
-                         "cnpj": cert.cnpj}
+                        {
+                            "sha256": cert.sha256,
+                            "not_after": cert.not_after.isoformat(),
+                            "cnpj": cert.cnpj,
+                        }
                         if cert
                         else None
                     ),  # fmt: skip
@@ -279,10 +289,13 @@ def _audit_started(session, actor, org_id, events, process_key, version, code): 
     seq, prev = head.last_seq, head.last_hash
     label = actor.label
     raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur, cur.copy(
-        "COPY audit_event (chain, seq, at, org_id, actor_id, actor, action, entity_type, "
-        "entity_id, data, prev_hash, hash) FROM STDIN"
-    ) as copy:
+    with (
+        raw.cursor() as cur,
+        cur.copy(
+            "COPY audit_event (chain, seq, at, org_id, actor_id, actor, action, entity_type, "
+            "entity_id, data, prev_hash, hash) FROM STDIN"
+        ) as copy,
+    ):
         for instance_id, cnes in events:
             seq += 1
             fields = {

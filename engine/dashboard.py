@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, aliased, defer
 from engine.accounts.actor import Actor
 from engine.accounts.models import User
 from engine.certificates.models import Certificate
+from engine.csvsafe import SafeWriter
 from engine.db import utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.establishments.models import Establishment
@@ -259,7 +260,7 @@ def csv_lines(
     """The filtered rows as CSV text, one chunk per line (streamed by the web face)."""
     _require(actor, org_id)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, delimiter=";", lineterminator="\r\n")
+    writer = SafeWriter(csv.writer(buffer, delimiter=";", lineterminator="\r\n"))
 
     def flush() -> str:
         value = buffer.getvalue()

@@ -94,7 +94,7 @@ def tokens(session: Session, actor: Actor, org_id: int) -> list[tuple[ApiToken, 
         session.execute(
             select(ApiToken, User.email)
             .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.user_id.in_(_member_ids(session, org_id)))
+            .where(ApiToken.org_id == org_id)  # only the tokens this organization minted
             .order_by(ApiToken.created_at.desc())
         )
     )
@@ -105,13 +105,15 @@ def create_token(session: Session, actor: Actor, org_id: int, email: str, name: 
     user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
     if user is None or user.id not in set(session.scalars(_member_ids(session, org_id))):
         raise Invalid({"email": "Esta pessoa não é membro da organização."})
-    return accounts.create_token(session, actor, user.email, (name or "").strip()[:100])
+    return accounts.create_token(
+        session, actor, user.email, (name or "").strip()[:100], org_id=org_id
+    )
 
 
 def revoke_token(session: Session, actor: Actor, org_id: int, token_id: int) -> None:
     _require_admin(actor, org_id, "token.revoke")
     row = session.get(ApiToken, token_id)
-    if row is None or row.user_id not in set(session.scalars(_member_ids(session, org_id))):
+    if row is None or row.org_id != org_id:
         raise NotFound("Token não encontrado.")
     if row.revoked_at is None:
         row.revoked_at = utcnow()

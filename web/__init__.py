@@ -33,8 +33,28 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     _setup_i18n(app)
     _setup_security(app)
     _register_blueprints(app)
+    _refuse_nul_in_pages(app)
     _trust_proxies(app, settings)
     return app
+
+
+def _refuse_nul_in_pages(app: Flask) -> None:
+    """PostgreSQL text cannot hold NUL: a page request carrying one gets a 422 page, not a 500
+    (the API answers the same in JSON, see web.api.views)."""
+    from flask import abort, request
+
+    from web.api.views import has_nul
+
+    @app.before_request
+    def _guard():  # type: ignore[no-untyped-def]
+        if request.path.startswith("/api/"):
+            return None
+        values = [*request.args.values(), *(request.view_args or {}).values(), request.path]
+        if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            values.extend(request.form.values())
+        if any(has_nul(v) for v in values):
+            abort(422, description="Há caracteres não permitidos (NUL) no que foi enviado.")
+        return None
 
 
 def _trust_proxies(app: Flask, settings: settings_mod.Settings) -> None:

@@ -155,7 +155,7 @@ class Completer(threading.Thread):
             return
         chosen = self.rng.choice(body["items"])
         status, detail = self._call("detail", "GET", f"/api/v1/tasks/{chosen['id']}", token)
-        if status != 200:
+        if status != 200 or detail.get("state") != "ready":  # another client was faster
             time.sleep(0.2)
             return
         element, ctx = detail["element"], dict(detail.get("context") or {})
@@ -167,6 +167,9 @@ class Completer(threading.Thread):
                 self._upload(token, "validador.pdf", samples.tiny_pdf()),
                 self._upload(token, "bundle.png", samples.tiny_png()),
             ]
+        files = [ctx["certificate_file"]] if "certificate_file" in ctx else []
+        if not all(files + ctx.get("evidence_files", [])):
+            return  # an upload got no answer (its worker was killed): try another task
         payload = json.dumps(
             {"data": samples.answer(element, ctx, negative=self.rng.random() < 0.15)}
         ).encode()

@@ -1,10 +1,11 @@
 """Every scripted fault run, one after the other, with a PASS/FAIL summary (about 6 minutes on
 2 cores). See docs/RELIABILITY.md.
 
-    .venv/bin/python bench/faults/run_all.py [--skip pg_restart]
+    .venv/bin/python bench/faults/run_all.py [--skip pg_restart] [--own-cluster]
 
 ``pg_restart`` restarts the local PostgreSQL cluster: anything else using it at that moment
-(another test run) sees its connections cut.
+(another test run) sees its connections cut — unless ``--own-cluster``, which restarts a
+throwaway cluster created for the run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ RUNS = {
 def main() -> int:
     parser = argparse.ArgumentParser(description="all fault runs")
     parser.add_argument("--skip", action="append", default=[], choices=sorted(RUNS))
+    parser.add_argument(
+        "--own-cluster", action="store_true",
+        help="pg_restart restarts a throwaway cluster instead of the shared one",
+    )  # fmt: skip
     args = parser.parse_args()
     results = {}
     for name, run in RUNS.items():
@@ -40,7 +45,11 @@ def main() -> int:
         print(f"\n=== {name} ===", flush=True)
         clock = time.perf_counter()
         try:
-            results[name] = (run(), time.perf_counter() - clock)
+            if name == "pg_restart" and args.own_cluster:
+                with pg_restart.own_cluster() as cluster:
+                    results[name] = (run(cluster=cluster), time.perf_counter() - clock)
+            else:
+                results[name] = (run(), time.perf_counter() - clock)
         except Exception as exc:  # a run that crashed is a failure, the others still run
             print(f"FAIL: {name} crashed: {exc!r}")
             results[name] = (False, time.perf_counter() - clock)

@@ -206,6 +206,9 @@ class Integration(HttpUser):
             if res.status_code != 200:
                 return
             detail = res.json()
+        if detail.get("state") != "ready":  # completed by someone else meanwhile
+            _count("task no longer ready")
+            return
         element = detail["element"]
         ctx = dict(detail.get("context") or {})
         if element == "obter_certificado_digital":
@@ -216,6 +219,9 @@ class Integration(HttpUser):
                 self._upload("validador.pdf", samples.tiny_pdf()),
                 self._upload("bundle.png", samples.tiny_png()),
             ]
+        files = [ctx["certificate_file"]] if "certificate_file" in ctx else []
+        if not all(files + ctx.get("evidence_files", [])):
+            return  # an upload failed (reported above)
         negative = random.random() < 0.15  # some rejections, as in real life
         data = samples.answer(element, ctx, negative=negative)
         with self._api(

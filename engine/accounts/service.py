@@ -90,8 +90,10 @@ def create_user(
     """
     email = (email or "").strip().lower()
     errors = {}
-    if not EMAIL_RE.match(email):
+    if not EMAIL_RE.match(email) or len(email) > 254:
         errors["email"] = "E-mail inválido."
+    if len(name or "") > 200:
+        errors["name"] = "No máximo 200 caracteres."
     if role not in ROLES:
         errors["role"] = f"Papel inválido; use um de: {', '.join(ROLES)}."
     cnes_list = list(dict.fromkeys(establishments))
@@ -166,16 +168,27 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(session: Session, actor: Actor, email: str, name: str = "") -> str:
+def create_token(
+    session: Session, actor: Actor, email: str, name: str = "", *, org_id: int | None = None
+) -> str:
+    """A new bearer token. With ``org_id`` (an organization's admin minted it) it acts only
+    within that organization, whatever roles the person holds elsewhere."""
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise NotFound(f"Usuário '{email}' não encontrado.")
     token = "cred_" + secrets.token_urlsafe(32)
     session.add(
-        ApiToken(user_id=user.id, name=name, token_hash=_token_hash(token), prefix=token[:12])
+        ApiToken(
+            user_id=user.id,
+            org_id=org_id,
+            name=name,
+            token_hash=_token_hash(token),
+            prefix=token[:12],
+        )
     )
     session.flush()
-    for org_id in sorted({m.org_id for m in user.memberships}) or [None]:
+    orgs = [org_id] if org_id is not None else sorted({m.org_id for m in user.memberships})
+    for org_id in orgs or [None]:
         audit.record(
             session,
             actor,
@@ -188,12 +201,11 @@ def create_token(session: Session, actor: Actor, email: str, name: str = "") -> 
     return token
 
 
-def load_actor(session: Session, user: User) -> Actor:
-    memberships = session.scalars(
-        select(Membership)
-        .where(Membership.user_id == user.id)
-        .options(selectinload(Membership.establishments))
-    ).all()
+def load_actor(session: Session, user: User, *, only_org: int | None = None) -> Actor:
+    stmt = select(Membership).where(Membership.user_id == user.id)
+    if only_org is not None:
+        stmt = stmt.where(Membership.org_id == only_org)
+    memberships = session.scalars(stmt.options(selectinload(Membership.establishments))).all()
     grants = tuple(
         Grant(
             org_id=m.org_id,
@@ -220,7 +232,7 @@ def actor_for_token(session: Session, token: str) -> Actor | None:
     user = session.get(User, row.user_id)
     if user is None or not user.active:
         return None
-    return load_actor(session, user)
+    return load_actor(session, user, only_org=row.org_id)
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:

@@ -13,7 +13,9 @@ from engine.runtime import service as runtime
 
 MAX_LENGTH = 4000
 # Roles that take part in a process; auditors only read.
-PARTICIPANT_ROLES = ("admin", "gestor", "integrador", "datasus")
+PARTICIPANT_ROLES = (
+    "admin", "gestor", "integrador", "datasus", "gestor_municipal", "admin_municipal", "admin_instalacao",
+)  # fmt: skip
 
 
 def list_comments(session: Session, actor: Actor, instance_id: int) -> list[Comment]:

@@ -219,7 +219,17 @@ def parse_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]], ImportReport
     reader.fieldnames = header
     valid: list[tuple[int, dict[str, Any]]] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(reader, start=2):
+    rows = enumerate(reader, start=2)
+    while True:
+        try:
+            number, raw = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a stray quote swallowing the rest of the file
+            report.errors.append(
+                RowError(reader.line_num, "linha", f"CSV malformado ({exc}); verifique as aspas.")
+            )
+            break
         report.rows += 1
         if None in raw:
             report.errors.append(RowError(number, "linha", "mais colunas do que o cabeçalho"))
@@ -260,7 +270,7 @@ def copy_upsert(session: Session, org_id: int, rows: list[dict[str, Any]]) -> tu
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COPY_COLUMNS if c != "cnes")
     result = session.execute(
         text_sql(
-            f"INSERT INTO establishment (org_id, {cols}, created_at, updated_at) "
+            f"INSERT INTO establishment (org_id, {cols}, created_at, updated_at) "  # noqa: S608
             f"SELECT :org_id, {cols}, now(), now() FROM establishment_import "
             f"ON CONFLICT (org_id, cnes) DO UPDATE SET {updates}, updated_at = now() "
             "RETURNING (xmax = 0) AS inserted"

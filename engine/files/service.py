@@ -53,8 +53,12 @@ def store(
     A certificate upload keeps only its public certificate: a .pfx is opened with its
     password here and its private key and password go no further.
     """
-    if not actor.is_member(org_id):
-        raise actor.deny("Sem acesso a esta organização.", action="file.upload", org_id=org_id)
+    if not actor.is_member(org_id) or (
+        not actor.is_system and actor.roles_in(org_id) <= {"auditor"}
+    ):
+        raise actor.deny(
+            "Você não pode enviar arquivos nesta organização.", action="file.upload", org_id=org_id
+        )
     if len(content) > limit:
         raise TooLarge(f"Arquivo maior que o limite de {limit // (1024 * 1024)} MB.")
     if not content:

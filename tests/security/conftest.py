@@ -199,6 +199,10 @@ def sec(make, db) -> SecWorld:  # type: ignore[no-untyped-def]
         )
         token_a = s.scalar(select(ApiToken.id).join(User).where(User.email == robot.email))
         token_b = s.scalar(select(ApiToken.id).join(User).where(User.email == admin_b.email))
+    with db.write() as s:  # as if each organization's admin had minted them (org-bound tokens)
+        s.get(ApiToken, token_a).org_id = org_a
+        s.get(ApiToken, token_b).org_id = org_b
+    with db.read() as s:
         from engine.definitions.models import ProcessDefinition
 
         definition_id = s.scalar(select(func.min(ProcessDefinition.id)))

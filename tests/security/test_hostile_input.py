@@ -653,7 +653,6 @@ NUL_ON_PAGES = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=NUL_ON_PAGES)
 def test_nul_characters_are_refused_on_pages(csrf_app, db, sec: SecWorld) -> None:
     admin = PageClient(csrf_app, sec.users["admin"])
     gestor = PageClient(csrf_app, sec.users["gestor"])
@@ -722,7 +721,6 @@ CSV_BIG_FIELD = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=CSV_BIG_FIELD)
 def test_csv_import_with_a_stray_quote_in_a_large_file(csrf_app, db, sec: SecWorld) -> None:
     admin = PageClient(csrf_app, sec.users["admin"])
     header = "cnes;cnpj;razao_social;nome_fantasia;uf;municipio;cep;endereco;telefone;email\n"
@@ -743,7 +741,6 @@ GRANT_LENGTHS = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=GRANT_LENGTHS)
 def test_long_names_in_the_grant_form_are_refused(csrf_app, db, sec: SecWorld) -> None:
     admin = PageClient(csrf_app, sec.users["admin"])
     for data in ({"email": "longo@pr.gov.br", "name": "N" * 201},
@@ -762,7 +759,6 @@ CSV_FORMULAS = (
 )
 
 
-@pytest.mark.xfail(strict=True, reason=CSV_FORMULAS)
 def test_csv_exports_neutralize_formulas(csrf_app, db, make, sec: SecWorld) -> None:  # type: ignore[no-untyped-def]
     admin = PageClient(csrf_app, sec.users["admin"])
     values = _est_values(razao_social=FORMULA, municipio="+55 41 3333-4444", nome_fantasia="@x")

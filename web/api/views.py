@@ -80,15 +80,15 @@ def _database(exc: DBAPIError):  # type: ignore[no-untyped-def]
     return _unexpected(exc)
 
 
-def _has_nul(value: Any, depth: int = 0) -> bool:
+def has_nul(value: Any, depth: int = 0) -> bool:
     if isinstance(value, str):
         return "\x00" in value
     if depth > 64:
         return False
     if isinstance(value, dict):
-        return any(_has_nul(k, depth + 1) or _has_nul(v, depth + 1) for k, v in value.items())
+        return any(has_nul(k, depth + 1) or has_nul(v, depth + 1) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v, depth + 1) for v in value)
+        return any(has_nul(v, depth + 1) for v in value)
     return False
 
 
@@ -103,7 +103,7 @@ def _refuse_nul_characters():  # type: ignore[no-untyped-def]
         or request.mimetype == "application/x-www-form-urlencoded"
     ):
         values.extend(request.form.values())
-    if any(_has_nul(v) for v in values):
+    if any(has_nul(v) for v in values):
         return _error(
             422,
             "Há caracteres não permitidos (NUL).",

@@ -77,9 +77,10 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
             target = request.full_path if request.query_string else request.path
             return redirect(url_for("auth.login", next=target))
         if g.get("org") is None:
-            from flask import abort
-
-            abort(403)
+            with db().write():  # audited like every other denial
+                raise actor().deny(
+                    "Você não pertence a nenhuma organização.", action="org.access", org_id=None
+                )
         return view(*args, **kwargs)
 
     return wrapper

@@ -1,8 +1,8 @@
-"""login limits and server-side web sessions
+"""login limits, web sessions, org-bound tokens, indexes
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-11-22 01:24:08.023531
+Create Date: 2026-11-22 01:36:44.569324
 """
 
 from alembic import op
@@ -50,6 +50,16 @@ def upgrade() -> None:
         batch_op.create_index("ix_web_session_expires_at", ["expires_at"], unique=False)
         batch_op.create_index("ix_web_session_user", ["user_id"], unique=False)
 
+    with op.batch_alter_table("api_token", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("org_id", sa.Integer(), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_api_token_org_id_organization"),
+            "organization",
+            ["org_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
+
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.create_index("ix_task_org_lane", ["org_id", "lane"], unique=False)
         batch_op.create_index(
@@ -62,6 +72,10 @@ def downgrade() -> None:
     with op.batch_alter_table("task", schema=None) as batch_op:
         batch_op.drop_index("ix_task_org_state_role_due")
         batch_op.drop_index("ix_task_org_lane")
+
+    with op.batch_alter_table("api_token", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("fk_api_token_org_id_organization"), type_="foreignkey")
+        batch_op.drop_column("org_id")
 
     with op.batch_alter_table("web_session", schema=None) as batch_op:
         batch_op.drop_index("ix_web_session_user")
