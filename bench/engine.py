@@ -875,6 +875,9 @@ def profile_completions(world: World, instances: int, seed: int, top: int = 15) 
         short = path.split("/site-packages/", 1)[-1] if "/site-packages/" in path else path
         if short.startswith(str(ROOT)):
             short = short[len(str(ROOT)) + 1 :]
+        stdlib = re.search(r"/python3\.\d+/(.+)$", short)
+        if stdlib and "/site-packages/" not in path:
+            short = stdlib.group(1)
         return f"{short}:{line}({name})"
 
     return {
@@ -1124,14 +1127,17 @@ def analysis_lines(report: Report, markdown: bool) -> list[str]:
     merged: dict[str, dict[str, float]] = {}
     for n, d in dbs.items():
         for kind, count in d["statements_by_kind"].items():
-            merged.setdefault(kind.replace(" … FOR UPDATE", ""), {})[n] = count
-    locked = {k.replace(" … FOR UPDATE", "") for d in dbs.values() for k in d["statements_by_kind"]}
-    locked = {
-        k
-        for k in locked
-        if any(f"{k} … FOR UPDATE" in d["statements_by_kind"] for d in dbs.values())
-    }
-    labels = {k: f"{k} [… FOR UPDATE on PostgreSQL]" if k in locked else k for k in merged}
+            row = merged.setdefault(kind.replace(" … FOR UPDATE", ""), {})
+            row[n] = row.get(n, 0.0) + count
+    labels = {}
+    for k in merged:
+        locking = {
+            n: d["statements_by_kind"][f"{k} … FOR UPDATE"]
+            for n, d in dbs.items()
+            if f"{k} … FOR UPDATE" in d["statements_by_kind"]
+        }
+        note = ", ".join(f"{c:.2f} … FOR UPDATE on {n}" for n, c in locking.items())
+        labels[k] = f"{k} [{note}]" if note else k
     kinds = list(merged)
     parts = list(dict.fromkeys(k for d in dbs.values() for k in d["parts_ms"]))
     if markdown:

@@ -41,8 +41,9 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
 def _refuse_nul_in_pages(app: Flask) -> None:
     """PostgreSQL text cannot hold NUL: a page request carrying one gets a 422 page, not a 500
     (the API answers the same in JSON, see web.api.views)."""
-    from flask import abort, request
+    from flask import request
 
+    from engine.errors import Invalid
     from web.api.views import has_nul
 
     @app.before_request
@@ -53,7 +54,10 @@ def _refuse_nul_in_pages(app: Flask) -> None:
         if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
             values.extend(request.form.values())
         if any(has_nul(v) for v in values):
-            abort(422, description="Há caracteres não permitidos (NUL) no que foi enviado.")
+            raise Invalid(
+                {"form": "Caracteres de controle NUL não são aceitos."},
+                "Há caracteres não permitidos (NUL) no que foi enviado.",
+            )
         return None
 
 
