@@ -7,7 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask
+from sqlalchemy.exc import OperationalError
 
+import engine.models  # noqa: F401  (every table known before the first query)
 from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine.audit import service as audit
@@ -112,11 +114,17 @@ def _setup_security(app: Flask) -> None:
 
 
 def _deploy_processes(db: Database, settings: settings_mod.Settings) -> None:
-    with db.write() as session:
-        establishments.load_portfolios(session, settings.processes_dir / "portfolios.json")
-    for definition, created in definitions.deploy_all(db, settings.processes_dir):
-        if created:
-            log.info("deployed %s version %s", definition.key, definition.version)
+    """Deploy processes/ at start-up. A worker started while the database is unreachable
+    still boots (and answers 503 until it is back) instead of taking the server down; the
+    deployment is then done by the next start or `credencia processes deploy`."""
+    try:
+        with db.write() as session:
+            establishments.load_portfolios(session, settings.processes_dir / "portfolios.json")
+        for definition, created in definitions.deploy_all(db, settings.processes_dir):
+            if created:
+                log.info("deployed %s version %s", definition.key, definition.version)
+    except OperationalError as exc:
+        log.warning("database unreachable at start-up; processes not deployed now: %s", exc)
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -363,6 +363,8 @@ def serve(host: str, port: int, workers: int, with_scheduler: bool) -> None:
     from web import create_app
 
     app = create_app()
+    # The master deployed processes with its pool; forked workers must not share its sockets.
+    app.extensions["credencia.db"].dispose()
 
     class _App(BaseApplication):
         def load_config(self) -> None:

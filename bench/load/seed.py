@@ -125,7 +125,7 @@ def _csv(n: int, rng: random.Random) -> tuple[str, list[str]]:
 
 def prepare_schema(url: str) -> list[str]:
     """Migrations, processes and portfolio catalogue — what an installation does first.
-    Returns the tables the migrations did not build (created here, and reported)."""
+    Refuses to go on when the migrations do not build the models' schema."""
     from engine.db import Database
     from engine.definitions import service as definitions
     from engine.establishments import service as establishments
@@ -137,13 +137,11 @@ def prepare_schema(url: str) -> list[str]:
     try:
         missing = _schema_drift(db)
         if missing:
-            # Reported, then created so the run can go on: a missing migration is a bug of its
-            # own, not what these runs measure.
-            print(f"  WARNING: tables in the models but not built by the migrations: {missing}")
-            import engine.models  # noqa: F401
-            from engine.db import Base
-
-            Base.metadata.create_all(db.engine)
+            # The figures of a run on a schema the models do not match would mean nothing.
+            raise RuntimeError(
+                "the migrations do not build the models' schema (run `credencia db upgrade` "
+                f"on a fresh database to see it): missing {', '.join(missing)}"
+            )
         definitions.deploy_all(db, settings.processes_dir)
         with db.write() as session:
             establishments.load_portfolios(session, settings.processes_dir / "portfolios.json")
@@ -153,13 +151,22 @@ def prepare_schema(url: str) -> list[str]:
 
 
 def _schema_drift(db: Any) -> list[str]:
+    """Tables and columns of the models that the migrations did not build."""
     from sqlalchemy import inspect
 
     import engine.models  # noqa: F401  (every table on Base.metadata)
     from engine.db import Base
 
-    present = set(inspect(db.engine).get_table_names())
-    return sorted(t for t in Base.metadata.tables if t not in present)
+    inspector = inspect(db.engine)
+    present = set(inspector.get_table_names())
+    missing = []
+    for name, table in sorted(Base.metadata.tables.items()):
+        if name not in present:
+            missing.append(name)
+            continue
+        columns = {c["name"] for c in inspector.get_columns(name)}
+        missing += [f"{name}.{c.name}" for c in table.columns if c.name not in columns]
+    return missing
 
 
 def _accounts(db: Any, cnes_list: list[str], slices: int) -> list[Account]:

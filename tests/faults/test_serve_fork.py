@@ -13,8 +13,6 @@ import os
 from collections import Counter
 from pathlib import Path
 
-import pytest
-
 from bench.load import harness
 
 
@@ -40,11 +38,6 @@ def _postgres_sockets() -> set[int]:
     return inodes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/cli.py serve(): create_app() runs in the gunicorn master and its pooled "
-    "connection is inherited by every forked worker (fix: dispose the engine before run())",
-)
 def test_credencia_serve_workers_do_not_share_the_masters_database_connection(
     app, db_url, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]

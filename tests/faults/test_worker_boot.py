@@ -1,8 +1,8 @@
 """Booting gunicorn workers (``gunicorn 'web:create_app()'``, docs/operations.md): each
 worker deploys the processes when it boots, so a worker that cannot do it makes gunicorn's
-master stop the whole server ("Worker failed to boot"). Two ways that happens, found by the
-fault runs and pinned here as strict xfails (each turns into a failure once fixed, to drop
-the marker):
+master stop the whole server ("Worker failed to boot"). Two ways that happened, found by the
+fault runs and fixed (web/__init__.py imports every model and tolerates an unreachable
+database at start-up); these tests keep them fixed:
 
 - a fresh worker process has imported only ``web``: the first deploy that inserts a
   definition cannot resolve a foreign key (a database built by ``credencia db upgrade`` alone,
@@ -41,12 +41,6 @@ def empty_schema():  # type: ignore[no-untyped-def]
     harness.drop_database(url)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/__init__.py never imports engine.models: the deploy's flush cannot resolve "
-    "process_definition.deployed_by_id -> user_account (NoReferencedTableError); fix: "
-    "`import engine.models` in web/__init__.py",
-)
 def test_a_fresh_worker_process_deploys_the_processes_on_an_empty_database(
     postgres_url, empty_schema
 ) -> None:  # type: ignore[no-untyped-def]
@@ -62,12 +56,6 @@ def test_a_fresh_worker_process_deploys_the_processes_on_an_empty_database(
     assert boot.returncode == 0, boot.stderr[-1500:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="web/__init__.py create_app() deploys the processes at every worker boot: a worker "
-    "replaced while PostgreSQL is down fails to boot and gunicorn's master shuts down "
-    "(HaltServer 'Worker failed to boot'); the site stays down after PostgreSQL is back",
-)
 def test_a_worker_replaced_while_the_database_is_down_does_not_stop_the_server(
     app, db_url, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -77,8 +65,17 @@ def test_a_worker_replaced_while_the_database_is_down_does_not_stop_the_server(
     web = harness.WebServer(proxied, tmp_path, workers=2, threads=1).start()
     try:
         proxy.stop()  # PostgreSQL unreachable
-        os.kill(web.worker_pids()[0], signal.SIGKILL)  # a worker dies meanwhile
-        time.sleep(4)  # gunicorn boots a replacement, which cannot reach the database
+        before = set(web.worker_pids())
+        os.kill(min(before), signal.SIGKILL)  # a worker dies meanwhile
+        # gunicorn boots a replacement, which cannot reach the database: wait until the master
+        # gave up, or the replacement has stayed up for 15 s (booted, however slow the machine).
+        deadline, up_since = time.monotonic() + 60, None
+        while time.monotonic() < deadline and web.proc.alive():
+            new = set(web.worker_pids()) - before
+            up_since = (up_since or time.monotonic()) if new else None
+            if up_since and time.monotonic() - up_since > 15:
+                break
+            time.sleep(0.2)
         proxy.start()
         deadline = time.monotonic() + 10
         status = 0
