@@ -31,6 +31,8 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
+from tests.bpmn_support import FLOW_NODE_TAGS, NS
+
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ROOT / "processes"
 BPMN_FILE = PROCESSES / "credenciamento-rnds.bpmn"
@@ -38,29 +40,6 @@ FORMS_DIR = PROCESSES / "credenciamento-rnds"
 PROCESS_ID = "credenciamento-rnds"
 LANES = {"DATASUS", "Gestor", "Integrador"}
 
-NS = {
-    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
-    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
-    "dc": "http://www.omg.org/spec/DD/20100524/DC",
-    "di": "http://www.omg.org/spec/DD/20100524/DI",
-    "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
-}
-FLOW_NODE_TAGS = (
-    "startEvent",
-    "endEvent",
-    "userTask",
-    "exclusiveGateway",
-    "parallelGateway",
-    "intermediateCatchEvent",
-    "intermediateThrowEvent",
-    "task",
-    "scriptTask",
-    "serviceTask",
-    "manualTask",
-    "subProcess",
-    "callActivity",
-    "boundaryEvent",
-)
 
 # bpmn id -> (lane, stage, SLA in business days)
 USER_TASKS = {

@@ -49,6 +49,7 @@ from engine.forms.validation import (
     validate_form,
 )
 from engine.runtime.spiff import next_timer_due
+from tests.bpmn_support import FLOW_NODE_TAGS, NS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ROOT / "processes"
@@ -62,29 +63,6 @@ RENOV_FORMS = PROCESSES / RENOV_ID
 
 BRT = timezone(timedelta(hours=-3))  # America/Sao_Paulo: no daylight saving time since 2019
 
-NS = {
-    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
-    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
-    "dc": "http://www.omg.org/spec/DD/20100524/DC",
-    "di": "http://www.omg.org/spec/DD/20100524/DI",
-    "spiffworkflow": "http://spiffworkflow.org/bpmn/schema/1.0/core",
-}
-FLOW_NODE_TAGS = (
-    "startEvent",
-    "endEvent",
-    "userTask",
-    "exclusiveGateway",
-    "parallelGateway",
-    "intermediateCatchEvent",
-    "intermediateThrowEvent",
-    "task",
-    "scriptTask",
-    "serviceTask",
-    "manualTask",
-    "subProcess",
-    "callActivity",
-    "boundaryEvent",
-)
 
 PEC_LANES = {
     "Gestor Municipal",
