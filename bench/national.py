@@ -6,8 +6,9 @@ Run ``.venv/bin/python bench/national.py [--count N] [--quick] [--samples S]`` (
 CREDENCIA_BENCH_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/test) and dropped
 at the end (``--keep`` keeps it and prints its URL). Steps:
 
-1. ``bench/seed.py`` writes the register (seeded); ``establishments.import_csv`` (the CLI's and
-   the page's path) loads it in one transaction.
+1. ``bench/seed.py`` writes the register (seeded) to a temporary file;
+   ``establishments.import_csv`` (the CLI's and the page's path) reads it as a stream and
+   loads it in one transaction.
 2. A sample of ``--sample-starts`` establishments is started one by one through
    ``runtime.start_instance`` (the rate of the old path), the rest through
    ``bulk.start_all`` (the fast path). Portfolios alternate REL/RIA/RIRA/RAC by UF block.
@@ -43,6 +44,7 @@ import os  # noqa: E402
 import random  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
 import uuid  # noqa: E402
@@ -224,15 +226,17 @@ def run(url: str, args: argparse.Namespace, out: dict[str, Any]) -> None:  # noq
     datasus = user(db, "datasus@nacional.local", "datasus")
     say(f"database {url}; rss {rss_mb():.0f} MB")
 
-    # 1. import
-    t = time.perf_counter()
-    csv_text = seed.text(args.count)
-    gen_s = time.perf_counter() - t
-    t = time.perf_counter()
-    with db.write() as s:
-        report = establishments.import_csv(s, admin, org_id, csv_text)
-    import_s = time.perf_counter() - t
-    del csv_text
+    # 1. import: the register goes to a file, read back as a stream (as the CLI does)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cnes.csv"
+        t = time.perf_counter()
+        with path.open("w", encoding="utf-8", newline="") as fh:
+            seed.write(fh, args.count)
+        gen_s = time.perf_counter() - t
+        t = time.perf_counter()
+        with db.write() as s, path.open(encoding="utf-8-sig") as lines:
+            report = establishments.import_csv(s, admin, org_id, lines)
+        import_s = time.perf_counter() - t
     gc.collect()
     out["import"] = {"generate_s": round(gen_s, 1), "import_s": round(import_s, 1),
                      "created": report.created, "peak_rss_mb": round(rss_mb())}  # fmt: skip

@@ -11,5 +11,5 @@ from engine.establishments.models import Establishment, Portfolio  # noqa: F401
 from engine.files.models import StoredFile  # noqa: F401
 from engine.notifications.models import Notification, OutboxMessage  # noqa: F401
 from engine.reminders.models import Reminder  # noqa: F401
-from engine.runtime.models import ProcessInstance, Task  # noqa: F401
+from engine.runtime.models import ProcessInstance, StageCount, Task  # noqa: F401
 from engine.scheduler.models import SchedulerJob  # noqa: F401

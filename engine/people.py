@@ -27,6 +27,7 @@ from engine.db import utcnow
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
+from engine.runtime import counts
 
 LOCALES = ("pt_BR", "en")
 
@@ -163,6 +164,8 @@ def update_establishment(
     if errors:
         raise Invalid(errors)
     changed = {k: v for k, v in values.items() if k != "cnes" and getattr(est, k) != v}
+    if "uf" in changed:
+        counts.establishment_moved(session, org_id, est.id, est.uf, changed["uf"])
     for key, value in changed.items():
         setattr(est, key, value)
     if changed:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import getpass
 import json
 import sys
@@ -182,6 +183,20 @@ def establishments_group() -> None:
     """Estabelecimentos."""
 
 
+def _csv_encoding(path: Path) -> str:
+    """UTF-8 (with or without BOM) if the whole file decodes as such, else Latin-1 (older
+    spreadsheet exports). Checked up front, in chunks, so the import itself streams the file."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as fh:
+        try:
+            while chunk := fh.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "latin-1"
+    return "utf-8-sig"
+
+
 @establishments_group.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--org", "org_slug", required=True)
@@ -191,14 +206,10 @@ def establishments_group() -> None:
 def establishments_import(file: Path, org_slug: str, skip_invalid: bool) -> None:
     """Importa um CSV (cnes,cnpj,razao_social,nome_fantasia,uf,municipio,cep,endereco,telefone,email[,cnes_pai])."""
     try:
-        text = file.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        text = file.read_text(encoding="latin-1")
-    try:
-        with _db().write() as session:
+        with _db().write() as session, file.open(encoding=_csv_encoding(file)) as lines:
             org = accounts.get_org(session, org_slug)
             report = establishments.import_csv(
-                session, _cli_actor(), org.id, text, skip_invalid=skip_invalid
+                session, _cli_actor(), org.id, lines, skip_invalid=skip_invalid
             )
     except establishments.ImportFailed as exc:
         click.echo(f"erro: {exc.message}", err=True)
@@ -330,6 +341,41 @@ def audit_verify() -> None:
     click.echo(f"íntegra: {checked} evento(s) verificados")
 
 
+@main.group("dashboard")
+def dashboard_group() -> None:
+    """Painel: contadores por etapa e UF."""
+
+
+@dashboard_group.command("recount")
+@click.option("--check", is_flag=True, help="Só compara; sai com 1 se algum contador diverge.")
+def dashboard_recount(check: bool) -> None:
+    """Recalcula (ou confere) os contadores do painel a partir dos estabelecimentos e instâncias."""
+    from engine.accounts.models import Organization
+    from engine.runtime import counts
+
+    db = _db()
+    with db.read() as session:
+        orgs = list(session.execute(select(Organization.id, Organization.slug)))
+    diverging = 0
+    for org_id, slug in orgs:
+        if check:
+            with db.read() as session:
+                diff = counts.differences(session, org_id)
+            for (uf, stage, code, status), (kept, actual) in sorted(diff.items()):
+                click.echo(f"{slug}: {uf} / {stage or '-'} / {code or '-'} / {status}: "
+                           f"contador {kept}, linhas {actual}")  # fmt: skip
+            diverging += bool(diff)
+        else:
+            with db.write() as session:
+                counts.recompute(session, org_id)
+            click.echo(f"{slug}: contadores recalculados")
+    if check:
+        if diverging:
+            click.echo(f"{diverging} organização(ões) com contadores divergentes", err=True)
+            sys.exit(1)
+        click.echo(f"contadores conferem ({len(orgs)} organização(ões))")
+
+
 # ------------------------------------------------------------------ demo and serving
 
 
@@ -371,6 +417,9 @@ def serve(host: str, port: int, workers: int, with_scheduler: bool) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", 4)
+            # Above gunicorn's 2 s default: a client reusing an idle connection just as the
+            # server closes it gets a reset (docs/RELIABILITY.md, "Found by these runs").
+            self.cfg.set("keepalive", 5)
             self.cfg.set("accesslog", "-")
 
         def load(self):  # type: ignore[no-untyped-def]

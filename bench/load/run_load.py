@@ -106,8 +106,9 @@ def main() -> int:
         help="gunicorn 'web:create_app()' (default) or `credencia serve` (app built in the master)",
     )  # fmt: skip
     parser.add_argument(
-        "--keep-alive", type=int, default=2,
-        help="gunicorn --keep-alive seconds (default 2, gunicorn's own; see docs/RELIABILITY.md)",
+        "--keep-alive", type=int, default=5,
+        help="gunicorn --keep-alive seconds (default 5, as `credencia serve`; gunicorn's own 2 "
+             "gives connection resets, see docs/RELIABILITY.md)",
     )  # fmt: skip
     parser.add_argument("--establishments", type=int, default=4000)
     parser.add_argument("--instances", type=int, default=1200)

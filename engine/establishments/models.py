@@ -42,7 +42,8 @@ class Establishment(Base):
     __tablename__ = "establishment"
     __table_args__ = (
         UniqueConstraint("org_id", "cnes"),
-        Index("ix_establishment_org_uf_municipio", "org_id", "uf", "municipio"),
+        # The dashboard's and the list's order: its first page is an ordered index scan.
+        Index("ix_establishment_org_order", "org_id", "uf", "municipio", "razao_social", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, select
 from sqlalchemy import text as text_sql
 from sqlalchemy.orm import Session
 
 from engine import identifiers
 from engine.accounts.actor import Actor
 from engine.audit import service as audit
+from engine.db import UTCDateTime, utcnow
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments.models import UFS, Establishment, Portfolio
+from engine.runtime import counts
 
 FIELDS = (
     "cnes",
@@ -163,6 +166,7 @@ def create(session: Session, actor: Actor, org_id: int, raw: dict[str, Any]) -> 
     est = Establishment(org_id=org_id, **values)
     session.add(est)
     session.flush()
+    counts.establishments_created(session, org_id, [est.uf])
     audit.record(
         session,
         actor,
@@ -203,22 +207,44 @@ class ImportFailed(Invalid):
         self.report = report
 
 
-def parse_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]], ImportReport]:
-    """Read and check every row; return the valid rows (with their line) and the report."""
-    report = ImportReport()
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    sample = text[:4096]
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` with their endings, without copying the whole text (as
+    ``io.StringIO`` would, at four bytes a character)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start) + 1 or len(text)
+        yield text[start:end]
+        start = end
+
+
+def read_csv(
+    source: str | Iterable[str], report: ImportReport, seen: dict[str, int]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield each valid row (line, values) of a CSV as it is read, so a file of any size is
+    checked in bounded memory. Errors go to ``report``; ``seen`` maps each valid row's CNES to
+    its line (repeats are errors), and the caller keeps it for the cnes_pai check.
+
+    ``source`` is the whole text or its lines with their endings (e.g. a text file opened with
+    ``newline=""``)."""
+    lines = _lines(source) if isinstance(source, str) else iter(source)
+    head: list[str] = []  # the lines the delimiter is sniffed from
+    size = 0
+    for line in lines:
+        if not head and line.startswith("\ufeff"):
+            line = line[1:]
+        head.append(line)
+        size += len(line)
+        if size >= 4096:
+            break
+    sample = "".join(head)[:4096]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    reader = csv.DictReader(chain(head, lines), delimiter=delimiter)
     header = [h.strip().lower() for h in (reader.fieldnames or [])]
     missing = [h for h in REQUIRED_HEADER if h not in header]
     if missing:
         report.errors.append(RowError(1, "cabeçalho", f"colunas ausentes: {', '.join(missing)}"))
-        return [], report
+        return
     reader.fieldnames = header
-    valid: list[tuple[int, dict[str, Any]]] = []
-    seen: dict[str, int] = {}
     rows = enumerate(reader, start=2)
     while True:
         try:
@@ -242,91 +268,165 @@ def parse_csv(text: str) -> tuple[list[tuple[int, dict[str, Any]]], ImportReport
             report.errors.extend(RowError(number, f, m) for f, m in errors.items())
             continue
         seen[cnes] = number
-        valid.append((number, values))
-    return valid, report
+        yield number, values
 
 
-# From this many checked rows on, PostgreSQL imports go through COPY (see copy_upsert).
-COPY_MIN_ROWS = 2000
-_COPY_COLUMNS = (*FIELDS,)
+def parse_csv(source: str | Iterable[str]) -> tuple[list[tuple[int, dict[str, Any]]], ImportReport]:
+    """Read and check every row; return the valid rows (with their line) and the report.
+    For the import page's preview, which the upload limit bounds."""
+    report = ImportReport()
+    return list(read_csv(source, report, {})), report
 
 
-def copy_upsert(session: Session, org_id: int, rows: list[dict[str, Any]]) -> tuple[int, int]:
-    """PostgreSQL fast path of the import: COPY the checked rows into a temporary table, then
-    one ``INSERT … SELECT … ON CONFLICT (org_id, cnes) DO UPDATE``. Runs inside the caller's
-    transaction, so the import stays all or nothing. Returns (created, updated)."""
-    cols = ", ".join(_COPY_COLUMNS)
-    session.execute(text_sql(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS establishment_import "
-        "(cnes varchar(7), cnpj varchar(14), razao_social varchar(200), nome_fantasia varchar(200), "
-        "uf varchar(2), municipio varchar(100), cep varchar(8), endereco varchar(300), "
-        "telefone varchar(20), email varchar(254), cnes_pai varchar(7)) ON COMMIT DROP"
-    ))  # fmt: skip
-    session.execute(text_sql("TRUNCATE establishment_import"))
-    raw = session.connection().connection.driver_connection
-    with raw.cursor() as cur, cur.copy(f"COPY establishment_import ({cols}) FROM STDIN") as copy:
-        for values in rows:
-            copy.write_row(tuple(values[c] for c in _COPY_COLUMNS))
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in _COPY_COLUMNS if c != "cnes")
-    result = session.execute(
-        text_sql(
-            f"INSERT INTO establishment (org_id, {cols}, created_at, updated_at) "  # noqa: S608
-            f"SELECT :org_id, {cols}, now(), now() FROM establishment_import "
-            f"ON CONFLICT (org_id, cnes) DO UPDATE SET {updates}, updated_at = now() "
-            "RETURNING (xmax = 0) AS inserted"
-        ),
-        {"org_id": org_id},
+# The rows are staged in a temporary table as they are read (COPY on PostgreSQL, batches of
+# inserts on SQLite) and written to ``establishment`` by one upsert at the end, inside the
+# caller's transaction: the import stays all or nothing without holding the file in memory.
+_COLUMNS = ", ".join(FIELDS)
+_STAGING = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS establishment_import (line integer PRIMARY KEY, "
+    "cnes varchar(7), cnpj varchar(14), razao_social varchar(200), nome_fantasia varchar(200), "
+    "uf varchar(2), municipio varchar(100), cep varchar(8), endereco varchar(300), "
+    "telefone varchar(20), email varchar(254), cnes_pai varchar(7))"
+)
+_UPSERT = (
+    f"INSERT INTO establishment (org_id, {_COLUMNS}, created_at, updated_at) "  # noqa: S608
+    f"SELECT :org_id, {_COLUMNS}, :now, :now FROM establishment_import "
+    "WHERE true ORDER BY line "  # WHERE: SQLite would read ON CONFLICT as a join's ON
+    "ON CONFLICT (org_id, cnes) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in FIELDS if c != "cnes")
+    + ", updated_at = excluded.updated_at"
+)
+_BATCH = 1000
+_IN_CHUNK = 500
+
+
+def _stage(session: Session, rows: Iterable[tuple[int, dict[str, Any]]]) -> int:
+    """Write the rows into the temporary table as they come; return how many."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    session.execute(text_sql(_STAGING + (" ON COMMIT DROP" if postgres else "")))
+    session.execute(text_sql("DELETE FROM establishment_import"))
+    records = ((line, *(values[c] for c in FIELDS)) for line, values in rows)
+    count = 0
+    if postgres:
+        raw = session.connection().connection.driver_connection
+        copy_sql = f"COPY establishment_import (line, {_COLUMNS}) FROM STDIN"
+        with raw.cursor() as cur, cur.copy(copy_sql) as copy:
+            for record in records:
+                copy.write_row(record)
+                count += 1
+        return count
+    insert_sql = (
+        f"INSERT INTO establishment_import (line, {_COLUMNS}) "  # noqa: S608
+        f"VALUES ({', '.join('?' * (len(FIELDS) + 1))})"
     )
-    created = updated = 0
-    for (inserted,) in result:
-        if inserted:
-            created += 1
-        else:
-            updated += 1
-    session.execute(text_sql("DROP TABLE IF EXISTS establishment_import"))
+    while batch := list(islice(records, _BATCH)):
+        session.connection().exec_driver_sql(insert_sql, batch)
+        count += len(batch)
+    return count
+
+
+def _existing(session: Session, org_id: int, cnes: set[str]) -> set[str]:
+    """Which of ``cnes`` the organization already has."""
+    found: set[str] = set()
+    wanted = sorted(cnes)
+    for start in range(0, len(wanted), _IN_CHUNK):
+        found.update(
+            session.scalars(
+                select(Establishment.cnes).where(
+                    Establishment.org_id == org_id,
+                    Establishment.cnes.in_(wanted[start : start + _IN_CHUNK]),
+                )
+            )
+        )
+    return found
+
+
+def _upsert(session: Session, org_id: int, kept: int) -> tuple[int, int]:
+    """Write the staged rows to ``establishment``; return (created, updated)."""
+    now = bindparam("now", type_=UTCDateTime())
+    params = {"org_id": org_id, "now": utcnow()}
+    if session.get_bind().dialect.name == "postgresql":
+        created, updated = session.execute(
+            text_sql(
+                f"WITH up AS ({_UPSERT} RETURNING (xmax = 0) AS inserted) "  # noqa: S608
+                "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) "
+                "FROM up"
+            ).bindparams(now),
+            params,
+        ).one()
+    else:
+        # SQLite writers hold the database's write lock, so the count still holds at the upsert.
+        updated = session.scalar(
+            text_sql(
+                "SELECT count(*) FROM establishment_import i JOIN establishment e "
+                "ON e.org_id = :org_id AND e.cnes = i.cnes"
+            ),
+            {"org_id": org_id},
+        )
+        session.execute(text_sql(_UPSERT).bindparams(now), params)
+        created = kept - updated
     return created, updated
 
 
 def import_csv(
-    session: Session, actor: Actor, org_id: int, text: str, *, skip_invalid: bool = False
+    session: Session,
+    actor: Actor,
+    org_id: int,
+    source: str | Iterable[str],
+    *,
+    skip_invalid: bool = False,
 ) -> ImportReport:
-    """Create or update establishments from a CSV; all or nothing unless ``skip_invalid``."""
+    """Create or update establishments from a CSV; all or nothing unless ``skip_invalid``.
+
+    ``source`` is the whole text or a text file (its lines), read once as a stream: memory
+    stays flat but for the CNES seen so far. On errors (all or nothing) ``ImportFailed`` is
+    raised after the rows were staged, so the caller's transaction must roll back (as
+    ``Database.write()`` does)."""
     if not actor.has_role(org_id, "admin"):
         raise actor.deny(
             "Apenas administradores importam estabelecimentos.",
             action="establishment.import",
             org_id=org_id,
         )
-    valid, report = parse_csv(text)
+    report = ImportReport()
+    seen: dict[str, int] = {}
+    # Rows whose cnes_pai is not among the rows before them: the parent may come later in the
+    # file or be in the database, so they are checked once everything was read.
+    pending: list[tuple[int, str]] = []
+
+    def checked() -> Iterator[tuple[int, dict[str, Any]]]:
+        for line, values in read_csv(source, report, seen):
+            parent = values["cnes_pai"]
+            if parent and parent not in seen:
+                pending.append((line, parent))
+            if skip_invalid or not report.errors:  # else nothing will be written anyway
+                yield line, values
+
+    staged = _stage(session, checked())
     if report.errors and (not skip_invalid or not report.rows):
         raise ImportFailed(report)
-    existing = dict(
-        session.execute(
-            select(Establishment.cnes, Establishment.id).where(Establishment.org_id == org_id)
-        ).all()
+    unknown = {parent for _, parent in pending if parent not in seen}
+    unknown -= _existing(session, org_id, unknown)
+    orphans = [line for line, parent in pending if parent in unknown]
+    report.errors.extend(
+        RowError(line, "cnes_pai", "CNES pai não cadastrado nem presente na planilha.")
+        for line in orphans
     )
-    known = set(existing) | {v["cnes"] for _, v in valid}
-    kept: list[dict[str, Any]] = []
-    for number, values in valid:
-        if values["cnes_pai"] and values["cnes_pai"] not in known:
-            report.errors.append(
-                RowError(number, "cnes_pai", "CNES pai não cadastrado nem presente na planilha.")
-            )
-            continue
-        kept.append(values)
     if report.errors and not skip_invalid:
         raise ImportFailed(report)
-    report.skipped = report.rows - len(kept)
-    if len(kept) >= COPY_MIN_ROWS and session.get_bind().dialect.name == "postgresql":
-        report.created, report.updated = copy_upsert(session, org_id, kept)
-    else:
-        new = [dict(v, org_id=org_id) for v in kept if v["cnes"] not in existing]
-        changed = [dict(v, id=existing[v["cnes"]]) for v in kept if v["cnes"] in existing]
-        for start in range(0, len(new), 5000):
-            session.execute(insert(Establishment), new[start : start + 5000])
-        if changed:
-            session.execute(update(Establishment), changed)
-        report.created, report.updated = len(new), len(changed)
+    drop = text_sql("DELETE FROM establishment_import WHERE line IN :lines").bindparams(
+        bindparam("lines", expanding=True)
+    )
+    for start in range(0, len(orphans), _IN_CHUNK):
+        session.execute(drop, {"lines": orphans[start : start + _IN_CHUNK]})
+    kept = staged - len(orphans)
+    report.skipped = report.rows - kept
+    report.created, report.updated = _upsert(session, org_id, kept) if kept else (0, 0)
+    # New establishments and changed UFs move dashboard rows: rebuild the organization's
+    # counters from the rows (before the audit head is locked, see engine/runtime/counts.py).
+    if kept:
+        counts.recompute(session, org_id)
+    session.execute(text_sql("DROP TABLE establishment_import"))
     audit.record(
         session,
         actor,

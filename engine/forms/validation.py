@@ -25,9 +25,12 @@ import copy
 import ipaddress
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from types import MappingProxyType
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
@@ -133,6 +136,9 @@ class FormContext:
     # CNES -> UF of that establishment in the organization, None if not registered
     lookup_establishment_uf: Callable[[str], str | None] = lambda cnes: None
     data: Mapping[str, Any] = field(default_factory=dict)  # current workflow data
+    # file ids -> FileInfo of those known in the organization, in one query; when given,
+    # the files of a form are looked up together rather than one by one
+    lookup_files: Callable[[list[str]], Mapping[str, FileInfo]] | None = None
 
 
 class FormInvalid(Exception):
@@ -148,10 +154,12 @@ class FormInvalid(Exception):
 
 # --- schema views --------------------------------------------------------------------
 # A property may be described in several places (allOf parts, if/then branches,
-# $refs). A "view" is the list of every schema that applies to one value.
+# $refs). A "view" is the tuple of every schema that applies to one value.
 
 _SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf")
 _CONDITIONAL = ("if", "then", "else")
+
+View = tuple[Any, ...]
 
 
 def _resolve_ref(ref: str, root: Any) -> Any:
@@ -172,7 +180,7 @@ def _resolve_ref(ref: str, root: Any) -> Any:
     return node
 
 
-def _expand(schemas: Iterable[Any], root: Any, conditional: bool = True) -> list[dict]:
+def _expand(schemas: Iterable[Any], root: Any, conditional: bool = True) -> View:
     out: list[dict] = []
     seen: set[int] = set()
     stack = list(schemas)[::-1]
@@ -195,40 +203,132 @@ def _expand(schemas: Iterable[Any], root: Any, conditional: bool = True) -> list
             if isinstance(schema.get("dependentSchemas"), dict):
                 more.extend(schema["dependentSchemas"].values())
         stack.extend(reversed(more))
-    return out
+    return tuple(out)
 
 
-def _properties(view: list[dict], root: Any, expand: bool = True) -> dict[str, list]:
+def _declared(view: View) -> dict[str, list]:
     props: dict[str, list] = {}
     for schema in view:
         declared = schema.get("properties")
         if isinstance(declared, dict):
             for name, sub in declared.items():
                 props.setdefault(name, []).append(sub)
-    if not expand:
+    return props
+
+
+def _mentions(root: Any) -> tuple[bool, bool]:
+    """(Any ``format: file``?, any x-rules or x-options-from?) anywhere in ``root``, $refs'
+    targets included: without them, validation skips the file prefetch and the rules."""
+    files = rules = False
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict | list) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, dict):
+            files = files or node.get("format") == "file"
+            rules = rules or "x-rules" in node or "x-options-from" in node
+            stack.extend(node.values())
+        else:
+            stack.extend(node)
+    return files, rules
+
+
+class _Views:
+    """The views of one schema, each worked out once and then kept.
+
+    Memo keys are the ids of the schema's parts. ``root`` holds every one of them, so no
+    id is reused by another object while this lives; ``root`` is never handed out nor
+    changed. Views are tuples and property maps read-only: what is kept cannot be mutated.
+    """
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self._memo: dict[tuple, Any] = {}
+        self._secrets: frozenset[str] | None = None
+        self.has_files, self.has_rules = _mentions(root)
+
+    def expand(self, schemas: Iterable[Any], conditional: bool = True) -> View:
+        schemas = tuple(schemas)
+        key = ("expand", conditional, *map(id, schemas))
+        view = self._memo.get(key)
+        if view is None:
+            view = self._memo[key] = _expand(schemas, self.root, conditional)
+        return view
+
+    def properties(self, view: View) -> Mapping[str, View]:
+        """Property name -> the expanded view of that property."""
+        key = ("properties", *map(id, view))
+        props = self._memo.get(key)
+        if props is None:
+            expanded = {name: self.expand(subs) for name, subs in _declared(view).items()}
+            props = self._memo[key] = MappingProxyType(expanded)
         return props
-    return {name: _expand(subs, root) for name, subs in props.items()}
+
+    def declared(self, view: View) -> Mapping[str, View]:
+        """Property name -> the schemas declared for it, not expanded."""
+        key = ("declared", *map(id, view))
+        props = self._memo.get(key)
+        if props is None:
+            raw = {name: tuple(subs) for name, subs in _declared(view).items()}
+            props = self._memo[key] = MappingProxyType(raw)
+        return props
+
+    def items(self, view: View, index: int, expand: bool = True) -> View:
+        subs = []
+        for schema in view:
+            prefix = schema.get("prefixItems")
+            if isinstance(prefix, list) and index < len(prefix):
+                subs.append(prefix[index])
+            elif "items" in schema:
+                subs.append(schema["items"])
+        return self.expand(subs) if expand else tuple(subs)
+
+    def secret_fields(self) -> frozenset[str]:
+        if self._secrets is None:
+            self._secrets = frozenset(_secret_paths(self))
+        return self._secrets
 
 
-def _items_view(view: list[dict], index: int, root: Any, expand: bool = True) -> list:
-    subs = []
-    for schema in view:
-        prefix = schema.get("prefixItems")
-        if isinstance(prefix, list) and index < len(prefix):
-            subs.append(prefix[index])
-        elif "items" in schema:
-            subs.append(schema["items"])
-    return _expand(subs, root) if expand else subs
+_VIEWS_CACHE_SIZE = 256  # far more forms than all deployed versions of the processes have
+_views_cache: OrderedDict[int, tuple[Any, _Views]] = OrderedDict()
+_views_lock = threading.Lock()
 
 
-def _view_format(view: list[dict]) -> str | None:
+def _views_of(schema: Any) -> _Views:
+    """The kept views of ``schema``, found by identity.
+
+    A deployed form is the same object at every completion (the spec cache holds it).
+    The entry holds that object, so its id cannot be reused by another one while cached;
+    the views are of a private copy, compared with the schema at every use, so a schema
+    changed in place gets fresh views, never stale ones.
+    """
+    key = id(schema)
+    with _views_lock:
+        entry = _views_cache.get(key)
+        if entry is not None:
+            _views_cache.move_to_end(key)
+    if entry is not None and entry[0] is schema and entry[1].root == schema:
+        return entry[1]
+    views = _Views(copy.deepcopy(schema))
+    with _views_lock:
+        _views_cache[key] = (schema, views)
+        _views_cache.move_to_end(key)
+        while len(_views_cache) > _VIEWS_CACHE_SIZE:
+            _views_cache.popitem(last=False)
+    return views
+
+
+def _view_format(view: View) -> str | None:
     for schema in view:
         if isinstance(schema.get("format"), str):
             return schema["format"]
     return None
 
 
-def _describes_object(view: list[dict]) -> bool:
+def _describes_object(view: View) -> bool:
     for schema in view:
         if schema.get("type") == "object":
             return True
@@ -237,7 +337,7 @@ def _describes_object(view: list[dict]) -> bool:
     return False
 
 
-def _keeps_extra(view: list[dict], key: str) -> bool:
+def _keeps_extra(view: View, key: str) -> bool:
     for schema in view:
         patterns = schema.get("patternProperties")
         if isinstance(patterns, dict) and any(re.search(p, key) for p in patterns):
@@ -258,17 +358,21 @@ def _is_junk(value: Any) -> bool:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
             return True
+        if isinstance(node, str):
+            continue  # the common case, before the slower isinstance of an abstract class
         # repr() of an int over 4300 digits raises, and jsonschema's messages use repr().
-        if isinstance(node, int) and node.bit_length() > MAX_INT_BITS:
-            return True
-        if isinstance(node, Mapping):
+        if isinstance(node, int):
+            if node.bit_length() > MAX_INT_BITS:
+                return True
+        elif isinstance(node, Mapping):
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list | tuple):
             stack.extend((v, depth + 1) for v in node)
     return False
 
 
-def _clean(view: list[dict], value: Any, root: Any) -> Any:
+def _clean(view: View, value: Any, views: _Views, file_ids: list[str]) -> Any:
+    """The cleaned value; the values of ``format: file`` fields are added to ``file_ids``."""
     if isinstance(value, str):
         value = value.strip()
         kind = _view_format(view)
@@ -276,15 +380,17 @@ def _clean(view: list[dict], value: Any, root: Any) -> Any:
             # When it does not normalize it is kept as typed; the format check reports it.
             with contextlib.suppress(ValueError):
                 value = identifiers.normalize_identifier(kind, value)
+        if value and views.has_files and any(s.get("format") == "file" for s in view):
+            file_ids.append(value)
         return value
     if isinstance(value, Mapping) and _describes_object(view):
-        props = _properties(view, root)
+        props = views.properties(view)
         cleaned = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 continue
             if key in props:
-                item = _clean(props[key], item, root)
+                item = _clean(props[key], item, views, file_ids)
             elif not _keeps_extra(view, key):
                 continue  # input the form does not ask for is ignored, never stored
             # A blank field is an unanswered one: "required" catches it, optional
@@ -294,7 +400,7 @@ def _clean(view: list[dict], value: Any, root: Any) -> Any:
             cleaned[key] = item
         return cleaned
     if isinstance(value, list):
-        return [_clean(_items_view(view, i, root), item, root) for i, item in enumerate(value)]
+        return [_clean(views.items(view, i), item, views, file_ids) for i, item in enumerate(value)]
     return value
 
 
@@ -304,7 +410,7 @@ def _clean(view: list[dict], value: Any, root: Any) -> Any:
 class _FormFormatChecker(FormatChecker):
     """A FormatChecker that also carries the file lookup for the x-accept keyword."""
 
-    lookup_file: Callable[[str], FileInfo | None]
+    lookup_file: _FileLookup
 
 
 def _check_date(value: object) -> bool:
@@ -346,44 +452,63 @@ def _identifier_check(kind: str) -> Callable[[object], bool]:
     return check
 
 
-def _memoized_file_lookup(ctx: FormContext) -> Callable[[str], FileInfo | None]:
-    cache: dict[str, FileInfo | None] = {}
+class _FileLookup:
+    """The caller's file lookup, asked once per id; ``prefetch`` asks for many at once."""
 
-    def lookup(file_id: str) -> FileInfo | None:
-        if file_id not in cache:
+    def __init__(self, ctx: FormContext) -> None:
+        self._ctx = ctx
+        self._known: dict[str, FileInfo | None] = {}
+
+    def prefetch(self, file_ids: Iterable[str]) -> None:
+        lookup_files = self._ctx.lookup_files
+        wanted = [
+            file_id
+            for file_id in dict.fromkeys(file_ids)
+            if file_id not in self._known and _FILE_ID_RE.fullmatch(file_id)
+        ]
+        if lookup_files is None or not wanted:
+            return
+        try:
+            found = lookup_files(wanted)
+        except ValueError:
+            return  # e.g. a malformed UUID among them: each id is then asked alone
+        for file_id in wanted:
+            self._known[file_id] = found.get(file_id)
+
+    def __call__(self, file_id: str) -> FileInfo | None:
+        if file_id not in self._known:
             info = None
             # Only plausible ids reach the caller's lookup (no 100 KB or control chars).
             if _FILE_ID_RE.fullmatch(file_id):
                 try:
-                    info = ctx.lookup_file(file_id)
+                    info = self._ctx.lookup_file(file_id)
                 except ValueError:
                     info = None  # e.g. a malformed UUID: an unknown file
-            cache[file_id] = info
-        return cache[file_id]
+            self._known[file_id] = info
+        return self._known[file_id]
 
-    return lookup
+
+# format -> (check, what it raises), as FormatChecker keeps them; "file" is per form
+_CHECKS: dict[str, tuple[Callable[[object], bool], type[Exception]]] = {
+    "date": (_check_date, ValueError),
+    "time": (_check_time, ValueError),
+    "email": (_check_email, ValueError),
+    "ipv4": (_check_ipv4, ValueError),
+    **{kind: (_identifier_check(kind), ValueError) for kind in identifiers.IDENTIFIER_KINDS},
+}
 
 
 def _format_checker(ctx: FormContext) -> _FormFormatChecker:
     checker = _FormFormatChecker(formats=())
-    checker.lookup_file = _memoized_file_lookup(ctx)
+    checker.lookup_file = _FileLookup(ctx)
 
     def check_file(value: object) -> bool:
         if isinstance(value, str) and checker.lookup_file(value) is None:
             raise ValueError(FILE_NOT_FOUND)
         return True
 
-    checks: dict[str, Callable[[object], bool]] = {
-        "date": _check_date,
-        "time": _check_time,
-        "email": _check_email,
-        "ipv4": _check_ipv4,
-        "file": check_file,
-    }
-    for kind in identifiers.IDENTIFIER_KINDS:
-        checks[kind] = _identifier_check(kind)
-    for name, func in checks.items():
-        checker.checks(name, raises=ValueError)(func)
+    checker.checkers.update(_CHECKS)
+    checker.checks("file", raises=ValueError)(check_file)
     return checker
 
 
@@ -429,9 +554,57 @@ def _x_accept(validator, accepted, instance, schema):
         yield ValidationError(f"Tipo de arquivo não aceito. Envie: {_accept_labels(accepted)}.")
 
 
+def _json_key(value: Any) -> Any:
+    """A hashable key of a JSON value: two keys are equal exactly when jsonschema's
+    ``equal`` holds for the values (true is not 1, 1 is 1.0). TypeError for other types."""
+    kind = type(value)
+    if kind is str:
+        return ("s", value)
+    if kind is bool:
+        return ("b", value)
+    if kind is int or kind is float:
+        return ("n", value)
+    if value is None:
+        return ("z",)
+    if kind is list:
+        return ("l", tuple(_json_key(item) for item in value))
+    if kind is dict and all(type(k) is str for k in value):
+        return ("d", frozenset((k, _json_key(v)) for k, v in value.items()))
+    raise TypeError(kind)
+
+
+_draft_unique_items = Draft202012Validator.VALIDATORS["uniqueItems"]
+
+
+def _unique_items(validator, unique, instance, schema):
+    # jsonschema compares unsortable items (objects) pairwise, n² calls of its equal();
+    # hashing each item to a key that is equal exactly when equal() holds gives the same
+    # answer at once. Lists it can sort, or with other types, are left to it.
+    if (
+        unique
+        and validator.is_type(instance, "array")
+        and len(instance) > 1
+        and any(type(item) is dict for item in instance)
+    ):
+        try:
+            keys = {_json_key(item) for item in instance}
+        except TypeError:
+            pass
+        else:
+            if len(keys) < len(instance):
+                yield ValidationError(f"{instance!r} has non-unique elements")
+            return
+    yield from _draft_unique_items(validator, unique, instance, schema)
+
+
 _FormValidator = jsonschema_validators.extend(
     Draft202012Validator,
-    {"required": _required, "dependentRequired": _dependent_required, "x-accept": _x_accept},
+    {
+        "required": _required,
+        "dependentRequired": _dependent_required,
+        "uniqueItems": _unique_items,
+        "x-accept": _x_accept,
+    },
 )
 
 
@@ -584,13 +757,13 @@ def _get(obj: Any, dotted: str) -> Any:
     return node
 
 
-def _field_view(view: list[dict], dotted: str, root: Any) -> list[dict]:
+def _field_view(view: View, dotted: str, views: _Views) -> View:
     for part in dotted.split("."):
-        view = _properties(view, root).get(part, [])
+        view = views.properties(view).get(part, ())
     return view
 
 
-def _title(view: list[dict], fallback: str) -> str:
+def _title(view: View, fallback: str) -> str:
     for schema in view:
         if isinstance(schema.get("title"), str):
             return schema["title"]
@@ -621,12 +794,12 @@ def _comparable(value: Any, kind: str | None) -> tuple[str, Any] | None:
     return None
 
 
-def _rule_lte(rule, obj, view, prefix, ctx, errors, root) -> None:
+def _rule_lte(rule, obj, view, prefix, ctx, errors, views) -> None:
     fields = rule.get("fields")
     if not isinstance(fields, list) or len(fields) != 2:
         return
     a, b = fields
-    a_view, b_view = _field_view(view, a, root), _field_view(view, b, root)
+    a_view, b_view = _field_view(view, a, views), _field_view(view, b, views)
     if _has_error(errors, prefix + a) or _has_error(errors, prefix + b):
         return
     left = _comparable(_get(obj, a), _view_format(a_view))
@@ -646,7 +819,7 @@ def _is_public_ipv4(value: str) -> bool:
     )
 
 
-def _rule_public_ip(rule, obj, view, prefix, ctx, errors, root) -> None:
+def _rule_public_ip(rule, obj, view, prefix, ctx, errors, views) -> None:
     fields = rule.get("fields")
     for name in fields if isinstance(fields, list) else ():
         value = _get(obj, name)
@@ -680,7 +853,7 @@ def _list_items(rule, obj, prefix, errors):
         yield path, value
 
 
-def _rule_same_uf(rule, obj, view, prefix, ctx, errors, root) -> None:
+def _rule_same_uf(rule, obj, view, prefix, ctx, errors, views) -> None:
     parent_uf = (ctx.establishment_uf or "").upper()
     for path, value in list(_list_items(rule, obj, prefix, errors)):
         if not isinstance(value, str):
@@ -698,13 +871,13 @@ def _unique_key(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def _rule_unique(rule, obj, view, prefix, ctx, errors, root) -> None:
+def _rule_unique(rule, obj, view, prefix, ctx, errors, views) -> None:
     message = rule.get("message")
     if not message:
         fields = rule.get("fields") or [""]
-        item_view = _items_view(_field_view(view, str(fields[0]), root), 0, root)
+        item_view = views.items(_field_view(view, str(fields[0]), views), 0)
         if rule.get("item_field"):
-            item_view = _field_view(item_view, rule["item_field"], root)
+            item_view = _field_view(item_view, rule["item_field"], views)
         kind = _view_format(item_view)
         message = f"{kind.upper()} repetido." if kind in identifiers.IDENTIFIER_KINDS else None
         message = message or "Valor repetido."
@@ -753,30 +926,31 @@ def _check_options(view, items, path, ctx, errors) -> None:
             errors.setdefault(item_path, message)
 
 
-def _apply_rules(raw: list, value, prefix, ctx, errors, root) -> None:
+def _apply_rules(raw: View, value, prefix, ctx, errors, views: _Views) -> None:
     """Run x-rules and x-options-from over the cleaned data, after the schema checks.
 
     ``raw`` are the schemas declared for this value. Rules are read from them, their
     $refs and allOf parts, never from if/then/else or anyOf/oneOf branches, which
     may not apply to this value.
     """
-    view = _expand(raw, root)
-    own = _expand(raw, root, conditional=False)
+    # Rules and options are of objects and arrays: other values are not looked into.
+    own = views.expand(raw, conditional=False)
     if isinstance(value, dict):
         for schema in own:
             for rule in schema.get("x-rules") or ():
                 func = _RULE_FUNCTIONS.get(rule.get("rule")) if isinstance(rule, dict) else None
                 if func is not None:
-                    func(rule, value, view, prefix, ctx, errors, root)
-        props = _properties(own, root, expand=False)
+                    func(rule, value, views.expand(raw), prefix, ctx, errors, views)
+        props = views.declared(own)
         for key, item in value.items():
-            if key in props:
-                _apply_rules(props[key], item, f"{prefix}{key}.", ctx, errors, root)
+            if key in props and isinstance(item, dict | list):
+                _apply_rules(props[key], item, f"{prefix}{key}.", ctx, errors, views)
     elif isinstance(value, list):
         _check_options(own, value, prefix[:-1], ctx, errors)
         for index, item in enumerate(value):
-            subs = _items_view(own, index, root, expand=False)
-            _apply_rules(subs, item, f"{prefix}{index}.", ctx, errors, root)
+            if isinstance(item, dict | list):
+                subs = views.items(own, index, expand=False)
+                _apply_rules(subs, item, f"{prefix}{index}.", ctx, errors, views)
 
 
 # --- public API ----------------------------------------------------------------------
@@ -791,12 +965,17 @@ def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
     """
     if not isinstance(submitted, Mapping) or _is_junk(submitted):
         raise FormInvalid({FORM_PATH: FORM_INVALID})
-    root_view = _expand([schema], schema)
-    cleaned = _clean(root_view, submitted, schema)
+    views = _views_of(schema)
+    root = views.root  # the same content as schema
+    file_ids: list[str] = []
+    cleaned = _clean(views.expand((root,)), submitted, views, file_ids)
     cleaned = dict(cleaned)  # a root schema that says nothing about objects keeps a Mapping
-    validator = _FormValidator(schema, format_checker=_format_checker(ctx))
+    checker = _format_checker(ctx)
+    checker.lookup_file.prefetch(file_ids)
+    validator = _FormValidator(root, format_checker=checker)
     errors = _schema_errors(validator, cleaned)
-    _apply_rules([schema], cleaned, "", ctx, errors, schema)
+    if views.has_rules:
+        _apply_rules((root,), cleaned, "", ctx, errors, views)
     if errors:
         raise FormInvalid(errors, cleaned)
     return cleaned
@@ -804,8 +983,9 @@ def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
 
 def prefill(schema: dict, data: Mapping) -> dict:
     """Initial values for the form's top-level properties, taken from workflow data."""
+    views = _views_of(schema)
     values = {}
-    for name, view in _properties(_expand([schema], schema), schema).items():
+    for name, view in views.properties(views.expand((views.root,))).items():
         if name not in data:
             continue
         if any(s.get("x-prefill") is False or s.get("x-secret") for s in view):
@@ -816,22 +996,26 @@ def prefill(schema: dict, data: Mapping) -> dict:
 
 def secret_fields(schema: dict) -> set[str]:
     """Dotted paths of x-secret properties; ``*`` stands for any array index."""
+    return set(_views_of(schema).secret_fields())
+
+
+def _secret_paths(views: _Views) -> set[str]:
     found: set[str] = set()
 
-    def walk(view: list[dict], prefix: str, depth: int) -> None:
+    def walk(view: View, prefix: str, depth: int) -> None:
         if depth > MAX_DEPTH:
             return
-        for name, sub in _properties(view, schema).items():
+        for name, sub in views.properties(view).items():
             path = prefix + name
             if any(s.get("x-secret") for s in sub):
                 found.add(path)
                 continue
             walk(sub, path + ".", depth + 1)
-            item_view = _expand([s["items"] for s in sub if "items" in s], schema)
+            item_view = views.expand([s["items"] for s in sub if "items" in s])
             if item_view:
                 walk(item_view, path + ".*.", depth + 1)
 
-    walk(_expand([schema], schema), "", 0)
+    walk(views.expand((views.root,)), "", 0)
     return found
 
 
@@ -901,12 +1085,12 @@ def _walk_schemas(schema: Any, pointer: str = "", in_branch: bool = False, depth
                 yield from _walk_schemas(sub, f"{pointer}/{key}/{index}", branch, depth + 1)
 
 
-def _check_rules(rules: Any, at: str, schema: dict, root: dict) -> list[str]:
+def _check_rules(rules: Any, at: str, schema: dict, views: _Views) -> list[str]:
     if not isinstance(rules, list):
         return [f"{at}: x-rules deve ser uma lista."]
     problems = []
-    view = _expand([schema], root, conditional=False)
-    props = _properties(view, root)
+    view = views.expand((schema,), conditional=False)
+    props = views.properties(view)
     for index, rule in enumerate(rules):
         where = f"{at}/x-rules/{index}"
         if not isinstance(rule, dict):
@@ -928,7 +1112,7 @@ def _check_rules(rules: Any, at: str, schema: dict, root: dict) -> list[str]:
         if expected is not None and len(fields) != expected:
             problems.append(f"{where}: a regra {name} usa exatamente {expected} campo(s).")
         for name_ in fields:
-            if not _field_view(view, name_, root):
+            if not _field_view(view, name_, views):
                 problems.append(f"{where}: campo {name_!r} não existe no esquema.")
         if "message" in rule and not isinstance(rule["message"], str):
             problems.append(f"{where}: 'message' deve ser um texto.")
@@ -937,8 +1121,8 @@ def _check_rules(rules: Any, at: str, schema: dict, root: dict) -> list[str]:
             if not isinstance(item_field, str) or name not in ("same_uf", "unique"):
                 problems.append(f"{where}: 'item_field' só vale como texto em same_uf e unique.")
             elif fields and fields[0] in props:
-                item_view = _items_view(props[fields[0]], 0, root)
-                if not _field_view(item_view, item_field, root):
+                item_view = views.items(props[fields[0]], 0)
+                if not _field_view(item_view, item_field, views):
                     problems.append(f"{where}: campo {item_field!r} não existe nos itens.")
     return problems
 
@@ -957,6 +1141,7 @@ def check_form_schema(schema: Any) -> list[str]:
         return problems[:20]
     if schema.get("type") != "object":
         problems.append('O esquema do formulário deve ter "type": "object".')
+    views = _Views(schema)  # deploy time: not kept
     for pointer, sub, in_branch in _walk_schemas(schema):
         at = pointer or "/"
         fmt = sub.get("format")
@@ -997,5 +1182,5 @@ def check_form_schema(schema: Any) -> list[str]:
         if "x-rules" in sub and in_branch:
             problems.append(f"{at}: x-rules dentro de if/then/else, anyOf ou oneOf não é aplicada.")
         elif "x-rules" in sub:
-            problems.extend(_check_rules(sub["x-rules"], at, sub, schema))
+            problems.extend(_check_rules(sub["x-rules"], at, sub, views))
     return problems

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, JSONType, UTCDateTime, utcnow
@@ -29,6 +29,16 @@ class ProcessInstance(Base):
             postgresql_where=text("status = 'running'"),
         ),
         Index("ix_process_instance_next_timer", "next_timer_due_at"),
+        # The latest instance of each (establishment, process, portfolio): the dashboard's row.
+        Index(
+            "uq_process_instance_latest",
+            "establishment_id",
+            "process_key",
+            "portfolio_code",
+            unique=True,
+            sqlite_where=text("is_latest"),
+            postgresql_where=text("is_latest"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,6 +63,9 @@ class ProcessInstance(Base):
     started_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
+    # True on the newest instance of its (establishment, process, portfolio); a start clears
+    # it on the one before, in the same transaction (engine/runtime/service.py, engine/bulk.py).
+    is_latest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="raise")
     establishment: Mapped[Establishment | None] = relationship(lazy="raise")
@@ -93,3 +106,25 @@ class Task(Base):
     data: Mapped[dict | None] = mapped_column(JSONType)  # what was submitted (secrets removed)
 
     instance: Mapped[ProcessInstance] = relationship(lazy="raise")
+
+
+class StageCount(Base):
+    """How many dashboard rows each organization has per UF, stage, portfolio and status.
+
+    A dashboard row is an establishment with the latest instance of one (process, portfolio),
+    or an establishment with no instance at all (stage "", portfolio "", status "none").
+    Kept in step by the writes that move rows (engine/runtime/counts.py), in their own
+    transaction, so the national stage x UF summary reads a few hundred rows instead of
+    joining every establishment with its instances.
+    """
+
+    __tablename__ = "stage_count"
+
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organization.id", ondelete="CASCADE"), primary_key=True
+    )
+    uf: Mapped[str] = mapped_column(String(2), primary_key=True)
+    stage: Mapped[str] = mapped_column(String(60), primary_key=True)
+    portfolio_code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), primary_key=True)
+    n: Mapped[int] = mapped_column(Integer, default=0)

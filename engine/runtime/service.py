@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,9 +33,10 @@ from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
+from engine.files import service as file_store
 from engine.files.models import StoredFile
 from engine.forms import validation as forms
-from engine.runtime import spiff
+from engine.runtime import counts, spiff
 from engine.runtime.models import CANCELLED, COMPLETED, READY, RUNNING, ProcessInstance, Task
 
 HEADER_FIELDS = ("numero_solicitacao", "identificador_solicitante")
@@ -112,13 +113,25 @@ def sync(
     actor: Actor,
     completed_task_id: str | None = None,
     completed_data: dict[str, Any] | None = None,
+    counted_as: tuple[str, str, str] | None = None,
 ) -> TaskChange:
-    """Save the workflow and bring the task rows, stage and status in line with it."""
+    """Save the workflow and bring the task rows, stage and status in line with it.
+
+    ``counted_as`` is the (stage, portfolio, status) the dashboard counts the instance under,
+    when the caller changed it before calling (a cancel); a new instance is counted by its
+    start."""
     now = utcnow()
+    is_new = not instance.version
+    counted = counted_as or (instance.stage, instance.portfolio_code, instance.status)
     ready = {str(t.id): t for t in spiff.ready_human_tasks(workflow)}
-    open_rows = list(
-        session.scalars(select(Task).where(Task.instance_id == instance.id, Task.state == READY))
-    )
+    # Without autoflush: a completed task the caller just assigned is then written once,
+    # with its assignee and its new state, instead of twice (one UPDATE fewer per completion).
+    with session.no_autoflush:
+        open_rows = list(
+            session.scalars(
+                select(Task).where(Task.instance_id == instance.id, Task.state == READY)
+            )
+        )
     change = TaskChange(created=[], closed=[])
     for row in open_rows:
         if row.id in ready:
@@ -176,11 +189,33 @@ def sync(
     instance.state = spiff.dump_state(workflow)
     instance.next_timer_due_at = spiff.next_timer_due(workflow)
     instance.version = (instance.version or 0) + 1
+    if not is_new:
+        counts.instance_changed(session, instance, counted)
     session.flush()
     return change
 
 
 # ---------------------------------------------------------------- start
+
+
+def supersede_latest(
+    session: Session, establishment_ids: Sequence[int], process_key: str, portfolio_code: str
+) -> None:
+    """Clear the latest-instance flag of these establishments' instances of the process and
+    portfolio: the instance about to be inserted becomes their latest. On PostgreSQL the row
+    lock makes a concurrent start for the same establishment wait, then fail on the unique
+    indexes (running / latest) instead of leaving two latest instances."""
+    session.execute(
+        update(ProcessInstance)
+        .where(
+            ProcessInstance.establishment_id.in_(establishment_ids),
+            ProcessInstance.process_key == process_key,
+            ProcessInstance.portfolio_code == portfolio_code,
+            ProcessInstance.is_latest.is_(True),
+        )
+        .values(is_latest=False)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def start_instance(
@@ -251,16 +286,20 @@ def start_instance(
     for provider in _start_data_providers:
         start_data.update(provider(session, est))
     workflow = spiff.new_workflow(loaded, start_data)
+    code = portfolio.code if portfolio else ""
+    replaced = counts.replaced_by_start(session, {est.id: est.uf}, process_key, code)
+    supersede_latest(session, [est.id], process_key, code)
     instance = ProcessInstance(
         org_id=org_id,
         definition_id=definition.id,
         process_key=process_key,
         establishment_id=est.id,
-        portfolio_code=portfolio.code if portfolio else "",
+        portfolio_code=code,
         status=RUNNING,
         state="",
         version=0,
         started_by_id=actor.user_id,
+        is_latest=True,
     )
     session.add(instance)
     try:
@@ -270,6 +309,8 @@ def start_instance(
             "Já existe um processo em andamento para este estabelecimento e portfólio."
         ) from exc
     sync(session, instance, workflow, loaded, actor=actor)
+    replaced[counts.key(est.uf, instance.stage, code, instance.status)] += 1
+    counts.apply(session, org_id, replaced)
     audit.record(
         session,
         actor,
@@ -569,8 +610,20 @@ def _user_has_lane(session: Session, user_id: int, task: Task) -> bool:
 # ---------------------------------------------------------------- complete
 
 
+# Forms are the deployed definitions' cached schema objects: whether one uses a rule is
+# worked out once per object (the entry keeps the object, so its id is not reused).
+_RULE_USE: dict[tuple[int, str], tuple[dict[str, Any], bool]] = {}
+
+
 def _uses_rule(schema: dict[str, Any], rule: str) -> bool:
-    return f'"{rule}"' in json.dumps(schema)
+    hit = _RULE_USE.get((id(schema), rule))
+    if hit is not None and hit[0] is schema:
+        return hit[1]
+    used = f'"{rule}"' in json.dumps(schema)
+    if len(_RULE_USE) >= 512:
+        _RULE_USE.clear()
+    _RULE_USE[(id(schema), rule)] = (schema, used)
+    return used
 
 
 def _form_context(
@@ -593,6 +646,12 @@ def _form_context(
             forms.FileInfo(id=row.id, content_type=row.content_type, kind=row.kind) if row else None
         )
 
+    def lookup_files(file_ids: list[str]) -> dict[str, forms.FileInfo]:
+        return {
+            row.id: forms.FileInfo(id=row.id, content_type=row.content_type, kind=row.kind)
+            for row in file_store.get_meta_many(session, instance.org_id, file_ids)
+        }
+
     def lookup_uf(cnes: str) -> str | None:
         return session.scalar(
             select(Establishment.uf).where(
@@ -602,6 +661,7 @@ def _form_context(
 
     return forms.FormContext(
         lookup_file=lookup_file,
+        lookup_files=lookup_files,
         establishment_uf=est.uf if est else None,
         lookup_establishment_uf=lookup_uf,
         data=data,
@@ -677,10 +737,13 @@ def complete(
         completed_task_id=task.id,
         completed_data=public,
     )
-    for file_id in _file_ids(schema, public):
-        row = session.get(StoredFile, file_id)
-        if row is not None and row.org_id == instance.org_id:
-            row.establishment_id, row.instance_id = instance.establishment_id, instance.id
+    attached = _file_ids(schema, public)
+    if attached:  # the form's files now belong to this instance: one statement for all
+        session.execute(
+            update(StoredFile)
+            .where(StoredFile.id.in_(attached), StoredFile.org_id == instance.org_id)
+            .values(establishment_id=instance.establishment_id, instance_id=instance.id)
+        )
     audit.record(
         session,
         actor,
@@ -805,11 +868,12 @@ def cancel(session: Session, actor: Actor, instance_id: int, reason: str) -> Pro
     if instance.status != RUNNING:
         raise Conflict("Esta instância não está em andamento.")
     workflow, loaded = load_workflow(session, instance)
+    counted = (instance.stage, instance.portfolio_code, instance.status)
     workflow.cancel()
     instance.status = CANCELLED
     instance.cancel_reason = reason.strip()
     instance.ended_at = utcnow()
-    sync(session, instance, workflow, loaded, actor=actor)
+    sync(session, instance, workflow, loaded, actor=actor, counted_as=counted)
     audit.record(
         session,
         actor,

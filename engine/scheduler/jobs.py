@@ -42,10 +42,35 @@ def certificates_job(db: Database, settings: Any, owner: str = "") -> dict[str, 
     return result if isinstance(result, dict) else result.as_dict()
 
 
-def outbox_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+# One outbox run keeps taking batches while they go out whole, for up to this long (less
+# than the job's interval): after an SMTP outage the backlog drains at the server's pace
+# instead of one batch per interval.
+OUTBOX_RUN_SECONDS = 10.0
+
+
+def outbox_job(
+    db: Database, settings: Any, owner: str = "", *, budget: float = OUTBOX_RUN_SECONDS
+) -> dict[str, Any]:
     # The lease owner: this scheduler process plus a random part per run.
     run_owner = f"{owner}/{uuid.uuid4().hex[:6]}" if owner else delivery.worker_id("outbox")
-    return delivery.deliver_due(db, settings, owner=run_owner).as_dict()
+    policy = delivery.DeliveryPolicy.from_settings(settings)
+    deadline = time.monotonic() + budget
+    total = delivery.DeliveryResult()
+    batches = 0
+    while True:
+        result = delivery.deliver_due(db, settings, owner=run_owner, policy=policy)
+        batches += 1
+        for name in ("claimed", "sent", "retried", "failed", "released", "lost_lease"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+        total.errors.extend(result.errors)
+        # Stop on a short batch (nothing more due), on any trouble (the server is down or
+        # refusing: back-off applies) and when the run's time is up.
+        if (
+            result.claimed < policy.batch
+            or result.sent < result.claimed
+            or time.monotonic() >= deadline
+        ):
+            return {**total.as_dict(), "batches": batches}
 
 
 @dataclass(frozen=True)

@@ -152,3 +152,18 @@ def test_processes_list_and_deploy_new_version(cli, tmp_path, monkeypatch):  # t
         "{", encoding="utf-8"
     )
     assert "JSON inválido" in cli("processes", "deploy", code=1)
+
+
+def test_dashboard_recount_checks_and_rebuilds_the_counters(cli, db, make):  # type: ignore[no-untyped-def]
+    from engine.runtime.models import StageCount
+
+    org = make.org()
+    make.establishment(org, uf="PR")
+    make.establishment(org, uf="SP")
+    assert "conferem (1 organização(ões))" in cli("dashboard", "recount", "--check")
+    with db.write() as s:
+        s.execute(StageCount.__table__.delete().where(StageCount.uf == "SP"))
+    out = cli("dashboard", "recount", "--check", code=1)
+    assert "sesa-pr: SP / - / - / none: contador 0, linhas 1" in out
+    assert "sesa-pr: contadores recalculados" in cli("dashboard", "recount")
+    assert "conferem" in cli("dashboard", "recount", "--check")

@@ -49,3 +49,54 @@ def test_upgrade_matches_models_and_downgrade_is_clean(empty_url):  # type: igno
         assert set(Base.metadata.tables) <= set(inspect(eng).get_table_names())
     finally:
         eng.dispose()
+
+
+def test_0004_flags_the_latest_instance_of_existing_data(empty_url):  # type: ignore[no-untyped-def]
+    """Upgrading a populated 0003 database marks only the newest instance of each
+    (establishment, process, portfolio) as the latest."""
+    from alembic import command
+    from sqlalchemy import text
+
+    command.upgrade(alembic_config(empty_url), "0003")
+    eng = make_engine(empty_url)
+    now = "2026-01-01 00:00:00+00:00"
+    try:
+        with eng.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO organization (id, slug, name, created_at) VALUES (1, 'o', 'O', :now)"
+            ), {"now": now})  # fmt: skip
+            conn.execute(text(
+                "INSERT INTO process_definition (id, key, version, title, content_hash, bpmn_xml, "
+                "files, manifest, source_path, deployed_at) "
+                "VALUES (1, 'p', 1, 'P', 'h', '<x/>', '{}', '{}', 'p.bpmn', :now)"
+            ), {"now": now})  # fmt: skip
+            for est in (1, 2):
+                conn.execute(text(
+                    "INSERT INTO establishment (id, org_id, cnes, cnpj, razao_social, nome_fantasia,"
+                    " uf, municipio, cep, endereco, telefone, email, created_at, updated_at) VALUES"
+                    " (:id, 1, :cnes, '', 'E', '', 'PE', 'Recife', '', '', '', '', :now, :now)"
+                ), {"id": est, "cnes": f"000000{est}", "now": now})  # fmt: skip
+            # (id, establishment, portfolio, status)
+            rows = [(1, 1, "REL", "completed"), (2, 1, "REL", "cancelled"), (3, 1, "REL", "running"),
+                    (4, 1, "RIA", "completed"), (5, 2, "REL", "running")]  # fmt: skip
+            for iid, est, code, status in rows:
+                conn.execute(text(
+                    "INSERT INTO process_instance (id, org_id, definition_id, process_key,"
+                    " establishment_id, portfolio_code, status, stage, stage_since,"
+                    " numero_solicitacao, identificador_solicitante, last_rejection_reason, state,"
+                    " version, started_at, cancel_reason) VALUES (:id, 1, 1, 'p', :est, :code,"
+                    " :status, '', :now, '', '', '', '{}', 1, :now, '')"
+                ), {"id": iid, "est": est, "code": code, "status": status, "now": now})  # fmt: skip
+        upgrade_database(empty_url)
+        with eng.connect() as conn:
+            latest = set(conn.scalars(text(
+                "SELECT id FROM process_instance WHERE is_latest ORDER BY id"
+            )))  # fmt: skip
+            counted = set(conn.execute(text(
+                "SELECT uf, stage, portfolio_code, status, n FROM stage_count"
+            )).all())  # fmt: skip
+        assert latest == {3, 4, 5}
+        # Establishment 1: its running REL and its completed RIA; establishment 2: running REL.
+        assert counted == {("PE", "", "REL", "running", 2), ("PE", "", "RIA", "completed", 1)}
+    finally:
+        eng.dispose()

@@ -354,3 +354,21 @@ def test_a_message_the_server_cannot_take_fails_alone(db, make, people, mail_set
         assert len(server.inbox.to("analista@datasus.test")) == 1 and len(server.inbox) == 1
     finally:
         server.stop()
+
+
+def test_one_outbox_run_drains_a_backlog_batch_after_batch_within_its_budget(
+    db, people, mail_settings, smtp
+) -> None:  # type: ignore[no-untyped-def]
+    from engine.scheduler import jobs
+
+    settings = dataclasses.replace(mail_settings, outbox_batch=20)
+    ids = _queue(db, settings, _users(db, people, "gestor", "datasus"), n_each=25)  # 50 due
+    with time_machine.travel(NOW, tick=True):
+        # No time left after the first batch: that run sends one batch only.
+        first = jobs.outbox_job(db, settings, budget=0)
+        assert (first["claimed"], first["sent"], first["batches"]) == (20, 20, 1)
+        # A run with time drains the rest (20 + a short batch of 10) and stops there.
+        rest = jobs.outbox_job(db, settings)
+        assert (rest["claimed"], rest["sent"], rest["batches"]) == (30, 30, 2)
+    assert sorted(smtp.inbox.outbox_ids()) == sorted(ids)
+    assert _statuses(db) == Counter({SENT: 50})
