@@ -7,9 +7,15 @@ report says what started and what was refused and why.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import multiprocessing
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, text
 
@@ -23,8 +29,8 @@ from engine.definitions import service as definitions
 from engine.errors import DomainError, Invalid
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
+from engine.runtime import counts, spiff
 from engine.runtime import service as runtime
-from engine.runtime import spiff
 from engine.runtime.models import COMPLETED, READY, RUNNING, ProcessInstance
 
 MAX_ESTABLISHMENTS = 2000
@@ -100,6 +106,7 @@ def start_all(
     portfolio_code: str = "",
     batch: int = START_BATCH,
     progress: Callable[[BulkStartCounts], None] | None = None,
+    workers: int | None = None,
 ) -> BulkStartCounts:
     """Start the process for every establishment of the organization that has no running
     instance of it (and portfolio) yet, ``batch`` establishments per transaction.
@@ -109,44 +116,75 @@ def start_all(
     task rows, stage and one ``instance.started`` audit event per instance, chained in order.
     Only the writing is batched: on PostgreSQL the rows of a batch go in with COPY, with
     instance ids drawn from the table's sequence. Elsewhere each establishment goes through
-    ``start_instance`` (inside the batch's transaction). Memory is bounded by one batch.
-    A single start racing the batch for one of its establishments makes the batch's
-    transaction fail on the running-instance unique index: nothing of that batch is kept,
-    and running ``start_all`` again picks up where it stopped.
+    ``start_instance`` (inside the batch's transaction). Memory is bounded by two batches:
+    on PostgreSQL the next batch is read (in the current one's transaction) while the current
+    one is written. A single start racing the batch for one of its establishments makes the
+    batch's transaction fail on the running-instance unique index: nothing of that batch is
+    kept, and running ``start_all`` again picks up where it stopped.
+
+    On PostgreSQL the workflows are built in ``workers`` spawned processes while this one
+    writes the rows (``workers=0``: all in this process). By default there is one worker per
+    CPU, started once ``POOL_THRESHOLD`` establishments are to be built (smaller calls stay
+    in this process); an explicit number always uses the pool. Building one workflow raising
+    fails its batch with ``BuildFailed`` (the batch's transaction is rolled back); the pool is
+    shut down when the call returns or raises. Spawned workers import the main module, so a
+    script calling this needs the ``if __name__ == "__main__":`` guard.
     """
     if not ({"admin", "gestor"} & actor.roles_in(org_id)) and not actor.is_system:
         raise actor.deny(
             "Você não pode iniciar credenciamentos.", action="instance.bulk_start", org_id=org_id
         )
-    counts = BulkStartCounts()
+    totals = BulkStartCounts()
     last_id = 0
-    while True:
-        with db.write() as session:
-            ests = _next_batch(session, org_id, process_key, portfolio_code, last_id, batch)
-            if not ests:
-                return counts
-            last_id = ests[-1].id
-            if session.get_bind().dialect.name == "postgresql":
-                started, skipped = _copy_batch(
-                    session, actor, org_id, ests, process_key, portfolio_code
-                )
-            else:
-                started = skipped = 0
-                for est in ests:
-                    try:
-                        with session.begin_nested():
-                            runtime.start_instance(
-                                session, actor, org_id=org_id, process_key=process_key,
-                                establishment_cnes=est.cnes, portfolio_code=portfolio_code,
-                            )  # fmt: skip
-                        started += 1
-                    except DomainError:
-                        skipped += 1
-        counts.started += started
-        counts.skipped += skipped
-        counts.batches += 1
-        if progress:
-            progress(counts)
+    builder = _Builder(workers)
+    ahead: _Batch | None = None
+    try:
+        while True:
+            with db.write() as session:
+                if session.get_bind().dialect.name == "postgresql":
+                    current = ahead or _read_batch(
+                        session, actor, org_id, process_key, portfolio_code, last_id, batch, builder
+                    )
+                    if current is None:
+                        return totals
+                    last_id = current.last_id
+                    # The next batch is read now, so that its workflows are being built while
+                    # this one's rows are written and committed.
+                    ahead = _read_batch(
+                        session, actor, org_id, process_key, portfolio_code, last_id, batch, builder
+                    )
+                    started = _copy_batch(session, actor, org_id, current)
+                    skipped = current.skipped
+                else:
+                    ests = _next_batch(session, org_id, process_key, portfolio_code, last_id, batch)
+                    if not ests:
+                        return totals
+                    last_id = ests[-1].id
+                    started, skipped = _one_by_one(
+                        session, actor, org_id, ests, process_key, portfolio_code
+                    )
+            totals.started += started
+            totals.skipped += skipped
+            totals.batches += 1
+            if progress:
+                progress(totals)
+    finally:
+        builder.close()
+
+
+def _one_by_one(session, actor, org_id, ests, process_key, portfolio_code):  # type: ignore[no-untyped-def]
+    started = skipped = 0
+    for est in ests:
+        try:
+            with session.begin_nested():
+                runtime.start_instance(
+                    session, actor, org_id=org_id, process_key=process_key,
+                    establishment_cnes=est.cnes, portfolio_code=portfolio_code,
+                )  # fmt: skip
+            started += 1
+        except DomainError:
+            skipped += 1
+    return started, skipped
 
 
 def _next_batch(session, org_id, process_key, portfolio_code, last_id, batch):  # type: ignore[no-untyped-def]
@@ -160,7 +198,29 @@ def _next_batch(session, org_id, process_key, portfolio_code, last_id, batch):  
     )
 
 
-def _copy_batch(session, actor, org_id, ests, process_key, portfolio_code):  # type: ignore[no-untyped-def]
+@dataclass
+class _Batch:
+    """A batch read from the database, its workflows handed to the builder."""
+
+    definition_id: int
+    version: int
+    process_key: str
+    code: str  # portfolio
+    loaded: spiff.LoadedSpec
+    establishments: list[tuple[int, str, str]]  # (id, CNES, UF) of those to start, in id order
+    built: Iterator[Built]  # their workflows, in the same order
+    skipped: int
+    last_id: int
+
+
+def _read_batch(session, actor, org_id, process_key, portfolio_code, last_id, batch, builder):  # type: ignore[no-untyped-def]
+    """The establishments after ``last_id`` to start, with their start data: everything the
+    batch needs from the database before its rows are written (the COPY holds the connection
+    until it ends). None when no establishment is left."""
+    ests = _next_batch(session, org_id, process_key, portfolio_code, last_id, batch)
+    if not ests:
+        return None
+    last_id = ests[-1].id
     definition = definitions.latest(session, process_key)
     loaded = spiff.cached_spec(definition)
     start_roles = loaded.manifest.get("start_roles", ["admin"])
@@ -187,9 +247,6 @@ def _copy_batch(session, actor, org_id, ests, process_key, portfolio_code):  # t
         e for e in ests
         if e.id not in running and any(actor.has_role(org_id, r, e.id) for r in start_roles)
     ]  # fmt: skip
-    skipped = offered - len(ests)
-    if not ests:
-        return 0, skipped
     certs = {
         c.establishment_id: c
         for c in session.scalars(
@@ -199,6 +256,31 @@ def _copy_batch(session, actor, org_id, ests, process_key, portfolio_code):  # t
             )
         )
     }
+    inputs = [(est.cnes, _start_data(session, est, certs.get(est.id), portfolio)) for est in ests]
+    return _Batch(
+        definition_id=definition.id,
+        version=definition.version,
+        process_key=process_key,
+        code=code,
+        loaded=loaded,
+        establishments=[(e.id, e.cnes, e.uf) for e in ests],
+        built=builder.build(definition, loaded, inputs) if inputs else iter(()),
+        skipped=offered - len(ests),
+        last_id=last_id,
+    )
+
+
+def _copy_batch(session, actor, org_id, b):  # type: ignore[no-untyped-def]
+    """Write the batch's instances, tasks and audit events; the number of instances."""
+    if not b.establishments:
+        return 0
+    ests, loaded, code, process_key = b.establishments, b.loaded, b.code, b.process_key
+    # The dashboard counters, as start_instance keeps them: what the new instances replace,
+    # read before their latest flags are cleared, plus the new instances, applied once.
+    dashboard_rows = counts.replaced_by_start(
+        session, {est_id: uf for est_id, _, uf in ests}, process_key, code
+    )
+    runtime.supersede_latest(session, [est_id for est_id, _, _ in ests], process_key, code)
     ids = list(
         session.scalars(
             text(
@@ -215,70 +297,184 @@ def _copy_batch(session, actor, org_id, ests, process_key, portfolio_code):  # t
     events: list[tuple[int, str]] = []  # (instance id, CNES)
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:
-        # Rows are written as each workflow is built, so the server stores (compresses,
-        # indexes) one while the next is being built.
+        # Rows are written as each workflow comes back built, in order, so the server stores
+        # (compresses, indexes) one while the next ones are being built.
         with cur.copy(
             "COPY process_instance (id, org_id, definition_id, process_key, establishment_id, "
             "portfolio_code, status, stage, stage_since, numero_solicitacao, "
             "identificador_solicitante, last_rejection_reason, state, version, "
-            "next_timer_due_at, started_at, started_by_id, ended_at, cancel_reason) FROM STDIN"
+            "next_timer_due_at, started_at, started_by_id, ended_at, cancel_reason, is_latest) "
+            "FROM STDIN"
         ) as copy:
-            for instance_id, est in zip(ids, ests, strict=True):
-                cert = certs.get(est.id)
-                start_data: dict[str, Any] = {
-                    "possui_certificado_valido": certificates.is_valid(cert),
-                    "certificado_atual": (
-                        {
-                            "sha256": cert.sha256,
-                            "not_after": cert.not_after.isoformat(),
-                            "cnpj": cert.cnpj,
-                        }
-                        if cert
-                        else None
-                    ),  # fmt: skip
-                    "possui_conta_govbr": False,
-                    "estabelecimento": est.register_data(),
-                }
-                if portfolio is not None:
-                    start_data["portfolio"] = portfolio.as_data()
-                for provider in runtime._start_data_providers:
-                    start_data.update(provider(session, est))
-                workflow = spiff.new_workflow(loaded, start_data)
+            for instance_id, (est_id, cnes, uf), built in zip(ids, ests, b.built, strict=True):
                 stages = []
-                for t in spiff.ready_human_tasks(workflow):
-                    props = spiff.properties(t.task_spec)
+                for task_id, element_id, name, lane, props in built.tasks:
                     stages.append(props.get("stage", ""))
                     days = props.get("slaBusinessDays", str(cfg.default_sla_business_days))
                     if days not in due_by_days:
                         due_by_days[days] = runtime._due_at(props, now)
-                    lane = t.task_spec.lane
                     tasks.append((
-                        str(t.id), instance_id, org_id, est.id,
-                        t.task_spec.bpmn_id or t.task_spec.name,
-                        t.task_spec.bpmn_name or t.task_spec.name,
+                        task_id, instance_id, org_id, est_id, element_id, name,
                         lane, loaded.lanes.get(lane) if lane else None, READY,
                         props.get("stage", ""), props.get("formJsonSchemaFilename"),
                         due_by_days[days], now,
                     ))  # fmt: skip
                 stage = max(stages, key=lambda s: runtime._stage_rank(loaded, s)) if stages else ""
                 status, ended = RUNNING, None
-                if workflow.is_completed():
+                if built.completed:
                     status, ended = COMPLETED, now
-                    stage = spiff.end_stage(workflow) or stage
+                    stage = built.end_stage or stage
                 copy.write_row((
-                    instance_id, org_id, definition.id, process_key, est.id, code, status, stage,
-                    now, "", "", "", spiff.dump_state(workflow), 1,
-                    spiff.next_timer_due(workflow), now, actor.user_id, ended, "",
+                    instance_id, org_id, b.definition_id, process_key, est_id, code, status, stage,
+                    now, "", "", "", built.state, 1,
+                    built.next_timer_due, now, actor.user_id, ended, "", True,
                 ))  # fmt: skip
-                events.append((instance_id, est.cnes))
+                events.append((instance_id, cnes))
+                dashboard_rows[counts.key(uf, stage, code, status)] += 1
         with cur.copy(
             "COPY task (id, instance_id, org_id, establishment_id, element_id, name, lane, "
             "role, state, stage, form, due_at, created_at) FROM STDIN"
         ) as copy:
             for row in tasks:
                 copy.write_row(row)
-    _audit_started(session, actor, org_id, events, process_key, definition.version, code)
-    return len(events), skipped
+    counts.apply(session, org_id, dashboard_rows)
+    _audit_started(session, actor, org_id, events, process_key, b.version, code)
+    return len(events)
+
+
+def _start_data(session, est, cert, portfolio) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The start data ``start_instance`` gives the establishment's workflow."""
+    data: dict[str, Any] = {
+        "possui_certificado_valido": certificates.is_valid(cert),
+        "certificado_atual": (
+            {"sha256": cert.sha256, "not_after": cert.not_after.isoformat(), "cnpj": cert.cnpj}
+            if cert
+            else None
+        ),
+        "possui_conta_govbr": False,
+        "estabelecimento": est.register_data(),
+    }
+    if portfolio is not None:
+        data["portfolio"] = portfolio.as_data()
+    for provider in runtime._start_data_providers:
+        data.update(provider(session, est))
+    return data
+
+
+# ------------------------------------------------------------------ building the workflows
+
+POOL_THRESHOLD = 500  # establishments to build in one call before the default pool starts
+POOL_CHUNK = 100  # workflows per task sent to a worker
+
+
+class BuildFailed(RuntimeError):
+    """Building one establishment's workflow raised (a script, a condition, data that does not
+    serialize): its batch is not written."""
+
+
+class Built(NamedTuple):
+    """What the rows of one instance need from its freshly built workflow."""
+
+    state: str
+    # The ready human tasks: (id, element id, name, lane, spiffworkflow properties).
+    tasks: list[tuple[str, str, str, str | None, dict[str, str]]]
+    completed: bool
+    end_stage: str | None
+    next_timer_due: datetime | None
+
+
+def _build(loaded: spiff.LoadedSpec, cnes: str, start_data: dict[str, Any]) -> Built:
+    try:
+        workflow = spiff.new_workflow(loaded, start_data)
+        tasks = [
+            (str(t.id), t.task_spec.bpmn_id or t.task_spec.name,
+             t.task_spec.bpmn_name or t.task_spec.name, t.task_spec.lane,
+             spiff.properties(t.task_spec))
+            for t in spiff.ready_human_tasks(workflow)
+        ]  # fmt: skip
+        completed = workflow.is_completed()
+        return Built(
+            state=spiff.dump_state(workflow),
+            tasks=tasks,
+            completed=completed,
+            end_stage=spiff.end_stage(workflow) if completed else None,
+            next_timer_due=spiff.next_timer_due(workflow),
+        )
+    # Named by establishment, and picklable: the library's own errors hold tasks and may not
+    # cross back from a worker.
+    except Exception as exc:
+        raise BuildFailed(f"CNES {cnes}: {type(exc).__name__}: {exc}") from exc
+
+
+# The spec a worker process builds with, parsed once by its initializer.
+_worker_spec: spiff.LoadedSpec | None = None
+
+
+def _worker_init(definition: dict[str, Any], bpmn_zlib: bytes) -> None:
+    global _worker_spec
+    bpmn_xml = zlib.decompress(bpmn_zlib).decode("utf-8")
+    _worker_spec = spiff.cached_spec(SimpleNamespace(**definition, bpmn_xml=bpmn_xml, files={}))
+
+
+def _worker_build(cnes: str, start_data: dict[str, Any]) -> Built:
+    assert _worker_spec is not None
+    return _build(_worker_spec, cnes, start_data)
+
+
+class _Builder:
+    """Builds a batch's workflows, results in input order: in this process, or in a pool of
+    worker processes kept for the whole ``start_all`` call.
+
+    Workers are spawned, not forked: a forked child would inherit the pooled connections and
+    the COPY in progress, and closing them there would break this process's transaction.
+    Each worker parses the definition's BPMN itself (its text, compressed, passed once)."""
+
+    def __init__(self, workers: int | None) -> None:
+        self.explicit = workers is not None
+        self.workers = max(1, os.cpu_count() or 1) if workers is None else max(0, workers)
+        self.pending = 0  # establishments given to build so far
+        self._pool: ProcessPoolExecutor | None = None
+        self._definition_id: int | None = None
+        self._retired: list[ProcessPoolExecutor] = []  # built for an older definition
+
+    def build(
+        self, definition: Any, loaded: spiff.LoadedSpec, inputs: list[tuple[str, dict[str, Any]]]
+    ) -> Iterator[Built]:
+        self.pending += len(inputs)
+        use_pool = self.workers > 0 and (
+            self.explicit or self._pool is not None or self.pending >= POOL_THRESHOLD
+        )
+        if not use_pool:
+            return (_build(loaded, cnes, data) for cnes, data in inputs)
+        if self._definition_id != definition.id:  # first use, or a version deployed meanwhile
+            if self._pool is not None:  # it finishes the batch it was given, then its workers exit
+                self._pool.shutdown(wait=False)
+                self._retired.append(self._pool)
+            self._pool = ProcessPoolExecutor(
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_worker_init,
+                # Kept small (the forms are not needed to build): a spawned child reads its
+                # arguments only after importing the main module, and the parent waits for
+                # that to start the next worker once they exceed the pipe's buffer.
+                initargs=(
+                    {"id": definition.id, "key": definition.key,
+                     "content_hash": definition.content_hash, "manifest": definition.manifest},
+                    zlib.compress(definition.bpmn_xml.encode("utf-8")),
+                ),
+            )  # fmt: skip
+            self._definition_id = definition.id
+        assert self._pool is not None
+        # Small enough that every worker gets a share and the first rows come back soon.
+        chunk = max(1, min(POOL_CHUNK, len(inputs) // (2 * self.workers)))
+        return self._pool.map(_worker_build, *zip(*inputs, strict=True), chunksize=chunk)
+
+    def close(self) -> None:
+        """Stop the workers (queued work is dropped) and wait for them to exit."""
+        pools = [*self._retired, self._pool] if self._pool is not None else self._retired
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._pool, self._definition_id, self._retired = None, None, []
 
 
 def _audit_started(session, actor, org_id, events, process_key, version, code):  # type: ignore[no-untyped-def]
