@@ -297,6 +297,7 @@ _UPSERT = (
     + ", updated_at = excluded.updated_at"
 )
 _BATCH = 1000
+ANALYZE_MIN_ROWS = 10_000
 _IN_CHUNK = 500
 
 
@@ -425,6 +426,10 @@ def import_csv(
     # New establishments and changed UFs move dashboard rows: rebuild the organization's
     # counters from the rows (before the audit head is locked, see engine/runtime/counts.py).
     if kept:
+        if kept >= ANALYZE_MIN_ROWS and session.get_bind().dialect.name == "postgresql":
+            # A large import changes the table's size by a lot: refresh the planner's
+            # statistics now (own uncommitted rows count), not whenever autovacuum runs.
+            session.execute(text_sql("ANALYZE establishment"))
         counts.recompute(session, org_id)
     session.execute(text_sql("DROP TABLE establishment_import"))
     audit.record(
