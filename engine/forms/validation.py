@@ -216,10 +216,12 @@ def _declared(view: View) -> dict[str, list]:
     return props
 
 
-def _mentions(root: Any) -> tuple[bool, bool]:
-    """(Any ``format: file``?, any x-rules or x-options-from?) anywhere in ``root``, $refs'
-    targets included: without them, validation skips the file prefetch and the rules."""
+def _mentions(root: Any) -> tuple[bool, bool, frozenset[str]]:
+    """(Any ``format: file``?, any x-rules or x-options-from?, the x-rules' names) anywhere in
+    ``root``, $refs' targets included: without them, validation skips the file prefetch and
+    the rules; the names tell callers which context a form needs."""
     files = rules = False
+    names: set[str] = set()
     seen: set[int] = set()
     stack = [root]
     while stack:
@@ -230,10 +232,14 @@ def _mentions(root: Any) -> tuple[bool, bool]:
         if isinstance(node, dict):
             files = files or node.get("format") == "file"
             rules = rules or "x-rules" in node or "x-options-from" in node
+            listed = node.get("x-rules")
+            for rule in listed if isinstance(listed, list) else ():
+                if isinstance(rule, dict) and isinstance(rule.get("rule"), str):
+                    names.add(rule["rule"])
             stack.extend(node.values())
         else:
             stack.extend(node)
-    return files, rules
+    return files, rules, frozenset(names)
 
 
 class _Views:
@@ -248,7 +254,7 @@ class _Views:
         self.root = root
         self._memo: dict[tuple, Any] = {}
         self._secrets: frozenset[str] | None = None
-        self.has_files, self.has_rules = _mentions(root)
+        self.has_files, self.has_rules, self.rule_names = _mentions(root)
 
     def expand(self, schemas: Iterable[Any], conditional: bool = True) -> View:
         schemas = tuple(schemas)
@@ -992,6 +998,11 @@ def prefill(schema: dict, data: Mapping) -> dict:
             continue
         values[name] = copy.deepcopy(data[name])
     return values
+
+
+def uses_rule(schema: dict, rule: str) -> bool:
+    """Whether any x-rules entry of the form (or of a schema it refers to) is ``rule``."""
+    return rule in _views_of(schema).rule_names
 
 
 def secret_fields(schema: dict) -> set[str]:

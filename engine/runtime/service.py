@@ -10,7 +10,6 @@ READY.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -610,29 +609,13 @@ def _user_has_lane(session: Session, user_id: int, task: Task) -> bool:
 # ---------------------------------------------------------------- complete
 
 
-# Forms are the deployed definitions' cached schema objects: whether one uses a rule is
-# worked out once per object (the entry keeps the object, so its id is not reused).
-_RULE_USE: dict[tuple[int, str], tuple[dict[str, Any], bool]] = {}
-
-
-def _uses_rule(schema: dict[str, Any], rule: str) -> bool:
-    hit = _RULE_USE.get((id(schema), rule))
-    if hit is not None and hit[0] is schema:
-        return hit[1]
-    used = f'"{rule}"' in json.dumps(schema)
-    if len(_RULE_USE) >= 512:
-        _RULE_USE.clear()
-    _RULE_USE[(id(schema), rule)] = (schema, used)
-    return used
-
-
 def _form_context(
     session: Session, instance: ProcessInstance, schema: dict[str, Any], data: dict[str, Any]
 ) -> forms.FormContext:
     # Only the same_uf rule needs the establishment's UF: no query for the other forms.
     est = (
         session.get(Establishment, instance.establishment_id)
-        if instance.establishment_id and _uses_rule(schema, "same_uf")
+        if instance.establishment_id and forms.uses_rule(schema, "same_uf")
         else None
     )
 

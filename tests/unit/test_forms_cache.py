@@ -275,3 +275,17 @@ def test_repeated_objects_are_found_and_true_is_not_one():
     check = validation._FormValidator(UNIQUE)
     assert not check.is_valid([{"a": 1}, {"a": [1, {"b": None}]}, {"a": 1.0}])
     assert check.is_valid([{"a": 1}, {"a": True}, {"a": [0]}, {"a": [False]}])
+
+
+def test_uses_rule_finds_rules_behind_refs_and_only_by_name() -> None:
+    from engine.forms import validation as forms_mod
+
+    schema = {
+        "type": "object",
+        "$defs": {"svc": {"type": "object", "x-rules": [{"rule": "same_uf", "fields": ["a"]}]}},
+        "properties": {"s": {"$ref": "#/$defs/svc"}, "note": {"type": "string",
+                                                            "description": "same_uf"}},
+    }  # fmt: skip
+    assert forms_mod.uses_rule(schema, "same_uf")
+    assert not forms_mod.uses_rule(schema, "unique")
+    assert not forms_mod.uses_rule({"type": "object", "description": "same_uf"}, "same_uf")
