@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine import samples
 from engine.audit import service as audit
 from tests.builders import Flow
 
@@ -190,3 +191,24 @@ def test_unknown_portfolio_and_establishment_get_field_errors(client, world):  #
         headers=world["users"]["admin"].headers,
     )
     assert res.status_code == 422 and "establishment" in res.json["errors"]
+
+
+def test_child_establishments_must_share_the_uf_through_the_api(client, world, make):  # type: ignore[no-untyped-def]
+    """The same_uf rule gets the principal establishment's UF from the runtime."""
+    same = make.establishment(world["org"], uf="PR")
+    other = make.establishment(world["org"], uf="SP")
+    f = flow(client, world)
+    for element in ("obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos"):
+        f.complete(element)
+    answer = samples.answer("solicitar_acesso_homologacao", f.ctx)
+    res = f.complete("solicitar_acesso_homologacao", expect=422, data={
+        **answer, "possui_filhos": True, "filhos": [{"cnes": same.cnes}, {"cnes": other.cnes}],
+    })  # fmt: skip
+    assert res.json["errors"] == {
+        "filhos.1.cnes": "Os estabelecimentos filhos devem ser da mesma UF do estabelecimento "
+        "principal."
+    }
+    f.complete("solicitar_acesso_homologacao", data={
+        **answer, "possui_filhos": True, "filhos": [{"cnes": same.cnes}],
+    })  # fmt: skip
+    assert f.instance()["stage"] == "Solicitação em análise"
