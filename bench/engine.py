@@ -71,21 +71,22 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 
 import engine.models  # noqa: E402, F401  (every table on Base.metadata)
 from engine import db as db_mod  # noqa: E402
-from engine import identifiers, samples  # noqa: E402
+from engine import identifiers  # noqa: E402
+from engine.access.actor import SYSTEM, Actor  # noqa: E402
 from engine.accounts import service as accounts  # noqa: E402
-from engine.accounts.actor import SYSTEM, Actor  # noqa: E402
 from engine.accounts.models import User  # noqa: E402
 from engine.audit import service as audit  # noqa: E402
 from engine.db import Base, Database, make_engine  # noqa: E402
 from engine.definitions import service as definitions  # noqa: E402
+from engine.demo import samples  # noqa: E402
 from engine.establishments import service as establishments  # noqa: E402
 from engine.establishments.models import Establishment, Portfolio  # noqa: E402
 from engine.files import service as files  # noqa: E402
 from engine.forms import validation as forms  # noqa: E402
 from engine.runtime import service as runtime  # noqa: E402
-from engine.runtime import spiff  # noqa: E402
 from engine.runtime.models import COMPLETED, READY, ProcessInstance, Task  # noqa: E402
 from engine.settings import Settings  # noqa: E402
+from engine.workflow import spiff  # noqa: E402
 
 PROCESS_KEY = "credenciamento-rnds"
 PROCESSES_DIR = ROOT / "processes"

@@ -54,17 +54,22 @@ import psycopg  # noqa: E402
 import seed  # noqa: E402
 from sqlalchemy import func, select, text  # noqa: E402
 
-from engine import bulk, dashboard, inbox, samples  # noqa: E402
 from engine import settings as settings_mod  # noqa: E402
+from engine.access.actor import SYSTEM  # noqa: E402
 from engine.accounts import service as accounts  # noqa: E402
-from engine.accounts.actor import SYSTEM  # noqa: E402
 from engine.accounts.models import User  # noqa: E402
 from engine.audit import service as audit  # noqa: E402
+from engine.dashboard import queries as dashboard  # noqa: E402
 from engine.db import Base, Database  # noqa: E402
 from engine.definitions import service as definitions  # noqa: E402
+from engine.demo import samples  # noqa: E402
 from engine.establishments import service as establishments  # noqa: E402
 from engine.establishments.models import Establishment  # noqa: E402
 from engine.files import service as files  # noqa: E402
+from engine.runtime import (  # noqa: E402
+    bulk,  # noqa: E402
+    inbox,
+)
 from engine.runtime import service as runtime  # noqa: E402
 from engine.runtime.models import READY, ProcessInstance, Task  # noqa: E402
 from engine.scheduler import timers  # noqa: E402

@@ -44,14 +44,14 @@ import time_machine  # noqa: E402
 from sqlalchemy import func, insert, select  # noqa: E402
 
 import engine.models  # noqa: E402, F401
+from engine.access.actor import SYSTEM  # noqa: E402
 from engine.accounts import service as accounts  # noqa: E402
-from engine.accounts.actor import SYSTEM  # noqa: E402
 from engine.audit.models import AuditEvent  # noqa: E402
 from engine.db import Base, Database  # noqa: E402
 from engine.definitions import service as definitions  # noqa: E402
-from engine.runtime import spiff  # noqa: E402
 from engine.runtime.models import READY, RUNNING, ProcessInstance, Task  # noqa: E402
 from engine.scheduler import timers  # noqa: E402
+from engine.workflow import spiff  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "scheduler" / "fixtures" / "prazo-teste.bpmn"
 START = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)

@@ -7,10 +7,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from engine import identifiers, samples
+from engine import identifiers
+from engine.access.actor import SYSTEM, Actor
 from engine.accounts import service as accounts
-from engine.accounts.actor import SYSTEM, Actor
 from engine.db import Database
+from engine.demo import samples
 from engine.establishments.models import Establishment
 from engine.establishments.service import create as create_establishment
 

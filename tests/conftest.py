@@ -21,7 +21,7 @@ from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine.audit import service as audit
 from engine.db import Base, Database
-from engine.runtime import spiff
+from engine.workflow import spiff
 from tests.builders import Builders
 
 ROOT = Path(__file__).resolve().parent.parent

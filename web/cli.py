@@ -12,8 +12,8 @@ import click
 from sqlalchemy import select
 
 from engine import settings as settings_mod
+from engine.access.actor import Actor
 from engine.accounts import service as accounts
-from engine.accounts.actor import Actor
 from engine.audit import service as audit
 from engine.db import Database
 from engine.definitions import service as definitions
@@ -351,7 +351,7 @@ def dashboard_group() -> None:
 def dashboard_recount(check: bool) -> None:
     """Recalcula (ou confere) os contadores do painel a partir dos estabelecimentos e instâncias."""
     from engine.accounts.models import Organization
-    from engine.runtime import counts
+    from engine.dashboard import counts
 
     db = _db()
     with db.read() as session:
@@ -387,7 +387,7 @@ def demo() -> None:
 @demo.command("load")
 def demo_load() -> None:
     """Carrega a organização de demonstração (uma vez) e imprime os logins."""
-    from engine import demo as demo_mod
+    from engine.demo import loader as demo_mod
 
     settings = settings_mod.load()
     db = _db()

@@ -18,7 +18,7 @@ import click
 from engine import identifiers
 from engine import secrets as secret_store
 from engine import settings as settings_mod
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.certificates.inspect import (
     MAX_BYTES,

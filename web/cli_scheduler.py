@@ -15,7 +15,7 @@ from datetime import datetime
 import click
 
 from engine import settings as settings_mod
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.db import Database
 from engine.errors import DomainError

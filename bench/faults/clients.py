@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.load import harness
-from engine import samples
+from engine.demo import samples
 
 LANE_OF_ROLE = {"gestor": "Gestor", "integrador": "Integrador", "datasus": "DATASUS"}
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -23,9 +23,9 @@ from sqlalchemy import select
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
 from engine.db import Database
-from engine.runtime import spiff
 from engine.runtime.models import COMPLETED, READY, ProcessInstance, Task
 from engine.runtime.service import load_workflow
+from engine.workflow import spiff
 
 
 @dataclass

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from engine import samples  # noqa: E402
+from engine.demo import samples  # noqa: E402
 
 CONFIG: dict[str, Any] = json.loads(Path(os.environ["CREDENCIA_LOAD_CONFIG"]).read_text())
 ACCOUNTS: list[dict[str, Any]] = CONFIG["accounts"]

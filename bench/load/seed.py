@@ -170,8 +170,8 @@ def _schema_drift(db: Any) -> list[str]:
 
 
 def _accounts(db: Any, cnes_list: list[str], slices: int) -> list[Account]:
+    from engine.access.actor import SYSTEM
     from engine.accounts import service as accounts
-    from engine.accounts.actor import SYSTEM
 
     wanted: list[tuple[str, str, int | None, list[str]]] = [
         ("admin", "admin@carga.credencia.local", None, []),
@@ -198,10 +198,10 @@ def _accounts(db: Any, cnes_list: list[str], slices: int) -> list[Account]:
 
 def _worker(url: str, jobs: list[tuple[str, int, str, list[str]]], out: Any) -> None:
     """Walk instances to their stage; one transaction per step, like the API."""
-    from engine import samples
     from engine.accounts import service as accounts
     from engine.accounts.models import User
     from engine.db import Database
+    from engine.demo import samples
     from engine.establishments import service as establishments
     from engine.establishments.models import Establishment
     from engine.files import service as files
@@ -322,10 +322,10 @@ def seed(
     rng_seed: int = 7,
     log: Any = print,
 ) -> Seeded:
-    from engine import demo
+    from engine.access.actor import SYSTEM
     from engine.accounts import service as accounts
-    from engine.accounts.actor import SYSTEM
     from engine.db import Database
+    from engine.demo import loader as demo
     from engine.establishments import service as est_service
     from engine.runtime.models import READY, ProcessInstance, Task
 

@@ -27,47 +27,15 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ForeignKey, Index, Integer, String, case, delete, literal, or_, select
+from sqlalchemy import case, delete, literal, or_, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Session
 
-from engine.accounts.models import User
-from engine.db import Base, UTCDateTime, utcnow
+from engine.accounts.models import LoginAttempt, User, WebSession
+from engine.db import UTCDateTime, utcnow
 
 ACCOUNT, ADDRESS = "account", "address"
-
-
-class LoginAttempt(Base):
-    """Attempts of one key (an account's e-mail or a client address) in the current window."""
-
-    __tablename__ = "login_attempt"
-    __table_args__ = (Index("ix_login_attempt_last_attempt_at", "last_attempt_at"),)
-
-    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # account | address
-    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # HMAC-SHA-256, hex
-    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Attempts charged in the window that did not succeed (and those still being checked).
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class WebSession(Base):
-    """A signed-in browser session; the cookie holds a random id whose SHA-256 is ``id``."""
-
-    __tablename__ = "web_session"
-    __table_args__ = (
-        Index("ix_web_session_user", "user_id"),
-        Index("ix_web_session_expires_at", "expires_at"),
-    )
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
-    # SHA-256 of the password hash at sign-in: a new password ends every older session.
-    credential: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 @dataclass(frozen=True)

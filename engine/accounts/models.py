@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, ForeignKey, Index, String, Table, UniqueConstraint
+from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, UTCDateTime, utcnow
@@ -96,3 +96,35 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
+
+
+class LoginAttempt(Base):
+    """Attempts of one key (an account's e-mail or a client address) in the current window."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (Index("ix_login_attempt_last_attempt_at", "last_attempt_at"),)
+
+    kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # account | address
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # HMAC-SHA-256, hex
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Attempts charged in the window that did not succeed (and those still being checked).
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser session; the cookie holds a random id whose SHA-256 is ``id``."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (
+        Index("ix_web_session_user", "user_id"),
+        Index("ix_web_session_expires_at", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    # SHA-256 of the password hash at sign-in: a new password ends every older session.
+    credential: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from engine.accounts.actor import Actor, Grant
+from engine.access.actor import Actor, Grant
 from engine.accounts.models import ROLES, SCOPED_ROLES, ApiToken, Membership, Organization, User
 from engine.audit import service as audit
 from engine.db import utcnow

@@ -23,7 +23,7 @@ from engine.audit.models import AuditChain, AuditEvent
 from engine.db import utcnow
 
 if TYPE_CHECKING:
-    from engine.accounts.actor import Actor
+    from engine.access.actor import Actor
     from engine.errors import Forbidden
 
 GENESIS = "0" * 64

@@ -14,9 +14,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, JSONType, UTCDateTime, utcnow
 
-# Registered with the metadata from here so engine/models.py needs a single import line.
-from engine.secrets import SecretValue  # noqa: F401
-
 
 class Certificate(Base):
     __tablename__ = "certificate"

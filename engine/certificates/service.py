@@ -20,7 +20,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.certificates.inspect import (
     EXPIRY_WARNING_DAYS,

@@ -14,12 +14,12 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.definitions.models import ProcessDefinition
 from engine.errors import NotFound
 from engine.forms import validation as forms
-from engine.runtime import spiff
+from engine.workflow import spiff
 
 log = logging.getLogger(__name__)
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"

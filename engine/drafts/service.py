@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.db import utcnow
 from engine.drafts.models import TaskDraft

@@ -16,12 +16,12 @@ from sqlalchemy import text as text_sql
 from sqlalchemy.orm import Session
 
 from engine import identifiers
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
+from engine.dashboard import counts
 from engine.db import UTCDateTime, utcnow
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments.models import UFS, Establishment, Portfolio
-from engine.runtime import counts
 
 FIELDS = (
     "cnes",
@@ -424,7 +424,7 @@ def import_csv(
     report.skipped = report.rows - kept
     report.created, report.updated = _upsert(session, org_id, kept) if kept else (0, 0)
     # New establishments and changed UFs move dashboard rows: rebuild the organization's
-    # counters from the rows (before the audit head is locked, see engine/runtime/counts.py).
+    # counters from the rows (before the audit head is locked, see engine/dashboard/counts.py).
     if kept:
         if kept >= ANALYZE_MIN_ROWS and session.get_bind().dialect.name == "postgresql":
             # A large import changes the table's size by a lot: refresh the planner's
@@ -485,3 +485,30 @@ def get_portfolio(session: Session, code: str) -> Portfolio:
         codes = ", ".join(session.scalars(select(Portfolio.code).order_by(Portfolio.code)))
         raise Invalid({"portfolio": f"Portfólio desconhecido. Opções: {codes}."})
     return portfolio
+
+
+def update(
+    session: Session, actor: Actor, org_id: int, cnes: str, raw: dict[str, Any]
+) -> Establishment:
+    """Change an establishment's register data (the CNES itself does not change)."""
+    if not actor.has_role(org_id, "admin"):
+        raise actor.deny("Apenas administradores alteram estabelecimentos.", action="establishment.update",
+                         org_id=org_id)  # fmt: skip
+    est = session.scalar(
+        select(Establishment).where(Establishment.org_id == org_id, Establishment.cnes == cnes)
+    )
+    if est is None:
+        raise NotFound(f"Estabelecimento CNES {cnes} não encontrado.")
+    values, errors = clean({**raw, "cnes": est.cnes})
+    if errors:
+        raise Invalid(errors)
+    changed = {k: v for k, v in values.items() if k != "cnes" and getattr(est, k) != v}
+    if "uf" in changed:
+        counts.establishment_moved(session, org_id, est.id, est.uf, changed["uf"])
+    for key, value in changed.items():
+        setattr(est, key, value)
+    if changed:
+        session.flush()
+        audit.record(session, actor, "establishment.updated", org_id=org_id, entity_type="establishment",
+                     entity_id=est.id, data={"cnes": est.cnes, "changed": changed})  # fmt: skip
+    return est

@@ -10,7 +10,8 @@
 - **Certificates.** At each of ``settings.certificate_reminder_days`` before ``not_after`` the
   establishment's gestores and integradores are reminded (occurrence ``d<threshold>``: after
   downtime only the current threshold is sent); an expired certificate is announced once and
-  the expired hooks run; at ``RENEWAL_WINDOW_DAYS`` the renewal hooks run once.
+  the expiry is audited once; at ``RENEWAL_WINDOW_DAYS`` the renewal process is started once
+  (``engine.certificates.renewal``).
 
 Each subject (task, user, certificate) is handled in a transaction of its own that inserts the
 reminder rows with ``INSERT … ON CONFLICT DO NOTHING`` and, only for rows it inserted, writes
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -34,9 +35,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from engine import sla
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
 from engine.audit import service as audit
+from engine.certificates import renewal
+from engine.certificates.models import Certificate
 from engine.db import Database, utcnow
 from engine.establishments.models import Establishment
 from engine.notifications import service as notifications
@@ -501,45 +504,6 @@ def send_daily_digests(
 
 # ---------------------------------------------------------------- certificates
 
-CertificateHook = Callable[[Session, Any], None]
-_renewal_hooks: list[CertificateHook] = []
-_expired_hooks: list[CertificateHook] = []
-
-
-def register_renewal_hook(hook: CertificateHook) -> CertificateHook:
-    """Run ``hook(session, certificate)`` once per certificate entering its renewal window
-    (``RENEWAL_WINDOW_DAYS`` before expiry), e.g. to start the renewal process."""
-    if hook not in _renewal_hooks:
-        _renewal_hooks.append(hook)
-    return hook
-
-
-def register_expired_hook(hook: CertificateHook) -> CertificateHook:
-    """Run ``hook(session, certificate)`` once when a current certificate has expired."""
-    if hook not in _expired_hooks:
-        _expired_hooks.append(hook)
-    return hook
-
-
-def on_renewal_window(session: Session, certificate: Any) -> None:
-    """Called once per certificate at the start of its renewal window (in the transaction that
-    recorded it, so a failing hook is retried on the next run)."""
-    for hook in list(_renewal_hooks):
-        hook(session, certificate)
-
-
-def on_certificate_expired(session: Session, certificate: Any) -> None:
-    for hook in list(_expired_hooks):
-        hook(session, certificate)
-
-
-def _certificate_model() -> Any:
-    try:
-        from engine.certificates.models import Certificate
-    except ImportError:
-        return None
-    return Certificate
-
 
 def certificate_threshold(days_left: int, thresholds: Sequence[int]) -> int | None:
     """The reminder due now: the smallest threshold not below the days left, if any."""
@@ -549,13 +513,8 @@ def certificate_threshold(days_left: int, thresholds: Sequence[int]) -> int | No
 
 def remind_certificates(
     db: Database, settings: Any, *, now: datetime | None = None
-) -> RunSummary | dict[str, str]:
-    import engine.renewal  # noqa: F401  (registers the renewal hook; imported late: it imports us)
-
-    certificate_cls = _certificate_model()
-    if certificate_cls is None:
-        log.info("engine.certificates is not installed: certificate reminders skipped")
-        return {"skipped": "engine.certificates.models is missing"}
+) -> RunSummary:
+    certificate_cls = Certificate
     now = now or utcnow()
     summary = RunSummary()
     zone = ZoneInfo(settings.timezone)
@@ -602,8 +561,7 @@ def remind_certificates(
             expired and (subject, "hook:expired", "expired") not in taken[CERTIFICATE_EXPIRED]
         )
         needs_renewal = (
-            bool(_renewal_hooks)
-            and days_left <= RENEWAL_WINDOW_DAYS
+            days_left <= RENEWAL_WINDOW_DAYS
             and (subject, "hook:renewal", "window") not in taken[CERTIFICATE_RENEWAL]
         )
         if not (todo or needs_expired_hook or needs_renewal):
@@ -645,7 +603,6 @@ def remind_certificates(
                     data=data,
                 ):
                     hooks.append("expired")
-                    on_certificate_expired(session, cert)
                 if needs_renewal and _insert_reminder(
                     session,
                     kind=CERTIFICATE_RENEWAL,
@@ -657,7 +614,8 @@ def remind_certificates(
                     data=data,
                 ):
                     hooks.append("renewal")
-                    on_renewal_window(session, cert)
+                    # In this transaction: a failing start is retried on the next run.
+                    renewal.start_renewal(session, cert)
                 if sent or hooks:
                     action = "certificate.expired" if expired else "certificate.expiry_reminder"
                     audit.record(
@@ -686,10 +644,8 @@ def expired_certificate_establishments(
     session: Session, org_id: int, *, now: datetime | None = None
 ) -> set[int]:
     """Establishments of the organization flagged *certificado vencido*: their current
-    certificate's ``not_after`` has passed (an empty set without the certificates module)."""
-    certificate_cls = _certificate_model()
-    if certificate_cls is None:
-        return set()
+    certificate's ``not_after`` has passed ."""
+    certificate_cls = Certificate
     stmt = select(certificate_cls.establishment_id).where(
         certificate_cls.org_id == org_id, certificate_cls.not_after <= (now or utcnow())
     )

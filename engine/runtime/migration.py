@@ -15,14 +15,14 @@ from SpiffWorkflow.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.db import Database
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
-from engine.runtime import spiff
 from engine.runtime.models import READY, RUNNING, ProcessInstance, Task
 from engine.runtime.service import load_workflow, lock_instance, sync
+from engine.workflow import spiff
 
 ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
 DONE = TaskState.COMPLETED | TaskState.ERROR

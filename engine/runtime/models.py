@@ -64,7 +64,7 @@ class ProcessInstance(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_reason: Mapped[str] = mapped_column(Text, default="")
     # True on the newest instance of its (establishment, process, portfolio); a start clears
-    # it on the one before, in the same transaction (engine/runtime/service.py, engine/bulk.py).
+    # it on the one before, in the same transaction (engine/runtime/service.py, engine/runtime/bulk.py).
     is_latest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="raise")
@@ -80,7 +80,7 @@ class Task(Base):
         Index("ix_task_assignee_state", "assignee_id", "state"),
         Index("ix_task_instance", "instance_id"),
         Index("ix_task_establishment_state", "establishment_id", "state"),
-        # The inbox's "available" part: a lane's ready tasks in due order (engine/inbox.py).
+        # The inbox's "available" part: a lane's ready tasks in due order (engine/runtime/inbox.py).
         Index("ix_task_org_state_role_due", "org_id", "state", "role", "due_at"),
         # The inbox's lane filter: distinct lanes by a loose index scan.
         Index("ix_task_org_lane", "org_id", "lane"),
@@ -106,25 +106,3 @@ class Task(Base):
     data: Mapped[dict | None] = mapped_column(JSONType)  # what was submitted (secrets removed)
 
     instance: Mapped[ProcessInstance] = relationship(lazy="raise")
-
-
-class StageCount(Base):
-    """How many dashboard rows each organization has per UF, stage, portfolio and status.
-
-    A dashboard row is an establishment with the latest instance of one (process, portfolio),
-    or an establishment with no instance at all (stage "", portfolio "", status "none").
-    Kept in step by the writes that move rows (engine/runtime/counts.py), in their own
-    transaction, so the national stage x UF summary reads a few hundred rows instead of
-    joining every establishment with its instances.
-    """
-
-    __tablename__ = "stage_count"
-
-    org_id: Mapped[int] = mapped_column(
-        ForeignKey("organization.id", ondelete="CASCADE"), primary_key=True
-    )
-    uf: Mapped[str] = mapped_column(String(2), primary_key=True)
-    stage: Mapped[str] = mapped_column(String(60), primary_key=True)
-    portfolio_code: Mapped[str] = mapped_column(String(40), primary_key=True)
-    status: Mapped[str] = mapped_column(String(16), primary_key=True)
-    n: Mapped[int] = mapped_column(Integer, default=0)

@@ -21,11 +21,12 @@ from sqlalchemy.orm import Session
 from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine import sla
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
 from engine.certificates import service as certificates
+from engine.dashboard import counts
 from engine.db import utcnow
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
@@ -35,8 +36,8 @@ from engine.establishments.models import Establishment
 from engine.files import service as file_store
 from engine.files.models import StoredFile
 from engine.forms import validation as forms
-from engine.runtime import counts, spiff
 from engine.runtime.models import CANCELLED, COMPLETED, READY, RUNNING, ProcessInstance, Task
+from engine.workflow import spiff
 
 HEADER_FIELDS = ("numero_solicitacao", "identificador_solicitante")
 NEGATIVE_DECISIONS = ("reprovada",)

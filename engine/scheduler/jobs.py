@@ -17,7 +17,6 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-import engine.renewal  # noqa: F401  (registers the renewal hook)
 from engine.db import Database, utcnow
 from engine.notifications import delivery
 from engine.reminders import service as reminders

@@ -25,12 +25,12 @@ from SpiffWorkflow.task import TaskState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.audit import service as audit
 from engine.db import Database, utcnow
 from engine.runtime import service as runtime
-from engine.runtime import spiff
 from engine.runtime.models import CANCELLED, RUNNING, ProcessInstance
+from engine.workflow import spiff
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from bench.load import harness
 from engine.audit import service as audit
 from engine.db import Database
 from engine.establishments.service import get_portfolio
-from engine.runtime import spiff
+from engine.workflow import spiff
 from tests.builders import Flow
 from tests.faults.conftest import require_tool
 

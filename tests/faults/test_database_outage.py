@@ -166,7 +166,7 @@ def test_an_outage_in_the_middle_of_a_page_renders_the_503_page_without_the_menu
 ) -> None:  # type: ignore[no-untyped-def]
     # The user was loaded (so the menu would count tasks from the database), then the
     # database goes away: the error page must not need it.
-    from engine import inbox
+    from engine.runtime import inbox
 
     pages = Pages(app).login(world.users["DATASUS"])
     original = inbox.inbox
@@ -262,7 +262,7 @@ def test_idle_pooled_connections_cut_by_the_server_are_replaced_without_an_error
 
 
 def test_a_failing_statement_is_still_a_500_not_an_outage(world, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from engine import inbox
+    from engine.runtime import inbox
 
     def broken(session, *args, **kwargs):  # type: ignore[no-untyped-def]
         session.execute(text("SELECT no_such_column FROM task"))

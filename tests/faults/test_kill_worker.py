@@ -14,7 +14,7 @@ from bench.faults.clients import Completer, Record
 from bench.faults.consistency import check
 from bench.faults.kill_worker import workers_in_transaction
 from bench.load import harness
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.runtime import service as runtime
 
 WORKERS = 2

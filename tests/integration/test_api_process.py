@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine import samples
 from engine.audit import service as audit
+from engine.demo import samples
 from tests.builders import Flow
 
 

@@ -1,4 +1,4 @@
-"""Bulk start (engine/bulk.py): the national fast path gives what start_instance gives.
+"""Bulk start (engine/runtime/bulk.py): the national fast path gives what start_instance gives.
 
 On PostgreSQL ``start_all`` writes instances, tasks and audit events with COPY; on SQLite it
 calls ``start_instance`` per establishment. Both must leave the same rows, a verifiable audit
@@ -13,12 +13,15 @@ import multiprocessing
 import pytest
 from sqlalchemy import func, select
 
-from engine import bulk, dashboard, samples
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
-from engine.runtime import counts, spiff
+from engine.dashboard import counts
+from engine.dashboard import queries as dashboard
+from engine.demo import samples
+from engine.runtime import bulk
 from engine.runtime import service as runtime
 from engine.runtime.models import CANCELLED, READY, RUNNING, ProcessInstance, Task
+from engine.workflow import spiff
 
 KEY = "credenciamento-rnds"
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import func, select, text
 from sqlalchemy import inspect as sa_inspect
 
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.audit.models import AuditEvent
 from engine.certificates import service as certs
 from engine.certificates.models import Certificate

@@ -155,7 +155,7 @@ def test_processes_list_and_deploy_new_version(cli, tmp_path, monkeypatch):  # t
 
 
 def test_dashboard_recount_checks_and_rebuilds_the_counters(cli, db, make):  # type: ignore[no-untyped-def]
-    from engine.runtime.models import StageCount
+    from engine.dashboard.models import StageCount
 
     org = make.org()
     make.establishment(org, uf="PR")

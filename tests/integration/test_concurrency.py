@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from engine import samples
+from engine.demo import samples
 from engine.errors import Conflict
 from engine.runtime import service as runtime
 from engine.runtime.models import ProcessInstance, Task

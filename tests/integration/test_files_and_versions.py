@@ -7,11 +7,11 @@ import shutil
 
 from sqlalchemy import select
 
-from engine import samples
 from engine.audit.models import AuditEvent
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
-from engine.runtime import spiff
+from engine.demo import samples
+from engine.workflow import spiff
 from tests.integration.test_api_process import flow
 
 

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
+from engine.access.actor import SYSTEM
 from engine.accounts import service as accounts
-from engine.accounts.actor import SYSTEM
 from engine.db import Database
 from engine.files import service as files
 from engine.files.models import StoredFile

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from engine.access.actor import SYSTEM
 from engine.accounts import service as accounts
-from engine.accounts.actor import SYSTEM
 from engine.audit.models import AuditEvent
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment

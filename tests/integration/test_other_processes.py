@@ -10,10 +10,10 @@ import pytest
 import time_machine
 from sqlalchemy import select, text
 
-from engine import samples
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.certificates import service as certificates
 from engine.db import Base
+from engine.demo import samples
 from engine.reminders import service as reminders
 from engine.runtime.models import ProcessInstance
 from engine.scheduler import timers

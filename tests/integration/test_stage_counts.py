@@ -1,4 +1,4 @@
-"""The dashboard counters (engine/runtime/counts.py) stay equal to the rows they count.
+"""The dashboard counters (engine/dashboard/counts.py) stay equal to the rows they count.
 
 Every kind of write that moves a dashboard row is made here — establishments created one
 by one and by CSV import, moved to another UF, instances started, walked through stages,
@@ -9,10 +9,12 @@ dashboard summary read from the counters must equal the one computed by the live
 
 from __future__ import annotations
 
-from engine import bulk, dashboard, people
-from engine.runtime import counts
+from engine.dashboard import counts
+from engine.dashboard import queries as dashboard
+from engine.dashboard.models import StageCount
+from engine.establishments import service as establishments_svc
+from engine.runtime import bulk
 from engine.runtime import service as runtime
-from engine.runtime.models import StageCount
 from tests.builders import Flow
 
 KEY = "credenciamento-rnds"
@@ -94,7 +96,7 @@ def test_counters_follow_every_kind_of_write(make, db, client):  # type: ignore[
     # Move establishments to another UF: one with instances, one without.
     for est, uf in ((ests[0], "SP"), (ests[4], "PR")):
         with db.write() as s:
-            people.update_establishment(s, admin.actor, org, est.cnes,
+            establishments_svc.update(s, admin.actor, org, est.cnes,
                                         {**est.register_data(), "uf": uf})  # fmt: skip
     _assert_in_step(db, org, admin)
 

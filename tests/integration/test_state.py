@@ -8,12 +8,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from engine import samples
+from engine.demo import samples
 from engine.establishments import service as establishments
 from engine.files import service as files
 from engine.runtime import service as runtime
-from engine.runtime import spiff
 from engine.runtime.models import ProcessInstance, Task
+from engine.workflow import spiff
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "states"
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from engine import samples
 from engine.audit.models import AuditEvent
+from engine.demo import samples
 from tests.integration.test_api_process import flow
 
 

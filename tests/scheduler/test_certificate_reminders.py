@@ -12,12 +12,12 @@ import time_machine
 from sqlalchemy import func, select
 
 from engine.audit.models import AuditEvent
+from engine.certificates import renewal
 from engine.certificates.models import Certificate
 from engine.files.models import StoredFile
 from engine.notifications import delivery
 from engine.reminders import service as reminders
 from engine.reminders.models import CERTIFICATE_EXPIRED, CERTIFICATE_EXPIRY, Reminder
-from engine.scheduler import jobs
 
 SP = ZoneInfo("America/Sao_Paulo")
 NOT_AFTER = datetime(2027, 5, 1, 12, 0, tzinfo=UTC)  # 09:00 in São Paulo
@@ -64,11 +64,20 @@ def _at(*args: int) -> datetime:
 
 @pytest.fixture
 def hooks(monkeypatch):  # type: ignore[no-untyped-def]
+    """Records the renewal starts (the renewal process itself is tested elsewhere) and the
+    certificates whose expiry was audited."""
     calls: dict[str, list[int]] = {"renewal": [], "expired": []}
-    monkeypatch.setattr(reminders, "_renewal_hooks", [])
-    monkeypatch.setattr(reminders, "_expired_hooks", [])
-    reminders.register_renewal_hook(lambda session, cert: calls["renewal"].append(cert.id))
-    reminders.register_expired_hook(lambda session, cert: calls["expired"].append(cert.id))
+    monkeypatch.setattr(
+        renewal, "start_renewal", lambda session, cert: calls["renewal"].append(cert.id)
+    )
+    audit_record = reminders.audit.record
+
+    def record(session, actor, action, **kw):  # type: ignore[no-untyped-def]
+        if action == "certificate.expired":
+            calls["expired"].append(kw["data"]["certificate_id"])
+        return audit_record(session, actor, action, **kw)
+
+    monkeypatch.setattr(reminders.audit, "record", record)
     return calls
 
 
@@ -140,7 +149,6 @@ def test_certificate_reminders_thresholds_catch_up_expiry_and_hooks(
 
 
 def test_the_renewal_hook_is_retried_when_it_fails(db, people, mail_settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(reminders, "_renewal_hooks", [])
     calls: list[int] = []
 
     def flaky(session, cert):  # type: ignore[no-untyped-def]
@@ -148,7 +156,7 @@ def test_the_renewal_hook_is_retried_when_it_fails(db, people, mail_settings, mo
         if len(calls) == 1:
             raise RuntimeError("renewal process not deployed yet")
 
-    reminders.register_renewal_hook(flaky)
+    monkeypatch.setattr(renewal, "start_renewal", flaky)
     _certificate(db, people["org"], people["est"].id, not_after=NOT_AFTER)
     with time_machine.travel(_at(2027, 4, 20), tick=True):
         first = reminders.remind_certificates(db, mail_settings)
@@ -158,12 +166,3 @@ def test_the_renewal_hook_is_retried_when_it_fails(db, people, mail_settings, mo
         assert reminders.remind_certificates(db, mail_settings).sent == 0
     assert len(calls) == 2
 
-
-def test_without_the_certificates_module_the_job_is_skipped(
-    db, mail_settings, monkeypatch, caplog
-) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(reminders, "_certificate_model", lambda: None)
-    with caplog.at_level("INFO"):
-        summary = jobs.certificates_job(db, mail_settings)
-    assert summary == {"skipped": "engine.certificates.models is missing"}
-    assert "certificate reminders skipped" in caplog.text

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from engine import settings as settings_mod
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.accounts.models import User
 from engine.notifications import delivery
 from engine.notifications import service as notifications

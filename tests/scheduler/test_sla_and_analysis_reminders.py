@@ -11,7 +11,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from engine import sla
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.audit.models import AuditEvent
 from engine.notifications import delivery
 from engine.notifications.models import Notification, OutboxMessage

@@ -11,13 +11,13 @@ import pytest
 import time_machine
 from sqlalchemy import func, select, update
 
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
 from engine.runtime import service as runtime
-from engine.runtime import spiff
 from engine.runtime.models import ProcessInstance, Task
 from engine.scheduler import timers
+from engine.workflow import spiff
 from tests.scheduler.helpers import deploy_fixture
 
 START = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)

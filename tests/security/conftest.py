@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
-from engine import samples
 from engine.accounts.models import ApiToken, Membership, User
 from engine.audit.models import AuditEvent
 from engine.comments import service as comments
+from engine.demo import samples
 from engine.establishments.models import Establishment
 from engine.files import service as files
 from engine.files.models import StoredFile

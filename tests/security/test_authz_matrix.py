@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import identifiers, samples
+from engine import identifiers
+from engine.demo import samples
 from tests.security.conftest import (
     EST_MARKERS,
     ORG_A,
@@ -475,7 +476,7 @@ BULK_DENIAL_UNAUDITED = Known(
     "/painel/iniciar",
     "POST",
     frozenset(ROLES) - {"admin", "gestor"},
-    "engine/bulk.py start_many() raises actor.deny(...) outside any db.read()/db.write() "
+    "engine/runtime/bulk.py start_many() raises actor.deny(...) outside any db.read()/db.write() "
     "block, so Database._audit_denial never runs: the 403 for POST /painel/iniciar leaves no "
     "denied.instance.bulk_start event",
 )
@@ -707,9 +708,9 @@ def test_the_markers_are_shown_to_those_who_may_see_them(csrf_app, sec) -> None:
 
 TOKEN_TAKEOVER = (
     "Cross-organization takeover: an admin of organization A grants any role in A to the "
-    "e-mail of organization B's admin (web/ui/admin.py grant -> engine/people.py grant_role "
+    "e-mail of organization B's admin (web/ui/admin.py grant -> engine/accounts/members.py grant_role "
     "-> accounts.create_user attaches the existing user), then mints an API token for that "
-    "person (engine/people.py create_token only checks membership in A) and is shown it; "
+    "person (engine/accounts/tokens.py create only checks membership in A) and is shown it; "
     "engine/accounts/service.py actor_for_token loads the user's grants in every "
     "organization, so the token acts as B's admin (lists and cancels B's instances)"
 )

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from engine import samples
+from engine.demo import samples
 from engine.files.models import StoredFile
 from tests.security.conftest import PageClient, SecWorld, stored_files
 

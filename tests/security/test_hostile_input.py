@@ -21,11 +21,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from engine import identifiers, samples
-from engine.accounts.actor import SYSTEM
+from engine import identifiers
+from engine.access.actor import SYSTEM
 from engine.audit.models import AuditEvent
 from engine.certificates import service as certificates
 from engine.comments.models import Comment
+from engine.demo import samples
 from engine.drafts import service as drafts
 from engine.establishments.models import Establishment
 from engine.establishments.service import get_portfolio
@@ -750,7 +751,7 @@ def test_long_names_in_the_grant_form_are_refused(csrf_app, db, sec: SecWorld) -
 
 
 CSV_FORMULAS = (
-    "CSV formula injection: engine/dashboard.py csv_lines() and engine/auditlog.py export_csv() "
+    "CSV formula injection: engine/dashboard/queries.py csv_lines() and engine/audit/log.py export_csv() "
     "write cells as they are; an establishment named '=HYPERLINK(...)' or in municipality "
     "'+55...' (the establishment form, or a CSV import of a register), or a user whose e-mail "
     "starts with '=' (EMAIL_RE accepts '=1+2@pr.gov.br'; column 'quem'), reaches the exported "

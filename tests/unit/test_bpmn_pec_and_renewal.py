@@ -48,7 +48,7 @@ from engine.forms.validation import (
     secret_fields,
     validate_form,
 )
-from engine.runtime.spiff import next_timer_due
+from engine.workflow.spiff import next_timer_due
 from tests.bpmn_support import FLOW_NODE_TAGS, NS
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine import samples
+from engine.demo import samples
 from engine.files.content import MAX_PIXELS, EvidenceError, check_evidence
 
 LIMIT = 10 * 1024 * 1024

@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from engine import secrets as S
 from engine import settings as settings_mod
-from engine.accounts.actor import SYSTEM
+from engine.access.actor import SYSTEM
 from engine.audit.models import AuditEvent
 from engine.db import Base
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from engine import samples
 from engine import settings as settings_mod
+from engine.demo import samples
 from engine.establishments.models import Establishment
 from engine.establishments.service import get_portfolio
 from engine.files import service as files

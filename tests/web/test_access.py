@@ -7,8 +7,8 @@ import re
 import pytest
 from sqlalchemy import select
 
-from engine import samples
 from engine.audit.models import AuditEvent
+from engine.demo import samples
 from engine.files import service as files
 from engine.runtime.models import Task
 from tests.web.conftest import ready_task

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from engine import samples
+from engine.demo import samples
 from tests.web.live import ARTIFACTS, axe_violations, chromium, login, logout, screenshot, serve
 
 pytestmark = pytest.mark.browser

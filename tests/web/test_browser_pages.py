@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from engine import samples
 from engine.certificates import service as certificates
 from engine.db import utcnow
+from engine.demo import samples
 from engine.files import service as files
 from engine.notifications import service as notifications
 from engine.notifications.models import FAILED, Notification, OutboxMessage

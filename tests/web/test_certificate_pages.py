@@ -9,10 +9,11 @@ from datetime import timedelta
 import jsonschema
 from sqlalchemy import update
 
-from engine import identifiers, samples
+from engine import identifiers
 from engine.certificates import service as certificates
 from engine.certificates.models import Certificate
 from engine.db import utcnow
+from engine.demo import samples
 from tests.web.conftest import SETTINGS, advance, ready_task
 from web.api.openapi import document
 

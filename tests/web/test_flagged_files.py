@@ -7,8 +7,8 @@ import io
 
 from sqlalchemy import select, update
 
-from engine import samples
 from engine.audit.models import AuditEvent
+from engine.demo import samples
 from engine.files import service as files
 from engine.files.models import StoredFile
 from tests.web.conftest import advance, ready_task

@@ -14,8 +14,7 @@ from sqlalchemy import select, text, update
 
 from engine.accounts import login_guard
 from engine.accounts import service as accounts
-from engine.accounts.login_guard import LoginAttempt, WebSession
-from engine.accounts.models import User
+from engine.accounts.models import LoginAttempt, User, WebSession
 from engine.audit.models import AuditEvent
 from engine.db import utcnow
 

@@ -8,7 +8,7 @@ import re
 
 from sqlalchemy import select
 
-from engine import samples
+from engine.demo import samples
 from engine.drafts.models import TaskDraft
 from engine.runtime.models import ProcessInstance, Task
 from tests.web.conftest import advance, ready_task

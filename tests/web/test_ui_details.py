@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from engine import samples
+from engine.demo import samples
 from engine.files import service as files
 
 

@@ -12,8 +12,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from engine.access.actor import Actor
 from engine.accounts import service as accounts
-from engine.accounts.actor import Actor
 from engine.accounts.models import Organization
 from engine.certificates import service as certificates
 from engine.db import Database, utcnow

@@ -10,7 +10,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from engine import people
+from engine.accounts import members as members_svc
+from engine.accounts import tokens as tokens_svc
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Invalid, NotFound
@@ -36,11 +37,11 @@ def _require_admin(action: str) -> None:
 def index():  # type: ignore[no-untyped-def]
     _require_admin("admin.read")
     with db().read() as s:
-        members = people.members(s, actor(), org_id())
-        tokens = people.tokens(s, actor(), org_id())
+        members = members_svc.members(s, actor(), org_id())
+        tokens = tokens_svc.list_tokens(s, actor(), org_id())
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
     return render_template(
-        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=people.roles(),
+        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=members_svc.roles(),
         new_token=None, new_password=None, errors={}, values={},
     )  # fmt: skip
 
@@ -59,7 +60,7 @@ def grant():  # type: ignore[no-untyped-def]
     errors: dict[str, str] = {}
     try:
         with db().write() as s:
-            user, new_password = people.grant_role(
+            user, new_password = members_svc.grant_role(
                 s, actor(), org_id(), _g.org.slug, email=values["email"], role=values["role"],
                 cnes=values["cnes"], name=values["name"],
             )  # fmt: skip
@@ -68,11 +69,11 @@ def grant():  # type: ignore[no-untyped-def]
     except Invalid as exc:
         errors = {k: _(v) for k, v in exc.errors.items()}
     with db().read() as s:
-        members = people.members(s, actor(), org_id())
-        tokens = people.tokens(s, actor(), org_id())
+        members = members_svc.members(s, actor(), org_id())
+        tokens = tokens_svc.list_tokens(s, actor(), org_id())
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
     return render_template(
-        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=people.roles(),
+        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=members_svc.roles(),
         new_token=None, new_password=new_password, errors=errors, values=values if errors else {},
     ), (422 if errors else 200)  # fmt: skip
 
@@ -82,7 +83,7 @@ def grant():  # type: ignore[no-untyped-def]
 def revoke(membership_id: int):  # type: ignore[no-untyped-def]
     _require_admin("member.revoke")
     with db().write() as s:
-        people.revoke_role(s, actor(), org_id(), membership_id)
+        members_svc.revoke_role(s, actor(), org_id(), membership_id)
     flash(_("Papel retirado."), "success")
     return redirect(url_for("admin.index"))
 
@@ -95,17 +96,17 @@ def create_token():  # type: ignore[no-untyped-def]
     token = None
     try:
         with db().write() as s:
-            token = people.create_token(
+            token = tokens_svc.create(
                 s, actor(), org_id(), request.form.get("email", ""), request.form.get("name", "")
             )
     except Invalid as exc:
         errors = {f"token_{k}": _(v) for k, v in exc.errors.items()}
     with db().read() as s:
-        members = people.members(s, actor(), org_id())
-        tokens = people.tokens(s, actor(), org_id())
+        members = members_svc.members(s, actor(), org_id())
+        tokens = tokens_svc.list_tokens(s, actor(), org_id())
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
     return render_template(
-        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=people.roles(),
+        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=members_svc.roles(),
         new_token=token, new_password=None, errors=errors, values={},
     ), (422 if errors else 200)  # fmt: skip
 
@@ -115,7 +116,7 @@ def create_token():  # type: ignore[no-untyped-def]
 def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
     _require_admin("token.revoke")
     with db().write() as s:
-        people.revoke_token(s, actor(), org_id(), token_id)
+        tokens_svc.revoke(s, actor(), org_id(), token_id)
     flash(_("Token revogado."), "success")
     return redirect(url_for("admin.index") + "#tokens")
 

@@ -7,7 +7,7 @@ from datetime import date
 
 from flask import Blueprint, Response, render_template, request
 
-from engine import auditlog
+from engine.audit import log as auditlog
 from engine.establishments import service as establishments
 from web.ui.common import actor, db, int_arg, login_required, org_id
 from web.ui.labels import action_label

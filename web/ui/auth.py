@@ -19,12 +19,12 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 from sqlalchemy import select
 
+from engine.access.actor import Actor
 from engine.accounts import login_guard
 from engine.accounts import service as accounts
-from engine.accounts.actor import Actor
+from engine.accounts.members import set_locale
 from engine.accounts.models import Membership, User
 from engine.audit import service as audit
-from engine.people import set_locale
 from web.i18n import COOKIE, LOCALES
 from web.ui.common import db, login_required, safe_next
 

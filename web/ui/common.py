@@ -11,15 +11,17 @@ from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from engine import auditlog, dashboard, identifiers
-from engine import inbox as inbox_mod
+from engine import identifiers
+from engine.access.actor import Actor
 from engine.accounts import login_guard
 from engine.accounts import service as accounts
-from engine.accounts.actor import Actor
 from engine.accounts.models import Organization, User
+from engine.audit import log as auditlog
+from engine.dashboard import queries as dashboard
 from engine.db import Database
 from engine.errors import NotFound
 from engine.notifications import service as notifications
+from engine.runtime import inbox as inbox_mod
 from engine.settings import Settings
 
 ROLE_LABELS = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, Response, render_template, request
 from sqlalchemy import select
 
-from engine import bulk
-from engine import dashboard as dash
+from engine.dashboard import queries as dash
 from engine.establishments.models import UFS, Establishment, Portfolio
+from engine.runtime import bulk
 from web.ui.common import actor, db, has_role, int_arg, login_required, org_id
 
 bp = Blueprint("dashboard", __name__, url_prefix="/painel")

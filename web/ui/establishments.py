@@ -6,7 +6,6 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
-from engine import people
 from engine.audit.models import AuditEvent
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import service as establishments
@@ -141,7 +140,7 @@ def edit(cnes: str):  # type: ignore[no-untyped-def]
         values = {k: request.form.get(k, "") for k in FORM_FIELDS}
         try:
             with db().write() as s:
-                people.update_establishment(s, actor(), org_id(), cnes, values)
+                establishments.update(s, actor(), org_id(), cnes, values)
             flash(_("Cadastro atualizado."), "success")
             return redirect(url_for("establishments.show", cnes=cnes))
         except Invalid as exc:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, g, render_template, request
 from sqlalchemy import select
 
-from engine import inbox as inbox_mod
 from engine.definitions.models import ProcessDefinition
 from engine.drafts import service as drafts
 from engine.establishments import service as establishments
+from engine.runtime import inbox as inbox_mod
 from web.ui.common import actor, db, login_required, org_id
 
 bp = Blueprint("home", __name__)

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, flash, jsonify, redirect, render_template
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from engine import people, picture
+from engine.accounts import members
 from engine.accounts.models import User
 from engine.comments import service as comments
 from engine.definitions.models import ProcessDefinition
@@ -16,6 +16,7 @@ from engine.errors import Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
 from engine.files.models import StoredFile
+from engine.runtime import picture
 from engine.runtime import service as runtime
 from engine.runtime.models import READY, RUNNING, ProcessInstance
 from web.ui.common import actor, db, has_role, login_required, org_id, same_org
@@ -63,7 +64,7 @@ def show(instance_id: int):  # type: ignore[no-untyped-def]
         if is_admin:
             for t in tasks:
                 if t.state == READY and t.role:
-                    choices[t.id] = people.lane_users(s, inst.org_id, t.role, t.establishment_id)
+                    choices[t.id] = members.lane_users(s, inst.org_id, t.role, t.establishment_id)
         names = picture.element_names(definition.bpmn_xml)
     can_comment = comments.can_comment(actor(), inst.org_id, inst.establishment_id)
     from web.ui.tasks import can_act

@@ -9,7 +9,6 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import picture
 from engine.accounts.models import User
 from engine.certificates import service as certificates
 from engine.drafts import service as drafts
@@ -17,6 +16,7 @@ from engine.errors import Invalid, NotFound, TooLarge
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
 from engine.files.models import StoredFile
+from engine.runtime import picture
 from engine.runtime import service as runtime
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render

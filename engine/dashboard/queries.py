@@ -15,14 +15,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, defer
 
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.accounts.models import User
 from engine.certificates.models import Certificate
-from engine.csvsafe import SafeWriter
+from engine.dashboard import counts as stage_counts
 from engine.db import utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.establishments.models import Establishment
-from engine.runtime import counts as stage_counts
+from engine.exports.csvsafe import SafeWriter
 from engine.runtime.models import READY, ProcessInstance, Task
 
 NOT_STARTED = "Não iniciado"
@@ -238,7 +238,7 @@ def summary(session: Session, actor: Actor, org_id: int, filters: Filters = Filt
     unstaged = Filters(**{**filters.__dict__, "stage": ""})
     counts: dict[tuple[str, str], int] = {}
     if _counted(actor, org_id, unstaged):
-        # The maintained counters (engine/runtime/counts.py): a few hundred rows to read
+        # The maintained counters (engine/dashboard/counts.py): a few hundred rows to read
         # instead of every establishment joined with its latest instances.
         rows = stage_counts.by_stage_and_uf(session, org_id, uf=unstaged.uf,
                                             portfolio=unstaged.portfolio, status=unstaged.status)  # fmt: skip

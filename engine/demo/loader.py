@@ -14,11 +14,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine import identifiers, samples
+from engine import identifiers
+from engine.access.actor import SYSTEM
 from engine.accounts import service as accounts
-from engine.accounts.actor import SYSTEM
 from engine.accounts.models import ApiToken, Organization
 from engine.db import Database
+from engine.demo import samples
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
 from engine.files import service as files

@@ -22,8 +22,9 @@ from collections.abc import Iterable
 from sqlalchemy import and_, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
+from engine.dashboard.models import StageCount
 from engine.establishments.models import Establishment
-from engine.runtime.models import ProcessInstance, StageCount
+from engine.runtime.models import ProcessInstance
 
 NONE = "none"  # the status of an establishment's "not started" row
 Key = tuple[str, str, str, str]  # (uf, stage, portfolio_code, status)

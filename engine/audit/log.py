@@ -14,12 +14,12 @@ from sqlalchemy import String, and_, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine import settings as settings_mod
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
-from engine.csvsafe import SafeWriter
 from engine.errors import NotFound
 from engine.establishments.models import Establishment
+from engine.exports.csvsafe import SafeWriter
 from engine.runtime.models import ProcessInstance
 
 READ_ROLES = ("auditor", "admin")

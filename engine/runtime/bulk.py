@@ -20,18 +20,19 @@ from typing import Any, NamedTuple
 from sqlalchemy import select, text
 
 from engine import settings as settings_mod
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.certificates import service as certificates
 from engine.certificates.models import Certificate
+from engine.dashboard import counts
 from engine.db import Database, utcnow
 from engine.definitions import service as definitions
 from engine.errors import DomainError, Invalid
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
-from engine.runtime import counts, spiff
 from engine.runtime import service as runtime
 from engine.runtime.models import COMPLETED, READY, RUNNING, ProcessInstance
+from engine.workflow import spiff
 
 MAX_ESTABLISHMENTS = 2000
 

@@ -68,6 +68,12 @@ class Actor:
             ids |= g.establishment_ids
         return frozenset(ids)
 
+    def require_role(self, org_id: int, role: str, action: str, message: str = "") -> None:
+        """Raise Forbidden (audited by the caller's face) unless the actor holds ``role``."""
+        if not self.has_role(org_id, role):
+            raise self.deny(message or "Apenas administradores da organização.", action=action,
+                            org_id=org_id)  # fmt: skip
+
     def deny(
         self,
         message: str,

@@ -13,11 +13,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.definitions import service as definitions
 from engine.errors import Conflict, NotFound
 from engine.establishments.models import Establishment
-from engine.reminders.service import register_renewal_hook
 from engine.runtime import service as runtime
 
 log = logging.getLogger(__name__)
@@ -25,7 +24,6 @@ PROCESS = "renovacao-certificado"
 SCHEDULER = Actor(user_id=None, label="scheduler", is_system=True)
 
 
-@register_renewal_hook
 def start_renewal(session: Session, certificate: Any) -> int | None:
     """Start the renewal for the certificate's establishment; the new instance id, or None."""
     try:

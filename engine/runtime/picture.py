@@ -8,7 +8,7 @@ from lxml import etree
 from SpiffWorkflow.task import TaskState
 from sqlalchemy.orm import Session
 
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.definitions.models import ProcessDefinition
 from engine.runtime import service as runtime
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import and_, false, func, or_, select, text
 from sqlalchemy.orm import Session, defer
 
-from engine.accounts.actor import Actor
+from engine.access.actor import Actor
 from engine.accounts.models import User
 from engine.db import utcnow
 from engine.establishments.models import Establishment

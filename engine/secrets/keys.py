@@ -23,17 +23,12 @@ import secrets as random_source
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from datetime import datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select
-from sqlalchemy.orm import Mapped, Session, mapped_column
-
-from engine.db import Base, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -263,122 +258,3 @@ def mask(value: object) -> str:
     if value is None or value == "":
         return ""
     return MASK
-
-
-# --- storage -------------------------------------------------------------------------------
-
-
-class SecretValue(Base):
-    """One secret field of one process instance, encrypted (``ciphertext`` is a token)."""
-
-    __tablename__ = "secret_value"
-    __table_args__ = (
-        UniqueConstraint("instance_id", "field"),
-        Index("ix_secret_value_key_id", "key_id"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    org_id: Mapped[int] = mapped_column(
-        ForeignKey("organization.id", ondelete="CASCADE"), index=True
-    )
-    instance_id: Mapped[int] = mapped_column(ForeignKey("process_instance.id", ondelete="CASCADE"))
-    field: Mapped[str] = mapped_column(String(200))
-    ciphertext: Mapped[str] = mapped_column(Text)
-    key_id: Mapped[str] = mapped_column(String(32))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-    @property
-    def context(self) -> str:
-        return row_context(self.org_id, self.instance_id, self.field)
-
-
-def row_context(org_id: int, instance_id: int, field_path: str) -> str:
-    return f"secret_value:{org_id}:{instance_id}:{field_path}"
-
-
-def put(
-    session: Session,
-    *,
-    org_id: int,
-    instance_id: int,
-    field_path: str,
-    value: str,
-    ring: Keyring | None = None,
-) -> SecretValue:
-    """Store (or replace) one secret field. Callers check permission and audit "changed"
-    (never the value) — this is the storage step of a service, not a service itself."""
-    ring = ring or keyring()
-    row = session.scalar(
-        select(SecretValue).where(
-            SecretValue.instance_id == instance_id, SecretValue.field == field_path
-        )
-    )
-    token = ring.encrypt(value, context=row_context(org_id, instance_id, field_path))
-    if row is None:
-        row = SecretValue(org_id=org_id, instance_id=instance_id, field=field_path)
-        session.add(row)
-    row.ciphertext, row.key_id = token, ring.current.id
-    session.flush()
-    return row
-
-
-def get(
-    session: Session, instance_id: int, field_path: str, *, ring: Keyring | None = None
-) -> str | None:
-    """The plaintext of one secret field, or None; only for the lanes that need it."""
-    row = session.scalar(
-        select(SecretValue).where(
-            SecretValue.instance_id == instance_id, SecretValue.field == field_path
-        )
-    )
-    if row is None:
-        return None
-    return (ring or keyring()).decrypt(row.ciphertext, context=row.context)
-
-
-def fields_of(session: Session, instance_id: int) -> list[str]:
-    """Which secret fields an instance has (to show them masked)."""
-    return list(
-        session.scalars(
-            select(SecretValue.field)
-            .where(SecretValue.instance_id == instance_id)
-            .order_by(SecretValue.field)
-        )
-    )
-
-
-def _as_key(value: Key | str | bytes) -> Key:
-    return value if isinstance(value, Key) else Key.from_text(value)
-
-
-def rotate(
-    session: Session,
-    old_keys: Iterable[Key | str | bytes] | Keyring,
-    new_key: Key | str | bytes,
-) -> int:
-    """Re-encrypt every stored secret under ``new_key``; returns how many were rewritten.
-
-    ``old_keys`` must open every row (rows already under the new key are skipped, so a
-    rotation interrupted and run again finishes the job). All in the caller's transaction:
-    a row no key opens aborts the whole rotation with :class:`SecretDecryptError`.
-    """
-    new = _as_key(new_key)
-    old = (
-        list(old_keys.keys.values())
-        if isinstance(old_keys, Keyring)
-        else [_as_key(k) for k in old_keys]
-    )
-    reader = Keyring(new, old)
-    writer = Keyring(new)
-    count = 0
-    rows = session.scalars(select(SecretValue).order_by(SecretValue.id))
-    for row in rows:
-        if key_id_of(row.ciphertext) == new.id:
-            continue
-        plain = reader.decrypt(row.ciphertext, context=row.context)
-        row.ciphertext = writer.encrypt(plain, context=row.context)
-        row.key_id = new.id
-        count += 1
-    session.flush()
-    return count
