@@ -84,6 +84,7 @@ from engine.establishments.models import Establishment, Portfolio  # noqa: E402
 from engine.files import service as files  # noqa: E402
 from engine.forms import validation as forms  # noqa: E402
 from engine.runtime import service as runtime  # noqa: E402
+from engine.runtime.install import install  # noqa: E402
 from engine.runtime.models import COMPLETED, READY, ProcessInstance, Task  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from engine.workflow import spiff  # noqa: E402
@@ -384,9 +385,7 @@ def build_world(db: Database, url: str, seed: int) -> World:
     establishments with their gestores and integradores."""
     Base.metadata.create_all(db.engine)
     db.on_denied = audit.record_denial
-    with db.write() as s:
-        establishments.load_portfolios(s, PROCESSES_DIR / "portfolios.json")
-    definitions.deploy_all(db, PROCESSES_DIR)
+    install(db, PROCESSES_DIR)
     with db.write() as s:
         org_id = accounts.create_org(s, SYSTEM, "bench", "Secretaria de Saúde (benchmark)").id
     world = World(

@@ -61,7 +61,6 @@ from engine.accounts.models import User  # noqa: E402
 from engine.audit import service as audit  # noqa: E402
 from engine.dashboard import queries as dashboard  # noqa: E402
 from engine.db import Base, Database  # noqa: E402
-from engine.definitions import service as definitions  # noqa: E402
 from engine.demo import samples  # noqa: E402
 from engine.establishments import service as establishments  # noqa: E402
 from engine.establishments.models import Establishment  # noqa: E402
@@ -71,6 +70,7 @@ from engine.runtime import (  # noqa: E402
     inbox,
 )
 from engine.runtime import service as runtime  # noqa: E402
+from engine.runtime.install import install  # noqa: E402
 from engine.runtime.models import READY, ProcessInstance, Task  # noqa: E402
 from engine.scheduler import timers  # noqa: E402
 
@@ -222,9 +222,7 @@ def run(url: str, args: argparse.Namespace, out: dict[str, Any]) -> None:  # noq
     db = Database(url)
     Base.metadata.create_all(db.engine)
     db.on_denied = audit.record_denial
-    with db.write() as s:
-        establishments.load_portfolios(s, PROCESSES_DIR / "portfolios.json")
-    definitions.deploy_all(db, PROCESSES_DIR)
+    install(db, PROCESSES_DIR)
     with db.write() as s:
         org_id = accounts.create_org(s, SYSTEM, "nacional", "Ministério (benchmark)").id
     admin = user(db, "admin@nacional.local", "admin")

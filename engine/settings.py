@@ -1,82 +1,190 @@
 """All settings, each read from a ``CREDENCIA_*`` environment variable with a default.
 
 Read once per process through :func:`load`; tests build their own ``Settings``.
+
+Values are parsed strictly and a bad one stops the start (:class:`SettingsError`, naming the
+variable): a switch that fails open (``…REQUIRE_ICP_BRASIL=true`` read as "off") is worse than
+no start at all. Booleans take true/false, 1/0, yes/no, on/off in any case; integers are
+decimal; ``CREDENCIA_ENV`` is one of :data:`ENVIRONMENTS`. Secret settings (:data:`SECRETS`)
+can instead be read from a file named by ``<NAME>_FILE`` (Docker/systemd credentials).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ROOT = Path(__file__).resolve().parent.parent
+PREFIX = "CREDENCIA_"
+
+TRUE = frozenset({"true", "1", "yes", "on"})
+FALSE = frozenset({"false", "0", "no", "off"})
+ENVIRONMENTS = ("development", "test", "homologation", "production")
+# Settings that may hold a password; each can also come from CREDENCIA_<NAME>_FILE.
+# (The master key, CREDENCIA_SECRET_KEY[_FILE], is read by engine.secrets.)
+SECRETS = frozenset({"DATABASE_URL", "SMTP_USER", "SMTP_PASSWORD"})
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(f"CREDENCIA_{name}", default)
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names the variable (shown as is)."""
 
 
-def _env_int(name: str, default: int) -> int:
-    return int(_env(name, str(default)))
+def read(
+    var: str, default: str = "", *, secret: bool = False, environ: Mapping[str, str] | None = None
+) -> str:
+    """The value of environment variable ``var``; for a ``secret`` one, the content of the file
+    named by ``<var>_FILE`` instead when that is set (without its trailing newline)."""
+    env = os.environ if environ is None else environ
+    path = env.get(f"{var}_FILE", "") if secret else ""
+    if not path:
+        return env.get(var, default)
+    if var in env:
+        raise SettingsError(f"Defina {var} ou {var}_FILE, não os dois.")
+    try:
+        content = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise SettingsError(f"Não foi possível ler {var}_FILE={path}: {reason}.") from None
+    return content.removesuffix("\n").removesuffix("\r")
 
 
-def _env_list(name: str, default: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in _env(name, default).split(",") if x.strip())
+def _text(name: str, default: str) -> str:
+    return read(PREFIX + name, default, secret=name in SECRETS)
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = _text(name, "")
+    value = raw.strip().lower()
+    if not value:
+        return default
+    if value in TRUE:
+        return True
+    if value in FALSE:
+        return False
+    raise SettingsError(
+        f"{PREFIX}{name}={raw!r} não é um valor lógico: use true/false, 1/0, yes/no ou on/off."
+    )
+
+
+def _int(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    raw = _text(name, "")
+    if not raw.strip():
+        return default
+    try:
+        value = int(raw.strip(), 10)
+    except ValueError:
+        raise SettingsError(f"{PREFIX}{name}={raw!r} não é um número inteiro.") from None
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"entre {minimum} e {maximum}" if maximum is not None else f"≥ {minimum}"
+        raise SettingsError(f"{PREFIX}{name}={value} fora do intervalo ({bounds}).")
+    return value
+
+
+def _int_list(name: str, default: str) -> tuple[int, ...]:
+    raw = _text(name, default)
+    try:
+        values = tuple(int(x.strip(), 10) for x in raw.split(",") if x.strip())
+    except ValueError:
+        raise SettingsError(
+            f"{PREFIX}{name}={raw!r} deve ser uma lista de inteiros separados por vírgula."
+        ) from None
+    if any(v < 0 for v in values):
+        raise SettingsError(f"{PREFIX}{name}={raw!r}: os números não podem ser negativos.")
+    return values
+
+
+def _environment() -> str:
+    raw = _text("ENV", "")
+    value = raw.strip().lower() or "development"
+    if value not in ENVIRONMENTS:
+        raise SettingsError(f"{PREFIX}ENV={raw!r} desconhecido: use {', '.join(ENVIRONMENTS)}.")
+    return value
+
+
+def _timezone() -> str:
+    value = _text("TIMEZONE", "America/Sao_Paulo").strip()
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{PREFIX}TIMEZONE={value!r} não é um fuso horário conhecido (ex.: America/Sao_Paulo)."
+        ) from None
+    return value
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str = field(
-        default_factory=lambda: _env(
+        default_factory=lambda: _text(
             "DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'credencia.db'}"
         )
     )
     processes_dir: Path = field(
-        default_factory=lambda: Path(_env("PROCESSES_DIR", str(ROOT / "processes")))
+        default_factory=lambda: Path(_text("PROCESSES_DIR", str(ROOT / "processes")))
     )
     max_upload_bytes: int = field(
-        default_factory=lambda: _env_int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
+        default_factory=lambda: _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1)
     )
-    timezone: str = field(default_factory=lambda: _env("TIMEZONE", "America/Sao_Paulo"))
-    default_sla_business_days: int = field(default_factory=lambda: _env_int("DEFAULT_SLA_DAYS", 5))
-    base_url: str = field(default_factory=lambda: _env("BASE_URL", "http://127.0.0.1:5000"))
-    smtp_host: str = field(default_factory=lambda: _env("SMTP_HOST", "127.0.0.1"))
-    smtp_port: int = field(default_factory=lambda: _env_int("SMTP_PORT", 8025))
-    smtp_starttls: bool = field(default_factory=lambda: _env("SMTP_STARTTLS", "0") == "1")
-    smtp_user: str = field(default_factory=lambda: _env("SMTP_USER", ""))
-    smtp_password: str = field(default_factory=lambda: _env("SMTP_PASSWORD", ""))
+    timezone: str = field(default_factory=_timezone)
+    default_sla_business_days: int = field(
+        default_factory=lambda: _int("DEFAULT_SLA_DAYS", 5, minimum=1)
+    )
+    base_url: str = field(default_factory=lambda: _text("BASE_URL", "http://127.0.0.1:5000"))
+    smtp_host: str = field(default_factory=lambda: _text("SMTP_HOST", "127.0.0.1"))
+    smtp_port: int = field(
+        default_factory=lambda: _int("SMTP_PORT", 8025, minimum=1, maximum=65535)
+    )
+    smtp_starttls: bool = field(default_factory=lambda: _bool("SMTP_STARTTLS", False))
+    smtp_user: str = field(default_factory=lambda: _text("SMTP_USER", ""))
+    smtp_password: str = field(default_factory=lambda: _text("SMTP_PASSWORD", ""))
     mail_from: str = field(
-        default_factory=lambda: _env("MAIL_FROM", "Credencia <credencia@localhost>")
+        default_factory=lambda: _text("MAIL_FROM", "Credencia <credencia@localhost>")
     )
     # Reverse proxies in front of the app whose X-Forwarded-For/-Proto are trusted.
-    trusted_proxies: int = field(default_factory=lambda: _env_int("TRUSTED_PROXIES", 0))
-    environment: str = field(default_factory=lambda: _env("ENV", "development"))
+    trusted_proxies: int = field(default_factory=lambda: _int("TRUSTED_PROXIES", 0))
+    # One of ENVIRONMENTS, lower case whatever the case it was written in.
+    environment: str = field(default_factory=_environment)
     certificate_require_icp_brasil: bool = field(
-        default_factory=lambda: _env("CERTIFICATE_REQUIRE_ICP_BRASIL", "1") == "1"
+        default_factory=lambda: _bool("CERTIFICATE_REQUIRE_ICP_BRASIL", True)
     )
     # A PEM file of extra trust anchors (a homologation installation's test PKI).
     certificate_extra_anchors: str = field(
-        default_factory=lambda: _env("CERTIFICATE_EXTRA_ANCHORS", "")
+        default_factory=lambda: _text("CERTIFICATE_EXTRA_ANCHORS", "")
     )
-    smtp_timeout_seconds: int = field(default_factory=lambda: _env_int("SMTP_TIMEOUT_SECONDS", 20))
-    outbox_max_attempts: int = field(default_factory=lambda: _env_int("OUTBOX_MAX_ATTEMPTS", 8))
+    smtp_timeout_seconds: int = field(
+        default_factory=lambda: _int("SMTP_TIMEOUT_SECONDS", 20, minimum=1)
+    )
+    outbox_max_attempts: int = field(
+        default_factory=lambda: _int("OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
+    )
     outbox_base_delay_seconds: int = field(
-        default_factory=lambda: _env_int("OUTBOX_BASE_DELAY_SECONDS", 30)
+        default_factory=lambda: _int("OUTBOX_BASE_DELAY_SECONDS", 30)
     )
     outbox_max_delay_seconds: int = field(
-        default_factory=lambda: _env_int("OUTBOX_MAX_DELAY_SECONDS", 3600)
+        default_factory=lambda: _int("OUTBOX_MAX_DELAY_SECONDS", 3600)
     )
-    outbox_lease_seconds: int = field(default_factory=lambda: _env_int("OUTBOX_LEASE_SECONDS", 120))
-    outbox_batch: int = field(default_factory=lambda: _env_int("OUTBOX_BATCH", 50))
+    outbox_lease_seconds: int = field(
+        default_factory=lambda: _int("OUTBOX_LEASE_SECONDS", 120, minimum=1)
+    )
+    outbox_batch: int = field(default_factory=lambda: _int("OUTBOX_BATCH", 50, minimum=1))
     certificate_reminder_days: tuple[int, ...] = field(
-        default_factory=lambda: _env_list("CERTIFICATE_REMINDER_DAYS", "60,30,15,7,1")
+        default_factory=lambda: _int_list("CERTIFICATE_REMINDER_DAYS", "60,30,15,7,1")
     )
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
 
 
 _settings: Settings | None = None
 
 
 def load() -> Settings:
+    """The process's settings, read from the environment on first use (SettingsError when one
+    is unusable)."""
     global _settings
     if _settings is None:
         _settings = Settings()

@@ -14,8 +14,6 @@ from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine.audit import service as audit
 from engine.db import Database
-from engine.definitions import service as definitions
-from engine.establishments import service as establishments
 
 log = logging.getLogger(__name__)
 # Multipart overhead allowed on top of the file limit before a request is refused unread.
@@ -95,7 +93,7 @@ def _setup_keys(app: Flask, settings: settings_mod.Settings) -> None:
     """The master key encrypts secret form values and signs sessions; production refuses to
     start without one, elsewhere a local key file is created under instance/."""
     ring = secret_store.require_key(
-        production=settings.environment == "production",
+        production=settings.production,
         local_key_file=Path(app.instance_path) / "secret.key",
     )
     app.config["SECRET_KEY"] = ring.current.signing_key.hex()
@@ -114,15 +112,14 @@ def _setup_security(app: Flask) -> None:
 
 
 def _deploy_processes(db: Database, settings: settings_mod.Settings) -> None:
-    """Deploy processes/ at start-up. A worker started while the database is unreachable
+    """Install processes/ at start-up. A worker started while the database is unreachable
     still boots (and answers 503 until it is back) instead of taking the server down; the
     deployment is then done by the next start or `credencia processes deploy`."""
+    from engine.runtime.install import install
+
     try:
-        with db.write() as session:
-            establishments.load_portfolios(session, settings.processes_dir / "portfolios.json")
-        for definition, created in definitions.deploy_all(db, settings.processes_dir):
-            if created:
-                log.info("deployed %s version %s", definition.key, definition.version)
+        for definition in install(db, settings.processes_dir).deployed:
+            log.info("deployed %s version %s", definition.key, definition.version)
     except OperationalError as exc:
         log.warning("database unreachable at start-up; processes not deployed now: %s", exc)
 

@@ -127,8 +127,7 @@ def prepare_schema(url: str) -> list[str]:
     """Migrations, processes and portfolio catalogue — what an installation does first.
     Refuses to go on when the migrations do not build the models' schema."""
     from engine.db import Database
-    from engine.definitions import service as definitions
-    from engine.establishments import service as establishments
+    from engine.runtime.install import install
     from web.cli import upgrade_database
 
     upgrade_database(url)
@@ -142,9 +141,7 @@ def prepare_schema(url: str) -> list[str]:
                 "the migrations do not build the models' schema (run `credencia db upgrade` "
                 f"on a fresh database to see it): missing {', '.join(missing)}"
             )
-        definitions.deploy_all(db, settings.processes_dir)
-        with db.write() as session:
-            establishments.load_portfolios(session, settings.processes_dir / "portfolios.json")
+        install(db, settings.processes_dir)
     finally:
         db.dispose()
     return missing

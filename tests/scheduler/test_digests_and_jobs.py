@@ -20,7 +20,7 @@ from engine.scheduler import runner
 from engine.scheduler import status as status_mod
 from engine.scheduler.models import SchedulerJob
 from tests.scheduler.helpers import add_tasks
-from web import cli_scheduler
+from web.cli import scheduler as cli_scheduler
 
 SP = ZoneInfo("America/Sao_Paulo")
 WED = datetime(2027, 3, 3, 9, 0, tzinfo=SP)

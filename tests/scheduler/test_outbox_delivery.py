@@ -28,7 +28,7 @@ from engine.scheduler import status as status_mod
 from tests.scheduler import workers
 from tests.scheduler.conftest import SmtpServer, free_port
 from tests.scheduler.helpers import add_tasks
-from web import cli_scheduler
+from web.cli import scheduler as cli_scheduler
 
 SP = ZoneInfo("America/Sao_Paulo")
 NOW = datetime(2027, 3, 3, 10, 0, tzinfo=SP)  # a Wednesday

@@ -579,7 +579,7 @@ def test_password_with_nul_is_just_wrong(ca):  # type: ignore[no-untyped-def]
 def run(tmp_path):  # type: ignore[no-untyped-def]
     runner = CliRunner()
 
-    from web.cli_certificates import certificates
+    from web.cli.certificates import certificates
 
     def go(*args: str, code: int) -> tuple[dict, str]:
         result = runner.invoke(certificates, list(args))
@@ -622,7 +622,7 @@ def test_cli_inspect(ca, run, tmp_path):  # type: ignore[no-untyped-def]
 def test_cli_bad_cnpj(ca, tmp_path):  # type: ignore[no-untyped-def]
     cer = tmp_path / "a.cer"
     cer.write_bytes(ca.ecnpj().der)
-    from web.cli_certificates import certificates
+    from web.cli.certificates import certificates
 
     result = CliRunner().invoke(certificates, ["inspect", str(cer), "--cnpj", "123"])
     assert result.exit_code == 2

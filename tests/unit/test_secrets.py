@@ -126,7 +126,7 @@ def test_local_runs_get_a_local_key(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def test_cli_generate_key(tmp_path):  # type: ignore[no-untyped-def]
-    from web.cli_certificates import secrets_group
+    from web.cli.secrets import secrets_group
 
     runner = CliRunner()
     out = runner.invoke(secrets_group, ["generate-key"])
@@ -241,7 +241,7 @@ def test_rotate_with_the_wrong_old_key_changes_nothing(db, instance_ids, ring): 
 
 
 def test_cli_rotate(db, db_url, instance_ids, ring, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
-    from web.cli_certificates import secrets_group
+    from web.cli.secrets import secrets_group
 
     org, (first, _) = instance_ids
     old_text = S.generate_key()

@@ -1,36 +1,21 @@
-"""``credencia scheduler`` and ``credencia outbox``: run and watch the scheduler, manage e-mail.
-
-Registered on the main group by ``web/cli.py`` (``main.add_command(scheduler)``,
-``main.add_command(outbox)``).
-"""
+"""``credencia scheduler`` and ``credencia outbox``: run and watch the scheduler, manage e-mail."""
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
+import os
+import signal
 import sys
+import threading
 from datetime import datetime
 
 import click
 
-from engine import settings as settings_mod
-from engine.access.actor import Actor
-from engine.audit import service as audit
-from engine.db import Database
 from engine.errors import DomainError
 from engine.notifications import service as notifications
 from engine.notifications.models import FAILED, PENDING, SENT
-
-
-def _db() -> Database:
-    db = Database(settings_mod.load().database_url)
-    db.on_denied = audit.record_denial
-    return db
-
-
-def _actor() -> Actor:
-    return Actor(user_id=None, label=f"cli:{getpass.getuser()}", is_system=True)
+from web.cli.context import CliContext, fail, pass_cli
 
 
 def _when(value: datetime | None) -> str:
@@ -39,8 +24,17 @@ def _when(value: datetime | None) -> str:
 
 @click.group(invoke_without_command=True)
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--stop-with-parent",
+    "parent_pid",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Para sozinho quando o processo PID deixa de ser o pai (credencia serve).",
+)
 @click.pass_context
-def scheduler(ctx: click.Context, log_level: str) -> None:
+@pass_cli
+def scheduler(cli: CliContext, ctx: click.Context, log_level: str, parent_pid: int | None) -> None:
     """Executa o agendador (temporizadores BPMN, lembretes, certificados, e-mails).
 
     Sem subcomando, roda em primeiro plano até SIGINT/SIGTERM. Vários processos no mesmo
@@ -49,24 +43,43 @@ def scheduler(ctx: click.Context, log_level: str) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from engine.scheduler import runner
+    from web.cli.db import require_current_schema
 
+    require_current_schema(cli)
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     # One line per job run every 15 s buries what matters; our jobs log their own results.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
-    click.echo("agendador iniciado (Ctrl+C para parar)")
-    runner.run(settings_mod.load())
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Started by `credencia serve`, SIGINT comes ignored (the master stops it): keep it so.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if parent_pid is not None:
+        threading.Thread(
+            target=_stop_without_parent, args=(parent_pid, stop), name="parent-watch", daemon=True
+        ).start()
+    else:
+        click.echo("agendador iniciado (Ctrl+C para parar)")
+    runner.run(cli.settings, stop, db=cli.db)
+
+
+def _stop_without_parent(parent_pid: int, stop: threading.Event) -> None:
+    while not stop.wait(2.0):
+        if os.getppid() != parent_pid:
+            logging.getLogger(__name__).warning("parent %s gone: stopping", parent_pid)
+            stop.set()
 
 
 @scheduler.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Saída em JSON.")
-def scheduler_status(as_json: bool) -> None:
+@pass_cli
+def scheduler_status(cli: CliContext, as_json: bool) -> None:
     """Última execução de cada tarefa, pendências e e-mails que falharam."""
     from engine.scheduler import status as status_mod
 
-    db = _db()
-    with db.read() as session:
+    with cli.db.read() as session:
         st = status_mod.collect(session)
     if as_json:
         click.echo(json.dumps(_status_dict(st), ensure_ascii=False, indent=2, default=str))
@@ -154,11 +167,12 @@ def _print_status(st) -> None:  # type: ignore[no-untyped-def]
 @click.argument(
     "jobs", nargs=-1, type=click.Choice(["timers", "reminders", "certificates", "outbox"])
 )
-def scheduler_run_once(jobs: tuple[str, ...]) -> None:
+@pass_cli
+def scheduler_run_once(cli: CliContext, jobs: tuple[str, ...]) -> None:
     """Executa as tarefas indicadas (todas, se nenhuma) uma vez e imprime o resultado."""
     from engine.scheduler import runner
 
-    results = runner.run_once(settings_mod.load(), list(jobs) or None, db=_db())
+    results = runner.run_once(cli.settings, list(jobs) or None, db=cli.db)
     click.echo(json.dumps(results, ensure_ascii=False, indent=2, default=str))
     if any("error" in r for r in results.values()):
         sys.exit(1)
@@ -176,11 +190,12 @@ def outbox() -> None:
 @click.option("--failed", "only_failed", is_flag=True, help="Só as mensagens com falha.")
 @click.option("--pending", "only_pending", is_flag=True, help="Só as pendentes.")
 @click.option("--limit", default=50, show_default=True)
-def outbox_list(only_failed: bool, only_pending: bool, limit: int) -> None:
+@pass_cli
+def outbox_list(cli: CliContext, only_failed: bool, only_pending: bool, limit: int) -> None:
     """Lista as mensagens mais recentes."""
     statuses = [s for s, on in ((FAILED, only_failed), (PENDING, only_pending)) if on] or None
-    with _db().read() as session:
-        rows = notifications.list_outbox(session, _actor(), statuses=statuses, limit=limit)
+    with cli.db.read() as session:
+        rows = notifications.list_outbox(session, cli.actor, statuses=statuses, limit=limit)
     if not rows:
         click.echo("nenhuma mensagem")
     for m in rows:
@@ -196,12 +211,12 @@ def outbox_list(only_failed: bool, only_pending: bool, limit: int) -> None:
 
 @outbox.command("retry")
 @click.argument("message_id", type=int)
-def outbox_retry(message_id: int) -> None:
+@pass_cli
+def outbox_retry(cli: CliContext, message_id: int) -> None:
     """Recoloca a mensagem ID na fila para envio imediato."""
     try:
-        with _db().write() as session:
-            message = notifications.retry(session, _actor(), message_id)
+        with cli.db.write() as session:
+            message = notifications.retry(session, cli.actor, message_id)
             click.echo(f"mensagem #{message.id} para {message.to_addr} recolocada na fila")
     except DomainError as exc:
-        click.echo(f"erro: {exc.message}", err=True)
-        sys.exit(1)
+        fail(exc)

@@ -1,0 +1,53 @@
+"""The ``credencia`` command: a thin face over the engine's services, like the pages and API.
+
+One module per command group; all share one context (``web.cli.context``) that builds the
+settings, the database and the CLI's system actor once per invocation.
+"""
+
+from __future__ import annotations
+
+import click
+
+from web.cli import (
+    audit,
+    certificates,
+    demo,
+    establishments,
+    orgs,
+    processes,
+    scheduler,
+    secrets,
+    serve,
+    tokens,
+    users,
+)
+from web.cli import db as db_commands
+from web.cli.db import alembic_config, upgrade_database
+
+__all__ = ["alembic_config", "main", "upgrade_database"]
+
+
+@click.group()
+def main() -> None:
+    """Credencia — credenciamento de estabelecimentos de saúde na RNDS."""
+
+
+for command in (
+    db_commands.db_group,
+    orgs.orgs,
+    users.users,
+    tokens.tokens,
+    establishments.establishments_group,
+    processes.processes,
+    processes.instances,
+    processes.export_state,
+    audit.audit_group,
+    audit.dashboard_group,
+    demo.demo,
+    serve.serve,
+    certificates.certificates,
+    secrets.secrets_group,
+    scheduler.scheduler,
+    scheduler.outbox,
+):
+    main.add_command(command)

@@ -1,0 +1,5 @@
+"""``python -m web.cli``: the ``credencia`` command."""
+
+from web.cli import main
+
+main()
