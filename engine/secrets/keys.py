@@ -181,7 +181,10 @@ def load_keyring(environ: Mapping[str, str] | None = None) -> Keyring | None:
         current = Key.from_text(text)
     except SecretKeyError as exc:
         raise SecretKeyError(f"{KEY_ENV} inválida: {exc}") from None
-    older = [Key.from_text(t) for t in env.get(OLD_KEYS_ENV, "").split(",") if t.strip()]
+    from engine.settings import read
+
+    old_keys = read(OLD_KEYS_ENV, secret=True, environ=env)  # or CREDENCIA_SECRET_OLD_KEYS_FILE
+    older = [Key.from_text(t) for t in old_keys.split(",") if t.strip()]
     return Keyring(current, older)
 
 

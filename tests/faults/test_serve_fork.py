@@ -11,9 +11,15 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from sqlalchemy import text
+
 from bench.load import harness
+from engine.db import Database
+from web.cli import alembic_config
 
 
 def _sockets(pid: int) -> set[int]:
@@ -38,10 +44,24 @@ def _postgres_sockets() -> set[int]:
     return inodes
 
 
+@pytest.fixture
+def stamped(db: Database, db_url: str) -> Iterator[str]:
+    """The run's database (built from the models) marked as migrated to head, which
+    `credencia serve` requires; unmarked again afterwards for the other tests."""
+    from alembic import command
+
+    command.stamp(alembic_config(db_url), "head")
+    try:
+        yield db_url
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(text("DROP TABLE alembic_version"))
+
+
 def test_credencia_serve_workers_do_not_share_the_masters_database_connection(
-    app, db_url, tmp_path
+    app, stamped, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
-    web = harness.WebServer(db_url, tmp_path, workers=2, mode="serve").start()
+    web = harness.WebServer(stamped, tmp_path, workers=2, mode="serve").start()
     try:
         pids = [web.proc.pid, *web.worker_pids()]
         # `python -m web.cli serve` is the master itself (gunicorn runs in that process).

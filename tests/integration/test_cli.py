@@ -167,3 +167,112 @@ def test_dashboard_recount_checks_and_rebuilds_the_counters(cli, db, make):  # t
     assert "sesa-pr: SP / - / - / none: contador 0, linhas 1" in out
     assert "sesa-pr: contadores recalculados" in cli("dashboard", "recount")
     assert "conferem" in cli("dashboard", "recount", "--check")
+
+
+def _portfolio_codes(db) -> set[str]:  # type: ignore[no-untyped-def]
+    from engine.establishments.models import Portfolio
+
+    with db.read() as s:
+        return set(s.scalars(select(Portfolio.code)))
+
+
+def test_processes_deploy_loads_the_portfolios_and_says_what_it_did(cli, db) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from engine.establishments.models import Portfolio
+
+    expected = {
+        p["code"]
+        for p in json.loads((settings_mod.ROOT / "processes" / "portfolios.json").read_text())
+    }
+    with db.write() as s:
+        s.execute(Portfolio.__table__.delete())
+    out = cli("processes", "deploy")
+    assert f"portfólios: {len(expected)} novo(s)" in out
+    assert "credenciamento-rnds v1: sem mudança" in out
+    assert _portfolio_codes(db) == expected
+    assert "portfólios: 0 novo(s)" in cli("processes", "deploy")
+
+
+def test_install_loads_portfolios_then_deploys_each_process_once(db) -> None:  # type: ignore[no-untyped-def]
+    from engine.runtime.install import install
+
+    processes_dir = settings_mod.ROOT / "processes"
+    first = install(db, processes_dir)
+    assert first.portfolios_added == len(_portfolio_codes(db)) > 0
+    keys = {d.key for d, _ in first.processes}
+    assert "credenciamento-rnds" in keys
+    assert [created for _, created in first.processes] == [True] * len(first.processes)
+    again = install(db, processes_dir)
+    assert again.portfolios_added == 0 and again.deployed == []
+    assert {d.key for d, created in again.processes if not created} == keys
+
+
+@pytest.mark.parametrize("env", ["production", "Production"])
+def test_demo_load_refuses_to_run_in_production(cli, db, monkeypatch, env) -> None:  # type: ignore[no-untyped-def]
+    from engine.accounts.models import Organization
+
+    monkeypatch.setenv("CREDENCIA_ENV", env)
+    monkeypatch.setattr(settings_mod, "_settings", None)
+    out = cli("demo", "load", code=1)
+    assert "CREDENCIA_ENV=production" in out and "não são carregados em produção" in out
+    assert "senha:" not in out and "token:" not in out
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(Organization)) == 0
+
+
+def test_demo_load_outside_production_prints_the_logins(cli) -> None:  # type: ignore[no-untyped-def]
+    out = cli("demo", "load")
+    assert "Dados de demonstração carregados." in out and "admin@demo.credencia.local" in out
+
+
+@pytest.fixture
+def bare_cli(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """The CLI on a database file of its own (no app fixture)."""
+    url = f"sqlite:///{tmp_path / 'bare.db'}"
+    monkeypatch.setenv("CREDENCIA_DATABASE_URL", url)
+    monkeypatch.setattr(settings_mod, "_settings", None)
+    runner = CliRunner()
+
+    def run(*args: str, code: int = 0) -> str:
+        result = runner.invoke(main, list(args))
+        assert result.exit_code == code, result.output
+        return result.output
+
+    run.url = url  # type: ignore[attr-defined]
+    return run
+
+
+@pytest.mark.parametrize("command", [["serve"], ["serve", "--with-scheduler"], ["scheduler"]])
+def test_long_running_commands_refuse_a_database_that_was_never_migrated(bare_cli, command) -> None:  # type: ignore[no-untyped-def]
+    out = bare_cli(*command, code=1)
+    assert "o banco de dados não foi migrado (esperada a revisão" in out
+    assert "rode `credencia db upgrade`" in out
+    assert "no such table" not in out
+
+
+@pytest.mark.parametrize("command", [["serve"], ["scheduler"]])
+def test_long_running_commands_refuse_a_database_behind_the_migrations(bare_cli, command) -> None:  # type: ignore[no-untyped-def]
+    from web.cli import upgrade_database
+
+    upgrade_database(bare_cli.url, "0003")
+    out = bare_cli(*command, code=1)
+    assert "o banco de dados está na revisão 0003" in out and "credencia db upgrade" in out
+
+
+def test_a_schema_built_without_the_migrations_is_refused_too(cli) -> None:  # type: ignore[no-untyped-def]
+    """The tests' databases are built from the models, with no Alembic revision."""
+    assert "rode `credencia db upgrade`" in cli("scheduler", code=1)
+
+
+def test_an_upgraded_database_passes_the_check(bare_cli) -> None:  # type: ignore[no-untyped-def]
+    from engine.db import Database
+    from web.cli.db import schema_problem
+
+    db = Database(bare_cli.url)
+    try:
+        assert schema_problem(db) is not None
+        bare_cli("db", "upgrade")
+        assert schema_problem(db) is None
+    finally:
+        db.dispose()

@@ -63,6 +63,7 @@ def scheduler(cli: CliContext, ctx: click.Context, log_level: str, parent_pid: i
     else:
         click.echo("agendador iniciado (Ctrl+C para parar)")
     runner.run(cli.settings, stop, db=cli.db)
+    logging.getLogger(__name__).info("scheduler stopped")
 
 
 def _stop_without_parent(parent_pid: int, stop: threading.Event) -> None:
