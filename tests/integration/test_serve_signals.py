@@ -191,6 +191,21 @@ def test_ctrl_c_stops_web_and_scheduler(server: Server) -> None:
     _assert_stops_cleanly(server)
 
 
+def test_when_the_master_is_killed_the_scheduler_and_workers_stop_by_themselves(
+    server: Server,
+) -> None:
+    """SIGKILL (the OOM killer) cannot be handled: the scheduler notices its parent is gone
+    and stops, as gunicorn's workers do."""
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(10)
+    deadline = time.monotonic() + GRACEFUL_TIMEOUT + 5
+    while server.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.alive() == [], [(p, _cmdline(p)) for p in server.alive()]
+    assert "parent" in server.stderr and "gone: stopping" in server.stderr, server.stderr
+    assert "web.cli.scheduler: scheduler stopped" in server.stderr
+
+
 def test_gunicorn_cmd_args_apply_and_the_given_options_win(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     from web.cli.serve import ServeApplication
 
