@@ -511,9 +511,7 @@ def certificate_threshold(days_left: int, thresholds: Sequence[int]) -> int | No
     return min(candidates) if candidates else None
 
 
-def remind_certificates(
-    db: Database, settings: Any, *, now: datetime | None = None
-) -> RunSummary:
+def remind_certificates(db: Database, settings: Any, *, now: datetime | None = None) -> RunSummary:
     certificate_cls = Certificate
     now = now or utcnow()
     summary = RunSummary()

@@ -165,4 +165,3 @@ def test_the_renewal_hook_is_retried_when_it_fails(db, people, mail_settings, mo
         assert (second.sent, second.failed) == (2, 0)
         assert reminders.remind_certificates(db, mail_settings).sent == 0
     assert len(calls) == 2
-
