@@ -131,6 +131,20 @@ def test_each_changed_row_is_audited_with_old_and_new_values(db, org) -> None:  
     assert len(updates_audited(db)) == 3
 
 
+def test_change_events_written_in_batches_keep_the_chain_whole(db, org, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    run(db, org, lines(10, 9_200_000))
+    monkeypatch.setattr(establishments, "_BATCH", 3)  # 10 changes: four batches
+    run(db, org, lines(10, 9_200_000, name="Renomeado"))
+    events = updates_audited(db)
+    assert [data["cnes"] for _, data in events] == [str(c) for c in range(9_200_000, 9_200_010)]
+    with db.read() as s:
+        seqs = s.scalars(
+            select(AuditEvent.seq).where(AuditEvent.org_id == org).order_by(AuditEvent.seq)
+        ).all()
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert audit.verify(s)[1] is None
+
+
 def test_the_edit_form_audits_old_values_too(db, org) -> None:  # type: ignore[no-untyped-def]
     run(db, org, iter([HEADER, row(9_100_000)]))
     with db.write() as s:
