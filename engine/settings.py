@@ -173,6 +173,15 @@ class Settings:
     certificate_reminder_days: tuple[int, ...] = field(
         default_factory=lambda: _int_list("CERTIFICATE_REMINDER_DAYS", "60,30,15,7,1")
     )
+    # Uploads attached to no process (nor kept by a saved draft) are deleted after this long.
+    upload_ttl_hours: int = field(default_factory=lambda: _int("UPLOAD_TTL_HOURS", 48, minimum=1))
+    # Per user, the uploads not attached to a process yet (drafts' included) at any time.
+    upload_quota_files: int = field(
+        default_factory=lambda: _int("UPLOAD_QUOTA_FILES", 100, minimum=1)
+    )
+    upload_quota_bytes: int = field(
+        default_factory=lambda: _int("UPLOAD_QUOTA_BYTES", 200 * 1024 * 1024, minimum=1)
+    )
 
     @property
     def production(self) -> bool:

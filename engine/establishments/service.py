@@ -11,13 +11,14 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy import text as text_sql
 from sqlalchemy.orm import Session
 
 from engine import identifiers
 from engine.access.actor import Actor
 from engine.audit import service as audit
+from engine.audit.models import AuditChain, AuditEvent
 from engine.dashboard import counts
 from engine.db import UTCDateTime, utcnow
 from engine.errors import Conflict, Invalid, NotFound
@@ -299,6 +300,16 @@ _UPSERT = (
 _BATCH = 1000
 ANALYZE_MIN_ROWS = 10_000
 _IN_CHUNK = 500
+# The register fields an import may change (the CNES is the key). Before the upsert, the old
+# and new values of every registered row that will change are kept aside, so that each change
+# is audited once the counters were rebuilt (the audit head is locked last).
+_CHANGEABLE = tuple(c for c in FIELDS if c != "cnes")
+_BEFORE = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS establishment_import_change (id integer PRIMARY KEY, "
+    "cnes varchar(7), "
+    + ", ".join(f"old_{c} varchar(300), new_{c} varchar(300)" for c in _CHANGEABLE)
+    + ")"
+)
 
 
 def _stage(session: Session, rows: Iterable[tuple[int, dict[str, Any]]]) -> int:
@@ -369,6 +380,85 @@ def _upsert(session: Session, org_id: int, kept: int) -> tuple[int, int]:
     return created, updated
 
 
+def _keep_changes(session: Session, org_id: int) -> int:
+    """Keep the old and new values of the registered rows the staged ones change; return how
+    many rows change."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    session.execute(text_sql(_BEFORE + (" ON COMMIT DROP" if postgres else "")))
+    session.execute(text_sql("DELETE FROM establishment_import_change"))
+    differs = " OR ".join(
+        f"e.{c} IS {'DISTINCT FROM' if postgres else 'NOT'} i.{c}" for c in _CHANGEABLE
+    )
+    columns = ", ".join(f"old_{c}, new_{c}" for c in _CHANGEABLE)
+    values = ", ".join(f"e.{c}, i.{c}" for c in _CHANGEABLE)
+    return session.execute(
+        text_sql(
+            f"INSERT INTO establishment_import_change (id, cnes, {columns}) "  # noqa: S608
+            f"SELECT e.id, e.cnes, {values} FROM establishment_import i "
+            f"JOIN establishment e ON e.org_id = :org_id AND e.cnes = i.cnes WHERE {differs}"
+        ),
+        {"org_id": org_id},
+    ).rowcount
+
+
+def _changes(
+    previous: dict[str, Any], current: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(new values, old values) of the fields that differ, as the edit form audits them."""
+    names = [k for k in _CHANGEABLE if previous.get(k) != current.get(k)]
+    return {k: current.get(k) for k in names}, {k: previous.get(k) for k in names}
+
+
+def _record_updates(
+    session: Session, actor: Actor, org_id: int, events: list[tuple[int, dict[str, Any]]]
+) -> None:
+    """Append a batch of "establishment.updated" events (entity id, data) to the organization's
+    chain: the first through ``audit.record``, which locks the chain's head for the rest of the
+    transaction, the others chained on it and inserted in one statement (one event at a time
+    costs milliseconds each, minutes for a register whose rows all changed)."""
+    first_id, first_data = events[0]
+    audit.record(session, actor, "establishment.updated", org_id=org_id,
+                 entity_type="establishment", entity_id=first_id, data=first_data)  # fmt: skip
+    head = session.execute(
+        select(AuditChain).where(AuditChain.key == audit.chain_key(org_id))
+    ).scalar_one()  # locked by the event just appended
+    at, rows = utcnow(), []
+    for entity_id, data in events[1:]:
+        fields = {"chain": head.key, "seq": head.last_seq + 1, "at": at, "org_id": org_id,
+                  "actor_id": actor.user_id, "actor": actor.label,
+                  "action": "establishment.updated", "entity_type": "establishment",
+                  "entity_id": str(entity_id), "data": data, "prev_hash": head.last_hash}  # fmt: skip
+        fields["hash"] = audit.event_hash(**fields)
+        head.last_seq, head.last_hash = fields["seq"], fields["hash"]
+        rows.append(fields)
+    if rows:
+        session.execute(insert(AuditEvent), rows)
+        session.flush()
+
+
+def _audit_changes(session: Session, actor: Actor, org_id: int) -> None:
+    """One "establishment.updated" event per changed row (kept by ``_keep_changes``), read
+    and written in batches."""
+    columns = ", ".join(f"old_{c}, new_{c}" for c in _CHANGEABLE)
+    select_rows = text_sql(
+        f"SELECT id, cnes, {columns} FROM establishment_import_change "  # noqa: S608
+        "WHERE id > :last ORDER BY id LIMIT :limit"
+    )
+    last = 0
+    while rows := session.execute(select_rows, {"last": last, "limit": _BATCH}).all():
+        events = []
+        for est_id, cnes, *pairs in rows:
+            changed, previous = _changes(
+                dict(zip(_CHANGEABLE, pairs[0::2], strict=True)),
+                dict(zip(_CHANGEABLE, pairs[1::2], strict=True)),
+            )
+            data = {"cnes": cnes, "changed": changed, "previous": previous, "via": "import"}
+            events.append((est_id, data))
+        _record_updates(session, actor, org_id, events)
+        last = rows[-1][0]
+    session.execute(text_sql("DROP TABLE establishment_import_change"))
+
+
 def import_csv(
     session: Session,
     actor: Actor,
@@ -382,7 +472,8 @@ def import_csv(
     ``source`` is the whole text or a text file (its lines), read once as a stream: memory
     stays flat but for the CNES seen so far. On errors (all or nothing) ``ImportFailed`` is
     raised after the rows were staged, so the caller's transaction must roll back (as
-    ``Database.write()`` does)."""
+    ``Database.write()`` does). Every registered row whose values change gets its own
+    "establishment.updated" event with the old and new values, as an edit does."""
     if not actor.has_role(org_id, "admin"):
         raise actor.deny(
             "Apenas administradores importam estabelecimentos.",
@@ -422,6 +513,7 @@ def import_csv(
         session.execute(drop, {"lines": orphans[start : start + _IN_CHUNK]})
     kept = staged - len(orphans)
     report.skipped = report.rows - kept
+    changed = _keep_changes(session, org_id) if kept else 0
     report.created, report.updated = _upsert(session, org_id, kept) if kept else (0, 0)
     # New establishments and changed UFs move dashboard rows: rebuild the organization's
     # counters from the rows (before the audit head is locked, see engine/dashboard/counts.py).
@@ -432,6 +524,8 @@ def import_csv(
             session.execute(text_sql("ANALYZE establishment"))
         counts.recompute(session, org_id)
     session.execute(text_sql("DROP TABLE establishment_import"))
+    if kept:
+        _audit_changes(session, actor, org_id)
     audit.record(
         session,
         actor,
@@ -444,6 +538,7 @@ def import_csv(
             "created": report.created,
             "updated": report.updated,
             "skipped": report.skipped,
+            "changed": changed,
         },
     )
     return report
@@ -502,7 +597,7 @@ def update(
     values, errors = clean({**raw, "cnes": est.cnes})
     if errors:
         raise Invalid(errors)
-    changed = {k: v for k, v in values.items() if k != "cnes" and getattr(est, k) != v}
+    changed, previous = _changes({k: getattr(est, k) for k in _CHANGEABLE}, values)
     if "uf" in changed:
         counts.establishment_moved(session, org_id, est.id, est.uf, changed["uf"])
     for key, value in changed.items():
@@ -510,5 +605,6 @@ def update(
     if changed:
         session.flush()
         audit.record(session, actor, "establishment.updated", org_id=org_id, entity_type="establishment",
-                     entity_id=est.id, data={"cnes": est.cnes, "changed": changed})  # fmt: skip
+                     entity_id=est.id, data={"cnes": est.cnes, "changed": changed,
+                                             "previous": previous})  # fmt: skip
     return est

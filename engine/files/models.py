@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, LargeBinary, String
+from sqlalchemy import ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, deferred, mapped_column
 
 from engine.db import Base, JSONType, UTCDateTime, utcnow
@@ -12,6 +12,12 @@ class StoredFile(Base):
     """An uploaded file, kept in the database with its SHA-256 for auditors."""
 
     __tablename__ = "stored_file"
+    __table_args__ = (
+        # A user's unattached uploads (the quota at upload), without their attached ones.
+        Index("ix_stored_file_uploader_unattached", "uploaded_by_id", "instance_id"),
+        # An instance's files in order, and the unattached ones past their time (expiry).
+        Index("ix_stored_file_instance_created", "instance_id", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     org_id: Mapped[int] = mapped_column(

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.db import Database, utcnow
+from engine.files import service as files
 from engine.notifications import delivery
 from engine.reminders import service as reminders
 from engine.scheduler import timers
@@ -39,6 +40,11 @@ def reminders_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any
 def certificates_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
     result = reminders.remind_certificates(db, settings)
     return result if isinstance(result, dict) else result.as_dict()
+
+
+def uploads_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+    with db.write() as session:
+        return files.expire_unattached(session, ttl_hours=settings.upload_ttl_hours).as_dict()
 
 
 # One outbox run keeps taking batches while they go out whole, for up to this long (less
@@ -85,6 +91,7 @@ JOBS: tuple[Job, ...] = (
     Job("reminders", 300, reminders_job, "overdue DATASUS analyses and daily digests"),
     Job("certificates", 3600, certificates_job, "certificate expiry reminders and renewal hook"),
     Job("outbox", 15, outbox_job, "e-mail delivery over SMTP"),
+    Job("uploads", 3600, uploads_job, "unattached uploads past CREDENCIA_UPLOAD_TTL_HOURS"),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from engine.access.actor import SYSTEM
 from engine.accounts import service as accounts
+from engine.audit import service as audit
 from engine.audit.models import AuditEvent
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
@@ -68,6 +69,95 @@ def imports_audited(db) -> int:  # type: ignore[no-untyped-def]
             .select_from(AuditEvent)
             .where(AuditEvent.action == "establishment.imported")
         )
+
+
+def updates_audited(db) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        rows = s.execute(
+            select(AuditEvent.entity_id, AuditEvent.data)
+            .where(AuditEvent.action == "establishment.updated")
+            .order_by(AuditEvent.seq)
+        ).all()
+    return [(entity_id, data) for entity_id, data in rows]
+
+
+def ids_by_cnes(db) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return {c: str(i) for c, i in s.execute(select(Establishment.cnes, Establishment.id))}
+
+
+def test_each_changed_row_is_audited_with_old_and_new_values(db, org) -> None:  # type: ignore[no-untyped-def]
+    """A re-import that rewrites a registered establishment's CNPJ, razão social, UF and
+    e-mail leaves one "establishment.updated" event per changed row, with old and new values
+    as the edit form writes them; unchanged rows and new rows leave none."""
+    run(db, org, iter([HEADER, row(9_000_000), row(9_000_001), row(9_000_002)]))
+    assert updates_audited(db) == []
+    other_cnpj = "11222333000181"
+    changed_row = ",".join(["9000000", other_cnpj, "Hospital Novo Ltda", "Posto", "SC",
+                            "Curitiba", "80000000", "Rua 9000000 1", "4133334444",
+                            "contato@hospital.sc.gov.br", ""]) + "\n"  # fmt: skip
+    source = [HEADER, changed_row, row(9_000_001), row(9_000_002, parent="9000001"),
+              row(9_000_003)]  # fmt: skip
+    report = run(db, org, iter(source))
+    assert (report.created, report.updated) == (1, 3)
+    ids = ids_by_cnes(db)
+    assert updates_audited(db) == [
+        (ids["9000000"], {
+            "cnes": "9000000",
+            "changed": {"cnpj": other_cnpj, "razao_social": "Hospital Novo Ltda", "uf": "SC",
+                        "email": "contato@hospital.sc.gov.br"},
+            "previous": {"cnpj": CNPJ, "razao_social": "Posto 9000000 Ltda", "uf": "PR",
+                         "email": "posto9000000@saude.pr.gov.br"},
+            "via": "import",
+        }),
+        (ids["9000002"], {"cnes": "9000002", "changed": {"cnes_pai": "9000001"},
+                          "previous": {"cnes_pai": None}, "via": "import"}),
+    ]  # fmt: skip
+    with db.read() as s:
+        summary = s.scalars(
+            select(AuditEvent.data)
+            .where(AuditEvent.action == "establishment.imported")
+            .order_by(AuditEvent.seq.desc())
+        ).first()
+        assert summary["changed"] == 2
+        assert audit.verify(s) == (s.scalar(select(func.count()).select_from(AuditEvent)), None)
+    # The parent taken away again: the NULL is compared as a value, both ways.
+    run(db, org, iter([HEADER, row(9_000_002)]))
+    assert updates_audited(db)[-1] == (
+        ids["9000002"],
+        {"cnes": "9000002", "changed": {"cnes_pai": None}, "previous": {"cnes_pai": "9000001"},
+         "via": "import"},
+    )  # fmt: skip
+    assert len(updates_audited(db)) == 3
+
+
+def test_change_events_written_in_batches_keep_the_chain_whole(db, org, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    run(db, org, lines(10, 9_200_000))
+    monkeypatch.setattr(establishments, "_BATCH", 3)  # 10 changes: four batches
+    run(db, org, lines(10, 9_200_000, name="Renomeado"))
+    events = updates_audited(db)
+    assert [data["cnes"] for _, data in events] == [str(c) for c in range(9_200_000, 9_200_010)]
+    with db.read() as s:
+        seqs = s.scalars(
+            select(AuditEvent.seq).where(AuditEvent.org_id == org).order_by(AuditEvent.seq)
+        ).all()
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert audit.verify(s)[1] is None
+
+
+def test_the_edit_form_audits_old_values_too(db, org) -> None:  # type: ignore[no-untyped-def]
+    run(db, org, iter([HEADER, row(9_100_000)]))
+    with db.write() as s:
+        est = establishments.get_by_cnes(s, SYSTEM, org, "9100000")
+        raw = {**est.register_data(), "uf": "sc", "email": "novo@saude.sc.gov.br"}
+        establishments.update(s, SYSTEM, org, "9100000", raw)
+    assert updates_audited(db) == [
+        (ids_by_cnes(db)["9100000"], {
+            "cnes": "9100000",
+            "changed": {"uf": "SC", "email": "novo@saude.sc.gov.br"},
+            "previous": {"uf": "PR", "email": "posto9100000@saude.pr.gov.br"},
+        }),
+    ]  # fmt: skip
 
 
 def test_imports_from_an_open_file(db, org, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -144,9 +234,15 @@ def test_a_bad_last_row_leaves_nothing_written(db, org, bad: str) -> None:  # ty
     assert report.rows == 2_501 and [e.line for e in report.errors][-1] == 2_502
     assert stored(db) == before
     assert imports_audited(db) == 1  # the first import only
+    assert updates_audited(db) == []
     report = run(db, org, source(), skip_invalid=True)
     assert (report.created, report.updated, report.skipped) == (2_490, 10, 1)
     assert stored(db)["5000000"][0] == "Renomeado 5000000 Ltda"
+    renamed = updates_audited(db)
+    assert len(renamed) == 10 and renamed[0][1]["changed"] == {
+        "razao_social": "Renomeado 5000000 Ltda",
+        "nome_fantasia": "Renomeado",
+    }
 
 
 def test_memory_does_not_grow_with_the_rows(db, org) -> None:  # type: ignore[no-untyped-def]

@@ -102,7 +102,7 @@ def test_run_once_records_every_job_and_status_reports_the_backlog(
     _overdue_mix(db, people)
     with time_machine.travel(WED, tick=True):
         results = runner.run_once(mail_settings, db=db)
-        assert set(results) == {"timers", "reminders", "certificates", "outbox"}
+        assert set(results) == {"timers", "reminders", "certificates", "outbox", "uploads"}
         assert (
             results["reminders"]["analyses"]["sent"] == 2
             and results["reminders"]["digests"]["sent"] == 2
@@ -143,7 +143,7 @@ def test_the_runner_starts_the_jobs_and_stops_on_the_event(db, mail_settings) ->
     try:
         deadline = time.monotonic() + 20
         names: set[str] = set()
-        while time.monotonic() < deadline and len(names) < 4:
+        while time.monotonic() < deadline and len(names) < 5:
             time.sleep(0.2)
             with db.read() as s:
                 names = {
@@ -153,7 +153,7 @@ def test_the_runner_starts_the_jobs_and_stops_on_the_event(db, mail_settings) ->
         stop.set()
         thread.join(30)
     assert not thread.is_alive()
-    assert names == {"timers", "reminders", "certificates", "outbox"}
+    assert names == {"timers", "reminders", "certificates", "outbox", "uploads"}
 
 
 def test_cli_run_once_and_status(db, mail_settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -173,7 +173,7 @@ def test_the_scheduler_runs_in_a_child_process_and_stops_cleanly(db, mail_settin
     try:
         deadline = time.monotonic() + 60
         names: set[str] = set()
-        while time.monotonic() < deadline and len(names) < 4:
+        while time.monotonic() < deadline and len(names) < 5:
             time.sleep(0.3)
             with db.read() as s:
                 names = {
@@ -181,7 +181,7 @@ def test_the_scheduler_runs_in_a_child_process_and_stops_cleanly(db, mail_settin
                 }
     finally:
         handle.stop()
-    assert names == {"timers", "reminders", "certificates", "outbox"}
+    assert names == {"timers", "reminders", "certificates", "outbox", "uploads"}
     assert handle.process.exitcode == 0
     with db.read() as s:
         owners = {r.last_owner for r in s.scalars(select(SchedulerJob))}

@@ -509,6 +509,10 @@ def document() -> dict[str, Any]:
         "/api/v1/files": {
             "post": {
                 "summary": "Enviar arquivo (tipo detectado pelo conteúdo)",
+                "description": "Um envio que nenhum formulário concluído anexa expira "
+                "(CREDENCIA_UPLOAD_TTL_HOURS, 48 h por padrão; um rascunho salvo o mantém). "
+                "Cada usuário tem uma cota de envios ainda não anexados: além dela, 422 no "
+                "campo `file`.",
                 "requestBody": {
                     "required": True,
                     "content": {

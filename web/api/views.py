@@ -566,7 +566,8 @@ def complete_task(task_id: str):  # type: ignore[no-untyped-def]
 @bp.post("/files")
 @authenticated
 def upload_file():  # type: ignore[no-untyped-def]
-    limit = current_app.extensions["credencia.settings"].max_upload_bytes
+    settings = current_app.extensions["credencia.settings"]
+    limit = settings.max_upload_bytes
     if (
         request.content_length is not None
         and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]
@@ -578,9 +579,8 @@ def upload_file():  # type: ignore[no-untyped-def]
     content = files.read_limited(upload.stream, limit)
     with _db().write() as session:
         org_id = _org_id(session, request.form.get("org"))
-        row = files.store(
-            session, _actor(), org_id, upload.filename or "arquivo", content, limit=limit
-        )
+        row = files.store(session, _actor(), org_id, upload.filename or "arquivo", content,
+                          limit=limit, quota=files.UploadQuota.from_settings(settings))  # fmt: skip
         out = serialize.stored_file(row)
     return jsonify(out), 201
 

@@ -18,6 +18,7 @@ ACTIONS = {
     "draft.saved": _l("Rascunho salvo"),
     "file.uploaded": _l("Arquivo enviado"),
     "file.downloaded": _l("Arquivo baixado"),
+    "file.expired": _l("Envios não anexados apagados"),
     "auth.login": _l("Entrada no sistema"),
     "auth.login_failed": _l("Tentativa de entrada recusada"),
     "auth.logout": _l("Saída do sistema"),

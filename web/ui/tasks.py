@@ -166,6 +166,7 @@ def _store_uploads(schema: dict[str, Any], data: dict[str, Any], errors: dict[st
                         content,
                         limit=limit,
                         password=password,
+                        quota=files.UploadQuota.from_settings(settings()),
                     )
             except (TooLarge, Invalid) as exc:
                 message = (
