@@ -160,6 +160,13 @@ class Settings:
     outbox_max_attempts: int = field(
         default_factory=lambda: _int("OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
     )
+    # The ICP-Brasil roots bundle installed by `credencia certificates update-roots`; while it
+    # exists it overrides the one shipped in engine/pki/data.
+    certificate_roots_file: str = field(
+        default_factory=lambda: _text(
+            "CERTIFICATE_ROOTS_FILE", str(ROOT / "instance" / "icp-brasil.pem")
+        )
+    )
     outbox_base_delay_seconds: int = field(
         default_factory=lambda: _int("OUTBOX_BASE_DELAY_SECONDS", 30)
     )

@@ -1,15 +1,5 @@
-"""ICP-Brasil certificates: reading and judging uploaded files (``inspect``, pure) and each
-establishment's current certificate and history (``service``).
+"""Each establishment's ICP-Brasil certificate: registering it, its history and its status
+(``service``), and the trusted roots bundle as an audited operation (``roots``).
 
-The ``inspect`` function lives in ``engine.certificates.inspect`` and is not re-exported here,
-so that name keeps meaning the module.
+Reading and judging certificate files is pure knowledge and lives in ``engine.pki``.
 """
-
-from engine.certificates.inspect import (
-    CertificateError,
-    CertificateReport,
-    check_usable,
-    public_der_from_upload,
-)
-
-__all__ = ["CertificateError", "CertificateReport", "check_usable", "public_der_from_upload"]

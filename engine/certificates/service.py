@@ -22,7 +22,12 @@ from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.audit import service as audit
-from engine.certificates.inspect import (
+from engine.certificates.models import Certificate
+from engine.db import utcnow
+from engine.errors import Invalid, NotFound
+from engine.establishments.models import Establishment
+from engine.files.models import StoredFile
+from engine.pki import (
     EXPIRY_WARNING_DAYS,
     CertificateError,
     CertificateReport,
@@ -31,11 +36,6 @@ from engine.certificates.inspect import (
     load_anchors,
     validity_item,
 )
-from engine.certificates.models import Certificate
-from engine.db import utcnow
-from engine.errors import Invalid, NotFound
-from engine.establishments.models import Establishment
-from engine.files.models import StoredFile
 
 FIELD = "certificado"
 EXCEPTION_FIELD = "cnpj_exception_reason"

@@ -21,15 +21,15 @@ from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.audit import service as audit
-from engine.certificates.inspect import (
-    CertificateError,
-    looks_like_certificate_file,
-    public_der_from_upload,
-)
 from engine.db import JSONType, utcnow
 from engine.errors import Invalid, NotFound, TooLarge
 from engine.files.content import EvidenceError, check_evidence
 from engine.files.models import StoredFile
+from engine.pki import (
+    CertificateError,
+    looks_like_certificate_file,
+    public_der_from_upload,
+)
 
 CHUNK = 64 * 1024
 MB = 1024 * 1024

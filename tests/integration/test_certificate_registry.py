@@ -257,7 +257,7 @@ def test_register_a_stored_file(db, world):  # type: ignore[no-untyped-def]
 
 
 def test_public_der_from_upload_for_the_file_service():  # type: ignore[no-untyped-def]
-    from engine.certificates import CertificateError, public_der_from_upload
+    from engine.pki import CertificateError, public_der_from_upload
 
     ca = pki()
     leaf = ca.ecnpj()

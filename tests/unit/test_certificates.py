@@ -20,17 +20,18 @@ from cryptography.hazmat.primitives import serialization
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import engine.certificates.inspect as insp
-from engine.certificates.inspect import (
+from engine.pki import (
     CertificateError,
     check_usable,
     decode_other_name,
+    icp_brasil_store,
     inspect,
     looks_like_certificate_file,
     person_fields,
     problems_of,
     public_der_from_upload,
 )
+from engine.pki.chain import verify_chain
 from tests import pki as P
 from tests.pki import CNPJ, CPF, OTHER_CNPJ, PASSWORD, pki
 
@@ -402,7 +403,7 @@ def test_problem_order(ca):  # type: ignore[no-untyped-def]
 
 
 def test_icp_brasil_roots_are_shipped():  # type: ignore[no-untyped-def]
-    roots, intermediates = insp.icp_brasil_store()
+    roots, intermediates = icp_brasil_store()
     names = {r.subject.rfc4514_string() for r in roots}
     assert any("Autoridade Certificadora Raiz Brasileira v5" in n for n in names)
     assert any("Autoridade Certificadora Raiz Brasileira v10" in n for n in names)
@@ -415,7 +416,7 @@ def test_icp_brasil_roots_are_shipped():  # type: ignore[no-untyped-def]
 def test_real_icp_brasil_acs_chain_to_the_real_roots():  # type: ignore[no-untyped-def]
     """The verifier's policy accepts real ICP-Brasil chains (RSA 4096, SHA-512, their
     extensions), so a real e-CNPJ is not refused for being "too different" from ours."""
-    roots, intermediates = insp.icp_brasil_store()
+    roots, intermediates = icp_brasil_store()
     moment = datetime(2027, 6, 1, tzinfo=UTC)  # inside the v5 chains' validity (to 2029)
     rfb = [
         c
@@ -423,11 +424,11 @@ def test_real_icp_brasil_acs_chain_to_the_real_roots():  # type: ignore[no-untyp
         if "AC Secretaria da Receita Federal do Brasil v4" in str(c.subject)
     ]
     assert rfb
-    chain = insp._verify_chain(rfb[0], [], (), moment)
+    chain = verify_chain(rfb[0], [], (), moment)
     assert chain.icp_brasil and chain.anchor_source == "icp_brasil"
     assert "Raiz Brasileira v5" in chain.reason_pt
     valid = [c for c in intermediates if c.not_valid_after_utc > moment > c.not_valid_before_utc]
-    passed = sum(insp._verify_chain(c, [], (), moment).icp_brasil for c in valid)
+    passed = sum(verify_chain(c, [], (), moment).icp_brasil for c in valid)
     assert passed >= len(valid) - 3  # the INMETRO metrology ACs use other roots/algorithms
 
 

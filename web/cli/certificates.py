@@ -13,14 +13,14 @@ from pathlib import Path
 import click
 
 from engine import identifiers
-from engine.certificates.inspect import (
+from engine.certificates.service import CertificatePolicy
+from engine.pki import (
     MAX_BYTES,
     CertificateError,
     inspect,
     load_anchors,
     problems_of,
 )
-from engine.certificates.service import CertificatePolicy
 from web.cli.context import CliContext, pass_cli
 
 

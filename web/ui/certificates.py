@@ -14,7 +14,7 @@ from engine.certificates import service as certificates
 from engine.certificates.models import Certificate
 from engine.db import utcnow
 
-# The checklist's item labels (engine.certificates.inspect), for the English pages.
+# The checklist's item labels (engine.pki.judge), for the English pages.
 CHECK_LABELS = {
     "Leitura": _l("Leitura"),
     "Senha": _l("Senha"),

@@ -1,0 +1,180 @@
+"""Whether a certificate chains to an ICP-Brasil root, and in words why not.
+
+The verifier of ``cryptography`` (45 or later: ``ExtensionPolicy``) builds the path from the
+leaf through the ACs in the file and the known ICP-Brasil ACs to a trusted root; when it
+fails, :func:`explain` walks the likeliest path to say where it breaks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509 import verification
+
+from engine.pki import dates, fields, trust
+from engine.pki.report import ChainResult
+
+log = logging.getLogger(__name__)
+
+MAX_CHAIN_DEPTH = 8
+
+
+def _ca_basic_constraints(_policy: Any, _cert: x509.Certificate, ext: Any) -> None:
+    if not ext.ca:
+        raise ValueError("basicConstraints.cA must be asserted in a CA certificate")
+
+
+@lru_cache(maxsize=1)
+def _policies_for_verifier() -> tuple[Any, Any]:
+    # Relaxed on extensions (real ICP-Brasil certificates of every generation must pass; the
+    # usages are judged separately), strict on signatures, validity and CA-ness.
+    ca = verification.ExtensionPolicy.permit_all().require_present(
+        x509.BasicConstraints, verification.Criticality.AGNOSTIC, _ca_basic_constraints
+    )
+    return ca, verification.ExtensionPolicy.permit_all()
+
+
+def verify_chain(
+    leaf: x509.Certificate,
+    in_file: list[x509.Certificate],
+    extra_anchors: tuple[x509.Certificate, ...],
+    now: datetime,
+) -> ChainResult:
+    try:
+        return _verify_chain_inner(leaf, in_file, extra_anchors, now)
+    except Exception as exc:  # a verifier surprise must not hide the rest of the report
+        log.warning("certificate chain check failed unexpectedly: %s", type(exc).__name__)
+        return ChainResult(False, "Não foi possível verificar a cadeia do certificado.")
+
+
+def _verify_chain_inner(
+    leaf: x509.Certificate,
+    in_file: list[x509.Certificate],
+    extra_anchors: tuple[x509.Certificate, ...],
+    now: datetime,
+) -> ChainResult:
+    icp_roots, icp_intermediates = trust.icp_brasil_store()
+    # Configured certificates: the self-signed ones are roots, the others known intermediates.
+    extra_roots = [c for c in extra_anchors if c.subject == c.issuer]
+    extra_intermediates = [c for c in extra_anchors if c.subject != c.issuer]
+    anchors = {fields.fingerprint(c): "icp_brasil" for c in icp_roots}
+    for cert in extra_roots:
+        anchors.setdefault(fields.fingerprint(cert), "configured")
+    anchor_certs = list(icp_roots) + extra_roots
+    pool = [c for c in in_file if fields.fingerprint(c) not in anchors]
+    pool += extra_intermediates + list(icp_intermediates)
+    # Judge the chain at a moment inside the leaf's validity, so that an expired certificate
+    # is reported as expired rather than as "not ICP-Brasil".
+    moment = min(max(now, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
+    if anchor_certs:
+        ca_policy, ee_policy = _policies_for_verifier()
+        verifier = (
+            verification.PolicyBuilder()
+            .store(verification.Store(anchor_certs))
+            .time(moment)
+            .max_chain_depth(MAX_CHAIN_DEPTH)
+            .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+            .build_client_verifier()
+        )
+        try:
+            verified = verifier.verify(leaf, pool)
+        except verification.VerificationError as exc:
+            detail = str(exc)
+        else:
+            chain = verified.chain
+            root = chain[-1]
+            source = anchors.get(fields.fingerprint(root), "configured")
+            root_name = fields.cn(root.subject) or root.subject.rfc4514_string()
+            if source == "icp_brasil":
+                reason = f"Emitido sob a ICP-Brasil: a cadeia chega à raiz “{root_name}”."
+            else:
+                reason = (
+                    f"A cadeia chega à raiz configurada “{root_name}” (aceita como ICP-Brasil "
+                    "por configuração desta instalação)."
+                )
+            return ChainResult(
+                True, reason, root.subject.rfc4514_string(), source, _path(chain), ""
+            )
+    else:
+        detail = "nenhuma raiz ICP-Brasil disponível"
+    reason, path = explain(leaf, pool, anchors, anchor_certs, moment)
+    return ChainResult(False, reason, None, None, _path(path), detail)
+
+
+def explain(
+    leaf: x509.Certificate,
+    pool: list[x509.Certificate],
+    anchors: dict[str, str],
+    anchor_certs: list[x509.Certificate],
+    moment: datetime,
+) -> tuple[str, list[x509.Certificate]]:
+    """Why the leaf does not chain to a trusted root, in words (walks the likeliest path)."""
+    candidates_by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+    for cert in anchor_certs + pool:
+        candidates_by_subject.setdefault(cert.subject, []).append(cert)
+    if leaf.subject == leaf.issuer and fields.signed_by(leaf, leaf):
+        return "o certificado é autoassinado (não foi emitido por uma autoridade certificadora).", [
+            leaf
+        ]
+    path = [leaf]
+    current = leaf
+    seen = {fields.fingerprint(leaf)}
+    for _ in range(MAX_CHAIN_DEPTH):
+        name = fields.cn(current.issuer) or current.issuer.rfc4514_string()
+        candidates = [c for c in candidates_by_subject.get(current.issuer, []) if c is not current]
+        if not candidates:
+            if current is leaf:
+                return (
+                    f"a autoridade emissora “{name}” não é uma AC conhecida da ICP-Brasil e não "
+                    "veio no arquivo.",
+                    path,
+                )
+            return (
+                f"a cadeia para em “{fields.cn(current.subject)}”, emitida por “{name}”, que não é "
+                "uma AC conhecida da ICP-Brasil.",
+                path,
+            )
+        signer = next((c for c in candidates if fields.signed_by(current, c)), None)
+        if signer is None:
+            return f"a assinatura da AC “{name}” não confere.", path
+        path.append(signer)
+        signer_name = fields.cn(signer.subject) or signer.subject.rfc4514_string()
+        if not (signer.not_valid_before_utc <= moment <= signer.not_valid_after_utc):
+            return (
+                f"a AC “{signer_name}” não estava válida (vigência até "
+                f"{dates.br_date(signer.not_valid_after_utc)}).",
+                path,
+            )
+        if fields.fingerprint(signer) in anchors:
+            return (
+                f"a cadeia até “{signer_name}” não passou na verificação (restrições da AC ou "
+                "algoritmo de assinatura não aceito).",
+                path,
+            )
+        if signer.subject == signer.issuer:
+            return (
+                f"a cadeia termina na raiz “{signer_name}”, que não é uma raiz da ICP-Brasil.",
+                path,
+            )
+        if fields.fingerprint(signer) in seen:
+            break
+        seen.add(fields.fingerprint(signer))
+        current = signer
+    return "a cadeia de certificação é longa demais ou circular.", path
+
+
+def _path(chain: Sequence[x509.Certificate]) -> list[dict[str, str]]:
+    return [
+        {
+            "subject": c.subject.rfc4514_string(),
+            "issuer": c.issuer.rfc4514_string(),
+            "not_after": dates.iso(c.not_valid_after_utc),
+            "sha256": fields.fingerprint(c),
+        }
+        for c in chain
+    ]
