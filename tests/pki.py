@@ -13,12 +13,17 @@ Keys are generated once per test session (EC P-256; RSA only where a test asks f
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import hashes, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
@@ -394,6 +399,19 @@ class TestPKI:
         )
         return cert.public_bytes(serialization.Encoding.DER)
 
+    def non_der_ecnpj(self, *, issuer: str = "intermediate") -> bytes:
+        """A good e-CNPJ whose basicConstraints spells out ``cA BOOLEAN FALSE`` (a DEFAULT
+        value, which DER forbids), signed over those very bytes, as old AC software did."""
+        good = self.ecnpj(key_name="non-der", issuer=issuer)
+        tbs = parse_tree(good.cert.tbs_certificate_bytes)
+        for tag, content in tbs[0][1]:
+            if tag == 0xA3:  # [3] extensions
+                for ext in content[0][1]:
+                    if ext[1][0][1] == bytes.fromhex("551d13"):  # basicConstraints
+                        ext[1][-1] = (0x04, bytes.fromhex("3003010100"))
+        signer = self.root.key if issuer == "root" else self.intermediate.key
+        return resign(encode_tree(tbs), signer)  # type: ignore[arg-type]
+
     def non_der_explicit_version(self) -> bytes:
         """A v3 certificate re-encoded with an explicit ``critical FALSE`` in one extension
         (DEFAULT again), re-signed so only the encoding is wrong: refused on load."""
@@ -408,6 +426,143 @@ class TestPKI:
                         parts.insert(1, (0x01, b"\x00"))
                         break
         return resign(encode_tree(tbs), self.intermediate.key)  # type: ignore[arg-type]
+
+
+# --- PKCS#12 written by hand ------------------------------------------------------------------
+# cryptography will not put a certificate it refuses into a .pfx, and real exporters do: these
+# helpers write one as OpenSSL does (RFC 7292), so the tests hold a file whose MAC verifies.
+
+OID_DATA = "1.2.840.113549.1.7.1"
+OID_ENCRYPTED_DATA = "1.2.840.113549.1.7.6"
+OID_CERT_BAG = "1.2.840.113549.1.12.10.1.3"
+OID_SHROUDED_KEY_BAG = "1.2.840.113549.1.12.10.1.2"
+OID_X509_CERT = "1.2.840.113549.1.9.22.1"
+OID_LOCAL_KEY_ID = "1.2.840.113549.1.9.21"
+OID_SHA256 = "2.16.840.1.101.3.4.2.1"
+OID_SHA1 = "1.3.14.3.2.26"
+OID_PBES2 = "1.2.840.113549.1.5.13"
+OID_PBKDF2 = "1.2.840.113549.1.5.12"
+OID_HMAC_SHA256 = "1.2.840.113549.2.9"
+OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
+OID_PBE_SHA1_3DES = "1.2.840.113549.1.12.1.3"
+NULL = b"\x05\x00"
+
+
+def oid(dotted: str) -> bytes:
+    parts = [int(p) for p in dotted.split(".")]
+    body = bytes([parts[0] * 40 + parts[1]])
+    for part in parts[2:]:
+        chunk = [part & 0x7F]
+        part >>= 7
+        while part:
+            chunk.append(0x80 | (part & 0x7F))
+            part >>= 7
+        body += bytes(reversed(chunk))
+    return tlv(0x06, body)
+
+
+def seq(*items: bytes) -> bytes:
+    return tlv(0x30, b"".join(items))
+
+
+def integer(n: int) -> bytes:
+    return tlv(0x02, n.to_bytes(n.bit_length() // 8 + 1, "big"))
+
+
+def pkcs12_kdf(
+    password: str, salt: bytes, purpose: int, iterations: int, size: int, name: str
+) -> bytes:
+    """RFC 7292, appendix B.2, over the password as a BMPString with its final NUL."""
+    pw = password.encode("utf-16-be") + b"\x00\x00"
+    u, v = hashlib.new(name).digest_size, hashlib.new(name).block_size
+
+    def stretch(data: bytes) -> bytes:
+        n = v * -(-len(data) // v)
+        return (data * (n // len(data) + 1))[:n] if data else b""
+
+    block = stretch(salt) + stretch(pw)
+    out = b""
+    while len(out) < size:
+        a = hashlib.new(name, bytes([purpose]) * v + block).digest()
+        for _ in range(iterations - 1):
+            a = hashlib.new(name, a).digest()
+        out += a
+        b = int.from_bytes(stretch(a)[:v], "big") + 1
+        block = b"".join(
+            ((int.from_bytes(block[i : i + v], "big") + b) % (1 << (8 * v))).to_bytes(v, "big")
+            for i in range(0, len(block), v)
+        )
+    del u
+    return out[:size]
+
+
+def _encrypt(plain: bytes, password: str, how: str) -> tuple[bytes, bytes]:
+    """(AlgorithmIdentifier, ciphertext) of ``plain`` under ``password``."""
+    salt, iterations = os.urandom(8), 2048
+    if how == "3des":
+        key = pkcs12_kdf(password, salt, 1, iterations, 24, "sha1")
+        iv = pkcs12_kdf(password, salt, 2, iterations, 8, "sha1")
+        algorithm: object = TripleDES(key)
+        alg_id = seq(oid(OID_PBE_SHA1_3DES), seq(tlv(0x04, salt), integer(iterations)))
+    else:
+        iv = os.urandom(16)
+        key = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations, 32)
+        algorithm = algorithms.AES(key)
+        kdf = seq(
+            oid(OID_PBKDF2),
+            seq(tlv(0x04, salt), integer(iterations), seq(oid(OID_HMAC_SHA256), NULL)),
+        )
+        alg_id = seq(oid(OID_PBES2), seq(kdf, seq(oid(OID_AES256_CBC), tlv(0x04, iv))))
+    padder = padding.PKCS7(algorithm.block_size).padder()  # type: ignore[attr-defined]
+    encryptor = Cipher(algorithm, modes.CBC(iv)).encryptor()  # type: ignore[arg-type]
+    padded = padder.update(plain) + padder.finalize()
+    return alg_id, encryptor.update(padded) + encryptor.finalize()
+
+
+def pfx_by_hand(
+    cert_ders: list[bytes],
+    key: object,
+    password: str = PASSWORD,
+    *,
+    cert_encryption: str = "aes",
+    mac_password: str | None = None,
+) -> bytes:
+    """A .pfx holding ``cert_ders`` as they are (byte for byte) and ``key``, with a SHA-256
+    MAC; the certificates' safe encrypted with AES-256 (PBES2), 3DES (PKCS#12 PBE) or not."""
+    local_id = tlv(0x31, seq(oid(OID_LOCAL_KEY_ID), tlv(0x31, tlv(0x04, b"\x01"))))
+    shrouded = key.private_bytes(  # type: ignore[attr-defined]
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(password.encode()),
+    )
+    key_safe = seq(seq(oid(OID_SHROUDED_KEY_BAG), tlv(0xA0, shrouded), local_id))
+    bags = [
+        seq(
+            oid(OID_CERT_BAG),
+            tlv(0xA0, seq(oid(OID_X509_CERT), tlv(0xA0, tlv(0x04, der)))),
+            *([local_id] if i == 0 else []),
+        )
+        for i, der in enumerate(cert_ders)
+    ]
+    cert_safe = seq(*bags)
+
+    def data(content: bytes) -> bytes:
+        return seq(oid(OID_DATA), tlv(0xA0, tlv(0x04, content)))
+
+    if cert_encryption == "none":
+        certs_info = data(cert_safe)
+    else:
+        alg_id, ciphertext = _encrypt(cert_safe, password, cert_encryption)
+        encrypted = seq(integer(0), seq(oid(OID_DATA), alg_id, tlv(0x80, ciphertext)))
+        certs_info = seq(oid(OID_ENCRYPTED_DATA), tlv(0xA0, encrypted))
+    auth_safe = seq(certs_info, data(key_safe))
+    salt, iterations = os.urandom(8), 2048
+    mac_key = pkcs12_kdf(mac_password or password, salt, 3, iterations, 32, "sha256")
+    digest = hmac.new(mac_key, auth_safe, "sha256").digest()
+    mac = seq(
+        seq(seq(oid(OID_SHA256), NULL), tlv(0x04, digest)), tlv(0x04, salt), integer(iterations)
+    )
+    return seq(integer(3), data(auth_safe), mac)
 
 
 @functools.cache

@@ -8,7 +8,7 @@ fails, :func:`explain` walks the likeliest path to say where it breaks.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509 import verification
 
-from engine.pki import dates, fields, trust
+from engine.pki import dates, fields, lenient, trust
 from engine.pki.report import ChainResult
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,13 @@ def verify_chain(
     in_file: list[x509.Certificate],
     extra_anchors: tuple[x509.Certificate, ...],
     now: datetime,
+    *,
+    original: bytes | None = None,
 ) -> ChainResult:
+    """The path from ``leaf`` to a trusted root. ``original``: the leaf's bytes in the file
+    when ``leaf`` is their re-encoding (``engine.pki.lenient``), which its issuer signed."""
     try:
-        return _verify_chain_inner(leaf, in_file, extra_anchors, now)
+        return _verify_chain_inner(leaf, in_file, extra_anchors, now, original)
     except Exception as exc:  # a verifier surprise must not hide the rest of the report
         log.warning("certificate chain check failed unexpectedly: %s", type(exc).__name__)
         return ChainResult(False, "Não foi possível verificar a cadeia do certificado.")
@@ -57,6 +61,7 @@ def _verify_chain_inner(
     in_file: list[x509.Certificate],
     extra_anchors: tuple[x509.Certificate, ...],
     now: datetime,
+    original: bytes | None,
 ) -> ChainResult:
     icp_roots, icp_intermediates = trust.icp_brasil_store()
     # Configured certificates: the self-signed ones are roots, the others known intermediates.
@@ -71,39 +76,101 @@ def _verify_chain_inner(
     # Judge the chain at a moment inside the leaf's validity, so that an expired certificate
     # is reported as expired rather than as "not ICP-Brasil".
     moment = min(max(now, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
-    if anchor_certs:
-        ca_policy, ee_policy = _policies_for_verifier()
-        verifier = (
-            verification.PolicyBuilder()
-            .store(verification.Store(anchor_certs))
-            .time(moment)
-            .max_chain_depth(MAX_CHAIN_DEPTH)
-            .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
-            .build_client_verifier()
-        )
+
+    def signed(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+        if original is not None and cert is leaf:
+            return lenient.signature_ok(original, leaf, issuer)
+        return fields.signed_by(cert, issuer)
+
+    if not anchor_certs:
+        detail = "nenhuma raiz ICP-Brasil disponível"
+    elif original is not None:
+        found, detail = _repaired_path(leaf, pool, anchors, anchor_certs, moment, signed)
+        if found:
+            return _trusted(found, anchors, original)
+    else:
         try:
-            verified = verifier.verify(leaf, pool)
+            verified = _verifier(anchor_certs, moment).verify(leaf, pool)
         except verification.VerificationError as exc:
             detail = str(exc)
         else:
-            chain = verified.chain
-            root = chain[-1]
-            source = anchors.get(fields.fingerprint(root), "configured")
-            root_name = fields.cn(root.subject) or root.subject.rfc4514_string()
-            if source == "icp_brasil":
-                reason = f"Emitido sob a ICP-Brasil: a cadeia chega à raiz “{root_name}”."
-            else:
-                reason = (
-                    f"A cadeia chega à raiz configurada “{root_name}” (aceita como ICP-Brasil "
-                    "por configuração desta instalação)."
-                )
-            return ChainResult(
-                True, reason, root.subject.rfc4514_string(), source, _path(chain), ""
-            )
+            return _trusted(list(verified.chain), anchors, None)
+    reason, path = explain(leaf, pool, anchors, anchor_certs, moment, signed=signed)
+    return ChainResult(False, reason, None, None, _path(path, original), detail)
+
+
+def _verifier(anchor_certs: list[x509.Certificate], moment: datetime) -> Any:
+    ca_policy, ee_policy = _policies_for_verifier()
+    return (
+        verification.PolicyBuilder()
+        .store(verification.Store(anchor_certs))
+        .time(moment)
+        .max_chain_depth(MAX_CHAIN_DEPTH)
+        .extension_policies(ca_policy=ca_policy, ee_policy=ee_policy)
+        .build_client_verifier()
+    )
+
+
+def _trusted(
+    chain: list[x509.Certificate], anchors: dict[str, str], original: bytes | None
+) -> ChainResult:
+    root = chain[-1]
+    source = anchors.get(fields.fingerprint(root), "configured")
+    root_name = fields.cn(root.subject) or root.subject.rfc4514_string()
+    if source == "icp_brasil":
+        reason = f"Emitido sob a ICP-Brasil: a cadeia chega à raiz “{root_name}”."
     else:
-        detail = "nenhuma raiz ICP-Brasil disponível"
-    reason, path = explain(leaf, pool, anchors, anchor_certs, moment)
-    return ChainResult(False, reason, None, None, _path(path), detail)
+        reason = (
+            f"A cadeia chega à raiz configurada “{root_name}” (aceita como ICP-Brasil "
+            "por configuração desta instalação)."
+        )
+    path = _path(chain, original)
+    return ChainResult(True, reason, root.subject.rfc4514_string(), source, path, "")
+
+
+def _repaired_path(
+    leaf: x509.Certificate,
+    pool: list[x509.Certificate],
+    anchors: dict[str, str],
+    anchor_certs: list[x509.Certificate],
+    moment: datetime,
+    signed: Callable[[x509.Certificate, x509.Certificate], bool],
+) -> tuple[list[x509.Certificate] | None, str]:
+    """The verifier cannot check a leaf whose signed bytes are not its DER: the leaf's
+    signature is checked here over the file's bytes, and its issuer's own path (a CA, valid
+    at ``moment``) by the verifier; path-length limits are checked over the whole path."""
+    detail = "a assinatura do certificado não confere com nenhuma AC conhecida"
+    for issuer in [c for c in anchor_certs + pool if c.subject == leaf.issuer]:
+        if not fields.is_ca_cert(issuer) or not signed(leaf, issuer):
+            continue
+        if fields.fingerprint(issuer) in anchors:
+            if not issuer.not_valid_before_utc <= moment <= issuer.not_valid_after_utc:
+                detail = "a raiz emissora não estava válida"
+                continue
+            upper = [issuer]
+        else:
+            others = [c for c in pool if c is not issuer]
+            try:
+                upper = list(_verifier(anchor_certs, moment).verify(issuer, others).chain)
+            except verification.VerificationError as exc:
+                detail = str(exc)
+                continue
+        chain = [leaf, *upper]
+        if _path_lengths_ok(chain):
+            return chain, ""
+        detail = "a cadeia excede o limite de ACs intermediárias (pathLenConstraint)"
+    return None, detail
+
+
+def _path_lengths_ok(chain: list[x509.Certificate]) -> bool:
+    for position, ca in enumerate(chain[1:], start=1):
+        try:
+            limit = ca.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length
+        except Exception:
+            limit = None
+        if limit is not None and limit < position - 1:  # intermediates below this CA
+            return False
+    return True
 
 
 def explain(
@@ -112,12 +179,14 @@ def explain(
     anchors: dict[str, str],
     anchor_certs: list[x509.Certificate],
     moment: datetime,
+    *,
+    signed: Callable[[x509.Certificate, x509.Certificate], bool] = fields.signed_by,
 ) -> tuple[str, list[x509.Certificate]]:
     """Why the leaf does not chain to a trusted root, in words (walks the likeliest path)."""
     candidates_by_subject: dict[x509.Name, list[x509.Certificate]] = {}
     for cert in anchor_certs + pool:
         candidates_by_subject.setdefault(cert.subject, []).append(cert)
-    if leaf.subject == leaf.issuer and fields.signed_by(leaf, leaf):
+    if leaf.subject == leaf.issuer and signed(leaf, leaf):
         return "o certificado é autoassinado (não foi emitido por uma autoridade certificadora).", [
             leaf
         ]
@@ -139,7 +208,7 @@ def explain(
                 "uma AC conhecida da ICP-Brasil.",
                 path,
             )
-        signer = next((c for c in candidates if fields.signed_by(current, c)), None)
+        signer = next((c for c in candidates if signed(current, c)), None)
         if signer is None:
             return f"a assinatura da AC “{name}” não confere.", path
         path.append(signer)
@@ -168,8 +237,8 @@ def explain(
     return "a cadeia de certificação é longa demais ou circular.", path
 
 
-def _path(chain: Sequence[x509.Certificate]) -> list[dict[str, str]]:
-    return [
+def _path(chain: Sequence[x509.Certificate], original: bytes | None) -> list[dict[str, str]]:
+    out = [
         {
             "subject": c.subject.rfc4514_string(),
             "issuer": c.issuer.rfc4514_string(),
@@ -178,3 +247,6 @@ def _path(chain: Sequence[x509.Certificate]) -> list[dict[str, str]]:
         }
         for c in chain
     ]
+    if original is not None and out:
+        out[0]["sha256"] = fields.sha256_hex(original)  # the leaf as stored
+    return out

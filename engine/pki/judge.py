@@ -145,7 +145,9 @@ def _report(
     policies = fields.policies(exts)
     other_names, emails = fields.san(exts)
     identity = fields.identity(other_names, fields.cn(leaf.subject))
-    path = chain.verify_chain(leaf, parsed.others, extra_anchors, now)
+    path = chain.verify_chain(
+        leaf, parsed.others, extra_anchors, now, original=parsed.leaf_original
+    )
     expected = fields.norm_cnpj(expected_cnpj) if expected_cnpj else None
     report = CertificateReport(
         file_kind=parsed.file_kind,

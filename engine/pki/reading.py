@@ -8,16 +8,18 @@ matches the certificate, then dropped; the password is never kept, logged or ech
 from __future__ import annotations
 
 import logging
-import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from asn1crypto import cms
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
-from engine.pki import asn1, fields
+from engine.pki import asn1, fields, lenient
 from engine.pki.report import MESSAGES, CertificateError, is_panic
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,16 @@ def looks_like_certificate_file(data: bytes) -> bool:
     return False
 
 
+NOTE_REPAIRED = (
+    "O certificado não segue à risca o padrão DER (traz, por exemplo, um valor padrão "
+    "escrito por extenso); foi lido assim mesmo e é guardado exatamente como veio."
+)
+NOTE_CA_DROPPED = (
+    "Um certificado de AC do arquivo fora do padrão DER foi deixado de lado; a cadeia foi "
+    "buscada entre as ACs conhecidas."
+)
+
+
 @dataclass
 class Parsed:
     file_kind: str
@@ -71,10 +83,47 @@ class Parsed:
     has_private_key: bool
     key_matches: bool | None
     notes: list[str]
+    # The leaf's bytes in the file when they are not strict DER (``leaf`` is then their
+    # re-encoding, for reading): what is stored, fingerprinted and signature-checked.
+    leaf_original: bytes | None = None
 
     @property
     def leaf_der(self) -> bytes:
+        if self.leaf_original is not None:
+            return self.leaf_original
         return self.leaf.public_bytes(serialization.Encoding.DER)
+
+
+@dataclass(frozen=True)
+class _Cert:
+    cert: x509.Certificate
+    original: bytes | None = None  # the file's bytes, when ``cert`` is their repair
+
+    @property
+    def der(self) -> bytes:
+        return self.original or self.cert.public_bytes(serialization.Encoding.DER)
+
+
+def _certificate(der: bytes) -> _Cert:
+    """One certificate from its bytes: as it is, or re-encoded in DER when it is not strict
+    DER (see ``engine.pki.lenient``); ``not_der`` when even that fails."""
+    cert = lenient.strict(der)
+    if cert is not None:
+        return _Cert(cert)
+    fixed = lenient.repair(der)
+    if fixed is None:
+        raise CertificateError("not_der", MESSAGES["not_der"])
+    return _Cert(fixed, der)
+
+
+def _checked(cert: x509.Certificate) -> _Cert:
+    """A certificate ``cryptography`` handed over from a container: loaded lazily, so a part
+    it refuses shows only now, and is repaired from the certificate's own bytes."""
+    try:
+        lenient.probe(cert)
+        return _Cert(cert)
+    except Exception:
+        return _certificate(cert.public_bytes(serialization.Encoding.DER))
 
 
 def parse_file(data: bytes, password: str | bytes | None) -> Parsed:
@@ -135,33 +184,34 @@ def _top(data: bytes) -> asn1.Node:
     return top
 
 
-def _der_certificates(der: bytes, top: asn1.Node, shape: str) -> list[x509.Certificate]:
+def _der_certificates(der: bytes, top: asn1.Node, shape: str) -> list[_Cert]:
     if shape == "pkcs7":
         try:
-            return list(pkcs7.load_der_pkcs7_certificates(der))
+            return [_checked(c) for c in pkcs7.load_der_pkcs7_certificates(der)]
+        except CertificateError:
+            raise
         except Exception:
-            raise CertificateError("not_der", MESSAGES["not_der"]) from None
+            return [_certificate(c) for c in _pkcs7_certificates(der)]
     if shape == "certificate":
-        return [_load_der_certificate(der)]
+        return [_certificate(der)]
     if shape == "csr":
         raise CertificateError("not_certificate", MESSAGES["csr"])
     raise CertificateError("not_certificate", MESSAGES["not_certificate"])
 
 
-def _load_der_certificate(der: bytes) -> x509.Certificate:
+def _pkcs7_certificates(der: bytes) -> list[bytes]:
+    """The certificates of a .p7b as they are in it, read by ``asn1crypto`` (``cryptography``
+    refuses the whole file for one certificate that is not strict DER)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # e.g. negative serials: read them, judge later
-            return x509.load_der_x509_certificate(der)
+        signed = cms.ContentInfo.load(der)["content"]
+        return [choice.chosen.dump() for choice in signed["certificates"]]
     except Exception:
-        # It is certificate-shaped ASN.1 (checked by _shape), so the parser refused the
-        # encoding itself: typically explicit DEFAULT values from old tools.
         raise CertificateError("not_der", MESSAGES["not_der"]) from None
 
 
 def _parse_pem(text: bytes, password: str | bytes | None) -> Parsed:
     blocks = asn1.pem_blocks(text)
-    certs: list[x509.Certificate] = []
+    certs: list[_Cert] = []
     has_key = False
     labels = set()
     for label, body in blocks:
@@ -192,37 +242,41 @@ def _parse_pem(text: bytes, password: str | bytes | None) -> Parsed:
 
 
 def _from_certificates(
-    certs: list[x509.Certificate],
+    certs: list[_Cert],
     kind: str,
     *,
     key_spki: bytes | None = None,
-    preferred: x509.Certificate | None = None,
+    preferred: _Cert | None = None,
 ) -> Parsed:
-    unique: list[x509.Certificate] = []
+    unique: list[_Cert] = []
     seen: set[bytes] = set()
-    for cert in certs:
-        der = cert.public_bytes(serialization.Encoding.DER)
-        if der not in seen:
-            seen.add(der)
-            unique.append(cert)
+    for item in certs:
+        if item.der not in seen:
+            seen.add(item.der)
+            unique.append(item)
     notes: list[str] = []
-    leaf = preferred
+    leaf = next((c for c in unique if preferred and c.der == preferred.der), None)
     if leaf is None and key_spki is not None:
-        leaf = next((c for c in unique if _spki_of(c) == key_spki), None)
+        leaf = next((c for c in unique if _spki_of(c.cert) == key_spki), None)
     if leaf is None:
-        end_entities = [c for c in unique if not fields.is_ca_cert(c)]
+        end_entities = [c for c in unique if not fields.is_ca_cert(c.cert)]
         if not end_entities:
             raise CertificateError("not_certificate", MESSAGES["only_ca"])
-        issuers = {c.issuer for c in unique if c.issuer != c.subject}
-        bottom = [c for c in end_entities if c.subject not in issuers] or end_entities
+        issuers = {c.cert.issuer for c in unique if c.cert.issuer != c.cert.subject}
+        bottom = [c for c in end_entities if c.cert.subject not in issuers] or end_entities
         leaf = bottom[0]
         if len(bottom) > 1:
             notes.append(
                 f"O arquivo traz {len(bottom)} certificados de usuário; foi considerado o primeiro."
             )
-    others = [c for c in unique if c is not leaf]
-    key_matches = None if key_spki is None else _spki_of(leaf) == key_spki
-    return Parsed(kind, leaf, others, key_spki is not None, key_matches, notes)
+    if leaf.original is not None:
+        notes.append(NOTE_REPAIRED)
+    # A repaired AC's signature cannot be checked by the verifier: the known ACs stand in.
+    others = [c.cert for c in unique if c is not leaf and c.original is None]
+    if any(c is not leaf and c.original is not None for c in unique):
+        notes.append(NOTE_CA_DROPPED)
+    key_matches = None if key_spki is None else _spki_of(leaf.cert) == key_spki
+    return Parsed(kind, leaf.cert, others, key_spki is not None, key_matches, notes, leaf.original)
 
 
 def _spki_of(cert: x509.Certificate) -> bytes | None:
@@ -258,21 +312,27 @@ def _parse_pfx(data: bytes, top: asn1.Node, password: str | bytes | None) -> Par
     _check_pfx_cost(data, top)
     loaded = None
     corrupt = False
-    for candidate in _password_candidates(password):
+    candidates = _password_candidates(password)
+    for candidate in candidates:
         try:
             loaded = pkcs12.load_pkcs12(data, candidate)
             break
         except UnsupportedAlgorithm:
             raise CertificateError("not_certificate", MESSAGES["pfx_cipher"]) from None
-        except ValueError as exc:
-            # "Could not deserialize" is structural; anything else is the MAC or the
-            # decryption failing, i.e. the password.
+        except Exception as exc:
+            # "Could not deserialize" is structural; anything else is the MAC, the decryption
+            # or a certificate inside failing (told apart by lenient.open_pfx below).
             corrupt = corrupt or "deserialize" in str(exc)
         except BaseException as exc:
             if not is_panic(exc):
                 raise
             corrupt = True
     if loaded is None:
+        # Before blaming the password: cryptography also refuses a .pfx whose certificate is
+        # not strict DER. A MAC that verifies here means the password is right.
+        opened = lenient.open_pfx(data, candidates, _kdf_budget())
+        if opened is not None:
+            return _from_opened(opened)
         if corrupt:
             raise CertificateError("not_certificate", MESSAGES["pfx_corrupt"])
         if password is None or password in ("", b""):
@@ -294,9 +354,47 @@ def _parse_pfx(data: bytes, top: asn1.Node, password: str | bytes | None) -> Par
         raise CertificateError("pfx_without_certificate", MESSAGES["pfx_without_certificate"])
     if key_spki is not None and main is None and not any(_spki_of(c) == key_spki for c in extra):
         raise CertificateError("pfx_without_certificate", MESSAGES["pfx_without_certificate"])
-    parsed = _from_certificates(certs, "pfx", key_spki=key_spki, preferred=main)
+    with _password_was_right():
+        items = [_checked(c) for c in certs]
+    first = items[0] if main is not None else None
+    parsed = _from_certificates(items, "pfx", key_spki=key_spki, preferred=first)
     parsed.has_private_key = key_spki is not None
     return parsed
+
+
+def _from_opened(opened: lenient.OpenedPfx) -> Parsed:
+    if not opened.certificates:
+        raise CertificateError("pfx_without_certificate", MESSAGES["pfx_without_certificate"])
+    with _password_was_right():
+        items = [_certificate(der) for der in opened.certificates]
+    key_spki = opened.key_spki
+    if key_spki and not any(_spki_of(c.cert) == key_spki for c in items):
+        raise CertificateError("pfx_without_certificate", MESSAGES["pfx_without_certificate"])
+    parsed = _from_certificates(items, "pfx", key_spki=key_spki)
+    parsed.has_private_key = key_spki is not None
+    return parsed
+
+
+@contextmanager
+def _password_was_right() -> Iterator[None]:
+    """A certificate of an opened .pfx that cannot be read is not the password's fault."""
+    try:
+        yield
+    except CertificateError as exc:
+        if exc.code != "not_der":
+            raise
+        raise CertificateError("not_der", MESSAGES["not_der_pfx"]) from None
+
+
+def _kdf_budget() -> Callable[[int], None]:
+    spent = [0]
+
+    def charge(iterations: int) -> None:
+        spent[0] += iterations
+        if iterations > MAX_KDF_ITERATIONS or spent[0] > MAX_TOTAL_KDF_ITERATIONS:
+            raise CertificateError("not_certificate", MESSAGES["pfx_cost"])
+
+    return charge
 
 
 def _check_pfx_cost(data: bytes, top: asn1.Node) -> None:

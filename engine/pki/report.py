@@ -17,6 +17,10 @@ MESSAGES = {
         "Certificado fora do padrão DER; exporte-o novamente a partir do navegador ou do "
         "aplicativo do token."
     ),
+    "not_der_pfx": (
+        "A senha está correta, mas o certificado dentro do .pfx está fora do padrão DER e não "
+        "pôde ser lido; exporte-o novamente a partir do navegador ou do aplicativo do token."
+    ),
     "pfx_without_certificate": (
         "O arquivo .pfx não contém o certificado, só a chave; exporte-o novamente incluindo "
         "o certificado (e, se possível, toda a cadeia)."

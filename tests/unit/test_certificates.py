@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 import os
 import time
@@ -16,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -304,22 +306,124 @@ def test_csr_is_not_a_certificate(ca):  # type: ignore[no-untyped-def]
         assert err.code == "not_certificate" and "CSR" in err.message
 
 
-@pytest.mark.parametrize("variant", ["non_der_basic_constraints", "non_der_explicit_version"])
-def test_not_der(ca, variant):  # type: ignore[no-untyped-def]
+NON_DER = ["non_der_basic_constraints", "non_der_explicit_version", "non_der_ecnpj"]
+
+
+@pytest.mark.parametrize("variant", NON_DER)
+def test_not_strict_der_is_read_leniently(ca, variant):  # type: ignore[no-untyped-def]
+    """Issue 12 #18: a real certificate with an explicitly encoded DEFAULT (cA FALSE, critical
+    FALSE) is read, re-encoded in DER for reading, and stored and fingerprinted as it came;
+    its chain is checked over the bytes its issuer signed."""
     data = getattr(ca, variant)()
     # cryptography itself refuses it (on load or when reading the extensions)
     with pytest.raises(ValueError):  # noqa: PT011
         x509.load_der_x509_certificate(data).extensions  # noqa: B018
+    pem = (
+        b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(data) + b"-----END CERTIFICATE-----\n"
+    )
+    for upload in (data, pem):
+        report = judge(upload, expected_cnpj=CNPJ)
+        assert report.der == data
+        assert report.sha256 == hashlib.sha256(data).hexdigest()
+        assert report.chain.path[0]["sha256"] == report.sha256
+        assert report.icp_brasil, report.chain.reason_pt
+        assert report.cnpj == CNPJ
+        assert any("padrão DER" in note for note in report.notes)
+        assert public_der_from_upload(upload) == data
+    if variant == "non_der_ecnpj":  # a complete e-CNPJ: usable as it is
+        check_usable(judge(data, expected_cnpj=CNPJ))
+
+
+def test_not_strict_der_signed_by_someone_else_is_not_trusted(ca):  # type: ignore[no-untyped-def]
+    good = P.parse_tree(x509.load_der_x509_certificate(ca.non_der_ecnpj()).tbs_certificate_bytes)
+    forged = P.resign(P.encode_tree(good), P.ec_key("forger"))
+    report = judge(forged)
+    assert not report.icp_brasil
+    assert "assinatura" in report.chain.reason_pt and "não confere" in report.chain.reason_pt
+    assert usable_error(report).code == "not_icp_brasil"
+
+
+def test_not_strict_der_directly_under_a_root(ca):  # type: ignore[no-untyped-def]
+    report = judge(ca.non_der_ecnpj(issuer="root"), extra_anchors=(ca.root.cert,))
+    assert report.icp_brasil and len(report.chain.path) == 2
+
+
+def _unrepairable(ca) -> bytes:  # type: ignore[no-untyped-def]
+    """keyUsage whose value is an INTEGER: no re-encoding makes that a certificate."""
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(P.subject(f"QUEBRADO:{CNPJ}"))
+        .issuer_name(ca.intermediate.cert.subject)
+        .public_key(P.ec_key("leaf").public_key())
+        .serial_number(7002)
+        .not_valid_before(ca.now - timedelta(days=1))
+        .not_valid_after(ca.now + timedelta(days=30))
+        .add_extension(
+            x509.UnrecognizedExtension(x509.oid.ExtensionOID.KEY_USAGE, b"\x02\x01\x05"),
+            critical=True,
+        )
+        .sign(ca.intermediate.key, hashes.SHA256())
+    )
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_not_der_when_even_lenient_reading_fails(ca):  # type: ignore[no-untyped-def]
+    data = _unrepairable(ca)
     err = error_of(data)
     assert err.code == "not_der"
     assert err.message == (
         "Certificado fora do padrão DER; exporte-o novamente a partir do navegador ou do "
         "aplicativo do token."
     )
-    pem = (
-        b"-----BEGIN CERTIFICATE-----\n" + base64.encodebytes(data) + b"-----END CERTIFICATE-----\n"
-    )
-    assert error_of(pem).code == "not_der"
+
+
+@pytest.mark.parametrize("encryption", ["aes", "3des", "none"])
+@pytest.mark.parametrize("variant", NON_DER)
+def test_pfx_with_a_non_der_certificate_opens(ca, variant, encryption):  # type: ignore[no-untyped-def]
+    """Issue 12 #18: the password was blamed ("Senha do certificado incorreta.") although the
+    MAC verifies. Never again: the .pfx is opened and the certificate read leniently."""
+    data = getattr(ca, variant)()
+    key = P.ec_key("non-der" if variant == "non_der_ecnpj" else "leaf")
+    pfx = P.pfx_by_hand([data, ca.intermediate.der], key, cert_encryption=encryption)
+    if variant == "non_der_explicit_version":  # refused by cryptography as a whole
+        with pytest.raises(Exception):  # noqa: B017, PT011
+            pkcs12.load_pkcs12(pfx, PASSWORD.encode())
+    report = judge(pfx, PASSWORD, expected_cnpj=CNPJ)
+    assert report.file_kind == "pfx"
+    assert report.der == data and report.icp_brasil
+    assert report.has_private_key and report.key_matches is True
+    password = next(c for c in report.checklist if c.item == "password")
+    assert password.ok and password.message_pt == "Senha correta."
+    assert public_der_from_upload(pfx, PASSWORD) == data
+    # and a wrong password is still a wrong password
+    assert error_of(pfx, "errada").message == "Senha do certificado incorreta."
+    assert error_of(pfx, None).code == "wrong_password"
+
+
+def test_pfx_builder_is_sound(ca):  # type: ignore[no-untyped-def]
+    """OpenSSL (through cryptography) opens the hand-written .pfx with a DER certificate."""
+    leaf = ca.ecnpj()
+    for encryption in ("aes", "3des", "none"):
+        loaded = pkcs12.load_pkcs12(
+            P.pfx_by_hand([leaf.der], leaf.key, cert_encryption=encryption), PASSWORD.encode()
+        )
+        assert loaded.cert is not None and loaded.cert.certificate == leaf.cert
+
+
+def test_pfx_right_password_unreadable_certificate_says_so(ca):  # type: ignore[no-untyped-def]
+    pfx = P.pfx_by_hand([_unrepairable(ca)], P.ec_key("leaf"))
+    err = error_of(pfx, PASSWORD)
+    assert err.code == "not_der"
+    assert err.message.startswith("A senha está correta, mas o certificado")
+    assert error_of(pfx, "errada").code == "wrong_password"
+
+
+def test_pfx_opened_without_openssl_checks_the_mac(ca):  # type: ignore[no-untyped-def]
+    """A .pfx whose MAC was made with another password is not opened with either."""
+    data = ca.non_der_explicit_version()
+    pfx = P.pfx_by_hand([data], P.ec_key("leaf"), mac_password="outra-senha")
+    assert error_of(pfx, PASSWORD).code == "wrong_password"
+    assert error_of(pfx, "outra-senha").code in ("wrong_password", "not_certificate")
 
 
 def test_expired_and_not_yet_valid(ca):  # type: ignore[no-untyped-def]
@@ -633,3 +737,38 @@ def test_now_naive_is_utc(ca):  # type: ignore[no-untyped-def]
     leaf = ca.ecnpj()
     naive = datetime.now(UTC).replace(tzinfo=None)
     assert judge(leaf.der, now=naive).checked_at.tzinfo is not None
+
+
+# --- boundaries ------------------------------------------------------------------------------
+
+
+def _engine_imports(path) -> set[str]:  # type: ignore[no-untyped-def]
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            found |= {n for n in names if n.startswith("engine")}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("engine")}
+    return found
+
+
+def test_pki_is_pure_certificate_knowledge():  # type: ignore[no-untyped-def]
+    """engine.pki needs no database and no other domain: only settings, errors and the pure
+    identifier checks (CPF/CNPJ digits), which import nothing from engine themselves."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "engine"
+    allowed = ("engine.pki", "engine.settings", "engine.errors", "engine.identifiers")
+    for module in (root / "pki").glob("*.py"):
+        for name in _engine_imports(module):
+            assert name == "engine" or name.startswith(allowed), (module.name, name)
+    spec = importlib.util.find_spec("engine.identifiers")
+    assert spec is not None and spec.origin is not None
+    assert not _engine_imports(Path(spec.origin)) - {"engine"}
+    # files and certificates no longer import each other in a circle
+    for module in (root / "files").glob("*.py"):
+        assert not any(n.startswith("engine.certificates") for n in _engine_imports(module))
