@@ -258,7 +258,7 @@ def _zip_certificates(data: bytes) -> list[tuple[str, x509.Certificate]]:
         if len(raw) > MAX_ENTRY_BYTES:
             raise BundleError(f"“{name}” é grande demais para ser um certificado.")
         try:
-            certs = load_anchors(asn1.strip_bom(raw).strip())
+            certs = load_anchors(asn1.strip_bom(raw))
         except Exception:
             certs = ()
         if not certs:

@@ -290,3 +290,179 @@ def test_concurrent_registrations_leave_one_current(db, world):  # type: ignore[
             select(Certificate).where(Certificate.establishment_id == world.est.id)
         ).all()
         assert len(rows) == 2 and sum(r.is_current for r in rows) == 1
+
+
+# --- the trusted roots: credencia certificates update-roots -------------------------------------
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def roots_file(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """Where update-roots writes, instead of the instance folder."""
+    from engine.pki import trust
+
+    target = tmp_path / "instance" / "icp-brasil.pem"
+    monkeypatch.setattr(trust, "override_path", lambda: target)
+    return target
+
+
+def _update(db, data, filename="ACcompactado.zip", actor=SYSTEM):  # type: ignore[no-untyped-def]
+    from engine.certificates import roots
+
+    with db.write() as s:
+        return roots.update(s, actor, data, filename=filename)
+
+
+def _roots_events(db) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return list(
+            s.scalars(select(AuditEvent).where(AuditEvent.action == "certificates.roots_updated"))
+        )
+
+
+def _cli_on(db_url, monkeypatch):  # type: ignore[no-untyped-def]
+    """The `credencia certificates` group, on the test database."""
+    from engine import settings as settings_mod
+    from web.cli.certificates import certificates
+
+    monkeypatch.setenv("CREDENCIA_DATABASE_URL", db_url)
+    monkeypatch.setattr(settings_mod, "_settings", None)
+    return certificates
+
+
+def test_update_roots_installs_the_iti_zip(db, db_url, roots_file, monkeypatch):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from engine.pki import inspect, trust
+
+    ca = pki()
+    leaf = ca.ecnpj()
+    assert not inspect(leaf.der).icp_brasil  # the test PKI is not trusted yet
+    data = _zip({"raiz.crt": ca.root.der, "ac/ac-teste.cer": ca.intermediate.pem})
+    group = _cli_on(db_url, monkeypatch)
+    zip_path = roots_file.parent.parent / "ACcompactado.zip"
+    zip_path.write_bytes(data)
+    result = CliRunner().invoke(group, ["update-roots", str(zip_path)])
+    assert result.exit_code == 0, result.output
+    assert "Raízes ICP-Brasil: 1 raízes e 1 ACs" in result.output
+    assert f"raiz nova: {ca.root.cert.subject.rfc4514_string()}" in result.output
+    assert ca.root.sha256 in result.output
+    assert "raiz que deixou de ser confiável" in result.output  # the real ones are not in it
+    # written atomically where it overrides the shipped bundle, and used from now on
+    assert [p.name for p in roots_file.parent.iterdir()] == ["icp-brasil.pem"]
+    store = trust.store()
+    assert store.source == "instance" and store.path == roots_file
+    assert [c.subject for c in store.roots] == [ca.root.cert.subject]
+    report = inspect(leaf.der)
+    assert report.icp_brasil and report.chain.anchor_source == "icp_brasil"
+    # audited, with what changed
+    (event,) = _roots_events(db)
+    assert event.data["roots"] == 1 and event.data["intermediates"] == 1
+    assert event.data["file"] == "ACcompactado.zip"
+    assert [r["sha256"] for r in event.data["new_roots"]] == [ca.root.sha256]
+    # the status line says where the list came from and how old it is
+    shown = CliRunner().invoke(group, ["roots"])
+    assert "1 raízes e 1 ACs" in shown.output and "instalada com update-roots" in shown.output
+
+
+def test_update_roots_keeps_trusted_roots_the_acs_chain_to(db, roots_file):  # type: ignore[no-untyped-def]
+    """A zip of ACs only: they must chain to a root trusted now, which stays in the bundle."""
+    from engine.pki import trust
+
+    ca = pki()
+    _update(db, _zip({"raiz.crt": ca.root.der}))
+    result = _update(db, _zip({"ac.cer": ca.intermediate.der}))
+    assert (result["roots"], result["intermediates"]) == (1, 1)
+    assert result["new_roots"] == [] and result["dropped_roots"] == []
+    assert {c.subject for c in trust.store().intermediates} == {ca.intermediate.cert.subject}
+
+
+@pytest.mark.parametrize(
+    ("entries", "words"),
+    [
+        (
+            {"raiz.crt": "root", "leiame.txt": b"Pacote de ACs da ICP-Brasil\n"},
+            "“leiame.txt” não é um certificado",
+        ),
+        ({"raiz.crt": "root", "ac.cer": "intermediate", "empresa.cer": "leaf"}, "“empresa.cer”"),
+        ({"ac.cer": "intermediate"}, "“ac.cer”"),  # no root it chains to
+        ({"raiz.crt": "foreign_root"}, "raiz que não é da ICP-Brasil"),
+        ({}, "vazio"),
+        (b"isto nao e um zip", "não é um .zip"),
+    ],
+)
+def test_update_roots_refuses_what_is_not_a_bundle(db, roots_file, entries, words):  # type: ignore[no-untyped-def]
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from engine.pki import trust
+    from tests.pki import ec_key
+
+    ca = pki()
+    foreign_name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "Raiz Qualquer")])
+    foreign = (
+        cx509.CertificateBuilder()
+        .subject_name(foreign_name)
+        .issuer_name(foreign_name)
+        .public_key(ec_key("foreign").public_key())
+        .serial_number(9)
+        .not_valid_before(ca.now - timedelta(days=1))
+        .not_valid_after(ca.now + timedelta(days=100))
+        .add_extension(cx509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ec_key("foreign"), hashes.SHA256())
+        .public_bytes(serialization.Encoding.DER)
+    )
+    material = {
+        "root": ca.root.der,
+        "intermediate": ca.intermediate.der,
+        "leaf": ca.ecnpj().der,
+        "foreign_root": foreign,
+    }
+    if isinstance(entries, bytes):
+        data = entries
+    else:
+        data = _zip({n: material[v] if isinstance(v, str) else v for n, v in entries.items()})
+    with pytest.raises(Invalid) as info:
+        _update(db, data)
+    assert words in info.value.message and info.value.errors == {"arquivo": info.value.message}
+    assert not roots_file.exists() and _roots_events(db) == []
+    assert trust.store().source == "shipped"
+
+
+def test_update_roots_cli_refusal_changes_nothing(db, db_url, roots_file, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    group = _cli_on(db_url, monkeypatch)
+    junk = tmp_path / "ACcompactado.zip"
+    junk.write_bytes(_zip({"ac.cer": pki().ecnpj().der}))
+    result = CliRunner().invoke(group, ["update-roots", str(junk)])
+    assert result.exit_code == 1
+    assert "não é certificado de autoridade certificadora" in result.stderr
+    assert "Nada foi alterado." in result.stderr and not roots_file.exists()
+
+
+def test_update_roots_is_for_operators_only(db, world, roots_file):  # type: ignore[no-untyped-def]
+    with pytest.raises(Forbidden):
+        _update(db, _zip({"raiz.crt": pki().root.der}), actor=world.admin.actor)
+    assert not roots_file.exists()
+
+
+def test_a_broken_override_falls_back_to_the_shipped_roots(roots_file, caplog):  # type: ignore[no-untyped-def]
+    from engine.pki import trust
+
+    roots_file.parent.mkdir(parents=True)
+    roots_file.write_bytes(b"# date: 2030-01-01\nnot a bundle\n")
+    store = trust.store()
+    assert store.source == "shipped" and len(store.roots) >= 3
+    assert "unreadable" in caplog.text

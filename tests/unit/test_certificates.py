@@ -517,6 +517,26 @@ def test_icp_brasil_roots_are_shipped():  # type: ignore[no-untyped-def]
     assert not any("DigiCert" in n or "ISRG" in n for n in names)
 
 
+def test_the_project_owns_its_roots_bundle():  # type: ignore[no-untyped-def]
+    """Issue 12 #20: the roots are data of this project (taken from certifi-icpbr 2023.7.3,
+    which is no longer a dependency), and say how old they are."""
+    from pathlib import Path
+
+    from engine.pki import trust
+
+    store = trust.store()
+    assert store.source == "shipped" and store.path == trust.SHIPPED
+    assert store.path.is_relative_to(Path(__file__).resolve().parents[2] / "engine" / "pki")
+    summary = store.summary()
+    assert (summary["roots"], summary["intermediates"]) == (3, 159)
+    assert summary["newest_root"] == "Autoridade Certificadora Raiz Brasileira v11"
+    assert summary["newest_root_not_before"] == "2019-07-01"
+    assert summary["newest_not_before"] == "2023-04-25"
+    assert summary["date"] == "2023-07-03"
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert "certifi-icpbr" not in pyproject and '"*.pem"' in pyproject
+
+
 def test_real_icp_brasil_acs_chain_to_the_real_roots():  # type: ignore[no-untyped-def]
     """The verifier's policy accepts real ICP-Brasil chains (RSA 4096, SHA-512, their
     extensions), so a real e-CNPJ is not refused for being "too different" from ours."""

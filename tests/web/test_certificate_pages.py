@@ -83,6 +83,12 @@ def test_without_a_certificate(world, db, pages):  # type: ignore[no-untyped-def
         .get_data(as_text=True)
     )
     assert "Nenhum certificado registrado." in html and "Conferência do certificado" not in html
+    # how many ICP-Brasil roots are recognized and how old the list is (issue 12 #20)
+    assert re.search(
+        rf"Raízes ICP-Brasil reconhecidas: 3 raízes e 159 ACs; a raiz mais recente foi emitida "
+        rf"em {DATE}; lista de {DATE} \(a que acompanha o Credencia\)",
+        html,
+    )
 
 
 def test_task_with_a_certificate_field_shows_the_current_one(world, db, pages):  # type: ignore[no-untyped-def]
@@ -110,6 +116,8 @@ def test_in_english(world, db, pages):  # type: ignore[no-untyped-def]
     assert "Digital certificate" in html and "Certificate check" in html
     assert re.search(r"expires in (19|20) days", html) and "Serial number" in html
     assert "TLS client authentication" in html
+    assert "ICP-Brasil roots recognized: 3 roots and 159 CAs" in html
+    assert "the one shipped with Credencia" in html
 
 
 # ------------------------------------------------------------------ API

@@ -1,7 +1,9 @@
 """``credencia certificates``: digital certificates.
 
 ``certificates inspect`` lets an administrator check any file before uploading it (JSON on
-stdout; exit 0 when usable, 1 with the reason when not).
+stdout; exit 0 when usable, 1 with the reason when not). ``certificates roots`` says which
+ICP-Brasil roots are trusted and how recent they are; ``certificates update-roots FILE``
+installs the zip of AC certificates ITI publishes (checked, audited).
 """
 
 from __future__ import annotations
@@ -13,13 +15,16 @@ from pathlib import Path
 import click
 
 from engine import identifiers
+from engine.certificates import roots as trusted_roots
 from engine.certificates.service import CertificatePolicy
+from engine.errors import Invalid
 from engine.pki import (
     MAX_BYTES,
     CertificateError,
     inspect,
     load_anchors,
     problems_of,
+    trust,
 )
 from web.cli.context import CliContext, pass_cli
 
@@ -112,3 +117,65 @@ def certificates_inspect(
     if problems:
         click.echo(f"erro: {problems[0].message_pt}", err=True)
         sys.exit(1)
+
+
+def _br(iso_date: str | None) -> str:
+    return "—" if not iso_date else "/".join(reversed(iso_date.split("-")))
+
+
+def roots_line(summary: dict) -> str:
+    """One line, pt-BR: how many roots and ACs are trusted and how old the bundle is."""
+    where = (
+        "a que acompanha o Credencia"
+        if summary["source"] == "shipped"
+        else f"instalada com update-roots em {summary['path']}"
+    )
+    return (
+        f"Raízes ICP-Brasil: {summary['roots']} raízes e {summary['intermediates']} ACs; "
+        f"raiz mais recente emitida em {_br(summary['newest_root_not_before'])} "
+        f"({summary['newest_root']}), AC mais recente em {_br(summary['newest_not_before'])}; "
+        f"lista de {_br(summary['date'])} ({where})."
+    )
+
+
+@certificates.command("roots")
+@click.option("--json", "as_json", is_flag=True, help="Saída em JSON.")
+def certificates_roots(as_json: bool) -> None:
+    """Diz quantas raízes e ACs ICP-Brasil são confiáveis e de quando é a lista."""
+    summary = trusted_roots.status()
+    if as_json:
+        _dump(summary)
+        return
+    click.echo(roots_line(summary))
+    if summary["source"] == "shipped":
+        click.echo(
+            "Para atualizar: baixe do ITI o pacote das ACs (.zip) e rode "
+            "`credencia certificates update-roots ARQUIVO.zip`."
+        )
+
+
+@certificates.command("update-roots")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_cli
+def certificates_update_roots(cli: CliContext, file: Path) -> None:
+    """Instala as raízes e ACs ICP-Brasil do pacote .zip publicado pelo ITI.
+
+    Cada certificado deve ser de AC: uma raiz autoassinada da ICP-Brasil ou uma AC que se
+    liga, por assinatura, a uma raiz. Qualquer outro arquivo recusa o pacote inteiro.
+    """
+    with open(file, "rb") as fh:
+        data = fh.read(trust.MAX_ZIP_BYTES + 1)
+    try:
+        with cli.db.write() as session:
+            result = trusted_roots.update(session, cli.actor, data, filename=file.name)
+    except Invalid as exc:
+        click.echo(f"erro: {exc.message} Nada foi alterado.", err=True)
+        sys.exit(1)
+    click.echo(roots_line(result))
+    for cert in result["new_roots"]:
+        click.echo(
+            f"raiz nova: {cert['subject']} (SHA-256 {cert['sha256']}); confira a impressão "
+            "digital com a publicada pelo ITI."
+        )
+    for cert in result["dropped_roots"]:
+        click.echo(f"raiz que deixou de ser confiável: {cert['subject']}")

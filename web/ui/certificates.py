@@ -10,9 +10,11 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from sqlalchemy.orm import Session
 
+from engine.certificates import roots as trusted_roots
 from engine.certificates import service as certificates
 from engine.certificates.models import Certificate
 from engine.db import utcnow
+from web.i18n import fmt_date
 
 # The checklist's item labels (engine.pki.judge), for the English pages.
 CHECK_LABELS = {
@@ -93,3 +95,22 @@ def form_takes_certificate(schema: dict[str, Any]) -> bool:
         if "certificate" in accept:
             return True
     return False
+
+
+def roots_line() -> str:
+    """How many ICP-Brasil roots and ACs this installation trusts and how old the list is."""
+    info = trusted_roots.status()
+
+    if info["source"] == "shipped":
+        where = _("a que acompanha o Credencia")
+    else:
+        where = _("instalada pelo operador com credencia certificates update-roots")
+    return _(
+        "Raízes ICP-Brasil reconhecidas: %(roots)d raízes e %(acs)d ACs; a raiz mais recente "
+        "foi emitida em %(root_date)s; lista de %(date)s (%(where)s).",
+        roots=info["roots"],
+        acs=info["intermediates"],
+        root_date=fmt_date(info["newest_root_not_before"]) or "—",
+        date=fmt_date(info["date"]) or "—",
+        where=where,
+    )

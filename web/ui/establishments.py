@@ -85,7 +85,8 @@ def show(cnes: str):  # type: ignore[no-untyped-def]
     startable = [p for p in portfolios if p.code not in busy]
     return render_template(
         "establishments/detail.html", est=est, instances=instances, certificate=certificate,
-        cert_history=cert_history, events=[(e, event_summary(e)) for e in events],
+        cert_history=cert_history, cert_roots=certificate_views.roots_line(),
+        events=[(e, event_summary(e)) for e in events],
         portfolios=startable, can_start=can_start,
         is_admin=has_role("admin"),
     )  # fmt: skip
