@@ -4,11 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
+# A second venv with every direct dependency at its lower bound (constraints/lowest.txt).
+LOWEST := .venv-lowest
+LOWEST_STAMP := $(LOWEST)/.installed
 NPM ?= npm
 # Front-end packages from npm, copied into web/static/vendor (gitignored); catalogs compiled.
 ASSETS_STAMP := web/static/vendor/.installed
 
-.PHONY: run test bench lint format install clean assets chromium diagrams
+.PHONY: run test test-lowest bench lint format install clean assets chromium diagrams
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +21,12 @@ $(STAMP): pyproject.toml
 
 $(TEST_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@touch $@
+
+$(LOWEST_STAMP): pyproject.toml constraints/lowest.txt
+	@test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LOWEST)/bin/python -m pip install --quiet -c constraints/lowest.txt -e '.[test]'
 	@touch $@
 
 $(ASSETS_STAMP): $(STAMP) package.json package-lock.json
@@ -46,6 +55,10 @@ test: $(TEST_STAMP) $(ASSETS_STAMP) chromium
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
+## The unit tests on the lowest versions pyproject.toml allows (so its floors are true)
+test-lowest: $(LOWEST_STAMP) $(ASSETS_STAMP)
+	$(LOWEST)/bin/python -m pytest tests/unit -q
+
 ## Benchmarks (prints figures; see docs/PERFORMANCE.md)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
@@ -60,4 +73,4 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache node_modules web/static/vendor
+	rm -rf $(VENV) $(LOWEST) instance .pytest_cache .ruff_cache node_modules web/static/vendor
