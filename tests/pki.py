@@ -445,6 +445,7 @@ OID_PBKDF2 = "1.2.840.113549.1.5.12"
 OID_HMAC_SHA256 = "1.2.840.113549.2.9"
 OID_AES256_CBC = "2.16.840.1.101.3.4.1.42"
 OID_PBE_SHA1_3DES = "1.2.840.113549.1.12.1.3"
+OID_PBE_SHA1_RC2_40 = "1.2.840.113549.1.12.1.6"
 NULL = b"\x05\x00"
 
 
@@ -499,6 +500,9 @@ def pkcs12_kdf(
 def _encrypt(plain: bytes, password: str, how: str) -> tuple[bytes, bytes]:
     """(AlgorithmIdentifier, ciphertext) of ``plain`` under ``password``."""
     salt, iterations = os.urandom(8), 2048
+    if how == "rc2-40-unreadable":  # the algorithm old exporters used; content is noise
+        alg_id = seq(oid(OID_PBE_SHA1_RC2_40), seq(tlv(0x04, salt), integer(iterations)))
+        return alg_id, os.urandom(len(plain) // 8 * 8 + 8)
     if how == "3des":
         key = pkcs12_kdf(password, salt, 1, iterations, 24, "sha1")
         iv = pkcs12_kdf(password, salt, 2, iterations, 8, "sha1")

@@ -418,6 +418,28 @@ def test_pfx_right_password_unreadable_certificate_says_so(ca):  # type: ignore[
     assert error_of(pfx, "errada").code == "wrong_password"
 
 
+def test_pfx_right_password_old_cipher_says_so(ca):  # type: ignore[no-untyped-def]
+    """The MAC verifies, nothing can be decrypted (RC2-40 is beyond both readers here):
+    the message says the password is right and what to do."""
+    pfx = P.pfx_by_hand([ca.ecnpj().der], P.ec_key("leaf"), cert_encryption="rc2-40-unreadable")
+    err = error_of(pfx, PASSWORD)
+    assert err.code == "not_certificate"
+    assert err.message.startswith("A senha está correta, mas") and "cifra antiga" in err.message
+    assert error_of(pfx, "errada").code == "wrong_password"
+
+
+def test_dates_are_shown_in_the_configured_time_zone(ca, monkeypatch):  # type: ignore[no-untyped-def]
+    from engine import settings as settings_mod
+    from engine.pki import dates
+
+    moment = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)  # still 1 March in São Paulo
+    assert dates.br_date(moment) == "01/03/2026"
+    monkeypatch.setattr(settings_mod, "_settings", settings_mod.Settings(timezone="UTC"))
+    assert dates.br_date(moment) == "02/03/2026"
+    monkeypatch.setattr(settings_mod, "_settings", settings_mod.Settings(timezone="Asia/Tokyo"))
+    assert dates.br_date(datetime(2026, 3, 1, 20, 0, tzinfo=UTC)) == "02/03/2026"
+
+
 def test_pfx_opened_without_openssl_checks_the_mac(ca):  # type: ignore[no-untyped-def]
     """A .pfx whose MAC was made with another password is not opened with either."""
     data = ca.non_der_explicit_version()
