@@ -412,6 +412,23 @@ class TestPKI:
         signer = self.root.key if issuer == "root" else self.intermediate.key
         return resign(encode_tree(tbs), signer)  # type: ignore[arg-type]
 
+    def non_der_unrepairable(self) -> bytes:
+        """keyUsage whose value is an INTEGER: no re-encoding makes that a certificate."""
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject(f"QUEBRADO:{CNPJ}"))
+            .issuer_name(self.intermediate.cert.subject)
+            .public_key(ec_key("leaf").public_key())
+            .serial_number(7002)
+            .not_valid_before(self.now - timedelta(days=1))
+            .not_valid_after(self.now + timedelta(days=30))
+            .add_extension(
+                x509.UnrecognizedExtension(ExtensionOID.KEY_USAGE, b"\x02\x01\x05"), critical=True
+            )
+            .sign(self.intermediate.key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.DER)
+
     def non_der_explicit_version(self) -> bytes:
         """A v3 certificate re-encoded with an explicit ``critical FALSE`` in one extension
         (DEFAULT again), re-signed so only the encoding is wrong: refused on load."""

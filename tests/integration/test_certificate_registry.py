@@ -165,7 +165,8 @@ def test_permissions(db, world):  # type: ignore[no-untyped-def]
     [
         (lambda ca: ca.pfx(ca.ecnpj()), "errada", "wrong_password", "Senha do certificado incorreta."),
         (lambda ca: b"%PDF-1.4 nada", None, "not_certificate", "não é um certificado"),
-        (lambda ca: ca.non_der_basic_constraints(), None, "not_der", "fora do padrão DER"),
+        # (a certificate that is merely not strict DER is read: issue 12 #18, below)
+        (lambda ca: ca.non_der_unrepairable(), None, "not_der", "fora do padrão DER"),
         (lambda ca: ca.pfx_without_certificate(ca.ecnpj()), PASSWORD, "pfx_without_certificate", "não contém o certificado"),
         (lambda ca: ca.expired().der, None, "expired", "vencido"),
         (lambda ca: ca.not_yet_valid().der, None, "not_yet_valid", "passa a valer"),
@@ -181,6 +182,26 @@ def test_refusals_land_on_the_form_field(db, world, make_file, password, code, w
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(Certificate)) == 0
         assert s.scalar(select(func.count()).select_from(StoredFile)) == 0
+
+
+def test_a_certificate_not_in_strict_der_is_registered_as_it_came(db, world):  # type: ignore[no-untyped-def]
+    """Issue 12 #18: the .pfx opens with its password, the certificate is read leniently, and
+    the stored public certificate is the CA's bytes (so its signature still verifies)."""
+    from tests.pki import ec_key, pfx_by_hand
+
+    ca = pki()
+    original = ca.non_der_ecnpj()
+    pfx = pfx_by_hand([original, ca.intermediate.der], ec_key("non-der"))
+    cert = register(db, world.gestor.actor, world.est.id, pfx, PASSWORD, filename="antigo.pfx")
+    assert cert.icp_brasil and cert.cnpj == CNPJ
+    with db.read() as s:
+        stored = s.get(StoredFile, cert.file_id)
+        assert stored is not None and stored.content == original
+        assert cert.sha256 == stored.sha256
+    # registering the stored file again (the renewal path) finds the same certificate
+    with db.write() as s:
+        again = certs.register_stored(s, SYSTEM, world.est.id, cert.file_id, settings=POLICY)
+    assert again.id == cert.id
 
 
 def test_documented_cnpj_exception(db, world):  # type: ignore[no-untyped-def]

@@ -291,7 +291,6 @@ def test_not_a_certificate(ca):  # type: ignore[no-untyped-def]
 
 
 def test_csr_is_not_a_certificate(ca):  # type: ignore[no-untyped-def]
-    from cryptography.hazmat.primitives import hashes
 
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -348,27 +347,8 @@ def test_not_strict_der_directly_under_a_root(ca):  # type: ignore[no-untyped-de
     assert report.icp_brasil and len(report.chain.path) == 2
 
 
-def _unrepairable(ca) -> bytes:  # type: ignore[no-untyped-def]
-    """keyUsage whose value is an INTEGER: no re-encoding makes that a certificate."""
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(P.subject(f"QUEBRADO:{CNPJ}"))
-        .issuer_name(ca.intermediate.cert.subject)
-        .public_key(P.ec_key("leaf").public_key())
-        .serial_number(7002)
-        .not_valid_before(ca.now - timedelta(days=1))
-        .not_valid_after(ca.now + timedelta(days=30))
-        .add_extension(
-            x509.UnrecognizedExtension(x509.oid.ExtensionOID.KEY_USAGE, b"\x02\x01\x05"),
-            critical=True,
-        )
-        .sign(ca.intermediate.key, hashes.SHA256())
-    )
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
 def test_not_der_when_even_lenient_reading_fails(ca):  # type: ignore[no-untyped-def]
-    data = _unrepairable(ca)
+    data = ca.non_der_unrepairable()
     err = error_of(data)
     assert err.code == "not_der"
     assert err.message == (
@@ -411,7 +391,7 @@ def test_pfx_builder_is_sound(ca):  # type: ignore[no-untyped-def]
 
 
 def test_pfx_right_password_unreadable_certificate_says_so(ca):  # type: ignore[no-untyped-def]
-    pfx = P.pfx_by_hand([_unrepairable(ca)], P.ec_key("leaf"))
+    pfx = P.pfx_by_hand([ca.non_der_unrepairable()], P.ec_key("leaf"))
     err = error_of(pfx, PASSWORD)
     assert err.code == "not_der"
     assert err.message.startswith("A senha está correta, mas o certificado")
