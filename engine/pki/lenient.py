@@ -37,6 +37,8 @@ from engine.pki.report import CertificateError
 # PKCS#12's own KDF runs in Python here (OpenSSL has already spent its budget on the file):
 # real files use 2 000–2 048 iterations; more than this is not checked.
 MAX_PY_KDF_ITERATIONS = 200_000
+MAX_PY_TOTAL_ITERATIONS = 1_000_000  # about a second of Python hashing, for a whole file
+MAX_KEY_BYTES = 64
 MAX_NESTING = 4
 
 RIGHT_BUT = "A senha está correta, mas "
@@ -214,8 +216,8 @@ def pkcs12_kdf(
     charge: Callable[[int], None],
 ) -> bytes:
     """RFC 7292, appendix B.2 (``password`` already a BMPString)."""
-    if iterations > MAX_PY_KDF_ITERATIONS:
-        raise Unsupported("too many iterations to check here")
+    if not 1 <= iterations <= MAX_PY_KDF_ITERATIONS or not 0 < size <= MAX_KEY_BYTES:
+        raise Unsupported("iterations or key size out of range")
     digest = hashlib.new(hash_name)
     u, v = digest.digest_size, digest.block_size
 
@@ -336,6 +338,8 @@ def _decrypt(
             block = algorithm.encryption_block_size
             iv = pkcs12_kdf(name, password, salt, 2, iterations, block, charge)
     elif kdf == "pbkdf2":
+        if iterations < 1 or not 0 < key_length <= MAX_KEY_BYTES:
+            raise Unsupported("iterations or key size out of range")
         charge(iterations)
         key = hashlib.pbkdf2_hmac(
             algorithm.kdf_hmac, candidate or b"", salt, iterations, key_length

@@ -330,7 +330,7 @@ def _parse_pfx(data: bytes, top: asn1.Node, password: str | bytes | None) -> Par
     if loaded is None:
         # Before blaming the password: cryptography also refuses a .pfx whose certificate is
         # not strict DER. A MAC that verifies here means the password is right.
-        opened = lenient.open_pfx(data, candidates, _kdf_budget())
+        opened = lenient.open_pfx(data, candidates, _kdf_budget(lenient.MAX_PY_TOTAL_ITERATIONS))
         if opened is not None:
             return _from_opened(opened)
         if corrupt:
@@ -386,12 +386,12 @@ def _password_was_right() -> Iterator[None]:
         raise CertificateError("not_der", MESSAGES["not_der_pfx"]) from None
 
 
-def _kdf_budget() -> Callable[[int], None]:
+def _kdf_budget(total: int) -> Callable[[int], None]:
     spent = [0]
 
     def charge(iterations: int) -> None:
-        spent[0] += iterations
-        if iterations > MAX_KDF_ITERATIONS or spent[0] > MAX_TOTAL_KDF_ITERATIONS:
+        spent[0] += max(iterations, 0)
+        if iterations > MAX_KDF_ITERATIONS or spent[0] > total:
             raise CertificateError("not_certificate", MESSAGES["pfx_cost"])
 
     return charge
