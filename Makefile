@@ -56,7 +56,7 @@ test: $(TEST_STAMP) $(ASSETS_STAMP) chromium
 	$(BIN)/python -m pytest
 
 ## The unit tests on the lowest versions pyproject.toml allows (so its floors are true)
-test-lowest: $(LOWEST_STAMP) $(ASSETS_STAMP)
+test-lowest: $(LOWEST_STAMP)
 	$(LOWEST)/bin/python -m pytest tests/unit -q
 
 ## Benchmarks (prints figures; see docs/PERFORMANCE.md)
