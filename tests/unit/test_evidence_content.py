@@ -3,9 +3,11 @@ flagged, and fuzzing (nothing but EvidenceError ever comes out)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import struct
+import time
 import zlib
 
 import pytest
@@ -221,6 +223,25 @@ def test_png_decompression_bomb_refused_without_decompressing():  # type: ignore
     side = int(MAX_PIXELS**0.5) + 1
     assert refused(png(side, side)).code == "png_too_large"
     assert check(png(4000, 3000)).dimensions == (4000, 3000)  # a big but normal screenshot
+
+
+# A mutated evidence PDF the fuzz test found: pypdf 4.0 (the old floor) spent 140 s and GBs of
+# memory on these 417 bytes; pyproject's floor is a pypdf without that hang.
+SLOW_FOR_OLD_PYPDF = base64.b64decode(
+    "JVBERi0xLjQKJeLjz9MKMSAwIG9iago8PCAvVHlwZSAvQ2F0YWxvZyAvUGFnZXMgMiAwICUgL09wZW5BY3Rpb24g"
+    "MyAwIFIgPj4KZW5kb2JqCjIgMCBvYmoKPKggL1R5cGUgL1BhZ2VzIC9LaWRzIFu0IDAgUl0gL0NvdW50IDEgPj4K"
+    "ZW5kb2JqCjMgMCBvYmoKPDwgL1MgL0phdmFTY3JpcHQgL0pTICh4KSA+PgplbmRvYmoKNCAwIG9iago81SAvVHlw"
+    "siAvUGFnZSAvUGFyZW50IDIgMCBSIC8aZWRpYUJveCBbMCAwIDYxMiA3OTJdID4+CmVuZG9iagp4cmVmCjAgNQow"
+    "MDAwMDAwMDAwIDY1NTM1IGYgCjAwMDAwMDAwMTUgMDAwMDAgbiAKHjAwMDAwMDA4MiAwMDAwMCBuIAowMDAwMDAw"
+    "MTM5IDAwMDCOIG4gChowMDAwMDAxODMgMDAwvzAgbiAKdHJhaWxlcgo8PCAvU2l6ZSA1IC9Sb290IDEgMCBSID4+"
+    "CnN0YXJ0eHJlZgoyNTQKJSVFT0YK"
+)
+
+
+def test_malformed_pdf_is_judged_quickly():  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    assert refused(SLOW_FOR_OLD_PYPDF).code == "pdf_corrupt"
+    assert time.monotonic() - started < 5
 
 
 def test_size_limit():  # type: ignore[no-untyped-def]
