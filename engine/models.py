@@ -8,7 +8,12 @@ from engine.accounts.models import (  # noqa: F401
     User,
     WebSession,
 )
-from engine.audit.models import AuditChain, AuditEvent  # noqa: F401
+from engine.audit.models import (  # noqa: F401
+    AuditChain,
+    AuditCheckpoint,
+    AuditEvent,
+    AuthFailureCount,
+)
 from engine.certificates.models import Certificate  # noqa: F401
 from engine.comments.models import Comment  # noqa: F401
 from engine.dashboard.models import StageCount  # noqa: F401

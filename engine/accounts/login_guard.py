@@ -105,6 +105,16 @@ def keys_for(email: str, address: str | None, pepper: bytes) -> Keys:
     )
 
 
+def typed_identifier(email: str, known: bool, pepper: bytes) -> dict[str, str]:
+    """What the audit keeps of the e-mail typed at a sign-in: an existing account's e-mail, or
+    only a keyed hash of anything else, since the permanent log must not keep whatever was
+    typed there (a password pasted into the wrong field). The same text gives the same hash,
+    so repeated tries stay recognizable."""
+    if known:
+        return {"email": normalize_email(email)}
+    return {"email_hmac": _hmac(pepper, "identifier", normalize_email(email))}
+
+
 def _insert(session: Session):  # type: ignore[no-untyped-def]
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LoginAttempt)

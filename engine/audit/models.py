@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine.audit.canonical import CanonicalJSON
 from engine.db import Base, JSONType, UTCDateTime
 
 
@@ -36,6 +37,43 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(60))
     entity_type: Mapped[str] = mapped_column(String(40), default="")
     entity_id: Mapped[str] = mapped_column(String(64), default="")
-    data: Mapped[dict] = mapped_column(JSONType)
+    # The canonical JSON text the hash was computed over (engine/audit/canonical.py).
+    data: Mapped[dict] = mapped_column(CanonicalJSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditCheckpoint(Base):
+    """One chain's verified prefix and the outcome of its last verification.
+
+    ``seq``/``event_id``/``hash`` name the last event of the prefix found intact from the
+    chain's start: the next incremental run starts after it. A break stops the prefix before
+    it, so every later run reports the break again; ``--full`` runs recheck from the start.
+    """
+
+    __tablename__ = "audit_checkpoint"
+
+    chain: Mapped[str] = mapped_column(String(40), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    verified_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    verified_by: Mapped[str] = mapped_column(String(254))
+    full: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))  # ok | broken | partial
+    checked: Mapped[int] = mapped_column(BigInteger, default=0)
+    reached_seq: Mapped[int] = mapped_column(BigInteger, default=0)  # the last event walked
+    broken: Mapped[int] = mapped_column(BigInteger, default=0)  # breaks found (all of them)
+    problems: Mapped[list] = mapped_column(JSONType, default=list)  # the first few, described
+
+
+class AuthFailureCount(Base):
+    """Unauthenticated API calls counted per minute, client address (keyed hash) and reason;
+    closed minutes are summed up into one audit event and deleted (engine/audit/failures.py)."""
+
+    __tablename__ = "auth_failure_count"
+
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(40), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)

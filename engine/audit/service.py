@@ -4,14 +4,15 @@ Each organization has its own chain (events without an organization go to ``syst
 writers of different organizations never wait for each other. Appending locks the chain's
 head row for the rest of the transaction: the event commits or rolls back with the change it
 describes, and concurrent appends line up one after another.
+
+Each event's hash covers the previous one's, and its data is stored as the very text that
+was hashed (engine/audit/canonical.py); engine/audit/verify.py walks the chains.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +20,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from engine.audit.canonical import canonical_json, escape_surrogates
 from engine.audit.models import AuditChain, AuditEvent
 from engine.db import utcnow
 
 if TYPE_CHECKING:
     from engine.access.actor import Actor
+    from engine.audit.verify import Break
     from engine.errors import Forbidden
 
 GENESIS = "0" * 64
@@ -32,6 +35,12 @@ SYSTEM_CHAIN = "system"
 
 def chain_key(org_id: int | None) -> str:
     return f"org:{org_id}" if org_id is not None else SYSTEM_CHAIN
+
+
+def _members(fields: dict[str, Any]) -> str:
+    """``"k":v,...`` of a JSON object with sorted keys, as the chain's hashes are written."""
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return escape_surrogates(text[1:-1])
 
 
 def event_hash(
@@ -45,27 +54,20 @@ def event_hash(
     action: str,
     entity_type: str,
     entity_id: str,
-    data: dict[str, Any],
+    data: str,
     prev_hash: str,
 ) -> str:
-    body = json.dumps(
-        {
-            "chain": chain,
-            "seq": seq,
-            "at": at.isoformat(timespec="microseconds"),
-            "org_id": org_id,
-            "actor_id": actor_id,
-            "actor": actor,
-            "action": action,
-            "entity_type": entity_type,
-            "entity_id": entity_id,
-            "data": data,
-            "prev_hash": prev_hash,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    """SHA-256 of the event as one JSON object with sorted keys, ``data`` being the canonical
+    text exactly as stored (``canonical_json``), spliced in as is.
+
+    The same bytes as ``json.dumps`` of the whole event with the data as a nested object, the
+    form older events were hashed in.
+    """
+    head = _members({"action": action, "actor": actor, "actor_id": actor_id,
+                     "at": at.isoformat(timespec="microseconds"), "chain": chain})  # fmt: skip
+    tail = _members({"entity_id": entity_id, "entity_type": entity_type, "org_id": org_id,
+                     "prev_hash": prev_hash, "seq": seq})  # fmt: skip
+    body = "{" + head + ',"data":' + data + "," + tail + "}"
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
@@ -105,11 +107,12 @@ def _append(
         "action": action,
         "entity_type": entity_type,
         "entity_id": entity_id,
-        # Round-trip through JSON so the hash covers exactly what the database keeps.
-        "data": json.loads(json.dumps(data, default=str)),
+        # The hash covers the text the database keeps; the event holds its parsed value.
+        "data": canonical_json(data),
         "prev_hash": head.last_hash,
     }
-    event = AuditEvent(**fields, hash=event_hash(**fields))
+    digest = event_hash(**fields)
+    event = AuditEvent(**{**fields, "data": json.loads(fields["data"])}, hash=digest)
     session.add(event)
     head.last_seq, head.last_hash = event.seq, event.hash
     session.flush()
@@ -152,81 +155,12 @@ def record_denial(session: Session, denial: Forbidden) -> AuditEvent:
     )
 
 
-@dataclass
-class Break:
-    chain: str
-    seq: int | None
-    event_id: int | None
-    problem: str
-
-    def __str__(self) -> str:
-        where = f"evento {self.event_id} (seq {self.seq})" if self.event_id else f"seq {self.seq}"
-        return f"cadeia {self.chain}: {where}: {self.problem}"
-
-
-def _events(session: Session, chain: str) -> Iterator[AuditEvent]:
-    stmt = (
-        select(AuditEvent)
-        .where(AuditEvent.chain == chain)
-        .order_by(AuditEvent.seq)
-        .execution_options(yield_per=2000)
-    )
-    yield from session.scalars(stmt)
-
-
 def verify(session: Session) -> tuple[int, Break | None]:
-    """Check every chain; return (events checked, first break or None).
+    """Every chain from its start, saving nothing: (events checked, the first break found or
+    None). Reports and checkpoints: engine/audit/verify.py, which finds every break of every
+    chain."""
+    from engine.audit import verify as verification  # it builds on this module
 
-    Detects an edited event (its hash no longer matches), a deleted or reordered one (the
-    sequence or the link to the previous hash breaks) and a removed tail (the head no longer
-    matches the last event).
-    """
-    checked = 0
-    heads = {h.key: h for h in session.scalars(select(AuditChain).order_by(AuditChain.key))}
-    chains = set(heads) | set(session.scalars(select(AuditEvent.chain).distinct()))
-    for chain in sorted(chains):
-        prev_hash, expected_seq = GENESIS, 1
-        last: AuditEvent | None = None
-        for ev in _events(session, chain):
-            checked += 1
-            if ev.seq != expected_seq:
-                return checked, Break(
-                    chain,
-                    expected_seq,
-                    ev.id,
-                    f"esperado seq {expected_seq}, encontrado {ev.seq} (evento removido ou fora de ordem)",
-                )
-            if ev.prev_hash != prev_hash:
-                return checked, Break(
-                    chain,
-                    ev.seq,
-                    ev.id,
-                    "hash anterior não confere (evento removido, inserido ou reordenado)",
-                )
-            recomputed = event_hash(
-                chain=ev.chain,
-                seq=ev.seq,
-                at=ev.at,
-                org_id=ev.org_id,
-                actor_id=ev.actor_id,
-                actor=ev.actor,
-                action=ev.action,
-                entity_type=ev.entity_type,
-                entity_id=ev.entity_id,
-                data=ev.data,
-                prev_hash=ev.prev_hash,
-            )
-            if recomputed != ev.hash:
-                return checked, Break(chain, ev.seq, ev.id, "conteúdo alterado (hash não confere)")
-            prev_hash, expected_seq, last = ev.hash, expected_seq + 1, ev
-        head = heads.get(chain)
-        if head is None:
-            return checked, Break(chain, None, None, "cabeça da cadeia ausente")
-        if head.last_seq != (last.seq if last else 0) or head.last_hash != prev_hash:
-            return checked, Break(
-                chain,
-                head.last_seq,
-                None,
-                "últimos eventos removidos (cabeça da cadeia não confere)",
-            )
-    return checked, None
+    report = verification.verify(session)
+    breaks = report.breaks
+    return report.checked, breaks[0] if breaks else None

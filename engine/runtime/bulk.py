@@ -6,7 +6,6 @@ report says what started and what was refused and why.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import zlib
@@ -517,14 +516,14 @@ def _audit_started(session, actor, org_id, events, process_key, version, code): 
                 "chain": key, "seq": seq, "at": utcnow(), "org_id": org_id,
                 "actor_id": actor.user_id, "actor": label, "action": "instance.started",
                 "entity_type": "instance", "entity_id": str(instance_id),
-                "data": {"process": process_key, "version": version, "establishment": cnes,
-                         "portfolio": code},
+                "data": audit.canonical_json({"process": process_key, "version": version,
+                                              "establishment": cnes, "portfolio": code}),
                 "prev_hash": prev,
             }  # fmt: skip
             digest = audit.event_hash(**fields)
             copy.write_row((
                 key, seq, fields["at"], org_id, actor.user_id, label, "instance.started",
-                "instance", str(instance_id), json.dumps(fields["data"], ensure_ascii=False),
+                "instance", str(instance_id), fields["data"],
                 prev, digest,
             ))  # fmt: skip
             prev = digest

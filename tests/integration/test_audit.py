@@ -1,4 +1,5 @@
-"""The hash chain detects edits, deletions, reordering and a removed tail."""
+"""The hash chain detects edits, deletions, reordering and a removed tail; every chain is
+verified on its own, every break reported, and checkpoints make verification incremental."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from click.testing import CliRunner
 from sqlalchemy import select, text
 
 from engine import settings as settings_mod
+from engine.access.actor import SYSTEM
 from engine.audit import service as audit
-from engine.audit.models import AuditEvent
+from engine.audit import verify as verification
+from engine.audit.models import AuditCheckpoint, AuditEvent
+from engine.demo import samples
 from tests.integration.test_api_process import flow
 
 
@@ -26,7 +30,7 @@ def chain(make, client, db):  # type: ignore[no-untyped-def]
     f.complete("ambientar_servicos")
     f.complete("desenvolver_conector")
     with db.read() as s:
-        assert audit.verify(s)[1] is None
+        assert verification.verify(s).ok
         return [
             e.id
             for e in s.scalars(
@@ -36,13 +40,28 @@ def chain(make, client, db):  # type: ignore[no-untyped-def]
 
 
 def _verify(db):  # type: ignore[no-untyped-def]
+    """The first break found, or None."""
     with db.read() as s:
-        return audit.verify(s)[1]
+        breaks = verification.verify(s).breaks
+    return breaks[0] if breaks else None
 
 
 def _sql(db, statement: str, **params: object) -> None:  # type: ignore[no-untyped-def]
     with db.engine.begin() as conn:
         conn.execute(text(statement), params)
+
+
+def _org(db, chain) -> int:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return s.get(AuditEvent, chain[0]).org_id
+
+
+def _append(db, org_id: int | None, n: int, **data: object) -> list[int]:  # type: ignore[no-untyped-def]
+    with db.write() as s:
+        return [
+            audit.record(s, SYSTEM, "test.event", org_id=org_id, data={"i": i, **data}).id
+            for i in range(n)
+        ]
 
 
 def test_edit_is_detected(db, chain):  # type: ignore[no-untyped-def]
@@ -54,6 +73,16 @@ def test_edit_is_detected(db, chain):  # type: ignore[no-untyped-def]
 def test_edited_data_is_detected(db, chain):  # type: ignore[no-untyped-def]
     _sql(db, "UPDATE audit_event SET action = 'task.claimed' WHERE id = :id", id=chain[-2])
     assert _verify(db).event_id == chain[-2]
+
+
+def test_a_data_text_that_means_the_same_but_reads_differently_is_detected(db, chain):  # type: ignore[no-untyped-def]
+    """The hash covers the stored bytes: even a space added in the data text is a change."""
+    with db.engine.begin() as conn:
+        stored = conn.execute(
+            text("SELECT data FROM audit_event WHERE id = :id"), {"id": chain[2]}
+        ).scalar_one()
+    _sql(db, "UPDATE audit_event SET data = :d WHERE id = :id", d=" " + stored, id=chain[2])
+    assert _verify(db).event_id == chain[2]
 
 
 def test_deletion_is_detected(db, chain):  # type: ignore[no-untyped-def]
@@ -80,13 +109,145 @@ def test_removed_tail_is_detected(db, chain):  # type: ignore[no-untyped-def]
     assert broken is not None and "cabeça" in broken.problem
 
 
-def test_cli_verify_reports_first_broken_link(db, chain, db_url, monkeypatch):  # type: ignore[no-untyped-def]
+def test_an_event_appended_behind_the_head_is_detected(db, chain):  # type: ignore[no-untyped-def]
+    """An event inserted by SQL after the last one, without moving the chain's head."""
+    with db.read() as s:
+        last = s.get(AuditEvent, chain[-1])
+        fields = {c: getattr(last, c) for c in ("chain", "at", "org_id", "actor_id", "actor",
+                                                "action", "entity_type", "entity_id")}  # fmt: skip
+        forged = {**fields, "seq": last.seq + 1, "data": "{}", "prev_hash": last.hash}
+    forged["hash"] = audit.event_hash(**forged)
+    with db.write() as s:
+        s.add(AuditEvent(**{**forged, "data": {}}))
+    broken = _verify(db)
+    assert broken is not None and "cabeça" in broken.problem
+
+
+def test_every_chain_reports_every_break(db, make, chain):  # type: ignore[no-untyped-def]
+    """Before: the check stopped at the first break of the whole installation, so an edit in
+    another organization's chain (or later in the same one) went unreported."""
+    other = make.org("sesa-sp", "Secretaria da Saúde de São Paulo")
+    theirs = _append(db, other, 5)
+    system = _append(db, None, 3)
+    _sql(db, "UPDATE audit_event SET actor = 'x' WHERE id IN (:a, :b)", a=chain[1], b=chain[4])
+    _sql(db, "UPDATE audit_event SET entity_id = 'y' WHERE id = :id", id=theirs[3])
+    with db.read() as s:
+        report = verification.verify(s)
+    assert not report.ok
+    by_chain = {c.chain: c for c in report.chains}
+    ours = by_chain[f"org:{_org(db, chain)}"]
+    assert [b.event_id for b in ours.breaks] == [chain[1], chain[4]] and ours.broken == 2
+    assert [b.event_id for b in by_chain[f"org:{other}"].breaks] == [theirs[3]]
+    assert by_chain["system"].broken == 0 and by_chain["system"].checked >= len(system)
+    assert ours.intact.seq == 1  # the prefix before the first break
+
+
+def test_checkpoints_verify_only_what_is_new(db, chain):  # type: ignore[no-untyped-def]
+    org = _org(db, chain)
+    first = verification.run(db, by="teste")
+    assert first.ok and first.chain(f"org:{org}").checked == len(chain)
+    with db.read() as s:
+        cp = s.get(AuditCheckpoint, f"org:{org}")
+        assert (cp.seq, cp.event_id, cp.status, cp.full) == (len(chain), chain[-1], "ok", True)
+    new = _append(db, org, 3)
+    second = verification.run(db, by="teste", org_ids=[org])
+    ours = second.chain(f"org:{org}")
+    assert ours.status == "ok"
+    assert ours.checked == 3 and ours.start.seq == len(chain) and not ours.full
+    with db.read() as s:
+        assert s.get(AuditCheckpoint, f"org:{org}").event_id == new[-1]
+
+
+def test_an_edit_after_the_checkpoint_is_found_by_the_incremental_run(db, chain):  # type: ignore[no-untyped-def]
+    org = _org(db, chain)
+    verification.run(db, by="teste")
+    new = _append(db, org, 4)
+    _sql(db, "UPDATE audit_event SET actor = 'x' WHERE id = :id", id=new[1])
+    report = verification.run(db, by="teste", org_ids=[org])
+    ours = report.chain(f"org:{org}")
+    assert [b.event_id for b in ours.breaks] == [new[1]] and ours.checked == 4
+    with db.read() as s:
+        cp = s.get(AuditCheckpoint, f"org:{org}")
+    assert cp.status == "broken" and cp.event_id == new[0] and str(new[1]) in cp.problems[0]
+    # The break stays reported: the checkpoint does not pass it.
+    assert not verification.run(db, by="teste", org_ids=[org]).ok
+
+
+def test_an_edit_before_the_checkpoint_is_found_by_a_full_run(db, chain):  # type: ignore[no-untyped-def]
+    org = _org(db, chain)
+    verification.run(db, by="teste")
+    _append(db, org, 2)
+    _sql(db, "UPDATE audit_event SET entity_id = 'x' WHERE id = :id", id=chain[2])
+    assert verification.run(db, by="teste").ok  # incremental: only the two new events
+    full = verification.run(db, by="teste", full=True)
+    assert [b.event_id for b in full.breaks] == [chain[2]]
+    with db.read() as s:
+        cp = s.get(AuditCheckpoint, f"org:{org}")
+    assert cp.seq == 2 and cp.status == "broken" and cp.full  # moved back before the break
+    # From now on the incremental runs report it too.
+    assert [b.event_id for b in verification.run(db, by="teste").breaks] == [chain[2]]
+
+
+def test_a_changed_checkpoint_event_sends_the_chain_back_to_a_full_check(db, chain):  # type: ignore[no-untyped-def]
+    org = _org(db, chain)
+    verification.run(db, by="teste")
+    _sql(db, "UPDATE audit_event SET actor = 'x' WHERE id = :id", id=chain[-1])
+    report = verification.run(db, by="teste", org_ids=[org])
+    assert [b.event_id for b in report.breaks] == [chain[-1]] and report.chains[0].full
+
+
+def test_a_run_with_a_limit_goes_on_where_it_stopped(db, chain):  # type: ignore[no-untyped-def]
+    org = _org(db, chain)
+    key = f"org:{org}"
+    part = verification.run(db, by="teste", org_ids=[org], limit=3).chain(key)
+    assert (part.status, part.checked, part.pending) == ("partial", 3, len(chain) - 3)
+    rest = verification.run(db, by="teste", org_ids=[org]).chain(key)
+    assert (rest.status, rest.checked, rest.start.seq) == ("ok", len(chain) - 3, 3)
+
+
+def test_the_audit_holds_numbers_the_database_would_rewrite(db, make, client):  # type: ignore[no-untyped-def]
+    """Issue 12 item 1: ``1e20`` in an integer field and ``-0.0`` were hashed as ``1e+20`` and
+    ``-0.0`` while PostgreSQL's JSONB gave back ``100000000000000000000`` and ``0``: the chain
+    was reported broken though nobody touched it."""
+    org = make.org()
+    est = make.establishment(org)
+    users = {
+        "admin": make.user("sesa-pr", "admin"),
+        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
+        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
+        "DATASUS": make.user("sesa-pr", "datasus"),
+    }
+    f = flow(client, {"est": est, "users": users})
+    f.complete("obter_certificado_digital")
+    f.complete("criar_conta_govbr")
+    f.complete("ambientar_servicos")
+    data = samples.answer("solicitar_acesso_homologacao", f.ctx)
+    data |= {"quantidade_atendimentos": 1e20, "atendimentos_minimo_dia": -0.0}
+    f.complete("solicitar_acesso_homologacao", data=data)
+    with db.read() as s:
+        report = verification.verify(s)
+        event = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "task.completed").order_by(AuditEvent.id)
+        ).all()[-1]
+    assert report.ok, [str(b) for b in report.breaks]
+    kept = event.data["data"]
+    assert repr(kept["quantidade_atendimentos"]) == repr(data["quantidade_atendimentos"])
+    assert repr(kept["atendimentos_minimo_dia"]) == "-0.0"
+
+
+def test_cli_verify_reports_every_broken_link(db, chain, db_url, monkeypatch):  # type: ignore[no-untyped-def]
     from web.cli import main
 
     monkeypatch.setenv("CREDENCIA_DATABASE_URL", db_url)
     monkeypatch.setattr(settings_mod, "_settings", None)
     ok = CliRunner().invoke(main, ["audit", "verify"])
-    assert ok.exit_code == 0 and "íntegra" in ok.output
+    assert ok.exit_code == 0 and "íntegra" in ok.output and "desde o início" in ok.output
+    # Before the checkpoints: only a full run looks there.
     _sql(db, "UPDATE audit_event SET data = :d WHERE id = :id", d='{"x": 1}', id=chain[4])
-    bad = CliRunner().invoke(main, ["audit", "verify"])
-    assert bad.exit_code == 1 and f"evento {chain[4]}" in bad.output
+    _sql(db, "UPDATE audit_event SET actor = 'x' WHERE id = :id", id=chain[6])
+    again = CliRunner().invoke(main, ["audit", "verify"])
+    assert again.exit_code == 0 and "após o seq" in again.output
+    bad = CliRunner().invoke(main, ["audit", "verify", "--full"])
+    assert bad.exit_code == 1
+    assert f"evento {chain[4]}" in bad.output and f"evento {chain[6]}" in bad.output
+    assert "2 quebra(s)" in bad.output

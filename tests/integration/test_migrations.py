@@ -8,9 +8,10 @@ import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
 
 import engine.models  # noqa: F401
+from engine.audit.models import AuditEvent
 from engine.db import Base, make_engine
 from tests.conftest import _pg_admin_url
 from web.cli import alembic_config, upgrade_database
@@ -55,7 +56,6 @@ def test_0004_flags_the_latest_instance_of_existing_data(empty_url):  # type: ig
     """Upgrading a populated 0003 database marks only the newest instance of each
     (establishment, process, portfolio) as the latest."""
     from alembic import command
-    from sqlalchemy import text
 
     command.upgrade(alembic_config(empty_url), "0003")
     eng = make_engine(empty_url)
@@ -100,3 +100,56 @@ def test_0004_flags_the_latest_instance_of_existing_data(empty_url):  # type: ig
         assert counted == {("PE", "", "REL", "running", 2), ("PE", "", "RIA", "completed", 1)}
     finally:
         eng.dispose()
+
+
+def test_0005_keeps_older_events_verifiable(empty_url):  # type: ignore[no-untyped-def]
+    """Upgrading a 0004 database rewrites each event's JSON data as the canonical text the
+    chain hashes, so the events hashed before still verify (and their values are the same)."""
+    import hashlib
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from alembic import command
+    from sqlalchemy import Integer, String, column, table
+
+    from engine.audit import verify as verification
+    from engine.db import Database, JSONType, UTCDateTime
+
+    command.upgrade(alembic_config(empty_url), "0004")
+    events = table(
+        "audit_event", column("chain", String), column("seq", Integer),
+        column("at", UTCDateTime()), column("org_id", Integer), column("actor_id", Integer),
+        column("actor", String), column("action", String), column("entity_type", String),
+        column("entity_id", String), column("data", JSONType), column("prev_hash", String),
+        column("hash", String),
+    )  # fmt: skip
+    datas = [{"b": [1, 2.5, None], "a": "ção 😀"}, {}, {"z": {"y": True, "x": '"aspas"'}}]
+    prev, start, rows = "0" * 64, datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC), []
+    for seq, data in enumerate(datas, 1):
+        fields = {"chain": "system", "seq": seq, "at": start + timedelta(seconds=seq),
+                  "org_id": None, "actor_id": None, "actor": "system", "action": "test.old",
+                  "entity_type": "", "entity_id": "", "prev_hash": prev}  # fmt: skip
+        body = json.dumps({**fields, "at": fields["at"].isoformat(timespec="microseconds"),
+                           "data": data}, sort_keys=True, separators=(",", ":"),
+                          ensure_ascii=False)  # fmt: skip
+        prev = hashlib.sha256(body.encode()).hexdigest()
+        rows.append({**fields, "data": data, "hash": prev})
+    eng = make_engine(empty_url)
+    try:
+        with eng.begin() as conn:
+            conn.execute(events.insert(), rows)
+            conn.execute(text(
+                "INSERT INTO audit_chain (key, last_seq, last_hash) VALUES ('system', 3, :h)"
+            ), {"h": prev})  # fmt: skip
+    finally:
+        eng.dispose()
+    upgrade_database(empty_url)
+    db = Database(empty_url)
+    try:
+        with db.read() as s:
+            report = verification.verify(s)
+            kept = [e.data for e in s.scalars(select(AuditEvent).order_by(AuditEvent.seq))]
+        assert report.ok and report.checked == 3, [str(b) for b in report.breaks]
+        assert kept == datas
+    finally:
+        db.dispose()

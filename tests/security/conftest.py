@@ -19,7 +19,8 @@ import pytest
 from sqlalchemy import func, select, update
 
 from engine.accounts.models import ApiToken, Membership, User
-from engine.audit.models import AuditEvent
+from engine.audit import failures
+from engine.audit.models import AuditEvent, AuthFailureCount
 from engine.comments import service as comments
 from engine.demo import samples
 from engine.establishments.models import Establishment
@@ -237,10 +238,15 @@ def set_assignee(db: Any, task_id: str, user: UserHandle | None) -> None:
 
 
 def denials(db: Any) -> int:
+    """Refusals on record: ``denied.*`` events, and unauthenticated API calls (counted, and
+    summed up in at most one event a minute: engine/audit/failures.py)."""
     with db.read() as s:
-        return s.scalar(
+        events = s.scalar(
             select(func.count()).select_from(AuditEvent).where(AuditEvent.action.like("denied.%"))
         )
+        counted = s.scalar(select(func.coalesce(func.sum(AuthFailureCount.failures), 0)))
+        summaries = s.scalars(select(AuditEvent.data).where(AuditEvent.action == failures.ACTION))
+        return events + counted + sum(data["failures"] for data in summaries)
 
 
 def changes(db: Any) -> int:
@@ -252,7 +258,7 @@ def changes(db: Any) -> int:
             .where(
                 ~AuditEvent.action.like("denied.%"),
                 ~AuditEvent.action.like("auth.%"),
-                AuditEvent.action != "file.downloaded",
+                AuditEvent.action.not_in(["file.downloaded", failures.ACTION]),
             )
         )
 

@@ -292,6 +292,7 @@ EXPECTED: dict[tuple[str, str], Route] = {
         },  # fmt: skip
         args={"event_id": lambda w, v: w.event_b if v == "org" else w.event_a},
     ),
+    ("/auditoria/verificar", "POST"): Route({"-": cell(302, 403, admin=302, auditor=302)}),
     ("/auditoria/exportar.csv", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
     ("/auditoria/exportar.json", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
     # ---- administration

@@ -266,7 +266,9 @@ def test_audit_log_filters_details_status_and_exports(world, db, pages):  # type
     auditor = pages(world.users["auditor"])
     html = auditor.get("/auditoria").get_data(as_text=True)
     assert "Cadeia de hashes íntegra" in html and "Processo iniciado" in html
-    assert 'method="post"' not in html.split("<main")[1]  # no action buttons for auditors
+    # No action buttons for auditors, but the one that verifies the chain.
+    assert html.split("<main")[1].count('method="post"') == 1
+    assert '<form method="post" action="/auditoria/verificar"' in html
     only = auditor.get(f"/auditoria?acao=task.completed&estabelecimento={world.est.cnes}").get_data(
         as_text=True
     )

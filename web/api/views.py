@@ -15,11 +15,12 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from engine.access.actor import Actor
 from engine.accounts import service as accounts
 from engine.accounts.models import Organization
+from engine.audit import failures
 from engine.certificates import service as certificates
 from engine.db import Database, utcnow
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
-from engine.errors import DomainError, Forbidden, Invalid, NotFound
+from engine.errors import DomainError, Invalid, NotFound
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
@@ -113,16 +114,14 @@ def _refuse_nul_characters():  # type: ignore[no-untyped-def]
 
 
 def _audit_unauthenticated(reason: str) -> None:
-    denial = Forbidden(
-        reason,
-        action="api.auth",
-        entity_type="endpoint",
-        entity_id=request.path,
-        details={"method": request.method, "remote_addr": request.remote_addr},
-    )
-    db = _db()
-    if db.on_denied:
-        db._audit_denial(denial)
+    """Counted per minute and address, summed up in at most one audit event a minute: anyone
+    can send bad tokens, and one event each would grow the permanent log for free."""
+    address = failures.address_key(current_app.config["SECRET_KEY"], request.remote_addr)
+    try:
+        with _db().write() as session:
+            failures.note(session, address_hash=address, reason=reason)
+    except DBAPIError:
+        log.exception("could not count an unauthenticated API call")  # the 401 stands
 
 
 def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -159,10 +158,13 @@ def _org_id(session: Any, slug: str | None) -> int:
     actor = _actor()
     if slug:
         org = session.scalar(select(Organization).where(Organization.slug == slug))
-        if org is None:
-            raise NotFound(f"Organização '{slug}' não encontrada.")
-        if not actor.is_member(org.id):
-            raise actor.deny("Sem acesso a esta organização.", action="org.access", org_id=org.id)
+        # The same answer whether the organization exists or not: its slug stays unknown.
+        if org is None or not actor.is_member(org.id):
+            raise actor.deny(
+                "Sem acesso a esta organização.",
+                action="org.access",
+                org_id=org.id if org is not None else None,
+            )
         return org.id
     if len(actor.org_ids) == 1:
         return actor.org_ids[0]

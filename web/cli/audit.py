@@ -7,7 +7,7 @@ import sys
 import click
 from sqlalchemy import select
 
-from engine.audit import service as audit
+from engine.audit import verify as verification
 from web.cli.context import CliContext, pass_cli
 
 
@@ -17,15 +17,28 @@ def audit_group() -> None:
 
 
 @audit_group.command("verify")
+@click.option(
+    "--full", is_flag=True, help="Desde o primeiro evento, ignorando os pontos de controle."
+)
 @pass_cli
-def audit_verify(cli: CliContext) -> None:
-    """Verifica a cadeia de hashes; informa o primeiro elo quebrado."""
-    with cli.db.read() as session:
-        checked, broken = audit.verify(session)
-    if broken:
-        click.echo(f"QUEBRADA após {checked} evento(s): {broken}", err=True)
+def audit_verify(cli: CliContext, full: bool) -> None:
+    """Verifica cada cadeia de hashes a partir do seu ponto de controle (ou desde o início com
+    --full), avança os pontos de controle e informa todas as quebras de todas as cadeias."""
+    report = verification.run(cli.db, by="cli", full=full)
+    for chain in report.chains:
+        since = "desde o início" if chain.full else f"após o seq {chain.start.seq}"
+        if chain.broken:
+            click.echo(f"{chain.chain}: QUEBRADA, {chain.broken} quebra(s) em {chain.checked} "
+                       f"evento(s) verificados {since}", err=True)  # fmt: skip
+            for problem in chain.breaks:
+                click.echo(f"  {problem}", err=True)
+        else:
+            click.echo(f"{chain.chain}: íntegra, {chain.checked} evento(s) verificados {since}")
+    if not report.ok:
+        click.echo(f"QUEBRADA: {len([c for c in report.chains if c.broken])} cadeia(s) com "
+                   f"quebras, {report.checked} evento(s) verificados", err=True)  # fmt: skip
         sys.exit(1)
-    click.echo(f"íntegra: {checked} evento(s) verificados")
+    click.echo(f"íntegra: {report.checked} evento(s) verificados")
 
 
 @click.group("dashboard")

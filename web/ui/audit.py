@@ -1,11 +1,12 @@
-"""Auditoria: the audit log with filters, each event's details, chain status and exports."""
+"""Auditoria: the audit log with filters, each event's details, the chain's verification and
+exports."""
 
 from __future__ import annotations
 
 import json
 from datetime import date
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from engine.audit import log as auditlog
 from engine.establishments import service as establishments
@@ -49,8 +50,8 @@ def index():  # type: ignore[no-untyped-def]
             s, actor(), org_id(), filters, limit=PAGE, offset=(page - 1) * PAGE
         )
         actions = auditlog.actions(s, actor(), org_id())
-        status = auditlog.chain_status(s, actor(), org_id())
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
+    status = auditlog.current_status(db(), actor(), org_id())
     return render_template(
         "audit/list.html",
         events=events,
@@ -63,6 +64,14 @@ def index():  # type: ignore[no-untyped-def]
         establishments=ests,
         action_label=action_label,
     )
+
+
+@bp.post("/verificar")
+@login_required
+def verify():  # type: ignore[no-untyped-def]
+    """Verify the organization's chain from its last checkpoint, now; the page shows how."""
+    auditlog.verify_chain(db(), actor(), org_id())
+    return redirect(url_for("audit.index"))
 
 
 @bp.get("/eventos/<int:event_id>")

@@ -49,10 +49,18 @@ def _audit(s, who: Actor, action: str, orgs: list[int], known: User | None, data
         )  # fmt: skip
 
 
+def _who(email: str, known: User | None, data: dict) -> tuple[Actor, dict]:  # type: ignore[type-arg]
+    """Who tried, as the audit keeps it: an existing account by its e-mail; anything else
+    typed only as a keyed hash (login_guard.typed_identifier)."""
+    typed = login_guard.typed_identifier(email, known is not None, _pepper())
+    label = email if known is not None else "anonymous"
+    return Actor(user_id=None, label=label or "?"), {**typed, **data}
+
+
 def _audit_locks(s, email: str, kinds: list[str], data: dict) -> None:  # type: ignore[no-untyped-def]
     """A lock of an account goes to its organizations' logs; of an address, to the system's."""
     known = s.scalar(select(User).where(User.email == email)) if email else None
-    who = Actor(user_id=None, label=email or "?")
+    who, data = _who(email, known, data)
     policy = login_guard.DEFAULT_POLICY
     for kind in kinds:
         details = {**data, "key": kind, "limit": policy.limit(kind),
@@ -87,7 +95,7 @@ def login():  # type: ignore[no-untyped-def]
             # PostgreSQL cannot compare text with NUL in it: refused before any lookup.
             message = _("Há caracteres não permitidos no e-mail ou na senha.")
             return render_template("login.html", error=message, email="", next=next_url), 422
-        data = {"email": email, "remote_addr": request.remote_addr}
+        data = {"remote_addr": request.remote_addr}
         keys = login_guard.keys_for(email, request.remote_addr, _pepper())
         # The attempt is charged (or refused) before the password is looked at, and committed
         # at once, so parallel guesses cannot get past the limit.
@@ -104,9 +112,10 @@ def login():  # type: ignore[no-untyped-def]
             known = user or s.scalar(select(User).where(User.email == email))
             orgs = _org_ids(s, known.id) if known else []
             action = "auth.login" if user else "auth.login_failed"
-            # Who tried: the account when it exists, else the e-mail as typed.
-            who = accounts.load_actor(s, user) if user else Actor(user_id=None, label=email or "?")
-            _audit(s, who, action, orgs, known, data)
+            who, details = _who(email, known, data)
+            if user is not None:
+                who = accounts.load_actor(s, user)
+            _audit(s, who, action, orgs, known, details)
             if locked:
                 _audit_locks(s, email, locked, data)
             if user is not None:
