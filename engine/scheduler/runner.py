@@ -7,18 +7,15 @@ itself (``max_instances=1``) and missed runs collapse into one (``coalesce``).
 
 The foreground thread waits on a stop event while APScheduler's BackgroundScheduler runs the
 jobs in its thread pool — a BlockingScheduler that can also be stopped from outside: SIGINT and
-SIGTERM set the event under ``credencia scheduler``; ``make run``'s parent sets it through
-``start_process(...).stop()``. Stopping waits for running jobs to finish.
+SIGTERM set the event under ``credencia scheduler`` (which ``credencia serve --with-scheduler``
+starts as a child process and signals). Stopping waits for running jobs to finish.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
-import os
 import signal
 import threading
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,8 +63,8 @@ def run(
 ) -> None:
     """Run the scheduler until ``stop_event`` is set (or SIGINT/SIGTERM when it is not given).
 
-    ``make run`` can start it in a thread or process beside the web server and stop it with
-    the event; ``credencia scheduler`` runs it in the foreground.
+    ``credencia scheduler`` runs it in the foreground; tests run it in a thread and stop it
+    with the event.
     """
     own_db = db is None
     db = db or Database(settings.database_url)
@@ -90,54 +87,6 @@ def run(
         scheduler.shutdown(wait=True)
         if own_db:
             db.dispose()
-
-
-@dataclass
-class SchedulerProcess:
-    """A scheduler running in a child process (``make run``: beside the web server)."""
-
-    process: Any
-    stop_event: Any
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Ask it to finish its running jobs and exit; terminate it if it does not."""
-        self.stop_event.set()
-        self.process.join(timeout)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5)
-
-
-def start_process(settings: Any) -> SchedulerProcess:
-    """Start ``run(settings)`` in a fresh (spawned, not forked) process and return a handle.
-
-    The child ignores SIGINT (Ctrl+C reaches the whole process group; the parent stops it with
-    ``stop()``) and stops by itself if its parent disappears.
-    """
-    ctx = multiprocessing.get_context("spawn")
-    stop = ctx.Event()
-    process = ctx.Process(
-        target=_process_main, args=(settings, stop, os.getpid()), name="credencia-scheduler"
-    )
-    process.start()
-    return SchedulerProcess(process=process, stop_event=stop)
-
-
-def _process_main(settings: Any, stop: Any, parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # One line per job run every 15 s buries what matters; our jobs log their own results.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-    def watch_parent() -> None:
-        while not stop.wait(2.0):
-            if os.getppid() != parent_pid:
-                stop.set()
-
-    threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
-    run(settings, stop)
 
 
 def run_once(
