@@ -12,7 +12,7 @@ from jsonschema import validators as jsonschema_validators
 from engine.forms.formats import KNOWN_FORMATS
 from engine.forms.resolve import _resolve_ref, _Views, field_view
 from engine.forms.rules import RULE_FIELDS, RULES
-from engine.forms.schema import form_view
+from engine.forms.schema import describe_form
 
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
 _SCHEMA_SINGLE = (
@@ -173,7 +173,7 @@ def check_form(schema: Any, ui: Any = None) -> list[str]:
         return problems
     if ui is not None and not isinstance(ui, dict):
         return ["As dicas de interface (ui.json) devem ser um objeto JSON."]
-    view = form_view(schema, ui)
+    view = describe_form(schema, ui)
     problems += [f"campo {p}" for p in view.problems]
     passwords = [f.name for f in view.fields if f.password]
     if len(passwords) > 1:

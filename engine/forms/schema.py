@@ -14,6 +14,7 @@ Nothing here finds a field by its name: what a field is comes from what it decla
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ __all__ = [
     "WIDGET_HINTS",
     "FieldSpec",
     "FormView",
+    "describe_form",
     "form_view",
     "ui_for",
     "widget_for",
@@ -558,6 +560,12 @@ def _build(views: _Views, ui: Mapping[str, Any]) -> FormView:
         problems=tuple(builder.problems),
         views=views,
     )
+
+
+def describe_form(schema: Any, ui: Mapping[str, Any] | None = None) -> FormView:
+    """The description of a form, not kept (the deploy check's forms are read once)."""
+    key = json.dumps(ui, sort_keys=True, default=str) if ui else ""
+    return _build(_Views(copy.deepcopy(schema)), json.loads(key) if key else {})
 
 
 def form_view(schema: Any, ui: Mapping[str, Any] | None = None) -> FormView:
