@@ -10,17 +10,18 @@ and a new upload in ``<name>__upload``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from werkzeug.datastructures import MultiDict
 
 from engine import identifiers
+from engine.forms.schema import IDENTIFIER_MASKS, FieldSpec, form_view, ui_for, widget_for
 
 UPLOAD_SUFFIX = "__upload"
 INDEX_PLACEHOLDER = "__INDEX__"
-MASKS = {"cpf", "cnpj", "cns", "cnes"}
+MASKS = IDENTIFIER_MASKS
 _INT_RE = re.compile(r"^[+-]?[0-9]{1,18}$")
 _NUM_RE = re.compile(r"^[+-]?[0-9]{1,18}([.,][0-9]{1,12})?$")
 _BR_DATE_RE = re.compile(r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4})$")
@@ -96,18 +97,8 @@ class RenderedForm:
 
 
 # ------------------------------------------------------------------ schema helpers
-
-
-def _conditional_props(schema: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Property refinements declared in allOf/if-then branches (e.g. minItems when yes)."""
-    extra: dict[str, dict[str, Any]] = {}
-    for part in schema.get("allOf", []) or []:
-        for branch in (part.get("then") or {}, part.get("else") or {}):
-            for name, sub in (branch.get("properties") or {}).items():
-                # Only plain keywords (minItems…); nested schemas stay the property's own.
-                plain = {k: v for k, v in sub.items() if not isinstance(v, dict | list)}
-                extra.setdefault(name, {}).update(plain)
-    return extra
+# What a field is (its widget, options, flags) comes from the engine's schema view; this
+# module only turns it into what the templates draw and reads the post back.
 
 
 def _get_path(data: Any, path: str) -> Any:
@@ -121,13 +112,12 @@ def _get_path(data: Any, path: str) -> Any:
 
 
 def _ui_for(ui: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = ui.get(key) if isinstance(ui, Mapping) else None
-    return value if isinstance(value, dict) else {}
+    return ui_for(ui, key)
 
 
-def _order(props: Mapping[str, Any], ui: Mapping[str, Any]) -> list[str]:
-    order = [k for k in ui.get("ui:order", []) if k in props] if isinstance(ui, Mapping) else []
-    return order + [k for k in props if k not in order]
+def _widget(schema: Mapping[str, Any], ui: Mapping[str, Any]) -> str:
+    """The widget of one plain property schema (see ``engine.forms.schema.widget_for``)."""
+    return widget_for(schema, ui)
 
 
 def iso_to_br(value: Any) -> Any:
@@ -145,8 +135,8 @@ def br_to_iso(value: str) -> str:
     return value.strip()
 
 
-def _display(schema: Mapping[str, Any], value: Any) -> Any:
-    fmt = schema.get("format")
+def _display(spec: FieldSpec, value: Any) -> Any:
+    fmt = spec.format
     if value is None:
         return ""
     if fmt == "date":
@@ -173,92 +163,57 @@ class _Ctx:
     used: set[str] = field(default_factory=set)
 
 
-def _widget(schema: Mapping[str, Any], ui: Mapping[str, Any]) -> str:
-    hint = ui.get("ui:widget", "")
-    kind = schema.get("type")
-    fmt = schema.get("format")
-    if kind == "array":
-        items = schema.get("items") or {}
-        if items.get("format") == "file":
-            return "files"
-        return "rows" if items.get("type") == "object" else "list"
-    if fmt == "file" or hint == "file":
-        return "file"
-    if kind == "boolean":
-        return "checkbox" if hint == "checkbox" else "yesno"
-    if "enum" in schema:
-        return "radio" if hint == "radio" else "select"
-    if hint in ("textarea", "password", "select", "radio"):
-        return hint
-    if fmt in MASKS or hint == "masked":
-        return "masked"
-    if fmt == "date" or hint == "date":
-        return "date"
-    if fmt == "time" or hint == "time":
-        return "time"
-    if kind in ("integer", "number"):
-        return "number"
-    if fmt == "email":
-        return "email"
-    return "text"
+_MASK_PLACEHOLDERS = {
+    "cpf": "000.000.000-00",
+    "cnpj": "00.000.000/0000-00",
+    "cns": "000 0000 0000 0000",
+    "cnes": "0000000",
+}
 
 
-def _options(schema: Mapping[str, Any], ui: Mapping[str, Any]) -> list[tuple[str, str]]:
-    values = schema.get("enum") or []
-    names = ui.get("ui:enumNames") or []
-    return [(str(v), str(names[i]) if i < len(names) else str(v)) for i, v in enumerate(values)]
-
-
-def _build(name: str, key: str, schema: Mapping[str, Any], ui: Mapping[str, Any], value: Any,
-           required: bool, ctx: _Ctx, *, parent_readonly: bool = False, options_hint: list[str] | None = None) -> Field:  # fmt: skip
-    widget = _widget(schema, ui)
-    readonly = bool(schema.get("readOnly")) or parent_readonly or ctx.readonly
+def _build(name: str, spec: FieldSpec, value: Any, ctx: _Ctx, *, parent_readonly: bool = False,
+           options_hint: list[str] | None = None) -> Field:  # fmt: skip
+    widget = spec.widget
+    readonly = spec.readonly or parent_readonly or ctx.readonly
     f = Field(
         name=name,
-        key=key,
-        title=str(schema.get("title") or key),
+        key=spec.name,
+        title=spec.title,
         widget=widget,
-        description=str(schema.get("description") or ""),
-        help=str(ui.get("ui:help") or ""),
-        placeholder=str(ui.get("ui:placeholder") or ""),
-        required=required,
+        description=spec.description,
+        help=spec.help,
+        placeholder=spec.placeholder,
+        required=spec.required,
         readonly=readonly,
-        secret=bool(schema.get("x-secret")),
+        secret=spec.secret,
         error=ctx.errors.get(name, ""),
-        maxlength=schema.get("maxLength") if isinstance(schema.get("maxLength"), int) else None,
+        maxlength=spec.max_length,
     )
     ctx.used.add(name)
-    fmt = schema.get("format")
     if widget == "masked":
-        f.mask = str(ui.get("ui:mask") or fmt or "")
+        f.mask = spec.mask
         f.inputmode = "numeric"
-        f.placeholder = f.placeholder or {"cpf": "000.000.000-00", "cnpj": "00.000.000/0000-00",
-                                          "cns": "000 0000 0000 0000", "cnes": "0000000"}.get(f.mask, "")  # fmt: skip
+        f.placeholder = f.placeholder or _MASK_PLACEHOLDERS.get(f.mask, "")
     elif widget == "date":
         f.mask, f.inputmode, f.placeholder = "date", "numeric", "dd/mm/aaaa"
     elif widget == "time":
         f.mask, f.inputmode, f.placeholder = "time", "numeric", f.placeholder or "hh:mm"
     elif widget == "number":
-        f.inputmode = "numeric" if schema.get("type") == "integer" else "decimal"
+        f.inputmode = "numeric" if spec.type == "integer" else "decimal"
     if widget in ("select", "radio"):
-        f.options = _options(schema, ui)
+        f.options = [(str(v), label) for v, label in spec.options]
         if not f.options and options_hint is not None:
             f.options = [(o, o) for o in options_hint]
     if widget == "yesno":
         f.options = [(YES, "Sim"), (NO, "Não")]
-    if widget in ("file", "files"):
-        accept = (
-            (schema.get("items") or {}).get("x-accept")
-            if widget == "files"
-            else schema.get("x-accept")
-        )
-        f.accept = _accept_attr(accept or [])
     if widget == "file":
+        f.accept = _accept_attr(spec.accept)
         f.value = value if isinstance(value, str) else ""
         if f.value and f.value in ctx.files:
             f.files = [ctx.files[f.value]]
         return f
     if widget == "files":
+        f.accept = _accept_attr(spec.item.accept if spec.item else ())
         ids = [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
         f.files = [ctx.files.get(i) or FileMeta(i, i, 0, "", "") for i in ids]
         f.value = ids
@@ -267,19 +222,19 @@ def _build(name: str, key: str, schema: Mapping[str, Any], ui: Mapping[str, Any]
             ctx.used.add(f"{name}.{index}")
             if message:
                 f.row_errors.append(f"{f.files[index].filename}: {message}")
-        f.min_items = int(schema.get("minItems") or 0)
+        f.min_items = spec.min_items
         return f
     if widget == "rows":
-        _build_rows(f, schema, ui, value, ctx)
+        _build_rows(f, spec, value, ctx)
         return f
-    if widget == "secret" or f.secret:
+    if f.secret:
         f.value = ""
         return f
-    f.value = _display(schema, value)
+    f.value = _display(spec, value)
     return f
 
 
-def _accept_attr(accept: list[str]) -> str:
+def _accept_attr(accept: Iterable[str]) -> str:
     out: list[str] = []
     for a in accept:
         if a == "certificate":
@@ -302,21 +257,13 @@ def _option_values(ctx: _Ctx, source: str, key: str) -> list[str]:
     )
 
 
-def options_source(
-    schema: Mapping[str, Any], ui: Mapping[str, Any], context: Mapping[str, Any]
-) -> str | None:
+def options_source(spec: FieldSpec, context: Mapping[str, Any]) -> str | None:
     """Where a repeating field's choices come from: ``x-options-from``, or else a list in the
     context whose items carry every select-without-enum field of a row (e.g. operations)."""
-    if schema.get("x-options-from"):
-        return str(schema["x-options-from"])
-    items = schema.get("items") or {}
-    props = items.get("properties") or {}
-    item_ui = _ui_for(ui, "items")
-    wanted = [
-        k
-        for k, sub in props.items()
-        if _ui_for(item_ui, k).get("ui:widget") == "select" and "enum" not in sub
-    ]
+    if spec.options_from:
+        return spec.options_from
+    item_fields = spec.item.fields if spec.item else ()
+    wanted = [f.name for f in item_fields if f.widget == "select" and not f.has_enum]
     if not wanted:
         return None
     for top, node in context.items():
@@ -330,26 +277,22 @@ def options_source(
     return None
 
 
-def _build_rows(
-    f: Field, schema: Mapping[str, Any], ui: Mapping[str, Any], value: Any, ctx: _Ctx
-) -> None:
-    items = schema.get("items") or {}
-    item_ui = _ui_for(ui, "items")
-    props = items.get("properties") or {}
-    req = set(items.get("required") or [])
-    source = options_source(schema, ui, ctx.context)
+def _build_rows(f: Field, spec: FieldSpec, value: Any, ctx: _Ctx) -> None:
+    item = spec.item
+    assert item is not None  # a "rows" widget is an array of objects
+    source = options_source(spec, ctx.context)
     f.add_all = bool(source) and not f.readonly
-    f.item_title = str(items.get("title") or "Item")
-    f.min_items = int(schema.get("minItems") or 0)
+    f.item_title = spec.item_title
+    f.min_items = spec.min_items
     rows = value if isinstance(value, list) else []
 
     def row_fields(prefix: str, row: Any) -> list[Field]:
         out = []
-        for key in _order(props, item_ui):
-            hint = _option_values(ctx, source, key) if source else None
-            sub_value = row.get(key) if isinstance(row, Mapping) else None
-            out.append(_build(f"{prefix}.{key}", key, props[key], _ui_for(item_ui, key), sub_value, key in req,
-                              ctx, parent_readonly=f.readonly, options_hint=hint))  # fmt: skip
+        for sub in item.displayed():
+            hint = _option_values(ctx, source, sub.name) if source else None
+            sub_value = row.get(sub.name) if isinstance(row, Mapping) else None
+            out.append(_build(f"{prefix}.{sub.name}", sub, sub_value, ctx,
+                              parent_readonly=f.readonly, options_hint=hint))  # fmt: skip
         return out
 
     for index, row in enumerate(rows):
@@ -375,22 +318,18 @@ def build_form(
     ctx = _Ctx(
         errors=dict(errors or {}), context=context or {}, files=files or {}, readonly=readonly
     )
-    props = schema.get("properties") or {}
-    refinements = _conditional_props(schema)
-    required = set(schema.get("required") or [])
+    view = form_view(schema, ui)
     built: dict[str, Field] = {}
-    for key in _order(props, ui):
-        sub = {**props[key], **refinements.get(key, {})}
-        if readonly and sub.get("x-secret"):
+    for spec in view.displayed():
+        if readonly and spec.secret:
             continue
-        built[key] = _build(key, key, sub, _ui_for(ui, key), data.get(key), key in required, ctx)
+        built[spec.name] = _build(spec.name, spec, data.get(spec.name), ctx)
     groups: list[Group] = []
     placed: set[str] = set()
-    for group in ui.get("ui:groups", []) if isinstance(ui, Mapping) else []:
-        fields = [built[k] for k in group.get("fields", []) if k in built and k not in placed]
+    for title, names in view.groups:
+        fields = [built[k] for k in names if k in built and k not in placed]
         placed.update(f.key for f in fields)
         if fields:
-            title = str(group.get("title") or "")
             if len(fields) == 1 and fields[0].title == title:
                 fields[0].label_hidden = True
             groups.append(Group(title, fields))
@@ -406,8 +345,8 @@ def build_form(
         error_list.append((target[0], target[1], message))
     form_errors = [m for p, m in (errors or {}).items() if p == ""]
     return RenderedForm(
-        title=str(schema.get("title") or ""),
-        description=str(schema.get("description") or ""),
+        title=view.title,
+        description=view.description,
         groups=groups,
         form_errors=form_errors,
         error_list=error_list,
@@ -443,13 +382,10 @@ def _closest(path: str, labels: Mapping[str, tuple[str, str]]) -> tuple[str, str
 # ------------------------------------------------------------------ reading a post
 
 
-def _coerce(
-    schema: Mapping[str, Any], ui: Mapping[str, Any], raw: str | None, present: bool
-) -> Any:
-    kind = schema.get("type")
-    widget = _widget(schema, ui)
+def _coerce(spec: FieldSpec, raw: str | None) -> Any:
+    kind = spec.type
     if kind == "boolean":
-        if widget == "checkbox":
+        if spec.widget == "checkbox":
             return raw in ("on", "true", "1", "sim")
         if raw == YES:
             return True
@@ -463,7 +399,7 @@ def _coerce(
         return int(raw)
     if kind == "number" and _NUM_RE.match(raw):
         return float(raw.replace(",", "."))
-    if schema.get("format") == "date":
+    if spec.format == "date":
         return br_to_iso(raw)
     return raw
 
@@ -483,27 +419,23 @@ def parse_submission(
     schema: Mapping[str, Any], ui: Mapping[str, Any], form: MultiDict
 ) -> dict[str, Any]:
     """The posted form as form data: nested rows, typed values, readOnly fields left out."""
-    return _parse_object(schema, ui, form, "")
+    return _parse_object(form_view(schema, ui).fields, form, "")
 
 
-def _parse_object(
-    schema: Mapping[str, Any], ui: Mapping[str, Any], form: MultiDict, prefix: str
-) -> dict[str, Any]:
+def _parse_object(fields: Iterable[FieldSpec], form: MultiDict, prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for key, sub in (schema.get("properties") or {}).items():
-        if sub.get("readOnly"):
+    for spec in fields:
+        if spec.readonly:
             continue
+        key = spec.name
         name = prefix + key
-        sub_ui = _ui_for(ui, key)
-        widget = _widget(sub, sub_ui)
+        widget = spec.widget
         if widget == "rows":
-            rows = []
-            for index in _indices(form, name + "."):
-                rows.append(
-                    _parse_object(
-                        sub.get("items") or {}, _ui_for(sub_ui, "items"), form, f"{name}.{index}."
-                    )
-                )
+            item_fields = spec.item.fields if spec.item else ()
+            rows = [
+                _parse_object(item_fields, form, f"{name}.{index}.")
+                for index in _indices(form, name + ".")
+            ]
             if rows or name + ".present" in form:
                 out[key] = rows
             continue
@@ -518,7 +450,7 @@ def _parse_object(
             out[key] = [v for v in values if v]
             continue
         present = name in form
-        value = _coerce(sub, sub_ui, form.get(name), present)
+        value = _coerce(spec, form.get(name))
         if widget == "checkbox" and not present and name + ".present" not in form:
             continue
         if value is not None:
@@ -528,15 +460,7 @@ def _parse_object(
 
 def file_fields(schema: Mapping[str, Any]) -> dict[str, bool]:
     """Top-level file properties: name -> True when it holds a list of files."""
-    out = {}
-    for key, sub in (schema.get("properties") or {}).items():
-        if sub.get("readOnly"):
-            continue
-        if sub.get("format") == "file":
-            out[key] = False
-        elif sub.get("type") == "array" and (sub.get("items") or {}).get("format") == "file":
-            out[key] = True
-    return out
+    return form_view(schema).uploads
 
 
 def file_ids(data: Any) -> set[str]:
@@ -564,20 +488,21 @@ def apply_row_action(schema: Mapping[str, Any], data: dict[str, Any], action: st
         return False
     parts = target.split(".")
     key = parts[0]
-    sub = (schema.get("properties") or {}).get(key)
-    if not isinstance(sub, Mapping) or sub.get("type") != "array":
+    spec = form_view(schema, ui).field(key)
+    if spec is None or spec.type != "array":
         return False
     rows = data.get(key) if isinstance(data.get(key), list) else []
+    item_fields = spec.item.fields if spec.item else ()
     if verb == "add":
-        rows.append({} if (sub.get("items") or {}).get("type") == "object" else "")
+        rows.append({} if spec.item is not None and spec.item.type == "object" else "")
     elif verb in ("remove", "removefile") and len(parts) == 2 and parts[1].isdigit():
         index = int(parts[1])
         if 0 <= index < len(rows):
             rows.pop(index)
     elif verb == "addall":
-        source = options_source(sub, _ui_for(ui or {}, key), context)
+        source = options_source(spec, context)
         options = _get_path(context, source) if source else None
-        item_props = ((sub.get("items") or {}).get("properties") or {}).keys()
+        item_props = [f.name for f in item_fields]
         if isinstance(options, list):
             have = {tuple(sorted(r.items())) for r in rows if isinstance(r, Mapping)}
             for option in options:
@@ -592,15 +517,11 @@ def apply_row_action(schema: Mapping[str, Any], data: dict[str, Any], action: st
 def register_autofill(
     schema: Mapping[str, Any], data: dict[str, Any], register: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Fill the form's ``estabelecimento_*`` fields from an establishment's register data."""
-    props = schema.get("properties") or {}
-    aliases = {"logradouro": "endereco"}
+    """Fill the form's fields that declare a register field (``x-register``) from an
+    establishment's register data."""
     filled = dict(data)
-    for name in props:
-        if not name.startswith("estabelecimento_"):
-            continue
-        key = name[len("estabelecimento_") :]
-        value = register.get(aliases.get(key, key))
+    for name, key in form_view(schema).register_fields.items():
+        value = register.get(key)
         if value:
             filled[name] = value
     return filled

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from engine.forms import validation as forms
+from engine import forms
 
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
@@ -134,6 +134,10 @@ def _check_process(
             if not props.get("stage"):
                 problems.append(f"{label}: sem a propriedade 'stage'")
             form = props.get("formJsonSchemaFilename")
+            ui = props.get("formUiSchemaFilename")
+            ui_hints = _load_json(folder / ui, problems, f"{label}: {ui}") if ui else None
+            if ui and not (folder / ui).exists():
+                problems.append(f"{label}: UI {ui} não existe em {folder.name}/")
             if not form:
                 problems.append(f"{label}: sem formulário (formJsonSchemaFilename)")
             else:
@@ -141,12 +145,13 @@ def _check_process(
                 if schema is None and not (folder / form).exists():
                     problems.append(f"{label}: formulário {form} não existe em {folder.name}/")
                 elif schema is not None:
-                    problems += [f"{label}: {form}: {p}" for p in forms.check_form_schema(schema)]
-                    if isinstance(schema, dict):
+                    # The schema's own problems, and what the task page cannot draw.
+                    found = forms.check_form(schema, ui_hints)
+                    problems += [f"{label}: {form}: {p}" for p in found]
+                    if not found:
+                        vars_here |= {f.name for f in forms.form_view(schema).fields}
+                    elif isinstance(schema, dict):
                         vars_here |= set(schema.get("properties", {}) or {})
-            ui = props.get("formUiSchemaFilename")
-            if ui and not (folder / ui).exists():
-                problems.append(f"{label}: UI {ui} não existe em {folder.name}/")
         produced[node_id] = vars_here
         if node.tag == _q("bpmn:exclusiveGateway"):
             outgoing = [f for f in flows if f.get("sourceRef") == node_id]

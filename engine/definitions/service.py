@@ -14,11 +14,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import forms
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.definitions.models import ProcessDefinition
 from engine.errors import NotFound
-from engine.forms import validation as forms
 from engine.workflow import spiff
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,8 @@ def read_bundle(bpmn_path: Path) -> Bundle:
 
 
 def form_problems(bundle: Bundle) -> list[str]:
-    """Forms named by user tasks that are missing or are not valid form schemas."""
+    """Forms named by user tasks that are missing, are not valid form schemas, or that the
+    task page cannot draw."""
     root = etree.fromstring(
         bundle.bpmn_xml.encode("utf-8"), parser=etree.XMLParser(resolve_entities=False)
     )
@@ -93,7 +94,9 @@ def form_problems(bundle: Bundle) -> list[str]:
         if schema is None:
             problems.append(f"formulário {name} não encontrado")
             continue
-        problems += [f"{name}: {p}" for p in forms.check_form_schema(schema)]
+        # The UI hints the task page reads (runtime.service._form_files): it must draw the form.
+        ui = bundle.files.get(name.replace(".schema.json", ".ui.json"))
+        problems += [f"{name}: {p}" for p in forms.check_form(schema, ui)]
     return problems
 
 

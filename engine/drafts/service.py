@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from engine import forms
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.db import utcnow
 from engine.drafts.models import TaskDraft
 from engine.errors import Conflict, Invalid
-from engine.forms import validation as forms
 from engine.runtime import service as runtime
 from engine.runtime.models import READY
 

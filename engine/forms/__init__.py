@@ -1,23 +1,35 @@
-"""Task forms: JSON Schema files beside the BPMN, validated on the server."""
+"""Task forms: JSON Schema files beside the BPMN, described once (``schema``), validated on
+the server (``validation``) and checked at deploy (``checks``)."""
 
+from engine.forms.checks import check_form, check_form_schema
+from engine.forms.context import FileInfo, FormContext, FormInvalid
+from engine.forms.formats import KNOWN_FORMATS
+from engine.forms.messages import FORM_PATH
+from engine.forms.rules import RULES
+from engine.forms.schema import FieldSpec, FormView, form_view
 from engine.forms.validation import (
-    FileInfo,
-    FormContext,
-    FormInvalid,
-    check_form_schema,
     prefill,
     secret_fields,
     strip_secrets,
+    uses_rule,
     validate_form,
 )
 
 __all__ = [
+    "FORM_PATH",
+    "KNOWN_FORMATS",
+    "RULES",
+    "FieldSpec",
     "FileInfo",
     "FormContext",
     "FormInvalid",
+    "FormView",
+    "check_form",
     "check_form_schema",
+    "form_view",
     "prefill",
     "secret_fields",
     "strip_secrets",
+    "uses_rule",
     "validate_form",
 ]

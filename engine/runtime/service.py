@@ -18,9 +18,9 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import forms, sla
 from engine import secrets as secret_store
 from engine import settings as settings_mod
-from engine import sla
 from engine.access.actor import Actor
 from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
 from engine.audit import service as audit
@@ -35,7 +35,6 @@ from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
 from engine.files import service as file_store
 from engine.files.models import StoredFile
-from engine.forms import validation as forms
 from engine.runtime.models import CANCELLED, COMPLETED, READY, RUNNING, ProcessInstance, Task
 from engine.workflow import spiff
 
@@ -443,12 +442,11 @@ def _secrets_for(
 def _prefill_register(
     schema: dict[str, Any], register: dict[str, Any], data: dict[str, Any]
 ) -> dict[str, Any]:
-    """Fill ``estabelecimento_*`` fields from the register where the form has them."""
-    props = schema.get("properties", {})
+    """Fill the form's fields that declare a register field (``x-register``) from it."""
     filled = dict(data)
-    for key, value in register.items():
-        name = f"estabelecimento_{key}"
-        if name in props and not filled.get(name) and value:
+    for name, key in forms.form_view(schema).register_fields.items():
+        value = register.get(key)
+        if not filled.get(name) and value:
             filled[name] = value
     return filled
 
@@ -643,30 +641,28 @@ def _form_context(
             )
         )
 
+    def lookup_ufs(cnes: list[str]) -> dict[str, str]:
+        # All the items of an array in one statement (the instance row is locked meanwhile);
+        # only a form deployed before arrays were bounded can need a second one.
+        found: dict[str, str] = {}
+        for start in range(0, len(cnes), 1000):
+            rows = session.execute(
+                select(Establishment.cnes, Establishment.uf).where(
+                    Establishment.org_id == instance.org_id,
+                    Establishment.cnes.in_(cnes[start : start + 1000]),
+                )
+            )
+            found.update((row.cnes, row.uf) for row in rows)
+        return found
+
     return forms.FormContext(
         lookup_file=lookup_file,
         lookup_files=lookup_files,
         establishment_uf=est.uf if est else None,
         lookup_establishment_uf=lookup_uf,
+        lookup_establishment_ufs=lookup_ufs,
         data=data,
     )
-
-
-def _file_ids(schema: dict[str, Any], data: Any) -> list[str]:
-    """Every value in ``data`` that the schema declares as ``format: file``."""
-    found: list[str] = []
-    if not isinstance(schema, dict):
-        return found
-    if schema.get("format") == "file" and isinstance(data, str):
-        return [data]
-    if isinstance(data, dict):
-        for name, sub in (schema.get("properties") or {}).items():
-            if name in data:
-                found += _file_ids(sub, data[name])
-    if isinstance(data, list) and isinstance(schema.get("items"), dict):
-        for item in data:
-            found += _file_ids(schema["items"], item)
-    return found
 
 
 def complete(
@@ -721,7 +717,7 @@ def complete(
         completed_task_id=task.id,
         completed_data=public,
     )
-    attached = _file_ids(schema, public)
+    attached = forms.form_view(schema).file_values(public) if schema else []
     if attached:  # the form's files now belong to this instance: one statement for all
         session.execute(
             update(StoredFile)
@@ -749,27 +745,18 @@ def complete(
     return task
 
 
-def _top_properties(schema: dict[str, Any]) -> dict[str, Any]:
-    props = dict(schema.get("properties") or {})
-    for part in schema.get("allOf") or []:
-        if isinstance(part, dict):
-            for name, sub in (part.get("properties") or {}).items():
-                props.setdefault(name, sub)
-    return props
-
-
 def _server_owned(
     schema: dict[str, Any], submitted: dict[str, Any], data: dict[str, Any]
 ) -> dict[str, Any]:
     """Read-only fields keep the process's values whatever the client sends (secrets among
     them stay where they are kept)."""
     result = dict(submitted)
-    for name, sub in _top_properties(schema).items():
-        if not (isinstance(sub, dict) and sub.get("readOnly")):
+    for spec in forms.form_view(schema).fields:
+        if not spec.readonly:
             continue
-        result.pop(name, None)
-        if not sub.get("x-secret") and data.get(name) is not None:
-            result[name] = data[name]
+        result.pop(spec.name, None)
+        if not spec.secret and data.get(spec.name) is not None:
+            result[spec.name] = data[spec.name]
     return result
 
 
@@ -785,12 +772,9 @@ def _register_certificates(
     the checks a bank would make; a refusal is a field error and nothing changes."""
     if instance.establishment_id is None:
         return
-    for name, sub in _top_properties(schema).items():
-        if not (
-            isinstance(sub, dict)
-            and "certificate" in (sub.get("x-accept") or [])
-            and cleaned.get(name)
-        ):
+    for spec in forms.form_view(schema).certificate_fields if schema else ():
+        name = spec.name
+        if not cleaned.get(name):
             continue
         try:
             cert = certificates.register_stored(
@@ -801,7 +785,7 @@ def _register_certificates(
                 cnpj_exception_reason=cleaned.get("cnpj_divergente_justificativa"),
                 settings=settings,
                 authorized=True,  # the lane check above already allowed this actor here
-                must_outlast_current=bool(sub.get("x-renewal")),
+                must_outlast_current=spec.renewal,
             )
         except Invalid as exc:
             raise Invalid({name: next(iter(exc.errors.values()), exc.message)}) from None
@@ -817,10 +801,11 @@ def _keep_secrets(
 ) -> None:
     """Secret fields are kept encrypted, apart from the workflow; passwords (``writeOnly``)
     are not kept at all."""
-    props = _top_properties(schema)
+    view = forms.form_view(schema)
     for name in sorted(secret):
         value = cleaned.get(name)
-        if value in (None, "") or (props.get(name) or {}).get("writeOnly"):
+        spec = view.field(name)
+        if value in (None, "") or (spec is not None and spec.write_only):
             continue
         secret_store.put(
             session,

@@ -17,7 +17,7 @@ from engine.db import Database
 from engine.files import service as files
 from engine.files.models import StoredFile
 from engine.forms import FileInfo, FormContext, FormInvalid, validate_form
-from engine.forms.validation import FILE_NOT_FOUND
+from engine.forms.messages import FILE_NOT_FOUND
 
 FORM = {
     "type": "object",

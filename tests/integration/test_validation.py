@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from engine.audit.models import AuditEvent
 from engine.demo import samples
@@ -140,3 +142,100 @@ def test_completed_task_cannot_be_completed_again(client, at_request):  # type: 
         headers=f.users["Gestor"].headers,
     )
     assert res.status_code == 409 and res.json["message"] == "Esta tarefa já foi concluída."
+
+
+@pytest.fixture
+def with_children(make, client):  # type: ignore[no-untyped-def]
+    """A homologation request whose establishment (PR) has 50 registered children in PR and
+    one in SP."""
+    org = make.org()
+    est = make.establishment(org, uf="PR")
+    children = [make.establishment(org, uf="PR").cnes for _ in range(50)]
+    elsewhere = make.establishment(org, uf="SP").cnes
+    users = {
+        "admin": make.user("sesa-pr", "admin"),
+        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
+        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
+        "DATASUS": make.user("sesa-pr", "datasus"),
+    }
+    f = flow(client, {"est": est, "users": users})
+    f.complete("obter_certificado_digital")
+    f.complete("criar_conta_govbr")
+    return f, children, elsewhere
+
+
+def test_same_uf_looks_up_fifty_children_in_one_statement(client, db, with_children):  # type: ignore[no-untyped-def]
+    f, children, elsewhere = with_children
+    task = f.task("solicitar_acesso_homologacao")
+    answer = samples.answer("solicitar_acesso_homologacao", f.ctx)
+
+    def submit(filhos: list[str]) -> tuple[dict, list[str]]:
+        statements: list[str] = []
+
+        def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+            statements.append(statement)
+
+        data = {**answer, "possui_filhos": True, "filhos": [{"cnes": c} for c in filhos]}
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            res = client.post(
+                f"/api/v1/tasks/{task['id']}/complete",
+                json={"data": data},
+                headers=f.users["Gestor"].headers,
+            )
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        assert res.status_code == 422, res.json
+        return res.json["errors"], statements
+
+    same_uf = "Os estabelecimentos filhos devem ser da mesma UF do estabelecimento principal."
+    one_errors, one = submit([elsewhere])
+    fifty_errors, fifty = submit([*children[:49], elsewhere])
+    assert one_errors == {"filhos.0.cnes": same_uf}
+    assert fifty_errors == {"filhos.49.cnes": same_uf}
+    # As many statements for 50 children as for one: their UFs come in a single query.
+    assert len(fifty) == len(one), [s for s in fifty if s not in one]
+    lookups = [s for s in fifty if "establishment.cnes IN" in s]
+    assert len(lookups) == 1, lookups
+
+
+def test_integral_floats_are_stored_as_ints(client, db, at_request):  # type: ignore[no-untyped-def]
+    f = at_request
+    task = f.task("solicitar_acesso_homologacao")
+    data = {
+        **samples.answer("solicitar_acesso_homologacao", f.ctx),
+        "quantidade_atendimentos": 1e20,
+        "acessos_pico": -0.0,
+    }
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json={"data": data},
+        headers=f.users["Gestor"].headers,
+    )
+    assert res.status_code == 200, res.json
+    history = client.get(
+        f"/api/v1/instances/{f.instance_id}/history", headers=f.users["admin"].headers
+    ).json["items"]
+    stored = history[-1]["data"]["data"]
+    assert stored["quantidade_atendimentos"] == 100000000000000000000
+    assert type(stored["quantidade_atendimentos"]) is int and type(stored["acessos_pico"]) is int
+    with db.read() as s:
+        event_data = s.scalars(select(AuditEvent.data).order_by(AuditEvent.id.desc())).first()
+    assert event_data["data"]["quantidade_atendimentos"] == 10**20
+    assert json.dumps(event_data["data"]["acessos_pico"]) == "0"
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_numbers_are_refused_at_the_field(client, at_request, value):  # type: ignore[no-untyped-def]
+    f = at_request
+    task = f.task("solicitar_acesso_homologacao")
+    data = {**samples.answer("solicitar_acesso_homologacao", f.ctx), "acessos_pico": "?"}
+    body = json.dumps({"data": data}).replace('"acessos_pico": "?"', f'"acessos_pico": {value}')
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        data=body,
+        content_type="application/json",
+        headers=f.users["Gestor"].headers,
+    )
+    assert res.status_code == 422, res.json
+    assert res.json["errors"] == {"acessos_pico": "Informe um número finito."}

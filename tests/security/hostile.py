@@ -75,7 +75,7 @@ def _is_free_text(sub: Mapping[str, Any], ui: Mapping[str, Any]) -> bool:
     return (
         sub.get("type") == "string"
         and not sub.get("readOnly")
-        and not sub.get("format")
+        and sub.get("format") in (None, "password")  # a password is typed free text too
         and not sub.get("pattern")
         and "enum" not in sub
         and "const" not in sub

@@ -650,7 +650,18 @@ def _all_schemas():
 
 
 def test_form_conventions():
-    known_formats = {"cpf", "cnpj", "cns", "cnes", "date", "time", "email", "ipv4", "file"}
+    known_formats = {
+        "cpf",
+        "cnpj",
+        "cns",
+        "cnes",
+        "date",
+        "time",
+        "email",
+        "ipv4",
+        "file",
+        "password",
+    }
     negative = {"aprovada": "reprovada", "pronto": "nao_pronto", "ajustar": "desistir"}
     for name, schema in _all_schemas().items():
         for path, prop in _walk_properties(schema):

@@ -40,7 +40,7 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
 from engine.definitions.check import check_paths
-from engine.forms.validation import (
+from engine.forms import (
     FileInfo,
     FormContext,
     FormInvalid,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.forms.validation import (
+from engine.forms import (
     FORM_PATH,
     FileInfo,
     FormContext,
@@ -58,6 +58,7 @@ SOLICITACAO = {
         "filhos": {
             "type": "array",
             "title": "Estabelecimentos filhos",
+            "maxItems": 500,
             "items": {
                 "type": "object",
                 "required": ["cnes"],
@@ -69,6 +70,7 @@ SOLICITACAO = {
         "periodos": {
             "type": "array",
             "title": "Períodos de maior acesso",
+            "maxItems": 10,
             "items": {
                 "type": "object",
                 "required": ["turno", "inicio", "fim"],
@@ -87,6 +89,7 @@ SOLICITACAO = {
         "servicos": {
             "type": "array",
             "minItems": 1,
+            "maxItems": 100,
             "x-options-from": "portfolio.operations",
             "items": {
                 "type": "object",
@@ -809,7 +812,13 @@ def test_rules_on_items_reached_through_ref_and_all_of():
                 "x-rules": [{"rule": "lte", "fields": ["inicio", "fim"], "message": "Fim antes."}],
             }
         },
-        "allOf": [{"properties": {"p": {"type": "array", "items": {"$ref": "#/$defs/periodo"}}}}],
+        "allOf": [
+            {
+                "properties": {
+                    "p": {"type": "array", "maxItems": 10, "items": {"$ref": "#/$defs/periodo"}}
+                }
+            }
+        ],
     }
     assert check_form_schema(schema) == []
     errors = errors_of({"p": [{"inicio": "10:00", "fim": "09:00", "junk": 1}]}, schema)

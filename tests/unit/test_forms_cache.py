@@ -8,16 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from engine.forms import validation
-from engine.forms.validation import (
-    FILE_NOT_FOUND,
+from engine.forms import (
     FileInfo,
     FormContext,
     FormInvalid,
     prefill,
+    resolve,
     secret_fields,
     validate_form,
 )
+from engine.forms.keywords import FormValidator
+from engine.forms.messages import FILE_NOT_FOUND
 
 
 def form(max_length: int = 5, *, secret: bool = False) -> dict:
@@ -93,7 +94,7 @@ def test_validating_mutates_neither_the_schema_nor_what_is_kept():
     cleaned["itens"][0]["valor"] = 99  # the result is the caller's own
     cleaned["nome"] = "changed"
     assert schema == before
-    assert validation._views_of(schema).root == before
+    assert resolve._views_of(schema).root == before
     assert validate_form(schema, submitted, ctx()) == {
         "nome": "ab",
         "senha": "s",
@@ -110,7 +111,7 @@ def test_secret_fields_gives_a_set_of_its_own_each_time():
 
 
 def test_kept_views_cannot_be_changed():
-    views = validation._views_of(form(5))
+    views = resolve._views_of(form(5))
     root_view = views.expand((views.root,))
     props = views.properties(root_view)
     assert isinstance(root_view, tuple) and isinstance(props["nome"], tuple)
@@ -123,19 +124,19 @@ def test_kept_views_cannot_be_changed():
 def test_an_id_taken_by_another_object_never_finds_the_old_views(monkeypatch):
     # As if a cached schema had been freed and a new one had been given its id.
     old, new = form(10), form(5)
-    stale = validation._Views(copy.deepcopy(old))
-    monkeypatch.setitem(validation._views_cache, id(new), (old, stale))
-    assert validation._views_of(new) is not stale
+    stale = resolve._Views(copy.deepcopy(old))
+    monkeypatch.setitem(resolve._views_cache, id(new), (old, stale))
+    assert resolve._views_of(new) is not stale
     assert errors_of(new, SUBMITTED)["nome"] == "No máximo 5 caracteres (você digitou 6)."
 
 
 def test_the_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(validation, "_VIEWS_CACHE_SIZE", 3)
-    monkeypatch.setattr(validation, "_views_cache", type(validation._views_cache)())
+    monkeypatch.setattr(resolve, "_VIEWS_CACHE_SIZE", 3)
+    monkeypatch.setattr(resolve, "_views_cache", type(resolve._views_cache)())
     schemas = [form(n) for n in range(1, 8)]
     for schema in schemas:
         errors_of(schema, SUBMITTED)
-    assert len(validation._views_cache) == 3
+    assert len(resolve._views_cache) == 3
     assert (
         errors_of(schemas[0], {"nome": "ab"})["nome"] == "No máximo 1 caractere (você digitou 2)."
     )
@@ -266,19 +267,19 @@ UNIQUE = {"type": "array", "uniqueItems": True}
 @settings(max_examples=400, deadline=None)
 @given(st.lists(json_values, max_size=6))
 def test_unique_items_answers_as_jsonschema_does(items):
-    ours = list(validation._FormValidator(UNIQUE).iter_errors(items))
+    ours = list(FormValidator(UNIQUE).iter_errors(items))
     theirs = list(Draft202012Validator(UNIQUE).iter_errors(items))
     assert [e.message for e in ours] == [e.message for e in theirs]
 
 
 def test_repeated_objects_are_found_and_true_is_not_one():
-    check = validation._FormValidator(UNIQUE)
+    check = FormValidator(UNIQUE)
     assert not check.is_valid([{"a": 1}, {"a": [1, {"b": None}]}, {"a": 1.0}])
     assert check.is_valid([{"a": 1}, {"a": True}, {"a": [0]}, {"a": [False]}])
 
 
 def test_uses_rule_finds_rules_behind_refs_and_only_by_name() -> None:
-    from engine.forms import validation as forms_mod
+    from engine import forms as forms_mod
 
     schema = {
         "type": "object",

@@ -61,6 +61,24 @@ def test_certificate_upload_completes_the_task(world, db, pages):  # type: ignor
         assert s.get(Task, task.id).state == "completed"
 
 
+def test_a_pfx_is_opened_with_the_forms_declared_password_field(world, db, pages):  # type: ignore[no-untyped-def]
+    from tests.pki import PASSWORD, pki
+
+    # obter-certificado-digital declares its "senha" field as format: password; the page finds
+    # it by that, never by its name.
+    task = ready_task(db, world.instance_id, "obter_certificado_digital")
+    gestor = pages(world.users["gestor"])
+    issued = pki().ecnpj(cnpj=world.est.cnpj)
+    res = gestor.post(f"/tarefas/{task.id}", {
+        "action": "submit", "senha": PASSWORD,
+        "certificado__upload": (io.BytesIO(pki().pfx(issued)), "ecnpj.pfx"),
+    }, content_type="multipart/form-data")  # fmt: skip
+    assert res.status_code == 302, res.get_data(as_text=True)[:2000]
+    with db.read() as s:
+        assert s.get(Task, task.id).state == "completed"
+        assert "senha" not in s.get(Task, task.id).data  # a password is never kept
+
+
 def test_wrong_file_type_is_shown_at_the_field(world, db, pages):  # type: ignore[no-untyped-def]
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     gestor = pages(world.users["gestor"])

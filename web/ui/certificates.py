@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from sqlalchemy.orm import Session
 
+from engine import forms
 from engine.certificates import roots as trusted_roots
 from engine.certificates import service as certificates
 from engine.certificates.models import Certificate
@@ -90,11 +91,7 @@ def current_and_history(
 
 def form_takes_certificate(schema: dict[str, Any]) -> bool:
     """Whether a task form has a certificate upload (``x-accept: ["certificate"]``)."""
-    for sub in (schema.get("properties") or {}).values():
-        accept = sub.get("x-accept") or (sub.get("items") or {}).get("x-accept") or []
-        if "certificate" in accept:
-            return True
-    return False
+    return forms.form_view(schema).takes_certificate
 
 
 def roots_line() -> str:

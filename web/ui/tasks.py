@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine import forms
 from engine.accounts.models import User
 from engine.certificates import service as certificates
 from engine.drafts import service as drafts
@@ -128,8 +129,8 @@ def _with_readonly(
 ) -> dict[str, Any]:
     """Read-only fields are never posted back: show them from the workflow's data."""
     out = dict(data)
-    for key, sub in (schema.get("properties") or {}).items():
-        if sub.get("readOnly") and key in prefill:
+    for key in forms.form_view(schema).readonly_names:
+        if key in prefill:
             out[key] = prefill[key]
     return out
 
@@ -141,11 +142,9 @@ def show(task_id: str):  # type: ignore[no-untyped-def]
 
 
 def _certificate_password(schema: dict[str, Any], data: dict[str, Any]) -> str | None:
-    """A .pfx is opened at upload with the form's password field (never kept)."""
-    for key, sub in (schema.get("properties") or {}).items():
-        if sub.get("x-secret") and ("senha" in key or "password" in key) and data.get(key):
-            return str(data[key])
-    return None
+    """A .pfx is opened at upload with the form's ``format: password`` field (never kept)."""
+    key = forms.form_view(schema).upload_password
+    return str(data[key]) if key and data.get(key) else None
 
 
 def _store_uploads(schema: dict[str, Any], data: dict[str, Any], errors: dict[str, str]) -> None:
@@ -223,7 +222,9 @@ def submit(task_id: str):  # type: ignore[no-untyped-def]
 
 
 def _autofill(task_id: str, schema: dict[str, Any], data: dict[str, Any], errors: dict[str, str]):  # type: ignore[no-untyped-def]
-    cnes = str(data.get("estabelecimento_cnes") or "").strip()
+    # The field that holds the establishment's CNES is the one the register's "cnes" fills.
+    cnes_field = forms.form_view(schema).register_field("cnes") or ""
+    cnes = str(data.get(cnes_field) or "").strip()
     with db().read() as s:
         est = s.scalar(
             select(Establishment).where(
@@ -233,7 +234,7 @@ def _autofill(task_id: str, schema: dict[str, Any], data: dict[str, Any], errors
         visible = est is not None and actor().can_see_establishment(org_id(), est.id)
         register = est.register_data() if visible else None
     if register is None:
-        errors["estabelecimento_cnes"] = _("CNES não cadastrado na organização.")
+        errors[cnes_field] = _("CNES não cadastrado na organização.")
         return _page(task_id, data=data, errors=errors, status=422)
     data = forms_render.register_autofill(schema, data, register)
     return _page(
