@@ -135,7 +135,8 @@ def test_a_file_someone_else_uploaded_is_refused_even_before_it_is_attached(db, 
 
 
 def test_the_same_refusal_over_the_api(db, client, two):  # type: ignore[no-untyped-def]
-    b_file = _upload(db, two.b.gestor, two.org, samples.demo_certificate(two.b.est.cnpj), "b.cer")
+    # A certificate of A's own CNPJ, but uploaded by B's gestor: not A's gestor's to use.
+    b_file = _upload(db, two.b.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "x.cer")
     res = client.post(
         f"/api/v1/tasks/{two.a.certificate_task}/complete",
         json={"data": {"certificado": b_file}},
