@@ -18,7 +18,8 @@ from engine.files import service as files
 from engine.files.models import StoredFile
 from engine.runtime import instances as runtime_instances
 from engine.runtime import picture
-from engine.runtime.models import READY, RUNNING, ProcessInstance
+from engine.runtime import tasks as runtime_tasks
+from engine.runtime.models import RUNNING, ProcessInstance
 from web.ui.common import actor, db, has_role, login_required, org_id, same_org
 from web.ui.labels import event_summary
 
@@ -60,11 +61,11 @@ def show(instance_id: int):  # type: ignore[no-untyped-def]
             s.execute(select(User.id, User.email).where(User.id.in_(user_ids - {None}))).all()
         )
         is_admin = has_role("admin")
-        choices = {}
-        if is_admin:
-            for t in tasks:
-                if t.state == READY and t.role:
-                    choices[t.id] = members.lane_users(s, inst.org_id, t.role, t.establishment_id)
+        choices = {
+            t.id: members.lane_users(s, inst.org_id, t.role, t.establishment_id)
+            for t in tasks
+            if t.role and runtime_tasks.can_assign(actor(), t)
+        }
         names = picture.element_names(definition.bpmn_xml)
     can_comment = comments.can_comment(actor(), inst.org_id, inst.establishment_id)
     from web.ui.tasks import can_act
