@@ -84,9 +84,9 @@ from engine.establishments import service as establishments  # noqa: E402
 from engine.establishments.models import Establishment, Portfolio  # noqa: E402
 from engine.files import service as files  # noqa: E402
 from engine.forms import validation as forms  # noqa: E402
-from engine.runtime.install import install  # noqa: E402
 from engine.runtime import instances as runtime_instances  # noqa: E402
 from engine.runtime import tasks as runtime_tasks  # noqa: E402
+from engine.runtime.install import install  # noqa: E402
 from engine.runtime.models import COMPLETED, READY, ProcessInstance, Task  # noqa: E402
 from engine.settings import Settings  # noqa: E402
 from engine.workflow import spiff  # noqa: E402

@@ -71,8 +71,8 @@ from engine.runtime import (  # noqa: E402
     inbox,
     timers,  # noqa: E402
 )
-from engine.runtime.install import install  # noqa: E402
 from engine.runtime import instances as runtime_instances  # noqa: E402
+from engine.runtime.install import install  # noqa: E402
 from engine.runtime.models import READY, ProcessInstance, Task  # noqa: E402
 
 PROCESS_KEY = "credenciamento-rnds"
