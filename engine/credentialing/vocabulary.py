@@ -38,6 +38,8 @@ from engine.establishments.models import Establishment, Portfolio
 
 HEADER_COLUMNS = ("numero_solicitacao", "identificador_solicitante")
 LAST_REASON = "ultimo_motivo"  # the context key of the last rejection's reason
+REGISTER_VARIABLE = "estabelecimento"  # the establishment's register in the workflow's data
+REGISTER_PREFIX = "estabelecimento_"  # form fields filled from the register
 
 DEFAULT_START_DATA = ("certificate", "govbr_account", "establishment", "portfolio")
 DEFAULT_HEADER_FIELDS = HEADER_COLUMNS
@@ -93,7 +95,7 @@ def _govbr_account(session, ests, portfolio, given, now):  # type: ignore[no-unt
 
 
 def _establishment(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
-    return [{"estabelecimento": est.register_data()} for est in ests]
+    return [{REGISTER_VARIABLE: est.register_data()} for est in ests]
 
 
 def _portfolio(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
@@ -111,7 +113,7 @@ PROVIDERS: dict[str, Provider] = {
 PROVIDES: dict[str, tuple[str, ...]] = {
     "certificate": ("possui_certificado_valido", "certificado_atual"),
     "govbr_account": ("possui_conta_govbr",),
-    "establishment": ("estabelecimento",),
+    "establishment": (REGISTER_VARIABLE,),
     "portfolio": ("portfolio",),
 }
 
@@ -182,6 +184,23 @@ def form_context(
     }
     context[LAST_REASON] = last_rejection_reason
     return context
+
+
+def register_prefill(
+    schema: Mapping[str, Any], workflow_data: Mapping[str, Any], data: dict[str, Any]
+) -> dict[str, Any]:
+    """Fill the form's ``estabelecimento_*`` fields, where empty, from the establishment's
+    register the workflow started with."""
+    register = workflow_data.get(REGISTER_VARIABLE)
+    if not isinstance(register, Mapping):
+        return data
+    props = schema.get("properties", {})
+    filled = dict(data)
+    for key, value in register.items():
+        name = f"{REGISTER_PREFIX}{key}"
+        if name in props and not filled.get(name) and value:
+            filled[name] = value
+    return filled
 
 
 def manifest_problems(manifest: Mapping[str, Any]) -> list[str]:

@@ -47,8 +47,8 @@ def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
         if spiff_task is not None:
             workflow_data = spiff_task.data
             data = forms.prefill(schema, workflow_data) if schema else {}
-            if schema and "estabelecimento" in workflow_data:
-                data = _prefill_register(schema, workflow_data["estabelecimento"], data)
+            if schema:
+                data = vocabulary.register_prefill(schema, workflow_data, data)
     elif task.data:
         data = task.data
     if schema and task.state == READY:
@@ -74,16 +74,3 @@ def _secrets_for(
         if value is not None:
             shown[name] = value if may_read else secret_store.mask(value)
     return shown
-
-
-def _prefill_register(
-    schema: dict[str, Any], register: dict[str, Any], data: dict[str, Any]
-) -> dict[str, Any]:
-    """Fill ``estabelecimento_*`` fields from the register where the form has them."""
-    props = schema.get("properties", {})
-    filled = dict(data)
-    for key, value in register.items():
-        name = f"estabelecimento_{key}"
-        if name in props and not filled.get(name) and value:
-            filled[name] = value
-    return filled
