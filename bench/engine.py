@@ -7,7 +7,7 @@ times each completion on its own with ``time.perf_counter``:
 (a)  raw SpiffWorkflow in memory: set_data + run + do_engine_steps, no validation, no DB;
 (a+s) the same, plus loading and saving the instance state around each completion as the
      engine does (spec-less JSON), still without a database;
-(b)  the engine on SQLite: ``runtime.complete`` inside ``db.write()``, one transaction each;
+(b)  the engine on SQLite: ``completion.complete`` inside ``db.write()``, one transaction each;
 (c)  the same on PostgreSQL (a fresh database, dropped at the end);
 (d)  the durable-write limit: single-row UPDATE + COMMIT through the same engine settings;
 (e)  the completions through the Flask test client of the real app (HTTP/JSON overhead).
@@ -71,19 +71,20 @@ from sqlalchemy.pool import NullPool  # noqa: E402
 
 import engine.models  # noqa: E402, F401  (every table on Base.metadata)
 from engine import db as db_mod  # noqa: E402
-from engine import identifiers  # noqa: E402
+from engine import forms, identifiers  # noqa: E402
 from engine.access.actor import SYSTEM, Actor  # noqa: E402
 from engine.accounts import service as accounts  # noqa: E402
 from engine.accounts.models import User  # noqa: E402
 from engine.audit import service as audit  # noqa: E402
+from engine.completion import service as completion  # noqa: E402
 from engine.db import Base, Database, make_engine  # noqa: E402
 from engine.definitions import service as definitions  # noqa: E402
 from engine.demo import samples  # noqa: E402
 from engine.establishments import service as establishments  # noqa: E402
 from engine.establishments.models import Establishment, Portfolio  # noqa: E402
 from engine.files import service as files  # noqa: E402
-from engine.forms import validation as forms  # noqa: E402
-from engine.runtime import service as runtime  # noqa: E402
+from engine.runtime import instances as runtime_instances  # noqa: E402
+from engine.runtime import tasks as runtime_tasks  # noqa: E402
 from engine.runtime.install import install  # noqa: E402
 from engine.runtime.models import COMPLETED, READY, ProcessInstance, Task  # noqa: E402
 from engine.settings import Settings  # noqa: E402
@@ -419,17 +420,17 @@ def bench_settings(url: str) -> Settings:
     return Settings(**{k: v for k, v in wanted.items() if k in names})
 
 
-_COMPLETE_TAKES_SETTINGS = "settings" in inspect.signature(runtime.complete).parameters
+_COMPLETE_TAKES_SETTINGS = "settings" in inspect.signature(completion.complete).parameters
 
 
 def engine_complete(
     session: Any, world: World, who: str, task_id: str, payload: dict[str, Any]
 ) -> None:
-    """``runtime.complete`` as the API calls it (with the app's settings when it takes them)."""
+    """``completion.complete`` as the API calls it (with the app's settings when it takes them)."""
     if _COMPLETE_TAKES_SETTINGS:
-        runtime.complete(session, world.actors[who], task_id, payload, settings=world.settings)
+        completion.complete(session, world.actors[who], task_id, payload, settings=world.settings)
     else:
-        runtime.complete(session, world.actors[who], task_id, payload)
+        completion.complete(session, world.actors[who], task_id, payload)
 
 
 Completer = Callable[[str, str, dict[str, Any]], None]
@@ -489,7 +490,7 @@ def run_instances(
         code = rng.choice(PORTFOLIOS)
         t0 = time.perf_counter()
         with db.write() as s:
-            iid = runtime.start_instance(
+            iid = runtime_instances.start_instance(
                 s,
                 world.actors["admin"],
                 org_id=world.org_id,
@@ -726,7 +727,7 @@ def analyse(world: World, instances: int, seed: int) -> dict[str, Any]:
     timers.wrap(spiff, "dump_state", "spiff.dump_state (to dict + JSON)")
     timers.wrap(forms, "validate_form", "forms.validate_form (incl. file/UF lookups)")
     timers.wrap(audit, "record", "audit.record (hash chain, incl. its SQL)")
-    timers.wrap(runtime, "sync", "runtime.sync (incl. dump_state + flush)")
+    timers.wrap(runtime_tasks, "sync", "runtime.sync (incl. dump_state + flush)")
     timers.wrap(BpmnWorkflow, "do_engine_steps", "spiff: run + do_engine_steps")
     timers.wrap(SpiffTask, "run", "spiff: run + do_engine_steps")
     try:
@@ -788,7 +789,7 @@ def fewer_statements() -> Iterator[None]:
     """
     from engine.audit.models import AuditChain
 
-    original_lock, original_sync = audit._lock_head, runtime.sync
+    original_lock, original_sync = audit._lock_head, runtime_tasks.sync
 
     def lock_head(session: Any, key: str) -> Any:
         stmt = select(AuditChain).where(AuditChain.key == key).with_for_update()
@@ -799,11 +800,11 @@ def fewer_statements() -> Iterator[None]:
         with session.no_autoflush:
             return original_sync(session, *args, **kwargs)
 
-    audit._lock_head, runtime.sync = lock_head, sync
+    audit._lock_head, runtime_tasks.sync = lock_head, sync
     try:
         yield
     finally:
-        audit._lock_head, runtime.sync = original_lock, original_sync
+        audit._lock_head, runtime_tasks.sync = original_lock, original_sync
 
 
 def area_of(func: tuple[str, int, str]) -> str:

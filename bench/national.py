@@ -10,10 +10,10 @@ at the end (``--keep`` keeps it and prints its URL). Steps:
    ``establishments.import_csv`` (the CLI's and the page's path) reads it as a stream and
    loads it in one transaction.
 2. A sample of ``--sample-starts`` establishments is started one by one through
-   ``runtime.start_instance`` (the rate of the old path), the rest through
+   ``runtime_instances.start_instance`` (the rate of the old path), the rest through
    ``bulk.start_all`` (the fast path). Portfolios alternate REL/RIA/RIRA/RAC by UF block.
 3. ``--advance`` instances are walked a random number of steps along the happy path through
-   ``runtime.complete`` (the stage spread); everything else stays in its first stage.
+   ``completion.complete`` (the stage spread); everything else stays in its first stage.
 4. Reads, each ``--samples`` times: the inbox page's queries for a DATASUS user and for a
    gestor of 20 establishments, the dashboard summary (stage x UF) and first page, the CSV
    export of every row (peak traced memory while consuming the stream), and one idle
@@ -59,6 +59,7 @@ from engine.access.actor import SYSTEM  # noqa: E402
 from engine.accounts import service as accounts  # noqa: E402
 from engine.accounts.models import User  # noqa: E402
 from engine.audit import service as audit  # noqa: E402
+from engine.completion import service as completion  # noqa: E402
 from engine.dashboard import queries as dashboard  # noqa: E402
 from engine.db import Base, Database  # noqa: E402
 from engine.demo import samples  # noqa: E402
@@ -68,11 +69,11 @@ from engine.files import service as files  # noqa: E402
 from engine.runtime import (  # noqa: E402
     bulk,  # noqa: E402
     inbox,
+    timers,  # noqa: E402
 )
-from engine.runtime import service as runtime  # noqa: E402
+from engine.runtime import instances as runtime_instances  # noqa: E402
 from engine.runtime.install import install  # noqa: E402
 from engine.runtime.models import READY, ProcessInstance, Task  # noqa: E402
-from engine.scheduler import timers  # noqa: E402
 
 PROCESS_KEY = "credenciamento-rnds"
 PROCESSES_DIR = ROOT / "processes"
@@ -129,7 +130,7 @@ def user(db: Database, email: str, role: str, cnes: list[str] = ()) -> Any:  # t
 
 def advance(db: Database, org_id: int, admin: Any, datasus: Any, count: int, rng: random.Random,
             catalogue: dict[str, Any]) -> tuple[int, float]:  # fmt: skip
-    """Walk ``count`` instances 1..12 steps along the happy path through runtime.complete.
+    """Walk ``count`` instances 1..12 steps along the happy path through completion.complete.
     Each instance's gestor/integrador is a user scoped to its establishment."""
     with db.read() as s:
         picked = s.execute(
@@ -164,7 +165,7 @@ def advance(db: Database, org_id: int, admin: Any, datasus: Any, count: int, rng
                 break
             t = time.perf_counter()
             with db.write() as s:
-                runtime.complete(
+                completion.complete(
                     s, who[row.lane], row.id, samples.answer(element, ctx), settings=SETTINGS
                 )
             spent += time.perf_counter() - t
@@ -254,7 +255,7 @@ def run(url: str, args: argparse.Namespace, out: dict[str, Any]) -> None:  # noq
     t = time.perf_counter()
     for cnes, uf in rows:
         with db.write() as s:
-            runtime.start_instance(s, admin, org_id=org_id, process_key=PROCESS_KEY,
+            runtime_instances.start_instance(s, admin, org_id=org_id, process_key=PROCESS_KEY,
                                    establishment_cnes=cnes,
                                    portfolio_code=portfolios[sum(map(ord, uf)) % 4])  # fmt: skip
     one_s = time.perf_counter() - t

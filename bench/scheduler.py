@@ -7,7 +7,7 @@ Run ``.venv/bin/python bench/scheduler.py`` (part of ``make bench``). For each d
    "PT2H" boundary timer) and inserts ``--instances`` running instances with their task rows;
    ``--due-percent`` of them are real workflows started two hours before the sweep (their
    timer is due), the rest share one saved state whose ``next_timer_due_at`` lies in the future;
-2. times ``engine.scheduler.timers.fire_due_timers`` with nothing due (clock before every
+2. times ``engine.runtime.timers.fire_due_timers`` with nothing due (clock before every
    deadline), then with the due ones due, counting the workflows deserialized
    (``spiff.load_state`` calls) and checking that exactly the due instances fired.
 
@@ -49,8 +49,8 @@ from engine.accounts import service as accounts  # noqa: E402
 from engine.audit.models import AuditEvent  # noqa: E402
 from engine.db import Base, Database  # noqa: E402
 from engine.definitions import service as definitions  # noqa: E402
+from engine.runtime import timers  # noqa: E402
 from engine.runtime.models import READY, RUNNING, ProcessInstance, Task  # noqa: E402
-from engine.scheduler import timers  # noqa: E402
 from engine.workflow import spiff  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "scheduler" / "fixtures" / "prazo-teste.bpmn"

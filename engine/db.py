@@ -20,7 +20,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
-from engine.errors import Forbidden
+from engine.errors import Forbidden, Invalid
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ class Database:
             session.close()
             self._audit_denial(denial)
             raise
+        except Invalid as invalid:
+            session.close()
+            if invalid.denial is not None:
+                self._audit_denial(invalid.denial)
+            raise
         finally:
             # close() ends the transaction without expiring loaded objects (rollback would).
             session.close()
@@ -134,8 +139,8 @@ class Database:
     def write(self) -> Iterator[Session]:
         """One transaction; commits on success, rolls back everything on any error.
 
-        A ``Forbidden`` is audited in a transaction of its own, since the denied
-        transaction itself is rolled back.
+        A ``Forbidden`` (or an ``Invalid`` carrying a denial) is audited in a transaction of
+        its own, since the denied transaction itself is rolled back.
         """
         session = self.session_factory()
         session.connection(execution_options={"credencia_write": True})
@@ -145,6 +150,11 @@ class Database:
         except Forbidden as denial:
             session.rollback()
             self._audit_denial(denial)
+            raise
+        except Invalid as invalid:
+            session.rollback()
+            if invalid.denial is not None:
+                self._audit_denial(invalid.denial)
             raise
         except BaseException:
             session.rollback()

@@ -53,9 +53,18 @@ class Invalid(DomainError):
 
     status = 422
 
-    def __init__(self, errors: dict[str, str], message: str = "Há campos com erro."):
+    def __init__(
+        self,
+        errors: dict[str, str],
+        message: str = "Há campos com erro.",
+        *,
+        denial: Forbidden | None = None,
+    ):
         super().__init__(message)
         self.errors = errors
+        # Bad input that is also an attempt to reach what is not the actor's (another
+        # establishment's file): answered as bad input, audited as a denial.
+        self.denial = denial
 
 
 class TooLarge(DomainError):

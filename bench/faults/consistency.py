@@ -7,7 +7,7 @@ Checks:
 2. every completed task row has exactly one ``task.completed`` audit event, and every such
    event names a completed task (none applied twice, none without its event);
 3. for every instance, the READY user tasks of its saved workflow
-   (``engine.runtime.service.load_workflow``) are exactly its ``ready`` task rows, and every
+   (``engine.runtime.state.load_workflow``) are exactly its ``ready`` task rows, and every
    ``completed`` row is COMPLETED in the workflow;
 4. the audit hash chains verify (``engine.audit.service.verify``).
 """
@@ -24,7 +24,7 @@ from engine.audit import service as audit
 from engine.audit.models import AuditEvent
 from engine.db import Database
 from engine.runtime.models import COMPLETED, READY, ProcessInstance, Task
-from engine.runtime.service import load_workflow
+from engine.runtime.state import load_workflow
 from engine.workflow import spiff
 
 

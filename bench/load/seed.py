@@ -6,7 +6,7 @@
 - users: an admin, an auditor, two DATASUS analysts, and a gestor and an integrador per
   *slice* of the establishments (each scoped to its slice), each with an API token;
 - instances of ``credenciamento-rnds`` on M establishments, each walked to a stage by the
-  engine's services (``runtime.start_instance`` / ``runtime.complete`` with the sample answers,
+  engine's services (``runtime_instances.start_instance`` / ``completion.complete`` with the sample answers,
   certificates and evidence files stored like uploads), in one transaction per step as the
   API does, by several processes at once. The scripts are the demo's (``engine.demo.SCRIPTS``):
   every stage of the process, rejections included.
@@ -197,12 +197,13 @@ def _worker(url: str, jobs: list[tuple[str, int, str, list[str]]], out: Any) -> 
     """Walk instances to their stage; one transaction per step, like the API."""
     from engine.accounts import service as accounts
     from engine.accounts.models import User
+    from engine.completion import service as completion
     from engine.db import Database
     from engine.demo import samples
     from engine.establishments import service as establishments
     from engine.establishments.models import Establishment
     from engine.files import service as files
-    from engine.runtime import service as runtime
+    from engine.runtime import instances as runtime_instances
     from engine.runtime.models import READY, Task
 
     settings = _settings(url)
@@ -229,7 +230,7 @@ def _worker(url: str, jobs: list[tuple[str, int, str, list[str]]], out: Any) -> 
             }
             try:
                 with db.write() as s:
-                    inst = runtime.start_instance(
+                    inst = runtime_instances.start_instance(
                         s, actor("admin@carga.credencia.local"), org_id=org_id,
                         process_key=PROCESS_KEY, establishment_cnes=cnes,
                         portfolio_code=portfolio_code,
@@ -270,7 +271,7 @@ def _worker(url: str, jobs: list[tuple[str, int, str, list[str]]], out: Any) -> 
                                 for name, content in (("validador.pdf", samples.tiny_pdf()),
                                                       ("bundle.png", samples.tiny_png()))
                             ]  # fmt: skip
-                        runtime.complete(
+                        completion.complete(
                             s, who, task.id, samples.answer(element, ctx, negative=negative),
                             settings=settings,
                         )  # fmt: skip

@@ -57,3 +57,7 @@ class Certificate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("user_account.id"))
     replaced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def is_valid_at(self, now: datetime) -> bool:
+        """Within its validity at ``now``."""
+        return self.not_before <= now <= self.not_after

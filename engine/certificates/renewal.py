@@ -17,7 +17,7 @@ from engine.access.actor import Actor
 from engine.definitions import service as definitions
 from engine.errors import Conflict, NotFound
 from engine.establishments.models import Establishment
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
 
 log = logging.getLogger(__name__)
 PROCESS = "renovacao-certificado"
@@ -38,7 +38,7 @@ def start_renewal(session: Session, certificate: Any) -> int | None:
         return None
     try:
         with session.begin_nested():
-            instance = runtime.start_instance(
+            instance = runtime_instances.start_instance(
                 session,
                 SCHEDULER,
                 org_id=est.org_id,

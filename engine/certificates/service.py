@@ -135,8 +135,7 @@ def status(
 
 
 def is_valid(cert: Certificate | None, now: datetime | None = None) -> bool:
-    now = now or utcnow()
-    return cert is not None and cert.not_before <= now <= cert.not_after
+    return cert is not None and cert.is_valid_at(now or utcnow())
 
 
 def has_valid_certificate(

@@ -9,7 +9,7 @@ from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.comments.models import Comment
 from engine.errors import Invalid
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
 
 MAX_LENGTH = 4000
 # Roles that take part in a process; auditors only read.
@@ -19,7 +19,7 @@ PARTICIPANT_ROLES = (
 
 
 def list_comments(session: Session, actor: Actor, instance_id: int) -> list[Comment]:
-    runtime.get_instance(session, actor, instance_id)
+    runtime_instances.get_instance(session, actor, instance_id)
     return list(
         session.scalars(
             select(Comment)
@@ -34,7 +34,7 @@ def can_comment(actor: Actor, org_id: int, establishment_id: int | None) -> bool
 
 
 def add_comment(session: Session, actor: Actor, instance_id: int, body: str) -> Comment:
-    instance = runtime.get_instance(session, actor, instance_id)
+    instance = runtime_instances.get_instance(session, actor, instance_id)
     if not can_comment(actor, instance.org_id, instance.establishment_id):
         raise actor.deny("Apenas participantes do processo podem comentar.", action="comment.create",
                          org_id=instance.org_id, entity_type="instance", entity_id=instance.id)  # fmt: skip

@@ -15,17 +15,12 @@ from typing import Any
 from lxml import etree
 
 from engine import forms
+from engine.credentialing import vocabulary
 
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
     "spiff": "http://spiffworkflow.org/bpmn/schema/1.0/core",
 }
-DEFAULT_START_VARIABLES = (
-    "possui_certificado_valido",
-    "possui_conta_govbr",
-    "estabelecimento",
-    "portfolio",
-)
 _BUILTINS = set(dir(builtins)) | {"True", "False", "None"}
 
 
@@ -90,10 +85,11 @@ def check_file(bpmn_path: Path) -> list[str]:
     folder = bpmn_path.with_suffix("")
     problems: list[str] = []
     manifest = _load_json(folder / "process.json", problems, f"{name}: process.json") or {}
-    lanes_to_roles = manifest.get("lanes", {}) if isinstance(manifest, dict) else {}
-    start_vars = set(DEFAULT_START_VARIABLES) | set(
-        manifest.get("start_variables", []) if isinstance(manifest, dict) else []
-    )
+    if not isinstance(manifest, dict):
+        manifest = {}
+    lanes_to_roles = manifest.get("lanes", {})
+    problems += [f"{name}: process.json: {p}" for p in vocabulary.manifest_problems(manifest)]
+    start_vars = vocabulary.start_variables(manifest)
     for process in processes:
         problems += _check_process(name, process, folder, lanes_to_roles, start_vars)
     return problems

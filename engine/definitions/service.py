@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from engine import forms
 from engine.access.actor import Actor
 from engine.audit import service as audit
+from engine.credentialing import vocabulary
 from engine.definitions.models import ProcessDefinition
 from engine.errors import NotFound
 from engine.workflow import spiff
@@ -137,7 +138,9 @@ def deploy_bundle(
         bundle.bpmn_xml, bundle.key, bundle.content_hash, Path(bundle.source_path).name
     )
     # (raises SpecError: refuse what cannot run)
-    problems = _form_problems_cached(bundle)
+    problems = _form_problems_cached(bundle) + [
+        f"process.json: {p}" for p in vocabulary.manifest_problems(bundle.manifest or {})
+    ]
     if problems:
         raise DeployError(f"{Path(bundle.source_path).name}: " + "; ".join(problems))
     version = (

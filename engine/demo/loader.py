@@ -18,12 +18,13 @@ from engine import identifiers
 from engine.access.actor import SYSTEM
 from engine.accounts import service as accounts
 from engine.accounts.models import ApiToken, Organization
+from engine.completion import service as completion
 from engine.db import Database
 from engine.demo import samples
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
 from engine.files import service as files
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
 from engine.runtime.models import READY, Task
 from engine.settings import Settings
 
@@ -209,7 +210,7 @@ def _advance(
     portfolio_code: str,
     script: list[str],
 ) -> None:
-    inst = runtime.start_instance(
+    inst = runtime_instances.start_instance(
         session,
         actors["admin"],
         org_id=org_id,
@@ -262,7 +263,7 @@ def _advance(
         )
         if task is None:
             raise RuntimeError(f"demo script: {element} is not ready for {est.cnes}")
-        runtime.complete(
+        completion.complete(
             session,
             lane_actor[task.lane],
             task.id,

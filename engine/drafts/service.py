@@ -14,7 +14,8 @@ from engine.audit import service as audit
 from engine.db import utcnow
 from engine.drafts.models import TaskDraft
 from engine.errors import Conflict, Invalid
-from engine.runtime import service as runtime
+from engine.runtime import taskform
+from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY
 
 MAX_BYTES = 256 * 1024
@@ -27,7 +28,7 @@ def get_draft(session: Session, actor: Actor, task_id: str) -> TaskDraft | None:
 
 
 def save_draft(session: Session, actor: Actor, task_id: str, data: dict[str, Any]) -> TaskDraft:
-    task = runtime.get_task(session, actor, task_id)
+    task = runtime_tasks.get_task(session, actor, task_id)
     if task.role is None or not actor.has_role(task.org_id, task.role, task.establishment_id):
         raise actor.deny("Só quem pode executar a tarefa salva rascunho dela.", action="draft.save",
                          org_id=task.org_id, entity_type="task", entity_id=task.id)  # fmt: skip
@@ -35,7 +36,7 @@ def save_draft(session: Session, actor: Actor, task_id: str, data: dict[str, Any
         raise Conflict("Esta tarefa não está mais aberta.")
     if task.assignee_id not in (None, actor.user_id):
         raise Conflict("Esta tarefa está atribuída a outra pessoa.")
-    schema = runtime.task_form(session, actor, task).schema
+    schema = taskform.task_form(session, actor, task).schema
     kept = forms.strip_secrets(schema, data) if schema else dict(data)
     if len(json.dumps(kept, default=str)) > MAX_BYTES:
         raise Invalid({"": "O rascunho é grande demais."})

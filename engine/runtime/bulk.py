@@ -12,25 +12,22 @@ import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import SimpleNamespace
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import select, text
 
-from engine import settings as settings_mod
 from engine.access.actor import Actor
 from engine.audit import service as audit
-from engine.certificates import service as certificates
-from engine.certificates.models import Certificate
+from engine.credentialing import vocabulary
 from engine.dashboard import counts
 from engine.db import Database, utcnow
-from engine.definitions import service as definitions
 from engine.errors import DomainError, Invalid
-from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
-from engine.runtime import service as runtime
-from engine.runtime.models import COMPLETED, READY, RUNNING, ProcessInstance
+from engine.runtime import instances
+from engine.runtime import sync as rows
+from engine.runtime.instances import start_instance
+from engine.runtime.sync import Built
 from engine.workflow import spiff
 
 MAX_ESTABLISHMENTS = 2000
@@ -75,7 +72,7 @@ def start_many(
     for cnes in wanted:
         try:
             with db.write() as session:
-                instance = runtime.start_instance(
+                instance = start_instance(
                     session, actor, org_id=org_id, process_key=process_key,
                     establishment_cnes=cnes, portfolio_code=portfolio_code,
                 )  # fmt: skip
@@ -111,12 +108,13 @@ def start_all(
     """Start the process for every establishment of the organization that has no running
     instance of it (and portfolio) yet, ``batch`` establishments per transaction.
 
-    The result is what ``runtime.start_instance`` gives, one establishment at a time: the same
-    start data, workflow state (each instance's own workflow, so its task UUIDs are its own),
-    task rows, stage and one ``instance.started`` audit event per instance, chained in order.
-    Only the writing is batched: on PostgreSQL the rows of a batch go in with COPY, with
-    instance ids drawn from the table's sequence. Elsewhere each establishment goes through
-    ``start_instance`` (inside the batch's transaction). Memory is bounded by two batches:
+    The result is what ``start_instance`` gives, one establishment at a time: the same start
+    data, workflow state (each instance's own workflow, so its task UUIDs are its own), task
+    rows, stage and one ``instance.started`` audit event per instance, chained in order — built
+    by the same functions (engine/runtime/instances.py, engine/runtime/sync.py,
+    engine/credentialing/vocabulary.py). Only the writing is batched: on PostgreSQL the rows
+    of a batch go in with COPY, with instance ids drawn from the table's sequence. Elsewhere
+    each establishment goes through ``start_instance`` (inside the batch's transaction). Memory is bounded by two batches:
     on PostgreSQL the next batch is read (in the current one's transaction) while the current
     one is written. A single start racing the batch for one of its establishments makes the
     batch's transaction fail on the running-instance unique index: nothing of that batch is
@@ -195,7 +193,7 @@ def _one_by_one(session, actor, org_id, ests, process_key, portfolio_code):  # t
     for est in ests:
         try:
             with session.begin_nested():
-                runtime.start_instance(
+                start_instance(
                     session, actor, org_id=org_id, process_key=process_key,
                     establishment_cnes=est.cnes, portfolio_code=portfolio_code,
                 )  # fmt: skip
@@ -220,11 +218,8 @@ def _next_batch(session, org_id, process_key, portfolio_code, last_id, batch):  
 class _Batch:
     """A batch read from the database, its workflows handed to the builder."""
 
-    definition_id: int
-    version: int
-    process_key: str
+    plan: instances.StartPlan
     code: str  # portfolio
-    loaded: spiff.LoadedSpec
     establishments: list[tuple[int, str, str]]  # (id, CNES, UF) of those to start, in id order
     built: Iterator[Built]  # their workflows, in the same order
     skipped: int
@@ -239,50 +234,24 @@ def _read_batch(session, actor, org_id, process_key, portfolio_code, last_id, ba
     if not ests:
         return None
     last_id = ests[-1].id
-    definition = definitions.latest(session, process_key)
-    loaded = spiff.cached_spec(definition)
-    start_roles = loaded.manifest.get("start_roles", ["admin"])
-    portfolio = (
-        establishments.get_portfolio(session, portfolio_code)
-        if loaded.manifest.get("per_portfolio", True)
-        else None
-    )
+    plan = instances.start_plan(session, process_key)
+    portfolio = instances.portfolio_for(session, plan, portfolio_code)
     code = portfolio.code if portfolio else ""
     # Same refusals as start_instance: not reached by a start role, or already running
     # for this portfolio.
-    running = set(
-        session.scalars(
-            select(ProcessInstance.establishment_id).where(
-                ProcessInstance.establishment_id.in_([e.id for e in ests]),
-                ProcessInstance.process_key == process_key,
-                ProcessInstance.portfolio_code == code,
-                ProcessInstance.status == RUNNING,
-            )
-        )
-    )
+    running = instances.running_instances(session, process_key, code, [e.id for e in ests])
     offered = len(ests)
     ests = [
         e for e in ests
-        if e.id not in running and any(actor.has_role(org_id, r, e.id) for r in start_roles)
+        if e.id not in running and instances.may_start(actor, org_id, plan, e.id)
     ]  # fmt: skip
-    certs = {
-        c.establishment_id: c
-        for c in session.scalars(
-            select(Certificate).where(
-                Certificate.establishment_id.in_([e.id for e in ests]),
-                Certificate.is_current.is_(True),
-            )
-        )
-    }
-    inputs = [(est.cnes, _start_data(session, est, certs.get(est.id), portfolio)) for est in ests]
+    data = vocabulary.start_data(session, plan.loaded.manifest, ests, portfolio)
+    inputs = [(est.cnes, start_data) for est, start_data in zip(ests, data, strict=True)]
     return _Batch(
-        definition_id=definition.id,
-        version=definition.version,
-        process_key=process_key,
+        plan=plan,
         code=code,
-        loaded=loaded,
         establishments=[(e.id, e.cnes, e.uf) for e in ests],
-        built=builder.build(definition, loaded, inputs) if inputs else iter(()),
+        built=builder.build(plan.definition, plan.loaded, inputs) if inputs else iter(()),
         skipped=offered - len(ests),
         last_id=last_id,
     )
@@ -292,13 +261,13 @@ def _copy_batch(session, actor, org_id, b):  # type: ignore[no-untyped-def]
     """Write the batch's instances, tasks and audit events; the number of instances."""
     if not b.establishments:
         return 0
-    ests, loaded, code, process_key = b.establishments, b.loaded, b.code, b.process_key
+    ests, loaded, code, process_key = b.establishments, b.plan.loaded, b.code, b.plan.definition.key
     # The dashboard counters, as start_instance keeps them: what the new instances replace,
     # read before their latest flags are cleared, plus the new instances, applied once.
     dashboard_rows = counts.replaced_by_start(
         session, {est_id: uf for est_id, _, uf in ests}, process_key, code
     )
-    runtime.supersede_latest(session, [est_id for est_id, _, _ in ests], process_key, code)
+    instances.supersede_latest(session, [est_id for est_id, _, _ in ests], process_key, code)
     ids = list(
         session.scalars(
             text(
@@ -309,74 +278,38 @@ def _copy_batch(session, actor, org_id, b):  # type: ignore[no-untyped-def]
         )
     )
     now = utcnow()
-    due_by_days: dict[str, Any] = {}
-    cfg = settings_mod.load()
+    due = rows.DueDates(now)
     tasks: list[tuple] = []
-    events: list[tuple[int, str]] = []  # (instance id, CNES)
+    events: list[audit.NewEvent] = []
     raw = session.connection().connection.driver_connection
     with raw.cursor() as cur:
         # Rows are written as each workflow comes back built, in order, so the server stores
         # (compresses, indexes) one while the next ones are being built.
         with cur.copy(
-            "COPY process_instance (id, org_id, definition_id, process_key, establishment_id, "
-            "portfolio_code, status, stage, stage_since, numero_solicitacao, "
-            "identificador_solicitante, last_rejection_reason, state, version, "
-            "next_timer_due_at, started_at, started_by_id, ended_at, cancel_reason, is_latest) "
-            "FROM STDIN"
+            f"COPY process_instance ({', '.join(rows.INSTANCE_COLUMNS)}) FROM STDIN"
         ) as copy:
-            for instance_id, (est_id, cnes, uf), built in zip(ids, ests, b.built, strict=True):
-                stages = []
-                for task_id, element_id, name, lane, props in built.tasks:
-                    stages.append(props.get("stage", ""))
-                    days = props.get("slaBusinessDays", str(cfg.default_sla_business_days))
-                    if days not in due_by_days:
-                        due_by_days[days] = runtime._due_at(props, now)
-                    tasks.append((
-                        task_id, instance_id, org_id, est_id, element_id, name,
-                        lane, loaded.lanes.get(lane) if lane else None, READY,
-                        props.get("stage", ""), props.get("formJsonSchemaFilename"),
-                        due_by_days[days], now,
-                    ))  # fmt: skip
-                stage = max(stages, key=lambda s: runtime._stage_rank(loaded, s)) if stages else ""
-                status, ended = RUNNING, None
-                if built.completed:
-                    status, ended = COMPLETED, now
-                    stage = built.end_stage or stage
-                copy.write_row((
-                    instance_id, org_id, b.definition_id, process_key, est_id, code, status, stage,
-                    now, "", "", "", built.state, 1,
-                    built.next_timer_due, now, actor.user_id, ended, "", True,
-                ))  # fmt: skip
-                events.append((instance_id, cnes))
-                dashboard_rows[counts.key(uf, stage, code, status)] += 1
-        with cur.copy(
-            "COPY task (id, instance_id, org_id, establishment_id, element_id, name, lane, "
-            "role, state, stage, form, due_at, created_at) FROM STDIN"
-        ) as copy:
+            for instance_id, (est_id, cnes, uf), new in zip(ids, ests, b.built, strict=True):
+                for task in new.tasks:
+                    values = rows.task_values(loaded, task, instance_id=instance_id,
+                                              org_id=org_id, establishment_id=est_id, due=due)  # fmt: skip
+                    tasks.append(tuple(values[c] for c in rows.TASK_COLUMNS))
+                values = rows.instance_values(
+                    loaded, new, instance_id=instance_id, org_id=org_id,
+                    definition_id=b.plan.definition.id, establishment_id=est_id,
+                    portfolio_code=code, actor=actor, now=now,
+                )  # fmt: skip
+                copy.write_row(tuple(values[c] for c in rows.INSTANCE_COLUMNS))
+                events.append(
+                    audit.NewEvent("instance.started", "instance", str(instance_id),
+                                   instances.started_event(b.plan, cnes, code))
+                )  # fmt: skip
+                dashboard_rows[counts.key(uf, values["stage"], code, values["status"])] += 1
+        with cur.copy(f"COPY task ({', '.join(rows.TASK_COLUMNS)}) FROM STDIN") as copy:
             for row in tasks:
                 copy.write_row(row)
     counts.apply(session, org_id, dashboard_rows)
-    _audit_started(session, actor, org_id, events, process_key, b.version, code)
+    audit.append_many(session, actor, org_id, events)
     return len(events)
-
-
-def _start_data(session, est, cert, portfolio) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """The start data ``start_instance`` gives the establishment's workflow."""
-    data: dict[str, Any] = {
-        "possui_certificado_valido": certificates.is_valid(cert),
-        "certificado_atual": (
-            {"sha256": cert.sha256, "not_after": cert.not_after.isoformat(), "cnpj": cert.cnpj}
-            if cert
-            else None
-        ),
-        "possui_conta_govbr": False,
-        "estabelecimento": est.register_data(),
-    }
-    if portfolio is not None:
-        data["portfolio"] = portfolio.as_data()
-    for provider in runtime._start_data_providers:
-        data.update(provider(session, est))
-    return data
 
 
 # ------------------------------------------------------------------ building the workflows
@@ -390,34 +323,9 @@ class BuildFailed(RuntimeError):
     serialize): its batch is not written."""
 
 
-class Built(NamedTuple):
-    """What the rows of one instance need from its freshly built workflow."""
-
-    state: str
-    # The ready human tasks: (id, element id, name, lane, spiffworkflow properties).
-    tasks: list[tuple[str, str, str, str | None, dict[str, str]]]
-    completed: bool
-    end_stage: str | None
-    next_timer_due: datetime | None
-
-
 def _build(loaded: spiff.LoadedSpec, cnes: str, start_data: dict[str, Any]) -> Built:
     try:
-        workflow = spiff.new_workflow(loaded, start_data)
-        tasks = [
-            (str(t.id), t.task_spec.bpmn_id or t.task_spec.name,
-             t.task_spec.bpmn_name or t.task_spec.name, t.task_spec.lane,
-             spiff.properties(t.task_spec))
-            for t in spiff.ready_human_tasks(workflow)
-        ]  # fmt: skip
-        completed = workflow.is_completed()
-        return Built(
-            state=spiff.dump_state(workflow),
-            tasks=tasks,
-            completed=completed,
-            end_stage=spiff.end_stage(workflow) if completed else None,
-            next_timer_due=spiff.next_timer_due(workflow),
-        )
+        return rows.built(spiff.new_workflow(loaded, start_data))
     # Named by establishment, and picklable: the library's own errors hold tasks and may not
     # cross back from a worker.
     except Exception as exc:
@@ -493,39 +401,3 @@ class _Builder:
         for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)
         self._pool, self._definition_id, self._retired = None, None, []
-
-
-def _audit_started(session, actor, org_id, events, process_key, version, code):  # type: ignore[no-untyped-def]
-    """One ``instance.started`` event per instance, as start_instance writes it, appended to
-    the organization's chain under its head lock (held to the end of the transaction)."""
-    key = audit.chain_key(org_id)
-    head = audit._lock_head(session, key)
-    seq, prev = head.last_seq, head.last_hash
-    label = actor.label
-    raw = session.connection().connection.driver_connection
-    with (
-        raw.cursor() as cur,
-        cur.copy(
-            "COPY audit_event (chain, seq, at, org_id, actor_id, actor, action, entity_type, "
-            "entity_id, data, prev_hash, hash) FROM STDIN"
-        ) as copy,
-    ):
-        for instance_id, cnes in events:
-            seq += 1
-            fields = {
-                "chain": key, "seq": seq, "at": utcnow(), "org_id": org_id,
-                "actor_id": actor.user_id, "actor": label, "action": "instance.started",
-                "entity_type": "instance", "entity_id": str(instance_id),
-                "data": audit.canonical_json({"process": process_key, "version": version,
-                                              "establishment": cnes, "portfolio": code}),
-                "prev_hash": prev,
-            }  # fmt: skip
-            digest = audit.event_hash(**fields)
-            copy.write_row((
-                key, seq, fields["at"], org_id, actor.user_id, label, "instance.started",
-                "instance", str(instance_id), fields["data"],
-                prev, digest,
-            ))  # fmt: skip
-            prev = digest
-    head.last_seq, head.last_hash = seq, prev
-    session.flush()

@@ -2,16 +2,15 @@
 
 An instance may move when every element it is active in (ready or waiting tasks) exists in
 the target version, in the same lane, and no element it already went through was removed
-(its history would no longer load). SpiffWorkflow's own diff aligns the task specs by BPMN id;
-active tasks keep their ids, so the task read model, claims and due dates stay as they were.
+(its history would no longer load). SpiffWorkflow's own diff aligns the task specs by BPMN id
+(engine/workflow/diff.py); active tasks keep their ids, so the task read model, claims and
+due dates stay as they were.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
-from SpiffWorkflow.task import TaskState
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,11 +20,10 @@ from engine.db import Database
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.runtime.models import READY, RUNNING, ProcessInstance, Task
-from engine.runtime.service import load_workflow, lock_instance, sync
+from engine.runtime.state import load_workflow, lock_instance
+from engine.runtime.sync import sync
+from engine.workflow import diff as workflow_diff
 from engine.workflow import spiff
-
-ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED
-DONE = TaskState.COMPLETED | TaskState.ERROR
 
 
 @dataclass
@@ -63,12 +61,12 @@ def _plan(session: Session, instance: ProcessInstance, target: ProcessDefinition
         return plan, workflow, new, None
     if target.id == instance.definition_id:
         plan.reasons.append("a instância já está nesta versão")
-    diff, sub_diffs = diff_workflow(spiff._registry, workflow, new.spec, new.subprocess_specs)
+    diff, sub_diffs = workflow_diff.compare(workflow, new)
     if any(d is None for d in sub_diffs.values()):
         plan.reasons.append("um subprocesso em andamento não existe na nova versão")
-    for task in workflow.get_tasks(skip_subprocesses=True):
+    for task in workflow_diff.top_tasks(workflow):
         name = task.task_spec.bpmn_name or task.task_spec.name
-        is_active = bool(task.state & ACTIVE)
+        is_active = workflow_diff.is_active(task)
         new_spec = diff.alignment.get(task)
         if is_active:
             plan.active.append(name)
@@ -85,7 +83,7 @@ def _plan(session: Session, instance: ProcessInstance, target: ProcessDefinition
                 plan.reasons.append(
                     f"o elemento ativo '{name}' ({task.task_spec.name}) não existe na versão {target.version}"
                 )
-            elif task.state & DONE:
+            elif workflow_diff.is_done(task):
                 plan.reasons.append(
                     f"o elemento já percorrido '{name}' ({task.task_spec.name}) foi removido na versão {target.version}"
                 )
@@ -136,9 +134,7 @@ def migrate(session: Session, actor: Actor, instance_id: int, version: int) -> P
         raise Conflict(
             f"Migração da instância {instance.id} recusada: " + "; ".join(result.reasons) + "."
         )
-    migrate_workflow(diff, workflow, new.spec)
-    workflow.subprocess_specs = new.subprocess_specs
-    workflow.do_engine_steps()
+    workflow_diff.move(diff, workflow, new)
     instance.definition_id = target.id
     rows = session.scalars(
         select(Task).where(Task.instance_id == instance.id, Task.state == READY)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lxml import etree
-from SpiffWorkflow.task import TaskState
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.definitions.models import ProcessDefinition
-from engine.runtime import service as runtime
+from engine.runtime.instances import get_instance
+from engine.runtime.state import load_workflow, loaded_spec
+from engine.workflow import spiff
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
@@ -35,23 +36,10 @@ def _flows(bpmn_xml: str) -> list[tuple[str, str, str]]:
 
 
 def picture(session: Session, actor: Actor, instance_id: int) -> Picture:
-    instance = runtime.get_instance(session, actor, instance_id)
+    instance = get_instance(session, actor, instance_id)
     definition = session.get(ProcessDefinition, instance.definition_id)
-    workflow, _loaded = runtime.load_workflow(session, instance)
-    completed: set[str] = set()
-    active: set[str] = set()
-    for task in workflow.get_tasks():
-        bpmn_id = getattr(task.task_spec, "bpmn_id", None)
-        if not bpmn_id:
-            continue
-        if task.state == TaskState.COMPLETED:
-            completed.add(bpmn_id)
-        elif task.state in (TaskState.READY, TaskState.STARTED):
-            active.add(bpmn_id)
-        elif task.state == TaskState.WAITING and "Gateway" not in type(task.task_spec).__name__:
-            active.add(bpmn_id)  # e.g. a timer event
-    # An element still waiting (a loop back, a join) is shown as active, not done.
-    completed -= active
+    workflow, _loaded = load_workflow(session, instance)
+    completed, active = spiff.element_states(workflow)
     reached = completed | active
     flows = [
         fid for fid, src, dst in _flows(definition.bpmn_xml) if src in completed and dst in reached
@@ -68,7 +56,6 @@ def element_names(bpmn_xml: str) -> dict[str, str]:
 
 def documentation(session: Session, actor: Actor, instance_id: int, element_id: str) -> str:
     """The BPMN documentation of one element (the step's instructions)."""
-    instance = runtime.get_instance(session, actor, instance_id)
-    loaded = runtime.loaded_spec(session, instance)
-    spec = loaded.spec.task_specs.get(element_id)
+    instance = get_instance(session, actor, instance_id)
+    spec = spiff.task_spec(loaded_spec(session, instance), element_id)
     return (getattr(spec, "documentation", None) or "").strip() if spec is not None else ""

@@ -21,7 +21,7 @@ from engine.db import Database, utcnow
 from engine.files import service as files
 from engine.notifications import delivery
 from engine.reminders import service as reminders
-from engine.scheduler import timers
+from engine.runtime import timers
 from engine.scheduler.models import ERROR, OK, RUNNING, SchedulerJob
 
 log = logging.getLogger(__name__)

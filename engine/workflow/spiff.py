@@ -104,6 +104,11 @@ def parse_cached(
     return found
 
 
+def cached(definition_id: int) -> LoadedSpec | None:
+    """The spec of a definition if it is parsed already (no database read needed)."""
+    return _cache.get(definition_id)
+
+
 def cached_spec(definition: Any) -> LoadedSpec:
     """The parsed spec of a deployed definition, parsed once per process."""
     loaded = _cache.get(definition.id)
@@ -166,6 +171,11 @@ def load_state(loaded: LoadedSpec, state: str) -> BpmnWorkflow:
     )
 
 
+def task_spec(loaded: LoadedSpec, element_id: str) -> Any:
+    """The spec of one BPMN element of the process, or None."""
+    return loaded.spec.task_specs.get(element_id)
+
+
 def properties(task_spec: Any) -> dict[str, str]:
     ext = getattr(task_spec, "extensions", None) or {}
     return dict(ext.get("properties", {}) or {})
@@ -188,6 +198,29 @@ def find_task(workflow: BpmnWorkflow, task_id: str) -> SpiffTask | None:
 
 def is_completed_state(task: SpiffTask | None) -> bool:
     return task is not None and task.state == TaskState.COMPLETED
+
+
+def element_states(workflow: BpmnWorkflow) -> tuple[set[str], set[str]]:
+    """The BPMN ids of the elements the workflow went through and of those it is in now.
+
+    Ready and started elements are active, and so is a waiting element other than a gateway
+    (e.g. a timer event); an element both done and active (a loop back, a join) is active.
+    """
+    completed: set[str] = set()
+    active: set[str] = set()
+    for task in workflow.get_tasks():
+        bpmn_id = getattr(task.task_spec, "bpmn_id", None)
+        if not bpmn_id:
+            continue
+        if task.state == TaskState.COMPLETED:
+            completed.add(bpmn_id)
+        elif (
+            task.state in (TaskState.READY, TaskState.STARTED)
+            or task.state == TaskState.WAITING
+            and "Gateway" not in type(task.task_spec).__name__
+        ):
+            active.add(bpmn_id)
+    return completed - active, active
 
 
 def end_stage(workflow: BpmnWorkflow) -> str | None:

@@ -19,7 +19,8 @@ from engine.audit import service as audit
 from engine.audit.models import AuditEvent
 from engine.db import Database
 from engine.establishments.service import get_portfolio
-from engine.runtime import service as runtime
+from engine.runtime import sync as runtime_sync
+from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from tests.builders import Flow
 from tests.faults.proxy import TcpProxy
@@ -201,7 +202,7 @@ def test_a_connection_lost_in_the_middle_of_a_completion_changes_nothing(
     with db.read() as s:
         version = s.get(ProcessInstance, flow.instance_id).version
     before = _completed_events(db)
-    original_sync, original_record = runtime.sync, runtime.audit.record
+    original_sync, original_record = runtime_sync.sync, runtime_tasks.audit.record
 
     if when == "after the workflow ran":
 
@@ -210,7 +211,7 @@ def test_a_connection_lost_in_the_middle_of_a_completion_changes_nothing(
             _terminate(session)
             return change
 
-        monkeypatch.setattr(runtime, "sync", cut)
+        monkeypatch.setattr(runtime_tasks, "sync", cut)
     else:
 
         def cut(session, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -220,7 +221,7 @@ def test_a_connection_lost_in_the_middle_of_a_completion_changes_nothing(
                 _terminate(session)
             return event
 
-        monkeypatch.setattr(runtime.audit, "record", cut)
+        monkeypatch.setattr(runtime_tasks.audit, "record", cut)
 
     headers = flow.users["Integrador"].headers
     path = f"/api/v1/tasks/{task_id}/complete"

@@ -15,7 +15,7 @@ from bench.faults.consistency import check
 from bench.faults.kill_worker import workers_in_transaction
 from bench.load import harness
 from engine.access.actor import SYSTEM
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
 
 WORKERS = 2
 KILLS = 2
@@ -41,7 +41,7 @@ def test_kill_9_of_workers_during_completions_loses_nothing_and_applies_nothing_
     accounts.append({"role": "datasus", "token": make.user("sesa-pr", "datasus").token})
     with db.write() as s:
         for est in ests:
-            runtime.start_instance(
+            runtime_instances.start_instance(
                 s, SYSTEM, org_id=org, process_key="credenciamento-rnds",
                 establishment_cnes=est.cnes, portfolio_code="RIRA",
             )  # fmt: skip

@@ -15,11 +15,14 @@ from sqlalchemy import func, select
 
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
+from engine.completion import service as completion
+from engine.credentialing import vocabulary
 from engine.dashboard import counts
 from engine.dashboard import queries as dashboard
 from engine.demo import samples
 from engine.runtime import bulk
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
+from engine.runtime import state as runtime_state
 from engine.runtime.models import CANCELLED, READY, RUNNING, ProcessInstance, Task
 from engine.workflow import spiff
 
@@ -55,7 +58,7 @@ def _tasks(db, instance_id: int) -> list[tuple]:  # type: ignore[no-untyped-def]
 def test_start_all_equals_one_by_one_and_skips_running(make, db):  # type: ignore[no-untyped-def]
     org, ests, admin = _world(make)
     with db.write() as s:
-        reference = runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        reference = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                            establishment_cnes=ests[0].cnes, portfolio_code="REL")  # fmt: skip
         reference_id = reference.id
 
@@ -100,7 +103,7 @@ def test_start_all_equals_one_by_one_and_skips_running(make, db):  # type: ignor
     with db.write() as s:
         task = s.scalar(select(Task).where(Task.establishment_id == est.id, Task.state == READY,
                                            Task.element_id == "ambientar_servicos"))  # fmt: skip
-        runtime.complete(s, integrador.actor, task.id, samples.answer("ambientar_servicos", {}))
+        completion.complete(s, integrador.actor, task.id, samples.answer("ambientar_servicos", {}))
     with db.read() as s:
         done = s.get(Task, task.id)
         assert done.state == "completed"
@@ -113,20 +116,20 @@ def test_start_all_equals_one_by_one_and_skips_running(make, db):  # type: ignor
 def test_a_new_start_becomes_the_latest_and_the_dashboard_shows_only_it(make, db):  # type: ignore[no-untyped-def]
     org, ests, admin = _world(make, 4)
     with db.write() as s:
-        first = runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        first = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                        establishment_cnes=ests[0].cnes, portfolio_code="REL")  # fmt: skip
-        other_portfolio = runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        other_portfolio = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                                  establishment_cnes=ests[0].cnes,
                                                  portfolio_code="RIA")  # fmt: skip
         first_id, other_id = first.id, other_portfolio.id
     with db.write() as s:
-        runtime.cancel(s, admin.actor, first_id, "Aberto por engano.")
+        runtime_instances.cancel(s, admin.actor, first_id, "Aberto por engano.")
     with db.write() as s:
-        second_id = runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        second_id = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                            establishment_cnes=ests[0].cnes,
                                            portfolio_code="REL").id  # fmt: skip
     with db.write() as s:
-        runtime.cancel(s, admin.actor, second_id, "De novo por engano.")
+        runtime_instances.cancel(s, admin.actor, second_id, "De novo por engano.")
     # The bulk pass starts a third REL instance for ests[0] and the first for the others.
     bulk.start_all(db, admin.actor, org, process_key=KEY, portfolio_code="REL")
 
@@ -204,7 +207,7 @@ def test_workers_build_what_the_main_process_builds(make, db, monkeypatch):  # t
         assert broken is None and checked >= len(events)
         assert counts.differences(s, org) == {}  # the dashboard's counters
         # The saved states restore to the same workflow; the task rows are its ready tasks.
-        loaded = runtime.loaded_spec(s, rel[0])
+        loaded = runtime_state.loaded_spec(s, rel[0])
         for a, b in zip(rel, ria, strict=True):
             data_a, tasks_a, ready_a = _workflow_shape(loaded, a.state)
             data_b, tasks_b, ready_b = _workflow_shape(loaded, b.state)
@@ -221,7 +224,7 @@ def test_workers_build_what_the_main_process_builds(make, db, monkeypatch):  # t
     with db.write() as s:
         task = s.scalar(select(Task).where(Task.instance_id == ria[3].id, Task.state == READY,
                                            Task.element_id == "ambientar_servicos"))  # fmt: skip
-        runtime.complete(s, integrador.actor, task.id, samples.answer("ambientar_servicos", {}))
+        completion.complete(s, integrador.actor, task.id, samples.answer("ambientar_servicos", {}))
     with db.read() as s:
         assert s.get(Task, task.id).state == "completed"
         assert s.get(ProcessInstance, ria[3].id).version == 2
@@ -236,8 +239,16 @@ def test_a_workflow_that_fails_to_build_rolls_its_batch_back(make, db, monkeypat
     org, ests, admin = _world(make, 6)
     bad = ests[1]
     # Bytes in the start data: the workflow runs, then its state does not serialize.
-    monkeypatch.setattr(runtime, "_start_data_providers",
-                        [lambda session, est: {"anexo": b"\x00"} if est.id == bad.id else {}])  # fmt: skip
+    establishment_data = vocabulary.PROVIDERS["establishment"]
+
+    def with_bytes(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
+        data = establishment_data(session, ests, portfolio, given, now)
+        return [
+            {**d, "anexo": b"\x00"} if e.id == bad.id else d
+            for e, d in zip(ests, data, strict=True)
+        ]
+
+    monkeypatch.setitem(vocabulary.PROVIDERS, "establishment", with_bytes)
 
     with pytest.raises(bulk.BuildFailed, match=f"CNES {bad.cnes}: TypeError"):
         bulk.start_all(db, admin.actor, org, process_key=KEY, portfolio_code="REL", batch=3,
@@ -251,7 +262,7 @@ def test_a_workflow_that_fails_to_build_rolls_its_batch_back(make, db, monkeypat
         assert audit.verify(s)[1] is None
         assert counts.differences(s, org) == {}
     # Nothing is left half-done: without the bad data the same call starts everything.
-    monkeypatch.setattr(runtime, "_start_data_providers", [])
+    monkeypatch.setitem(vocabulary.PROVIDERS, "establishment", establishment_data)
     retry = bulk.start_all(db, admin.actor, org, process_key=KEY, portfolio_code="REL", batch=3,
                            workers=0)  # fmt: skip
     assert (retry.started, retry.skipped) == (len(ests), 0)

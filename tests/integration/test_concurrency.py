@@ -7,9 +7,12 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from engine.completion import service as completion
 from engine.demo import samples
 from engine.errors import Conflict
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
+from engine.runtime import state as runtime_state
+from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import ProcessInstance, Task
 
 
@@ -40,7 +43,7 @@ def instance(make, db):  # type: ignore[no-untyped-def]
     admin = make.user("sesa-pr", "admin")
     integrador = make.user("sesa-pr", "integrador", est.cnes)
     with db.write() as s:
-        inst = runtime.start_instance(
+        inst = runtime_instances.start_instance(
             s,
             admin.actor,
             org_id=org,
@@ -64,7 +67,9 @@ def instance(make, db):  # type: ignore[no-untyped-def]
 def test_twenty_concurrent_completions_one_wins(db, instance):  # type: ignore[no-untyped-def]
     data = samples.answer("ambientar_servicos", {})
     results = _race(
-        db, lambda s: runtime.complete(s, instance["integrador"].actor, instance["task"], data), 20
+        db,
+        lambda s: completion.complete(s, instance["integrador"].actor, instance["task"], data),
+        20,
     )
     wins = [r for r in results if isinstance(r, Task)]
     conflicts = [r for r in results if isinstance(r, Conflict)]
@@ -82,7 +87,7 @@ def test_twenty_concurrent_completions_one_wins(db, instance):  # type: ignore[n
             select(Task.element_id).where(Task.instance_id == inst.id, Task.state == "ready")
         ).all()
         assert sorted(ready) == ["desenvolver_conector", "obter_certificado_digital"]
-        workflow, _ = runtime.load_workflow(s, inst)
+        workflow, _ = runtime_state.load_workflow(s, inst)
         done = [
             t
             for t in workflow.get_tasks()
@@ -95,7 +100,7 @@ def test_concurrent_starts_for_one_establishment_start_one(db, instance, make): 
     results = _race(
         db,
         lambda s: (
-            runtime.start_instance(
+            runtime_instances.start_instance(
                 s,
                 instance["admin"].actor,
                 org_id=instance["org"],
@@ -113,6 +118,8 @@ def test_concurrent_starts_for_one_establishment_start_one(db, instance, make): 
 def test_claims_race_one_assignee(db, instance, make):  # type: ignore[no-untyped-def]
     others = [make.user("sesa-pr", "integrador", instance["est"].cnes) for _ in range(5)]
     actors = [u.actor for u in others]
-    results = _race(db, lambda s: runtime.claim(s, actors.pop(), instance["task"]).assignee_id, 5)
+    results = _race(
+        db, lambda s: runtime_tasks.claim(s, actors.pop(), instance["task"]).assignee_id, 5
+    )
     assert len([r for r in results if isinstance(r, int)]) == 1, results
     assert len([r for r in results if isinstance(r, Conflict)]) == 4

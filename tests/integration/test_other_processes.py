@@ -15,8 +15,8 @@ from engine.certificates import service as certificates
 from engine.db import Base
 from engine.demo import samples
 from engine.reminders import service as reminders
+from engine.runtime import timers
 from engine.runtime.models import ProcessInstance
-from engine.scheduler import timers
 
 SP = ZoneInfo("America/Sao_Paulo")
 

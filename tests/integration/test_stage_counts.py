@@ -14,7 +14,7 @@ from engine.dashboard import queries as dashboard
 from engine.dashboard.models import StageCount
 from engine.establishments import service as establishments_svc
 from engine.runtime import bulk
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
 from tests.builders import Flow
 
 KEY = "credenciamento-rnds"
@@ -59,11 +59,11 @@ def test_counters_follow_every_kind_of_write(make, db, client):  # type: ignore[
 
     # Starts: REL and RIA for ests[0], REL for ests[1].
     with db.write() as s:
-        first = runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        first = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                        establishment_cnes=ests[0].cnes, portfolio_code="REL")  # fmt: skip
-        runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                establishment_cnes=ests[0].cnes, portfolio_code="RIA")  # fmt: skip
-        second = runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        second = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                         establishment_cnes=ests[1].cnes, portfolio_code="REL")  # fmt: skip
         first_id, second_id = first.id, second.id
     _assert_in_step(db, org, admin)
@@ -86,10 +86,10 @@ def test_counters_follow_every_kind_of_write(make, db, client):  # type: ignore[
 
     # Cancel ests[1]'s instance, then start it again: the new one replaces it.
     with db.write() as s:
-        runtime.cancel(s, admin.actor, second_id, "Aberto com o portfólio errado.")
+        runtime_instances.cancel(s, admin.actor, second_id, "Aberto com o portfólio errado.")
     _assert_in_step(db, org, admin)
     with db.write() as s:
-        runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                establishment_cnes=ests[1].cnes, portfolio_code="REL")  # fmt: skip
     _assert_in_step(db, org, admin)
 
@@ -116,7 +116,7 @@ def test_import_creates_moves_and_keeps_counters_in_step(make, db):  # type: ign
     admin = make.user("sesa-pr", "admin")
     est = make.establishment(org, uf="PR")
     with db.write() as s:
-        stage = runtime.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+        stage = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
                                        establishment_cnes=est.cnes, portfolio_code="REL").stage  # fmt: skip
     rng = random.Random(99)
     moved = {**est.register_data(), "uf": "SP", "municipio": "Campinas"}

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from engine.completion import service as completion
 from engine.demo import samples
 from engine.establishments import service as establishments
 from engine.files import service as files
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
+from engine.runtime import state as runtime_state
 from engine.runtime.models import ProcessInstance, Task
 from engine.workflow import spiff
 
@@ -36,7 +38,7 @@ def _drive(db, make, steps: list[str], settings=None) -> int:  # type: ignore[no
     }
     admin = make.user("sesa-pr", "admin").actor
     with db.write() as s:
-        inst = runtime.start_instance(
+        inst = runtime_instances.start_instance(
             s,
             admin,
             org_id=org,
@@ -60,7 +62,7 @@ def _drive(db, make, steps: list[str], settings=None) -> int:  # type: ignore[no
                 )
             )
             answer = samples.answer(element, ctx, negative=negative)
-            runtime.complete(s, actors[task.lane], task.id, answer, settings=settings)
+            completion.complete(s, actors[task.lane], task.id, answer, settings=settings)
     return inst.id
 
 
@@ -76,7 +78,7 @@ def test_round_trip_is_identical(db, make, settings):  # type: ignore[no-untyped
     iid = _drive(db, make, MIDWAY, settings)
     with db.read() as s:
         inst = s.get(ProcessInstance, iid)
-        workflow, loaded = runtime.load_workflow(s, inst)
+        workflow, loaded = runtime_state.load_workflow(s, inst)
         again = spiff.load_state(loaded, spiff.dump_state(workflow))
         assert _snapshot(again) == _snapshot(workflow)
         assert spiff.dump_state(again) == inst.state
@@ -117,7 +119,7 @@ def write_fixture(db, make) -> None:  # type: ignore[no-untyped-def]
     iid = _drive(db, make, MIDWAY)
     with db.read() as s:
         inst = s.get(ProcessInstance, iid)
-        workflow, _ = runtime.load_workflow(s, inst)
+        workflow, _ = runtime_state.load_workflow(s, inst)
         payload = {
             "serializer_version": json.loads(inst.state)["serializer_version"],
             "state": inst.state,

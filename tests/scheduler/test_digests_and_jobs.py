@@ -168,6 +168,36 @@ def test_cli_run_once_and_status(db, mail_settings, monkeypatch) -> None:  # typ
     assert "0 com falha" in res.output
 
 
+def test_a_job_without_a_recent_start_is_stalled_and_status_says_so(
+    db, mail_settings, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(settings_mod, "_settings", mail_settings)
+    now = datetime(2027, 3, 3, 12, 0, tzinfo=SP)
+    # Three periods and two minutes: 30 s → 3.5 min; one hour → 3 h 2 min.
+    assert not status_mod.is_stalled(30, now - timedelta(seconds=210), now)
+    assert status_mod.is_stalled(30, now - timedelta(seconds=211), now)
+    assert not status_mod.is_stalled(3600, now - timedelta(hours=3), now)
+    assert status_mod.is_stalled(3600, None, now)
+
+    runner.run_once(mail_settings, db=db)
+    with db.read() as s:
+        assert status_mod.collect(s).stalled == []
+    with db.write() as s:
+        for row in s.scalars(select(SchedulerJob)):
+            row.last_started_at = datetime.now(SP) - timedelta(minutes=10)
+    with db.read() as s:
+        st = status_mod.collect(s)
+    # Not reminders (5 min), certificates nor uploads (1 h).
+    assert [j.name for j in st.stalled] == ["timers", "outbox"]
+
+    res = CliRunner().invoke(cli_scheduler.scheduler, ["status"])
+    assert "sem execução recente de timers, outbox" in res.output, res.output
+    res = CliRunner().invoke(cli_scheduler.scheduler, ["status", "--json"])
+    stalled = {j["name"]: j["stalled"] for j in json.loads(res.output)["jobs"]}
+    assert stalled == {"timers": True, "reminders": False, "certificates": False, "outbox": True,
+                       "uploads": False}  # fmt: skip
+
+
 def test_the_scheduler_runs_every_job_and_stops_cleanly(db, mail_settings) -> None:  # type: ignore[no-untyped-def]
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(mail_settings, stop), daemon=True)

@@ -17,7 +17,7 @@ from engine.notifications import delivery
 from engine.notifications.models import Notification, OutboxMessage
 from engine.reminders import service as reminders
 from engine.reminders.models import ANALYSIS_OVERDUE, Reminder
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
 from engine.runtime.models import Task
 from tests.builders import Flow
 from tests.scheduler.conftest import BASE_URL
@@ -71,7 +71,7 @@ def test_the_due_date_is_computed_at_task_creation_and_stored(db, make) -> None:
     org = make.org()
     est = make.establishment(org)
     with time_machine.travel(local(2026, 11, 19, 22, 30), tick=False), db.write() as s:
-        instance = runtime.start_instance(
+        instance = runtime_instances.start_instance(
             s, SYSTEM, org_id=org, process_key="prazo-teste", establishment_cnes=est.cnes
         )
     with db.read() as s:

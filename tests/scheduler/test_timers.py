@@ -14,9 +14,9 @@ from sqlalchemy import func, select, update
 from engine.access.actor import SYSTEM
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
+from engine.runtime import timers
 from engine.runtime.models import ProcessInstance, Task
-from engine.scheduler import timers
 from engine.workflow import spiff
 from tests.scheduler.helpers import deploy_fixture
 
@@ -37,7 +37,7 @@ def started(make, db):  # type: ignore[no-untyped-def]
             est = make.establishment(org)
             with time_machine.travel(START, tick=False), db.write() as s:
                 ids.append(
-                    runtime.start_instance(
+                    runtime_instances.start_instance(
                         s,
                         SYSTEM,
                         org_id=org,
@@ -52,7 +52,7 @@ def started(make, db):  # type: ignore[no-untyped-def]
 
 def _tasks(db, instance_id: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
     with db.read() as s:
-        return {t.element_id: t.state for t in runtime.instance_tasks(s, instance_id)}
+        return {t.element_id: t.state for t in runtime_instances.instance_tasks(s, instance_id)}
 
 
 def _fired(db, instance_id: int | None = None) -> int:  # type: ignore[no-untyped-def]

@@ -28,7 +28,7 @@ from engine.files import service as files
 from engine.files.models import StoredFile
 from engine.notifications import service as notifications
 from engine.notifications.models import OutboxMessage
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
 from engine.runtime.models import READY, Task
 from tests.builders import UserHandle
 
@@ -150,7 +150,7 @@ def _ready_task(db: Any, instance_id: int, element: str = "obter_certificado_dig
 def _side(db: Any, make: Any, org_id: int, slug: str, est: Establishment, starter: UserHandle,
           lane_user: UserHandle, marker: str) -> Side:  # fmt: skip
     with db.write() as s:
-        inst = runtime.start_instance(s, starter.actor, org_id=org_id, process_key="credenciamento-rnds",
+        inst = runtime_instances.start_instance(s, starter.actor, org_id=org_id, process_key="credenciamento-rnds",
                                       establishment_cnes=est.cnes, portfolio_code="RIRA")  # fmt: skip
         instance_id = inst.id
         row = files.store(s, starter.actor, org_id, f"evidencia-{marker}.pdf", samples.tiny_pdf(),

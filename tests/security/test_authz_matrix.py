@@ -769,10 +769,10 @@ MUNICIPAL_COMMENTS = (
 
 
 def test_municipal_lanes_comment_on_their_pec_instance(csrf_app, db, sec) -> None:  # type: ignore[no-untyped-def]
-    from engine.runtime import service as runtime
+    from engine.runtime import instances as runtime_instances
 
     with db.write() as s:
-        inst = runtime.start_instance(s, sec.users["admin"].actor, org_id=sec.own.org_id,
+        inst = runtime_instances.start_instance(s, sec.users["admin"].actor, org_id=sec.own.org_id,
                                       process_key="habilitacao-pec-esus-aps",
                                       establishment_cnes=sec.own.est.cnes)  # fmt: skip
         instance_id = inst.id

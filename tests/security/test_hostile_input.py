@@ -31,7 +31,8 @@ from engine.drafts import service as drafts
 from engine.establishments.models import Establishment
 from engine.establishments.service import get_portfolio
 from engine.files import service as files
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
+from engine.runtime import taskform
 from engine.runtime.models import READY, ProcessInstance, Task
 from tests.security.conftest import PageClient, SecWorld
 from tests.security.hostile import (
@@ -375,7 +376,7 @@ class Walker:
         role = self.lanes[task.lane]
         page = self.page(role)
         with self.db.read() as s:
-            form = runtime.task_form(s, self.sec.users[role].actor, task)
+            form = taskform.task_form(s, self.sec.users[role].actor, task)
         schema, ui = form.schema, form.ui
         self.forms.add(task.form)
         texts = [n for n, _ in free_text_fields(schema, ui)]
@@ -535,10 +536,10 @@ def test_every_form_of_the_credentialing_process(csrf_app, db, sec: SecWorld) ->
 def test_every_form_of_the_pec_process(csrf_app, db, sec: SecWorld) -> None:
     import time_machine
 
-    from engine.scheduler import timers
+    from engine.runtime import timers
 
     with db.write() as s:
-        inst = runtime.start_instance(s, sec.users["admin"].actor, org_id=sec.own.org_id,
+        inst = runtime_instances.start_instance(s, sec.users["admin"].actor, org_id=sec.own.org_id,
                                       process_key="habilitacao-pec-esus-aps",
                                       establishment_cnes=sec.own.est.cnes)  # fmt: skip
         instance_id = inst.id
@@ -594,7 +595,7 @@ def test_every_form_of_the_renewal_process(csrf_app, db, sec: SecWorld, settings
     )
     with db.write() as s:
         certificates.register_stored(s, SYSTEM, sec.own.est.id, old, settings=settings)
-        inst = runtime.start_instance(s, sec.users["admin"].actor, org_id=sec.own.org_id,
+        inst = runtime_instances.start_instance(s, sec.users["admin"].actor, org_id=sec.own.org_id,
                                       process_key="renovacao-certificado",
                                       establishment_cnes=sec.own.est.cnes)  # fmt: skip
         instance_id = inst.id

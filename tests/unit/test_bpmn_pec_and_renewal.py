@@ -1048,6 +1048,10 @@ def test_process_json_pec(pec):
         "per_portfolio": False,
         "start_variables": [],
         "stages": PEC_STAGES,
+        "start_data": ["certificate", "govbr_account", "establishment"],
+        "form_context": ["estabelecimento"],
+        "header_fields": ["numero_solicitacao", "identificador_solicitante"],
+        "rejection": {"field": "decision", "values": ["reprovada"], "reason": "motivo"},
     }
     used = {
         s.extensions["properties"]["stage"]
@@ -1067,6 +1071,10 @@ def test_process_json_renewal(renov):
         "per_portfolio": False,
         "start_variables": ["certificado_atual"],
         "stages": ["Renovação do certificado", "Atualização no conector", "Certificado renovado"],
+        "start_data": ["certificate", "govbr_account", "establishment"],
+        "form_context": ["estabelecimento"],
+        "header_fields": ["numero_solicitacao", "identificador_solicitante"],
+        "rejection": {"field": "decision", "values": ["reprovada"], "reason": "motivo"},
     }
     used = {
         s.extensions["properties"]["stage"]

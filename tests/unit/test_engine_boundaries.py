@@ -108,6 +108,17 @@ def test_engine_packages_import_each_other_without_circles() -> None:
     assert _cycles(_package_graph()) == []
 
 
+def test_the_runtime_leaves_certificates_and_files_to_the_completion_effects() -> None:
+    graph = _package_graph()
+    assert not {"certificates", "files", "completion"} & graph["runtime"]
+    assert {"runtime", "certificates"} <= graph["completion"]
+
+
+def test_the_credentialing_vocabulary_reads_tables_only() -> None:
+    # So the runtime and the deploy check (below the runtime) may both ask it.
+    assert _package_graph()["credentialing"] == set()
+
+
 def test_the_cycle_finder_finds_a_circle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}) == [["a", "b", "c", "a"]]
 

@@ -146,7 +146,7 @@ def test_cli_generate_key(tmp_path):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def instance_ids(make):  # type: ignore[no-untyped-def]
-    from engine.runtime.service import start_instance
+    from engine.runtime.instances import start_instance
 
     org = make.org()
     ests = [make.establishment(org), make.establishment(org)]

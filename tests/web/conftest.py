@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import select
 
 from engine import settings as settings_mod
+from engine.completion import service as completion
 from engine.demo import samples
 from engine.establishments.models import Establishment
 from engine.establishments.service import get_portfolio
 from engine.files import service as files
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
 from engine.runtime.models import READY, Task
 from tests.builders import UserHandle
 
@@ -84,9 +85,9 @@ def world(make, db) -> World:  # type: ignore[no-untyped-def]
     other_est = make.establishment(other_org, uf="SP", municipio="Campinas")
     other_admin = make.user("sesa-sp", "admin")
     with db.write() as s:
-        inst = runtime.start_instance(s, users["admin"].actor, org_id=org, process_key="credenciamento-rnds",
+        inst = runtime_instances.start_instance(s, users["admin"].actor, org_id=org, process_key="credenciamento-rnds",
                                       establishment_cnes=est.cnes, portfolio_code="RIRA")  # fmt: skip
-        other = runtime.start_instance(s, other_admin.actor, org_id=other_org, process_key="credenciamento-rnds",
+        other = runtime_instances.start_instance(s, other_admin.actor, org_id=other_org, process_key="credenciamento-rnds",
                                        establishment_cnes=other_est.cnes, portfolio_code="REL")  # fmt: skip
         ids = inst.id, other.id
     return World(org, est, est2, users, ids[0], other_org, other_est, other_admin, ids[1])
@@ -127,7 +128,7 @@ def advance(db, world: World, elements: list[str]) -> dict[str, Any]:  # type: i
                     ).id
                 ]
             answer = samples.answer(element, ctx, negative=negative)
-            runtime.complete(s, user.actor, task.id, answer, settings=SETTINGS)
+            completion.complete(s, user.actor, task.id, answer, settings=SETTINGS)
     return ctx
 
 

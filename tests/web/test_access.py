@@ -203,12 +203,12 @@ def test_unexpected_error_shows_500_page_without_trace(settings, db):  # type: i
 
 
 def test_conflict_gives_409_page(world, db, make, pages):  # type: ignore[no-untyped-def]
-    from engine.runtime import service as runtime
+    from engine.runtime import tasks as runtime_tasks
 
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     second = make.user("sesa-pr", "gestor", world.est.cnes)
     with db.write() as s:
-        runtime.assign(s, world.users["admin"].actor, task.id, world.users["gestor"].email)
+        runtime_tasks.assign(s, world.users["admin"].actor, task.id, world.users["gestor"].email)
     res = pages(second).post(f"/tarefas/{task.id}/assumir")
     assert res.status_code == 409
     assert "Conflito" in res.get_data(as_text=True)

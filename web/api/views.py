@@ -17,6 +17,7 @@ from engine.accounts import service as accounts
 from engine.accounts.models import Organization
 from engine.audit import failures
 from engine.certificates import service as certificates
+from engine.completion import service as completion
 from engine.db import Database, utcnow
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
@@ -24,8 +25,9 @@ from engine.errors import DomainError, Invalid, NotFound
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
-from engine.runtime import migration
-from engine.runtime import service as runtime
+from engine.runtime import instances as runtime_instances
+from engine.runtime import migration, taskform
+from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web.api import serialize
 from web.api.openapi import document as openapi_document
@@ -321,7 +323,7 @@ def _instance_json(session: Any, inst: ProcessInstance, with_tasks: bool = True)
     )
     ready = None
     if with_tasks:
-        rows = runtime.instance_tasks(session, inst.id, states=[READY])
+        rows = runtime_instances.instance_tasks(session, inst.id, states=[READY])
         ready = serialize.tasks(session, rows)
     return serialize.instance(inst, cnes=cnes or "", definition_version=version or 0, ready=ready)
 
@@ -340,7 +342,7 @@ def start_instance():  # type: ignore[no-untyped-def]
         raise Invalid(errors)
     with _db().write() as session:
         org_id = _org_id(session, body.get("org"))
-        inst = runtime.start_instance(
+        inst = runtime_instances.start_instance(
             session,
             _actor(),
             org_id=org_id,
@@ -408,7 +410,7 @@ def _parse_id(raw: str) -> int:
 @authenticated
 def get_instance(raw_id: str):  # type: ignore[no-untyped-def]
     with _db().read() as session:
-        inst = runtime.get_instance(session, _actor(), _parse_id(raw_id))
+        inst = runtime_instances.get_instance(session, _actor(), _parse_id(raw_id))
         return jsonify(_instance_json(session, inst))
 
 
@@ -416,7 +418,7 @@ def get_instance(raw_id: str):  # type: ignore[no-untyped-def]
 @authenticated
 def instance_history(raw_id: str):  # type: ignore[no-untyped-def]
     with _db().read() as session:
-        events = runtime.history(session, _actor(), _parse_id(raw_id))
+        events = runtime_instances.history(session, _actor(), _parse_id(raw_id))
         return jsonify({"items": [serialize.event(e) for e in events]})
 
 
@@ -426,7 +428,7 @@ def cancel_instance(raw_id: str):  # type: ignore[no-untyped-def]
     body = _json_body()
     reason = body.get("reason") if isinstance(body.get("reason"), str) else ""
     with _db().write() as session:
-        inst = runtime.cancel(session, _actor(), _parse_id(raw_id), reason)
+        inst = runtime_instances.cancel(session, _actor(), _parse_id(raw_id), reason)
         out = _instance_json(session, inst)
     return jsonify(out)
 
@@ -484,7 +486,7 @@ def _plan_json(plan: migration.Plan) -> dict[str, Any]:
 def list_tasks():  # type: ignore[no-untyped-def]
     actor = _actor()
     with _db().read() as session:
-        stmt = runtime.visible_tasks_query(actor)
+        stmt = runtime_tasks.visible_tasks_query(actor)
         if request.args.get("instance"):
             stmt = stmt.where(Task.instance_id == _parse_id(request.args["instance"]))
         state = request.args.get("state")
@@ -505,7 +507,7 @@ def list_tasks():  # type: ignore[no-untyped-def]
 
 def _task_detail(session: Any, task: Task) -> dict[str, Any]:
     out = serialize.tasks(session, [task])[0]
-    form = runtime.task_form(session, _actor(), task)
+    form = taskform.task_form(session, _actor(), task)
     out["form"] = {"schema": form.schema, "ui": form.ui}
     out["data"] = form.data
     out["context"] = form.context
@@ -516,7 +518,7 @@ def _task_detail(session: Any, task: Task) -> dict[str, Any]:
 @authenticated
 def get_task(task_id: str):  # type: ignore[no-untyped-def]
     with _db().read() as session:
-        task = runtime.get_task(session, _actor(), task_id)
+        task = runtime_tasks.get_task(session, _actor(), task_id)
         return jsonify(_task_detail(session, task))
 
 
@@ -530,13 +532,13 @@ def _task_action(task_id: str, action: Callable[..., Task], *args: Any) -> Any:
 @bp.post("/tasks/<task_id>/claim")
 @authenticated
 def claim_task(task_id: str):  # type: ignore[no-untyped-def]
-    return _task_action(task_id, runtime.claim)
+    return _task_action(task_id, runtime_tasks.claim)
 
 
 @bp.post("/tasks/<task_id>/release")
 @authenticated
 def release_task(task_id: str):  # type: ignore[no-untyped-def]
-    return _task_action(task_id, runtime.release)
+    return _task_action(task_id, runtime_tasks.release)
 
 
 @bp.post("/tasks/<task_id>/assign")
@@ -545,7 +547,7 @@ def assign_task(task_id: str):  # type: ignore[no-untyped-def]
     body = _json_body()
     if not isinstance(body.get("assignee"), str):
         raise Invalid({"assignee": "Informe o e-mail de quem vai receber a tarefa."})
-    return _task_action(task_id, runtime.assign, body["assignee"])
+    return _task_action(task_id, runtime_tasks.assign, body["assignee"])
 
 
 @bp.post("/tasks/<task_id>/complete")
@@ -557,7 +559,7 @@ def complete_task(task_id: str):  # type: ignore[no-untyped-def]
         raise Invalid({"data": "Envie os campos do formulário em 'data', como um objeto."})
     settings = current_app.extensions["credencia.settings"]
     with _db().write() as session:
-        task = runtime.complete(session, _actor(), task_id, data, settings=settings)
+        task = completion.complete(session, _actor(), task_id, data, settings=settings)
         out = serialize.tasks(session, [task])[0]
     return jsonify(out)
 

@@ -106,6 +106,7 @@ def _status_dict(st) -> dict:  # type: ignore[no-untyped-def]
                 "runs": j.row.runs if j.row else 0,
                 "failures": j.row.failures if j.row else 0,
                 "last_owner": j.row.last_owner if j.row else None,
+                "stalled": j.stalled,
             }
             for j in st.jobs
         ],
@@ -148,6 +149,12 @@ def _print_status(st) -> None:  # type: ignore[no-untyped-def]
             click.echo(f"    erro: {r.last_error.splitlines()[-1]}")
         elif r.last_summary:
             click.echo(f"    {json.dumps(r.last_summary, ensure_ascii=False, default=str)}")
+    if st.stalled:
+        click.echo(
+            "ATENÇÃO: sem execução recente de "
+            + ", ".join(j.name for j in st.stalled)
+            + ". Verifique se o processo “credencia scheduler” está rodando."
+        )
     click.echo(
         f"pendências: {st.timers_due} temporizador(es) vencido(s), {st.overdue_analyses} análise(s) DATASUS "
         f"atrasada(s), {st.overdue_tasks} outra(s) tarefa(s) atrasada(s)"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
@@ -196,14 +194,6 @@ def _job_rows(status: scheduler_status.Status) -> list[dict]:
     rows = []
     for job in status.jobs:
         row = job.row
-        # A job that has not started for three of its periods (and two minutes more): the
-        # scheduler process is probably not running.
-        late_after = timedelta(seconds=3 * job.every_seconds + 120)
-        stalled = (
-            row is None
-            or row.last_started_at is None
-            or (status.now - row.last_started_at > late_after)
-        )
         rows.append(
             {
                 "name": job.name,
@@ -214,7 +204,7 @@ def _job_rows(status: scheduler_status.Status) -> list[dict]:
                 "summary": ", ".join(f"{k}: {v}" for k, v in (row.last_summary or {}).items())
                 if row
                 else "",
-                "stalled": stalled,
+                "stalled": job.stalled,
             }
         )
     return rows

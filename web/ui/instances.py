@@ -16,9 +16,10 @@ from engine.errors import Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
 from engine.files.models import StoredFile
+from engine.runtime import instances as runtime_instances
 from engine.runtime import picture
-from engine.runtime import service as runtime
-from engine.runtime.models import READY, RUNNING, ProcessInstance
+from engine.runtime import tasks as runtime_tasks
+from engine.runtime.models import RUNNING, ProcessInstance
 from web.ui.common import actor, db, has_role, login_required, org_id, same_org
 from web.ui.labels import event_summary
 
@@ -30,7 +31,7 @@ def _instance(s, instance_id: int) -> ProcessInstance:  # type: ignore[no-untype
     if row is None:
         raise NotFound(_("Processo não encontrado."))
     same_org(row.org_id)
-    return runtime.get_instance(s, actor(), instance_id)
+    return runtime_instances.get_instance(s, actor(), instance_id)
 
 
 @bp.get("/processos/<int:instance_id>")
@@ -41,8 +42,8 @@ def show(instance_id: int):  # type: ignore[no-untyped-def]
         est = s.get(Establishment, inst.establishment_id) if inst.establishment_id else None
         definition = s.get(ProcessDefinition, inst.definition_id)
         portfolio = s.scalar(select(Portfolio).where(Portfolio.code == inst.portfolio_code))
-        tasks = runtime.instance_tasks(s, inst.id)
-        events = runtime.history(s, actor(), inst.id)
+        tasks = runtime_instances.instance_tasks(s, inst.id)
+        events = runtime_instances.history(s, actor(), inst.id)
         notes = comments.list_comments(s, actor(), inst.id)
         stored = list(
             s.scalars(
@@ -60,11 +61,11 @@ def show(instance_id: int):  # type: ignore[no-untyped-def]
             s.execute(select(User.id, User.email).where(User.id.in_(user_ids - {None}))).all()
         )
         is_admin = has_role("admin")
-        choices = {}
-        if is_admin:
-            for t in tasks:
-                if t.state == READY and t.role:
-                    choices[t.id] = members.lane_users(s, inst.org_id, t.role, t.establishment_id)
+        choices = {
+            t.id: members.lane_users(s, inst.org_id, t.role, t.establishment_id)
+            for t in tasks
+            if t.role and runtime_tasks.can_assign(actor(), t)
+        }
         names = picture.element_names(definition.bpmn_xml)
     can_comment = comments.can_comment(actor(), inst.org_id, inst.establishment_id)
     from web.ui.tasks import can_act
@@ -120,7 +121,7 @@ def cancel(instance_id: int):  # type: ignore[no-untyped-def]
         _instance(s, instance_id)
     try:
         with db().write() as s:
-            runtime.cancel(s, actor(), instance_id, request.form.get("reason", ""))
+            runtime_instances.cancel(s, actor(), instance_id, request.form.get("reason", ""))
         flash(_("Processo cancelado."), "success")
     except Invalid as exc:
         flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
@@ -133,7 +134,7 @@ def start():  # type: ignore[no-untyped-def]
     cnes = (request.form.get("cnes") or "").strip()
     try:
         with db().write() as s:
-            inst = runtime.start_instance(
+            inst = runtime_instances.start_instance(
                 s, actor(), org_id=org_id(), process_key=request.form.get("process", "credenciamento-rnds"),
                 establishment_cnes=cnes, portfolio_code=request.form.get("portfolio", ""),
             )  # fmt: skip

@@ -12,13 +12,14 @@ from sqlalchemy.orm import Session
 from engine import forms
 from engine.accounts.models import User
 from engine.certificates import service as certificates
+from engine.completion import service as completion
 from engine.drafts import service as drafts
 from engine.errors import Invalid, NotFound, TooLarge
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
 from engine.files.models import StoredFile
-from engine.runtime import picture
-from engine.runtime import service as runtime
+from engine.runtime import picture, taskform
+from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
 from web.ui import certificates as certificate_views
@@ -32,17 +33,12 @@ def _task(s: Session, task_id: str) -> Task:
     if row is None:
         raise NotFound(_("Tarefa não encontrada."))
     same_org(row.org_id)
-    return runtime.get_task(s, actor(), task_id)
+    return runtime_tasks.get_task(s, actor(), task_id)
 
 
 def can_act(task: Task) -> bool:
-    a = actor()
-    return bool(
-        task.state == READY
-        and task.role
-        and a.has_role(task.org_id, task.role, task.establishment_id)
-        and task.assignee_id in (None, a.user_id)
-    )
+    """Whether the signed-in person may fill in and send the task's form (the engine's rule)."""
+    return runtime_tasks.can_complete(actor(), task)
 
 
 def _file_meta(
@@ -70,7 +66,7 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
           status: int = 200, notice: str = ""):  # type: ignore[no-untyped-def]  # fmt: skip
     with db().read() as s:
         task = _task(s, task_id)
-        form = runtime.task_form(s, actor(), task)
+        form = taskform.task_form(s, actor(), task)
         instance = s.get(ProcessInstance, task.instance_id)
         est = s.get(Establishment, task.establishment_id) if task.establishment_id else None
         portfolio = s.scalar(select(Portfolio).where(Portfolio.code == instance.portfolio_code))
@@ -100,9 +96,7 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
             shows_certificate = True
             current = certificates.current(s, est.id)
             certificate = certificate_views.view(current) if current else None
-    lane_member = bool(
-        task.role and actor().has_role(task.org_id, task.role, task.establishment_id)
-    )
+    lane_member = runtime_tasks.in_lane(actor(), task)
     return render_template(
         "task.html",
         task=task,
@@ -184,14 +178,14 @@ def _store_uploads(schema: dict[str, Any], data: dict[str, Any], errors: dict[st
 def submit(task_id: str):  # type: ignore[no-untyped-def]
     with db().read() as s:
         task = _task(s, task_id)
-        form = runtime.task_form(s, actor(), task)
+        form = taskform.task_form(s, actor(), task)
     if not can_act(task):
         if task.state != READY:
             flash(_("Esta tarefa já foi concluída."), "warning")
             return redirect(url_for("tasks.show", task_id=task_id))
         # Let the engine refuse (and audit) the attempt.
         with db().write() as s:
-            runtime.complete(s, actor(), task_id, {}, settings=settings())
+            completion.complete(s, actor(), task_id, {}, settings=settings())
     action = request.form.get("action", "submit")
     data = forms_render.parse_submission(form.schema, form.ui, request.form)
     errors: dict[str, str] = {}
@@ -209,7 +203,7 @@ def submit(task_id: str):  # type: ignore[no-untyped-def]
         return _page(task_id, data=data, errors=errors, status=422)
     try:
         with db().write() as s:
-            done = runtime.complete(s, actor(), task_id, data, settings=settings())
+            done = completion.complete(s, actor(), task_id, data, settings=settings())
             drafts.discard_drafts(s, task_id)
             instance_id = done.instance_id
             name = done.name
@@ -254,13 +248,13 @@ def _simple(task_id: str, action: Any, message: str, *args: Any):  # type: ignor
 @bp.post("/<task_id>/assumir")
 @login_required
 def claim(task_id: str):  # type: ignore[no-untyped-def]
-    return _simple(task_id, runtime.claim, _("Tarefa assumida por você."))
+    return _simple(task_id, runtime_tasks.claim, _("Tarefa assumida por você."))
 
 
 @bp.post("/<task_id>/liberar")
 @login_required
 def release(task_id: str):  # type: ignore[no-untyped-def]
-    return _simple(task_id, runtime.release, _("Tarefa liberada para a raia."))
+    return _simple(task_id, runtime_tasks.release, _("Tarefa liberada para a raia."))
 
 
 @bp.post("/<task_id>/atribuir")
@@ -269,7 +263,7 @@ def assign(task_id: str):  # type: ignore[no-untyped-def]
     email = (request.form.get("assignee") or "").strip()
     try:
         return _simple(
-            task_id, runtime.assign, _("Tarefa atribuída a %(email)s.", email=email), email
+            task_id, runtime_tasks.assign, _("Tarefa atribuída a %(email)s.", email=email), email
         )
     except Invalid as exc:
         flash(_(next(iter(exc.errors.values()), exc.message)), "danger")

@@ -9,15 +9,10 @@ from sqlalchemy import func, select
 from engine.definitions.models import ProcessDefinition
 from engine.runtime import migration
 from engine.runtime.models import RUNNING, ProcessInstance
-from web.ui.common import actor, db, deny, has_role, login_required, org_id
+from web.ui.common import actor, db, login_required, org_id
 
 bp = Blueprint("versions", __name__, url_prefix="/administracao/processos")
 PLAN_LIMIT = 50  # plans load each workflow; show the first ones, migrate in bulk the rest
-
-
-def _require_admin(action: str) -> None:
-    if not has_role("admin"):
-        deny("Apenas administradores da organização.", action=action)
 
 
 def _versions(session, key: str) -> list[ProcessDefinition]:  # type: ignore[no-untyped-def]
@@ -41,8 +36,8 @@ def _version_arg(name: str, default: int) -> int:
 @bp.get("/<key>/versoes")
 @login_required
 def compare(key: str):  # type: ignore[no-untyped-def]
-    _require_admin("process.compare")
-    with db().read() as s:
+    with db().read() as s:  # a denial raised in a database scope is audited
+        actor().require_role(org_id(), "admin", "process.compare")
         versions = _versions(s, key)
         by_number = {d.version: d for d in versions}
         newest = versions[-1].version
@@ -90,8 +85,8 @@ def compare(key: str):  # type: ignore[no-untyped-def]
 @bp.post("/<key>/migrar")
 @login_required
 def migrate(key: str):  # type: ignore[no-untyped-def]
-    _require_admin("instance.migrate")
     with db().read() as s:
+        actor().require_role(org_id(), "admin", "instance.migrate")
         versions = _versions(s, key)
     numbers = {d.version for d in versions}
     to_version = _version_arg("para", 0)

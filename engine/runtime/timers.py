@@ -8,6 +8,8 @@ different instances and never wait for one another; SQLite's ``BEGIN IMMEDIATE``
 them), locked with ``lock_instance``, loaded, ``refresh_timers()`` + ``do_engine_steps()``
 run, saved with ``sync`` (which also moves ``next_timer_due_at`` on), audited
 ``timer.fired``, committed. A sweep that comes second finds the timer no longer due.
+
+The scheduler's ``timers`` job (engine/scheduler/jobs.py) calls ``fire_due_timers``.
 """
 
 from __future__ import annotations
@@ -20,17 +22,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.task import TaskState
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.access.actor import SYSTEM
 from engine.audit import service as audit
 from engine.db import Database, utcnow
-from engine.runtime import service as runtime
 from engine.runtime.models import CANCELLED, RUNNING, ProcessInstance
+from engine.runtime.state import load_workflow, lock_instance
+from engine.runtime.sync import sync
 from engine.workflow import spiff
+from engine.workflow.timers import fingerprint, still_waiting, waiting_timers
 
 log = logging.getLogger(__name__)
 
@@ -115,26 +117,6 @@ def _claim(session: Session, instance_id: int, now: datetime) -> bool:
     return session.scalar(stmt) is not None
 
 
-def _waiting_timers(workflow: Any) -> dict[Any, str]:
-    return {
-        t.id: t.task_spec.bpmn_name or t.task_spec.bpmn_id or t.task_spec.name
-        for t in workflow.get_tasks(state=TaskState.WAITING)
-        if isinstance(getattr(t.task_spec, "event_definition", None), TimerEventDefinition)
-    }
-
-
-def _fingerprint(workflow: Any) -> list[tuple[Any, int]]:
-    return [(t.id, t.state) for t in workflow.get_tasks()]
-
-
-def _still_waiting(workflow: Any, task_id: Any) -> bool:
-    try:
-        task = workflow.get_task_from_id(task_id)
-    except Exception:  # pruned from the tree: certainly no longer waiting
-        return False
-    return task is not None and task.state == TaskState.WAITING
-
-
 def fire_instance(
     session: Session, instance_id: int, now: datetime, sweep: TimerSweep | None = None
 ) -> str:
@@ -143,23 +125,23 @@ def fire_instance(
     Returns ``fired``; ``not_yet`` when the library found nothing due (the clock edge: it
     compares with ``<``); ``gone`` when the instance is no longer due (a sweep got there first).
     """
-    instance = runtime.lock_instance(session, instance_id)
+    instance = lock_instance(session, instance_id)
     if (
         instance.status != RUNNING
         or instance.next_timer_due_at is None
         or instance.next_timer_due_at > now
     ):
         return "gone"
-    workflow, loaded = runtime.load_workflow(session, instance)
+    workflow, loaded = load_workflow(session, instance)
     _count_load()
     if sweep is not None:
         sweep.loaded += 1
-    waiting = _waiting_timers(workflow)
-    start = before = _fingerprint(workflow)
+    waiting = waiting_timers(workflow)
+    start = before = fingerprint(workflow)
     for _pass in range(MAX_PASSES):
         workflow.refresh_timers()
         workflow.do_engine_steps()
-        after = _fingerprint(workflow)
+        after = fingerprint(workflow)
         if after == before:
             break
         before = after
@@ -170,8 +152,8 @@ def fire_instance(
             # would load this workflow again for nothing.
             instance.next_timer_due_at = recomputed
         return "not_yet"
-    fired = [name for task_id, name in waiting.items() if not _still_waiting(workflow, task_id)]
-    change = runtime.sync(session, instance, workflow, loaded, actor=SYSTEM)
+    fired = [name for task_id, name in waiting.items() if not still_waiting(workflow, task_id)]
+    change = sync(session, instance, workflow, loaded, actor=SYSTEM)
     next_due = instance.next_timer_due_at
     audit.record(
         session,

@@ -1,0 +1,89 @@
+"""What a completion does besides advancing the workflow, as the form declares it.
+
+Each effect runs inside the completion's transaction, after the form was validated and the
+instance locked, before the workflow moves (``engine.runtime.tasks.Effect``); raising
+``Invalid`` refuses the whole completion and nothing is kept.
+
+- ``register_certificates``: a field that takes a certificate (``x-accept: ["certificate"]``)
+  makes the file the establishment's current certificate (``x-renewal``: it must outlast the
+  current one).
+- ``keep_secrets``: ``x-secret`` fields are kept encrypted, apart from the workflow;
+  passwords (``writeOnly``) are not kept at all.
+- ``attach_files``: the form's files (``format: file``) now belong to the instance, so who
+  may read them follows its establishment.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from engine import forms
+from engine import secrets as secret_store
+from engine import settings as settings_mod
+from engine.access.actor import Actor
+from engine.certificates import service as certificates
+from engine.errors import Invalid
+from engine.files.models import StoredFile
+from engine.runtime.tasks import Effect, Submission
+
+# The form field a CNPJ divergence is justified in (the certificate's CNPJ is not the
+# establishment's).
+CNPJ_EXCEPTION_FIELD = "cnpj_divergente_justificativa"
+
+
+def register_certificates(settings: settings_mod.Settings) -> Effect:
+    def effect(session: Session, actor: Actor, sub: Submission) -> None:
+        """A certificate given in a task becomes the establishment's current certificate,
+        after the checks a bank would make; a refusal is a field error."""
+        instance = sub.instance
+        if instance.establishment_id is None:
+            return
+        usable = set(sub.files)  # the validation checked each is this actor's to use here
+        for spec in forms.form_view(sub.schema).certificate_fields if sub.schema else ():
+            name = spec.name
+            if not sub.cleaned.get(name):
+                continue
+            if str(sub.cleaned[name]) not in usable:
+                raise Invalid({name: "Arquivo do certificado não encontrado."})
+            try:
+                certificates.register_stored(
+                    session,
+                    actor,
+                    instance.establishment_id,
+                    str(sub.cleaned[name]),
+                    cnpj_exception_reason=sub.cleaned.get(CNPJ_EXCEPTION_FIELD),
+                    settings=settings,
+                    authorized=True,  # the task's lane allowed this actor here
+                    must_outlast_current=spec.renewal,
+                )
+            except Invalid as exc:
+                raise Invalid({name: next(iter(exc.errors.values()), exc.message)}) from None
+
+    return effect
+
+
+def keep_secrets(session: Session, actor: Actor, sub: Submission) -> None:
+    view = forms.form_view(sub.schema)
+    for name in sorted(sub.secret):
+        value = sub.cleaned.get(name)
+        spec = view.field(name)
+        if value in (None, "") or (spec is not None and spec.write_only):
+            continue
+        secret_store.put(
+            session,
+            org_id=sub.instance.org_id,
+            instance_id=sub.instance.id,
+            field_path=name,
+            value=str(value),
+        )
+
+
+def attach_files(session: Session, actor: Actor, sub: Submission) -> None:
+    attached = sub.files
+    if attached:  # one statement for all
+        session.execute(
+            update(StoredFile)
+            .where(StoredFile.id.in_(attached), StoredFile.org_id == sub.instance.org_id)
+            .values(establishment_id=sub.instance.establishment_id, instance_id=sub.instance.id)
+        )

@@ -1,0 +1,40 @@
+"""Completing a task: what the pages, the API and the CLI call.
+
+The runtime core (``engine.runtime.tasks.complete``) checks, validates, locks, advances the
+workflow, syncs the rows and audits; the effects the form declares (engine/completion/
+effects.py) run in between, in the same transaction. They live above the runtime so that
+the runtime never reaches into certificates, secrets or files.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine import settings as settings_mod
+from engine.access.actor import Actor
+from engine.completion import effects
+from engine.runtime import tasks
+from engine.runtime.models import Task
+
+
+def complete(
+    session: Session,
+    actor: Actor,
+    task_id: str,
+    submitted: dict[str, Any],
+    *,
+    settings: settings_mod.Settings | None = None,
+) -> Task:
+    return tasks.complete(
+        session,
+        actor,
+        task_id,
+        submitted,
+        effects=(
+            effects.register_certificates(settings or settings_mod.load()),
+            effects.keep_secrets,
+            effects.attach_files,
+        ),
+    )

@@ -1,0 +1,268 @@
+"""Workflow state → rows: the task read model, stage, status and header of an instance.
+
+``sync`` brings an existing instance's rows in line with its workflow after a change
+(complete, cancel, timer, migration). A new instance's rows are built from its freshly
+built workflow by ``built`` + ``instance_values`` + ``task_values`` — the same functions for
+a single start (ORM rows) and the bulk start (COPY rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import settings as settings_mod
+from engine import sla
+from engine.access.actor import Actor
+from engine.credentialing import vocabulary
+from engine.dashboard import counts
+from engine.db import utcnow
+from engine.runtime.models import CANCELLED, COMPLETED, READY, RUNNING, ProcessInstance, Task
+from engine.workflow import spiff
+
+
+class ReadyTask(NamedTuple):
+    """A ready human task of a workflow, as its row needs it."""
+
+    id: str
+    element_id: str
+    name: str
+    lane: str | None
+    props: dict[str, str]  # its spiffworkflow:properties
+
+
+def ready_tasks(workflow: Any) -> list[ReadyTask]:
+    return [
+        ReadyTask(
+            str(t.id),
+            t.task_spec.bpmn_id or t.task_spec.name,
+            t.task_spec.bpmn_name or t.task_spec.name,
+            t.task_spec.lane,
+            spiff.properties(t.task_spec),
+        )
+        for t in spiff.ready_human_tasks(workflow)
+    ]
+
+
+class DueDates:
+    """Due dates of tasks created at ``now``, by their ``slaBusinessDays`` property
+    (computed once per number of days: a batch of starts shares a handful)."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self._cfg = settings_mod.load()
+        self._by_days: dict[int, datetime] = {}
+
+    def __call__(self, props: dict[str, str]) -> datetime:
+        try:
+            days = int(props.get("slaBusinessDays", self._cfg.default_sla_business_days))
+        except ValueError:
+            days = self._cfg.default_sla_business_days
+        if days not in self._by_days:
+            self._by_days[days] = sla.add_business_days(self.now, days, self._cfg.timezone)
+        return self._by_days[days]
+
+
+def stage_rank(loaded: spiff.LoadedSpec, stage: str) -> int:
+    return loaded.stages.index(stage) if stage in loaded.stages else -1
+
+
+def top_stage(loaded: spiff.LoadedSpec, tasks: list[ReadyTask], current: str) -> str:
+    """The furthest stage among the ready tasks (the current one when none is ready)."""
+    stages = [t.props.get("stage", "") for t in tasks]
+    return max(stages, key=lambda s: stage_rank(loaded, s)) if stages else current
+
+
+# The task columns a new row gets, in the order the bulk start's COPY writes them.
+TASK_COLUMNS = (
+    "id", "instance_id", "org_id", "establishment_id", "element_id", "name", "lane", "role",
+    "state", "stage", "form", "due_at", "created_at",
+)  # fmt: skip
+
+
+def task_values(
+    loaded: spiff.LoadedSpec,
+    task: ReadyTask,
+    *,
+    instance_id: int,
+    org_id: int,
+    establishment_id: int | None,
+    due: DueDates,
+) -> dict[str, Any]:
+    """The row of a task that became ready."""
+    return {
+        "id": task.id,
+        "instance_id": instance_id,
+        "org_id": org_id,
+        "establishment_id": establishment_id,
+        "element_id": task.element_id,
+        "name": task.name,
+        "lane": task.lane,
+        "role": loaded.lanes.get(task.lane) if task.lane else None,
+        "state": READY,
+        "stage": task.props.get("stage", ""),
+        "form": task.props.get("formJsonSchemaFilename"),
+        "due_at": due(task.props),
+        "created_at": due.now,
+    }
+
+
+class Built(NamedTuple):
+    """What the rows of a new instance need from its freshly built workflow (picklable: the
+    bulk start builds workflows in worker processes)."""
+
+    state: str
+    tasks: list[ReadyTask]
+    completed: bool
+    end_stage: str | None
+    next_timer_due: datetime | None
+
+
+def built(workflow: Any) -> Built:
+    completed = workflow.is_completed()
+    return Built(
+        state=spiff.dump_state(workflow),
+        tasks=ready_tasks(workflow),
+        completed=completed,
+        end_stage=spiff.end_stage(workflow) if completed else None,
+        next_timer_due=spiff.next_timer_due(workflow),
+    )
+
+
+# The instance columns a new row gets, in the order the bulk start's COPY writes them.
+INSTANCE_COLUMNS = (
+    "id", "org_id", "definition_id", "process_key", "establishment_id", "portfolio_code",
+    "status", "stage", "stage_since", "numero_solicitacao", "identificador_solicitante",
+    "last_rejection_reason", "state", "version", "next_timer_due_at", "started_at",
+    "started_by_id", "ended_at", "cancel_reason", "is_latest",
+)  # fmt: skip
+
+
+def instance_values(
+    loaded: spiff.LoadedSpec,
+    built: Built,
+    *,
+    instance_id: int | None,
+    org_id: int,
+    definition_id: int,
+    establishment_id: int | None,
+    portfolio_code: str,
+    actor: Actor,
+    now: datetime,
+) -> dict[str, Any]:
+    """The row of a new instance (``instance_id`` None: the database assigns it)."""
+    stage = top_stage(loaded, built.tasks, "")
+    status, ended = RUNNING, None
+    if built.completed:
+        status, ended = COMPLETED, now
+        stage = built.end_stage or stage
+    return {
+        "id": instance_id,
+        "org_id": org_id,
+        "definition_id": definition_id,
+        "process_key": loaded.process_key,
+        "establishment_id": establishment_id,
+        "portfolio_code": portfolio_code,
+        "status": status,
+        "stage": stage,
+        "stage_since": now,
+        "numero_solicitacao": "",
+        "identificador_solicitante": "",
+        "last_rejection_reason": "",
+        "state": built.state,
+        "version": 1,
+        "next_timer_due_at": built.next_timer_due,
+        "started_at": now,
+        "started_by_id": actor.user_id,
+        "ended_at": ended,
+        "cancel_reason": "",
+        "is_latest": True,
+    }
+
+
+@dataclass
+class TaskChange:
+    created: list[Task]
+    closed: list[Task]
+
+
+def sync(
+    session: Session,
+    instance: ProcessInstance,
+    workflow: Any,
+    loaded: spiff.LoadedSpec,
+    *,
+    actor: Actor,
+    completed_task_id: str | None = None,
+    completed_data: dict[str, Any] | None = None,
+    counted_as: tuple[str, str, str] | None = None,
+) -> TaskChange:
+    """Save the workflow and bring the task rows, stage and status in line with it.
+
+    ``counted_as`` is the (stage, portfolio, status) the dashboard counts the instance under,
+    when the caller changed it before calling (a cancel)."""
+    now = utcnow()
+    is_new = not instance.version
+    counted = counted_as or (instance.stage, instance.portfolio_code, instance.status)
+    ready = {t.id: t for t in ready_tasks(workflow)}
+    # Without autoflush: a completed task the caller just assigned is then written once,
+    # with its assignee and its new state, instead of twice (one UPDATE fewer per completion).
+    with session.no_autoflush:
+        open_rows = list(
+            session.scalars(
+                select(Task).where(Task.instance_id == instance.id, Task.state == READY)
+            )
+        )
+    change = TaskChange(created=[], closed=[])
+    for row in open_rows:
+        if row.id in ready:
+            continue
+        spiff_task = spiff.find_task(workflow, row.id)
+        row.state = COMPLETED if spiff.is_completed_state(spiff_task) else CANCELLED
+        row.completed_at = now
+        if row.id == completed_task_id:
+            row.completed_by_id = actor.user_id
+            row.data = completed_data
+        change.closed.append(row)
+    known = {r.id for r in open_rows}
+    due = DueDates(now)
+    for task_id, task in ready.items():
+        if task_id in known:
+            continue
+        row = Task(
+            **task_values(
+                loaded,
+                task,
+                instance_id=instance.id,
+                org_id=instance.org_id,
+                establishment_id=instance.establishment_id,
+                due=due,
+            )
+        )
+        session.add(row)
+        change.created.append(row)
+
+    stage = top_stage(loaded, list(ready.values()), instance.stage)
+    if workflow.is_completed():
+        instance.status = COMPLETED if instance.status != CANCELLED else CANCELLED
+        instance.ended_at = instance.ended_at or now
+        stage = spiff.end_stage(workflow) or stage
+    if stage and stage != instance.stage:
+        instance.stage = stage
+        instance.stage_since = now
+    for column, value in vocabulary.header_values(loaded.manifest, completed_data).items():
+        setattr(instance, column, value)
+    reason = vocabulary.rejection_reason(loaded.manifest, completed_data)
+    if reason:
+        instance.last_rejection_reason = reason
+    instance.state = spiff.dump_state(workflow)
+    instance.next_timer_due_at = spiff.next_timer_due(workflow)
+    instance.version = (instance.version or 0) + 1
+    if not is_new:
+        counts.instance_changed(session, instance, counted)
+    session.flush()
+    return change

@@ -1,0 +1,78 @@
+"""What a task's page and the API show: its form (schema and UI), the values, the context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from engine import forms
+from engine import secrets as secret_store
+from engine.access.actor import Actor
+from engine.credentialing import vocabulary
+from engine.runtime.models import READY, ProcessInstance, Task
+from engine.runtime.state import loaded_spec
+from engine.workflow import spiff
+
+
+@dataclass
+class TaskForm:
+    schema: dict[str, Any]
+    ui: dict[str, Any]
+    data: dict[str, Any]
+    context: dict[str, Any]
+
+
+def form_files(loaded: spiff.LoadedSpec, task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The task's form: its JSON Schema and its UI schema (empty when it has none)."""
+    if not task.form:
+        return {}, {}
+    schema = loaded.files.get(task.form) or {}
+    ui_name = task.form.replace(".schema.json", ".ui.json")
+    return schema, loaded.files.get(ui_name) or {}
+
+
+def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
+    """The form of a task the caller may see (``tasks.get_task``): a ready task's values
+    come from its workflow, a completed one's from what was submitted."""
+    instance = session.get(ProcessInstance, task.instance_id)
+    loaded = loaded_spec(session, instance)
+    schema, ui = form_files(loaded, task)
+    data: dict[str, Any] = {}
+    workflow_data: dict[str, Any] = {}
+    if task.state == READY:
+        workflow = spiff.load_state(loaded, instance.state)
+        spiff_task = spiff.find_task(workflow, task.id)
+        if spiff_task is not None:
+            workflow_data = spiff_task.data
+            data = forms.prefill(schema, workflow_data) if schema else {}
+            if schema:
+                data = vocabulary.register_prefill(
+                    forms.form_view(schema).register_fields, workflow_data, data
+                )
+    elif task.data:
+        data = task.data
+    if schema and task.state == READY:
+        data.update(_secrets_for(session, actor, task, instance, schema))
+    context = vocabulary.form_context(
+        loaded.manifest, workflow_data, instance.last_rejection_reason
+    )
+    return TaskForm(schema=schema, ui=ui, data=data, context=context)
+
+
+def _secrets_for(
+    session: Session, actor: Actor, task: Task, instance: ProcessInstance, schema: dict[str, Any]
+) -> dict[str, str]:
+    """Secret values the form shows: in clear to the task's lane, masked to everyone else."""
+    shown = {}
+    may_read = task.role is not None and actor.has_role(
+        task.org_id, task.role, task.establishment_id
+    )
+    for name in forms.secret_fields(schema):
+        if "*" in name:
+            continue
+        value = secret_store.get(session, instance.id, name)
+        if value is not None:
+            shown[name] = value if may_read else secret_store.mask(value)
+    return shown

@@ -1,0 +1,524 @@
+"""Tasks: who may act on one, and claim, release, assign and complete.
+
+The questions (``can_claim``, ``can_complete``, ``can_release``, ``can_assign``) are the
+rules the actions enforce, asked by the pages and the API to show what a person may do.
+SpiffWorkflow's ``task.run()`` would run a task that is not READY: state, lane and assignee
+are checked here, and checked again under the instance's lock.
+
+``complete`` is the runtime core of a completion; a form submission goes through
+``engine.completion.service.complete``, which adds the effects the form declares (secrets,
+files, certificates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from engine import forms
+from engine.access.actor import Actor
+from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
+from engine.audit import service as audit
+from engine.db import utcnow
+from engine.errors import Conflict, Invalid, NotFound
+from engine.establishments.models import Establishment
+from engine.files.models import StoredFile
+from engine.runtime.models import CANCELLED, COMPLETED, READY, ProcessInstance, Task
+from engine.runtime.state import is_postgres, load_workflow
+from engine.runtime.sync import sync
+from engine.runtime.taskform import form_files
+from engine.workflow import spiff
+
+# ---------------------------------------------------------------- reading
+
+
+def visible_tasks_query(actor: Actor, org_ids: Iterable[int] | None = None):  # type: ignore[no-untyped-def]
+    """Tasks the actor may see: org-wide roles see their organizations' tasks, scoped roles
+    their establishments'."""
+    orgs = list(org_ids) if org_ids is not None else actor.org_ids
+    clauses = []
+    for org_id in orgs:
+        ids = actor.visible_establishments(org_id)
+        if ids is None:
+            clauses.append(Task.org_id == org_id)
+        elif ids:
+            clauses.append((Task.org_id == org_id) & Task.establishment_id.in_(ids))
+    stmt = select(Task)
+    if actor.is_system:
+        return stmt
+    if not clauses:
+        return stmt.where(False)
+    return stmt.where(or_(*clauses))
+
+
+def _require_visible(actor: Actor, task: Task, action: str) -> None:
+    if not actor.can_see_establishment(task.org_id, task.establishment_id):
+        raise actor.deny(
+            "Sem acesso a esta tarefa.",
+            action=action,
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task.id,
+        )
+
+
+def get_task(session: Session, actor: Actor, task_id: str) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:
+        raise NotFound("Tarefa não encontrada.")
+    _require_visible(actor, task, "task.read")
+    return task
+
+
+# ---------------------------------------------------------------- who may do what
+
+
+def in_lane(actor: Actor, task: Task) -> bool:
+    """The actor holds the role of the task's lane for its establishment."""
+    return task.role is not None and actor.has_role(task.org_id, task.role, task.establishment_id)
+
+
+def _free_for(actor: Actor, task: Task) -> bool:
+    return task.assignee_id in (None, actor.user_id)
+
+
+def can_claim(actor: Actor, task: Task) -> bool:
+    return task.state == READY and in_lane(actor, task) and task.assignee_id is None
+
+
+def can_complete(actor: Actor, task: Task) -> bool:
+    """What ``complete`` allows: a ready task of the actor's lane, free or already theirs."""
+    return task.state == READY and in_lane(actor, task) and _free_for(actor, task)
+
+
+def can_release(actor: Actor, task: Task) -> bool:
+    return (
+        task.state == READY
+        and task.assignee_id is not None
+        and (task.assignee_id == actor.user_id or actor.has_role(task.org_id, "admin"))
+    )
+
+
+def can_assign(actor: Actor, task: Task) -> bool:
+    return task.state == READY and actor.has_role(task.org_id, "admin")
+
+
+def _require_lane(actor: Actor, task: Task, action: str) -> None:
+    if not in_lane(actor, task):
+        raise actor.deny(
+            f"Esta tarefa é da raia {task.lane or '(sem raia)'}; você não tem esse papel para este estabelecimento.",
+            action=action,
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task.id,
+            lane=task.lane,
+        )
+
+
+def _require_ready(task: Task) -> None:
+    if task.state == COMPLETED:
+        raise Conflict("Esta tarefa já foi concluída.")
+    if task.state == CANCELLED:
+        raise Conflict("Esta tarefa foi cancelada e não aceita mais envios.")
+
+
+# ---------------------------------------------------------------- claim, release, assign
+
+
+def _open_task_locked(
+    session: Session, actor: Actor, task_id: str, action: str
+) -> tuple[Task, ProcessInstance]:
+    """Lock the task's instance first, then read the task: what we read cannot change under us
+    (two statements, not three)."""
+    stmt = select(ProcessInstance).where(
+        ProcessInstance.id == select(Task.instance_id).where(Task.id == task_id).scalar_subquery()
+    )
+    if is_postgres(session):
+        stmt = stmt.with_for_update(of=ProcessInstance)
+    instance = session.execute(stmt.execution_options(populate_existing=True)).scalar_one_or_none()
+    task = _read_task(session, task_id)
+    if task is None or instance is None:
+        raise NotFound("Tarefa não encontrada.")
+    _require_visible(actor, task, action)
+    return task, instance
+
+
+def _read_task(session: Session, task_id: str) -> Task | None:
+    return session.execute(
+        select(Task).where(Task.id == task_id).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def claim(session: Session, actor: Actor, task_id: str) -> Task:
+    task, instance = _open_task_locked(session, actor, task_id, "task.claim")
+    _require_lane(actor, task, "task.claim")
+    _require_ready(task)
+    if not _free_for(actor, task):
+        raise Conflict("Esta tarefa já foi assumida por outra pessoa.")
+    if task.assignee_id == actor.user_id:
+        return task
+    task.assignee_id, task.claimed_at = actor.user_id, utcnow()
+    audit.record(
+        session,
+        actor,
+        "task.claimed",
+        org_id=task.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={"task": task.id, "name": task.name},
+    )
+    return task
+
+
+def release(session: Session, actor: Actor, task_id: str) -> Task:
+    task, instance = _open_task_locked(session, actor, task_id, "task.release")
+    _require_ready(task)
+    if task.assignee_id is None:
+        return task
+    if not can_release(actor, task):
+        raise actor.deny(
+            "Só quem assumiu a tarefa (ou um administrador) pode liberá-la.",
+            action="task.release",
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task.id,
+        )
+    previous = task.assignee_id
+    task.assignee_id, task.claimed_at = None, None
+    audit.record(
+        session,
+        actor,
+        "task.released",
+        org_id=task.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={"task": task.id, "name": task.name, "previous_assignee": previous},
+    )
+    return task
+
+
+def assign(session: Session, actor: Actor, task_id: str, user_email: str) -> Task:
+    task, instance = _open_task_locked(session, actor, task_id, "task.assign")
+    if not actor.has_role(task.org_id, "admin"):
+        raise actor.deny(
+            "Apenas administradores atribuem tarefas a outras pessoas.",
+            action="task.assign",
+            org_id=task.org_id,
+            entity_type="task",
+            entity_id=task.id,
+        )
+    _require_ready(task)
+    user = session.scalar(select(User).where(User.email == (user_email or "").strip().lower()))
+    if user is None or not _user_has_lane(session, user.id, task):
+        raise Invalid(
+            {"assignee": "Esta pessoa não tem o papel desta raia para este estabelecimento."}
+        )
+    task.assignee_id, task.claimed_at = user.id, utcnow()
+    audit.record(
+        session,
+        actor,
+        "task.assigned",
+        org_id=task.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={"task": task.id, "name": task.name, "assignee": user.email},
+    )
+    return task
+
+
+def _user_has_lane(session: Session, user_id: int, task: Task) -> bool:
+    if task.role is None:
+        return False
+    stmt = (
+        select(Membership.id)
+        .outerjoin(
+            membership_establishment, membership_establishment.c.membership_id == Membership.id
+        )
+        .where(
+            Membership.user_id == user_id,
+            Membership.org_id == task.org_id,
+            Membership.role == task.role,
+        )
+    )
+    if task.role in SCOPED_ROLES:
+        stmt = stmt.where(membership_establishment.c.establishment_id == task.establishment_id)
+    return session.scalar(stmt.limit(1)) is not None
+
+
+# ---------------------------------------------------------------- complete
+
+
+@dataclass
+class Submission:
+    """A validated form for a ready task: what the completion's effects work with."""
+
+    task: Task
+    instance: ProcessInstance
+    workflow: Any
+    loaded: spiff.LoadedSpec
+    spiff_task: Any
+    schema: dict[str, Any]
+    cleaned: dict[str, Any]  # every validated value, secrets included
+    public: dict[str, Any]  # what the workflow, the task row and the audit log keep
+    secret: set[str] = field(default_factory=set)  # the form's secret fields
+
+    @property
+    def files(self) -> list[str]:
+        """The files the form refers to (each one checked usable by this actor here)."""
+        return forms.form_view(self.schema).file_values(self.public) if self.schema else []
+
+
+# What a completion does besides advancing the workflow; raising Invalid refuses it whole.
+Effect = Callable[[Session, Actor, Submission], None]
+
+
+def complete(
+    session: Session,
+    actor: Actor,
+    task_id: str,
+    submitted: dict[str, Any],
+    *,
+    effects: Sequence[Effect] = (),
+) -> Task:
+    """Complete a ready task with a form: check, validate, lock, apply ``effects``, advance
+    the workflow, sync the rows, audit — one transaction.
+
+    The form is validated before the instance is locked (its file and establishment lookups
+    may take a while); under the lock the task is read again and, only if the instance moved
+    on meanwhile, the workflow is reloaded and the form validated again.
+    """
+    task, instance = _read_for_completion(session, actor, task_id)
+    _require_lane(actor, task, "task.complete")
+    submission = _submission(session, actor, task, instance, submitted)
+    if is_postgres(session):  # a SQLite write transaction is exclusive from its start
+        submission = _locked(session, actor, submission, submitted)
+    for effect in effects:
+        effect(session, actor, submission)
+    task, instance, workflow = submission.task, submission.instance, submission.workflow
+    # Secrets reach neither the workflow state nor the audit log; only that they were given.
+    submission.spiff_task.set_data(**submission.public)
+    submission.spiff_task.run()
+    workflow.do_engine_steps()
+    if task.assignee_id is None:
+        task.assignee_id, task.claimed_at = actor.user_id, utcnow()
+    change = sync(
+        session,
+        instance,
+        workflow,
+        submission.loaded,
+        actor=actor,
+        completed_task_id=task.id,
+        completed_data=submission.public,
+    )
+    audit.record(
+        session,
+        actor,
+        "task.completed",
+        org_id=task.org_id,
+        entity_type="instance",
+        entity_id=instance.id,
+        data={
+            "task": task.id,
+            "name": task.name,
+            "lane": task.lane,
+            "data": submission.public,
+            "secrets_given": sorted(k for k in submission.secret if submission.cleaned.get(k)),
+            "next": [t.name for t in change.created],
+            "stage": instance.stage,
+            "status": instance.status,
+        },
+    )
+    return task
+
+
+def _read_for_completion(
+    session: Session, actor: Actor, task_id: str
+) -> tuple[Task, ProcessInstance]:
+    """The task and its instance in one statement, without a lock."""
+    row = session.execute(
+        select(Task, ProcessInstance)
+        .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+        .where(Task.id == task_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        raise NotFound("Tarefa não encontrada.")
+    task, instance = row
+    _require_visible(actor, task, "task.complete")
+    return task, instance
+
+
+def _submission(
+    session: Session,
+    actor: Actor,
+    task: Task,
+    instance: ProcessInstance,
+    submitted: dict[str, Any],
+) -> Submission:
+    _require_ready(task)
+    if not _free_for(actor, task):
+        raise Conflict("Esta tarefa está atribuída a outra pessoa; peça que ela a libere.")
+    workflow, loaded = load_workflow(session, instance)
+    spiff_task = spiff.find_task(workflow, task.id)
+    if not spiff.is_ready_human(spiff_task):
+        raise Conflict("Esta tarefa não está mais pronta para ser concluída.")
+    schema, _ui = form_files(loaded, task)
+    if not isinstance(submitted, dict):
+        raise Invalid({"data": "Envie os campos do formulário como um objeto."})
+    cleaned: dict[str, Any] = {}
+    if schema:
+        submitted = _server_owned(schema, submitted, spiff_task.data)
+        cleaned = _validate(session, actor, task, instance, schema, submitted, spiff_task.data)
+    secret = forms.secret_fields(schema) if schema else set()
+    public = {k: v for k, v in cleaned.items() if k not in secret}
+    return Submission(task, instance, workflow, loaded, spiff_task, schema, cleaned, public, secret)
+
+
+def _locked(
+    session: Session, actor: Actor, submission: Submission, submitted: dict[str, Any]
+) -> Submission:
+    """Lock the instance row; re-read the task (a claim changes it without touching the
+    instance) and, if the instance changed since it was read, start over under the lock."""
+    instance = submission.instance
+    version = session.scalar(
+        select(ProcessInstance.version).where(ProcessInstance.id == instance.id).with_for_update()
+    )
+    task = _read_task(session, submission.task.id)
+    if version is None or task is None:
+        raise NotFound("Tarefa não encontrada.")
+    if version == instance.version:
+        _require_ready(task)
+        if not _free_for(actor, task):
+            raise Conflict("Esta tarefa está atribuída a outra pessoa; peça que ela a libere.")
+        return submission
+    session.refresh(instance)
+    return _submission(session, actor, task, instance, submitted)
+
+
+def _validate(
+    session: Session,
+    actor: Actor,
+    task: Task,
+    instance: ProcessInstance,
+    schema: dict[str, Any],
+    submitted: dict[str, Any],
+    data: dict[str, Any],
+) -> dict[str, Any]:
+    """The cleaned form, or Invalid at the fields. A file the actor may not use here reads
+    as unknown at its field, and the attempt is audited as a denial."""
+    context, refused = _form_context(session, actor, instance, schema, data)
+    try:
+        return forms.validate_form(schema, submitted, context)
+    except forms.FormInvalid as exc:
+        denial = None
+        if refused:
+            denial = actor.deny(
+                "Arquivo de outra tarefa ou de outra pessoa usado num formulário.",
+                action="task.complete",
+                org_id=task.org_id,
+                entity_type="task",
+                entity_id=task.id,
+                files=sorted(refused),
+            )
+        raise Invalid(exc.errors, denial=denial) from None
+
+
+def _form_context(
+    session: Session,
+    actor: Actor,
+    instance: ProcessInstance,
+    schema: dict[str, Any],
+    data: dict[str, Any],
+) -> tuple[forms.FormContext, set[str]]:
+    """The lookups validation needs, and the set the file lookups fill with the ids of files
+    that exist but are not this actor's to use here."""
+    refused: set[str] = set()
+    # Only the same_uf rule needs the establishment's UF: no query for the other forms.
+    est = (
+        session.get(Establishment, instance.establishment_id)
+        if instance.establishment_id and forms.uses_rule(schema, "same_uf")
+        else None
+    )
+
+    def usable(row: Any) -> bool:
+        """A form takes a file uploaded by this actor and not yet attached elsewhere, or a
+        file already attached to this instance."""
+        if row.instance_id is not None:
+            return row.instance_id == instance.id
+        if row.establishment_id not in (None, instance.establishment_id):
+            return False
+        return actor.is_system or (
+            actor.user_id is not None and row.uploaded_by_id == actor.user_id
+        )
+
+    def lookup_files(file_ids: list[str]) -> dict[str, forms.FileInfo]:
+        wanted = list(dict.fromkeys(str(file_id) for file_id in file_ids))
+        if not wanted:
+            return {}
+        found = {}
+        for row in session.execute(
+            select(
+                StoredFile.id, StoredFile.content_type, StoredFile.kind,
+                StoredFile.uploaded_by_id, StoredFile.instance_id, StoredFile.establishment_id,
+            ).where(StoredFile.id.in_(wanted), StoredFile.org_id == instance.org_id)
+        ):  # fmt: skip
+            if usable(row):
+                found[row.id] = forms.FileInfo(
+                    id=row.id, content_type=row.content_type, kind=row.kind
+                )
+            else:
+                refused.add(row.id)
+        return found
+
+    def lookup_file(file_id: str) -> forms.FileInfo | None:
+        return lookup_files([file_id]).get(str(file_id))
+
+    def lookup_uf(cnes: str) -> str | None:
+        return session.scalar(
+            select(Establishment.uf).where(
+                Establishment.org_id == instance.org_id, Establishment.cnes == cnes
+            )
+        )
+
+    def lookup_ufs(cnes: list[str]) -> dict[str, str]:
+        # All the items of an array in one statement; only a form deployed before arrays
+        # were bounded can need a second one.
+        found: dict[str, str] = {}
+        for start in range(0, len(cnes), 1000):
+            rows = session.execute(
+                select(Establishment.cnes, Establishment.uf).where(
+                    Establishment.org_id == instance.org_id,
+                    Establishment.cnes.in_(cnes[start : start + 1000]),
+                )
+            )
+            found.update((row.cnes, row.uf) for row in rows)
+        return found
+
+    context = forms.FormContext(
+        lookup_file=lookup_file,
+        lookup_files=lookup_files,
+        establishment_uf=est.uf if est else None,
+        lookup_establishment_uf=lookup_uf,
+        lookup_establishment_ufs=lookup_ufs,
+        data=data,
+    )
+    return context, refused
+
+
+def _server_owned(
+    schema: dict[str, Any], submitted: dict[str, Any], data: dict[str, Any]
+) -> dict[str, Any]:
+    """Read-only fields keep the process's values whatever the client sends (secrets among
+    them stay where they are kept)."""
+    result = dict(submitted)
+    for spec in forms.form_view(schema).fields:
+        if not spec.readonly:
+            continue
+        result.pop(spec.name, None)
+        if not spec.secret and data.get(spec.name) is not None:
+            result[spec.name] = data[spec.name]
+    return result

@@ -1,0 +1,302 @@
+"""Completing a task: the files a form may take, validation before the instance lock, what
+changes between validation and the lock, and the engine's ``can_*`` questions."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace
+
+import pytest
+from sqlalchemy import func, select, text
+
+from engine.audit import service as audit
+from engine.audit.models import AuditEvent
+from engine.certificates.models import Certificate
+from engine.completion import service as completion
+from engine.demo import samples
+from engine.errors import Conflict, Forbidden, Invalid
+from engine.files import service as files
+from engine.files.models import StoredFile
+from engine.runtime import instances as runtime_instances
+from engine.runtime import tasks as runtime_tasks
+from engine.runtime.models import READY, ProcessInstance, Task
+
+KEY = "credenciamento-rnds"
+
+
+def _ready(db, instance_id: int, element: str) -> str:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return s.scalar(
+            select(Task.id).where(
+                Task.instance_id == instance_id, Task.element_id == element, Task.state == READY
+            )
+        )
+
+
+def _start(db, admin, org, est) -> int:  # type: ignore[no-untyped-def]
+    with db.write() as s:
+        return runtime_instances.start_instance(
+            s, admin.actor, org_id=org, process_key=KEY, establishment_cnes=est.cnes,
+            portfolio_code="RIRA",
+        ).id  # fmt: skip
+
+
+def _complete(db, settings, actor, task_id, data):  # type: ignore[no-untyped-def]
+    with db.write() as s:
+        return completion.complete(s, actor, task_id, data, settings=settings)
+
+
+def _upload(db, user, org, content: bytes, name: str) -> str:  # type: ignore[no-untyped-def]
+    with db.write() as s:
+        return files.store(s, user.actor, org, name, content, limit=10 << 20).id
+
+
+@pytest.fixture
+def two(make, db, settings):  # type: ignore[no-untyped-def]
+    """Two establishments of one organization, each with its instance at the certificate
+    step, and each with its own gestor and integrador."""
+    org = make.org()
+    admin = make.user("sesa-pr", "admin")
+    sides = []
+    for _ in range(2):
+        est = make.establishment(org)
+        side = SimpleNamespace(
+            est=est,
+            gestor=make.user("sesa-pr", "gestor", est.cnes),
+            integrador=make.user("sesa-pr", "integrador", est.cnes),
+            instance=_start(db, admin, org, est),
+        )
+        task = _ready(db, side.instance, "ambientar_servicos")
+        _complete(db, settings, side.integrador.actor, task,
+                  samples.answer("ambientar_servicos", {}))  # fmt: skip
+        side.certificate_task = _ready(db, side.instance, "obter_certificado_digital")
+        sides.append(side)
+    return SimpleNamespace(org=org, admin=admin, a=sides[0], b=sides[1])
+
+
+def _file(db, file_id: str) -> tuple:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        row = s.get(StoredFile, file_id)
+        return row.instance_id, row.establishment_id
+
+
+def _denials(db) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return list(
+            s.scalars(select(AuditEvent).where(AuditEvent.action == "denied.task.complete"))
+        )
+
+
+def _certificates(db, est_id: int) -> int:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return s.scalar(
+            select(func.count()).select_from(Certificate).where(
+                Certificate.establishment_id == est_id
+            )
+        )  # fmt: skip
+
+
+def _refused(db, settings, side, file_id: str) -> Invalid:  # type: ignore[no-untyped-def]
+    with pytest.raises(Invalid) as info:
+        _complete(db, settings, side.gestor.actor, side.certificate_task, {"certificado": file_id})
+    return info.value
+
+
+def test_another_establishments_attached_file_is_refused_at_the_field(db, settings, two):  # type: ignore[no-untyped-def]
+    b_file = _upload(db, two.b.gestor, two.org, samples.demo_certificate(two.b.est.cnpj), "b.cer")
+    _complete(db, settings, two.b.gestor.actor, two.b.certificate_task, {"certificado": b_file})
+    assert _file(db, b_file) == (two.b.instance, two.b.est.id)
+    assert _certificates(db, two.b.est.id) == 1
+
+    refused = _refused(db, settings, two.a, b_file)
+
+    assert set(refused.errors) == {"certificado"}
+    assert _file(db, b_file) == (two.b.instance, two.b.est.id)  # still B's
+    assert _certificates(db, two.a.est.id) == 0
+    with db.read() as s:
+        assert s.get(Task, two.a.certificate_task).state == READY
+    [denial] = _denials(db)
+    assert denial.actor == two.a.gestor.email
+    assert denial.entity_id == two.a.certificate_task
+    assert denial.data["files"] == [b_file]
+    with db.read() as s:
+        assert audit.verify(s)[1] is None
+
+
+def test_a_file_someone_else_uploaded_is_refused_even_before_it_is_attached(db, settings, two):  # type: ignore[no-untyped-def]
+    b_file = _upload(db, two.b.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "x.cer")
+
+    refused = _refused(db, settings, two.a, b_file)
+
+    assert set(refused.errors) == {"certificado"}
+    assert _file(db, b_file) == (None, None)
+    assert _certificates(db, two.a.est.id) == 0
+    assert [d.data["files"] for d in _denials(db)] == [[b_file]]
+
+
+def test_the_same_refusal_over_the_api(db, client, two):  # type: ignore[no-untyped-def]
+    # A certificate of A's own CNPJ, but uploaded by B's gestor: not A's gestor's to use.
+    b_file = _upload(db, two.b.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "x.cer")
+    res = client.post(
+        f"/api/v1/tasks/{two.a.certificate_task}/complete",
+        json={"data": {"certificado": b_file}},
+        headers=two.a.gestor.headers,
+    )
+    assert res.status_code == 422, res.json
+    assert "certificado" in res.json["errors"]
+    assert _file(db, b_file) == (None, None)
+    assert len(_denials(db)) == 1
+
+
+def test_own_uploads_and_the_instances_own_files_are_taken(db, settings, two):  # type: ignore[no-untyped-def]
+    own = _upload(db, two.a.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "a.cer")
+    _complete(db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own})
+    assert _file(db, own) == (two.a.instance, two.a.est.id)
+    assert _certificates(db, two.a.est.id) == 1
+    assert _denials(db) == []
+
+
+# ------------------------------------------------------------------ validation and the lock
+
+
+def _hold_lock(db, instance_id: int):  # type: ignore[no-untyped-def]
+    """Another transaction holding the instance's row lock until ``release`` is set."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write() as s:
+            s.execute(
+                select(ProcessInstance.id)
+                .where(ProcessInstance.id == instance_id)
+                .with_for_update()
+            )
+            locked.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert locked.wait(30)
+    return thread, release
+
+
+@pytest.mark.postgres_only
+def test_a_form_is_validated_before_the_instance_is_locked(db, settings, two):  # type: ignore[no-untyped-def]
+    thread, release = _hold_lock(db, two.a.instance)
+    try:
+        with pytest.raises(Invalid) as info, db.write() as s:
+            # Waiting for the lock would fail with a lock timeout, not a field error.
+            s.execute(text("SET LOCAL lock_timeout = '2s'"))
+            completion.complete(
+                s, two.a.gestor.actor, two.a.certificate_task, {}, settings=settings
+            )
+        assert set(info.value.errors) == {"certificado"}
+    finally:
+        release.set()
+        thread.join(30)
+
+
+def _between_validation_and_lock(monkeypatch, action):  # type: ignore[no-untyped-def]
+    """Run ``action`` (in a transaction of its own) once the form has been validated and
+    before the completion locks the instance."""
+    original = runtime_tasks._locked
+    ran = []
+
+    def locked(session, actor, submission, submitted):  # type: ignore[no-untyped-def]
+        if not ran:
+            ran.append(True)
+            action()
+        return original(session, actor, submission, submitted)
+
+    monkeypatch.setattr(runtime_tasks, "_locked", locked)
+    return ran
+
+
+@pytest.mark.postgres_only
+def test_a_claim_between_validation_and_the_lock_is_seen(db, settings, two, make, monkeypatch):  # type: ignore[no-untyped-def]
+    other = make.user("sesa-pr", "gestor", two.a.est.cnes)
+
+    def claim() -> None:
+        with db.write() as s:
+            runtime_tasks.claim(s, other.actor, two.a.certificate_task)
+
+    ran = _between_validation_and_lock(monkeypatch, claim)
+    own = _upload(db, two.a.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "a.cer")
+    with pytest.raises(Conflict, match="atribuída a outra pessoa"):
+        _complete(db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own})
+    assert ran
+    with db.read() as s:
+        task = s.get(Task, two.a.certificate_task)
+        assert (task.state, task.assignee_id) == (READY, other.actor.user_id)
+    assert _certificates(db, two.a.est.id) == 0
+
+
+@pytest.mark.postgres_only
+def test_a_cancel_between_validation_and_the_lock_is_seen(db, settings, two, monkeypatch):  # type: ignore[no-untyped-def]
+
+    def cancel() -> None:
+        with db.write() as s:
+            runtime_instances.cancel(s, two.admin.actor, two.a.instance, "desistência")
+
+    _between_validation_and_lock(monkeypatch, cancel)
+    own = _upload(db, two.a.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "a.cer")
+    with pytest.raises(Conflict, match="cancelada"):
+        _complete(db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own})
+    assert _certificates(db, two.a.est.id) == 0
+    assert _file(db, own) == (None, None)
+
+
+# ------------------------------------------------------------------ the engine's questions
+
+
+def _allowed(db, action, *args) -> bool:  # type: ignore[no-untyped-def]
+    """Whether the action's checks let the actor through (rolled back either way): a field
+    error means they did."""
+    session = db.session_factory()
+    try:
+        action(session, *args)
+        return True
+    except Invalid:
+        return True
+    except (Forbidden, Conflict):
+        return False
+    finally:
+        session.rollback()
+        session.close()
+
+
+def _complete_empty(session, actor, task_id, settings):  # type: ignore[no-untyped-def]
+    return completion.complete(session, actor, task_id, {}, settings=settings)
+
+
+def test_the_questions_answer_what_the_actions_allow(db, settings, two, make):  # type: ignore[no-untyped-def]
+    other = make.user("sesa-pr", "gestor", two.a.est.cnes)
+    with db.write() as s:
+        runtime_tasks.claim(s, other.actor, two.a.certificate_task)
+    people = [two.admin, two.a.gestor, two.a.integrador, two.b.gestor, other]
+    for side in (two.a, two.b):
+        task_id = side.certificate_task
+        for person in people:
+            actor = person.actor
+            with db.read() as s:
+                task = s.get(Task, task_id)
+            asked = {
+                "claim": runtime_tasks.can_claim(actor, task),
+                "complete": runtime_tasks.can_complete(actor, task),
+                "release": runtime_tasks.can_release(actor, task),
+                "assign": runtime_tasks.can_assign(actor, task),
+            }
+            done = {
+                # Claiming a task one holds, or releasing a free one, changes nothing.
+                "claim": _allowed(db, runtime_tasks.claim, actor, task_id)
+                and task.assignee_id is None,
+                "complete": _allowed(db, _complete_empty, actor, task_id, settings),
+                "release": _allowed(db, runtime_tasks.release, actor, task_id)
+                and task.assignee_id is not None,
+                "assign": _allowed(db, runtime_tasks.assign, actor, task_id, other.email),
+            }
+            assert asked == done, (side.est.cnes, person.email)
+    with db.read() as s:
+        task = s.get(Task, two.a.certificate_task)
+    assert runtime_tasks.can_complete(other.actor, task)
+    assert not runtime_tasks.can_complete(two.a.gestor.actor, task)
+    assert runtime_tasks.can_release(two.admin.actor, task)
