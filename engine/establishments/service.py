@@ -11,14 +11,13 @@ from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy import text as text_sql
 from sqlalchemy.orm import Session
 
 from engine import identifiers
 from engine.access.actor import Actor
 from engine.audit import service as audit
-from engine.audit.models import AuditChain, AuditEvent
 from engine.dashboard import counts
 from engine.db import UTCDateTime, utcnow
 from engine.errors import Conflict, Invalid, NotFound
@@ -409,33 +408,6 @@ def _changes(
     return {k: current.get(k) for k in names}, {k: previous.get(k) for k in names}
 
 
-def _record_updates(
-    session: Session, actor: Actor, org_id: int, events: list[tuple[int, dict[str, Any]]]
-) -> None:
-    """Append a batch of "establishment.updated" events (entity id, data) to the organization's
-    chain: the first through ``audit.record``, which locks the chain's head for the rest of the
-    transaction, the others chained on it and inserted in one statement (one event at a time
-    costs milliseconds each, minutes for a register whose rows all changed)."""
-    first_id, first_data = events[0]
-    audit.record(session, actor, "establishment.updated", org_id=org_id,
-                 entity_type="establishment", entity_id=first_id, data=first_data)  # fmt: skip
-    head = session.execute(
-        select(AuditChain).where(AuditChain.key == audit.chain_key(org_id))
-    ).scalar_one()  # locked by the event just appended
-    at, rows = utcnow(), []
-    for entity_id, data in events[1:]:
-        fields = {"chain": head.key, "seq": head.last_seq + 1, "at": at, "org_id": org_id,
-                  "actor_id": actor.user_id, "actor": actor.label,
-                  "action": "establishment.updated", "entity_type": "establishment",
-                  "entity_id": str(entity_id), "data": data, "prev_hash": head.last_hash}  # fmt: skip
-        fields["hash"] = audit.event_hash(**fields)
-        head.last_seq, head.last_hash = fields["seq"], fields["hash"]
-        rows.append(fields)
-    if rows:
-        session.execute(insert(AuditEvent), rows)
-        session.flush()
-
-
 def _audit_changes(session: Session, actor: Actor, org_id: int) -> None:
     """One "establishment.updated" event per changed row (kept by ``_keep_changes``), read
     and written in batches."""
@@ -453,8 +425,10 @@ def _audit_changes(session: Session, actor: Actor, org_id: int) -> None:
                 dict(zip(_CHANGEABLE, pairs[1::2], strict=True)),
             )
             data = {"cnes": cnes, "changed": changed, "previous": previous, "via": "import"}
-            events.append((est_id, data))
-        _record_updates(session, actor, org_id, events)
+            events.append(
+                audit.NewEvent("establishment.updated", "establishment", str(est_id), data)
+            )
+        audit.append_many(session, actor, org_id, events)
         last = rows[-1][0]
     session.execute(text_sql("DROP TABLE establishment_import_change"))
 
