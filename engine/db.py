@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event
+from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -175,6 +175,11 @@ class Database:
             log.exception("could not audit a denial")
         finally:
             session.close()
+
+    def ping(self) -> None:
+        """One round trip to the database (the health check); raises when it is unreachable."""
+        with self.read() as session:
+            session.execute(select(1))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-from sqlalchemy import select
 
 from engine.audit import verify as verification
 from web.cli.context import CliContext, pass_cli
@@ -51,11 +50,11 @@ def dashboard_group() -> None:
 @pass_cli
 def dashboard_recount(cli: CliContext, check: bool) -> None:
     """Recalcula (ou confere) os contadores do painel a partir dos estabelecimentos e instâncias."""
-    from engine.accounts.models import Organization
+    from engine.accounts import queries as account_queries
     from engine.dashboard import counts
 
     with cli.db.read() as session:
-        orgs = list(session.execute(select(Organization.id, Organization.slug)))
+        orgs = account_queries.organization_slugs(session, cli.actor)
     diverging = 0
     for org_id, slug in orgs:
         if check:

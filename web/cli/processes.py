@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
 
 from engine.definitions import service as definitions
 from engine.runtime.install import install
@@ -56,16 +55,10 @@ def processes_check(cli: CliContext, paths: tuple[Path, ...]) -> None:
 @pass_cli
 def processes_list(cli: CliContext) -> None:
     """Lista as versões implantadas e quantas instâncias cada uma tem."""
-    from engine.runtime.models import ProcessInstance
+    from engine.runtime import queries as instance_queries
 
     with cli.db.read() as session:
-        counts = dict(
-            session.execute(
-                select(ProcessInstance.definition_id, func.count()).group_by(
-                    ProcessInstance.definition_id
-                )
-            ).all()
-        )
+        counts = instance_queries.instance_counts(session, cli.actor, None)
         rows = definitions.list_definitions(session)
     if not rows:
         click.echo("nenhum processo implantado")

@@ -6,18 +6,17 @@ from flask import Blueprint, flash, jsonify, redirect, render_template, request,
 from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import func, select
 
 from engine.accounts import members as members_svc
 from engine.accounts import tokens as tokens_svc
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Invalid, NotFound
+from engine.establishments import queries as establishment_queries
 from engine.establishments import service as establishments
-from engine.establishments.models import Portfolio
 from engine.notifications import service as notifications
 from engine.notifications.models import FAILED, PENDING
-from engine.runtime.models import ProcessInstance
+from engine.runtime import queries as instance_queries
 from engine.scheduler import status as scheduler_status
 from web.ui.common import actor, db, deny, has_role, login_required, org_id
 from web.ui.common import g as _g
@@ -30,18 +29,25 @@ def _require_admin(action: str) -> None:
         deny("Apenas administradores da organização.", action=action)
 
 
-@bp.get("")
-@login_required
-def index():  # type: ignore[no-untyped-def]
-    _require_admin("admin.read")
+def _index_page(  # type: ignore[no-untyped-def]
+    *, new_token=None, new_password=None, errors=None, values=None
+):
+    """The people-and-tokens page; 422 when a form on it was refused."""
     with db().read() as s:
         members = members_svc.members(s, actor(), org_id())
         tokens = tokens_svc.list_tokens(s, actor(), org_id())
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
     return render_template(
         "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=members_svc.roles(),
-        new_token=None, new_password=None, errors={}, values={},
-    )  # fmt: skip
+        new_token=new_token, new_password=new_password, errors=errors or {}, values=values or {},
+    ), (422 if errors else 200)  # fmt: skip
+
+
+@bp.get("")
+@login_required
+def index():  # type: ignore[no-untyped-def]
+    _require_admin("admin.read")
+    return _index_page()
 
 
 @bp.post("/papeis")
@@ -66,14 +72,7 @@ def grant():  # type: ignore[no-untyped-def]
         flash(_("Papel concedido a %(email)s.", email=email), "success")
     except Invalid as exc:
         errors = {k: _(v) for k, v in exc.errors.items()}
-    with db().read() as s:
-        members = members_svc.members(s, actor(), org_id())
-        tokens = tokens_svc.list_tokens(s, actor(), org_id())
-        ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
-    return render_template(
-        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=members_svc.roles(),
-        new_token=None, new_password=new_password, errors=errors, values=values if errors else {},
-    ), (422 if errors else 200)  # fmt: skip
+    return _index_page(new_password=new_password, errors=errors, values=values if errors else {})
 
 
 @bp.post("/papeis/<int:membership_id>/retirar")
@@ -99,14 +98,7 @@ def create_token():  # type: ignore[no-untyped-def]
             )
     except Invalid as exc:
         errors = {f"token_{k}": _(v) for k, v in exc.errors.items()}
-    with db().read() as s:
-        members = members_svc.members(s, actor(), org_id())
-        tokens = tokens_svc.list_tokens(s, actor(), org_id())
-        ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
-    return render_template(
-        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=members_svc.roles(),
-        new_token=token, new_password=None, errors=errors, values={},
-    ), (422 if errors else 200)  # fmt: skip
+    return _index_page(new_token=token, errors=errors)
 
 
 @bp.post("/tokens/<int:token_id>/revogar")
@@ -125,14 +117,15 @@ def processes():  # type: ignore[no-untyped-def]
     _require_admin("process.list")
     with db().read() as s:
         rows = definitions.list_definitions(s)
-        counts = dict(
-            s.execute(
-                select(ProcessInstance.definition_id, func.count())
-                .where(ProcessInstance.org_id == org_id())
-                .group_by(ProcessInstance.definition_id)
-            ).all()
-        )
+        counts = instance_queries.instance_counts(s, actor(), org_id())
     return render_template("admin/processes.html", definitions=rows, counts=counts)
+
+
+def _definition(s, definition_id: int) -> ProcessDefinition:  # type: ignore[no-untyped-def]
+    definition = s.get(ProcessDefinition, definition_id)
+    if definition is None:
+        raise NotFound(_("Processo não encontrado."))
+    return definition
 
 
 @bp.get("/processos/<int:definition_id>")
@@ -140,9 +133,7 @@ def processes():  # type: ignore[no-untyped-def]
 def process(definition_id: int):  # type: ignore[no-untyped-def]
     _require_admin("process.read")
     with db().read() as s:
-        definition = s.get(ProcessDefinition, definition_id)
-        if definition is None:
-            raise NotFound(_("Processo não encontrado."))
+        definition = _definition(s, definition_id)
     return render_template("admin/process.html", definition=definition)
 
 
@@ -151,9 +142,7 @@ def process(definition_id: int):  # type: ignore[no-untyped-def]
 def process_diagram(definition_id: int):  # type: ignore[no-untyped-def]
     _require_admin("process.read")
     with db().read() as s:
-        definition = s.get(ProcessDefinition, definition_id)
-        if definition is None:
-            raise NotFound(_("Processo não encontrado."))
+        definition = _definition(s, definition_id)
         return jsonify({"xml": definition.bpmn_xml, "completed": [], "active": [], "flows": []})
 
 
@@ -162,7 +151,7 @@ def process_diagram(definition_id: int):  # type: ignore[no-untyped-def]
 def portfolios():  # type: ignore[no-untyped-def]
     _require_admin("portfolio.list")
     with db().read() as s:
-        rows = list(s.scalars(select(Portfolio).order_by(Portfolio.code)))
+        rows = establishment_queries.all_portfolios(s, actor(), org_id())
     return render_template("admin/portfolios.html", portfolios=rows)
 
 

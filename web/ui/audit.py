@@ -10,7 +10,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 
 from engine.audit import log as auditlog
 from engine.establishments import service as establishments
-from web.ui.common import actor, db, int_arg, login_required, org_id
+from web.ui.common import actor, db, login_required, org_id, page_arg, render_list, text_arg
 from web.ui.labels import action_label
 
 bp = Blueprint("audit", __name__, url_prefix="/auditoria")
@@ -28,12 +28,11 @@ def _date(name: str) -> date | None:
 
 
 def _filters() -> auditlog.Filters:
-    a = request.args
-    instance = a.get("processo", "").strip()
+    instance = request.args.get("processo", "").strip()
     return auditlog.Filters(
-        establishment=a.get("estabelecimento", "").strip()[:7],
-        user=a.get("usuario", "").strip()[:254],
-        action=a.get("acao", "").strip()[:60],
+        establishment=text_arg("estabelecimento", 7),
+        user=text_arg("usuario", 254),
+        action=text_arg("acao", 60),
         since=_date("de"),
         until=_date("ate"),
         instance=int(instance) if instance.isdigit() and len(instance) < 10 else None,
@@ -44,26 +43,15 @@ def _filters() -> auditlog.Filters:
 @login_required
 def index():  # type: ignore[no-untyped-def]
     filters = _filters()
-    page = int_arg("pagina", 1) or 1
     with db().read() as s:
         events, total = auditlog.search(
-            s, actor(), org_id(), filters, limit=PAGE, offset=(page - 1) * PAGE
+            s, actor(), org_id(), filters, limit=PAGE, offset=(page_arg() - 1) * PAGE
         )
         actions = auditlog.actions(s, actor(), org_id())
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
     status = auditlog.current_status(db(), actor(), org_id())
-    return render_template(
-        "audit/list.html",
-        events=events,
-        total=total,
-        page=page,
-        pages=max(1, (total + PAGE - 1) // PAGE),
-        filters=filters,
-        actions=actions,
-        status=status,
-        establishments=ests,
-        action_label=action_label,
-    )
+    return render_list("audit/list.html", filters, total, PAGE, events=events, actions=actions,
+                       status=status, establishments=ests, action_label=action_label)  # fmt: skip
 
 
 @bp.post("/verificar")

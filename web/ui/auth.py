@@ -17,13 +17,13 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_babel import ngettext
-from sqlalchemy import select
 
 from engine.access.actor import Actor
 from engine.accounts import login_guard
+from engine.accounts import queries as account_queries
 from engine.accounts import service as accounts
 from engine.accounts.members import set_locale
-from engine.accounts.models import Membership, User
+from engine.accounts.models import User
 from engine.audit import service as audit
 from web.i18n import COOKIE, LOCALES
 from web.ui.common import db, login_required, safe_next
@@ -32,7 +32,7 @@ bp = Blueprint("auth", __name__)
 
 
 def _org_ids(s, user_id: int) -> list[int]:  # type: ignore[no-untyped-def]
-    return sorted(set(s.scalars(select(Membership.org_id).where(Membership.user_id == user_id))))
+    return account_queries.membership_org_ids(s, user_id)
 
 
 def _pepper() -> bytes:
@@ -59,7 +59,7 @@ def _who(email: str, known: User | None, data: dict) -> tuple[Actor, dict]:  # t
 
 def _audit_locks(s, email: str, kinds: list[str], data: dict) -> None:  # type: ignore[no-untyped-def]
     """A lock of an account goes to its organizations' logs; of an address, to the system's."""
-    known = s.scalar(select(User).where(User.email == email)) if email else None
+    known = account_queries.user_by_email(s, email)
     who, data = _who(email, known, data)
     policy = login_guard.DEFAULT_POLICY
     for kind in kinds:
@@ -109,7 +109,7 @@ def login():  # type: ignore[no-untyped-def]
         with db().write() as s:
             user = accounts.authenticate(s, email, password)
             locked = login_guard.settle(s, keys, user is not None)
-            known = user or s.scalar(select(User).where(User.email == email))
+            known = user or account_queries.user_by_email(s, email)
             orgs = _org_ids(s, known.id) if known else []
             action = "auth.login" if user else "auth.login_failed"
             who, details = _who(email, known, data)

@@ -7,13 +7,13 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 
 from engine import identifiers
 from engine.access.actor import Actor
 from engine.accounts import login_guard
+from engine.accounts import queries as account_queries
 from engine.accounts import service as accounts
 from engine.accounts.models import Organization, User
 from engine.audit import log as auditlog
@@ -64,11 +64,7 @@ def load_user() -> None:
         if org_ids:
             chosen = session.get("org")
             org = s.get(Organization, chosen if chosen in org_ids else org_ids[0])
-        g.orgs = list(
-            s.scalars(
-                select(Organization).where(Organization.id.in_(org_ids)).order_by(Organization.name)
-            )
-        )
+        g.orgs = account_queries.organizations(s, actor)
     g.user, g.actor, g.org = user, actor, org
 
 
@@ -136,6 +132,24 @@ def int_arg(name: str, default: int = 0, maximum: int = 10**9) -> int:
     return max(0, min(value, maximum))
 
 
+def text_arg(name: str, size: int) -> str:
+    """A query argument stripped and cut to ``size`` characters ("" when absent)."""
+    return request.args.get(name, "").strip()[:size]
+
+
+def render_list(template: str, filters: Any, total: int, size: int, **values: Any) -> str:
+    """A filtered list page, the page asked for (``pagina``) with ``total``, ``page`` and
+    ``pages`` (at least one) for its pager."""
+    page = page_arg()
+    pages = max(1, (total + size - 1) // size)
+    return render_template(template, filters=filters, total=total, page=page, pages=pages, **values)
+
+
+def page_arg() -> int:
+    """The list page asked for, from 1."""
+    return int_arg("pagina", 1) or 1
+
+
 def url_with(**changes: Any) -> str:
     """The current URL with some query arguments changed (filters, pages)."""
     args = {k: v for k, v in request.args.items()}
@@ -168,30 +182,26 @@ def _menu() -> dict[str, Any]:
     return menu
 
 
-def _cnpj(value: str | None) -> str:
-    if not value:
-        return ""
-    try:
-        return identifiers.format_cnpj(value)
-    except ValueError:
-        return value
+def _formatted(fmt: Callable[[str], str]) -> Callable[[str | None], str]:
+    """A template filter showing an identifier formatted, or as it is when it does not parse."""
 
+    def show(value: str | None) -> str:
+        if not value:
+            return ""
+        try:
+            return fmt(value)
+        except ValueError:
+            return value
 
-def _cpf(value: str | None) -> str:
-    if not value:
-        return ""
-    try:
-        return identifiers.format_cpf(value)
-    except ValueError:
-        return value
+    return show
 
 
 def register(app: Flask) -> None:
     from web.ui.labels import action_label, entity_label, flag_label, status_label
 
     app.before_request(load_user)
-    app.jinja_env.filters["cnpj"] = _cnpj
-    app.jinja_env.filters["cpf"] = _cpf
+    app.jinja_env.filters["cnpj"] = _formatted(identifiers.format_cnpj)
+    app.jinja_env.filters["cpf"] = _formatted(identifiers.format_cpf)
     app.jinja_env.globals.update(
         action_label=action_label, status_label=status_label, flag_label=flag_label,
         entity_label=entity_label, url_with=url_with, is_reviewer=is_reviewer,

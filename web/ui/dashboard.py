@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request
-from sqlalchemy import select
 
 from engine.dashboard import queries as dash
-from engine.establishments.models import UFS, Establishment, Portfolio
+from engine.establishments import queries as establishment_queries
+from engine.establishments.models import UFS
 from engine.runtime import bulk
-from web.ui.common import actor, db, has_role, int_arg, login_required, org_id
+from web.ui.common import (
+    actor,
+    db,
+    has_role,
+    login_required,
+    org_id,
+    page_arg,
+    render_list,
+    text_arg,
+)
 
 bp = Blueprint("dashboard", __name__, url_prefix="/painel")
 PAGE = 50
@@ -19,14 +28,14 @@ def _filters() -> dash.Filters:
     a = request.args
     return dash.Filters(
         uf=a.get("uf", "").strip().upper()[:2],
-        municipio=a.get("municipio", "").strip()[:100],
-        portfolio=a.get("portfolio", "").strip()[:40],
-        stage=a.get("etapa", "").strip()[:60],
-        assignee=a.get("responsavel", "").strip()[:254],
+        municipio=text_arg("municipio", 100),
+        portfolio=text_arg("portfolio", 40),
+        stage=text_arg("etapa", 60),
+        assignee=text_arg("responsavel", 254),
         status=a.get("status", "").strip()
         if a.get("status") in ("running", "completed", "cancelled", "none")
         else "",
-        q=a.get("q", "").strip()[:100],
+        q=text_arg("q", 100),
         certificate="expiring" if a.get("certificado") == "vencendo" else "",
     )
 
@@ -35,35 +44,15 @@ def _filters() -> dash.Filters:
 @login_required
 def index():  # type: ignore[no-untyped-def]
     filters = _filters()
-    page = int_arg("pagina", 1) or 1
     with db().read() as s:
-        rows, total = dash.page(s, actor(), org_id(), filters, limit=PAGE, offset=(page - 1) * PAGE)
+        offset = (page_arg() - 1) * PAGE
+        rows, total = dash.page(s, actor(), org_id(), filters, limit=PAGE, offset=offset)
         summary = dash.summary(s, actor(), org_id(), filters)
-        portfolios = list(
-            s.scalars(select(Portfolio).where(Portfolio.active.is_(True)).order_by(Portfolio.code))
-        )
-        municipios = sorted(
-            set(
-                s.scalars(
-                    select(Establishment.municipio)
-                    .where(Establishment.org_id == org_id())
-                    .distinct()
-                )
-            )
-        )
-    return render_template(
-        "dashboard.html",
-        rows=rows,
-        total=total,
-        page=page,
-        pages=max(1, (total + PAGE - 1) // PAGE),
-        summary=summary,
-        filters=filters,
-        portfolios=portfolios,
-        municipios=municipios,
-        ufs=UFS,
-        can_start=has_role("admin"),
-    )
+        portfolios = establishment_queries.active_portfolios(s)
+        municipios = establishment_queries.municipios(s, actor(), org_id())
+    return render_list("dashboard.html", filters, total, PAGE, rows=rows, summary=summary,
+                       portfolios=portfolios, municipios=municipios, ufs=UFS,
+                       can_start=has_role("admin"))  # fmt: skip
 
 
 @bp.get("/exportar.csv")

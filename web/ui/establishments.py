@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
-from engine.audit.models import AuditEvent
+from engine.audit import queries as audit_queries
 from engine.errors import Conflict, Invalid, NotFound
+from engine.establishments import queries as establishment_queries
 from engine.establishments import service as establishments
-from engine.establishments.models import UFS, Establishment, Portfolio
+from engine.establishments.models import UFS, Establishment
 from engine.files import service as files
-from engine.runtime.models import RUNNING, ProcessInstance
+from engine.runtime import queries as instance_queries
+from engine.runtime.models import RUNNING
 from web.ui import certificates as certificate_views
 from web.ui.common import actor, db, deny, has_role, int_arg, login_required, org_id, settings
 from web.ui.labels import event_summary
@@ -27,6 +31,11 @@ def _get(s, cnes: str) -> Establishment:  # type: ignore[no-untyped-def]
     return establishments.get_by_cnes(s, actor(), org_id(), cnes)
 
 
+def _render(template: str, **values: object) -> str:
+    """A page of the establishments, told whether the user administers the organization."""
+    return render_template(template, is_admin=has_role("admin"), **values)
+
+
 @bp.get("")
 @login_required
 def index():  # type: ignore[no-untyped-def]
@@ -36,10 +45,8 @@ def index():  # type: ignore[no-untyped-def]
     with db().read() as s:
         rows = establishments.list_establishments(s, actor(), org_id(), q=q, uf=uf, limit=PAGE + 1,
                                                   offset=(page - 1) * PAGE)  # fmt: skip
-    return render_template(
-        "establishments/list.html", rows=rows[:PAGE], more=len(rows) > PAGE, page=page, q=q, uf=uf, ufs=UFS,
-        is_admin=has_role("admin"),
-    )  # fmt: skip
+    return _render("establishments/list.html", rows=rows[:PAGE], more=len(rows) > PAGE, page=page,
+                   q=q, uf=uf, ufs=UFS)  # fmt: skip
 
 
 @bp.get("/<cnes>")
@@ -47,34 +54,12 @@ def index():  # type: ignore[no-untyped-def]
 def show(cnes: str):  # type: ignore[no-untyped-def]
     with db().read() as s:
         est = _get(s, cnes)
-        instances = list(
-            s.scalars(
-                select(ProcessInstance)
-                .where(ProcessInstance.establishment_id == est.id)
-                .order_by(ProcessInstance.id.desc())
-            )
-        )
+        instances = instance_queries.establishment_instances(s, actor(), org_id(), est)
         certificate, cert_history = certificate_views.current_and_history(s, est.id)
-        instance_ids = [str(i.id) for i in instances]
-        events = list(
-            s.scalars(
-                select(AuditEvent)
-                .where(
-                    AuditEvent.org_id == est.org_id,
-                    or_(
-                        (AuditEvent.entity_type == "establishment")
-                        & (AuditEvent.entity_id == str(est.id)),
-                        (AuditEvent.entity_type == "instance")
-                        & AuditEvent.entity_id.in_(instance_ids),
-                    ),
-                )
-                .order_by(AuditEvent.seq.desc())
-                .limit(50)
-            )
+        events = audit_queries.establishment_events(
+            s, actor(), org_id(), est, [i.id for i in instances]
         )
-        portfolios = list(
-            s.scalars(select(Portfolio).where(Portfolio.active.is_(True)).order_by(Portfolio.code))
-        )
+        portfolios = establishment_queries.active_portfolios(s)
     can_start = has_role("admin") or has_role("gestor", est.id)
     # A portfolio already being credentialed would only be refused: not offered.
     busy = {
@@ -83,13 +68,11 @@ def show(cnes: str):  # type: ignore[no-untyped-def]
         if i.status == RUNNING and i.process_key == "credenciamento-rnds"
     }
     startable = [p for p in portfolios if p.code not in busy]
-    return render_template(
-        "establishments/detail.html", est=est, instances=instances, certificate=certificate,
-        cert_history=cert_history, cert_roots=certificate_views.roots_line(),
-        events=[(e, event_summary(e)) for e in events],
-        portfolios=startable, can_start=can_start,
-        is_admin=has_role("admin"),
-    )  # fmt: skip
+    return _render("establishments/detail.html", est=est, instances=instances,
+                   certificate=certificate, cert_history=cert_history,
+                   cert_roots=certificate_views.roots_line(),
+                   events=[(e, event_summary(e)) for e in events],
+                   portfolios=startable, can_start=can_start)  # fmt: skip
 
 
 @bp.get("/<cnes>/cadastro.json")
@@ -101,27 +84,40 @@ def lookup(cnes: str):  # type: ignore[no-untyped-def]
         return jsonify(est.register_data())
 
 
+def _form_page(values: dict, errors: dict[str, str], *, est: Establishment | None):  # type: ignore[no-untyped-def]
+    return render_template(
+        "establishments/form.html", values=values, errors=errors, ufs=UFS, est=est
+    ), (422 if errors else 200)
+
+
+def _save_form(values: dict, save: Callable[[Session], str], done: str, *,
+               est: Establishment | None):  # type: ignore[no-untyped-def]  # fmt: skip
+    """Save the create/edit form with ``save`` (it returns the CNES): on to the establishment,
+    or the form again with the errors."""
+    try:
+        with db().write() as s:
+            cnes = save(s)
+    except Invalid as exc:
+        return _form_page(values, {k: _(v) for k, v in exc.errors.items()}, est=est)
+    except Conflict as exc:
+        return _form_page(values, {"cnes": _(exc.message)}, est=est)
+    flash(done, "success")
+    return redirect(url_for("establishments.show", cnes=cnes))
+
+
 @bp.route("/novo", methods=["GET", "POST"])
 @login_required
 def create():  # type: ignore[no-untyped-def]
-    values = {k: request.form.get(k, "") for k in FORM_FIELDS} if request.method == "POST" else {}
-    errors: dict[str, str] = {}
     if request.method == "POST":
-        try:
-            with db().write() as s:
-                est = establishments.create(s, actor(), org_id(), values)
-                cnes = est.cnes
-            flash(_("Estabelecimento cadastrado."), "success")
-            return redirect(url_for("establishments.show", cnes=cnes))
-        except Invalid as exc:
-            errors = {k: _(v) for k, v in exc.errors.items()}
-        except Conflict as exc:
-            errors = {"cnes": _(exc.message)}
-    elif not has_role("admin"):
+        values = {k: request.form.get(k, "") for k in FORM_FIELDS}
+
+        def save(s) -> str:  # type: ignore[no-untyped-def]
+            return establishments.create(s, actor(), org_id(), values).cnes
+
+        return _save_form(values, save, _("Estabelecimento cadastrado."), est=None)
+    if not has_role("admin"):
         deny("Apenas administradores cadastram estabelecimentos.", action="establishment.create")
-    return render_template(
-        "establishments/form.html", values=values, errors=errors, ufs=UFS, est=None
-    ), (422 if errors else 200)
+    return _form_page({}, {}, est=None)
 
 
 @bp.route("/<cnes>/editar", methods=["GET", "POST"])
@@ -136,21 +132,14 @@ def edit(cnes: str):  # type: ignore[no-untyped-def]
             entity_type="establishment",
             entity_id=est.id,
         )
-    errors: dict[str, str] = {}
     if request.method == "POST":
         values = {k: request.form.get(k, "") for k in FORM_FIELDS}
-        try:
-            with db().write() as s:
-                establishments.update(s, actor(), org_id(), cnes, values)
-            flash(_("Cadastro atualizado."), "success")
-            return redirect(url_for("establishments.show", cnes=cnes))
-        except Invalid as exc:
-            errors = {k: _(v) for k, v in exc.errors.items()}
-    else:
-        values = {k: getattr(est, k) or "" for k in FORM_FIELDS}
-    return render_template(
-        "establishments/form.html", values=values, errors=errors, ufs=UFS, est=est
-    ), (422 if errors else 200)
+
+        def save(s) -> str:  # type: ignore[no-untyped-def]
+            return establishments.update(s, actor(), org_id(), cnes, values).cnes
+
+        return _save_form(values, save, _("Cadastro atualizado."), est=est)
+    return _form_page({k: getattr(est, k) or "" for k in FORM_FIELDS}, {}, est=est)
 
 
 @bp.route("/importar", methods=["GET", "POST"])

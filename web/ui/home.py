@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, g, render_template, request
-from sqlalchemy import select
 
-from engine.definitions.models import ProcessDefinition
+from engine.definitions import queries as definition_queries
 from engine.drafts import service as drafts
 from engine.establishments import service as establishments
 from engine.runtime import inbox as inbox_mod
@@ -29,11 +28,7 @@ def index():  # type: ignore[no-untyped-def]
     with db().read() as s:
         rows = inbox_mod.inbox(s, actor(), org_id(), filters)
         lanes = inbox_mod.lanes(s, actor(), org_id())
-        processes = s.execute(
-            select(ProcessDefinition.key, ProcessDefinition.title)
-            .distinct()
-            .order_by(ProcessDefinition.key)
-        ).all()
+        processes = definition_queries.process_titles(s)
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
         with_draft = drafts.has_draft(s, actor(), [r.task.id for r in rows])
     return render_template(
@@ -50,6 +45,5 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
-    with db().read() as s:
-        s.execute(select(1))
+    db().ping()
     return {"status": "ok"}

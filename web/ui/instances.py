@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import quote
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from engine.accounts import members
-from engine.accounts.models import User
+from engine.accounts import queries as account_queries
 from engine.comments import service as comments
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Invalid, NotFound
-from engine.establishments.models import Establishment, Portfolio
+from engine.establishments import queries as establishment_queries
+from engine.establishments.models import Establishment
+from engine.files import queries as file_queries
 from engine.files import service as files
 from engine.files.models import StoredFile
 from engine.runtime import instances as runtime_instances
@@ -34,6 +37,19 @@ def _instance(s, instance_id: int) -> ProcessInstance:  # type: ignore[no-untype
     return runtime_instances.get_instance(s, actor(), instance_id)
 
 
+def _act(instance_id: int, change: Callable[[Session], object], done: str, anchor: str = ""):  # type: ignore[no-untyped-def]
+    """Make one change to a visible instance, flash ``done`` or the refusal, and go back to it."""
+    with db().read() as s:
+        _instance(s, instance_id)
+    try:
+        with db().write() as s:
+            change(s)
+        flash(done, "success")
+    except Invalid as exc:
+        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
+    return redirect(url_for("instances.show", instance_id=instance_id) + anchor)
+
+
 @bp.get("/processos/<int:instance_id>")
 @login_required
 def show(instance_id: int):  # type: ignore[no-untyped-def]
@@ -41,25 +57,17 @@ def show(instance_id: int):  # type: ignore[no-untyped-def]
         inst = _instance(s, instance_id)
         est = s.get(Establishment, inst.establishment_id) if inst.establishment_id else None
         definition = s.get(ProcessDefinition, inst.definition_id)
-        portfolio = s.scalar(select(Portfolio).where(Portfolio.code == inst.portfolio_code))
+        portfolio = establishment_queries.portfolio_by_code(s, inst.portfolio_code)
         tasks = runtime_instances.instance_tasks(s, inst.id)
         events = runtime_instances.history(s, actor(), inst.id)
         notes = comments.list_comments(s, actor(), inst.id)
-        stored = list(
-            s.scalars(
-                select(StoredFile)
-                .where(StoredFile.instance_id == inst.id)
-                .order_by(StoredFile.created_at)
-            )
-        )
+        stored = file_queries.instance_files(s, actor(), inst)
         user_ids = (
             {t.assignee_id for t in tasks}
             | {t.completed_by_id for t in tasks}
             | {inst.started_by_id}
         )
-        users = dict(
-            s.execute(select(User.id, User.email).where(User.id.in_(user_ids - {None}))).all()
-        )
+        users = account_queries.emails(s, actor(), inst.org_id, user_ids)
         is_admin = has_role("admin")
         choices = {
             t.id: members.lane_users(s, inst.org_id, t.role, t.establishment_id)
@@ -103,29 +111,17 @@ def diagram(instance_id: int):  # type: ignore[no-untyped-def]
 @bp.post("/processos/<int:instance_id>/comentarios")
 @login_required
 def comment(instance_id: int):  # type: ignore[no-untyped-def]
-    with db().read() as s:
-        _instance(s, instance_id)
-    try:
-        with db().write() as s:
-            comments.add_comment(s, actor(), instance_id, request.form.get("body", ""))
-        flash(_("Comentário publicado."), "success")
-    except Invalid as exc:
-        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
-    return redirect(url_for("instances.show", instance_id=instance_id) + "#comentarios")
+    body = request.form.get("body", "")
+    return _act(instance_id, lambda s: comments.add_comment(s, actor(), instance_id, body),
+                _("Comentário publicado."), anchor="#comentarios")  # fmt: skip
 
 
 @bp.post("/processos/<int:instance_id>/cancelar")
 @login_required
 def cancel(instance_id: int):  # type: ignore[no-untyped-def]
-    with db().read() as s:
-        _instance(s, instance_id)
-    try:
-        with db().write() as s:
-            runtime_instances.cancel(s, actor(), instance_id, request.form.get("reason", ""))
-        flash(_("Processo cancelado."), "success")
-    except Invalid as exc:
-        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
-    return redirect(url_for("instances.show", instance_id=instance_id))
+    reason = request.form.get("reason", "")
+    return _act(instance_id, lambda s: runtime_instances.cancel(s, actor(), instance_id, reason),
+                _("Processo cancelado."))  # fmt: skip
 
 
 @bp.post("/processos/iniciar")

@@ -6,18 +6,18 @@ from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine import forms
-from engine.accounts.models import User
+from engine.accounts import queries as account_queries
 from engine.certificates import service as certificates
 from engine.completion import service as completion
 from engine.drafts import service as drafts
 from engine.errors import Invalid, NotFound, TooLarge
-from engine.establishments.models import Establishment, Portfolio
+from engine.establishments import queries as establishment_queries
+from engine.establishments.models import Establishment
+from engine.files import queries as file_queries
 from engine.files import service as files
-from engine.files.models import StoredFile
 from engine.runtime import picture, taskform
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
@@ -48,16 +48,7 @@ def _file_meta(
     ids = forms_render.file_ids(data)
     if not ids:
         return {}, {}
-    rows = s.execute(
-        select(
-            StoredFile.id,
-            StoredFile.filename,
-            StoredFile.size,
-            StoredFile.sha256,
-            StoredFile.content_type,
-            StoredFile.flags,
-        ).where(StoredFile.id.in_(ids), StoredFile.org_id == org_id())
-    ).all()
+    rows = file_queries.file_rows(s, actor(), org_id(), ids)
     metas = {r[0]: forms_render.FileMeta(*r[:5]) for r in rows}
     return metas, {r[0]: list(r[5]) for r in rows if r[5]}
 
@@ -69,7 +60,7 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
         form = taskform.task_form(s, actor(), task)
         instance = s.get(ProcessInstance, task.instance_id)
         est = s.get(Establishment, task.establishment_id) if task.establishment_id else None
-        portfolio = s.scalar(select(Portfolio).where(Portfolio.code == instance.portfolio_code))
+        portfolio = establishment_queries.portfolio_by_code(s, instance.portfolio_code)
         instructions = picture.documentation(s, actor(), instance.id, task.element_id)
         acting = can_act(task)
         draft = drafts.get_draft(s, actor(), task.id) if acting else None
@@ -79,12 +70,8 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
                 data.update(draft.data)
         else:
             data = _with_readonly(form.schema, form.data, data)
-        users = dict(
-            s.execute(
-                select(User.id, User.email).where(
-                    User.id.in_({task.assignee_id, task.completed_by_id} - {None})
-                )
-            ).all()
+        users = account_queries.emails(
+            s, actor(), task.org_id, {task.assignee_id, task.completed_by_id}
         )
         metas, file_flags = _file_meta(s, data)
         rendered = forms_render.build_form(
@@ -220,13 +207,8 @@ def _autofill(task_id: str, schema: dict[str, Any], data: dict[str, Any], errors
     cnes_field = forms.form_view(schema).register_field("cnes") or ""
     cnes = str(data.get(cnes_field) or "").strip()
     with db().read() as s:
-        est = s.scalar(
-            select(Establishment).where(
-                Establishment.org_id == org_id(), Establishment.cnes == cnes
-            )
-        )
-        visible = est is not None and actor().can_see_establishment(org_id(), est.id)
-        register = est.register_data() if visible else None
+        est = establishment_queries.find_visible(s, actor(), org_id(), cnes)
+        register = est.register_data() if est is not None else None
     if register is None:
         errors[cnes_field] = _("CNES não cadastrado na organização.")
         return _page(task_id, data=data, errors=errors, status=422)

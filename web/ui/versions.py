@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import func, select
 
+from engine.definitions import queries as definition_queries
 from engine.definitions.models import ProcessDefinition
 from engine.runtime import migration
-from engine.runtime.models import RUNNING, ProcessInstance
+from engine.runtime import queries as instance_queries
 from web.ui.common import actor, db, login_required, org_id
 
 bp = Blueprint("versions", __name__, url_prefix="/administracao/processos")
@@ -16,13 +16,7 @@ PLAN_LIMIT = 50  # plans load each workflow; show the first ones, migrate in bul
 
 
 def _versions(session, key: str) -> list[ProcessDefinition]:  # type: ignore[no-untyped-def]
-    rows = list(
-        session.scalars(
-            select(ProcessDefinition)
-            .where(ProcessDefinition.key == key)
-            .order_by(ProcessDefinition.version)
-        )
-    )
+    rows = definition_queries.versions(session, key)
     if not rows:
         abort(404)
     return rows
@@ -47,24 +41,10 @@ def compare(key: str):  # type: ignore[no-untyped-def]
         right = by_number.get(_version_arg("para", newest))
         if left is None or right is None:
             abort(404)
-        running = func.count(ProcessInstance.id)
-        counts = dict(
-            s.execute(
-                select(ProcessInstance.definition_id, running)
-                .where(ProcessInstance.org_id == org_id(), ProcessInstance.status == RUNNING)
-                .where(ProcessInstance.process_key == key)
-                .group_by(ProcessInstance.definition_id)
-            ).all()
+        counts = instance_queries.instance_counts(
+            s, actor(), org_id(), process_key=key, running_only=True
         )
-        ids = list(
-            s.scalars(
-                select(ProcessInstance.id)
-                .where(ProcessInstance.org_id == org_id(), ProcessInstance.definition_id == left.id)
-                .where(ProcessInstance.status == RUNNING)
-                .order_by(ProcessInstance.id)
-                .limit(PLAN_LIMIT)
-            )
-        )
+        ids = instance_queries.running_instance_ids(s, actor(), org_id(), left.id, limit=PLAN_LIMIT)
         plans = (
             [migration.plan(s, actor(), i, right.version) for i in ids]
             if left.id != right.id
