@@ -18,7 +18,7 @@ from engine.runtime import service as runtime
 from engine.runtime.models import ProcessInstance, Task
 from engine.scheduler import timers
 from engine.workflow import spiff
-from tests.scheduler.helpers import deploy_fixture
+from tests.support.scheduler import deploy_fixture
 
 START = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)
 DEADLINE = START + timedelta(hours=2)  # the boundary timer, "PT2H"

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from engine.demo import samples
 from engine.drafts.models import TaskDraft
 from engine.runtime.models import ProcessInstance, Task
-from tests.web.conftest import advance, ready_task
+from tests.support.pages import advance, ready_task
 
 
 def test_inbox_shows_lane_tasks_overdue_first_and_counts(world, db, pages):  # type: ignore[no-untyped-def]

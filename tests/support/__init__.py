@@ -1,0 +1,1 @@
+"""Shared test support: builders, flows, PKI, pages, mail, live servers (no tests here)."""
