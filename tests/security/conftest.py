@@ -26,7 +26,7 @@ from tests.support.security import (
     ROLES,
     SCOPED,
     SecWorld,
-    _side,
+    build_side,
 )
 
 
@@ -48,9 +48,9 @@ def sec(make, db) -> SecWorld:  # type: ignore[no-untyped-def]
                             razao_social="Clínica Sigilosa SP Ltda", nome_fantasia="Sigilosa")  # fmt: skip
     admin_b = make.user(ORG_B, "admin", email="admin.sigiloso.sp@sp.gov.br")
     gestor_b = make.user(ORG_B, "gestor", b1.cnes, email="gestor.sigiloso.sp@sp.gov.br")
-    own = _side(db, make, org_a, ORG_A, a1, users["admin"], users["gestor"], "aberto-a1")
-    est = _side(db, make, org_a, ORG_A, a2, users["admin"], gestor2, "segredo-do-a2")
-    other = _side(db, make, org_b, ORG_B, b1, admin_b, gestor_b, "segredo-da-org-b")
+    own = build_side(db, make, org_a, ORG_A, a1, users["admin"], users["gestor"], "aberto-a1")
+    est = build_side(db, make, org_a, ORG_A, a2, users["admin"], gestor2, "segredo-do-a2")
+    other = build_side(db, make, org_b, ORG_B, b1, admin_b, gestor_b, "segredo-da-org-b")
     with db.read() as s:
         event_a = s.scalar(select(func.min(AuditEvent.id)).where(AuditEvent.org_id == org_a))
         event_b = s.scalar(

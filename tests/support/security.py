@@ -142,7 +142,7 @@ def _ready_task(db: Any, instance_id: int, element: str = "obter_certificado_dig
     return task.id
 
 
-def _side(db: Any, make: Any, org_id: int, slug: str, est: Establishment, starter: UserHandle,
+def build_side(db: Any, make: Any, org_id: int, slug: str, est: Establishment, starter: UserHandle,
           lane_user: UserHandle, marker: str) -> Side:  # fmt: skip
     with db.write() as s:
         inst = runtime.start_instance(s, starter.actor, org_id=org_id, process_key="credenciamento-rnds",
