@@ -62,7 +62,7 @@ def test_certificate_upload_completes_the_task(world, db, pages):  # type: ignor
 
 
 def test_a_pfx_is_opened_with_the_forms_declared_password_field(world, db, pages):  # type: ignore[no-untyped-def]
-    from tests.pki import PASSWORD, pki
+    from tests.support.pki import PASSWORD, pki
 
     # obter-certificado-digital declares its "senha" field as format: password; the page finds
     # it by that, never by its name.
