@@ -22,16 +22,13 @@ from engine import settings as settings_mod
 from engine.audit import service as audit
 from engine.db import Base, Database
 from engine.workflow import spiff
-from tests.builders import Builders
+from tests.support.builders import Builders, Cast
+from tests.support.builders import cast as build_cast
+from tests.support.databases import pg_admin_url
 
 ROOT = Path(__file__).resolve().parent.parent
 # One master key for the whole run (secret values, session signing); never the local file.
 os.environ.setdefault("CREDENCIA_SECRET_KEY", secret_store.generate_key())
-DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-def _pg_admin_url() -> str:
-    return os.environ.get("CREDENCIA_TEST_POSTGRES_URL", DEFAULT_PG)
 
 
 def _create_schema(url: str) -> None:
@@ -54,7 +51,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    admin = _pg_admin_url()
+    admin = pg_admin_url()
     try:
         conn = psycopg.connect(admin, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -103,7 +100,7 @@ def db(db_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(db_url: str) -> settings_mod.Settings:
-    # The tests' certificates come from their own PKI or are self-signed (tests/pki.py).
+    # The tests' certificates come from their own PKI or are self-signed (tests/support/pki.py).
     return settings_mod.Settings(
         database_url=db_url, processes_dir=ROOT / "processes", certificate_require_icp_brasil=False
     )
@@ -127,3 +124,10 @@ def client(app):  # type: ignore[no-untyped-def]
 def make(db: Database, app) -> Builders:  # type: ignore[no-untyped-def]
     """Test-data builders; depends on ``app`` so the processes are deployed."""
     return Builders(db)
+
+
+@pytest.fixture
+def cast(make: Builders) -> Cast:
+    """The usual people of organization ``sesa-pr``: admin, gestor, integrador, datasus and
+    auditor, the gestor and the integrador on its one establishment (tests/support/builders.py)."""
+    return build_cast(make)

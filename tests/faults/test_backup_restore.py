@@ -15,8 +15,8 @@ from engine.audit import service as audit
 from engine.db import Database
 from engine.establishments.service import get_portfolio
 from engine.workflow import spiff
-from tests.builders import Flow
-from tests.faults.conftest import require_tool
+from tests.support.builders import LANE_ROLES, Flow, cast
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,14 +44,8 @@ def test_a_dump_restored_into_a_fresh_database_verifies_and_its_instance_continu
     make, db, client, settings, db_url, restored_url, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     pg_dump, pg_restore = require_tool("pg_dump"), require_tool("pg_restore")
-    org = make.org()
-    est = make.establishment(org)
-    users = {
-        "admin": make.user("sesa-pr", "admin"),
-        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
-        "DATASUS": make.user("sesa-pr", "datasus"),
-    }
+    people = cast(make, roles=LANE_ROLES)
+    est, users = people.est, people.lanes
     res = client.post(
         "/api/v1/instances",
         json={"process": "credenciamento-rnds", "establishment": est.cnes, "portfolio": "RIRA"},

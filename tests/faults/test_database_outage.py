@@ -2,7 +2,7 @@
 Retry-After (never a 500, never a hang), nothing is half-done, and the same app works again as
 soon as the database is back (``pool_pre_ping``), without a restart.
 
-The outage is a TCP proxy in front of PostgreSQL that the test cuts (tests/faults/proxy.py):
+The outage is a TCP proxy in front of PostgreSQL that the test cuts (tests/support/proxy.py):
 open connections are reset and new ones refused, as when the server restarts. A connection
 lost in the middle of a completion is made with ``pg_terminate_backend``."""
 
@@ -22,9 +22,9 @@ from engine.establishments.service import get_portfolio
 from engine.runtime import sync as runtime_sync
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
-from tests.builders import Flow
-from tests.faults.proxy import TcpProxy
-from tests.web.conftest import Pages
+from tests.support.builders import LANE_ROLES, Flow, cast
+from tests.support.pages import Pages
+from tests.support.proxy import TcpProxy
 from web.ui.errors import DB_UNAVAILABLE_MESSAGE, RETRY_AFTER_SECONDS
 
 QUICK = 5.0  # seconds: an answer during an outage must come at least this fast
@@ -32,14 +32,8 @@ QUICK = 5.0  # seconds: an answer during an outage must come at least this fast
 
 @pytest.fixture
 def world(make, db, client):  # type: ignore[no-untyped-def]
-    org = make.org()
-    est = make.establishment(org)
-    users = {
-        "admin": make.user("sesa-pr", "admin"),
-        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
-        "DATASUS": make.user("sesa-pr", "datasus"),
-    }
+    people = cast(make, roles=LANE_ROLES)
+    est, users = people.est, people.lanes
     res = client.post(
         "/api/v1/instances",
         json={"process": "credenciamento-rnds", "establishment": est.cnes, "portfolio": "RIRA"},

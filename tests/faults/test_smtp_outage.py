@@ -21,7 +21,7 @@ from engine.notifications import service as notifications
 from engine.notifications.models import PENDING, SENT, OutboxMessage
 from engine.notifications.render import render
 from engine.scheduler import jobs, runner
-from tests.scheduler.conftest import SmtpServer, free_port
+from tests.support.mail import SmtpServer, free_port
 
 
 def _enqueue(db, settings, users, n: int) -> list[int]:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from bench.load import harness
-from tests.faults.proxy import TcpProxy
+from tests.support.proxy import TcpProxy
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 from engine.audit import service as audit
 from engine.demo import samples
-from tests.builders import Flow
-
-
-@pytest.fixture
-def world(make, client):  # type: ignore[no-untyped-def]
-    org = make.org()
-    est = make.establishment(org, uf="PR")
-    users = {
-        "admin": make.user("sesa-pr", "admin"),
-        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
-        "DATASUS": make.user("sesa-pr", "datasus"),
-        "auditor": make.user("sesa-pr", "auditor"),
-    }
-    return {"org": org, "est": est, "users": users}
-
-
-def start(client, world, portfolio="RIRA", as_="admin", expect=201):  # type: ignore[no-untyped-def]
-    res = client.post(
-        "/api/v1/instances",
-        json={
-            "process": "credenciamento-rnds",
-            "establishment": world["est"].cnes,
-            "portfolio": portfolio,
-        },
-        headers=world["users"][as_].headers,
-    )
-    assert res.status_code == expect, res.json
-    return res
-
-
-def flow(client, world) -> Flow:  # type: ignore[no-untyped-def]
-    res = start(client, world)
-    ops = client.get("/api/v1/portfolios", headers=world["users"]["admin"].headers).json["items"]
-    portfolio = next(p for p in ops if p["code"] == "RIRA")
-    return Flow(client, world["users"], res.json["id"], world["est"], portfolio)
+from tests.support.builders import Flow
+from tests.support.flows import flow, start
 
 
 def test_happy_path_reaches_production(client, world, db):  # type: ignore[no-untyped-def]

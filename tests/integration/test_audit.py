@@ -13,19 +13,14 @@ from engine.audit import service as audit
 from engine.audit import verify as verification
 from engine.audit.models import AuditCheckpoint, AuditEvent
 from engine.demo import samples
-from tests.integration.test_api_process import flow
+from tests.support.builders import LANE_ROLES, cast
+from tests.support.flows import flow
 
 
 @pytest.fixture
 def chain(make, client, db):  # type: ignore[no-untyped-def]
-    org = make.org()
-    est = make.establishment(org)
-    users = {
-        "admin": make.user("sesa-pr", "admin"),
-        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
-        "DATASUS": make.user("sesa-pr", "datasus"),
-    }
+    people = cast(make, roles=LANE_ROLES)
+    org, est, users = people.org, people.est, people.lanes
     f = flow(client, {"est": est, "users": users})
     f.complete("ambientar_servicos")
     f.complete("desenvolver_conector")
@@ -209,14 +204,8 @@ def test_the_audit_holds_numbers_the_database_would_rewrite(db, make, client):  
     """Issue 12 item 1: ``1e20`` in an integer field and ``-0.0`` were hashed as ``1e+20`` and
     ``-0.0`` while PostgreSQL's JSONB gave back ``100000000000000000000`` and ``0``: the chain
     was reported broken though nobody touched it."""
-    org = make.org()
-    est = make.establishment(org)
-    users = {
-        "admin": make.user("sesa-pr", "admin"),
-        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
-        "DATASUS": make.user("sesa-pr", "datasus"),
-    }
+    people = cast(make, roles=LANE_ROLES)
+    est, users = people.est, people.lanes
     f = flow(client, {"est": est, "users": users})
     f.complete("obter_certificado_digital")
     f.complete("criar_conta_govbr")

@@ -21,7 +21,7 @@ from engine.certificates.models import Certificate
 from engine.errors import Forbidden, Invalid, NotFound
 from engine.files import service as files
 from engine.files.models import StoredFile
-from tests.pki import CNPJ, CPF, OTHER_CNPJ, PASSWORD, pki
+from tests.support.pki import CNPJ, CPF, OTHER_CNPJ, PASSWORD, pki
 
 POLICY = certs.CertificatePolicy(extra_anchors=pki().anchors)
 
@@ -187,7 +187,7 @@ def test_refusals_land_on_the_form_field(db, world, make_file, password, code, w
 def test_a_certificate_not_in_strict_der_is_registered_as_it_came(db, world):  # type: ignore[no-untyped-def]
     """Issue 12 #18: the .pfx opens with its password, the certificate is read leniently, and
     the stored public certificate is the CA's bytes (so its signature still verifies)."""
-    from tests.pki import ec_key, pfx_by_hand
+    from tests.support.pki import ec_key, pfx_by_hand
 
     ca = pki()
     original = ca.non_der_ecnpj()
@@ -428,7 +428,7 @@ def test_update_roots_refuses_what_is_not_a_bundle(db, roots_file, entries, word
     from cryptography.x509.oid import NameOID
 
     from engine.pki import trust
-    from tests.pki import ec_key
+    from tests.support.pki import ec_key
 
     ca = pki()
     foreign_name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "Raiz Qualquer")])

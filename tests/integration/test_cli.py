@@ -18,20 +18,6 @@ GOOD = [
 ]
 
 
-@pytest.fixture
-def cli(db_url, db, app, monkeypatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CREDENCIA_DATABASE_URL", db_url)
-    monkeypatch.setattr(settings_mod, "_settings", None)
-    runner = CliRunner()
-
-    def run(*args: str, code: int = 0) -> str:
-        result = runner.invoke(main, list(args))
-        assert result.exit_code == code, result.output
-        return result.output
-
-    return run
-
-
 def _count(db) -> int:  # type: ignore[no-untyped-def]
     with db.read() as s:
         return s.scalar(select(func.count()).select_from(Establishment))

@@ -12,7 +12,7 @@ from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
 from engine.demo import samples
 from engine.workflow import spiff
-from tests.integration.test_api_process import flow
+from tests.support.flows import flow
 
 
 def _upload(client, user, content: bytes, name: str):  # type: ignore[no-untyped-def]

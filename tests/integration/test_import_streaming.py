@@ -17,7 +17,6 @@ from engine.audit import service as audit
 from engine.audit.models import AuditEvent
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
-from tests.integration.test_cli import cli  # noqa: F401  (the fixture)
 
 HEADER = "cnes,cnpj,razao_social,nome_fantasia,uf,municipio,cep,endereco,telefone,email,cnes_pai\n"
 CNPJ = "10302910000182"

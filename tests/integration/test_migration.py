@@ -10,7 +10,8 @@ import pytest
 from engine.definitions import service as definitions
 from engine.errors import Conflict, Forbidden
 from engine.runtime import migration
-from tests.integration.test_api_process import flow
+from tests.support.builders import LANE_ROLES, cast
+from tests.support.flows import flow
 
 
 def _version(db, settings, tmp_path: Path, name: str, *edits: tuple[str, str]) -> int:  # type: ignore[no-untyped-def]
@@ -31,10 +32,8 @@ def _version(db, settings, tmp_path: Path, name: str, *edits: tuple[str, str]) -
 
 @pytest.fixture
 def running(make, client):  # type: ignore[no-untyped-def]
-    org = make.org()
-    est = make.establishment(org)
-    users = {"admin": make.user("sesa-pr", "admin"), "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-             "Integrador": make.user("sesa-pr", "integrador", est.cnes), "DATASUS": make.user("sesa-pr", "datasus")}  # fmt: skip
+    people = cast(make, roles=LANE_ROLES)
+    est, users = people.est, people.lanes
     f = flow(client, {"est": est, "users": users})
     f.complete("obter_certificado_digital")
     f.complete("criar_conta_govbr")

@@ -13,7 +13,7 @@ from sqlalchemy import inspect, select, text
 import engine.models  # noqa: F401
 from engine.audit.models import AuditEvent
 from engine.db import Base, make_engine
-from tests.conftest import _pg_admin_url
+from tests.support.databases import pg_admin_url
 from web.cli import alembic_config, upgrade_database
 
 
@@ -23,7 +23,7 @@ def empty_url(request, tmp_path):  # type: ignore[no-untyped-def]
         yield f"sqlite:///{tmp_path / 'm.db'}"
         return
     request.getfixturevalue("postgres_url")  # skips, or fails under CI, like the other PG tests
-    admin = _pg_admin_url()
+    admin = pg_admin_url()
     name = f"credencia_mig_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -7,7 +7,8 @@ import re
 import jsonschema
 from openapi_spec_validator import validate
 
-from tests.integration.test_api_process import flow
+from tests.support.builders import LANE_ROLES, cast
+from tests.support.flows import flow
 from web.api.openapi import document
 
 
@@ -61,14 +62,8 @@ def _schema_for(doc: dict, method: str, path: str, status: int) -> dict | None: 
 
 
 def test_real_responses_conform(client, make) -> None:  # type: ignore[no-untyped-def]
-    org = make.org()
-    est = make.establishment(org)
-    users = {
-        "admin": make.user("sesa-pr", "admin"),
-        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
-        "DATASUS": make.user("sesa-pr", "datasus"),
-    }
+    people = cast(make, roles=LANE_ROLES)
+    est, users = people.est, people.lanes
     rec = Recorder(client)
     f = flow(rec, {"est": est, "users": users})
     admin = users["admin"].headers

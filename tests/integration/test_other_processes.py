@@ -17,6 +17,7 @@ from engine.demo import samples
 from engine.reminders import service as reminders
 from engine.runtime import timers
 from engine.runtime.models import ProcessInstance
+from tests.support.builders import cast
 
 SP = ZoneInfo("America/Sao_Paulo")
 
@@ -162,10 +163,8 @@ def test_pec_token_expires_at_2359_and_is_regenerated(pec, db, settings):  # typ
 def test_renewal_started_once_by_the_scheduler_and_new_certificate_becomes_current(
     make, client, db, settings
 ):  # type: ignore[no-untyped-def]
-    org = make.org()
-    est = make.establishment(org)
-    users = {"admin": make.user("sesa-pr", "admin"), "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-             "Integrador": make.user("sesa-pr", "integrador", est.cnes)}  # fmt: skip
+    people = cast(make, roles=("admin", "gestor", "integrador"))
+    est, users = people.est, people.lanes
     d = Driver(client, users, 0)
     old_file = d.upload(samples.demo_certificate(est.cnpj, days=20), "atual.cer", "Gestor")
     with db.write() as s:

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from engine.audit import failures
 from engine.audit.models import AuditEvent, AuthFailureCount
-from tests.builders import Flow
+from tests.support.builders import Flow
 
 
 @pytest.fixture

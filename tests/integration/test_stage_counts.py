@@ -15,7 +15,7 @@ from engine.dashboard.models import StageCount
 from engine.establishments import service as establishments_svc
 from engine.runtime import bulk
 from engine.runtime import instances as runtime_instances
-from tests.builders import Flow
+from tests.support.builders import Flow
 
 KEY = "credenciamento-rnds"
 

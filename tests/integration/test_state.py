@@ -16,6 +16,7 @@ from engine.runtime import instances as runtime_instances
 from engine.runtime import state as runtime_state
 from engine.runtime.models import ProcessInstance, Task
 from engine.workflow import spiff
+from tests.support.builders import cast
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "states"
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,14 +30,10 @@ def _snapshot(workflow) -> list[tuple[str, str, int, str]]:  # type: ignore[no-u
 
 
 def _drive(db, make, steps: list[str], settings=None) -> int:  # type: ignore[no-untyped-def]
-    org = make.org()
-    est = make.establishment(org)
-    actors = {
-        "Gestor": make.user("sesa-pr", "gestor", est.cnes).actor,
-        "Integrador": make.user("sesa-pr", "integrador", est.cnes).actor,
-        "DATASUS": make.user("sesa-pr", "datasus").actor,
-    }
-    admin = make.user("sesa-pr", "admin").actor
+    people = cast(make, roles=("gestor", "integrador", "datasus", "admin"))
+    org, est = people.org, people.est
+    actors = {lane: user.actor for lane, user in people.lanes.items() if lane != "admin"}
+    admin = people.admin.actor
     with db.write() as s:
         inst = runtime_instances.start_instance(
             s,

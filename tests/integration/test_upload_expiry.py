@@ -19,8 +19,7 @@ from engine.files import service as files
 from engine.files.models import StoredFile
 from engine.scheduler import jobs
 from engine.scheduler.models import SchedulerJob
-from tests.integration.test_api_process import flow
-from tests.integration.test_api_process import world as world  # noqa: F401  (the fixture)
+from tests.support.flows import flow
 
 T0 = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
 QUOTA_MESSAGE = "Limite de envios pendentes atingido"

@@ -9,19 +9,14 @@ from sqlalchemy import event, func, select
 
 from engine.audit.models import AuditEvent
 from engine.demo import samples
-from tests.integration.test_api_process import flow
+from tests.support.builders import LANE_ROLES, cast
+from tests.support.flows import flow
 
 
 @pytest.fixture
 def at_request(make, client):  # type: ignore[no-untyped-def]
-    org = make.org()
-    est = make.establishment(org)
-    users = {
-        "admin": make.user("sesa-pr", "admin"),
-        "Gestor": make.user("sesa-pr", "gestor", est.cnes),
-        "Integrador": make.user("sesa-pr", "integrador", est.cnes),
-        "DATASUS": make.user("sesa-pr", "datasus"),
-    }
+    people = cast(make, roles=LANE_ROLES)
+    est, users = people.est, people.lanes
     f = flow(client, {"est": est, "users": users})
     f.complete("obter_certificado_digital")
     f.complete("criar_conta_govbr")

@@ -19,7 +19,7 @@ from engine.reminders.models import OVERDUE_DIGEST, Reminder
 from engine.scheduler import runner
 from engine.scheduler import status as status_mod
 from engine.scheduler.models import SchedulerJob
-from tests.scheduler.helpers import add_tasks
+from tests.support.scheduler import add_tasks
 from web.cli import scheduler as cli_scheduler
 
 SP = ZoneInfo("America/Sao_Paulo")

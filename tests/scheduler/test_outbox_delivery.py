@@ -25,9 +25,9 @@ from engine.notifications.render import render
 from engine.reminders import service as reminders
 from engine.reminders.models import Reminder
 from engine.scheduler import status as status_mod
-from tests.scheduler import workers
-from tests.scheduler.conftest import SmtpServer, free_port
-from tests.scheduler.helpers import add_tasks
+from tests.support import workers
+from tests.support.mail import SmtpServer, free_port
+from tests.support.scheduler import add_tasks
 from web.cli import scheduler as cli_scheduler
 
 SP = ZoneInfo("America/Sao_Paulo")

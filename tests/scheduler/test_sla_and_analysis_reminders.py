@@ -19,9 +19,9 @@ from engine.reminders import service as reminders
 from engine.reminders.models import ANALYSIS_OVERDUE, Reminder
 from engine.runtime import instances as runtime_instances
 from engine.runtime.models import Task
-from tests.builders import Flow
-from tests.scheduler.conftest import BASE_URL
-from tests.scheduler.helpers import deploy_fixture
+from tests.support.builders import Flow
+from tests.support.mail import BASE_URL
+from tests.support.scheduler import deploy_fixture
 
 SP = ZoneInfo("America/Sao_Paulo")
 

@@ -18,7 +18,7 @@ from engine.runtime import instances as runtime_instances
 from engine.runtime import timers
 from engine.runtime.models import ProcessInstance, Task
 from engine.workflow import spiff
-from tests.scheduler.helpers import deploy_fixture
+from tests.support.scheduler import deploy_fixture
 
 START = datetime(2027, 3, 1, 10, 0, tzinfo=UTC)
 DEADLINE = START + timedelta(hours=2)  # the boundary timer, "PT2H"

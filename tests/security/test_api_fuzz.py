@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from engine.accounts.models import User
 from engine.audit.models import AuditEvent
-from tests.security.conftest import SecWorld, denials
+from tests.support.security import SecWorld, denials
 
 CONFORMANCE = [
     not_a_server_error,
@@ -138,7 +138,7 @@ def test_every_operation_refuses_missing_or_bad_credentials(app, db, api_schema,
 
 
 def test_a_signed_in_browser_session_is_no_api_credential(app, sec) -> None:  # type: ignore[no-untyped-def]
-    from tests.security.conftest import PageClient
+    from tests.support.security import PageClient
 
     page = PageClient(app, sec.users["admin"])
     assert page.get("/").status_code == 200

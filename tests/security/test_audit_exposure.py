@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from engine.audit import failures
 from engine.audit import verify as verification
 from engine.audit.models import AuditEvent, AuthFailureCount
-from tests.security.conftest import PageClient
+from tests.support.security import PageClient
 
 
 def _events(db, action: str | None = None) -> list[AuditEvent]:  # type: ignore[no-untyped-def]

@@ -32,7 +32,7 @@ from typing import Any
 
 from engine import identifiers
 from engine.demo import samples
-from tests.security.conftest import (
+from tests.support.security import (
     EST_MARKERS,
     ORG_A,
     ORG_B,

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from engine.demo import samples
 from engine.files.models import StoredFile
-from tests.security.conftest import PageClient, SecWorld, stored_files
+from tests.support.security import PageClient, SecWorld, stored_files
 
 MB = 1024 * 1024
 
@@ -282,7 +282,7 @@ def _rest_of_response(sock: socket.socket, response: bytes) -> bytes:
 def test_a_2gb_upload_over_a_real_socket(app, db, sec: SecWorld) -> None:
     """Over HTTP to a live server: headers for 2 GB, a little of the body, and the 413
     arrives while the client still has almost everything left to send."""
-    from tests.web.live import serve
+    from tests.support.live import serve
 
     token = sec.users["gestor"].token
     before = stored_files(db)

@@ -34,8 +34,7 @@ from engine.files import service as files
 from engine.runtime import instances as runtime_instances
 from engine.runtime import taskform
 from engine.runtime.models import READY, ProcessInstance, Task
-from tests.security.conftest import PageClient, SecWorld
-from tests.security.hostile import (
+from tests.support.hostile import (
     BIG,
     CONTROL,
     FORMULA,
@@ -54,6 +53,7 @@ from tests.security.hostile import (
     shown,
     to_form,
 )
+from tests.support.security import PageClient, SecWorld
 
 SP = ZoneInfo("America/Sao_Paulo")
 _rng = random.Random(2024)
@@ -798,7 +798,7 @@ def test_hostile_values_never_run_in_the_browser(csrf_app, db, sec: SecWorld) ->
 
     if not assets.installed() and assets.install():
         pytest.fail("front-end packages missing; run `make assets`")
-    from tests.web.live import chromium, serve
+    from tests.support.live import chromium, serve
 
     admin = PageClient(csrf_app, sec.users["admin"])
     gestor = PageClient(csrf_app, sec.users["gestor"])
@@ -845,7 +845,7 @@ def test_hostile_values_never_run_in_the_browser(csrf_app, db, sec: SecWorld) ->
             context.add_init_script(CSP_LISTENER)
             page = context.new_page()
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            from tests.web.live import login
+            from tests.support.live import login
 
             user = sec.users[role]
             login(page, base, user.email, user.password)

@@ -31,7 +31,7 @@ from SpiffWorkflow.spiff.parser.process import VALIDATOR
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
-from tests.bpmn_support import FLOW_NODE_TAGS, NS
+from tests.support.bpmn import FLOW_NODE_TAGS, NS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ROOT / "processes"

@@ -49,7 +49,7 @@ from engine.forms import (
     validate_form,
 )
 from engine.workflow.spiff import next_timer_due
-from tests.bpmn_support import FLOW_NODE_TAGS, NS
+from tests.support.bpmn import FLOW_NODE_TAGS, NS
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ROOT / "processes"

@@ -1,6 +1,6 @@
 """Reading and judging certificate files: every kind of file, every failure, and fuzzing.
 
-The PKI comes from tests/pki.py; its root is passed as an extra trust anchor where a test
+The PKI comes from tests/support/pki.py; its root is passed as an extra trust anchor where a test
 needs a certificate that counts as ICP-Brasil.
 """
 
@@ -34,8 +34,8 @@ from engine.pki import (
     public_der_from_upload,
 )
 from engine.pki.chain import verify_chain
-from tests import pki as P
-from tests.pki import CNPJ, CPF, OTHER_CNPJ, PASSWORD, pki
+from tests.support import pki as P
+from tests.support.pki import CNPJ, CPF, OTHER_CNPJ, PASSWORD, pki
 
 
 @pytest.fixture(scope="module")

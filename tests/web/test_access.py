@@ -11,7 +11,7 @@ from engine.audit.models import AuditEvent
 from engine.demo import samples
 from engine.files import service as files
 from engine.runtime.models import Task
-from tests.web.conftest import ready_task
+from tests.support.pages import ready_task
 
 
 def _routes(world, db) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -40,7 +40,7 @@ def test_login_sets_a_fresh_http_only_lax_cookie_and_audits(world, pages, db):  
 
 
 def test_cookie_is_secure_over_https(world, pages):  # type: ignore[no-untyped-def]
-    from tests.web.conftest import CSRF_RE
+    from tests.support.pages import CSRF_RE
 
     base = "https://credencia.exemplo.gov.br"
     client = pages().client

@@ -14,37 +14,27 @@ from typing import Any
 import pytest
 
 from engine.demo import samples
-from tests.web.live import ARTIFACTS, axe_violations, chromium, login, logout, screenshot, serve
+from tests.support.builders import cast
+from tests.support.live import (
+    ARTIFACTS,
+    _front_end_assets,  # noqa: F401 (autouse fixture)
+    axe_violations,
+    chromium,
+    login,
+    logout,
+    screenshot,
+    serve,
+)
 
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _front_end_assets() -> None:
-    """The pages need the npm packages copied into web/static/vendor (``make assets``)."""
-    from web import assets
-
-    if not assets.installed():
-        missing = assets.install()
-        if missing:
-            pytest.fail(
-                "front-end packages missing; run `make assets` (npm ci): " + ", ".join(missing)
-            )
-
-
 @pytest.fixture
 def people(make):  # type: ignore[no-untyped-def]
-    org = make.org("sesa-pr", "Secretaria da Saúde do Paraná")
-    est = make.establishment(org, uf="PR", municipio="Curitiba")
-    make.establishment(org, uf="PR", municipio="Londrina")
-    users = {
-        "admin": make.user("sesa-pr", "admin"),
-        "gestor": make.user("sesa-pr", "gestor", est.cnes),
-        "integrador": make.user("sesa-pr", "integrador", est.cnes),
-        "datasus": make.user("sesa-pr", "datasus"),
-        "auditor": make.user("sesa-pr", "auditor"),
-    }
-    return {"org": org, "est": est, "users": users}
+    people = cast(
+        make, uf="PR", municipio="Curitiba", others=({"uf": "PR", "municipio": "Londrina"},)
+    )
+    return {"org": people.org, "est": people.est, "users": people.users}
 
 
 class Checker:

@@ -18,10 +18,16 @@ from engine.notifications import service as notifications
 from engine.notifications.models import FAILED, Notification, OutboxMessage
 from engine.scheduler.jobs import JOBS
 from engine.scheduler.models import SchedulerJob
-from tests.web.conftest import SETTINGS, advance, ready_task
-from tests.web.live import axe_violations, chromium, login, screenshot, serve
-from tests.web.test_browser import _front_end_assets  # noqa: F401 (autouse fixture)
-from tests.web.test_flagged_files import risky_pdf
+from tests.support.hostile import risky_pdf
+from tests.support.live import (
+    _front_end_assets,  # noqa: F401 (autouse fixture)
+    axe_violations,
+    chromium,
+    login,
+    screenshot,
+    serve,
+)
+from tests.support.pages import SETTINGS, advance, ready_task
 
 pytestmark = pytest.mark.browser
 

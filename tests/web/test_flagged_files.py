@@ -11,32 +11,8 @@ from engine.audit.models import AuditEvent
 from engine.demo import samples
 from engine.files import service as files
 from engine.files.models import StoredFile
-from tests.web.conftest import advance, ready_task
-
-
-def risky_pdf() -> bytes:
-    """A one-page PDF whose catalog runs JavaScript on opening and embeds a file."""
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 3 0 R /Names << /EmbeddedFiles 4 0 R >> >>",
-        b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
-        b"<< /S /JavaScript /JS (app.alert(1)) >>",
-        b"<< /Names [] >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
-    ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return bytes(out)
-
+from tests.support.hostile import risky_pdf
+from tests.support.pages import advance, ready_task
 
 REVIEWER_TEXT = "Abra-o com cuidado"
 UPLOADER_TEXT = "O DATASUS será alertado"

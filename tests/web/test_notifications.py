@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from engine.notifications import service as notifications
 from engine.notifications.models import Notification
-from tests.web.conftest import ready_task
+from tests.support.pages import ready_task
 
 
 def _notify(db, user, title: str, link: str = "", org: int | None = None) -> int:  # type: ignore[no-untyped-def]

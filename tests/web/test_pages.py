@@ -13,7 +13,7 @@ from engine.audit.models import AuditEvent
 from engine.comments.models import Comment
 from engine.establishments.models import Establishment
 from engine.runtime.models import ProcessInstance
-from tests.web.conftest import advance, ready_task
+from tests.support.pages import advance, ready_task
 
 
 def _csv_rows(res) -> list[dict]:  # type: ignore[no-untyped-def]

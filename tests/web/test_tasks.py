@@ -11,7 +11,7 @@ from sqlalchemy import select
 from engine.demo import samples
 from engine.drafts.models import TaskDraft
 from engine.runtime.models import ProcessInstance, Task
-from tests.web.conftest import advance, ready_task
+from tests.support.pages import advance, ready_task
 
 
 def test_inbox_shows_lane_tasks_overdue_first_and_counts(world, db, pages):  # type: ignore[no-untyped-def]
@@ -62,7 +62,7 @@ def test_certificate_upload_completes_the_task(world, db, pages):  # type: ignor
 
 
 def test_a_pfx_is_opened_with_the_forms_declared_password_field(world, db, pages):  # type: ignore[no-untyped-def]
-    from tests.pki import PASSWORD, pki
+    from tests.support.pki import PASSWORD, pki
 
     # obter-certificado-digital declares its "senha" field as format: password; the page finds
     # it by that, never by its name.

@@ -13,7 +13,7 @@ import time_machine
 from engine.demo import samples
 from engine.runtime.models import Task
 from engine.scheduler import jobs
-from tests.web.conftest import ready_task
+from tests.support.pages import ready_task
 
 T0 = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from engine.definitions import service as definitions
-from tests.web.conftest import advance
+from tests.support.pages import advance
 
 
 def _deploy_v2(db, settings, tmp_path, *edits: tuple[str, str]) -> int:  # type: ignore[no-untyped-def]

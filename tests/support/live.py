@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,3 +84,16 @@ def login(page: Any, base: str, email: str, password: str) -> None:
 def logout(page: Any) -> None:
     page.click("button:has-text('Sair')")
     page.wait_for_load_state("domcontentloaded")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _front_end_assets() -> None:
+    """The pages need the npm packages copied into web/static/vendor (``make assets``)."""
+    from web import assets
+
+    if not assets.installed():
+        missing = assets.install()
+        if missing:
+            pytest.fail(
+                "front-end packages missing; run `make assets` (npm ci): " + ", ".join(missing)
+            )

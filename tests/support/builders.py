@@ -158,3 +158,63 @@ class Flow:
         )
         assert res.status_code == 200
         return res.json
+
+
+# The lane names of the credentialing process, by the role that works in them.
+LANES = {"gestor": "Gestor", "integrador": "Integrador", "datasus": "DATASUS"}
+USUAL_ROLES = ("admin", "gestor", "integrador", "datasus", "auditor")
+LANE_ROLES = ("admin", "gestor", "integrador", "datasus")  # admin and one person per lane
+SCOPED_ROLES = frozenset({"gestor", "integrador"})
+
+
+@dataclass
+class Cast:
+    """The usual people of one organization: one user per role, the scoped roles (gestor,
+    integrador) on the first establishment ``est``."""
+
+    org: int
+    slug: str
+    est: Establishment
+    others: list[Establishment]  # further establishments of the organization, nobody's
+    users: dict[str, UserHandle]  # role -> user
+
+    def __getattr__(self, role: str) -> UserHandle:
+        users = self.__dict__.get("users", {})
+        if role in users:
+            return users[role]
+        raise AttributeError(role)
+
+    @property
+    def lanes(self) -> dict[str, UserHandle]:
+        """The users keyed as the API's ``lane`` names them (``Gestor``), admin and auditor
+        under their role."""
+        return {LANES.get(role, role): user for role, user in self.users.items()}
+
+
+def cast(
+    make: Builders,
+    org: str = "sesa-pr",
+    name: str = "Secretaria da Saúde do Paraná",
+    *,
+    roles: tuple[str, ...] = USUAL_ROLES,
+    scoped: frozenset[str] = SCOPED_ROLES,
+    emails: dict[str, str] | None = None,
+    others: tuple[dict[str, Any], ...] = (),
+    **establishment: Any,
+) -> Cast:
+    """Create organization ``org``, its establishment (``establishment`` fields, e.g. ``uf``),
+    then the ``others`` establishments, then one user per role in ``roles`` (in that order, so
+    ids and generated e-mails stay stable); ``scoped`` roles get the first establishment."""
+    org_id = make.org(org, name)
+    est = make.establishment(org_id, **establishment)
+    extra = [make.establishment(org_id, **fields) for fields in others]
+    users = {
+        role: make.user(
+            org,
+            role,
+            *([est.cnes] if role in scoped else []),
+            email=(emails or {}).get(role),
+        )
+        for role in roles
+    }
+    return Cast(org_id, org, est, extra, users)

@@ -131,3 +131,27 @@ def csv_cells(text: str) -> list[list[str]]:
 def formula_cells(text: str) -> list[str]:
     """Cells a spreadsheet would run as a formula."""
     return [c for row in csv_cells(text) for c in row if c.startswith(FORMULA_STARTS)]
+
+
+def risky_pdf() -> bytes:
+    """A one-page PDF whose catalog runs JavaScript on opening and embeds a file."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 3 0 R /Names << /EmbeddedFiles 4 0 R >> >>",
+        b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>",
+        b"<< /S /JavaScript /JS (app.alert(1)) >>",
+        b"<< /Names [] >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    for offset in offsets:
+        out += f"{offset:010d} 00000 n \n".encode()
+    out += (
+        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    )
+    return bytes(out)

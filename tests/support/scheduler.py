@@ -14,7 +14,7 @@ from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
 from engine.runtime.models import READY, RUNNING, ProcessInstance, Task
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parent.parent / "scheduler" / "fixtures"
 
 
 def deploy_fixture(db: Database, name: str = "prazo-teste") -> ProcessDefinition:

@@ -1,0 +1,27 @@
+"""Walking the credentialing process: start an instance over the API and drive it with
+:class:`tests.support.builders.Flow`."""
+
+from __future__ import annotations
+
+from tests.support.builders import Flow
+
+
+def start(client, world, portfolio="RIRA", as_="admin", expect=201):  # type: ignore[no-untyped-def]
+    res = client.post(
+        "/api/v1/instances",
+        json={
+            "process": "credenciamento-rnds",
+            "establishment": world["est"].cnes,
+            "portfolio": portfolio,
+        },
+        headers=world["users"][as_].headers,
+    )
+    assert res.status_code == expect, res.json
+    return res
+
+
+def flow(client, world) -> Flow:  # type: ignore[no-untyped-def]
+    res = start(client, world)
+    ops = client.get("/api/v1/portfolios", headers=world["users"]["admin"].headers).json["items"]
+    portfolio = next(p for p in ops if p["code"] == "RIRA")
+    return Flow(client, world["users"], res.json["id"], world["est"], portfolio)

@@ -1,0 +1,106 @@
+"""Page-test support: a signed-in test client, the web world's shape, and a driver that
+completes the world's tasks through the engine."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from engine import settings as settings_mod
+from engine.completion import service as completion
+from engine.demo import samples
+from engine.establishments.models import Establishment
+from engine.establishments.service import get_portfolio
+from engine.files import service as files
+from engine.runtime.models import READY, Task
+from tests.support.builders import UserHandle
+
+# The tests' certificates are self-signed: accept them as a homologation installation would.
+SETTINGS = settings_mod.Settings(certificate_require_icp_brasil=False)
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Pages:
+    """A test client that signs in through the login page and sends the CSRF token."""
+
+    def __init__(self, app: Any, **kwargs: Any):
+        self.client = app.test_client(**kwargs)
+
+    def csrf(self) -> str:
+        for path in ("/", "/entrar"):
+            found = CSRF_RE.search(self.client.get(path).get_data(as_text=True))
+            if found:
+                return found.group(1)
+        raise AssertionError("no CSRF token on / or /entrar")
+
+    def login(self, user: UserHandle) -> Pages:
+        res = self.client.post(
+            "/entrar",
+            data={"email": user.email, "password": user.password, "csrf_token": self.csrf()},
+        )
+        assert res.status_code == 302, res.get_data(as_text=True)[:500]
+        return self
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.client.get(path, **kwargs)
+
+    def post(self, path: str, data: dict | None = None, *, csrf: bool = True, **kwargs: Any) -> Any:
+        data = dict(data or {})
+        if csrf:
+            data.setdefault("csrf_token", self.csrf())
+        return self.client.post(path, data=data, **kwargs)
+
+
+@dataclass
+class World:
+    org: int
+    est: Establishment
+    est2: Establishment
+    users: dict[str, UserHandle]
+    instance_id: int
+    other_org: int
+    other_est: Establishment
+    other_admin: UserHandle
+    other_instance_id: int
+
+
+def ready_task(db, instance_id: int, element: str) -> Task:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        task = s.scalar(
+            select(Task).where(
+                Task.instance_id == instance_id, Task.element_id == element, Task.state == READY
+            )
+        )
+    assert task is not None, f"{element} is not ready"
+    return task
+
+
+def advance(db, world: World, elements: list[str]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Complete tasks of the world's instance through the engine (not the pages)."""
+    lane_user = {"Gestor": "gestor", "Integrador": "integrador", "DATASUS": "datasus"}
+    with db.read() as s:
+        portfolio = get_portfolio(s, "RIRA").as_data()
+    ctx: dict[str, Any] = {"estabelecimento": world.est.register_data(), "portfolio": portfolio}
+    for step in elements:
+        negative = step.startswith("!")
+        element = step.lstrip("!")
+        task = ready_task(db, world.instance_id, element)
+        user = world.users[lane_user[task.lane]]
+        with db.write() as s:
+            if element == "obter_certificado_digital":
+                cert = samples.demo_certificate(world.est.cnpj)
+                ctx["certificate_file"] = files.store(
+                    s, user.actor, world.org, "ecnpj.cer", cert, limit=10**7
+                ).id
+            if element in ("registrar_evidencias", "registrar_novas_evidencias"):
+                ctx["evidence_files"] = [
+                    files.store(
+                        s, user.actor, world.org, "v.pdf", samples.tiny_pdf(), limit=10**7
+                    ).id
+                ]
+            answer = samples.answer(element, ctx, negative=negative)
+            completion.complete(s, user.actor, task.id, answer, settings=SETTINGS)
+    return ctx
