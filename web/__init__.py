@@ -33,32 +33,18 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     _setup_i18n(app)
     _setup_security(app)
     _register_blueprints(app)
-    _refuse_nul_in_pages(app)
+    _register_errors(app)
     _trust_proxies(app, settings)
     return app
 
 
-def _refuse_nul_in_pages(app: Flask) -> None:
-    """PostgreSQL text cannot hold NUL: a page request carrying one gets a 422 page, not a 500
-    (the API answers the same in JSON, see web.api.views)."""
-    from flask import request
+def _register_errors(app: Flask) -> None:
+    """One mapping of errors to answers for pages and API (web.errors), and one guard that
+    refuses unstorable or unparseable input before any view (web.request_guard)."""
+    from web import errors, request_guard
 
-    from engine.errors import Invalid
-    from web.api.views import has_nul
-
-    @app.before_request
-    def _guard():  # type: ignore[no-untyped-def]
-        if request.path.startswith("/api/"):
-            return None
-        values = [*request.args.values(), *(request.view_args or {}).values(), request.path]
-        if request.mimetype in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            values.extend(request.form.values())
-        if any(has_nul(v) for v in values):
-            raise Invalid(
-                {"form": "Caracteres de controle NUL não são aceitos."},
-                "Há caracteres não permitidos (NUL) no que foi enviado.",
-            )
-        return None
+    errors.register(app)
+    request_guard.register(app)
 
 
 def _trust_proxies(app: Flask, settings: settings_mod.Settings) -> None:

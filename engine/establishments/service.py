@@ -111,6 +111,20 @@ def list_establishments(
     limit: int = 100,
     offset: int = 0,
 ) -> list[Establishment]:
+    stmt = _listed(actor, org_id, q=q, uf=uf)
+    stmt = stmt.order_by(Establishment.uf, Establishment.razao_social, Establishment.id)
+    return list(session.scalars(stmt.limit(min(limit, 1000)).offset(offset)))
+
+
+def count_establishments(
+    session: Session, actor: Actor, org_id: int, *, q: str = "", uf: str = ""
+) -> int:
+    """How many establishments ``list_establishments`` pages through with these filters."""
+    stmt = _listed(actor, org_id, q=q, uf=uf).with_only_columns(func.count(Establishment.id))
+    return session.scalar(stmt) or 0
+
+
+def _listed(actor: Actor, org_id: int, *, q: str, uf: str):  # type: ignore[no-untyped-def]
     if not actor.is_member(org_id):
         raise actor.deny(
             "Sem acesso a esta organização.", action="establishment.list", org_id=org_id
@@ -125,8 +139,7 @@ def list_establishments(
             | func.lower(Establishment.razao_social).like(like)
             | func.lower(Establishment.nome_fantasia).like(like)
         )
-    stmt = stmt.order_by(Establishment.uf, Establishment.razao_social, Establishment.id)
-    return list(session.scalars(stmt.limit(min(limit, 1000)).offset(offset)))
+    return stmt
 
 
 def get_by_cnes(session: Session, actor: Actor, org_id: int, cnes: str) -> Establishment:

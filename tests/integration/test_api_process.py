@@ -176,3 +176,142 @@ def test_child_establishments_must_share_the_uf_through_the_api(client, world, m
         **answer, "possui_filhos": True, "filhos": [{"cnes": same.cnes}],
     })  # fmt: skip
     assert f.instance()["stage"] == "Solicitação em análise"
+
+
+# ------------------------------------------------------------------ HTTP conventions
+
+
+def test_start_answers_201_with_location_and_etag(client, world):  # type: ignore[no-untyped-def]
+    res = start(client, world)
+    assert res.headers["Location"] == f"/api/v1/instances/{res.json['id']}"
+    again = client.get(res.headers["Location"], headers=world["users"]["admin"].headers)
+    assert again.status_code == 200 and again.json == res.json
+    assert again.headers["ETag"] == res.headers["ETag"] and res.headers["ETag"].startswith('"')
+
+
+def test_etag_follows_every_change_of_the_instance(client, world):  # type: ignore[no-untyped-def]
+    f = flow(client, world)
+    admin = world["users"]["admin"].headers
+
+    def etag() -> str:
+        return client.get(f"/api/v1/instances/{f.instance_id}", headers=admin).headers["ETag"]
+
+    first = etag()
+    assert etag() == first  # nothing changed, same tag
+    task = f.task("obter_certificado_digital")
+    claimed = client.post(f"/api/v1/tasks/{task['id']}/claim",
+                          headers=world["users"]["Gestor"].headers)  # fmt: skip
+    assert claimed.status_code == 200
+    second = etag()  # a claim changes the ready tasks shown with the instance
+    assert second != first
+    f.complete("obter_certificado_digital")
+    assert etag() not in (first, second)
+
+
+def test_if_match_guards_cancel_against_lost_updates(client, world, db):  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from engine.audit.models import AuditEvent
+
+    f = flow(client, world)
+    admin = world["users"]["admin"].headers
+    url = f"/api/v1/instances/{f.instance_id}/cancel"
+    seen = client.get(f"/api/v1/instances/{f.instance_id}", headers=admin).headers["ETag"]
+    f.complete("obter_certificado_digital")  # someone else moves the instance on
+    with db.read() as s:
+        events = s.scalar(select(func.count()).select_from(AuditEvent))
+
+    stale = client.post(url, json={"reason": "duplicado"}, headers={**admin, "If-Match": seen})
+    assert stale.status_code == 412 and stale.mimetype == "application/problem+json"
+    assert stale.json["type"] == "urn:credencia:problem:precondition-failed"
+    assert f.instance()["status"] == "running"  # nothing was done, nothing audited
+    with db.read() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == events
+
+    # A scoped user is refused for who they are before the precondition is looked at.
+    gestor = {**world["users"]["Gestor"].headers, "If-Match": seen}
+    assert client.post(url, json={"reason": "x"}, headers=gestor).status_code == 403
+
+    current = client.get(f"/api/v1/instances/{f.instance_id}", headers=admin).headers["ETag"]
+    both = f"{seen}, {current}"  # any of the listed tags may match
+    done = client.post(url, json={"reason": "duplicado"}, headers={**admin, "If-Match": both})
+    assert done.status_code == 200 and done.json["status"] == "cancelled"
+    assert done.headers["ETag"] != current
+
+
+def test_cancel_without_if_match_or_with_star(client, world):  # type: ignore[no-untyped-def]
+    admin = world["users"]["admin"].headers
+    plain = start(client, world).json["id"]
+    res = client.post(f"/api/v1/instances/{plain}/cancel", json={"reason": "r"}, headers=admin)
+    assert res.status_code == 200 and res.json["status"] == "cancelled"
+    star = start(client, world, portfolio="REL").json["id"]
+    res = client.post(f"/api/v1/instances/{star}/cancel", json={"reason": "r"},
+                      headers={**admin, "If-Match": "*"})  # fmt: skip
+    assert res.status_code == 200
+    # A weak tag never matches If-Match (strong comparison, RFC 9110 13.1.1).
+    weak = start(client, world, portfolio="RIRA").json["id"]
+    tag = client.get(f"/api/v1/instances/{weak}", headers=admin).headers["ETag"]
+    res = client.post(f"/api/v1/instances/{weak}/cancel", json={"reason": "r"},
+                      headers={**admin, "If-Match": f"W/{tag}"})  # fmt: skip
+    assert res.status_code == 412
+
+
+def test_errors_are_problem_details_with_field_errors(client, world):  # type: ignore[no-untyped-def]
+    admin = world["users"]["admin"].headers
+    res = client.post("/api/v1/instances", json={"establishment": 7}, headers=admin)
+    assert res.status_code == 422 and res.mimetype == "application/problem+json"
+    assert res.json["errors"] == {
+        "process": "Campo obrigatório.",
+        "establishment": "Campo obrigatório.",
+    }
+    assert res.json["detail"] == res.json["message"] and res.json["status"] == 422
+    assert res.json["title"] == "Dados inválidos"
+    assert res.json["type"] == "urn:credencia:problem:invalid"
+
+    missing = client.get("/api/v1/tasks/nao-existe", headers=admin)
+    assert missing.status_code == 404 and missing.mimetype == "application/problem+json"
+    assert missing.json["detail"] == "Tarefa não encontrada." and "errors" not in missing.json
+
+    nowhere = client.get("/api/v1/nada", headers=admin)
+    assert nowhere.status_code == 404 and nowhere.mimetype == "application/problem+json"
+    wrong = client.delete("/api/v1/tasks", headers=admin)
+    assert wrong.status_code == 405 and wrong.mimetype == "application/problem+json"
+    assert "GET" in wrong.headers["Allow"]
+
+    not_json = client.post("/api/v1/instances", data="process=x", headers=admin)
+    assert not_json.status_code == 422
+    assert not_json.json["errors"] == {
+        "body": "Envie um objeto JSON com Content-Type: application/json."
+    }
+
+
+def test_401_challenges_with_bearer(client, world):  # type: ignore[no-untyped-def]
+    res = client.get("/api/v1/me")
+    assert res.status_code == 401 and res.mimetype == "application/problem+json"
+    assert res.headers["WWW-Authenticate"] == 'Bearer realm="credencia"'
+    res = client.get("/api/v1/me", headers={"Authorization": "Bearer nao-existe"})
+    assert res.status_code == 401
+    assert res.headers["WWW-Authenticate"] == 'Bearer realm="credencia", error="invalid_token"'
+    assert res.json["message"] == "Token inválido ou revogado."
+
+
+def test_creations_answer_201_with_location(client, world):  # type: ignore[no-untyped-def]
+    import io
+    import random
+
+    from engine import identifiers
+
+    gestor = world["users"]["Gestor"].headers
+    res = client.post("/api/v1/files", headers=gestor, content_type="multipart/form-data",
+                      data={"file": (io.BytesIO(samples.tiny_pdf()), "a.pdf")})  # fmt: skip
+    assert res.status_code == 201
+    assert res.headers["Location"] == f"/api/v1/files/{res.json['id']}"
+    assert client.get(res.headers["Location"], headers=gestor).data == samples.tiny_pdf()
+    rng = random.Random(11)
+    cnes, cnpj = identifiers.generate_cnes(rng), identifiers.generate_cnpj(rng)
+    admin = world["users"]["admin"].headers
+    created = client.post("/api/v1/establishments", headers=admin, json={
+        **world["est"].register_data(), "cnes": cnes, "cnpj": cnpj})  # fmt: skip
+    assert created.status_code == 201, created.json
+    assert created.headers["Location"] == f"/api/v1/establishments/{cnes}"
+    assert client.get(created.headers["Location"], headers=admin).json == created.json

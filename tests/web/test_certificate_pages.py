@@ -15,7 +15,7 @@ from engine.certificates.models import Certificate
 from engine.db import utcnow
 from engine.demo import samples
 from tests.support.pages import SETTINGS, advance, ready_task
-from web.api.openapi import document
+from web.api.contract import document
 
 DATE = r"[0-3][0-9]/[01][0-9]/20[0-9]{2}"
 

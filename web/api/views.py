@@ -1,189 +1,82 @@
-"""JSON API v1: token auth, the same permissions as the pages (enforced by the engine)."""
+"""JSON API v1: token auth, the same permissions as the pages (enforced by the engine).
+
+Each view declares its input (annotations) and answers (``operation``) once, with the models
+of ``web.api.schemas``; ``web.api.contract`` validates, serializes and documents from them.
+Errors are answered by ``web.errors`` as RFC 9457 problems.
+"""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, g, jsonify, request
-from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from flask import Blueprint, Response, current_app, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from engine.access.actor import Actor
-from engine.accounts import service as accounts
-from engine.accounts.models import Organization
-from engine.audit import failures
+from engine.accounts.models import Organization, User
 from engine.certificates import service as certificates
 from engine.completion import service as completion
-from engine.db import Database, utcnow
+from engine.db import utcnow
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
-from engine.errors import DomainError, Invalid, NotFound
+from engine.errors import Invalid
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
-from engine.runtime import instances as runtime_instances
-from engine.runtime import migration, taskform
-from engine.runtime import tasks as runtime_tasks
+from engine.runtime import instances, migration, state, taskform, tasks
 from engine.runtime.models import READY, ProcessInstance, Task
-from web.api import serialize
-from web.api.openapi import document as openapi_document
-from web.ui.errors import database_unavailable, database_unavailable_response
+from web.api import schemas as s
+from web.api.auth import actor, db
+from web.api.contract import document, operation
+from web.errors import HTTPProblem
 
-log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-
-def _db() -> Database:
-    return current_app.extensions["credencia.db"]
-
-
-def _error(status: int, message: str, errors: dict[str, str] | None = None) -> tuple[Response, int]:
-    body: dict[str, Any] = {"message": message}
-    if errors is not None:
-        body["errors"] = errors
-    return jsonify(body), status
+# Path parameter of an instance: digits only, within the ids' 32-bit range (else 404).
+INSTANCE = f"<int(min=1, max={s.MAX_ID}):instance_id>"
 
 
-@bp.errorhandler(DomainError)
-def _domain_error(exc: DomainError):  # type: ignore[no-untyped-def]
-    return _error(exc.status, exc.message, exc.errors if isinstance(exc, Invalid) else None)
-
-
-@bp.errorhandler(RequestEntityTooLarge)
-def _too_large(_exc: Exception):  # type: ignore[no-untyped-def]
-    limit = current_app.extensions["credencia.settings"].max_upload_bytes
-    return _error(413, f"Arquivo maior que o limite de {limit // (1024 * 1024)} MB.")
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-    messages = {
-        404: "Recurso não encontrado.",
-        405: "Método não permitido.",
-        400: "Requisição inválida.",
-    }
-    return _error(exc.code or 500, messages.get(exc.code or 500, exc.description or "Erro."))
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
-    log.exception("unexpected error in the API")
-    return _error(500, "Erro interno. A operação não foi concluída; tente novamente.")
-
-
-@bp.errorhandler(DBAPIError)
-def _database(exc: DBAPIError):  # type: ignore[no-untyped-def]
-    """PostgreSQL down or restarting: 503 with Retry-After (see web/ui/errors.py)."""
-    if database_unavailable(exc):
-        return database_unavailable_response(exc)
-    return _unexpected(exc)
-
-
-def has_nul(value: Any, depth: int = 0) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if depth > 64:
-        return False
-    if isinstance(value, dict):
-        return any(has_nul(k, depth + 1) or has_nul(v, depth + 1) for k, v in value.items())
-    if isinstance(value, list):
-        return any(has_nul(v, depth + 1) for v in value)
-    return False
-
-
-@bp.before_request
-def _refuse_nul_characters():  # type: ignore[no-untyped-def]
-    """NUL characters cannot be stored (PostgreSQL text refuses them): a clear 422 up front."""
-    values: list[Any] = [*request.args.values(), *(request.view_args or {}).values(), request.path]
-    if request.is_json:
-        values.append(request.get_json(silent=True))
-    if (
-        request.mimetype == "multipart/form-data"
-        or request.mimetype == "application/x-www-form-urlencoded"
-    ):
-        values.extend(request.form.values())
-    if any(has_nul(v) for v in values):
-        return _error(
-            422,
-            "Há caracteres não permitidos (NUL).",
-            {"body": "Caracteres de controle NUL não são aceitos."},
-        )
-    return None
-
-
-def _audit_unauthenticated(reason: str) -> None:
-    """Counted per minute and address, summed up in at most one audit event a minute: anyone
-    can send bad tokens, and one event each would grow the permanent log for free."""
-    address = failures.address_key(current_app.config["SECRET_KEY"], request.remote_addr)
-    try:
-        with _db().write() as session:
-            failures.note(session, address_hash=address, reason=reason)
-    except DBAPIError:
-        log.exception("could not count an unauthenticated API call")  # the 401 stands
-
-
-def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            _audit_unauthenticated("sem token")
-            return _error(401, "Autenticação necessária: envie 'Authorization: Bearer <token>'.")
-        with _db().read() as session:
-            actor = accounts.actor_for_token(session, token.strip())
-        if actor is None:
-            _audit_unauthenticated("token inválido ou revogado")
-            return _error(401, "Token inválido ou revogado.")
-        g.actor = actor
-        return view(*args, **kwargs)
-
-    return wrapper
-
-
-def _actor() -> Actor:
-    return g.actor
-
-
-def _json_body() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise Invalid({"body": "Envie um objeto JSON com Content-Type: application/json."})
-    return body
-
-
-def _org_id(session: Any, slug: str | None) -> int:
-    actor = _actor()
+def _org_id(session: Session, slug: str | None) -> int:
     if slug:
         org = session.scalar(select(Organization).where(Organization.slug == slug))
         # The same answer whether the organization exists or not: its slug stays unknown.
-        if org is None or not actor.is_member(org.id):
-            raise actor.deny(
+        if org is None or not actor().is_member(org.id):
+            raise actor().deny(
                 "Sem acesso a esta organização.",
                 action="org.access",
                 org_id=org.id if org is not None else None,
             )
         return org.id
-    if len(actor.org_ids) == 1:
-        return actor.org_ids[0]
+    if len(actor().org_ids) == 1:
+        return actor().org_ids[0]
     raise Invalid({"org": "Informe a organização (parâmetro 'org')."})
 
 
-def _int_arg(name: str, default: int, maximum: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Invalid({name: "Informe um número inteiro."}) from None
-    if value < 0:
-        raise Invalid({name: "Informe um número não negativo."})
-    return min(value, maximum)
+def _next(total: int, limit: int, offset: int, count: int) -> str | None:
+    """The link to the next page of this list, or None on the last one."""
+    if limit == 0 or offset + count >= total:
+        return None
+    args = {**request.args.to_dict(), "limit": limit, "offset": offset + count}
+    return url_for(request.endpoint or "", **(request.view_args or {}), **args)
+
+
+def _all(items: list[Any]) -> dict[str, Any]:
+    """A list that is never paged."""
+    return {"items": items, "total": len(items), "next": None}
+
+
+def _emails(session: Session, ids: list[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    return dict(session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all())
+
+
+def _tasks(session: Session, rows: list[Task]) -> list[s.Task]:
+    emails = _emails(session, [r.assignee_id for r in rows] + [r.completed_by_id for r in rows])
+    return [s.Task.of(row, emails) for row in rows]
 
 
 # ------------------------------------------------------------------ documents
@@ -191,20 +84,18 @@ def _int_arg(name: str, default: int, maximum: int) -> int:
 
 @bp.get("/openapi.json")
 def openapi():  # type: ignore[no-untyped-def]
-    return jsonify(openapi_document())
+    return current_app.json.response(document())
 
 
 @bp.get("/me")
-@authenticated
-def me():  # type: ignore[no-untyped-def]
-    actor = _actor()
-    with _db().read() as session:
+@operation({200: s.Me})
+def me() -> s.Me:
+    """Quem sou eu"""
+    with db().read() as session:
         slugs = dict(session.execute(select(Organization.id, Organization.slug)).all())
-    return jsonify(
-        {
-            "email": actor.label,
-            "roles": [{"org": slugs.get(gr.org_id), "role": gr.role} for gr in actor.grants],
-        }
+    return s.Me(
+        email=actor().label,
+        roles=[s.Role(org=slugs.get(gr.org_id), role=gr.role) for gr in actor().grants],
     )
 
 
@@ -212,157 +103,139 @@ def me():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/establishments")
-@authenticated
-def list_establishments():  # type: ignore[no-untyped-def]
-    with _db().read() as session:
-        org_id = _org_id(session, request.args.get("org"))
+@operation({200: s.EstablishmentList}, (403, 404))
+def list_establishments(query: s.EstablishmentQuery) -> s.EstablishmentList:
+    """Listar estabelecimentos visíveis"""
+    with db().read() as session:
+        org_id = _org_id(session, query.org)
+        filters = {"q": query.q or "", "uf": query.uf or ""}
         rows = establishments.list_establishments(
-            session,
-            _actor(),
-            org_id,
-            q=request.args.get("q", ""),
-            uf=request.args.get("uf", ""),
-            limit=_int_arg("limit", 100, 1000),
-            offset=_int_arg("offset", 0, 10**9),
+            session, actor(), org_id, limit=query.limit, offset=query.offset, **filters
         )
-        return jsonify({"items": [serialize.establishment(e) for e in rows]})
+        total = establishments.count_establishments(session, actor(), org_id, **filters)
+        items = [s.Establishment.of(e) for e in rows]
+    return s.EstablishmentList(
+        items=items, total=total, next=_next(total, query.limit, query.offset, len(items))
+    )
 
 
 @bp.post("/establishments")
-@authenticated
-def create_establishment():  # type: ignore[no-untyped-def]
-    body = _json_body()
-    with _db().write() as session:
-        org_id = _org_id(session, body.get("org"))
-        est = establishments.create(session, _actor(), org_id, body)
-        out = serialize.establishment(est)
-    return jsonify(out), 201
+@operation({201: s.Establishment}, (403, 404, 409))
+def create_establishment(json: s.EstablishmentInput):  # type: ignore[no-untyped-def]
+    """Cadastrar estabelecimento (admin)"""
+    with db().write() as session:
+        org_id = _org_id(session, json.org)
+        data = json.model_dump(exclude={"org"}, exclude_unset=True)
+        out = s.Establishment.of(establishments.create(session, actor(), org_id, data))
+    return out, 201, {"Location": url_for("api.get_establishment", cnes=out.cnes)}
 
 
 @bp.get("/establishments/<cnes>")
-@authenticated
-def get_establishment(cnes: str):  # type: ignore[no-untyped-def]
-    with _db().read() as session:
-        org_id = _org_id(session, request.args.get("org"))
-        return jsonify(
-            serialize.establishment(establishments.get_by_cnes(session, _actor(), org_id, cnes))
-        )
+@operation({200: s.Establishment}, (403, 404))
+def get_establishment(cnes: str, query: s.OrgQuery) -> s.Establishment:
+    """Um estabelecimento"""
+    with db().read() as session:
+        org_id = _org_id(session, query.org)
+        return s.Establishment.of(establishments.get_by_cnes(session, actor(), org_id, cnes))
 
 
 @bp.get("/establishments/<cnes>/certificates")
-@authenticated
-def establishment_certificates(cnes: str):  # type: ignore[no-untyped-def]
-    """The current certificate (with its checklist) and the previous ones; the same
-    visibility as the establishment itself."""
-    with _db().read() as session:
-        org_id = _org_id(session, request.args.get("org"))
-        est = establishments.get_by_cnes(session, _actor(), org_id, cnes)
+@operation({200: s.EstablishmentCertificates}, (403, 404))
+def establishment_certificates(cnes: str, query: s.OrgQuery) -> s.EstablishmentCertificates:
+    """Certificado atual (com a conferência) e os anteriores
+
+    A mesma visibilidade do próprio estabelecimento."""
+    with db().read() as session:
+        org_id = _org_id(session, query.org)
+        est = establishments.get_by_cnes(session, actor(), org_id, cnes)
         now = utcnow()
+
+        def shape(cert: Any) -> s.Certificate:
+            subject_cn = (cert.details or {}).get("subject_cn")
+            return s.Certificate.of(certificates.describe(cert, now), subject_cn)
+
         current = certificates.current(session, est.id)
-        return jsonify(
-            {
-                "current": _certificate(current, now) if current else None,
-                "history": [_certificate(c, now) for c in certificates.history(session, est.id)],
-            }
+        return s.EstablishmentCertificates(
+            current=shape(current) if current else None,
+            history=[shape(c) for c in certificates.history(session, est.id)],
         )
-
-
-def _certificate(cert: Any, now: Any) -> dict[str, Any]:
-    return {
-        **certificates.describe(cert, now),
-        "subject_cn": (cert.details or {}).get("subject_cn"),
-    }
 
 
 @bp.get("/portfolios")
-@authenticated
-def list_portfolios():  # type: ignore[no-untyped-def]
-    with _db().read() as session:
+@operation({200: s.PortfolioList})
+def list_portfolios() -> s.PortfolioList:
+    """Catálogo de portfólios"""
+    with db().read() as session:
         rows = session.scalars(
             select(Portfolio).where(Portfolio.active.is_(True)).order_by(Portfolio.code)
         )
-        items = [
-            {
-                "code": p.code,
-                "name": p.name,
-                "version": p.version,
-                "date": p.date,
-                "operations": p.operations,
-            }
-            for p in rows
-        ]
-    return jsonify({"items": items})
+        return s.PortfolioList(**_all([s.Portfolio.of(p) for p in rows]))
 
 
 @bp.get("/processes")
-@authenticated
-def list_processes():  # type: ignore[no-untyped-def]
-    with _db().read() as session:
-        items = [
-            {
-                "key": d.key,
-                "version": d.version,
-                "title": d.title,
-                "content_hash": d.content_hash,
-                "deployed_at": serialize.iso(d.deployed_at),
-            }
-            for d in definitions.list_definitions(session)
-        ]
-    return jsonify({"items": items})
+@operation({200: s.ProcessDefinitionList})
+def list_processes() -> s.ProcessDefinitionList:
+    """Processos implantados"""
+    with db().read() as session:
+        items = [s.ProcessDefinition.of(d) for d in definitions.list_definitions(session)]
+    return s.ProcessDefinitionList(**_all(items))
 
 
 # ------------------------------------------------------------------ instances
 
 
-def _instance_json(session: Any, inst: ProcessInstance, with_tasks: bool = True) -> dict[str, Any]:
+def _instance(session: Session, inst: ProcessInstance) -> s.Instance:
     cnes = session.scalar(
         select(Establishment.cnes).where(Establishment.id == inst.establishment_id)
     )
     version = session.scalar(
         select(ProcessDefinition.version).where(ProcessDefinition.id == inst.definition_id)
     )
-    ready = None
-    if with_tasks:
-        rows = runtime_instances.instance_tasks(session, inst.id, states=[READY])
-        ready = serialize.tasks(session, rows)
-    return serialize.instance(inst, cnes=cnes or "", definition_version=version or 0, ready=ready)
+    ready = _tasks(session, instances.instance_tasks(session, inst.id, states=[READY]))
+    return s.Instance.with_tasks(inst, cnes=cnes or "", version=version or 0, tasks=ready)
+
+
+def _with_etag(model: s.Instance, status: int = 200, **headers: str):  # type: ignore[no-untyped-def]
+    return model, status, {"ETag": f'"{model.etag()}"', **headers}
+
+
+def _stale(session: Session, instance_id: int) -> bool:
+    """Whether the request's If-Match names another state of the instance than the current
+    one. Takes the instance's lock, so the change that follows sees the same state; without
+    If-Match nothing is checked."""
+    wanted = request.if_match
+    if not wanted:
+        return False
+    current = _instance(session, state.lock_instance(session, instance_id))
+    return not wanted.contains(current.etag())
 
 
 @bp.post("/instances")
-@authenticated
-def start_instance():  # type: ignore[no-untyped-def]
-    body = _json_body()
-    errors = {}
-    for name in ("process", "establishment"):
-        if not isinstance(body.get(name), str) or not body.get(name):
-            errors[name] = "Campo obrigatório."
-    if "portfolio" in body and not isinstance(body["portfolio"], str):
-        errors["portfolio"] = "Informe o código do portfólio."
-    if errors:
-        raise Invalid(errors)
-    with _db().write() as session:
-        org_id = _org_id(session, body.get("org"))
-        inst = runtime_instances.start_instance(
+@operation({201: s.Instance}, (403, 404, 409))
+def start_instance(json: s.StartInstance):  # type: ignore[no-untyped-def]
+    """Iniciar um processo para um estabelecimento"""
+    with db().write() as session:
+        inst = instances.start_instance(
             session,
-            _actor(),
-            org_id=org_id,
-            process_key=body["process"],
-            establishment_cnes=body["establishment"],
-            portfolio_code=body.get("portfolio", ""),
-            data=body.get("data") if isinstance(body.get("data"), dict) else None,
+            actor(),
+            org_id=_org_id(session, json.org),
+            process_key=json.process,
+            establishment_cnes=json.establishment,
+            portfolio_code=json.portfolio,
+            data=json.data,
         )
-        out = _instance_json(session, inst)
-    return jsonify(out), 201
+        out = _instance(session, inst)
+    return _with_etag(out, 201, Location=url_for("api.get_instance", instance_id=out.id))
 
 
 @bp.get("/instances")
-@authenticated
-def list_instances():  # type: ignore[no-untyped-def]
-    actor = _actor()
-    with _db().read() as session:
-        org_id = _org_id(session, request.args.get("org"))
-        if not actor.is_member(org_id):
-            raise actor.deny(
+@operation({200: s.InstanceList}, (403, 404))
+def list_instances(query: s.InstanceQuery) -> s.InstanceList:
+    """Listar instâncias"""
+    with db().read() as session:
+        org_id = _org_id(session, query.org)
+        if not actor().is_member(org_id):
+            raise actor().deny(
                 "Sem acesso a esta organização.", action="instance.list", org_id=org_id
             )
         stmt = (
@@ -370,232 +243,203 @@ def list_instances():  # type: ignore[no-untyped-def]
             .join(Establishment, Establishment.id == ProcessInstance.establishment_id)
             .where(ProcessInstance.org_id == org_id)
         )
-        visible = actor.visible_establishments(org_id)
+        visible = actor().visible_establishments(org_id)
         if visible is not None:
             stmt = stmt.where(ProcessInstance.establishment_id.in_(visible))
-        for arg, column in (
-            ("status", ProcessInstance.status),
-            ("stage", ProcessInstance.stage),
-            ("establishment", Establishment.cnes),
-            ("process", ProcessInstance.process_key),
+        for value, column in (
+            (query.status, ProcessInstance.status),
+            (query.stage, ProcessInstance.stage),
+            (query.establishment, Establishment.cnes),
+            (query.process, ProcessInstance.process_key),
         ):
-            if request.args.get(arg):
-                stmt = stmt.where(column == request.args[arg])
-        stmt = (
-            stmt.order_by(ProcessInstance.id.desc())
-            .limit(_int_arg("limit", 100, 1000))
-            .offset(_int_arg("offset", 0, 10**9))
-        )
-        rows = session.execute(stmt).all()
+            if value:
+                stmt = stmt.where(column == value)
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        page = stmt.order_by(ProcessInstance.id.desc()).limit(query.limit).offset(query.offset)
+        rows = session.execute(page).all()
         versions = dict(
             session.execute(select(ProcessDefinition.id, ProcessDefinition.version)).all()
         )
         items = [
-            serialize.instance(i, cnes=c, definition_version=versions.get(i.definition_id, 0))
+            s.InstanceSummary.of(i, cnes=c, version=versions.get(i.definition_id, 0))
             for i, c in rows
         ]
-    return jsonify({"items": items})
+    return s.InstanceList(
+        items=items, total=total, next=_next(total, query.limit, query.offset, len(items))
+    )
 
 
-MAX_ID = 2**31 - 1  # the ids are 32-bit integers; a larger one names nothing
+@bp.get(f"/instances/{INSTANCE}")
+@operation({200: s.Instance}, (403, 404))
+def get_instance(instance_id: int):  # type: ignore[no-untyped-def]
+    """Uma instância, com tarefas prontas"""
+    with db().read() as session:
+        return _with_etag(_instance(session, instances.get_instance(session, actor(), instance_id)))
 
 
-def _parse_id(raw: str) -> int:
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 10 or int(raw) > MAX_ID:
-        raise NotFound("Instância não encontrada.")
-    return int(raw)
+@bp.get(f"/instances/{INSTANCE}/history")
+@operation({200: s.EventList}, (403, 404))
+def instance_history(instance_id: int) -> s.EventList:
+    """Histórico auditável da instância"""
+    with db().read() as session:
+        events = instances.history(session, actor(), instance_id)
+        return s.EventList(**_all([s.Event.of(e) for e in events]))
 
 
-@bp.get("/instances/<raw_id>")
-@authenticated
-def get_instance(raw_id: str):  # type: ignore[no-untyped-def]
-    with _db().read() as session:
-        inst = runtime_instances.get_instance(session, _actor(), _parse_id(raw_id))
-        return jsonify(_instance_json(session, inst))
+@bp.post(f"/instances/{INSTANCE}/cancel")
+@operation({200: s.Instance}, (403, 404, 409, 412))
+def cancel_instance(  # type: ignore[no-untyped-def]
+    instance_id: int, json: s.CancelInstance, headers: s.Preconditions
+):
+    """Cancelar (admin, com motivo)"""
+    with db().write() as session:
+        stale = _stale(session, instance_id)
+        inst = instances.cancel(session, actor(), instance_id, json.reason)
+        if stale:  # refused after the engine's own checks, which answer first (RFC 9110 13.2.1)
+            raise _precondition_failed()
+        out = _instance(session, inst)
+    return _with_etag(out)
 
 
-@bp.get("/instances/<raw_id>/history")
-@authenticated
-def instance_history(raw_id: str):  # type: ignore[no-untyped-def]
-    with _db().read() as session:
-        events = runtime_instances.history(session, _actor(), _parse_id(raw_id))
-        return jsonify({"items": [serialize.event(e) for e in events]})
+@bp.get(f"/instances/{INSTANCE}/migration")
+@operation({200: s.MigrationPlan}, (403, 404))
+def migration_plan(instance_id: int, query: s.MigrationQuery) -> s.MigrationPlan:
+    """Plano de migração para outra versão (admin): é possível? por quê?"""
+    with db().read() as session:
+        return s.MigrationPlan.of(migration.plan(session, actor(), instance_id, query.version))
 
 
-@bp.post("/instances/<raw_id>/cancel")
-@authenticated
-def cancel_instance(raw_id: str):  # type: ignore[no-untyped-def]
-    body = _json_body()
-    reason = body.get("reason") if isinstance(body.get("reason"), str) else ""
-    with _db().write() as session:
-        inst = runtime_instances.cancel(session, _actor(), _parse_id(raw_id), reason)
-        out = _instance_json(session, inst)
-    return jsonify(out)
+@bp.post(f"/instances/{INSTANCE}/migrate")
+@operation({200: s.MigrationPlan}, (403, 404, 409, 412))
+def migrate_instance(
+    instance_id: int, json: s.MigrateInstance, headers: s.Preconditions
+) -> s.MigrationPlan:
+    """Migrar a instância para outra versão do processo (admin)"""
+    with db().write() as session:
+        stale = _stale(session, instance_id)
+        plan = migration.migrate(session, actor(), instance_id, json.version)
+        if stale:
+            raise _precondition_failed()
+    return s.MigrationPlan.of(plan)
 
 
-def _version_arg(raw: object) -> int:
-    text = str(raw)
-    if (
-        isinstance(raw, bool)
-        or not isinstance(raw, int | str)
-        or not text.isascii()
-        or not text.isdigit()
-    ):
-        raise Invalid({"version": "Informe a versão de destino (número inteiro)."})
-    if len(text) > 10 or int(text) > MAX_ID:
-        raise Invalid({"version": "Versão inexistente."})
-    return int(raw)
-
-
-@bp.get("/instances/<raw_id>/migration")
-@authenticated
-def migration_plan(raw_id: str):  # type: ignore[no-untyped-def]
-    with _db().read() as session:
-        plan = migration.plan(
-            session, _actor(), _parse_id(raw_id), _version_arg(request.args.get("version"))
-        )
-    return jsonify(_plan_json(plan))
-
-
-@bp.post("/instances/<raw_id>/migrate")
-@authenticated
-def migrate_instance(raw_id: str):  # type: ignore[no-untyped-def]
-    version = _version_arg(_json_body().get("version"))
-    with _db().write() as session:
-        plan = migration.migrate(session, _actor(), _parse_id(raw_id), version)
-    return jsonify(_plan_json(plan))
-
-
-def _plan_json(plan: migration.Plan) -> dict[str, Any]:
-    return {
-        "instance": plan.instance_id,
-        "from_version": plan.from_version,
-        "to_version": plan.to_version,
-        "possible": plan.possible,
-        "reasons": plan.reasons,
-        "active": plan.active,
-        "changed": plan.changed,
-    }
+def _precondition_failed() -> HTTPProblem:
+    return HTTPProblem(
+        412, "A instância mudou desde a versão informada em If-Match; leia-a de novo."
+    )
 
 
 # ------------------------------------------------------------------ tasks
 
 
 @bp.get("/tasks")
-@authenticated
-def list_tasks():  # type: ignore[no-untyped-def]
-    actor = _actor()
-    with _db().read() as session:
-        stmt = runtime_tasks.visible_tasks_query(actor)
-        if request.args.get("instance"):
-            stmt = stmt.where(Task.instance_id == _parse_id(request.args["instance"]))
-        state = request.args.get("state")
-        if state:
-            if state not in ("ready", "completed", "cancelled"):
-                raise Invalid({"state": "Use ready, completed ou cancelled."})
-            stmt = stmt.where(Task.state == state)
-        if request.args.get("lane"):
-            stmt = stmt.where(Task.lane == request.args["lane"])
-        if request.args.get("mine") in ("1", "true"):
-            stmt = stmt.where(Task.assignee_id == actor.user_id)
-        stmt = stmt.order_by(Task.due_at, Task.created_at, Task.id).limit(
-            _int_arg("limit", 200, 1000)
-        )
-        rows = list(session.scalars(stmt))
-        return jsonify({"items": serialize.tasks(session, rows)})
-
-
-def _task_detail(session: Any, task: Task) -> dict[str, Any]:
-    out = serialize.tasks(session, [task])[0]
-    form = taskform.task_form(session, _actor(), task)
-    out["form"] = {"schema": form.schema, "ui": form.ui}
-    out["data"] = form.data
-    out["context"] = form.context
-    return out
+@operation({200: s.TaskList})
+def list_tasks(query: s.TaskQuery) -> s.TaskList:
+    """Tarefas visíveis"""
+    with db().read() as session:
+        stmt = tasks.visible_tasks_query(actor())
+        if query.instance is not None:
+            stmt = stmt.where(Task.instance_id == query.instance)
+        if query.state:
+            stmt = stmt.where(Task.state == query.state)
+        if query.lane:
+            stmt = stmt.where(Task.lane == query.lane)
+        if query.mine:
+            stmt = stmt.where(Task.assignee_id == actor().user_id)
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        stmt = stmt.order_by(Task.due_at, Task.created_at, Task.id)
+        rows = list(session.scalars(stmt.limit(query.limit).offset(query.offset)))
+        items = _tasks(session, rows)
+    return s.TaskList(
+        items=items, total=total, next=_next(total, query.limit, query.offset, len(items))
+    )
 
 
 @bp.get("/tasks/<task_id>")
-@authenticated
-def get_task(task_id: str):  # type: ignore[no-untyped-def]
-    with _db().read() as session:
-        task = runtime_tasks.get_task(session, _actor(), task_id)
-        return jsonify(_task_detail(session, task))
+@operation({200: s.TaskDetail}, (403, 404))
+def get_task(task_id: str) -> s.TaskDetail:
+    """Tarefa com formulário e dados preenchidos"""
+    with db().read() as session:
+        task = tasks.get_task(session, actor(), task_id)
+        form = taskform.task_form(session, actor(), task)
+        return s.TaskDetail(
+            **_tasks(session, [task])[0].model_dump(),
+            form=s.TaskForm(schema=form.schema, ui=form.ui),
+            data=form.data,
+            context=form.context,
+        )
 
 
-def _task_action(task_id: str, action: Callable[..., Task], *args: Any) -> Any:
-    with _db().write() as session:
-        task = action(session, _actor(), task_id, *args)
-        out = serialize.tasks(session, [task])[0]
-    return jsonify(out)
+def _task_action(task_id: str, action: Callable[..., Task], *args: Any) -> s.Task:
+    with db().write() as session:
+        task = action(session, actor(), task_id, *args)
+        return _tasks(session, [task])[0]
 
 
 @bp.post("/tasks/<task_id>/claim")
-@authenticated
-def claim_task(task_id: str):  # type: ignore[no-untyped-def]
-    return _task_action(task_id, runtime_tasks.claim)
+@operation({200: s.Task}, (403, 404, 409))
+def claim_task(task_id: str) -> s.Task:
+    """Assumir"""
+    return _task_action(task_id, tasks.claim)
 
 
 @bp.post("/tasks/<task_id>/release")
-@authenticated
-def release_task(task_id: str):  # type: ignore[no-untyped-def]
-    return _task_action(task_id, runtime_tasks.release)
+@operation({200: s.Task}, (403, 404, 409))
+def release_task(task_id: str) -> s.Task:
+    """Liberar"""
+    return _task_action(task_id, tasks.release)
 
 
 @bp.post("/tasks/<task_id>/assign")
-@authenticated
-def assign_task(task_id: str):  # type: ignore[no-untyped-def]
-    body = _json_body()
-    if not isinstance(body.get("assignee"), str):
-        raise Invalid({"assignee": "Informe o e-mail de quem vai receber a tarefa."})
-    return _task_action(task_id, runtime_tasks.assign, body["assignee"])
+@operation({200: s.Task}, (403, 404, 409))
+def assign_task(task_id: str, json: s.AssignTask) -> s.Task:
+    """Atribuir (admin)"""
+    return _task_action(task_id, tasks.assign, json.assignee)
 
 
 @bp.post("/tasks/<task_id>/complete")
-@authenticated
-def complete_task(task_id: str):  # type: ignore[no-untyped-def]
-    body = _json_body()
-    data = body.get("data", {})
-    if not isinstance(data, dict):
-        raise Invalid({"data": "Envie os campos do formulário em 'data', como um objeto."})
+@operation({200: s.Task}, (403, 404, 409))
+def complete_task(task_id: str, json: s.CompleteTask) -> s.Task:
+    """Concluir com os dados do formulário"""
     settings = current_app.extensions["credencia.settings"]
-    with _db().write() as session:
-        task = completion.complete(session, _actor(), task_id, data, settings=settings)
-        out = serialize.tasks(session, [task])[0]
-    return jsonify(out)
+    with db().write() as session:
+        task = completion.complete(session, actor(), task_id, json.data, settings=settings)
+        return _tasks(session, [task])[0]
 
 
 # ------------------------------------------------------------------ files
 
 
 @bp.post("/files")
-@authenticated
-def upload_file():  # type: ignore[no-untyped-def]
+@operation({201: s.File}, (403, 404, 413))
+def upload_file(form: s.Upload):  # type: ignore[no-untyped-def]
+    """Enviar arquivo (tipo detectado pelo conteúdo)
+
+    Um envio que nenhum formulário concluído anexa expira (CREDENCIA_UPLOAD_TTL_HOURS, 48 h
+    por padrão; um rascunho salvo o mantém). Cada usuário tem uma cota de envios ainda não
+    anexados: além dela, 422 no campo `file`."""
     settings = current_app.extensions["credencia.settings"]
     limit = settings.max_upload_bytes
-    if (
-        request.content_length is not None
-        and request.content_length > current_app.config["MAX_CONTENT_LENGTH"]
-    ):
-        raise RequestEntityTooLarge()
     upload = request.files.get("file")
-    if upload is None:
-        raise Invalid({"file": "Envie o arquivo no campo 'file' (multipart/form-data)."})
+    if form is None or upload is None:  # not multipart/form-data: spectree read no form
+        raise Invalid({"file": s.Upload.messages["file"]})
     content = files.read_limited(upload.stream, limit)
-    with _db().write() as session:
-        org_id = _org_id(session, request.form.get("org"))
-        row = files.store(session, _actor(), org_id, upload.filename or "arquivo", content,
+    with db().write() as session:
+        org_id = _org_id(session, form.org)
+        row = files.store(session, actor(), org_id, upload.filename or "arquivo", content,
                           limit=limit, quota=files.UploadQuota.from_settings(settings))  # fmt: skip
-        out = serialize.stored_file(row)
-    return jsonify(out), 201
+        out = s.File.of(row)
+    return out, 201, {"Location": url_for("api.download_file", file_id=out.id)}
 
 
 @bp.get("/files/<file_id>")
-@authenticated
-def download_file(file_id: str):  # type: ignore[no-untyped-def]
-    with _db().write() as session:
-        row = files.get(session, _actor(), file_id)
+@operation({200: None}, (403, 404), binary="*/*")
+def download_file(file_id: str) -> Response:
+    """Baixar arquivo (attachment, auditado)"""
+    with db().write() as session:
+        row = files.get(session, actor(), file_id)
         content = row.content
-        files.record_download(session, _actor(), row)
+        files.record_download(session, actor(), row)
         name, content_type = row.filename, row.content_type
     response = Response(content, mimetype=content_type)
     response.headers["Content-Disposition"] = _attachment(name)
@@ -604,7 +448,5 @@ def download_file(file_id: str):  # type: ignore[no-untyped-def]
 
 
 def _attachment(name: str) -> str:
-    from urllib.parse import quote
-
     ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "arquivo"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"

@@ -1,0 +1,64 @@
+"""Bearer tokens: who is calling. A missing or bad token is a 401 with ``WWW-Authenticate``
+(RFC 6750), counted for the audit log; permissions are the engine's, as for the pages."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import current_app, g, request
+from sqlalchemy.exc import DBAPIError
+
+from engine.access.actor import Actor
+from engine.accounts import service as accounts
+from engine.audit import failures
+from engine.db import Database
+from web.errors import HTTPProblem
+
+log = logging.getLogger(__name__)
+REALM = "credencia"
+
+
+def db() -> Database:
+    return current_app.extensions["credencia.db"]
+
+
+def actor() -> Actor:
+    return g.actor
+
+
+def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            _refuse("sem token", "Autenticação necessária: envie 'Authorization: Bearer <token>'.")
+        with db().read() as session:
+            found = accounts.actor_for_token(session, token.strip())
+        if found is None:
+            _refuse("token inválido ou revogado", "Token inválido ou revogado.", invalid=True)
+        g.actor = found
+        return view(*args, **kwargs)
+
+    wrapper.authenticated = True  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _refuse(reason: str, message: str, *, invalid: bool = False) -> None:
+    _count_failure(reason)
+    challenge = f'Bearer realm="{REALM}"' + (', error="invalid_token"' if invalid else "")
+    raise HTTPProblem(401, message, headers={"WWW-Authenticate": challenge})
+
+
+def _count_failure(reason: str) -> None:
+    """Counted per minute and address, summed up in at most one audit event a minute: anyone
+    can send bad tokens, and one event each would grow the permanent log for free."""
+    address = failures.address_key(current_app.config["SECRET_KEY"], request.remote_addr)
+    try:
+        with db().write() as session:
+            failures.note(session, address_hash=address, reason=reason)
+    except DBAPIError:
+        log.exception("could not count an unauthenticated API call")  # the 401 stands
