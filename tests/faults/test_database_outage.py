@@ -115,7 +115,8 @@ def test_api_answers_503_during_an_outage_and_works_again_after_it(
     ):
         res, seconds = _timed(lambda m=method, p=path, b=body: getattr(client, m)(p, json=b, headers=token))  # fmt: skip
         assert res.status_code == 503, (path, res.status_code, res.get_data(as_text=True)[:300])
-        assert res.json == {"message": DB_UNAVAILABLE_MESSAGE}
+        assert res.mimetype == "application/problem+json" and res.json["status"] == 503
+        assert res.json["message"] == res.json["detail"] == DB_UNAVAILABLE_MESSAGE
         assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
         assert seconds < QUICK, (path, seconds)
     # Nothing was done meanwhile.

@@ -646,6 +646,113 @@ def test_api_refuses_nul_characters_with_422(app, db, sec: SecWorld) -> None:
         assert "NUL" in res.json["message"]
 
 
+def test_api_names_the_field_that_carries_a_nul(app, db, sec: SecWorld) -> None:
+    client = app.test_client()
+    headers = sec.users["admin"].headers
+    res = client.post(f"/api/v1/tasks/{sec.own.task_id}/complete", headers=headers,
+                      json={"data": {"filhos": [{"cnes": "1"}, {"cnes": NUL}]}})  # fmt: skip
+    assert res.status_code == 422 and res.mimetype == "application/problem+json"
+    assert res.json["errors"] == {
+        "data.filhos.1.cnes": "Caracteres de controle NUL não são aceitos."
+    }
+    res = client.get("/api/v1/establishments?q=" + NUL, headers=headers)
+    assert res.json["errors"] == {"q": "Caracteres de controle NUL não são aceitos."}
+
+
+# ------------------------------------------------------------------ hostile JSON
+
+DEEP = "[" * 1000  # RecursionError in the JSON parser
+DEEP_VALID = '{"data": ' + '{"a": ' * 200 + "1" + "}" * 200 + "}"  # parses, but 200 levels
+
+
+def _json_posts(sec: SecWorld) -> list[str]:
+    return [
+        "/api/v1/instances",
+        "/api/v1/establishments",
+        f"/api/v1/tasks/{sec.own.task_id}/complete",
+        f"/api/v1/tasks/{sec.own.task_id}/assign",
+        f"/api/v1/instances/{sec.own.instance_id}/cancel",
+        f"/api/v1/instances/{sec.own.instance_id}/migrate",
+        "/api/v1/files",
+        "/api/v1/me",
+    ]
+
+
+@pytest.mark.parametrize("body", [DEEP, DEEP_VALID, "{", '{"reason": "x"', b"\xff\xfe{}"])
+def test_deep_or_broken_json_is_a_400_problem_even_unauthenticated(app, db, sec: SecWorld,
+                                                                    body: Any) -> None:  # fmt: skip
+    """Issue 12, item 11: ``'['*1000`` answered 500 (RecursionError) before any login."""
+    client = app.test_client()
+    for url in _json_posts(sec):
+        for headers in ({}, sec.users["admin"].headers):
+            res = client.post(url, data=body, content_type="application/json", headers=headers)
+            where = (url, bool(headers), res.status_code)
+            assert res.status_code == 400, where
+            assert res.mimetype == "application/problem+json", where
+            assert res.json["status"] == 400 and "body" in res.json["errors"], where
+    # Pages refuse it alike (with their error page), instead of a 500.
+    page = client.post("/entrar", data=DEEP, content_type="application/json")
+    assert page.status_code == 400 and "text/html" in page.content_type
+    assert _instance_status(db, sec.own.instance_id) == "running"
+
+
+def _instance_status(db: Any, instance_id: int) -> str:
+    with db.read() as s:
+        return s.get(ProcessInstance, instance_id).status
+
+
+def test_json_nested_within_the_limit_still_reaches_the_handler(app, sec: SecWorld) -> None:
+    client = app.test_client()
+    nested: Any = "fundo"
+    for _ in range(60):
+        nested = {"a": nested}
+    res = client.post(f"/api/v1/tasks/{sec.own.task_id}/complete",
+                      json={"data": {"x": nested}}, headers=sec.users["gestor"].headers)  # fmt: skip
+    assert res.status_code in (403, 409, 422) and res.status_code != 400, res.json
+
+
+LONE = "\\ud800"  # a JSON escape of a lone UTF-16 surrogate
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "field"),
+    [
+        ("post", "/api/v1/establishments", '{"razao_social": "A%sB", "cnes": "1"}', "razao_social"),
+        ("post", "/api/v1/instances", '{"process": "%s", "establishment": "1"}', "process"),
+        ("post", "TASK/complete", '{"data": {"senha": "%s"}}', "data.senha"),
+        ("post", "TASK/complete", '{"data": {"filhos": [{"cnes": "%s"}]}}', "data.filhos.0.cnes"),
+        ("post", "TASK/assign", '{"assignee": "%s@pr.gov.br"}', "assignee"),
+        ("post", "INSTANCE/cancel", '{"reason": "%s"}', "reason"),
+        ("post", "INSTANCE/cancel", '{"reason": "x", "%s": 1}', "body"),
+        ("post", "/api/v1/me", '["%s"]', "0"),
+    ],
+)
+def test_lone_surrogates_are_refused_at_the_field(app, db, sec: SecWorld, method: str, url: str,
+                                                  body: str, field: str) -> None:  # fmt: skip
+    """Issue 12, item 12: a lone surrogate answered 500 (UnicodeEncodeError when stored)."""
+    url = url.replace("TASK", f"/api/v1/tasks/{sec.own.task_id}")
+    url = url.replace("INSTANCE", f"/api/v1/instances/{sec.own.instance_id}")
+    client = app.test_client()
+    for encoded in ((body % LONE).encode(), (body % "\ud800").encode("utf-8", "surrogatepass")):
+        res = getattr(client, method)(url, data=encoded, content_type="application/json",
+                                      headers=sec.users["admin"].headers)  # fmt: skip
+        assert res.status_code == 422, (url, res.status_code, res.get_data(as_text=True)[:300])
+        assert res.mimetype == "application/problem+json"
+        assert res.json["errors"] == {
+            field: "Caractere Unicode inválido (substituto isolado, como \\ud800)."
+        }
+    assert _instance_status(db, sec.own.instance_id) == "running"
+
+
+def test_surrogate_pairs_are_ordinary_text(app, sec: SecWorld) -> None:
+    """A correctly paired surrogate escape is one character (an emoji): accepted."""
+    client = app.test_client()
+    res = client.post(f"/api/v1/instances/{sec.own.instance_id}/cancel",
+                      data='{"reason": "Duplicado \\ud83d\\ude00"}', content_type="application/json",
+                      headers=sec.users["admin"].headers)  # fmt: skip
+    assert res.status_code == 200 and res.json["cancel_reason"] == "Duplicado \U0001f600"
+
+
 # ------------------------------------------------------------------ known bugs
 
 NUL_ON_PAGES = (
