@@ -375,9 +375,13 @@ EXPECTED: dict[tuple[str, str], Route] = {
         },
         data=_start,
     ),
-    ("/api/v1/instances/<raw_id>", "GET"): Route(seen(401, 200, 403, 403)),
-    ("/api/v1/instances/<raw_id>/history", "GET"): Route(seen(401, 200, 403, 403)),
-    ("/api/v1/instances/<raw_id>/cancel", "POST"): Route(
+    ("/api/v1/instances/<int(min=1, max=2147483647):instance_id>", "GET"): Route(
+        seen(401, 200, 403, 403)
+    ),
+    ("/api/v1/instances/<int(min=1, max=2147483647):instance_id>/history", "GET"): Route(
+        seen(401, 200, 403, 403)
+    ),
+    ("/api/v1/instances/<int(min=1, max=2147483647):instance_id>/cancel", "POST"): Route(
         {
             "own": cell(401, 403, admin=422),
             "est": cell(401, 403, admin=422),
@@ -385,7 +389,7 @@ EXPECTED: dict[tuple[str, str], Route] = {
         },  # fmt: skip
         data=lambda w, v: {"reason": ""},
     ),
-    ("/api/v1/instances/<raw_id>/migration", "GET"): Route(
+    ("/api/v1/instances/<int(min=1, max=2147483647):instance_id>/migration", "GET"): Route(
         {
             "own": cell(401, 403, admin=200),
             "est": cell(401, 403, admin=200),
@@ -393,7 +397,7 @@ EXPECTED: dict[tuple[str, str], Route] = {
         },  # fmt: skip
         query=lambda w, v: "version=1",
     ),
-    ("/api/v1/instances/<raw_id>/migrate", "POST"): Route(
+    ("/api/v1/instances/<int(min=1, max=2147483647):instance_id>/migrate", "POST"): Route(
         # To the version it already runs: allowed, then refused as a conflict.
         {
             "own": cell(401, 403, admin=409),
@@ -548,7 +552,7 @@ def _build(rule: Any, values: dict[str, Any]) -> str:
     def repl(match: re.Match) -> str:
         return str(values[match.group(2)])
 
-    return re.sub(r"<(?:([a-z]+):)?([a-z_]+)>", repl, rule.rule)
+    return re.sub(r"<(?:([a-z]+)(?:\([^)]*\))?:)?([a-z_]+)>", repl, rule.rule)
 
 
 @dataclass
