@@ -755,14 +755,6 @@ def test_surrogate_pairs_are_ordinary_text(app, sec: SecWorld) -> None:
 
 # ------------------------------------------------------------------ known bugs
 
-NUL_ON_PAGES = (
-    "web/api/views.py refuses NUL characters up front (_refuse_nul_characters, 422) but the "
-    "pages have no such guard: a NUL in any page form field or query parameter reaches the "
-    "database; PostgreSQL refuses it and the page answers 500 (establishment create/edit, "
-    "comments, cancellation, sign-in, search and dashboard/audit filters and exports, CSV "
-    "import, admin forms, bulk start, assignment, task/file ids), while SQLite stores it"
-)
-
 
 def test_nul_characters_are_refused_on_pages(csrf_app, db, sec: SecWorld) -> None:
     admin = PageClient(csrf_app, sec.users["admin"])
