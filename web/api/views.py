@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from engine.access.actor import Actor
-from engine.accounts import service as accounts
+from engine.accounts import tokens as api_tokens
 from engine.accounts.models import Organization
 from engine.audit import failures
 from engine.certificates import service as certificates
@@ -135,11 +135,14 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
             _audit_unauthenticated("sem token")
             return _error(401, "Autenticação necessária: envie 'Authorization: Bearer <token>'.")
         with _db().read() as session:
-            actor = accounts.actor_for_token(session, token.strip())
-        if actor is None:
-            _audit_unauthenticated("token inválido ou revogado")
-            return _error(401, "Token inválido ou revogado.")
-        g.actor = actor
+            check = api_tokens.authenticate(session, token.strip())
+        if check is None:
+            _audit_unauthenticated("token inválido, revogado ou expirado")
+            return _error(401, "Token inválido, revogado ou expirado.")
+        if check.record_use:  # at most once per few minutes per token
+            with _db().write() as session:
+                api_tokens.record_use(session, check.token_id)
+        g.actor = check.actor
         return view(*args, **kwargs)
 
     return wrapper
