@@ -1,7 +1,7 @@
 """API tokens with an expiry; invitations to an organization
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0007
 Create Date: 2026-12-03 16:19:06
 """
 
@@ -11,7 +11,7 @@ import engine.db
 from sqlalchemy.dialects import postgresql
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
