@@ -360,6 +360,8 @@ def live_token(session: Session, token: str, *, now: datetime | None = None) -> 
 
 
 def actor_for_token(session: Session, token: str) -> Actor | None:
+    """The actor of a live token. The API authenticates with engine.accounts.tokens.authenticate,
+    which also says when to record the token's use."""
     row = live_token(session, token)
     if row is None:
         return None
