@@ -16,7 +16,7 @@ from engine.audit.models import AuditEvent
 from engine.notifications import delivery
 from engine.reminders import service as reminders
 from engine.runtime.models import Task
-from tests.scheduler.helpers import add_tasks
+from tests.support.scheduler import add_tasks
 
 SP = ZoneInfo("America/Sao_Paulo")
 WED = datetime(2027, 3, 3, 9, 0, tzinfo=SP)

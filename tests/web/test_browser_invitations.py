@@ -15,8 +15,14 @@ from sqlalchemy import select, update
 from engine.accounts.models import ApiToken
 from engine.db import utcnow
 from engine.notifications.models import OutboxMessage
-from tests.web.live import axe_violations, chromium, login, screenshot, serve
-from tests.web.test_browser import _front_end_assets  # noqa: F401 (autouse fixture)
+from tests.support.live import (
+    _front_end_assets,  # noqa: F401 (autouse fixture)
+    axe_violations,
+    chromium,
+    login,
+    screenshot,
+    serve,
+)
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from engine.audit.models import AuditEvent
 from engine.db import utcnow
 from engine.notifications import delivery
 from engine.notifications.models import OutboxMessage
-from tests.builders import UserHandle
+from tests.support.builders import UserHandle
 
 LINK = re.compile(r"https?://[^\s\"<]+/convites/([A-Za-z0-9_-]{40,})")
 SENT = "Convite enviado para {}. O papel vale quando a pessoa aceitar pelo link que recebeu por e-mail."
@@ -168,7 +168,7 @@ def test_a_new_person_creates_an_account_from_the_link(world, db, pages):  # typ
 def test_invitations_are_cancelled_expire_and_are_e_mailed_over_smtp(world, db, pages, settings):  # type: ignore[no-untyped-def]
     import dataclasses
 
-    from tests.scheduler.conftest import SmtpServer
+    from tests.support.mail import SmtpServer
 
     admin = pages(world.users["admin"])
     admin.post("/administracao/papeis", {"email": "a@exemplo.gov.br", "role": "auditor"})

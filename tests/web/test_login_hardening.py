@@ -137,7 +137,7 @@ def test_behind_an_undeclared_proxy_the_address_does_not_count(world, db, pages)
 
 
 def test_behind_trusted_proxies_the_reported_client_address_counts(world, db, settings):  # type: ignore[no-untyped-def]
-    from tests.web.conftest import Pages
+    from tests.support.pages import Pages
     from web import create_app
 
     app = create_app(dataclasses.replace(settings, trusted_proxies=1), db)
