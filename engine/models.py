@@ -2,6 +2,7 @@
 
 from engine.accounts.models import (  # noqa: F401
     ApiToken,
+    Invitation,
     LoginAttempt,
     Membership,
     Organization,

@@ -1,12 +1,27 @@
-"""CSRF protection, security headers and the session cookie's Secure flag."""
+"""CSRF protection, security headers, the session cookie's Secure flag, and which client
+address can be trusted behind reverse proxies."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, Response, request
+import logging
+import time
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
+log = logging.getLogger(__name__)
+
+# Headers by which a reverse proxy tells the client's address.
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+UNTRUSTED_PROXY_MESSAGE = (
+    "Requisição recusada: ela chegou por um proxy reverso (cabeçalho X-Forwarded-For ou "
+    "Forwarded), mas CREDENCIA_TRUSTED_PROXIES não está definido. Em produção o Credencia não "
+    "atende assim: sem saber quantos proxies confiáveis há na frente, não sabe o endereço de "
+    "quem acessa. Defina CREDENCIA_TRUSTED_PROXIES (docs/operations.md, lista de produção)."
+)
+_last_logged = 0.0
 
 CSP = "; ".join(
     [
@@ -34,9 +49,53 @@ class SessionInterface(SecureCookieSessionInterface):
         )
 
 
+def _forwarded() -> bool:
+    return any(name in request.headers for name in FORWARDING_HEADERS)
+
+
+def client_address() -> str | None:
+    """The client's address where it can be trusted (the sign-in limits count per address
+    only then): the peer of a direct connection, or the address the trusted proxies report
+    (``CREDENCIA_TRUSTED_PROXIES``, applied by ProxyFix in web/__init__.py). None when the
+    request came through a proxy that was not declared: the peer is then the proxy, whose
+    address every client behind it shares."""
+    if current_app.extensions["credencia.settings"].trusted_proxies > 0:
+        return request.remote_addr
+    return None if _forwarded() else request.remote_addr
+
+
+def _refuse_untrusted_proxy(app: Flask) -> None:
+    """In production, a request that came through a reverse proxy nobody declared is refused
+    with a 400 that says what to set (and an error in the log), rather than served with the
+    proxy's address taken for every client's."""
+    settings = app.extensions.get("credencia.settings")
+    if settings is None or not settings.production or settings.trusted_proxies > 0:
+        return
+
+    @app.before_request
+    def _untrusted_proxy():  # type: ignore[no-untyped-def]
+        global _last_logged
+        if not _forwarded():
+            return None
+        if time.monotonic() - _last_logged > 60:  # once a minute, not once per request
+            _last_logged = time.monotonic()
+            log.error(
+                "request through an undeclared reverse proxy refused (%s %s from %s): set "
+                "CREDENCIA_TRUSTED_PROXIES to the number of proxies in front of the app",
+                request.method, request.path, request.remote_addr,
+            )  # fmt: skip
+        if request.path.startswith("/api/"):
+            response = jsonify({"message": UNTRUSTED_PROXY_MESSAGE})
+        else:
+            response = Response(UNTRUSTED_PROXY_MESSAGE, mimetype="text/plain")
+        response.status_code = 400
+        return response
+
+
 def setup(app: Flask) -> None:
     csrf.init_app(app)
     app.session_interface = SessionInterface()
+    _refuse_untrusted_proxy(app)
 
     @app.after_request
     def _headers(response: Response) -> Response:

@@ -1,16 +1,27 @@
-"""Sign-in hardening: failed attempts counted per account and per client address, and
-server-side web sessions that signing out ends.
+"""Sign-in hardening: failed attempts slowed down per account (and per client address where
+that address can be trusted), and server-side web sessions that signing out ends.
+
+No lockout. After a few failures in a row each further attempt of the same key must wait a
+delay that doubles with every failure, up to a cap (``Policy``); an attempt that comes
+earlier is refused *without looking at the password* and told how many seconds to wait. A
+success clears the account's count. So a guesser gets a few tries and then one per capped
+delay, while the account's owner — even while someone hammers at it — waits at most the cap,
+never a lockout that a stranger can impose with five wrong guesses.
+
+The address counts only where it is the client's: a direct connection, or the address the
+trusted reverse proxies report (``CREDENCIA_TRUSTED_PROXIES``; web/security.py decides). When
+it is the proxy's own address everyone behind it would share one count, so it is not used.
 
 Counters live in the database (``login_attempt``) so every web worker sees the same counts.
 Neither the e-mail nor the address is stored: each key is an HMAC under the installation's
 secret (``pepper``), so a copy of the table does not reveal who tried or from where.
 
 An attempt is *charged* before the password is checked, in a short transaction of its own
-(``admit``): concurrent guesses each take a slot atomically, so no burst of parallel requests
-gets more tries than the limit. ``settle`` then gives a successful attempt its slot back
-(the account's count starts over) or locks the keys whose count reached the limit. The
-same happens whether or not the account exists, so the answers and their timing say
-nothing about which e-mails are registered.
+(``admit``), and the delay that a failure would bring is set at once: concurrent guesses
+each take the row lock in turn, so no burst of parallel requests gets more tries than the
+free ones. ``settle`` then gives a successful attempt its slot back (the account's count
+starts over). The same happens whether or not the account exists, so the answers and their
+timing say nothing about which e-mails are registered.
 
 A signed cookie cannot be revoked by itself: at sign-in a ``web_session`` row is opened and
 its random id goes in the cookie; every request checks the row, and signing out deletes it,
@@ -27,8 +38,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, literal, or_, select
-from sqlalchemy import update as sql_update
+from sqlalchemy import delete, literal, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,14 +49,32 @@ ACCOUNT, ADDRESS = "account", "address"
 
 
 @dataclass(frozen=True)
-class Policy:
-    account_limit: int = 5
-    address_limit: int = 20
-    window: timedelta = timedelta(minutes=15)
-    lockout: timedelta = timedelta(minutes=15)
+class Backoff:
+    """``free`` failures in a row cost nothing; the next attempt waits ``first``, and each
+    further failure doubles the wait, up to ``cap``."""
 
-    def limit(self, kind: str) -> int:
-        return self.account_limit if kind == ACCOUNT else self.address_limit
+    free: int
+    first: timedelta
+    cap: timedelta
+
+    def delay(self, failures: int) -> timedelta:
+        if failures < self.free:
+            return timedelta(0)
+        doublings = min(failures - self.free, 30)
+        return min(self.first * (2**doublings), self.cap)
+
+
+@dataclass(frozen=True)
+class Policy:
+    account: Backoff = Backoff(free=5, first=timedelta(seconds=30), cap=timedelta(minutes=5))
+    # Many people may share one address (a health secretariat's network): more free tries,
+    # a shorter cap.
+    address: Backoff = Backoff(free=20, first=timedelta(seconds=5), cap=timedelta(minutes=1))
+    # A key with no failure for this long starts from zero again.
+    forget_after: timedelta = timedelta(minutes=30)
+
+    def of(self, kind: str) -> Backoff:
+        return self.account if kind == ACCOUNT else self.address
 
 
 DEFAULT_POLICY = Policy()
@@ -54,27 +82,31 @@ DEFAULT_POLICY = Policy()
 
 @dataclass(frozen=True)
 class Keys:
-    """The hashed keys of one sign-in attempt."""
+    """The hashed keys of one sign-in attempt (no address key when it cannot be trusted)."""
 
     account: str
-    address: str
+    address: str | None
 
     def pairs(self) -> list[tuple[str, str]]:
-        return [(ACCOUNT, self.account), (ADDRESS, self.address)]
+        # Always in this order: concurrent attempts take the row locks in the same order.
+        out = [(ACCOUNT, self.account)]
+        if self.address is not None:
+            out.append((ADDRESS, self.address))
+        return out
 
 
 @dataclass
 class Admission:
     admitted: bool
     retry_after: timedelta | None = None  # set when refused
-    # Keys that this call locked (the count went past the limit under concurrency).
-    locked: list[str] = field(default_factory=list)
+    # Keys whose count reached the free limit with this attempt (they start to be slowed).
+    throttled: list[str] = field(default_factory=list)
 
     @property
-    def minutes(self) -> int:
-        """Whole minutes to wait, at least one."""
+    def seconds(self) -> int:
+        """Whole seconds to wait, at least one."""
         seconds = self.retry_after.total_seconds() if self.retry_after else 0
-        return max(1, math.ceil(seconds / 60))
+        return max(1, math.ceil(seconds))
 
 
 def normalize_email(email: str) -> str:
@@ -99,9 +131,10 @@ def _hmac(pepper: bytes, kind: str, value: str) -> str:
 
 
 def keys_for(email: str, address: str | None, pepper: bytes) -> Keys:
+    """``address`` None: the client's address is not known (see the module's docstring)."""
     return Keys(
         account=_hmac(pepper, ACCOUNT, normalize_email(email)),
-        address=_hmac(pepper, ADDRESS, normalize_address(address)),
+        address=_hmac(pepper, ADDRESS, normalize_address(address)) if address else None,
     )
 
 
@@ -124,58 +157,48 @@ def _at(value: datetime):  # type: ignore[no-untyped-def]
     return literal(value, type_=UTCDateTime())
 
 
+def _row(session: Session, kind: str, key: str, now: datetime) -> LoginAttempt:
+    """The key's row, created if missing, locked until the end of the transaction."""
+    session.execute(
+        _insert(session)
+        .values(kind=kind, key_hash=key, window_start=now, attempts=0, last_attempt_at=now)
+        .on_conflict_do_nothing(index_elements=[LoginAttempt.kind, LoginAttempt.key_hash])
+    )
+    return session.execute(
+        select(LoginAttempt)
+        .where(LoginAttempt.kind == kind, LoginAttempt.key_hash == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 def admit(
     session: Session, keys: Keys, *, policy: Policy = DEFAULT_POLICY, now: datetime | None = None
 ) -> Admission:
-    """Charge one attempt to both keys, or refuse it while either key is locked.
+    """Charge one attempt to each key, or refuse it while any key must still wait.
 
     Commit this (its own short transaction) before checking the password.
     """
     now = now or utcnow()
-    pairs = keys.pairs()
-    rows = session.execute(
-        select(LoginAttempt.locked_until).where(
-            or_(*[(LoginAttempt.kind == k) & (LoginAttempt.key_hash == h) for k, h in pairs]),
-            LoginAttempt.locked_until > _at(now),
-        )
-    ).scalars()
-    until = max(rows, default=None)
-    if until is not None:
-        return Admission(False, retry_after=until - now)
-    counts = {kind: _charge(session, kind, key, policy, now) for kind, key in pairs}
-    over = [kind for kind, count in counts.items() if count > policy.limit(kind)]
-    if not over:
-        return Admission(True)
-    # Parallel attempts raced past the limit: this one is refused and locks its keys.
-    for kind in over:
-        _lock(session, kind, dict(pairs)[kind], now + policy.lockout)
-    return Admission(False, retry_after=policy.lockout, locked=over)
-
-
-def _charge(session: Session, kind: str, key: str, policy: Policy, now: datetime) -> int:
-    expired = LoginAttempt.window_start <= _at(now - policy.window)
-    stmt = (
-        _insert(session)
-        .values(kind=kind, key_hash=key, window_start=now, attempts=1, last_attempt_at=now)
-        .on_conflict_do_update(
-            index_elements=[LoginAttempt.kind, LoginAttempt.key_hash],
-            set_={
-                "attempts": case((expired, 1), else_=LoginAttempt.attempts + 1),
-                "window_start": case((expired, _at(now)), else_=LoginAttempt.window_start),
-                "last_attempt_at": _at(now),
-            },
-        )
-        .returning(LoginAttempt.attempts)
-    )
-    return int(session.execute(stmt).scalar_one())
-
-
-def _lock(session: Session, kind: str, key: str, until: datetime) -> None:
-    session.execute(
-        sql_update(LoginAttempt)
-        .where(LoginAttempt.kind == kind, LoginAttempt.key_hash == key)
-        .values(locked_until=until)
-    )
+    rows = [(kind, _row(session, kind, key, now)) for kind, key in keys.pairs()]
+    waits = [
+        row.locked_until - now for _, row in rows if row.locked_until and row.locked_until > now
+    ]
+    if waits:
+        return Admission(False, retry_after=max(waits))
+    throttled = []
+    for kind, row in rows:
+        if row.last_attempt_at <= now - policy.forget_after:
+            row.attempts, row.window_start = 0, now
+        row.attempts += 1
+        row.last_attempt_at = now
+        # Charged as a failure until settle() hears otherwise: the delay starts now.
+        delay = policy.of(kind).delay(row.attempts)
+        row.locked_until = now + delay if delay else None
+        if row.attempts == policy.of(kind).free:
+            throttled.append(kind)
+    session.flush()
+    return Admission(True, throttled=throttled)
 
 
 def settle(
@@ -185,46 +208,34 @@ def settle(
     *,
     policy: Policy = DEFAULT_POLICY,
     now: datetime | None = None,
-) -> list[str]:
-    """After the password check: a success gives its slot back (and clears the account's
-    count); a failure locks each key whose count reached the limit. Returns the kinds
-    locked now."""
+) -> None:
+    """After the password check: a success gives its slot back (the account starts over, the
+    address loses one failure); a failure stays charged, with the delay admit() set."""
+    if not succeeded:
+        return
     now = now or utcnow()
-    if succeeded:
-        session.execute(
-            delete(LoginAttempt).where(
-                LoginAttempt.kind == ACCOUNT, LoginAttempt.key_hash == keys.account
-            )
+    session.execute(
+        delete(LoginAttempt).where(
+            LoginAttempt.kind == ACCOUNT, LoginAttempt.key_hash == keys.account
         )
-        session.execute(
-            sql_update(LoginAttempt)
-            .where(
-                LoginAttempt.kind == ADDRESS,
-                LoginAttempt.key_hash == keys.address,
-                LoginAttempt.attempts > 0,
-            )
-            .values(attempts=LoginAttempt.attempts - 1)
-        )
-        return []
-    locked = []
-    for kind, key in keys.pairs():
-        row = session.get(LoginAttempt, (kind, key))
-        if row is None or row.attempts < policy.limit(kind):
-            continue
-        if row.locked_until is None or row.locked_until <= now:
-            _lock(session, kind, key, now + policy.lockout)
-            locked.append(kind)
-    return locked
+    )
+    if keys.address is None:
+        return
+    row = session.get(LoginAttempt, (ADDRESS, keys.address), with_for_update=True)
+    if row is not None and row.attempts > 0:
+        row.attempts -= 1
+        delay = policy.address.delay(row.attempts)
+        row.locked_until = row.last_attempt_at + delay if delay else None
 
 
 def cleanup(
     session: Session, *, policy: Policy = DEFAULT_POLICY, now: datetime | None = None
 ) -> int:
-    """Forget counters whose window and lock are over, and sessions past their expiry."""
+    """Forget counters with no attempt for a while, and sessions past their expiry."""
     now = now or utcnow()
     stale = session.execute(
         delete(LoginAttempt).where(
-            LoginAttempt.last_attempt_at < _at(now - max(policy.window, policy.lockout)),
+            LoginAttempt.last_attempt_at < _at(now - policy.forget_after),
             or_(LoginAttempt.locked_until.is_(None), LoginAttempt.locked_until < _at(now)),
         )
     ).rowcount

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, Column, ForeignKey, Index, Integer, String, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine.db import Base, UTCDateTime, utcnow
+from engine.db import Base, JSONType, UTCDateTime, utcnow
 
 ROLES = (
     "admin", "gestor", "integrador", "datasus", "auditor",
@@ -92,14 +92,56 @@ class ApiToken(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(12))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Written at most once per few minutes of use (engine/accounts/tokens.py), not per request.
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None: valid until revoked. Past it the token is refused like a revoked one.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
 
 
+class Invitation(Base):
+    """An organization's admin asked a person (by e-mail) to take a role there.
+
+    The person accepts through a link sent by e-mail: signed in, if they already have an
+    account, or by choosing a password, if not. Only the SHA-256 of the link's random token is
+    stored. Nobody is added to an organization without their acceptance.
+    """
+
+    __tablename__ = "invitation"
+    __table_args__ = (
+        Index("ix_invitation_org_pending", "org_id", "accepted_at", "cancelled_at"),
+        Index("ix_invitation_email", "email"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organization.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(254))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[str] = mapped_column(String(32))
+    # CNES of the establishments of a scoped role, as the admin chose them.
+    establishments: Mapped[list] = mapped_column(JSONType, default=list)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("user_account.id", ondelete="SET NULL")
+    )
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    organization: Mapped[Organization] = relationship()
+
+
 class LoginAttempt(Base):
-    """Attempts of one key (an account's e-mail or a client address) in the current window."""
+    """Failed sign-ins of one key (an account's e-mail or a trusted client address) in a row.
+
+    Past a few failures each further attempt must wait a growing delay (``locked_until``:
+    attempts before it are refused unchecked); engine/accounts/login_guard.py."""
 
     __tablename__ = "login_attempt"
     __table_args__ = (Index("ix_login_attempt_last_attempt_at", "last_attempt_at"),)
@@ -107,9 +149,10 @@ class LoginAttempt(Base):
     kind: Mapped[str] = mapped_column(String(10), primary_key=True)  # account | address
     key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # HMAC-SHA-256, hex
     window_start: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Attempts charged in the window that did not succeed (and those still being checked).
+    # Attempts charged in the streak that did not succeed (and those still being checked).
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # The next attempt of this key is not checked before this time.
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 

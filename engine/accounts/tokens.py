@@ -1,47 +1,233 @@
-"""API tokens of an organization's members, listed, made and revoked by its admins."""
+"""API tokens: made by an organization's admin (page) or the installation's operator (command
+line), listed and revoked from both, refused once expired, and their last use recorded.
+
+A token made on the page acts only within that organization. One made on the command line
+acts within the organization named (``--org``, or the person's only one); only on explicit
+request (``--all-orgs``) does it act with all the person's roles. The admin page lists, and
+lets revoke, both the organization's tokens and the organization-less tokens of its members
+(they reach the organization's data too).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.accounts import service as accounts
 from engine.accounts.members import member_ids
-from engine.accounts.models import ApiToken, User
-from engine.audit import service as audit
+from engine.accounts.models import ApiToken, Membership, Organization, User
 from engine.db import utcnow
 from engine.errors import Invalid, NotFound
 
+# "Last used" is written when it is older than this: a busy token costs one write per period,
+# not one per request.
+LAST_USE_EVERY = timedelta(minutes=5)
+MAX_EXPIRY_DAYS = 3650
 
-def list_tokens(session: Session, actor: Actor, org_id: int) -> list[tuple[ApiToken, str]]:
-    actor.require_role(org_id, "admin", "token.list")
-    return list(
-        session.execute(
-            select(ApiToken, User.email)
-            .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.org_id == org_id)  # only the tokens this organization minted
-            .order_by(ApiToken.created_at.desc())
-        )
+ACTIVE, REVOKED, EXPIRED = "active", "revoked", "expired"
+
+
+@dataclass
+class TokenRow:
+    token: ApiToken
+    email: str
+    org_slug: str | None  # None: acts in every organization of its person
+    status: str
+
+
+def status_of(row: ApiToken, now: datetime | None = None) -> str:
+    if row.revoked_at is not None:
+        return REVOKED
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
+        return EXPIRED
+    return ACTIVE
+
+
+def expiry(expires_in_days: int | str | None, *, now: datetime | None = None) -> datetime | None:
+    """The expiry of a token valid for that many days (blank: no expiry)."""
+    if expires_in_days is None or (
+        isinstance(expires_in_days, str) and not expires_in_days.strip()
+    ):
+        return None
+    try:
+        days = int(expires_in_days)
+    except (TypeError, ValueError):
+        raise Invalid({"expires_in_days": "Informe um número inteiro de dias."}) from None
+    if not 1 <= days <= MAX_EXPIRY_DAYS:
+        raise Invalid({"expires_in_days": f"Entre 1 e {MAX_EXPIRY_DAYS} dias."})
+    return (now or utcnow()) + timedelta(days=days)
+
+
+def _rows(session: Session, stmt) -> list[TokenRow]:  # type: ignore[no-untyped-def]
+    now = utcnow()
+    return [
+        TokenRow(token, email, slug, status_of(token, now))
+        for token, email, slug in session.execute(stmt)
+    ]
+
+
+def _listing():  # type: ignore[no-untyped-def]
+    return (
+        select(ApiToken, User.email, Organization.slug)
+        .join(User, User.id == ApiToken.user_id)
+        .outerjoin(Organization, Organization.id == ApiToken.org_id)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
     )
 
 
-def create(session: Session, actor: Actor, org_id: int, email: str, name: str) -> str:
+def _acts_in(org_id: int):  # type: ignore[no-untyped-def]
+    """Tokens that reach the organization: minted for it, or organization-less of a member."""
+    return or_(
+        ApiToken.org_id == org_id,
+        and_(
+            ApiToken.org_id.is_(None),
+            ApiToken.user_id.in_(select(Membership.user_id).where(Membership.org_id == org_id)),
+        ),
+    )
+
+
+# ---------------------------------------------------------------- the admin page
+
+
+def list_tokens(session: Session, actor: Actor, org_id: int) -> list[TokenRow]:
+    actor.require_role(org_id, "admin", "token.list")
+    return _rows(session, _listing().where(_acts_in(org_id)))
+
+
+def create(
+    session: Session,
+    actor: Actor,
+    org_id: int,
+    email: str,
+    name: str,
+    expires_in_days: int | str | None = None,
+) -> str:
     actor.require_role(org_id, "admin", "token.create")
     user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
     if user is None or user.id not in set(session.scalars(member_ids(session, org_id))):
         raise Invalid({"email": "Esta pessoa não é membro da organização."})
-    return accounts.create_token(
-        session, actor, user.email, (name or "").strip()[:100], org_id=org_id
-    )
+    return accounts.create_token(session, actor, user.email, (name or "").strip()[:100],
+                                 org_id=org_id, expires_at=expiry(expires_in_days))  # fmt: skip
 
 
 def revoke(session: Session, actor: Actor, org_id: int, token_id: int) -> None:
     actor.require_role(org_id, "admin", "token.revoke")
-    row = session.get(ApiToken, token_id)
-    if row is None or row.org_id != org_id:
+    row = session.scalar(select(ApiToken).where(ApiToken.id == token_id, _acts_in(org_id)))
+    if row is None:
         raise NotFound("Token não encontrado.")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        audit.record(session, actor, "token.revoked", org_id=org_id, entity_type="user",
-                     entity_id=row.user_id, data={"prefix": row.prefix})  # fmt: skip
+    accounts.revoke_token(session, actor, row)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def create_for(
+    session: Session,
+    actor: Actor,
+    email: str,
+    name: str = "",
+    *,
+    org_slug: str | None = None,
+    all_orgs: bool = False,
+    expires_in_days: int | str | None = None,
+) -> str:
+    """A token made by the installation's operator, bound to one organization of the person."""
+    user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    if user is None:
+        raise NotFound(f"Usuário '{email}' não encontrado.")
+    orgs = dict(
+        session.execute(
+            select(Organization.slug, Organization.id)
+            .join(Membership, Membership.org_id == Organization.id)
+            .where(Membership.user_id == user.id)
+        ).all()
+    )
+    if org_slug and all_orgs:
+        raise Invalid({"org": "Use --org ou --all-orgs, não os dois."})
+    if all_orgs:
+        org_id = None
+    elif org_slug:
+        if org_slug not in orgs:
+            accounts.get_org(session, org_slug)  # NotFound for an unknown slug
+            raise Invalid({"org": f"{user.email} não tem papel em '{org_slug}'."})
+        org_id = orgs[org_slug]
+    elif len(orgs) == 1:
+        org_id = next(iter(orgs.values()))
+    elif not orgs:
+        raise Invalid({"org": f"{user.email} não tem papel em nenhuma organização."})
+    else:
+        raise Invalid({"org": f"{user.email} tem papéis em {', '.join(sorted(orgs))}; "
+                              "informe --org (ou --all-orgs)."})  # fmt: skip
+    return accounts.create_token(session, actor, user.email, (name or "").strip()[:100],
+                                 org_id=org_id, expires_at=expiry(expires_in_days))  # fmt: skip
+
+
+def list_all(session: Session, org_slug: str | None = None) -> list[TokenRow]:
+    """Every token of the installation, or those that reach one organization."""
+    stmt = _listing()
+    if org_slug:
+        stmt = stmt.where(_acts_in(accounts.get_org(session, org_slug).id))
+    return _rows(session, stmt)
+
+
+def revoke_ref(session: Session, actor: Actor, ref: str) -> ApiToken:
+    """Revoke by id or by the prefix shown in the listings (``cred_xxxxxxx``)."""
+    ref = (ref or "").strip()
+    if ref.isdigit():
+        rows = list(session.scalars(select(ApiToken).where(ApiToken.id == int(ref))))
+    elif len(ref) >= 8:
+        rows = list(
+            session.scalars(
+                select(ApiToken).where(ApiToken.prefix.startswith(ref[:12], autoescape=True))
+            )
+        )
+    else:
+        raise Invalid(
+            {"token": "Informe o id do token ou o seu prefixo (cred_… 8 a 12 caracteres)."}
+        )
+    if not rows:
+        raise NotFound(f"Token '{ref}' não encontrado.")
+    if len(rows) > 1:
+        ids = ", ".join(str(r.id) for r in rows)
+        raise Invalid({"token": f"O prefixo '{ref}' é de mais de um token (ids {ids}); use o id."})
+    accounts.revoke_token(session, actor, rows[0])
+    return rows[0]
+
+
+# ---------------------------------------------------------------- use by the API
+
+
+@dataclass
+class TokenCheck:
+    actor: Actor
+    token_id: int
+    record_use: bool  # "last used" is stale: write it (record_use) after the request
+
+
+def authenticate(session: Session, token: str, *, now: datetime | None = None) -> TokenCheck | None:
+    """The actor of a live token (not revoked, not expired, of an active person), or None."""
+    now = now or utcnow()
+    row = accounts.live_token(session, token, now=now)
+    if row is None:
+        return None
+    actor = accounts.load_actor(session, session.get(User, row.user_id), only_org=row.org_id)
+    stale = row.last_used_at is None or row.last_used_at <= now - LAST_USE_EVERY
+    return TokenCheck(actor, row.id, stale)
+
+
+def record_use(session: Session, token_id: int, *, now: datetime | None = None) -> bool:
+    """Write the token's last use unless a request of the last few minutes did."""
+    now = now or utcnow()
+    done = session.execute(
+        update(ApiToken)
+        .where(
+            ApiToken.id == token_id,
+            or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USE_EVERY),
+        )
+        .values(last_used_at=now)
+    )
+    return bool(done.rowcount)

@@ -207,9 +207,55 @@ See the establishment: {{ link }}
 until a valid certificate is uploaded.</p>
 <p><a href="{{ link }}">See the establishment</a></p>
 {% endblock %}""",
+    # ------------------------------------------------------------- invitation to an organization
+    "invitation.pt_BR.subject": "[Credencia] Convite para {{ org_name }}",
+    "invitation.pt_BR.title": "Convite para {{ org_name }}",
+    "invitation.pt_BR.txt": """Olá.
+
+{{ inviter }} convidou {{ email }} para o papel {{ role_name }} em {{ org_name }} no Credencia.
+
+Para aceitar, abra o link abaixo (até {{ expires_at|day }}). Se você já tem conta, entre com ela; se não, escolha uma senha.
+{{ link }}
+
+Se não esperava este convite, ignore esta mensagem: nada muda sem o seu aceite.
+
+{{ footer }}
+""",
+    "invitation.pt_BR.html": """{% extends "layout.html" %}{% block body %}
+<p>Olá.</p>
+<p>{{ inviter }} convidou {{ email }} para o papel <strong>{{ role_name }}</strong> em
+<strong>{{ org_name }}</strong> no Credencia.</p>
+<p><a href="{{ link }}">Aceitar o convite</a> (até {{ expires_at|day }}). Se você já tem conta,
+entre com ela; se não, escolha uma senha.</p>
+<p>Se não esperava este convite, ignore esta mensagem: nada muda sem o seu aceite.</p>
+{% endblock %}""",
+    "invitation.en.subject": "[Credencia] Invitation to {{ org_name }}",
+    "invitation.en.title": "Invitation to {{ org_name }}",
+    "invitation.en.txt": """Hello.
+
+{{ inviter }} invited {{ email }} to the role {{ role_name }} in {{ org_name }} on Credencia.
+
+To accept, open the link below (until {{ expires_at|day }}). If you have an account, sign in with it; if not, choose a password.
+{{ link }}
+
+If you did not expect this invitation, ignore this message: nothing changes unless you accept.
+
+{{ footer }}
+""",
+    "invitation.en.html": """{% extends "layout.html" %}{% block body %}
+<p>Hello.</p>
+<p>{{ inviter }} invited {{ email }} to the role <strong>{{ role_name }}</strong> in
+<strong>{{ org_name }}</strong> on Credencia.</p>
+<p><a href="{{ link }}">Accept the invitation</a> (until {{ expires_at|day }}). If you have an
+account, sign in with it; if not, choose a password.</p>
+<p>If you did not expect this invitation, ignore this message: nothing changes unless you
+accept.</p>
+{% endblock %}""",
 }
 
-KINDS = ("analysis_overdue", "overdue_digest", "certificate_expiry", "certificate_expired")
+KINDS = (
+    "analysis_overdue", "overdue_digest", "certificate_expiry", "certificate_expired", "invitation",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)

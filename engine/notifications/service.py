@@ -31,20 +31,22 @@ def _mail_domain(mail_from: str) -> str:
 
 def enqueue_email(
     session: Session,
-    user: User,
+    user: User | None,
     rendered: Rendered,
     *,
     kind: str,
     mail_from: str,
     org_id: int | None = None,
     reminder_id: int | None = None,
+    to_addr: str | None = None,
 ) -> OutboxMessage:
+    """Queue an e-mail to ``user`` (or to ``to_addr``, someone without an account yet)."""
     message = OutboxMessage(
         org_id=org_id,
-        user_id=user.id,
+        user_id=user.id if user is not None else None,
         reminder_id=reminder_id,
         kind=kind,
-        to_addr=user.email,
+        to_addr=to_addr or (user.email if user is not None else ""),
         subject=rendered.subject,
         body_text=rendered.text,
         body_html=rendered.html,

@@ -429,15 +429,6 @@ def send_daily_digests(
             [t.establishment_id for t in tasks if t.establishment_id],
             roles,
         )
-        assignees = {
-            u.id: u
-            for u in session.scalars(
-                select(User).where(
-                    User.id.in_({t.assignee_id for t in tasks if t.assignee_id}),
-                    User.active.is_(True),
-                )
-            )
-        }
         ests = _establishments(session, [t.establishment_id for t in tasks])
         taken = {
             r
@@ -452,13 +443,11 @@ def send_daily_digests(
     by_user: dict[int, list[Any]] = defaultdict(list)
     users: dict[int, User] = {}
     for task in tasks:
-        if task.assignee_id:
-            owners = [assignees[task.assignee_id]] if task.assignee_id in assignees else []
-        elif task.role:
-            scope = task.establishment_id if task.role in SCOPED_ROLES else None
-            owners = holders.get((task.org_id, task.role, scope), [])
-        else:
-            owners = []
+        scope = task.establishment_id if task.role in SCOPED_ROLES else None
+        lane = holders.get((task.org_id, task.role, scope), []) if task.role else []
+        # An assignee only while they still hold the lane's role here (a revoked member's
+        # claims are released, but no claim may keep mailing someone who left).
+        owners = [u for u in lane if u.id == task.assignee_id] if task.assignee_id else lane
         for user in owners:
             users[user.id] = user
             by_user[user.id].append(task)

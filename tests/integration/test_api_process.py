@@ -292,7 +292,7 @@ def test_401_challenges_with_bearer(client, world):  # type: ignore[no-untyped-d
     res = client.get("/api/v1/me", headers={"Authorization": "Bearer nao-existe"})
     assert res.status_code == 401
     assert res.headers["WWW-Authenticate"] == 'Bearer realm="credencia", error="invalid_token"'
-    assert res.json["message"] == "Token inválido ou revogado."
+    assert res.json["message"] == "Token inválido, revogado ou expirado."
 
 
 def test_creations_answer_201_with_location(client, world):  # type: ignore[no-untyped-def]

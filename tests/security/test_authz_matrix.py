@@ -30,6 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from engine import identifiers
 from engine.demo import samples
 from tests.support.security import (
@@ -317,6 +319,19 @@ EXPECTED: dict[tuple[str, str], Route] = {
         {"own": cell(302, 403, admin=302), "org": cell(302, 403, admin=404)},
         args={"token_id": lambda w, v: w.token_b if v == "org" else w.token_a},
     ),
+    ("/administracao/convites/<int:invitation_id>/cancelar", "POST"): Route(
+        {"own": cell(302, 403, admin=302), "org": cell(302, 403, admin=404)},
+        args={
+            "invitation_id": lambda w, v: w.extra["invitation_b" if v == "org" else "invitation_a"]
+        },
+    ),
+    # ---- invitations: only the invited account accepts (everyone else: another e-mail)
+    ("/convites/<token>", "GET"): Route(
+        {"-": cell(200, 200)}, args={"token": lambda w, v: w.extra["invite_token"]}
+    ),
+    ("/convites/<token>", "POST"): Route(
+        {"-": cell(302, 422)}, args={"token": lambda w, v: w.extra["invite_token"]}
+    ),
     ("/administracao/processos", "GET"): Route({"-": cell(302, 403, admin=200)}),
     ("/administracao/processos/<int:definition_id>", "GET"): Route(
         {"-": cell(302, 403, admin=200)}
@@ -502,7 +517,8 @@ ARGS: dict[str, Callable[[SecWorld, str], Any]] = {
 # Arguments that name something of one establishment / organization: the entry must test
 # the other establishment and the other organization too.
 ESTABLISHMENT_ARGS = {"cnes", "instance_id", "raw_id", "task_id", "file_id"}
-ORG_ARGS = {"event_id", "membership_id", "token_id", "message_id", "notification_id"}
+ORG_ARGS = {"event_id", "membership_id", "token_id", "message_id", "notification_id",
+            "invitation_id"}  # fmt: skip
 
 
 def _rules(app: Any) -> list[tuple[str, str, Any]]:
@@ -661,7 +677,37 @@ def run_matrix(app: Any, db: Any, w: SecWorld, only: set[tuple[str, str]] | None
     return out
 
 
-def test_authorization_matrix(csrf_app, db, sec) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def invitations(db, make, sec) -> None:  # type: ignore[no-untyped-def]
+    """Pending invitations in each organization (the admin of A may cancel A's), and one of A
+    to a person of B whose link is known: the matrix opens it and tries to accept as everyone."""
+    import hashlib
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from engine.accounts.models import Invitation, Organization
+    from engine.db import utcnow
+
+    make.user(ORG_B, "auditor", email="convidada.matriz@sp.gov.br")
+    token = "convite-da-matriz-" + "x" * 30
+    with db.write() as s:
+        ids = {}
+        for key, slug, email, token_hash in (
+            ("invite_link", ORG_A, "convidada.matriz@sp.gov.br", hashlib.sha256(token.encode()).hexdigest()),
+            ("invitation_a", ORG_A, "mais.alguem@pr.gov.br", "a" * 64),  # the admin cancels it
+            ("invitation_b", ORG_B, "outra.pessoa@sp.gov.br", "b" * 64),
+        ):  # fmt: skip
+            org_id = s.scalar(select(Organization.id).where(Organization.slug == slug))
+            row = Invitation(org_id=org_id, email=email, role="auditor", establishments=[],
+                             token_hash=token_hash, expires_at=utcnow() + timedelta(days=7))  # fmt: skip
+            s.add(row)
+            s.flush()
+            ids[key] = row.id
+    sec.extra.update(ids, invite_token=token)
+
+
+def test_authorization_matrix(csrf_app, db, sec, invitations) -> None:  # type: ignore[no-untyped-def]
     outcome = run_matrix(csrf_app, db, sec)
     print(f"\nauthorization matrix: {len(EXPECTED)} rule x method entries, {outcome.cells} cells "
           f"(variant x {len(ROLES)} roles + anonymous), {outcome.checked} requests")  # fmt: skip

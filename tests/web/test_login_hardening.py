@@ -4,13 +4,16 @@ that logout really ends."""
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import re
 import statistics
 import threading
 import time
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text, update
+from sqlalchemy import select, text
 
 from engine.accounts import login_guard
 from engine.accounts import service as accounts
@@ -18,14 +21,17 @@ from engine.accounts.models import LoginAttempt, User, WebSession
 from engine.audit.models import AuditEvent
 from engine.db import utcnow
 
-LOCKED = "Muitas tentativas; tente de novo em 15 minutos."
+SLOWED = re.compile(r"Muitas tentativas; tente novamente em (\d+) segundos?\.")
 WRONG_PASSWORD = "errada-errada"
 WRONG = "E-mail ou senha incorretos."
 
 
-def _try(p, email: str, password: str = WRONG_PASSWORD, addr: str = "127.0.0.1"):  # type: ignore[no-untyped-def]
+def _try(p, email: str, password: str = WRONG_PASSWORD, addr: str = "127.0.0.1", **headers):  # type: ignore[no-untyped-def]
     return p.post(
-        "/entrar", {"email": email, "password": password}, environ_base={"REMOTE_ADDR": addr}
+        "/entrar",
+        {"email": email, "password": password},
+        environ_base={"REMOTE_ADDR": addr},
+        headers=headers,
     )
 
 
@@ -34,41 +40,145 @@ def _actions(db, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-de
         return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
+def _rows(db, kind: str) -> list[LoginAttempt]:  # type: ignore[no-untyped-def]
+    with db.read() as s:
+        return list(s.scalars(select(LoginAttempt).where(LoginAttempt.kind == kind)))
+
+
+def _as_if_later(db, seconds: int) -> None:  # type: ignore[no-untyped-def]
+    """Move every counter's times back, as if ``seconds`` had passed."""
+    with db.write() as s:
+        for row in s.scalars(select(LoginAttempt)):
+            row.last_attempt_at -= timedelta(seconds=seconds)
+            row.window_start -= timedelta(seconds=seconds)
+            if row.locked_until is not None:
+                row.locked_until -= timedelta(seconds=seconds)
+
+
 @pytest.mark.parametrize("who", ["known", "unknown"])
-def test_five_failures_lock_the_account_with_the_same_answer_known_or_not(world, db, pages, who):  # type: ignore[no-untyped-def]
+def test_five_failures_slow_the_account_down_with_the_same_answer_known_or_not(
+    world, db, pages, who
+):  # type: ignore[no-untyped-def]
     user = world.users["gestor"]
     email = user.email if who == "known" else "ninguem@exemplo.gov.br"
     p = pages()
     for _ in range(5):
         res = _try(p, email)
         assert res.status_code == 401 and WRONG in res.get_data(as_text=True)
-    locked = _try(p, email, user.password if who == "known" else "qualquer")
-    assert locked.status_code == 429
-    assert LOCKED in locked.get_data(as_text=True) and WRONG not in locked.get_data(as_text=True)
-    assert locked.headers["Retry-After"] == "900"
-    # The lock is per account: another account from the same address still signs in.
+    slowed = _try(p, email, user.password if who == "known" else "qualquer")
+    assert slowed.status_code == 429
+    html = slowed.get_data(as_text=True)
+    assert WRONG not in html
+    # 30 s from the fifth failure, less the time since.
+    assert SLOWED.search(html).group(1) == slowed.headers["Retry-After"]
+    assert 20 <= int(slowed.headers["Retry-After"]) <= 30
+    # Per account: another account from the same address still signs in.
     assert _try(p, world.users["datasus"].email, world.users["datasus"].password).status_code == 302
-    events = _actions(db, "auth.login_locked")
+    events = _actions(db, "auth.login_throttled")
     assert len(events) == 1 and events[0].data["key"] == "account"
-    assert events[0].data["limit"] == 5
+    assert events[0].data["free"] == 5 and events[0].data["max_delay_seconds"] == 300
     # An unknown e-mail is kept only as a keyed hash (what was typed may be a password).
     if who == "known":
         assert events[0].data["email"] == email
     else:
         assert "email" not in events[0].data and len(events[0].data["email_hmac"]) == 64
-    # A known account's lock goes to its organization's log; an unknown one to the system's.
+    # A known account's slowdown goes to its organization's log; an unknown one to the system's.
     assert (events[0].org_id == world.org) if who == "known" else events[0].org_id is None
+    assert not _actions(db, "auth.login_locked")
 
 
-def test_twenty_failures_lock_the_address_not_other_addresses(world, db, pages):  # type: ignore[no-untyped-def]
+def test_a_stranger_cannot_lock_the_owner_out(world, db, pages):  # type: ignore[no-untyped-def]
+    """Any number of wrong guesses from anywhere only delays the owner, by at most the cap:
+    once the wait is over, the right password gets in (and clears the count)."""
+    gestor = world.users["gestor"]
+    attacker, owner = pages(), pages()
+    for i in range(12):  # a guess at every opening, from many addresses
+        assert _try(attacker, gestor.email, addr=f"198.51.100.{i}").status_code == 401
+        _as_if_later(db, 300)
+    assert _try(attacker, gestor.email, addr="198.51.100.99").status_code == 401
+    res = _try(owner, gestor.email, gestor.password, addr="192.0.2.10")
+    assert res.status_code == 429 and 290 <= int(res.headers["Retry-After"]) <= 300  # the cap
+    _as_if_later(db, 300)
+    assert _try(owner, gestor.email, gestor.password, addr="192.0.2.10").status_code == 302
+    assert _rows(db, "account") == []  # the success cleared the count
+
+
+def test_twenty_failures_slow_the_address_not_other_addresses(world, db, pages):  # type: ignore[no-untyped-def]
     p = pages()
     for i in range(20):
         assert _try(p, f"tentativa{i}@exemplo.gov.br", addr="198.51.100.7").status_code == 401
     gestor = world.users["gestor"]
     res = _try(p, gestor.email, gestor.password, addr="198.51.100.7")
-    assert res.status_code == 429 and LOCKED in res.get_data(as_text=True)
+    assert res.status_code == 429 and 1 <= int(res.headers["Retry-After"]) <= 5
+    assert SLOWED.search(res.get_data(as_text=True))
     assert _try(p, gestor.email, gestor.password, addr="198.51.100.8").status_code == 302
-    assert [e.data["key"] for e in _actions(db, "auth.login_locked")] == ["address"]
+    assert [e.data["key"] for e in _actions(db, "auth.login_throttled")] == ["address"]
+    _as_if_later(db, 5)
+    assert _try(p, gestor.email, gestor.password, addr="198.51.100.7").status_code == 302
+
+
+def test_behind_an_undeclared_proxy_the_address_does_not_count(world, db, pages):  # type: ignore[no-untyped-def]
+    """Everyone behind a proxy arrives from its address: with no trusted proxy configured
+    (and X-Forwarded-For present) that address is nobody's, so it is not throttled — on
+    today's code 20 failures of different people locked everyone out."""
+    p = pages()
+    for i in range(25):
+        res = _try(
+            p, f"pessoa{i}@exemplo.gov.br", addr="10.0.0.1", **{"X-Forwarded-For": f"203.0.113.{i}"}
+        )
+        assert res.status_code == 401
+    gestor = world.users["gestor"]
+    res = _try(
+        p, gestor.email, gestor.password, addr="10.0.0.1", **{"X-Forwarded-For": "203.0.113.200"}
+    )
+    assert res.status_code == 302
+    assert _rows(db, "address") == []
+    assert len(_rows(db, "account")) == 25  # each account is still counted
+
+
+def test_behind_trusted_proxies_the_reported_client_address_counts(world, db, settings):  # type: ignore[no-untyped-def]
+    from tests.support.pages import Pages
+    from web import create_app
+
+    app = create_app(dataclasses.replace(settings, trusted_proxies=1), db)
+    p = Pages(app)
+    for i in range(20):
+        res = _try(
+            p, f"pessoa{i}@exemplo.gov.br", addr="10.0.0.1", **{"X-Forwarded-For": "203.0.113.5"}
+        )
+        assert res.status_code == 401
+    gestor = world.users["gestor"]
+    res = _try(
+        p, gestor.email, gestor.password, addr="10.0.0.1", **{"X-Forwarded-For": "203.0.113.5"}
+    )
+    assert res.status_code == 429  # that client is slowed down...
+    res = _try(
+        p, gestor.email, gestor.password, addr="10.0.0.1", **{"X-Forwarded-For": "203.0.113.6"}
+    )
+    assert res.status_code == 302  # ...not the others behind the same proxy
+
+
+def test_production_refuses_requests_through_an_undeclared_proxy(settings, db, monkeypatch, caplog):  # type: ignore[no-untyped-def]
+    from engine import secrets as secret_store
+    from web import create_app, security
+
+    monkeypatch.setenv("CREDENCIA_SECRET_KEY", secret_store.generate_key())
+    monkeypatch.setattr(security, "_last_logged", 0.0)
+    production = dataclasses.replace(settings, environment="production")
+    client = create_app(production, db).test_client()
+    assert client.get("/entrar").status_code == 200  # a direct request is served
+    with caplog.at_level(logging.ERROR, logger="web.security"):
+        res = client.get("/entrar", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert res.status_code == 400
+    assert "CREDENCIA_TRUSTED_PROXIES" in res.get_data(as_text=True)
+    assert any("CREDENCIA_TRUSTED_PROXIES" in r.getMessage() for r in caplog.records)
+    api = client.get("/api/v1/me", headers={"Forwarded": "for=203.0.113.9"})
+    assert api.status_code == 400 and "CREDENCIA_TRUSTED_PROXIES" in api.json["message"]
+    declared = create_app(dataclasses.replace(production, trusted_proxies=1), db).test_client()
+    assert declared.get("/entrar", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+    # Outside production the request is served (the address is just not trusted).
+    relaxed = create_app(settings, db).test_client()
+    assert relaxed.get("/entrar", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
 
 
 def test_ipv6_addresses_count_by_their_64_prefix():  # type: ignore[no-untyped-def]
@@ -89,16 +199,38 @@ def test_a_success_clears_the_accounts_count(world, db, pages):  # type: ignore[
         assert _try(p, gestor.email).status_code == 401  # not locked: the count started over
 
 
-def test_the_lock_ends_after_its_time(world, db, pages):  # type: ignore[no-untyped-def]
+def test_the_delay_ends_after_its_time(world, db, pages):  # type: ignore[no-untyped-def]
     gestor = world.users["gestor"]
     p = pages()
     for _ in range(6):
         _try(p, gestor.email)
     assert _try(p, gestor.email, gestor.password).status_code == 429
-    with db.write() as s:
-        past = utcnow() - timedelta(minutes=16)
-        s.execute(update(LoginAttempt).values(locked_until=past, window_start=past))
+    _as_if_later(db, 30)
     assert _try(p, gestor.email, gestor.password).status_code == 302
+
+
+def test_delays_double_up_to_the_cap_and_the_count_is_forgotten(db):  # type: ignore[no-untyped-def]
+    keys = login_guard.keys_for("alvo@exemplo.gov.br", None, b"pepper")
+    assert keys.address is None and keys.pairs() == [("account", keys.account)]
+    t = utcnow()
+    waits = []
+    for _ in range(12):
+        with db.write() as s:
+            assert login_guard.admit(s, keys, now=t).admitted
+        with db.read() as s:
+            until = s.get(LoginAttempt, ("account", keys.account)).locked_until
+        wait = int((until - t).total_seconds()) if until else 0
+        waits.append(wait)
+        if wait:  # a second early is refused, unchecked and uncharged
+            with db.write() as s:
+                early = login_guard.admit(s, keys, now=t + timedelta(seconds=wait - 1))
+            assert not early.admitted and early.seconds == 1
+        t += timedelta(seconds=wait)
+    assert waits == [0, 0, 0, 0, 30, 60, 120, 240, 300, 300, 300, 300]
+    later = t + login_guard.DEFAULT_POLICY.forget_after
+    with db.write() as s:
+        assert login_guard.admit(s, keys, now=later).admitted
+        assert s.get(LoginAttempt, ("account", keys.account)).attempts == 1
 
 
 def test_counters_store_no_email_nor_address(world, db, pages):  # type: ignore[no-untyped-def]
@@ -206,28 +338,29 @@ def test_parallel_guesses_get_exactly_the_limit(db):  # type: ignore[no-untyped-
     assert sorted(results) == [False] * 7 + [True] * 5
 
 
-def test_windows_locks_and_cleanup(db):  # type: ignore[no-untyped-def]
-    policy = login_guard.Policy(account_limit=2, address_limit=50)
+def test_a_small_policy_settle_and_cleanup(db):  # type: ignore[no-untyped-def]
+    backoff = login_guard.Backoff(free=2, first=timedelta(minutes=1), cap=timedelta(minutes=4))
+    policy = login_guard.Policy(account=backoff)
     keys = login_guard.keys_for("a@b.gov.br", "192.0.2.1", b"k")
     t0 = utcnow()
     for i in range(2):
         with db.write() as s:
-            assert login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(minutes=i)).admitted
+            admission = login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(seconds=i))
+        assert admission.admitted
         with db.write() as s:
-            locked = login_guard.settle(
-                s, keys, False, policy=policy, now=t0 + timedelta(minutes=i)
-            )
-    assert locked == ["account"]
+            login_guard.settle(s, keys, False, policy=policy, now=t0 + timedelta(seconds=i))
+    assert admission.throttled == ["account"]
     with db.write() as s:
-        refused = login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(minutes=10))
-    assert not refused.admitted and refused.minutes == 6
-    later = t0 + timedelta(minutes=17)  # lock over; the window too: the count starts again
+        refused = login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(seconds=31))
+    assert not refused.admitted and refused.seconds == 30
     with db.write() as s:
-        assert login_guard.admit(s, keys, policy=policy, now=later).admitted
-        row = s.get(LoginAttempt, ("account", keys.account))
-        assert row.attempts == 1
+        assert login_guard.admit(s, keys, policy=policy, now=t0 + timedelta(minutes=2)).admitted
+        login_guard.settle(s, keys, True, policy=policy, now=t0 + timedelta(minutes=2))
+    with db.read() as s:
+        assert s.get(LoginAttempt, ("account", keys.account)) is None  # a success forgets it
+        assert s.get(LoginAttempt, ("address", keys.address)).attempts == 2
     with db.write() as s:
-        assert login_guard.cleanup(s, policy=policy, now=later + timedelta(minutes=20)) == 2
+        assert login_guard.cleanup(s, policy=policy, now=t0 + timedelta(hours=1)) == 1
     with db.read() as s:
         assert s.scalar(select(LoginAttempt)) is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 
 from sqlalchemy import select
 
@@ -12,6 +13,7 @@ from engine.accounts.models import ApiToken, Membership
 from engine.audit.models import AuditEvent
 from engine.comments.models import Comment
 from engine.establishments.models import Establishment
+from engine.notifications.models import OutboxMessage
 from engine.runtime.models import ProcessInstance
 from tests.support.pages import advance, ready_task
 
@@ -322,7 +324,13 @@ def test_admin_grants_roles_tokens_and_revokes(world, db, pages):  # type: ignor
         "/administracao/papeis",
         {"email": "novo@exemplo.gov.br", "role": "gestor", "cnes": [world.est2.cnes]},
     )
-    assert res.status_code == 200 and "Senha inicial" in res.get_data(as_text=True)
+    # Not a member yet: invited by e-mail; the person accepts by choosing a password.
+    assert res.status_code == 200 and "Convite enviado" in res.get_data(as_text=True)
+    with db.read() as s:
+        body = s.scalar(select(OutboxMessage.body_text).where(OutboxMessage.kind == "invitation"))
+    link = re.search(r"/convites/[A-Za-z0-9_-]+", body).group(0)
+    accepted = pages().post(link, {"password": "senha-do-novo", "password2": "senha-do-novo"})
+    assert accepted.status_code == 302
     res = admin.post(
         "/administracao/tokens", {"email": "novo@exemplo.gov.br", "name": "integração"}
     )

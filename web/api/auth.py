@@ -12,7 +12,7 @@ from flask import current_app, g, request
 from sqlalchemy.exc import DBAPIError
 
 from engine.access.actor import Actor
-from engine.accounts import service as accounts
+from engine.accounts import tokens as api_tokens
 from engine.audit import failures
 from engine.db import Database
 from web.errors import HTTPProblem
@@ -37,10 +37,14 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
         if scheme.lower() != "bearer" or not token.strip():
             _refuse("sem token", "Autenticação necessária: envie 'Authorization: Bearer <token>'.")
         with db().read() as session:
-            found = accounts.actor_for_token(session, token.strip())
-        if found is None:
-            _refuse("token inválido ou revogado", "Token inválido ou revogado.", invalid=True)
-        g.actor = found
+            check = api_tokens.authenticate(session, token.strip())
+        if check is None:
+            _refuse("token inválido, revogado ou expirado", "Token inválido, revogado ou expirado.",
+                    invalid=True)  # fmt: skip
+        if check.record_use:  # at most once per few minutes per token
+            with db().write() as session:
+                api_tokens.record_use(session, check.token_id)
+        g.actor = check.actor
         return view(*args, **kwargs)
 
     wrapper.authenticated = True  # type: ignore[attr-defined]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
 
 from engine.accounts import service as accounts
-from engine.errors import DomainError
+from engine.accounts.models import User
+from engine.errors import DomainError, NotFound
 from web.cli.context import CliContext, fail, pass_cli
 
 ROLES = ["admin", "gestor", "integrador", "datasus", "auditor"]
@@ -52,3 +54,24 @@ def users_create(
                 click.echo(f"senha: {new_password}")
     except DomainError as exc:
         fail(exc)
+
+
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password", default=None, help="Nova senha; gerada e impressa quando omitida.")
+@pass_cli
+def users_set_password(cli: CliContext, email: str, password: str | None) -> None:
+    """Troca a senha; revoga os tokens da API da pessoa e encerra as sessões abertas."""
+    email = email.strip().lower()
+    new_password = password or accounts.generate_password()
+    try:
+        with cli.db.write() as session:
+            user = session.scalar(select(User).where(User.email == email))
+            if user is None:
+                raise NotFound(f"Usuário '{email}' não encontrado.")
+            revoked = accounts.set_password(session, cli.actor, user, new_password)
+    except DomainError as exc:
+        fail(exc)
+    click.echo(f"senha de {email} trocada; {revoked} token(s) revogado(s)")
+    if password is None:
+        click.echo(f"senha: {new_password}")

@@ -7,6 +7,7 @@ from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from engine.accounts import invitations
 from engine.accounts import members as members_svc
 from engine.accounts import tokens as tokens_svc
 from engine.definitions import service as definitions
@@ -18,7 +19,7 @@ from engine.notifications import service as notifications
 from engine.notifications.models import FAILED, PENDING
 from engine.runtime import queries as instance_queries
 from engine.scheduler import status as scheduler_status
-from web.ui.common import actor, db, deny, has_role, login_required, org_id
+from web.ui.common import actor, db, deny, has_role, login_required, org_id, settings
 from web.ui.common import g as _g
 
 bp = Blueprint("admin", __name__, url_prefix="/administracao")
@@ -29,17 +30,18 @@ def _require_admin(action: str) -> None:
         deny("Apenas administradores da organização.", action=action)
 
 
-def _index_page(  # type: ignore[no-untyped-def]
-    *, new_token=None, new_password=None, errors=None, values=None
-):
+def _index_page(*, new_token: str | None = None, errors: dict | None = None,
+                values: dict | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
     """The people-and-tokens page; 422 when a form on it was refused."""
     with db().read() as s:
         members = members_svc.members(s, actor(), org_id())
+        pending = invitations.pending(s, actor(), org_id())
         tokens = tokens_svc.list_tokens(s, actor(), org_id())
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
     return render_template(
-        "admin/index.html", members=members, tokens=tokens, establishments=ests, roles=members_svc.roles(),
-        new_token=new_token, new_password=new_password, errors=errors or {}, values=values or {},
+        "admin/index.html", members=members, invitations=pending, tokens=tokens,
+        establishments=ests, roles=members_svc.roles(), new_token=new_token, errors=errors or {},
+        values=values or {},
     ), (422 if errors else 200)  # fmt: skip
 
 
@@ -53,6 +55,8 @@ def index():  # type: ignore[no-untyped-def]
 @bp.post("/papeis")
 @login_required
 def grant():  # type: ignore[no-untyped-def]
+    """A member gets the role at once; anyone else is invited, with the same answer whether
+    their e-mail has an account or not."""
     _require_admin("member.grant")
     values = {
         "email": request.form.get("email", "").strip(),
@@ -60,19 +64,21 @@ def grant():  # type: ignore[no-untyped-def]
         "role": request.form.get("role", ""),
         "cnes": request.form.getlist("cnes"),
     }
-    new_password = None
-    errors: dict[str, str] = {}
     try:
         with db().write() as s:
-            user, new_password = members_svc.grant_role(
+            outcome = members_svc.grant_role(
                 s, actor(), org_id(), _g.org.slug, email=values["email"], role=values["role"],
-                cnes=values["cnes"], name=values["name"],
+                cnes=values["cnes"], name=values["name"], settings=settings(),
             )  # fmt: skip
-            email = user.email
-        flash(_("Papel concedido a %(email)s.", email=email), "success")
     except Invalid as exc:
-        errors = {k: _(v) for k, v in exc.errors.items()}
-    return _index_page(new_password=new_password, errors=errors, values=values if errors else {})
+        return _index_page(errors={k: _(v) for k, v in exc.errors.items()}, values=values)
+    email = values["email"].lower()
+    if outcome == members_svc.GRANTED:
+        flash(_("Papel concedido a %(email)s.", email=email), "success")
+    else:
+        flash(_("Convite enviado para %(email)s. O papel vale quando a pessoa aceitar pelo "
+                "link que recebeu por e-mail.", email=email), "success")  # fmt: skip
+    return _index_page()
 
 
 @bp.post("/papeis/<int:membership_id>/retirar")
@@ -85,20 +91,29 @@ def revoke(membership_id: int):  # type: ignore[no-untyped-def]
     return redirect(url_for("admin.index"))
 
 
+@bp.post("/convites/<int:invitation_id>/cancelar")
+@login_required
+def cancel_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
+    _require_admin("member.invite")
+    with db().write() as s:
+        invitations.cancel(s, actor(), org_id(), invitation_id)
+    flash(_("Convite cancelado."), "success")
+    return redirect(url_for("admin.index") + "#convites")
+
+
 @bp.post("/tokens")
 @login_required
 def create_token():  # type: ignore[no-untyped-def]
     _require_admin("token.create")
-    errors: dict[str, str] = {}
-    token = None
     try:
         with db().write() as s:
             token = tokens_svc.create(
-                s, actor(), org_id(), request.form.get("email", ""), request.form.get("name", "")
-            )
+                s, actor(), org_id(), request.form.get("email", ""), request.form.get("name", ""),
+                request.form.get("expires_in_days", ""),
+            )  # fmt: skip
     except Invalid as exc:
-        errors = {f"token_{k}": _(v) for k, v in exc.errors.items()}
-    return _index_page(new_token=token, errors=errors)
+        return _index_page(errors={f"token_{k}": _(v) for k, v in exc.errors.items()})
+    return _index_page(new_token=token)
 
 
 @bp.post("/tokens/<int:token_id>/revogar")

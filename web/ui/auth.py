@@ -7,6 +7,7 @@ import hashlib
 from flask import (
     Blueprint,
     current_app,
+    flash,
     g,
     make_response,
     redirect,
@@ -19,12 +20,14 @@ from flask_babel import gettext as _
 from flask_babel import ngettext
 
 from engine.access.actor import Actor
-from engine.accounts import login_guard
+from engine.accounts import invitations, login_guard
 from engine.accounts import queries as account_queries
 from engine.accounts import service as accounts
 from engine.accounts.members import set_locale
 from engine.accounts.models import User
 from engine.audit import service as audit
+from engine.errors import Conflict, Invalid, NotFound
+from web import security
 from web.i18n import COOKIE, LOCALES
 from web.ui.common import db, login_required, safe_next
 
@@ -57,28 +60,30 @@ def _who(email: str, known: User | None, data: dict) -> tuple[Actor, dict]:  # t
     return Actor(user_id=None, label=label or "?"), {**typed, **data}
 
 
-def _audit_locks(s, email: str, kinds: list[str], data: dict) -> None:  # type: ignore[no-untyped-def]
-    """A lock of an account goes to its organizations' logs; of an address, to the system's."""
+def _audit_throttled(s, email: str, kinds: list[str], data: dict) -> None:  # type: ignore[no-untyped-def]
+    """A key starts to be slowed down: an account's goes to its organizations' logs, an
+    address's to the system's. Once per streak of failures, not once per attempt."""
     known = account_queries.user_by_email(s, email)
     who, data = _who(email, known, data)
-    policy = login_guard.DEFAULT_POLICY
     for kind in kinds:
-        details = {**data, "key": kind, "limit": policy.limit(kind),
-                   "minutes": int(policy.lockout.total_seconds() // 60)}  # fmt: skip
+        backoff = login_guard.DEFAULT_POLICY.of(kind)
+        details = {**data, "key": kind, "free": backoff.free,
+                   "first_delay_seconds": int(backoff.first.total_seconds()),
+                   "max_delay_seconds": int(backoff.cap.total_seconds())}  # fmt: skip
         orgs = _org_ids(s, known.id) if known and kind == login_guard.ACCOUNT else []
-        _audit(s, who, "auth.login_locked", orgs, known if orgs else None, details)
+        _audit(s, who, "auth.login_throttled", orgs, known if orgs else None, details)
 
 
-def _too_many(email: str, next_url: str, minutes: int):  # type: ignore[no-untyped-def]
+def _too_many(email: str, next_url: str, seconds: int):  # type: ignore[no-untyped-def]
     message = ngettext(
-        "Muitas tentativas; tente de novo em %(num)d minuto.",
-        "Muitas tentativas; tente de novo em %(num)d minutos.",
-        minutes,
+        "Muitas tentativas; tente novamente em %(num)d segundo.",
+        "Muitas tentativas; tente novamente em %(num)d segundos.",
+        seconds,
     )
     response = make_response(
         render_template("login.html", error=message, email=email, next=next_url), 429
     )
-    response.headers["Retry-After"] = str(minutes * 60)
+    response.headers["Retry-After"] = str(seconds)
     return response
 
 
@@ -96,19 +101,18 @@ def login():  # type: ignore[no-untyped-def]
             message = _("Há caracteres não permitidos no e-mail ou na senha.")
             return render_template("login.html", error=message, email="", next=next_url), 422
         data = {"remote_addr": request.remote_addr}
-        keys = login_guard.keys_for(email, request.remote_addr, _pepper())
+        # The address counts only when it is the client's own (see web.security).
+        keys = login_guard.keys_for(email, security.client_address(), _pepper())
         # The attempt is charged (or refused) before the password is looked at, and committed
         # at once, so parallel guesses cannot get past the limit.
         with db().write() as s:
             admission = login_guard.admit(s, keys)
-            if admission.locked:
-                _audit_locks(s, email, admission.locked, data)
         if not admission.admitted:
-            # Unknown and known e-mails alike: no password is checked while locked.
-            return _too_many(email, next_url, admission.minutes)
+            # Unknown and known e-mails alike: no password is checked while slowed down.
+            return _too_many(email, next_url, admission.seconds)
         with db().write() as s:
             user = accounts.authenticate(s, email, password)
-            locked = login_guard.settle(s, keys, user is not None)
+            login_guard.settle(s, keys, user is not None)
             known = user or account_queries.user_by_email(s, email)
             orgs = _org_ids(s, known.id) if known else []
             action = "auth.login" if user else "auth.login_failed"
@@ -116,8 +120,8 @@ def login():  # type: ignore[no-untyped-def]
             if user is not None:
                 who = accounts.load_actor(s, user)
             _audit(s, who, action, orgs, known, details)
-            if locked:
-                _audit_locks(s, email, locked, data)
+            if user is None and admission.throttled:
+                _audit_throttled(s, email, admission.throttled, data)
             if user is not None:
                 sid = login_guard.open_session(s, user, current_app.permanent_session_lifetime)
                 login_guard.cleanup(s)
@@ -180,3 +184,52 @@ def switch_org():  # type: ignore[no-untyped-def]
     if chosen in g.actor.org_ids:
         session["org"] = chosen
     return redirect(url_for("home.index"))
+
+
+# ------------------------------------------------------------------ invitations
+
+
+@bp.route("/convites/<token>", methods=["GET", "POST"])
+def invitation(token: str):  # type: ignore[no-untyped-def]
+    """Accept an invitation: signed in with the invited account, or (no account yet) by
+    choosing a password. Only the holder of the e-mailed link gets here."""
+    user = g.get("user")
+    errors: dict[str, str] = {}
+    try:
+        with db().read() as s:
+            opened = invitations.open_link(s, token)
+    except NotFound:
+        return render_template("invitation.html", opened=None, errors={}, name=""), 404
+    if request.method == "POST":
+        try:
+            with db().write() as s:
+                if opened.has_account:
+                    if user is None:
+                        return redirect(url_for("auth.login", next=request.path))
+                    invitations.accept(s, user.id, token)
+                else:
+                    invitations.accept_new(s, token, name=request.form.get("name", ""),
+                                           password=_new_password())  # fmt: skip
+        except Invalid as exc:
+            errors = {k: _(v) for k, v in exc.errors.items()}
+        except (Conflict, NotFound) as exc:
+            flash(_(exc.message), "warning")
+            return redirect(url_for("home.index" if user else "auth.login"))
+        else:
+            session["org"] = opened.invitation.org_id
+            if opened.has_account:
+                flash(_("Convite aceito: agora você faz parte de %(org)s.",
+                        org=opened.organization.name), "success")  # fmt: skip
+                return redirect(url_for("home.index"))
+            flash(_("Conta criada. Entre com o seu e-mail e a senha que escolheu."), "success")
+            return redirect(url_for("auth.login"))
+    status = 422 if errors else 200
+    return render_template("invitation.html", opened=opened, errors=errors,
+                           name=request.form.get("name", opened.invitation.name)), status  # fmt: skip
+
+
+def _new_password() -> str:
+    password = request.form.get("password") or ""
+    if password != (request.form.get("password2") or ""):
+        raise Invalid({"password2": "As senhas não conferem."})  # noqa: S105 (a message)
+    return password
