@@ -563,7 +563,8 @@ def test_boundary_timers(specs, pid):
     timers = {s.bpmn_id: s for s in spec.task_specs.values() if type(s).__name__ == "BoundaryEvent"}
     assert set(timers) == set(TIMERS[pid])
     tree = etree.parse(str(PROCESSES / f"{pid}.bpmn"))
-    for bpmn_id, (host, duration, _days, target) in TIMERS[pid].items():
+    for bpmn_id, (host, duration, days, target) in TIMERS[pid].items():
+        assert duration == f'"P{days}D"'
         timer = timers[bpmn_id]
         assert type(timer.event_definition).__name__ == "DurationTimerEventDefinition"
         assert timer.event_definition.expression == duration  # a quoted literal
