@@ -26,6 +26,7 @@ from engine.access.actor import SYSTEM
 from engine.audit.models import AuditEvent
 from engine.certificates import service as certificates
 from engine.comments.models import Comment
+from engine.credentialing import vocabulary
 from engine.demo import samples
 from engine.drafts import service as drafts
 from engine.establishments.models import Establishment
@@ -613,6 +614,16 @@ def test_every_form_of_the_renewal_process(csrf_app, db, sec: SecWorld, settings
     w.check_pages()
 
 
+def _with_start_data(monkeypatch: Any, extra: dict[str, Any]) -> None:
+    """Start variables a credential gives (not wired yet): added beside the register."""
+    register = vocabulary.PROVIDERS["establishment"]
+
+    def provider(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
+        return [{**d, **extra} for d in register(session, ests, portfolio, given, now)]
+
+    monkeypatch.setitem(vocabulary.PROVIDERS, "establishment", provider)
+
+
 PEC_RENEWAL_FORMS = {
     "instalar-certificado-chaves.schema.json",
     "reabilitar-certificado-pec.schema.json",
@@ -621,10 +632,9 @@ PEC_RENEWAL_FORMS = {
 
 def test_every_form_of_the_pec_renewal(csrf_app, db, sec: SecWorld, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     # the credential's start data (eh_pec) as the runtime gives it for a PEC credential
-    pec = [*runtime._start_data_providers, lambda s, est: {"eh_pec": True, "identificador_solicitante": "40111"}]  # fmt: skip
-    monkeypatch.setattr(runtime, "_start_data_providers", pec)
+    _with_start_data(monkeypatch, {"eh_pec": True, "identificador_solicitante": "40111"})
     with db.write() as s:
-        inst = runtime.start_instance(s, sec.users["admin"].actor, org_id=sec.own.org_id,
+        inst = runtime_instances.start_instance(s, sec.users["admin"].actor, org_id=sec.own.org_id,
                                       process_key="renovacao-certificado",
                                       establishment_cnes=sec.own.est.cnes)  # fmt: skip
         instance_id = inst.id
@@ -634,6 +644,13 @@ def test_every_form_of_the_pec_renewal(csrf_app, db, sec: SecWorld, settings, mo
         db, sec, "gestor", "novo.cer", samples.demo_certificate(sec.own.est.cnpj, days=400)
     )
     w.step("obter_novo_certificado", {"novo_certificado": new})
+    # <script> in observacoes, not in the password (never shown); PostgreSQL keeps the form's
+    # fields in another order (jsonb), so ask for the order
+    with db.read() as s:
+        chaves = taskform.task_form(s, sec.users["admin_instalacao"].actor,
+                                    w.ready("instalar_certificado_chaves"))  # fmt: skip
+    texts = [n for n, _ in free_text_fields(chaves.schema, chaves.ui)]
+    w.shift = -texts.index("observacoes") % len(PAYLOADS)
     w.step("instalar_certificado_chaves", {"sistema_operacional": "Windows", "certificado_instalado": new,
                                            "pasta_chaves": True, "observacoes": "ok"})  # fmt: skip
     w.step("reabilitar_certificado_pec", {"certificado_desabilitado": True, "identificador_solicitante": "40111",
@@ -647,7 +664,7 @@ def test_every_form_of_the_pec_renewal(csrf_app, db, sec: SecWorld, settings, mo
 
 def _start(db: Any, sec: SecWorld, process: str) -> int:
     with db.write() as s:
-        return runtime.start_instance(s, sec.users["gestor"].actor, org_id=sec.own.org_id,
+        return runtime_instances.start_instance(s, sec.users["gestor"].actor, org_id=sec.own.org_id,
                                       process_key=process, establishment_cnes=sec.own.est.cnes,
                                       portfolio_code="RIRA").id  # fmt: skip
 
@@ -688,8 +705,7 @@ def test_every_form_of_the_withdrawal_process(csrf_app, db, sec: SecWorld, monke
     w.step("desativar_integracao", {"data_desativacao": "2026-11-21", "conector_desativado": True,
                                     "certificado_removido": True, "observacoes": "ok"})  # fmt: skip
     # decided by DATASUS (the start choice iniciado_por, as the runtime gives it)
-    datasus = [*runtime._start_data_providers, lambda s, est: {"iniciado_por": "datasus"}]
-    monkeypatch.setattr(runtime, "_start_data_providers", datasus)
+    _with_start_data(monkeypatch, {"iniciado_por": "datasus"})
     second = _start(db, sec, "encerramento-credencial")
     v = Walker(csrf_app, db, sec, second, AFTER_GOLIVE_LANES)
     v.shift = 1

@@ -39,10 +39,11 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
 from engine.definitions.check import check_paths
-from engine.forms.validation import (
+from engine.forms import (
     FileInfo,
     FormContext,
     FormInvalid,
+    check_form,
     check_form_schema,
     secret_fields,
     validate_form,
@@ -621,8 +622,18 @@ def test_process_json(specs, pid):
         "per_portfolio",
         "start_variables",
         "stages",
+        "start_data",
+        "form_context",
+        "header_fields",
+        "rejection",
         "credential",
     }
+    # what the runtime gives at start and shows beside the forms (engine/credentialing)
+    assert data["start_data"] == ["establishment", "portfolio"]
+    assert data["form_context"] == ["estabelecimento", "portfolio"]  # operations to choose from
+    assert data["header_fields"] == ["numero_solicitacao", "identificador_solicitante"]
+    negative = ["reprovada", "recusada"] if pid == TRA else ["reprovada"]
+    assert data["rejection"] == {"field": "decision", "values": negative, "reason": "motivo"}
 
 
 def test_who_may_start():
@@ -1323,6 +1334,7 @@ def test_form_conventions():
         assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
         assert schema["type"] == "object" and schema["title"] and schema["description"], where
         assert check_form_schema(schema) == [], where
+        assert check_form(schema, ui) == [], where  # the task page can draw it
         assert ui["ui:order"] == list(schema["properties"]), where
         for key, value in ui.items():
             assert key.startswith("ui:") or key in schema["properties"], (where, key)
