@@ -48,7 +48,7 @@ from engine.forms import (
     secret_fields,
     validate_form,
 )
-from tests.bpmn_support import FLOW_NODE_TAGS, NS, assert_diagram_interchange
+from tests.support.bpmn import FLOW_NODE_TAGS, NS, assert_diagram_interchange
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = ROOT / "processes"
