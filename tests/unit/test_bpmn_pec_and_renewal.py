@@ -129,7 +129,7 @@ PEC_STAGES = [
     "Encerrado sem habilitação",
 ]
 
-RENOV_LANES = {"Gestor", "Integrador"}
+RENOV_LANES = {"Gestor", "Integrador", "Administrador da Instalação", "Administrador Municipal"}
 RENOV_TASKS = {
     "obter_novo_certificado": (
         "Gestor",
@@ -142,6 +142,19 @@ RENOV_TASKS = {
         "Atualização no conector",
         5,
         "atualizar-certificado-conector",
+    ),
+    # PEC e-SUS APS credentials (seed 004)
+    "instalar_certificado_chaves": (
+        "Administrador da Instalação",
+        "Instalação no PEC",
+        5,
+        "instalar-certificado-chaves",
+    ),
+    "reabilitar_certificado_pec": (
+        "Administrador Municipal",
+        "Habilitação no PEC",
+        5,
+        "reabilitar-certificado-pec",
     ),
 }
 
@@ -202,6 +215,19 @@ HABILITACAO = {
     "senha_digitada_no_pec": True,
 }
 SECRET_VALUES = {"TK-9f8e7d6c", "TK-novo", "CC-0123-4567-89AB", "s3nha-do-pfx", "s3nha-nova"}
+INSTALACAO_CHAVES = {
+    "sistema_operacional": "Windows",
+    "certificado_instalado": "file-novo",
+    "certificado_instalado_senha": "s3nha-nova",  # x-secret
+    "pasta_chaves": True,
+}
+REABILITACAO = {
+    "certificado_desabilitado": True,
+    "identificador_solicitante": "40111",
+    "senha_digitada_no_pec": True,
+    "data_inclusao": "2026-04-02",
+    "validade_certificado": "2027-04-01",
+}
 
 CERTIFICADO_ATUAL = {
     "sha256": "ab" * 32,
@@ -746,13 +772,14 @@ def test_end_events(pec, renov):
 # ------------------------------------------------------------- renewal paths
 
 
-def start_renewal(renov, certificado_atual=CERTIFICADO_ATUAL):
+def start_renewal(renov, certificado_atual=CERTIFICADO_ATUAL, **start):
     spec, subprocesses = renov
     wf = BpmnWorkflow(spec, subprocesses)
     data = {
         "possui_certificado_valido": True,
         "possui_conta_govbr": True,
         "estabelecimento": dict(FUNDO),
+        **start,
     }
     if certificado_atual is not ...:
         data["certificado_atual"] = copy.deepcopy(certificado_atual)
@@ -788,6 +815,52 @@ def test_renewal_happy_path(renov):
     assert wf.data["novo_certificado"] == "file-novo"
     assert wf.data["certificado_atual"] == CERTIFICADO_ATUAL
     assert_no_secrets(wf)
+
+
+@pytest.mark.parametrize("eh_pec", [False, None, "sim", 1])
+def test_renewal_not_pec_keeps_the_connector_path(renov, eh_pec):
+    """Only a start value of exactly True takes the PEC branch; anything else (or nothing, as
+    in every renewal started before the PEC branch existed) is the connector path."""
+    wf = start_renewal(renov, eh_pec=eh_pec)
+    complete(wf, "obter_novo_certificado", novo_certificado="file-novo")
+    assert ready_ids(wf) == ["atualizar_certificado_conector"]
+    complete(wf, "atualizar_certificado_conector", data_atualizacao="2026-04-01", confirmacao=True)
+    assert reached_end_events(wf) == ["fim_certificado_renovado"]
+    assert completed_ids(wf, RENOV_TASKS) == [
+        "obter_novo_certificado",
+        "atualizar_certificado_conector",
+    ]
+
+
+def test_renewal_of_a_pec_credential(renov):
+    wf = start_renewal(renov, eh_pec=True, identificador_solicitante="40111")
+    complete(wf, "obter_novo_certificado", novo_certificado="file-novo", senha="s3nha-nova")
+    # no connector: the installation's administrator places the .pfx in the Chaves folder
+    assert ready(wf, "Integrador") == []
+    [instalar] = ready(wf, "Administrador da Instalação")
+    assert instalar.task_spec.bpmn_id == "instalar_certificado_chaves"
+    complete(wf, "instalar_certificado_chaves", **INSTALACAO_CHAVES)
+    [reabilitar] = ready(wf, "Administrador Municipal")
+    assert reabilitar.task_spec.bpmn_id == "reabilitar_certificado_pec"
+    assert reabilitar.data["identificador_solicitante"] == "40111"  # prefills the form
+    complete(wf, "reabilitar_certificado_pec", **REABILITACAO)
+    assert wf.is_completed()
+    assert reached_end_events(wf) == ["fim_certificado_renovado"]
+    assert completed_ids(wf, RENOV_TASKS) == [
+        "obter_novo_certificado",
+        "instalar_certificado_chaves",
+        "reabilitar_certificado_pec",
+    ]
+    assert wf.data["validade_certificado"] == "2027-04-01"
+    assert_no_secrets(wf)
+
+
+def test_renewal_of_a_pec_credential_without_identificador(renov):
+    wf = start_renewal(renov, eh_pec=True)
+    complete(wf, "obter_novo_certificado", novo_certificado="file-novo")
+    complete(wf, "instalar_certificado_chaves", **INSTALACAO_CHAVES)
+    [reabilitar] = ready(wf)
+    assert reabilitar.data["identificador_solicitante"] == ""  # typed by the administrator
 
 
 @pytest.mark.parametrize("atual", [None, {}, ...])
@@ -896,6 +969,11 @@ def test_secrets():
         "certificado_instalado_senha"
     }
     assert secret_fields(forms["obter-novo-certificado.schema.json"]) == {"senha"}
+    # the renewal of a PEC credential reads the .pfx placed in the Chaves folder
+    chaves = forms["instalar-certificado-chaves.schema.json"]
+    assert secret_fields(chaves) == {"certificado_instalado_senha"}
+    assert chaves["properties"]["certificado_instalado_senha"]["format"] == "password"
+    assert secret_fields(forms["reabilitar-certificado-pec.schema.json"]) == set()
     # passwords are writeOnly (never kept); token and contra-chave are kept encrypted
     for name, schema in forms.items():
         for field in secret_fields(schema):
@@ -973,6 +1051,21 @@ def test_decision_and_date_rules():
     assert "pasta_chaves_criada" in _invalid(instalar, dict(INSTALACAO, pasta_chaves_criada=False))
     atualizar = RENOV_FORMS / "atualizar-certificado-conector.schema.json"
     assert _invalid(atualizar, {"confirmacao": True}) == {"data_atualizacao": "Campo obrigatório."}
+    reabilitar = RENOV_FORMS / "reabilitar-certificado-pec.schema.json"
+    errors = _invalid(reabilitar, dict(REABILITACAO, validade_certificado="2026-04-01"))
+    assert errors == {
+        "validade_certificado": "A validade do certificado deve ser posterior à data de inclusão."
+    }
+    assert set(_invalid(reabilitar, dict(REABILITACAO, certificado_desabilitado=False))) == {
+        "certificado_desabilitado"
+    }
+    assert set(_invalid(reabilitar, dict(REABILITACAO, identificador_solicitante="40-111"))) == {
+        "identificador_solicitante"
+    }
+    chaves = RENOV_FORMS / "instalar-certificado-chaves.schema.json"
+    assert set(_invalid(chaves, dict(INSTALACAO_CHAVES, pasta_chaves=False))) == {"pasta_chaves"}
+    no_file = {k: v for k, v in INSTALACAO_CHAVES.items() if k != "certificado_instalado"}
+    assert _invalid(chaves, no_file) == {"certificado_instalado": "Campo obrigatório."}
 
 
 def test_instalar_documents_both_folders(pec):
@@ -990,6 +1083,30 @@ def test_renewal_documents_the_server_side_checks(renov):
     spec, _ = renov
     doc = spec.task_specs["obter_novo_certificado"].documentation
     assert "mesmo CNPJ" in doc and "vence depois" in doc
+
+
+def test_pec_renewal_documents_the_seed_steps(renov):
+    """Seed 004: the .pfx/.p12 with its key in the Chaves folder; in the PEC, "Desabilitar
+    certificado", then choose the new one, its password and the identificador, "Habilitar"."""
+    spec, _ = renov
+    doc = spec.task_specs["instalar_certificado_chaves"].documentation
+    assert "C:\\Program Files\\e-SUS\\webserver\\chaves" in doc
+    assert "/opt/e-SUS/webserver/chaves" in doc
+    assert "com a chave" in doc and ".pfx ou .p12" in doc
+    doc = spec.task_specs["reabilitar_certificado_pec"].documentation
+    for step in (
+        "Configuração RNDS",
+        "Desabilitar certificado",
+        "senha",
+        "identificador",
+        "Habilitar",
+    ):
+        assert step in doc, step
+    assert doc.index("Desabilitar certificado") < doc.index("“Habilitar”")
+    ui = _load_json(RENOV_FORMS / "instalar-certificado-chaves.ui.json")
+    names = ui["sistema_operacional"]["ui:enumNames"]
+    assert "C:\\Program Files\\e-SUS\\webserver\\chaves" in names[0]
+    assert "/opt/e-SUS/webserver/chaves" in names[1]
 
 
 # --------------------------------------------------------------- gateways
@@ -1027,7 +1144,16 @@ def test_gateways_defaults_and_conditions():
     # the safe way is the default: a different CPF goes back to the request
     assert flows["flow_cpf_diferente"].get("targetRef") == "solicitar_novo_credenciamento"
     renewal = etree.parse(str(RENOV_FILE))
-    assert renewal.findall(".//bpmn:process/bpmn:exclusiveGateway", NS) == []
+    [gw] = renewal.findall(".//bpmn:process/bpmn:exclusiveGateway", NS)
+    assert gw.get("id") == "gw_credencial_pec"
+    renewal_flows = _flows(renewal)
+    # the connector is the default: a renewal started without eh_pec runs as before
+    assert gw.get("default") == "flow_conector"
+    assert renewal_flows["flow_conector"].get("targetRef") == "atualizar_certificado_conector"
+    pec_flow = renewal_flows["flow_pec"]
+    assert pec_flow.get("targetRef") == "instalar_certificado_chaves"
+    condition = pec_flow.find("bpmn:conditionExpression", NS).text.strip()
+    assert condition == 'globals().get("eh_pec") is True'
 
 
 # ------------------------------------------------------------- process.json
@@ -1064,18 +1190,37 @@ def test_process_json_pec(pec):
 def test_process_json_renewal(renov):
     spec, _ = renov
     manifest = _load_json(RENOV_FORMS / "process.json")
+    credential = manifest.pop("credential")  # tests/unit/test_bpmn_after_golive.py
     assert manifest == {
         "title": "Renovação de certificado digital",
-        "lanes": {"Gestor": "gestor", "Integrador": "integrador"},
+        "lanes": {
+            "Gestor": "gestor",
+            "Integrador": "integrador",
+            "Administrador da Instalação": "admin_instalacao",
+            "Administrador Municipal": "admin_municipal",
+        },
         "start_roles": ["admin", "gestor"],
         "per_portfolio": False,
-        "start_variables": ["certificado_atual"],
-        "stages": ["Renovação do certificado", "Atualização no conector", "Certificado renovado"],
+        "start_variables": [
+            "certificado_atual",
+            "credential_id",
+            "eh_pec",
+            "identificador_solicitante",
+        ],
+        "stages": [
+            "Renovação do certificado",
+            "Atualização no conector",
+            "Instalação no PEC",
+            "Habilitação no PEC",
+            "Certificado renovado",
+        ],
         "start_data": ["certificate", "govbr_account", "establishment"],
         "form_context": ["estabelecimento"],
         "header_fields": ["numero_solicitacao", "identificador_solicitante"],
         "rejection": {"field": "decision", "values": ["reprovada"], "reason": "motivo"},
     }
+    assert credential["kind"] == "renewal"
+    assert credential["start"]["eh_pec"] == "is_pec"
     used = {
         s.extensions["properties"]["stage"]
         for s in spec.task_specs.values()
