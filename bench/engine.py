@@ -851,7 +851,7 @@ def profile_completions(world: World, instances: int, seed: int, top: int = 15) 
 
     run_instances(world, complete, instances, 0, seed)
     stats = pstats.Stats(profiler)
-    raw = stats.stats  # type: ignore[attr-defined]
+    raw = stats.stats
     completions = instances * len(HAPPY_PATH)
     total = sum(v[2] for v in raw.values())
     areas: dict[str, float] = defaultdict(float)

@@ -105,7 +105,7 @@ def stats(values: list[float]) -> dict[str, float]:
             "max": round(ms[-1], 1), "n": len(ms)}  # fmt: skip
 
 
-def timed(fn, n: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def timed(fn, n: int) -> dict[str, float]:
     fn()  # warm-up
     out = []
     for _ in range(n):
@@ -115,7 +115,7 @@ def timed(fn, n: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
     return stats(out)
 
 
-def user(db: Database, email: str, role: str, cnes: list[str] = ()) -> Any:  # type: ignore[assignment]
+def user(db: Database, email: str, role: str, cnes: list[str] = ()) -> Any:
     original = accounts.hash_password
     accounts.hash_password = lambda password: "bench:no-password-login"
     try:
@@ -326,7 +326,7 @@ def reads(db: Database, org_id: int, admin: Any, datasus: Any, args: argparse.Na
                 User.email == "gestor@nacional.local")))  # fmt: skip
     reads = out["reads"] = {}
 
-    def inbox_page(who):  # type: ignore[no-untyped-def]
+    def inbox_page(who):
         def go() -> None:
             with db.read() as s:
                 inbox.inbox(s, who, org_id)
@@ -334,7 +334,7 @@ def reads(db: Database, org_id: int, admin: Any, datasus: Any, args: argparse.Na
 
         return go
 
-    def inbox_counts(who):  # type: ignore[no-untyped-def]
+    def inbox_counts(who):
         def go() -> None:
             with db.read() as s:
                 inbox.counts(s, who, org_id)

@@ -107,7 +107,7 @@ def settings(db_url: str) -> settings_mod.Settings:
 
 
 @pytest.fixture
-def app(settings: settings_mod.Settings, db: Database):  # type: ignore[no-untyped-def]
+def app(settings: settings_mod.Settings, db: Database):
     from web import create_app
 
     application = create_app(settings, db)
@@ -116,12 +116,12 @@ def app(settings: settings_mod.Settings, db: Database):  # type: ignore[no-untyp
 
 
 @pytest.fixture
-def client(app):  # type: ignore[no-untyped-def]
+def client(app):
     return app.test_client()
 
 
 @pytest.fixture
-def make(db: Database, app) -> Builders:  # type: ignore[no-untyped-def]
+def make(db: Database, app) -> Builders:
     """Test-data builders; depends on ``app`` so the processes are deployed."""
     return Builders(db)
 

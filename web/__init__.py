@@ -54,7 +54,7 @@ def _trust_proxies(app: Flask, settings: settings_mod.Settings) -> None:
     if hops > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
 
 def _configure(app: Flask, settings: settings_mod.Settings) -> None:
@@ -72,7 +72,7 @@ def _configure(app: Flask, settings: settings_mod.Settings) -> None:
         BABEL_DEFAULT_LOCALE="pt_BR",
         BABEL_DEFAULT_TIMEZONE=settings.timezone,
     )
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.ensure_ascii = False
 
 
 def _setup_keys(app: Flask, settings: settings_mod.Settings) -> None:

@@ -113,7 +113,7 @@ def kind(status: int) -> Kind:
 def status_of(exc: DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in DOMAIN_STATUS:
-            return DOMAIN_STATUS[cls]  # type: ignore[index]
+            return DOMAIN_STATUS[cls]
     return exc.status
 
 
@@ -165,7 +165,7 @@ def problem(
     return response
 
 
-def render_error(status: int, message: str | None = None):  # type: ignore[no-untyped-def]
+def render_error(status: int, message: str | None = None):
     """The error answer for the current request: a problem under /api/, the page elsewhere."""
     if is_api_request():
         return problem(status, message)
@@ -175,7 +175,7 @@ def render_error(status: int, message: str | None = None):  # type: ignore[no-un
     ), status
 
 
-def error_response(  # type: ignore[no-untyped-def]
+def error_response(
     status: int,
     message: str | None = None,
     *,
@@ -208,7 +208,7 @@ def database_unavailable(exc: BaseException) -> bool:
     return state is None or state.startswith("08") or state in _DISCONNECT_STATES
 
 
-def database_unavailable_response(exc: BaseException):  # type: ignore[no-untyped-def]
+def database_unavailable_response(exc: BaseException):
     """The 503 for a database outage, with Retry-After."""
     reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
     log.warning("database unavailable on %s %s: %s", request.method, request.path, reason)
@@ -226,7 +226,7 @@ def register(app: Flask) -> None:
     app.extensions["credencia.errors"] = True
 
     @app.errorhandler(DomainError)
-    def _domain(exc: DomainError):  # type: ignore[no-untyped-def]
+    def _domain(exc: DomainError):
         errors = exc.errors if isinstance(exc, Invalid) else None
         if is_api_request():
             # API clients get the engine's words as they are (field keys, messages).
@@ -234,11 +234,11 @@ def register(app: Flask) -> None:
         return error_response(status_of(exc), _(exc.message), errors=errors or None)
 
     @app.errorhandler(HTTPProblem)
-    def _problem(exc: HTTPProblem):  # type: ignore[no-untyped-def]
+    def _problem(exc: HTTPProblem):
         return error_response(exc.status, exc.detail, errors=exc.errors, headers=exc.headers)
 
     @app.errorhandler(CSRFError)
-    def _csrf(_exc: CSRFError):  # type: ignore[no-untyped-def]
+    def _csrf(_exc: CSRFError):
         return error_response(
             400,
             _(
@@ -247,7 +247,7 @@ def register(app: Flask) -> None:
         )
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
+    def _http(exc: HTTPException):
         status = exc.code or 500
         # Allow (405) and the like; the body is ours.
         headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
@@ -261,12 +261,12 @@ def register(app: Flask) -> None:
         return error_response(status, headers=headers)
 
     @app.errorhandler(Exception)
-    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+    def _unexpected(exc: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error_response(500)
 
     @app.errorhandler(DBAPIError)
-    def _database(exc: DBAPIError):  # type: ignore[no-untyped-def]
+    def _database(exc: DBAPIError):
         if database_unavailable(exc):
             return database_unavailable_response(exc)
         return _unexpected(exc)

@@ -73,7 +73,7 @@ def _refuse_untrusted_proxy(app: Flask) -> None:
         return
 
     @app.before_request
-    def _untrusted_proxy():  # type: ignore[no-untyped-def]
+    def _untrusted_proxy():
         global _last_logged
         if not _forwarded():
             return None

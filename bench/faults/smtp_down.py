@@ -47,7 +47,7 @@ class Sink:
         self.ids: Counter[int] = Counter()
         self.first_at: float | None = None
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope):
         parsed = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)  # fmt: skip
         with self.lock:
             self.ids[int(parsed["X-Credencia-Outbox-Id"])] += 1

@@ -55,7 +55,7 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _pending(now: datetime):  # type: ignore[no-untyped-def]
+def _pending(now: datetime):
     return (
         Invitation.accepted_at.is_(None),
         Invitation.cancelled_at.is_(None),

@@ -148,12 +148,12 @@ def typed_identifier(email: str, known: bool, pepper: bytes) -> dict[str, str]:
     return {"email_hmac": _hmac(pepper, "identifier", normalize_email(email))}
 
 
-def _insert(session: Session):  # type: ignore[no-untyped-def]
+def _insert(session: Session):
     dialect = session.get_bind().dialect.name
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(LoginAttempt)
 
 
-def _at(value: datetime):  # type: ignore[no-untyped-def]
+def _at(value: datetime):
     return literal(value, type_=UTCDateTime())
 
 

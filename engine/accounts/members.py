@@ -109,7 +109,7 @@ def _release_tasks(session: Session, actor: Actor, org_id: int, user_id: int, ro
                            "reason": "role_revoked"})  # fmt: skip
 
 
-def member_ids(session: Session, org_id: int):  # type: ignore[no-untyped-def]
+def member_ids(session: Session, org_id: int):
     return select(Membership.user_id).where(Membership.org_id == org_id)
 
 

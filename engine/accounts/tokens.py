@@ -62,7 +62,7 @@ def expiry(expires_in_days: int | str | None, *, now: datetime | None = None) ->
     return (now or utcnow()) + timedelta(days=days)
 
 
-def _rows(session: Session, stmt) -> list[TokenRow]:  # type: ignore[no-untyped-def]
+def _rows(session: Session, stmt) -> list[TokenRow]:
     now = utcnow()
     return [
         TokenRow(token, email, slug, status_of(token, now))
@@ -70,7 +70,7 @@ def _rows(session: Session, stmt) -> list[TokenRow]:  # type: ignore[no-untyped-
     ]
 
 
-def _listing():  # type: ignore[no-untyped-def]
+def _listing():
     return (
         select(ApiToken, User.email, Organization.slug)
         .join(User, User.id == ApiToken.user_id)
@@ -79,7 +79,7 @@ def _listing():  # type: ignore[no-untyped-def]
     )
 
 
-def _acts_in(org_id: int):  # type: ignore[no-untyped-def]
+def _acts_in(org_id: int):
     """Tokens that reach the organization: minted for it, or organization-less of a member."""
     return or_(
         ApiToken.org_id == org_id,

@@ -79,7 +79,7 @@ def _local_midnight(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=tz)
 
 
-def _query(session: Session, org_id: int, filters: Filters):  # type: ignore[no-untyped-def]
+def _query(session: Session, org_id: int, filters: Filters):
     stmt = select(AuditEvent).where(AuditEvent.org_id == org_id)
     if filters.establishment:
         est_id = session.scalar(

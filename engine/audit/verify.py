@@ -97,7 +97,7 @@ class Report:
         return next((c for c in self.chains if c.chain == key), None)
 
 
-def _recompute(row) -> str:  # type: ignore[no-untyped-def]
+def _recompute(row) -> str:
     return event_hash(
         chain=row.chain, seq=row.seq, at=row.at, org_id=row.org_id, actor_id=row.actor_id,
         actor=row.actor, action=row.action, entity_type=row.entity_type,
@@ -105,7 +105,7 @@ def _recompute(row) -> str:  # type: ignore[no-untyped-def]
     )  # fmt: skip
 
 
-def _rows(session: Session, chain: str, after: int) -> Iterator:  # type: ignore[type-arg]
+def _rows(session: Session, chain: str, after: int) -> Iterator:
     stmt = (
         select(*_COLUMNS)
         .where(AuditEvent.chain == chain, AuditEvent.seq > after)

@@ -52,7 +52,7 @@ Provider = Callable[
 ]
 
 
-def _certificate(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
+def _certificate(session, ests, portfolio, given, now):
     """Whether the establishment's current certificate is valid now, and its summary."""
     ids = [e.id for e in ests]
     certs = (
@@ -87,17 +87,17 @@ def _certificate(session, ests, portfolio, given, now):  # type: ignore[no-untyp
     return out
 
 
-def _govbr_account(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
+def _govbr_account(session, ests, portfolio, given, now):
     """Whether the starter said the establishment already has a gov.br account."""
     value = bool(given.get("possui_conta_govbr", False))
     return [{"possui_conta_govbr": value} for _ in ests]
 
 
-def _establishment(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
+def _establishment(session, ests, portfolio, given, now):
     return [{REGISTER_VARIABLE: est.register_data()} for est in ests]
 
 
-def _portfolio(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
+def _portfolio(session, ests, portfolio, given, now):
     data = {"portfolio": portfolio.as_data()} if portfolio is not None else {}
     return [dict(data) for _ in ests]
 

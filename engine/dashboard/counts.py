@@ -151,7 +151,7 @@ def instance_changed(
 # ---------------------------------------------------------------- reading and rebuilding
 
 
-def _live(org_id: int):  # type: ignore[no-untyped-def]
+def _live(org_id: int):
     """(uf, stage, portfolio, status, n) computed from the rows themselves."""
     stage = func.coalesce(ProcessInstance.stage, "")
     code = func.coalesce(ProcessInstance.portfolio_code, "")
@@ -201,7 +201,7 @@ def differences(session: Session, org_id: int) -> dict[Key, tuple[int, int]]:
     }
 
 
-def _filtered(stmt, uf: str, portfolio: str, status: str):  # type: ignore[no-untyped-def]
+def _filtered(stmt, uf: str, portfolio: str, status: str):
     if uf:
         stmt = stmt.where(StageCount.uf == uf.upper())
     if portfolio:

@@ -96,7 +96,7 @@ def clean(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
     return values, errors
 
 
-def _visible(stmt, actor: Actor, org_id: int):  # type: ignore[no-untyped-def]
+def _visible(stmt, actor: Actor, org_id: int):
     ids = actor.visible_establishments(org_id)
     return stmt if ids is None else stmt.where(Establishment.id.in_(ids))
 
@@ -124,7 +124,7 @@ def count_establishments(
     return session.scalar(stmt) or 0
 
 
-def _listed(actor: Actor, org_id: int, *, q: str, uf: str):  # type: ignore[no-untyped-def]
+def _listed(actor: Actor, org_id: int, *, q: str, uf: str):
     if not actor.is_member(org_id):
         raise actor.deny(
             "Sem acesso a esta organização.", action="establishment.list", org_id=org_id

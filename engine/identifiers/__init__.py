@@ -215,7 +215,7 @@ def validate_cnes(value: str) -> str:
 
 def _passes(validate: Callable[[str], str], value: object) -> bool:
     try:
-        validate(value)  # type: ignore[arg-type]
+        validate(value)
     except InvalidIdentifier:
         return False
     return True

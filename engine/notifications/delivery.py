@@ -137,7 +137,7 @@ def claim(
     return ids
 
 
-def _mine(message_id: int, owner: str):  # type: ignore[no-untyped-def]
+def _mine(message_id: int, owner: str):
     return (
         update(OutboxMessage)
         .where(

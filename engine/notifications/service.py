@@ -144,7 +144,7 @@ def mark_all_read(session: Session, actor: Actor) -> int:
 # ---------------------------------------------------------------- outbox administration
 
 
-def _visible_outbox(actor: Actor):  # type: ignore[no-untyped-def]
+def _visible_outbox(actor: Actor):
     stmt = select(OutboxMessage)
     if actor.is_system:
         return stmt

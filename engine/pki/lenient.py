@@ -105,15 +105,15 @@ def signature_ok(original: bytes, cert: x509.Certificate, issuer: x509.Certifica
             key.verify(
                 signature,
                 tbs,
-                cert.signature_algorithm_parameters,  # type: ignore[arg-type]
-                cert.signature_hash_algorithm,  # type: ignore[arg-type]
+                cert.signature_algorithm_parameters,
+                cert.signature_hash_algorithm,
             )
         elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, tbs, cert.signature_algorithm_parameters)  # type: ignore[arg-type]
+            key.verify(signature, tbs, cert.signature_algorithm_parameters)
         elif isinstance(key, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
             key.verify(signature, tbs)
         elif isinstance(key, dsa.DSAPublicKey):
-            key.verify(signature, tbs, cert.signature_hash_algorithm)  # type: ignore[arg-type]
+            key.verify(signature, tbs, cert.signature_hash_algorithm)
         else:
             return False
         return True

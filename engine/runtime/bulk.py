@@ -188,7 +188,7 @@ def _refresh_statistics(db: Database) -> None:
         session.execute(text("ANALYZE process_instance, task"))
 
 
-def _one_by_one(session, actor, org_id, ests, process_key, portfolio_code):  # type: ignore[no-untyped-def]
+def _one_by_one(session, actor, org_id, ests, process_key, portfolio_code):
     started = skipped = 0
     for est in ests:
         try:
@@ -203,7 +203,7 @@ def _one_by_one(session, actor, org_id, ests, process_key, portfolio_code):  # t
     return started, skipped
 
 
-def _next_batch(session, org_id, process_key, portfolio_code, last_id, batch):  # type: ignore[no-untyped-def]
+def _next_batch(session, org_id, process_key, portfolio_code, last_id, batch):
     return list(
         session.scalars(
             select(Establishment)
@@ -226,7 +226,7 @@ class _Batch:
     last_id: int
 
 
-def _read_batch(session, actor, org_id, process_key, portfolio_code, last_id, batch, builder):  # type: ignore[no-untyped-def]
+def _read_batch(session, actor, org_id, process_key, portfolio_code, last_id, batch, builder):
     """The establishments after ``last_id`` to start, with their start data: everything the
     batch needs from the database before its rows are written (the COPY holds the connection
     until it ends). None when no establishment is left."""
@@ -257,7 +257,7 @@ def _read_batch(session, actor, org_id, process_key, portfolio_code, last_id, ba
     )
 
 
-def _copy_batch(session, actor, org_id, b):  # type: ignore[no-untyped-def]
+def _copy_batch(session, actor, org_id, b):
     """Write the batch's instances, tasks and audit events; the number of instances."""
     if not b.establishments:
         return 0

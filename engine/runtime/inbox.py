@@ -44,7 +44,7 @@ class InboxCounts:
         return self.mine + self.available
 
 
-def _lane_clause(actor: Actor, org_id: int):  # type: ignore[no-untyped-def]
+def _lane_clause(actor: Actor, org_id: int):
     """Tasks of a lane the actor holds, for the establishments the role reaches."""
     clauses = []
     for grant in actor.grants:
@@ -59,13 +59,13 @@ def _lane_clause(actor: Actor, org_id: int):  # type: ignore[no-untyped-def]
     return or_(*clauses) if clauses else false()
 
 
-def _base(actor: Actor, org_id: int):  # type: ignore[no-untyped-def]
+def _base(actor: Actor, org_id: int):
     mine = Task.assignee_id == actor.user_id if actor.user_id is not None else false()
     available = and_(Task.assignee_id.is_(None), _lane_clause(actor, org_id))
     return mine, available
 
 
-def _ordered(stmt):  # type: ignore[no-untyped-def]
+def _ordered(stmt):
     # Overdue first, then by due date: the same order as (due_at < now, due_at) since both
     # sort ascending by due_at, with the tasks without a due date last. Written this way an
     # index on due_at can serve it.

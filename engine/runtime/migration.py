@@ -51,7 +51,7 @@ def _target(session: Session, key: str, version: int) -> ProcessDefinition:
     return definition
 
 
-def _plan(session: Session, instance: ProcessInstance, target: ProcessDefinition):  # type: ignore[no-untyped-def]
+def _plan(session: Session, instance: ProcessInstance, target: ProcessDefinition):
     workflow, _loaded = load_workflow(session, instance)
     new = spiff.cached_spec(target)
     current = session.get(ProcessDefinition, instance.definition_id)

@@ -36,7 +36,7 @@ from engine.workflow import spiff
 # ---------------------------------------------------------------- reading
 
 
-def visible_tasks_query(actor: Actor, org_ids: Iterable[int] | None = None):  # type: ignore[no-untyped-def]
+def visible_tasks_query(actor: Actor, org_ids: Iterable[int] | None = None):
     """Tasks the actor may see: org-wide roles see their organizations' tasks, scoped roles
     their establishments'."""
     orgs = list(org_ids) if org_ids is not None else actor.org_ids

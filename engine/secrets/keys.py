@@ -152,7 +152,7 @@ def key_id_of(token: str) -> str:
 
 def is_token(value: object) -> bool:
     try:
-        _split(value)  # type: ignore[arg-type]
+        _split(value)
     except SecretDecryptError:
         return False
     return True

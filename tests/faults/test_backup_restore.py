@@ -34,7 +34,7 @@ def _verify_cli(url: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def restored_url():  # type: ignore[no-untyped-def]
+def restored_url():
     url = harness.create_database("credencia_test_restore")
     yield url
     harness.drop_database(url)
@@ -42,7 +42,7 @@ def restored_url():  # type: ignore[no-untyped-def]
 
 def test_a_dump_restored_into_a_fresh_database_verifies_and_its_instance_continues(
     make, db, client, settings, db_url, restored_url, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     pg_dump, pg_restore = require_tool("pg_dump"), require_tool("pg_restore")
     people = cast(make, roles=LANE_ROLES)
     est, users = people.est, people.lanes

@@ -31,7 +31,7 @@ QUICK = 5.0  # seconds: an answer during an outage must come at least this fast
 
 
 @pytest.fixture
-def world(make, db, client):  # type: ignore[no-untyped-def]
+def world(make, db, client):
     people = cast(make, roles=LANE_ROLES)
     est, users = people.est, people.lanes
     res = client.post(
@@ -46,7 +46,7 @@ def world(make, db, client):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def outage(app, db_url):  # type: ignore[no-untyped-def]
+def outage(app, db_url):
     """The app's database reached through a proxy the test can cut: ``outage.stop()``,
     ``outage.start()``."""
     url = make_url(db_url)
@@ -81,7 +81,7 @@ def _completed_events(db: Database) -> int:
         )
 
 
-def _timed(call):  # type: ignore[no-untyped-def]
+def _timed(call):
     start = time.monotonic()
     res = call()
     return res, time.monotonic() - start
@@ -99,7 +99,7 @@ def test_pool_pre_ping_is_on() -> None:
 
 def test_api_answers_503_during_an_outage_and_works_again_after_it(
     world, outage, db, client
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     flow = world
     assert flow.ready_elements() == {"obter_certificado_digital", "ambientar_servicos"}
     before = _completed_events(db)
@@ -142,7 +142,7 @@ def _ready_rows(db: Database, instance_id: int, element: str) -> list[str]:
         )
 
 
-def test_pages_show_the_503_page_during_an_outage_and_work_after_it(world, outage, app) -> None:  # type: ignore[no-untyped-def]
+def test_pages_show_the_503_page_during_an_outage_and_work_after_it(world, outage, app) -> None:
     pages = Pages(app).login(world.users["DATASUS"])
     assert pages.get("/").status_code == 200
     outage.stop()
@@ -159,7 +159,7 @@ def test_pages_show_the_503_page_during_an_outage_and_work_after_it(world, outag
 
 def test_an_outage_in_the_middle_of_a_page_renders_the_503_page_without_the_menu(
     world, outage, app, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     # The user was loaded (so the menu would count tasks from the database), then the
     # database goes away: the error page must not need it.
     from engine.runtime import inbox
@@ -167,7 +167,7 @@ def test_an_outage_in_the_middle_of_a_page_renders_the_503_page_without_the_menu
     pages = Pages(app).login(world.users["DATASUS"])
     original = inbox.inbox
 
-    def inbox_then_outage(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def inbox_then_outage(*args, **kwargs):
         outage.stop()
         return original(*args, **kwargs)
 
@@ -180,7 +180,7 @@ def test_an_outage_in_the_middle_of_a_page_renders_the_503_page_without_the_menu
     assert pages.get("/").status_code == 200
 
 
-def _terminate(session) -> None:  # type: ignore[no-untyped-def]
+def _terminate(session) -> None:
     """Cut this session's own PostgreSQL connection from the outside (pg_terminate_backend)."""
     pid = session.execute(text("SELECT pg_backend_pid()")).scalar()
     url = session.get_bind().engine.url.set(drivername="postgresql")
@@ -191,7 +191,7 @@ def _terminate(session) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("when", ["after the workflow ran", "at commit"])
 def test_a_connection_lost_in_the_middle_of_a_completion_changes_nothing(
     world, db, client, monkeypatch, when
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     flow = world
     task_id = _ready_rows(db, flow.instance_id, "ambientar_servicos")[0]
     with db.read() as s:
@@ -201,7 +201,7 @@ def test_a_connection_lost_in_the_middle_of_a_completion_changes_nothing(
 
     if when == "after the workflow ran":
 
-        def cut(session, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def cut(session, *args, **kwargs):
             change = original_sync(session, *args, **kwargs)
             _terminate(session)
             return change
@@ -209,7 +209,7 @@ def test_a_connection_lost_in_the_middle_of_a_completion_changes_nothing(
         monkeypatch.setattr(runtime_tasks, "sync", cut)
     else:
 
-        def cut(session, *args, **kwargs):  # type: ignore[no-untyped-def]
+        def cut(session, *args, **kwargs):
             event = original_record(session, *args, **kwargs)
             if args and args[1] == "task.completed":
                 session.flush()  # everything is sent; only COMMIT remains
@@ -239,7 +239,7 @@ def test_a_connection_lost_in_the_middle_of_a_completion_changes_nothing(
 
 def test_idle_pooled_connections_cut_by_the_server_are_replaced_without_an_error(
     world, db, app, client
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     headers = world.users["admin"].headers
     assert client.get("/api/v1/tasks", headers=headers).status_code == 200
     app_db = app.extensions["credencia.db"]
@@ -257,10 +257,10 @@ def test_idle_pooled_connections_cut_by_the_server_are_replaced_without_an_error
         assert client.get("/api/v1/tasks", headers=headers).status_code == 200
 
 
-def test_a_failing_statement_is_still_a_500_not_an_outage(world, app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_statement_is_still_a_500_not_an_outage(world, app, monkeypatch) -> None:
     from engine.runtime import inbox
 
-    def broken(session, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def broken(session, *args, **kwargs):
         session.execute(text("SELECT no_such_column FROM task"))
 
     pages = Pages(app).login(world.users["DATASUS"])

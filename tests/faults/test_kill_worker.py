@@ -21,7 +21,7 @@ WORKERS = 2
 KILLS = 2
 
 
-def _acked_since(record: Record, when: float) -> list:  # type: ignore[type-arg]
+def _acked_since(record: Record, when: float) -> list:
     with record.lock:
         return [
             o for o in record.outcomes if o.kind == "complete" and o.status == 200 and o.at > when
@@ -30,7 +30,7 @@ def _acked_since(record: Record, when: float) -> list:  # type: ignore[type-arg]
 
 def test_kill_9_of_workers_during_completions_loses_nothing_and_applies_nothing_twice(
     make, db, db_url, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     org = make.org()
     ests = [make.establishment(org) for _ in range(12)]
     accounts = []

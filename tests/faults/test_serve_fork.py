@@ -60,7 +60,7 @@ def stamped(db: Database, db_url: str) -> Iterator[str]:
 
 def test_credencia_serve_workers_do_not_share_the_masters_database_connection(
     app, stamped, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     web = harness.WebServer(stamped, tmp_path, workers=2, mode="serve").start()
     try:
         pids = [web.proc.pid, *web.worker_pids()]

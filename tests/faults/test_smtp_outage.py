@@ -24,7 +24,7 @@ from engine.scheduler import jobs, runner
 from tests.support.mail import SmtpServer, free_port
 
 
-def _enqueue(db, settings, users, n: int) -> list[int]:  # type: ignore[no-untyped-def]
+def _enqueue(db, settings, users, n: int) -> list[int]:
     ids = []
     with db.write() as s:
         for i in range(n):
@@ -49,7 +49,7 @@ def _enqueue(db, settings, users, n: int) -> list[int]:  # type: ignore[no-untyp
     return ids
 
 
-def _statuses(db) -> Counter:  # type: ignore[no-untyped-def]
+def _statuses(db) -> Counter:
     with db.read() as s:
         return Counter(
             dict(
@@ -60,7 +60,7 @@ def _statuses(db) -> Counter:  # type: ignore[no-untyped-def]
         )
 
 
-def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
+def _wait(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -71,7 +71,7 @@ def _wait(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 
 def test_smtp_down_then_up_under_the_running_scheduler_delivers_each_message_once(
     db, make, settings, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     org = make.org()
     est = make.establishment(org)
     users = [
@@ -124,6 +124,6 @@ def test_smtp_down_then_up_under_the_running_scheduler_delivers_each_message_onc
     assert not thread.is_alive()
 
 
-def _min_attempts(db) -> int:  # type: ignore[no-untyped-def]
+def _min_attempts(db) -> int:
     with db.read() as s:
         return s.scalar(select(func.min(OutboxMessage.attempts))) or 0

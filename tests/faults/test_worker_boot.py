@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def empty_schema():  # type: ignore[no-untyped-def]
+def empty_schema():
     """A database with the tables and nothing deployed."""
     import engine.models  # noqa: F401
     from engine.db import Base, Database
@@ -43,7 +43,7 @@ def empty_schema():  # type: ignore[no-untyped-def]
 
 def test_a_fresh_worker_process_deploys_the_processes_on_an_empty_database(
     postgres_url, empty_schema
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     boot = subprocess.run(
         [sys.executable, "-c", "from web import create_app; create_app()"],
         cwd=ROOT,
@@ -58,7 +58,7 @@ def test_a_fresh_worker_process_deploys_the_processes_on_an_empty_database(
 
 def test_a_worker_replaced_while_the_database_is_down_does_not_stop_the_server(
     app, db_url, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     url = make_url(db_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432).start()
     proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)

@@ -11,12 +11,12 @@ from web.cli import main
 
 
 @pytest.fixture
-def world(cast, client):  # type: ignore[no-untyped-def]
+def world(cast, client):
     return {"org": cast.org, "est": cast.est, "users": cast.lanes}
 
 
 @pytest.fixture
-def cli(db_url, db, app, monkeypatch):  # type: ignore[no-untyped-def]
+def cli(db_url, db, app, monkeypatch):
     monkeypatch.setenv("CREDENCIA_DATABASE_URL", db_url)
     monkeypatch.setattr(settings_mod, "_settings", None)
     runner = CliRunner()

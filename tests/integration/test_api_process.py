@@ -8,7 +8,7 @@ from tests.support.builders import Flow
 from tests.support.flows import flow, start
 
 
-def test_happy_path_reaches_production(client, world, db):  # type: ignore[no-untyped-def]
+def test_happy_path_reaches_production(client, world, db):
     f = flow(client, world)
     inst = f.instance()
     assert inst["status"] == "running" and inst["stage"] == "Preparação" and inst["version"] == 1
@@ -52,7 +52,7 @@ def _to_analysis(f: Flow) -> None:
     f.complete("solicitar_acesso_homologacao")
 
 
-def test_homologation_rejection_loop_keeps_every_request(client, world):  # type: ignore[no-untyped-def]
+def test_homologation_rejection_loop_keeps_every_request(client, world):
     f = flow(client, world)
     _to_analysis(f)
     f.complete("avaliar_solicitacao_acesso", negative=True)
@@ -84,7 +84,7 @@ def test_homologation_rejection_loop_keeps_every_request(client, world):  # type
     assert decisions == ["reprovada", "reprovada", "aprovada"]
 
 
-def test_desistir_ends_the_whole_instance(client, world):  # type: ignore[no-untyped-def]
+def test_desistir_ends_the_whole_instance(client, world):
     f = flow(client, world)
     _to_analysis(f)
     f.complete("avaliar_solicitacao_acesso", negative=True)
@@ -100,7 +100,7 @@ def test_desistir_ends_the_whole_instance(client, world):  # type: ignore[no-unt
     assert {t["state"] for t in tasks if t["element"] == "ambientar_servicos"} == {"cancelled"}
 
 
-def test_ready_loop_and_production_rejection(client, world):  # type: ignore[no-untyped-def]
+def test_ready_loop_and_production_rejection(client, world):
     f = flow(client, world)
     _to_analysis(f)
     f.complete("avaliar_solicitacao_acesso")
@@ -121,7 +121,7 @@ def test_ready_loop_and_production_rejection(client, world):  # type: ignore[no-
     assert f.instance()["status"] == "completed"
 
 
-def test_start_with_govbr_account_skips_its_task(client, world):  # type: ignore[no-untyped-def]
+def test_start_with_govbr_account_skips_its_task(client, world):
     res = client.post(
         "/api/v1/instances",
         json={
@@ -139,14 +139,14 @@ def test_start_with_govbr_account_skips_its_task(client, world):  # type: ignore
     assert "criar_conta_govbr" not in f.ready_elements()
 
 
-def test_second_running_instance_for_same_portfolio_is_refused(client, world):  # type: ignore[no-untyped-def]
+def test_second_running_instance_for_same_portfolio_is_refused(client, world):
     start(client, world)
     res = start(client, world, expect=409)
     assert "em andamento" in res.json["message"]
     start(client, world, portfolio="REL")  # another portfolio is another credential
 
 
-def test_unknown_portfolio_and_establishment_get_field_errors(client, world):  # type: ignore[no-untyped-def]
+def test_unknown_portfolio_and_establishment_get_field_errors(client, world):
     res = start(client, world, portfolio="XYZ", expect=422)
     assert "portfolio" in res.json["errors"]
     res = client.post(
@@ -157,7 +157,7 @@ def test_unknown_portfolio_and_establishment_get_field_errors(client, world):  #
     assert res.status_code == 422 and "establishment" in res.json["errors"]
 
 
-def test_child_establishments_must_share_the_uf_through_the_api(client, world, make):  # type: ignore[no-untyped-def]
+def test_child_establishments_must_share_the_uf_through_the_api(client, world, make):
     """The same_uf rule gets the principal establishment's UF from the runtime."""
     same = make.establishment(world["org"], uf="PR")
     other = make.establishment(world["org"], uf="SP")
@@ -181,7 +181,7 @@ def test_child_establishments_must_share_the_uf_through_the_api(client, world, m
 # ------------------------------------------------------------------ HTTP conventions
 
 
-def test_start_answers_201_with_location_and_etag(client, world):  # type: ignore[no-untyped-def]
+def test_start_answers_201_with_location_and_etag(client, world):
     res = start(client, world)
     assert res.headers["Location"] == f"/api/v1/instances/{res.json['id']}"
     again = client.get(res.headers["Location"], headers=world["users"]["admin"].headers)
@@ -189,7 +189,7 @@ def test_start_answers_201_with_location_and_etag(client, world):  # type: ignor
     assert again.headers["ETag"] == res.headers["ETag"] and res.headers["ETag"].startswith('"')
 
 
-def test_etag_follows_every_change_of_the_instance(client, world):  # type: ignore[no-untyped-def]
+def test_etag_follows_every_change_of_the_instance(client, world):
     f = flow(client, world)
     admin = world["users"]["admin"].headers
 
@@ -208,7 +208,7 @@ def test_etag_follows_every_change_of_the_instance(client, world):  # type: igno
     assert etag() not in (first, second)
 
 
-def test_if_match_guards_cancel_against_lost_updates(client, world, db):  # type: ignore[no-untyped-def]
+def test_if_match_guards_cancel_against_lost_updates(client, world, db):
     from sqlalchemy import func, select
 
     from engine.audit.models import AuditEvent
@@ -239,7 +239,7 @@ def test_if_match_guards_cancel_against_lost_updates(client, world, db):  # type
     assert done.headers["ETag"] != current
 
 
-def test_cancel_without_if_match_or_with_star(client, world):  # type: ignore[no-untyped-def]
+def test_cancel_without_if_match_or_with_star(client, world):
     admin = world["users"]["admin"].headers
     plain = start(client, world).json["id"]
     res = client.post(f"/api/v1/instances/{plain}/cancel", json={"reason": "r"}, headers=admin)
@@ -256,7 +256,7 @@ def test_cancel_without_if_match_or_with_star(client, world):  # type: ignore[no
     assert res.status_code == 412
 
 
-def test_errors_are_problem_details_with_field_errors(client, world):  # type: ignore[no-untyped-def]
+def test_errors_are_problem_details_with_field_errors(client, world):
     admin = world["users"]["admin"].headers
     res = client.post("/api/v1/instances", json={"establishment": 7}, headers=admin)
     assert res.status_code == 422 and res.mimetype == "application/problem+json"
@@ -285,7 +285,7 @@ def test_errors_are_problem_details_with_field_errors(client, world):  # type: i
     }
 
 
-def test_401_challenges_with_bearer(client, world):  # type: ignore[no-untyped-def]
+def test_401_challenges_with_bearer(client, world):
     res = client.get("/api/v1/me")
     assert res.status_code == 401 and res.mimetype == "application/problem+json"
     assert res.headers["WWW-Authenticate"] == 'Bearer realm="credencia"'
@@ -295,7 +295,7 @@ def test_401_challenges_with_bearer(client, world):  # type: ignore[no-untyped-d
     assert res.json["message"] == "Token inválido, revogado ou expirado."
 
 
-def test_creations_answer_201_with_location(client, world):  # type: ignore[no-untyped-def]
+def test_creations_answer_201_with_location(client, world):
     import io
     import random
 

@@ -18,7 +18,7 @@ from tests.support.flows import flow
 
 
 @pytest.fixture
-def chain(make, client, db):  # type: ignore[no-untyped-def]
+def chain(make, client, db):
     people = cast(make, roles=LANE_ROLES)
     org, est, users = people.org, people.est, people.lanes
     f = flow(client, {"est": est, "users": users})
@@ -34,24 +34,24 @@ def chain(make, client, db):  # type: ignore[no-untyped-def]
         ]
 
 
-def _verify(db):  # type: ignore[no-untyped-def]
+def _verify(db):
     """The first break found, or None."""
     with db.read() as s:
         breaks = verification.verify(s).breaks
     return breaks[0] if breaks else None
 
 
-def _sql(db, statement: str, **params: object) -> None:  # type: ignore[no-untyped-def]
+def _sql(db, statement: str, **params: object) -> None:
     with db.engine.begin() as conn:
         conn.execute(text(statement), params)
 
 
-def _org(db, chain) -> int:  # type: ignore[no-untyped-def]
+def _org(db, chain) -> int:
     with db.read() as s:
         return s.get(AuditEvent, chain[0]).org_id
 
 
-def _append(db, org_id: int | None, n: int, **data: object) -> list[int]:  # type: ignore[no-untyped-def]
+def _append(db, org_id: int | None, n: int, **data: object) -> list[int]:
     with db.write() as s:
         return [
             audit.record(s, SYSTEM, "test.event", org_id=org_id, data={"i": i, **data}).id
@@ -59,18 +59,18 @@ def _append(db, org_id: int | None, n: int, **data: object) -> list[int]:  # typ
         ]
 
 
-def test_edit_is_detected(db, chain):  # type: ignore[no-untyped-def]
+def test_edit_is_detected(db, chain):
     _sql(db, "UPDATE audit_event SET actor = 'alguem@else' WHERE id = :id", id=chain[3])
     broken = _verify(db)
     assert broken is not None and broken.event_id == chain[3] and "alterado" in broken.problem
 
 
-def test_edited_data_is_detected(db, chain):  # type: ignore[no-untyped-def]
+def test_edited_data_is_detected(db, chain):
     _sql(db, "UPDATE audit_event SET action = 'task.claimed' WHERE id = :id", id=chain[-2])
     assert _verify(db).event_id == chain[-2]
 
 
-def test_a_data_text_that_means_the_same_but_reads_differently_is_detected(db, chain):  # type: ignore[no-untyped-def]
+def test_a_data_text_that_means_the_same_but_reads_differently_is_detected(db, chain):
     """The hash covers the stored bytes: even a space added in the data text is a change."""
     with db.engine.begin() as conn:
         stored = conn.execute(
@@ -80,13 +80,13 @@ def test_a_data_text_that_means_the_same_but_reads_differently_is_detected(db, c
     assert _verify(db).event_id == chain[2]
 
 
-def test_deletion_is_detected(db, chain):  # type: ignore[no-untyped-def]
+def test_deletion_is_detected(db, chain):
     _sql(db, "DELETE FROM audit_event WHERE id = :id", id=chain[2])
     broken = _verify(db)
     assert broken is not None and broken.event_id == chain[3]
 
 
-def test_reorder_is_detected(db, chain):  # type: ignore[no-untyped-def]
+def test_reorder_is_detected(db, chain):
     a, b = chain[1], chain[2]
     _sql(db, "UPDATE audit_event SET seq = -seq WHERE id IN (:a, :b)", a=a, b=b)
     _sql(
@@ -98,13 +98,13 @@ def test_reorder_is_detected(db, chain):  # type: ignore[no-untyped-def]
     assert _verify(db) is not None
 
 
-def test_removed_tail_is_detected(db, chain):  # type: ignore[no-untyped-def]
+def test_removed_tail_is_detected(db, chain):
     _sql(db, "DELETE FROM audit_event WHERE id = :id", id=chain[-1])
     broken = _verify(db)
     assert broken is not None and "cabeça" in broken.problem
 
 
-def test_an_event_appended_behind_the_head_is_detected(db, chain):  # type: ignore[no-untyped-def]
+def test_an_event_appended_behind_the_head_is_detected(db, chain):
     """An event inserted by SQL after the last one, without moving the chain's head."""
     with db.read() as s:
         last = s.get(AuditEvent, chain[-1])
@@ -118,7 +118,7 @@ def test_an_event_appended_behind_the_head_is_detected(db, chain):  # type: igno
     assert broken is not None and "cabeça" in broken.problem
 
 
-def test_every_chain_reports_every_break(db, make, chain):  # type: ignore[no-untyped-def]
+def test_every_chain_reports_every_break(db, make, chain):
     """Before: the check stopped at the first break of the whole installation, so an edit in
     another organization's chain (or later in the same one) went unreported."""
     other = make.org("sesa-sp", "Secretaria da Saúde de São Paulo")
@@ -137,7 +137,7 @@ def test_every_chain_reports_every_break(db, make, chain):  # type: ignore[no-un
     assert ours.intact.seq == 1  # the prefix before the first break
 
 
-def test_checkpoints_verify_only_what_is_new(db, chain):  # type: ignore[no-untyped-def]
+def test_checkpoints_verify_only_what_is_new(db, chain):
     org = _org(db, chain)
     first = verification.run(db, by="teste")
     assert first.ok and first.chain(f"org:{org}").checked == len(chain)
@@ -153,7 +153,7 @@ def test_checkpoints_verify_only_what_is_new(db, chain):  # type: ignore[no-unty
         assert s.get(AuditCheckpoint, f"org:{org}").event_id == new[-1]
 
 
-def test_an_edit_after_the_checkpoint_is_found_by_the_incremental_run(db, chain):  # type: ignore[no-untyped-def]
+def test_an_edit_after_the_checkpoint_is_found_by_the_incremental_run(db, chain):
     org = _org(db, chain)
     verification.run(db, by="teste")
     new = _append(db, org, 4)
@@ -168,7 +168,7 @@ def test_an_edit_after_the_checkpoint_is_found_by_the_incremental_run(db, chain)
     assert not verification.run(db, by="teste", org_ids=[org]).ok
 
 
-def test_an_edit_before_the_checkpoint_is_found_by_a_full_run(db, chain):  # type: ignore[no-untyped-def]
+def test_an_edit_before_the_checkpoint_is_found_by_a_full_run(db, chain):
     org = _org(db, chain)
     verification.run(db, by="teste")
     _append(db, org, 2)
@@ -183,7 +183,7 @@ def test_an_edit_before_the_checkpoint_is_found_by_a_full_run(db, chain):  # typ
     assert [b.event_id for b in verification.run(db, by="teste").breaks] == [chain[2]]
 
 
-def test_a_changed_checkpoint_event_sends_the_chain_back_to_a_full_check(db, chain):  # type: ignore[no-untyped-def]
+def test_a_changed_checkpoint_event_sends_the_chain_back_to_a_full_check(db, chain):
     org = _org(db, chain)
     verification.run(db, by="teste")
     _sql(db, "UPDATE audit_event SET actor = 'x' WHERE id = :id", id=chain[-1])
@@ -191,7 +191,7 @@ def test_a_changed_checkpoint_event_sends_the_chain_back_to_a_full_check(db, cha
     assert [b.event_id for b in report.breaks] == [chain[-1]] and report.chains[0].full
 
 
-def test_a_run_with_a_limit_goes_on_where_it_stopped(db, chain):  # type: ignore[no-untyped-def]
+def test_a_run_with_a_limit_goes_on_where_it_stopped(db, chain):
     org = _org(db, chain)
     key = f"org:{org}"
     part = verification.run(db, by="teste", org_ids=[org], limit=3).chain(key)
@@ -200,7 +200,7 @@ def test_a_run_with_a_limit_goes_on_where_it_stopped(db, chain):  # type: ignore
     assert (rest.status, rest.checked, rest.start.seq) == ("ok", len(chain) - 3, 3)
 
 
-def test_the_audit_holds_numbers_the_database_would_rewrite(db, make, client):  # type: ignore[no-untyped-def]
+def test_the_audit_holds_numbers_the_database_would_rewrite(db, make, client):
     """Issue 12 item 1: ``1e20`` in an integer field and ``-0.0`` were hashed as ``1e+20`` and
     ``-0.0`` while PostgreSQL's JSONB gave back ``100000000000000000000`` and ``0``: the chain
     was reported broken though nobody touched it."""
@@ -224,7 +224,7 @@ def test_the_audit_holds_numbers_the_database_would_rewrite(db, make, client):  
     assert repr(kept["atendimentos_minimo_dia"]) == "-0.0"
 
 
-def test_cli_verify_reports_every_broken_link(db, chain, db_url, monkeypatch):  # type: ignore[no-untyped-def]
+def test_cli_verify_reports_every_broken_link(db, chain, db_url, monkeypatch):
     from web.cli import main
 
     monkeypatch.setenv("CREDENCIA_DATABASE_URL", db_url)

@@ -12,7 +12,7 @@ from engine.audit.models import AuditChain, AuditEvent
 ACTOR = Actor(user_id=None, label="cli:test", is_system=True)
 
 
-def test_append_many_continues_the_chain_between_single_events(db, make) -> None:  # type: ignore[no-untyped-def]
+def test_append_many_continues_the_chain_between_single_events(db, make) -> None:
     org = make.org()
     with db.write() as s:
         audit.record(s, ACTOR, "first", org_id=org, entity_type="x", entity_id=1)
@@ -50,7 +50,7 @@ def test_append_many_continues_the_chain_between_single_events(db, make) -> None
     assert {(e.actor, e.actor_id, e.org_id) for e in many} == {("cli:test", None, org)}
 
 
-def test_append_many_with_nothing_writes_nothing(db, make) -> None:  # type: ignore[no-untyped-def]
+def test_append_many_with_nothing_writes_nothing(db, make) -> None:
     org = make.org()
     with db.read() as s:
         before = s.scalar(select(AuditChain.last_seq).where(AuditChain.key == audit.chain_key(org)))

@@ -34,18 +34,18 @@ values = st.recursive(
 )
 
 
-def _stored_text(db, event_id: int) -> str:  # type: ignore[no-untyped-def]
+def _stored_text(db, event_id: int) -> str:
     with db.engine.connect() as conn:
         return conn.execute(
             text("SELECT data FROM audit_event WHERE id = :id"), {"id": event_id}
         ).scalar_one()
 
 
-def test_any_json_value_is_stored_as_hashed_and_verifies(db) -> None:  # type: ignore[no-untyped-def]
+def test_any_json_value_is_stored_as_hashed_and_verifies(db) -> None:
     @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
     @given(value=values)
     @example(value={"quantidade": 1e20, "zero": -0.0, "grande": 10**30, "texto": "a\x00\ud800😀"})
-    def append_and_verify(value) -> None:  # type: ignore[no-untyped-def]
+    def append_and_verify(value) -> None:
         with db.write() as s:
             event_id = audit.record(s, SYSTEM, "test.value", org_id=None, data={"v": value}).id
         stored = _stored_text(db, event_id)
@@ -60,7 +60,7 @@ def test_any_json_value_is_stored_as_hashed_and_verifies(db) -> None:  # type: i
     append_and_verify()
 
 
-def test_numbers_come_back_as_they_went_in(db) -> None:  # type: ignore[no-untyped-def]
+def test_numbers_come_back_as_they_went_in(db) -> None:
     data = {"float": 1e20, "neg_zero": -0.0, "int": 10**20, "tiny": 5e-324, "big": 2**70}
     with db.write() as s:
         event_id = audit.record(s, SYSTEM, "test.numbers", org_id=None, data=data).id
@@ -73,7 +73,7 @@ def test_numbers_come_back_as_they_went_in(db) -> None:  # type: ignore[no-untyp
     assert math.copysign(1, kept["neg_zero"]) == -1
 
 
-def test_values_that_are_not_json_are_kept_as_text(db) -> None:  # type: ignore[no-untyped-def]
+def test_values_that_are_not_json_are_kept_as_text(db) -> None:
     """NaN and infinities are not JSON (PostgreSQL refuses them): the audit still records the
     event, with the number's name."""
     data = {"nan": math.nan, "inf": math.inf, "neg": -math.inf, "when": datetime(2026, 1, 2), 1: 2}

@@ -29,14 +29,14 @@ from engine.workflow import spiff
 KEY = "credenciamento-rnds"
 
 
-def _world(make, n: int = 7):  # type: ignore[no-untyped-def]
+def _world(make, n: int = 7):
     org = make.org()
     ests = [make.establishment(org, uf=("PR", "SP", "BA")[i % 3]) for i in range(n)]
     admin = make.user("sesa-pr", "admin")
     return org, ests, admin
 
 
-def _tasks(db, instance_id: int) -> list[tuple]:  # type: ignore[no-untyped-def]
+def _tasks(db, instance_id: int) -> list[tuple]:
     with db.read() as s:
         return sorted(
             s.execute(
@@ -55,7 +55,7 @@ def _tasks(db, instance_id: int) -> list[tuple]:  # type: ignore[no-untyped-def]
         )
 
 
-def test_start_all_equals_one_by_one_and_skips_running(make, db):  # type: ignore[no-untyped-def]
+def test_start_all_equals_one_by_one_and_skips_running(make, db):
     org, ests, admin = _world(make)
     with db.write() as s:
         reference = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
@@ -113,7 +113,7 @@ def test_start_all_equals_one_by_one_and_skips_running(make, db):  # type: ignor
     assert (again.started, again.skipped) == (0, len(ests))
 
 
-def test_a_new_start_becomes_the_latest_and_the_dashboard_shows_only_it(make, db):  # type: ignore[no-untyped-def]
+def test_a_new_start_becomes_the_latest_and_the_dashboard_shows_only_it(make, db):
     org, ests, admin = _world(make, 4)
     with db.write() as s:
         first = runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
@@ -159,7 +159,7 @@ def test_a_new_start_becomes_the_latest_and_the_dashboard_shows_only_it(make, db
 # ------------------------------------------------------------------ workflows built in a pool
 
 
-def _postgres_only(db) -> None:  # type: ignore[no-untyped-def]
+def _postgres_only(db) -> None:
     if db.engine.dialect.name != "postgresql":
         pytest.skip("the worker pool builds for the COPY path, which is PostgreSQL's")
 
@@ -172,7 +172,7 @@ def _workflow_shape(loaded: spiff.LoadedSpec, state: str) -> tuple:
     return data, tasks, ready
 
 
-def test_workers_build_what_the_main_process_builds(make, db, monkeypatch):  # type: ignore[no-untyped-def]
+def test_workers_build_what_the_main_process_builds(make, db, monkeypatch):
     _postgres_only(db)
     org, ests, admin = _world(make, 25)
     inline = bulk.start_all(db, admin.actor, org, process_key=KEY, portfolio_code="REL", batch=5,
@@ -234,14 +234,14 @@ def test_workers_build_what_the_main_process_builds(make, db, monkeypatch):  # t
 
 
 @pytest.mark.parametrize("workers", [0, 2])
-def test_a_workflow_that_fails_to_build_rolls_its_batch_back(make, db, monkeypatch, workers):  # type: ignore[no-untyped-def]
+def test_a_workflow_that_fails_to_build_rolls_its_batch_back(make, db, monkeypatch, workers):
     _postgres_only(db)
     org, ests, admin = _world(make, 6)
     bad = ests[1]
     # Bytes in the start data: the workflow runs, then its state does not serialize.
     establishment_data = vocabulary.PROVIDERS["establishment"]
 
-    def with_bytes(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
+    def with_bytes(session, ests, portfolio, given, now):
         data = establishment_data(session, ests, portfolio, given, now)
         return [
             {**d, "anexo": b"\x00"} if e.id == bad.id else d

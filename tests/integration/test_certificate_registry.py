@@ -27,7 +27,7 @@ POLICY = certs.CertificatePolicy(extra_anchors=pki().anchors)
 
 
 @pytest.fixture
-def world(make):  # type: ignore[no-untyped-def]
+def world(make):
     org = make.org()
     est = make.establishment(org, cnpj=CNPJ)
     other = make.establishment(org)
@@ -42,19 +42,19 @@ def world(make):  # type: ignore[no-untyped-def]
     )
 
 
-def register(db, actor, est_id, data, password=None, **kw):  # type: ignore[no-untyped-def]
+def register(db, actor, est_id, data, password=None, **kw):
     kw.setdefault("settings", POLICY)
     with db.write() as s:
         return certs.register(s, actor, est_id, data, password, **kw)
 
 
-def rejection(db, actor, est_id, data, password=None, **kw) -> certs.CertificateRejected:  # type: ignore[no-untyped-def]
+def rejection(db, actor, est_id, data, password=None, **kw) -> certs.CertificateRejected:
     with pytest.raises(certs.CertificateRejected) as info:
         register(db, actor, est_id, data, password, **kw)
     return info.value
 
 
-def all_rows(db) -> bytes:  # type: ignore[no-untyped-def]
+def all_rows(db) -> bytes:
     """Every value of every row of every table, raw."""
     parts: list[bytes] = []
     with db.engine.connect() as conn:
@@ -68,7 +68,7 @@ def all_rows(db) -> bytes:  # type: ignore[no-untyped-def]
     return b"\n".join(parts)
 
 
-def test_register_pfx_keeps_only_the_public_certificate(db, world, caplog):  # type: ignore[no-untyped-def]
+def test_register_pfx_keeps_only_the_public_certificate(db, world, caplog):
     caplog.set_level("DEBUG")
     ca = pki()
     leaf = ca.ecnpj()
@@ -91,13 +91,13 @@ def test_register_pfx_keeps_only_the_public_certificate(db, world, caplog):  # t
         assert event.data["sha256"] == leaf.sha256
         assert event.data["uploaded_as"] == "pfx"
         assert event.data["not_after"].startswith(str(leaf.cert.not_valid_after_utc.date()))
-    key_der = leaf.key.private_bytes(  # type: ignore[attr-defined]
+    key_der = leaf.key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    key_pem = leaf.key.private_bytes(  # type: ignore[attr-defined]
+    key_pem = leaf.key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    private_scalar = leaf.key.private_numbers().private_value.to_bytes(32, "big")  # type: ignore[attr-defined]
+    private_scalar = leaf.key.private_numbers().private_value.to_bytes(32, "big")
     dump = all_rows(db)
     for secret in (PASSWORD.encode(), key_der, key_pem, base64.b64encode(key_der), private_scalar):
         assert secret not in dump
@@ -106,7 +106,7 @@ def test_register_pfx_keeps_only_the_public_certificate(db, world, caplog):  # t
     assert PASSWORD not in logged and base64.b64encode(key_der).decode() not in logged
 
 
-def test_replace_history_and_idempotence(db, world):  # type: ignore[no-untyped-def]
+def test_replace_history_and_idempotence(db, world):
     ca = pki()
     first_leaf, second_leaf = ca.ecnpj(), ca.ecnpj()
     first = register(db, world.admin.actor, world.est.id, first_leaf.der)
@@ -136,7 +136,7 @@ def test_replace_history_and_idempotence(db, world):  # type: ignore[no-untyped-
         assert count == 1
 
 
-def test_same_certificate_for_two_establishments_with_one_cnpj(db, make, world):  # type: ignore[no-untyped-def]
+def test_same_certificate_for_two_establishments_with_one_cnpj(db, make, world):
     sibling = make.establishment(world.org, cnpj=CNPJ)  # UBSs under one Fundo Municipal
     leaf = pki().ecnpj()
     a = register(db, world.admin.actor, world.est.id, leaf.der)
@@ -144,7 +144,7 @@ def test_same_certificate_for_two_establishments_with_one_cnpj(db, make, world):
     assert a.id != b.id and a.sha256 == b.sha256
 
 
-def test_permissions(db, world):  # type: ignore[no-untyped-def]
+def test_permissions(db, world):
     leaf = pki().ecnpj()
     for user in (world.integrador, world.gestor_other):
         with pytest.raises(Forbidden):
@@ -175,7 +175,7 @@ def test_permissions(db, world):  # type: ignore[no-untyped-def]
         (lambda ca: ca.ecnpj(client_auth=False).der, None, "no_client_auth", "autenticação de cliente"),
     ],
 )  # fmt: skip
-def test_refusals_land_on_the_form_field(db, world, make_file, password, code, words):  # type: ignore[no-untyped-def]
+def test_refusals_land_on_the_form_field(db, world, make_file, password, code, words):
     err = rejection(db, world.gestor.actor, world.est.id, make_file(pki()), password)
     assert isinstance(err, Invalid) and err.code == code
     assert words in err.errors["certificado"] and err.message == err.errors["certificado"]
@@ -184,7 +184,7 @@ def test_refusals_land_on_the_form_field(db, world, make_file, password, code, w
         assert s.scalar(select(func.count()).select_from(StoredFile)) == 0
 
 
-def test_a_certificate_not_in_strict_der_is_registered_as_it_came(db, world):  # type: ignore[no-untyped-def]
+def test_a_certificate_not_in_strict_der_is_registered_as_it_came(db, world):
     """Issue 12 #18: the .pfx opens with its password, the certificate is read leniently, and
     the stored public certificate is the CA's bytes (so its signature still verifies)."""
     from tests.support.pki import ec_key, pfx_by_hand
@@ -204,7 +204,7 @@ def test_a_certificate_not_in_strict_der_is_registered_as_it_came(db, world):  #
     assert again.id == cert.id
 
 
-def test_documented_cnpj_exception(db, world):  # type: ignore[no-untyped-def]
+def test_documented_cnpj_exception(db, world):
     leaf = pki().ecnpj(cnpj=OTHER_CNPJ)
     reason = "Certificado da mantenedora, conforme ofício 12/2026."
     cert = register(db, world.gestor.actor, world.est.id, leaf.der, cnpj_exception_reason=reason)
@@ -222,7 +222,7 @@ def test_documented_cnpj_exception(db, world):  # type: ignore[no-untyped-def]
     assert same.cnpj_exception_reason is None
 
 
-def test_policy_from_settings(db, world, tmp_path):  # type: ignore[no-untyped-def]
+def test_policy_from_settings(db, world, tmp_path):
     leaf = pki().ecnpj()
     strict = SimpleNamespace(certificate_require_icp_brasil=True, certificate_extra_anchors="")
     assert rejection(db, world.admin.actor, world.est.id, leaf.der, settings=strict).code == (
@@ -239,7 +239,7 @@ def test_policy_from_settings(db, world, tmp_path):  # type: ignore[no-untyped-d
     assert self_signed.is_current and not self_signed.icp_brasil
 
 
-def test_status_and_description(db, world):  # type: ignore[no-untyped-def]
+def test_status_and_description(db, world):
     leaf = pki().ecnpj()
     cert = register(db, world.admin.actor, world.est.id, leaf.der)
     end = cert.not_after
@@ -265,7 +265,7 @@ def test_status_and_description(db, world):  # type: ignore[no-untyped-def]
     assert described["icp_brasil_reason"]
 
 
-def test_register_a_stored_file(db, world):  # type: ignore[no-untyped-def]
+def test_register_a_stored_file(db, world):
     leaf = pki().ecnpj()
     with db.write() as s:
         row = files.store(s, world.gestor.actor, world.org, "ecnpj.cer", leaf.der, limit=10 << 20)
@@ -277,7 +277,7 @@ def test_register_a_stored_file(db, world):  # type: ignore[no-untyped-def]
         certs.register_stored(s, world.gestor.actor, world.est.id, "nao-existe", settings=POLICY)
 
 
-def test_public_der_from_upload_for_the_file_service():  # type: ignore[no-untyped-def]
+def test_public_der_from_upload_for_the_file_service():
     from engine.pki import CertificateError, public_der_from_upload
 
     ca = pki()
@@ -288,12 +288,12 @@ def test_public_der_from_upload_for_the_file_service():  # type: ignore[no-untyp
         public_der_from_upload(ca.pfx(leaf), "errada")
 
 
-def test_concurrent_registrations_leave_one_current(db, world):  # type: ignore[no-untyped-def]
+def test_concurrent_registrations_leave_one_current(db, world):
     leaves = [pki().ecnpj(), pki().ecnpj()]
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
 
-    def upload(leaf) -> None:  # type: ignore[no-untyped-def]
+    def upload(leaf) -> None:
         try:
             barrier.wait()
             register(db, world.admin.actor, world.est.id, leaf.der)
@@ -328,7 +328,7 @@ def _zip(entries: dict[str, bytes]) -> bytes:
 
 
 @pytest.fixture
-def roots_file(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def roots_file(tmp_path, monkeypatch):
     """Where update-roots writes, instead of the instance folder."""
     from engine.pki import trust
 
@@ -337,21 +337,21 @@ def roots_file(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     return target
 
 
-def _update(db, data, filename="ACcompactado.zip", actor=SYSTEM):  # type: ignore[no-untyped-def]
+def _update(db, data, filename="ACcompactado.zip", actor=SYSTEM):
     from engine.certificates import roots
 
     with db.write() as s:
         return roots.update(s, actor, data, filename=filename)
 
 
-def _roots_events(db) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _roots_events(db) -> list[AuditEvent]:
     with db.read() as s:
         return list(
             s.scalars(select(AuditEvent).where(AuditEvent.action == "certificates.roots_updated"))
         )
 
 
-def _cli_on(db_url, monkeypatch):  # type: ignore[no-untyped-def]
+def _cli_on(db_url, monkeypatch):
     """The `credencia certificates` group, on the test database."""
     from engine import settings as settings_mod
     from web.cli.certificates import certificates
@@ -361,7 +361,7 @@ def _cli_on(db_url, monkeypatch):  # type: ignore[no-untyped-def]
     return certificates
 
 
-def test_update_roots_installs_the_iti_zip(db, db_url, roots_file, monkeypatch):  # type: ignore[no-untyped-def]
+def test_update_roots_installs_the_iti_zip(db, db_url, roots_file, monkeypatch):
     from click.testing import CliRunner
 
     from engine.pki import inspect, trust
@@ -396,7 +396,7 @@ def test_update_roots_installs_the_iti_zip(db, db_url, roots_file, monkeypatch):
     assert "1 raízes e 1 ACs" in shown.output and "instalada com update-roots" in shown.output
 
 
-def test_update_roots_keeps_trusted_roots_the_acs_chain_to(db, roots_file):  # type: ignore[no-untyped-def]
+def test_update_roots_keeps_trusted_roots_the_acs_chain_to(db, roots_file):
     """A zip of ACs only: they must chain to a root trusted now, which stays in the bundle."""
     from engine.pki import trust
 
@@ -422,7 +422,7 @@ def test_update_roots_keeps_trusted_roots_the_acs_chain_to(db, roots_file):  # t
         (b"isto nao e um zip", "não é um .zip"),
     ],
 )
-def test_update_roots_refuses_what_is_not_a_bundle(db, roots_file, entries, words):  # type: ignore[no-untyped-def]
+def test_update_roots_refuses_what_is_not_a_bundle(db, roots_file, entries, words):
     from cryptography import x509 as cx509
     from cryptography.hazmat.primitives import hashes
     from cryptography.x509.oid import NameOID
@@ -461,7 +461,7 @@ def test_update_roots_refuses_what_is_not_a_bundle(db, roots_file, entries, word
     assert trust.store().source == "shipped"
 
 
-def test_update_roots_cli_refusal_changes_nothing(db, db_url, roots_file, monkeypatch, tmp_path):  # type: ignore[no-untyped-def]
+def test_update_roots_cli_refusal_changes_nothing(db, db_url, roots_file, monkeypatch, tmp_path):
     from click.testing import CliRunner
 
     group = _cli_on(db_url, monkeypatch)
@@ -473,13 +473,13 @@ def test_update_roots_cli_refusal_changes_nothing(db, db_url, roots_file, monkey
     assert "Nada foi alterado." in result.stderr and not roots_file.exists()
 
 
-def test_update_roots_is_for_operators_only(db, world, roots_file):  # type: ignore[no-untyped-def]
+def test_update_roots_is_for_operators_only(db, world, roots_file):
     with pytest.raises(Forbidden):
         _update(db, _zip({"raiz.crt": pki().root.der}), actor=world.admin.actor)
     assert not roots_file.exists()
 
 
-def test_a_broken_override_falls_back_to_the_shipped_roots(roots_file, caplog):  # type: ignore[no-untyped-def]
+def test_a_broken_override_falls_back_to_the_shipped_roots(roots_file, caplog):
     from engine.pki import trust
 
     roots_file.parent.mkdir(parents=True)

@@ -18,12 +18,12 @@ GOOD = [
 ]
 
 
-def _count(db) -> int:  # type: ignore[no-untyped-def]
+def _count(db) -> int:
     with db.read() as s:
         return s.scalar(select(func.count()).select_from(Establishment))
 
 
-def test_orgs_users_tokens(cli, client):  # type: ignore[no-untyped-def]
+def test_orgs_users_tokens(cli, client):
     assert "organização criada" in cli("orgs", "create", "sesa-pr", "--name", "SESA PR")
     cli("orgs", "create", "sesa-pr", "--name", "De novo", code=1)
     cli("orgs", "create", "Bad Slug!", "--name", "x", code=1)
@@ -59,7 +59,7 @@ def test_orgs_users_tokens(cli, client):  # type: ignore[no-untyped-def]
     )
 
 
-def test_import_is_all_or_nothing(cli, db, tmp_path):  # type: ignore[no-untyped-def]
+def test_import_is_all_or_nothing(cli, db, tmp_path):
     cli("orgs", "create", "sesa-pr", "--name", "SESA PR")
     bad = tmp_path / "bad.csv"
     bad.write_text(
@@ -94,7 +94,7 @@ def test_import_is_all_or_nothing(cli, db, tmp_path):  # type: ignore[no-untyped
         assert alnum.cnpj == "12ABC34501DE35"
 
 
-def test_import_checks_header_duplicates_and_parents(cli, db, tmp_path):  # type: ignore[no-untyped-def]
+def test_import_checks_header_duplicates_and_parents(cli, db, tmp_path):
     cli("orgs", "create", "sesa-pr", "--name", "SESA PR")
     f = tmp_path / "x.csv"
     f.write_text("cnes,cnpj\n1234567,10302910000182\n", encoding="utf-8")
@@ -114,7 +114,7 @@ def test_import_checks_header_duplicates_and_parents(cli, db, tmp_path):  # type
     assert _count(db) == 1
 
 
-def test_processes_list_and_deploy_new_version(cli, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_processes_list_and_deploy_new_version(cli, tmp_path, monkeypatch):
     import shutil
 
     out = cli("processes", "list")
@@ -140,7 +140,7 @@ def test_processes_list_and_deploy_new_version(cli, tmp_path, monkeypatch):  # t
     assert "JSON inválido" in cli("processes", "deploy", code=1)
 
 
-def test_dashboard_recount_checks_and_rebuilds_the_counters(cli, db, make):  # type: ignore[no-untyped-def]
+def test_dashboard_recount_checks_and_rebuilds_the_counters(cli, db, make):
     from engine.dashboard.models import StageCount
 
     org = make.org()
@@ -155,14 +155,14 @@ def test_dashboard_recount_checks_and_rebuilds_the_counters(cli, db, make):  # t
     assert "conferem" in cli("dashboard", "recount", "--check")
 
 
-def _portfolio_codes(db) -> set[str]:  # type: ignore[no-untyped-def]
+def _portfolio_codes(db) -> set[str]:
     from engine.establishments.models import Portfolio
 
     with db.read() as s:
         return set(s.scalars(select(Portfolio.code)))
 
 
-def test_processes_deploy_loads_the_portfolios_and_says_what_it_did(cli, db) -> None:  # type: ignore[no-untyped-def]
+def test_processes_deploy_loads_the_portfolios_and_says_what_it_did(cli, db) -> None:
     import json
 
     from engine.establishments.models import Portfolio
@@ -180,7 +180,7 @@ def test_processes_deploy_loads_the_portfolios_and_says_what_it_did(cli, db) -> 
     assert "portfólios: 0 novo(s)" in cli("processes", "deploy")
 
 
-def test_install_loads_portfolios_then_deploys_each_process_once(db) -> None:  # type: ignore[no-untyped-def]
+def test_install_loads_portfolios_then_deploys_each_process_once(db) -> None:
     from engine.runtime.install import install
 
     processes_dir = settings_mod.ROOT / "processes"
@@ -195,7 +195,7 @@ def test_install_loads_portfolios_then_deploys_each_process_once(db) -> None:  #
 
 
 @pytest.mark.parametrize("env", ["production", "Production"])
-def test_demo_load_refuses_to_run_in_production(cli, db, monkeypatch, env) -> None:  # type: ignore[no-untyped-def]
+def test_demo_load_refuses_to_run_in_production(cli, db, monkeypatch, env) -> None:
     from engine.accounts.models import Organization
 
     monkeypatch.setenv("CREDENCIA_ENV", env)
@@ -207,13 +207,13 @@ def test_demo_load_refuses_to_run_in_production(cli, db, monkeypatch, env) -> No
         assert s.scalar(select(func.count()).select_from(Organization)) == 0
 
 
-def test_demo_load_outside_production_prints_the_logins(cli) -> None:  # type: ignore[no-untyped-def]
+def test_demo_load_outside_production_prints_the_logins(cli) -> None:
     out = cli("demo", "load")
     assert "Dados de demonstração carregados." in out and "admin@demo.credencia.local" in out
 
 
 @pytest.fixture
-def bare_cli(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def bare_cli(tmp_path, monkeypatch):
     """The CLI on a database file of its own (no app fixture)."""
     url = f"sqlite:///{tmp_path / 'bare.db'}"
     monkeypatch.setenv("CREDENCIA_DATABASE_URL", url)
@@ -225,12 +225,12 @@ def bare_cli(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
         assert result.exit_code == code, result.output
         return result.output
 
-    run.url = url  # type: ignore[attr-defined]
+    run.url = url
     return run
 
 
 @pytest.mark.parametrize("command", [["serve"], ["serve", "--with-scheduler"], ["scheduler"]])
-def test_long_running_commands_refuse_a_database_that_was_never_migrated(bare_cli, command) -> None:  # type: ignore[no-untyped-def]
+def test_long_running_commands_refuse_a_database_that_was_never_migrated(bare_cli, command) -> None:
     out = bare_cli(*command, code=1)
     assert "o banco de dados não foi migrado (esperada a revisão" in out
     assert "rode `credencia db upgrade`" in out
@@ -238,7 +238,7 @@ def test_long_running_commands_refuse_a_database_that_was_never_migrated(bare_cl
 
 
 @pytest.mark.parametrize("command", [["serve"], ["scheduler"]])
-def test_long_running_commands_refuse_a_database_behind_the_migrations(bare_cli, command) -> None:  # type: ignore[no-untyped-def]
+def test_long_running_commands_refuse_a_database_behind_the_migrations(bare_cli, command) -> None:
     from web.cli import upgrade_database
 
     upgrade_database(bare_cli.url, "0003")
@@ -246,12 +246,12 @@ def test_long_running_commands_refuse_a_database_behind_the_migrations(bare_cli,
     assert "o banco de dados está na revisão 0003" in out and "credencia db upgrade" in out
 
 
-def test_a_schema_built_without_the_migrations_is_refused_too(cli) -> None:  # type: ignore[no-untyped-def]
+def test_a_schema_built_without_the_migrations_is_refused_too(cli) -> None:
     """The tests' databases are built from the models, with no Alembic revision."""
     assert "rode `credencia db upgrade`" in cli("scheduler", code=1)
 
 
-def test_an_upgraded_database_passes_the_check(bare_cli) -> None:  # type: ignore[no-untyped-def]
+def test_an_upgraded_database_passes_the_check(bare_cli) -> None:
     from engine.db import Database
     from web.cli.db import schema_problem
 

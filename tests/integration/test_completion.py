@@ -24,7 +24,7 @@ from engine.runtime.models import READY, ProcessInstance, Task
 KEY = "credenciamento-rnds"
 
 
-def _ready(db, instance_id: int, element: str) -> str:  # type: ignore[no-untyped-def]
+def _ready(db, instance_id: int, element: str) -> str:
     with db.read() as s:
         return s.scalar(
             select(Task.id).where(
@@ -33,7 +33,7 @@ def _ready(db, instance_id: int, element: str) -> str:  # type: ignore[no-untype
         )
 
 
-def _start(db, admin, org, est) -> int:  # type: ignore[no-untyped-def]
+def _start(db, admin, org, est) -> int:
     with db.write() as s:
         return runtime_instances.start_instance(
             s, admin.actor, org_id=org, process_key=KEY, establishment_cnes=est.cnes,
@@ -41,18 +41,18 @@ def _start(db, admin, org, est) -> int:  # type: ignore[no-untyped-def]
         ).id  # fmt: skip
 
 
-def _complete(db, settings, actor, task_id, data):  # type: ignore[no-untyped-def]
+def _complete(db, settings, actor, task_id, data):
     with db.write() as s:
         return completion.complete(s, actor, task_id, data, settings=settings)
 
 
-def _upload(db, user, org, content: bytes, name: str) -> str:  # type: ignore[no-untyped-def]
+def _upload(db, user, org, content: bytes, name: str) -> str:
     with db.write() as s:
         return files.store(s, user.actor, org, name, content, limit=10 << 20).id
 
 
 @pytest.fixture
-def two(make, db, settings):  # type: ignore[no-untyped-def]
+def two(make, db, settings):
     """Two establishments of one organization, each with its instance at the certificate
     step, and each with its own gestor and integrador."""
     org = make.org()
@@ -74,20 +74,20 @@ def two(make, db, settings):  # type: ignore[no-untyped-def]
     return SimpleNamespace(org=org, admin=admin, a=sides[0], b=sides[1])
 
 
-def _file(db, file_id: str) -> tuple:  # type: ignore[no-untyped-def]
+def _file(db, file_id: str) -> tuple:
     with db.read() as s:
         row = s.get(StoredFile, file_id)
         return row.instance_id, row.establishment_id
 
 
-def _denials(db) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _denials(db) -> list[AuditEvent]:
     with db.read() as s:
         return list(
             s.scalars(select(AuditEvent).where(AuditEvent.action == "denied.task.complete"))
         )
 
 
-def _certificates(db, est_id: int) -> int:  # type: ignore[no-untyped-def]
+def _certificates(db, est_id: int) -> int:
     with db.read() as s:
         return s.scalar(
             select(func.count()).select_from(Certificate).where(
@@ -96,13 +96,13 @@ def _certificates(db, est_id: int) -> int:  # type: ignore[no-untyped-def]
         )  # fmt: skip
 
 
-def _refused(db, settings, side, file_id: str) -> Invalid:  # type: ignore[no-untyped-def]
+def _refused(db, settings, side, file_id: str) -> Invalid:
     with pytest.raises(Invalid) as info:
         _complete(db, settings, side.gestor.actor, side.certificate_task, {"certificado": file_id})
     return info.value
 
 
-def test_another_establishments_attached_file_is_refused_at_the_field(db, settings, two):  # type: ignore[no-untyped-def]
+def test_another_establishments_attached_file_is_refused_at_the_field(db, settings, two):
     b_file = _upload(db, two.b.gestor, two.org, samples.demo_certificate(two.b.est.cnpj), "b.cer")
     _complete(db, settings, two.b.gestor.actor, two.b.certificate_task, {"certificado": b_file})
     assert _file(db, b_file) == (two.b.instance, two.b.est.id)
@@ -123,7 +123,7 @@ def test_another_establishments_attached_file_is_refused_at_the_field(db, settin
         assert audit.verify(s)[1] is None
 
 
-def test_a_file_someone_else_uploaded_is_refused_even_before_it_is_attached(db, settings, two):  # type: ignore[no-untyped-def]
+def test_a_file_someone_else_uploaded_is_refused_even_before_it_is_attached(db, settings, two):
     b_file = _upload(db, two.b.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "x.cer")
 
     refused = _refused(db, settings, two.a, b_file)
@@ -134,7 +134,7 @@ def test_a_file_someone_else_uploaded_is_refused_even_before_it_is_attached(db, 
     assert [d.data["files"] for d in _denials(db)] == [[b_file]]
 
 
-def test_the_same_refusal_over_the_api(db, client, two):  # type: ignore[no-untyped-def]
+def test_the_same_refusal_over_the_api(db, client, two):
     # A certificate of A's own CNPJ, but uploaded by B's gestor: not A's gestor's to use.
     b_file = _upload(db, two.b.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "x.cer")
     res = client.post(
@@ -148,7 +148,7 @@ def test_the_same_refusal_over_the_api(db, client, two):  # type: ignore[no-unty
     assert len(_denials(db)) == 1
 
 
-def test_own_uploads_and_the_instances_own_files_are_taken(db, settings, two):  # type: ignore[no-untyped-def]
+def test_own_uploads_and_the_instances_own_files_are_taken(db, settings, two):
     own = _upload(db, two.a.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "a.cer")
     _complete(db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own})
     assert _file(db, own) == (two.a.instance, two.a.est.id)
@@ -159,7 +159,7 @@ def test_own_uploads_and_the_instances_own_files_are_taken(db, settings, two):  
 # ------------------------------------------------------------------ validation and the lock
 
 
-def _hold_lock(db, instance_id: int):  # type: ignore[no-untyped-def]
+def _hold_lock(db, instance_id: int):
     """Another transaction holding the instance's row lock until ``release`` is set."""
     locked, release = threading.Event(), threading.Event()
 
@@ -180,7 +180,7 @@ def _hold_lock(db, instance_id: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.postgres_only
-def test_a_form_is_validated_before_the_instance_is_locked(db, settings, two):  # type: ignore[no-untyped-def]
+def test_a_form_is_validated_before_the_instance_is_locked(db, settings, two):
     thread, release = _hold_lock(db, two.a.instance)
     try:
         with pytest.raises(Invalid) as info, db.write() as s:
@@ -195,13 +195,13 @@ def test_a_form_is_validated_before_the_instance_is_locked(db, settings, two):  
         thread.join(30)
 
 
-def _between_validation_and_lock(monkeypatch, action):  # type: ignore[no-untyped-def]
+def _between_validation_and_lock(monkeypatch, action):
     """Run ``action`` (in a transaction of its own) once the form has been validated and
     before the completion locks the instance."""
     original = runtime_tasks._locked
     ran = []
 
-    def locked(session, actor, submission, submitted):  # type: ignore[no-untyped-def]
+    def locked(session, actor, submission, submitted):
         if not ran:
             ran.append(True)
             action()
@@ -212,7 +212,7 @@ def _between_validation_and_lock(monkeypatch, action):  # type: ignore[no-untype
 
 
 @pytest.mark.postgres_only
-def test_a_claim_between_validation_and_the_lock_is_seen(db, settings, two, make, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_claim_between_validation_and_the_lock_is_seen(db, settings, two, make, monkeypatch):
     other = make.user("sesa-pr", "gestor", two.a.est.cnes)
 
     def claim() -> None:
@@ -231,7 +231,7 @@ def test_a_claim_between_validation_and_the_lock_is_seen(db, settings, two, make
 
 
 @pytest.mark.postgres_only
-def test_a_cancel_between_validation_and_the_lock_is_seen(db, settings, two, monkeypatch):  # type: ignore[no-untyped-def]
+def test_a_cancel_between_validation_and_the_lock_is_seen(db, settings, two, monkeypatch):
 
     def cancel() -> None:
         with db.write() as s:
@@ -248,7 +248,7 @@ def test_a_cancel_between_validation_and_the_lock_is_seen(db, settings, two, mon
 # ------------------------------------------------------------------ the engine's questions
 
 
-def _allowed(db, action, *args) -> bool:  # type: ignore[no-untyped-def]
+def _allowed(db, action, *args) -> bool:
     """Whether the action's checks let the actor through (rolled back either way): a field
     error means they did."""
     session = db.session_factory()
@@ -264,11 +264,11 @@ def _allowed(db, action, *args) -> bool:  # type: ignore[no-untyped-def]
         session.close()
 
 
-def _complete_empty(session, actor, task_id, settings):  # type: ignore[no-untyped-def]
+def _complete_empty(session, actor, task_id, settings):
     return completion.complete(session, actor, task_id, {}, settings=settings)
 
 
-def test_the_questions_answer_what_the_actions_allow(db, settings, two, make):  # type: ignore[no-untyped-def]
+def test_the_questions_answer_what_the_actions_allow(db, settings, two, make):
     other = make.user("sesa-pr", "gestor", two.a.est.cnes)
     with db.write() as s:
         runtime_tasks.claim(s, other.actor, two.a.certificate_task)

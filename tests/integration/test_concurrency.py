@@ -16,7 +16,7 @@ from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import ProcessInstance, Task
 
 
-def _race(db, fn, n: int) -> list[object]:  # type: ignore[no-untyped-def]
+def _race(db, fn, n: int) -> list[object]:
     barrier = threading.Barrier(n)
     results: list[object] = [None] * n
 
@@ -37,7 +37,7 @@ def _race(db, fn, n: int) -> list[object]:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def instance(make, db):  # type: ignore[no-untyped-def]
+def instance(make, db):
     org = make.org()
     est = make.establishment(org)
     admin = make.user("sesa-pr", "admin")
@@ -64,7 +64,7 @@ def instance(make, db):  # type: ignore[no-untyped-def]
     }
 
 
-def test_twenty_concurrent_completions_one_wins(db, instance):  # type: ignore[no-untyped-def]
+def test_twenty_concurrent_completions_one_wins(db, instance):
     data = samples.answer("ambientar_servicos", {})
     results = _race(
         db,
@@ -96,7 +96,7 @@ def test_twenty_concurrent_completions_one_wins(db, instance):  # type: ignore[n
         assert len(done) == 1  # the workflow state agrees with the read model
 
 
-def test_concurrent_starts_for_one_establishment_start_one(db, instance, make):  # type: ignore[no-untyped-def]
+def test_concurrent_starts_for_one_establishment_start_one(db, instance, make):
     results = _race(
         db,
         lambda s: (
@@ -115,7 +115,7 @@ def test_concurrent_starts_for_one_establishment_start_one(db, instance, make): 
     assert all(isinstance(r, Conflict) for r in results if not isinstance(r, int))
 
 
-def test_claims_race_one_assignee(db, instance, make):  # type: ignore[no-untyped-def]
+def test_claims_race_one_assignee(db, instance, make):
     others = [make.user("sesa-pr", "integrador", instance["est"].cnes) for _ in range(5)]
     actors = [u.actor for u in others]
     results = _race(

@@ -15,7 +15,7 @@ from engine.workflow import spiff
 from tests.support.flows import flow
 
 
-def _upload(client, user, content: bytes, name: str):  # type: ignore[no-untyped-def]
+def _upload(client, user, content: bytes, name: str):
     return client.post(
         "/api/v1/files",
         headers=user.headers,
@@ -24,7 +24,7 @@ def _upload(client, user, content: bytes, name: str):  # type: ignore[no-untyped
     )
 
 
-def test_upload_detects_type_by_content_and_download_is_attachment(client, make, db):  # type: ignore[no-untyped-def]
+def test_upload_detects_type_by_content_and_download_is_attachment(client, make, db):
     import hashlib
 
     org = make.org()
@@ -54,7 +54,7 @@ def test_upload_detects_type_by_content_and_download_is_attachment(client, make,
     assert org
 
 
-def test_upload_over_the_limit_is_413_and_stores_nothing(client, make, app, db):  # type: ignore[no-untyped-def]
+def test_upload_over_the_limit_is_413_and_stores_nothing(client, make, app, db):
     from engine.files.models import StoredFile
 
     make.org()
@@ -72,7 +72,7 @@ def test_upload_over_the_limit_is_413_and_stores_nothing(client, make, app, db):
         assert s.scalars(select(StoredFile.id)).all() == []
 
 
-def test_413_is_answered_from_the_header_before_the_body_is_read(app, make):  # type: ignore[no-untyped-def]
+def test_413_is_answered_from_the_header_before_the_body_is_read(app, make):
     make.org()
     user = make.user("sesa-pr", "integrador")
     reads = []
@@ -81,7 +81,7 @@ def test_413_is_answered_from_the_header_before_the_body_is_read(app, make):  # 
         def readable(self) -> bool:
             return True
 
-        def readinto(self, b) -> int:  # type: ignore[no-untyped-def]
+        def readinto(self, b) -> int:
             reads.append(len(b))
             b[: len(b)] = b"x" * len(b)
             return len(b)
@@ -97,7 +97,7 @@ def test_413_is_answered_from_the_header_before_the_body_is_read(app, make):  # 
     assert sum(reads) < 1024 * 1024  # a 2 GB declared body was not read
 
 
-def test_running_instances_stay_on_their_version(client, make, db, app, tmp_path, settings):  # type: ignore[no-untyped-def]
+def test_running_instances_stay_on_their_version(client, make, db, app, tmp_path, settings):
     org = make.org()
     est = make.establishment(org)
     other = make.establishment(org)
@@ -137,7 +137,7 @@ def test_running_instances_stay_on_their_version(client, make, db, app, tmp_path
     assert spiff._cache  # parsed specs are cached per version
 
 
-def test_broken_bpmn_is_refused_with_a_message(db, app, tmp_path):  # type: ignore[no-untyped-def]
+def test_broken_bpmn_is_refused_with_a_message(db, app, tmp_path):
     import pytest
 
     bad = tmp_path / "quebrado.bpmn"

@@ -10,7 +10,7 @@ from engine.definitions.check import check_paths
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "processes"
 
 
-def test_walkthrough_process_runs_with_its_rejection_loop(client, make, db):  # type: ignore[no-untyped-def]
+def test_walkthrough_process_runs_with_its_rejection_loop(client, make, db):
     assert check_paths([FIXTURES]) == []
     [(definition, created)] = definitions.deploy_all(db, FIXTURES)
     assert created and definition.key == "atualizacao-cadastral"
@@ -24,13 +24,13 @@ def test_walkthrough_process_runs_with_its_rejection_loop(client, make, db):  # 
     iid = res.json["id"]
     assert res.json["portfolio"] is None and res.json["stage"] == "Em preenchimento"
 
-    def ready() -> dict:  # type: ignore[type-arg]
+    def ready() -> dict:
         [task] = client.get(
             f"/api/v1/tasks?instance={iid}&state=ready", headers=gestor.headers
         ).json["items"] or [None]
         return task
 
-    def complete(user, data, expect=200):  # type: ignore[no-untyped-def]
+    def complete(user, data, expect=200):
         res = client.post(
             f"/api/v1/tasks/{ready()['id']}/complete", json={"data": data}, headers=user.headers
         )

@@ -90,7 +90,7 @@ def file_queries(db: Database) -> Iterator[list[str]]:
     """The statements on stored_file sent meanwhile (SQLite's BEGIN is not one of them)."""
     seen: list[str] = []
 
-    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+    def count(conn, cursor, statement, *args) -> None:
         if "stored_file" in statement:
             seen.append(" ".join(statement.split()))
 
@@ -101,7 +101,7 @@ def file_queries(db: Database) -> Iterator[list[str]]:
         event.remove(db.engine, "before_cursor_execute", count)
 
 
-def _outcome(db: Database, org_id: int, submitted: dict, *, together: bool):  # type: ignore[no-untyped-def]
+def _outcome(db: Database, org_id: int, submitted: dict, *, together: bool):
     with db.read() as s, file_queries(db) as seen:
         try:
             result = validate_form(FORM, submitted, _context(s, org_id, together=together))
@@ -110,7 +110,7 @@ def _outcome(db: Database, org_id: int, submitted: dict, *, together: bool):  # 
     return result, seen
 
 
-def test_a_valid_form_with_several_files_takes_one_query(db, stored):  # type: ignore[no-untyped-def]
+def test_a_valid_form_with_several_files_takes_one_query(db, stored):
     submitted = {
         "certificado": stored["cert"],
         "validador": stored["pdf"],
@@ -124,7 +124,7 @@ def test_a_valid_form_with_several_files_takes_one_query(db, stored):  # type: i
     assert one_by_one == result and len(queries) == 3
 
 
-def test_unknown_foreign_and_wrong_files_give_the_same_errors_in_one_query(db, stored):  # type: ignore[no-untyped-def]
+def test_unknown_foreign_and_wrong_files_give_the_same_errors_in_one_query(db, stored):
     submitted = {
         "certificado": stored["pdf"],  # not a certificate
         "validador": stored["elsewhere"],  # of another organization
@@ -145,7 +145,7 @@ def test_unknown_foreign_and_wrong_files_give_the_same_errors_in_one_query(db, s
     assert one_by_one == errors and len(queries) == 5
 
 
-def test_get_meta_many_keeps_to_the_organization(db, stored):  # type: ignore[no-untyped-def]
+def test_get_meta_many_keeps_to_the_organization(db, stored):
     with db.read() as s, file_queries(db) as seen:
         assert files.get_meta_many(s, stored["org"], []) == []
         assert seen == []

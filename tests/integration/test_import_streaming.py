@@ -37,31 +37,31 @@ def lines(count: int, start: int = 1_000_000, *, name: str = "Posto") -> Iterato
 
 
 @pytest.fixture
-def org(db) -> int:  # type: ignore[no-untyped-def]
+def org(db) -> int:
     with db.write() as s:
         return accounts.create_org(s, SYSTEM, "sesa-pr", "SESA PR").id
 
 
-def run(db, org_id: int, source, **kwargs) -> establishments.ImportReport:  # type: ignore[no-untyped-def]
+def run(db, org_id: int, source, **kwargs) -> establishments.ImportReport:
     """As the CLI and the page call it: inside ``Database.write()``."""
     with db.write() as s:
         return establishments.import_csv(s, SYSTEM, org_id, source, **kwargs)
 
 
-def fails(db, org_id: int, source, **kwargs) -> establishments.ImportReport:  # type: ignore[no-untyped-def]
+def fails(db, org_id: int, source, **kwargs) -> establishments.ImportReport:
     with pytest.raises(establishments.ImportFailed) as failed:
         run(db, org_id, source, **kwargs)
     return failed.value.report
 
 
-def stored(db) -> dict[str, tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+def stored(db) -> dict[str, tuple[str, str | None]]:
     with db.read() as s:
         rows = s.execute(select(Establishment.cnes, Establishment.razao_social,
                                 Establishment.cnes_pai)).all()  # fmt: skip
     return {cnes: (name, parent) for cnes, name, parent in rows}
 
 
-def imports_audited(db) -> int:  # type: ignore[no-untyped-def]
+def imports_audited(db) -> int:
     with db.read() as s:
         return s.scalar(
             select(func.count())
@@ -70,7 +70,7 @@ def imports_audited(db) -> int:  # type: ignore[no-untyped-def]
         )
 
 
-def updates_audited(db) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-def]
+def updates_audited(db) -> list[tuple[str, dict]]:
     with db.read() as s:
         rows = s.execute(
             select(AuditEvent.entity_id, AuditEvent.data)
@@ -80,12 +80,12 @@ def updates_audited(db) -> list[tuple[str, dict]]:  # type: ignore[no-untyped-de
     return [(entity_id, data) for entity_id, data in rows]
 
 
-def ids_by_cnes(db) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def ids_by_cnes(db) -> dict[str, str]:
     with db.read() as s:
         return {c: str(i) for c, i in s.execute(select(Establishment.cnes, Establishment.id))}
 
 
-def test_each_changed_row_is_audited_with_old_and_new_values(db, org) -> None:  # type: ignore[no-untyped-def]
+def test_each_changed_row_is_audited_with_old_and_new_values(db, org) -> None:
     """A re-import that rewrites a registered establishment's CNPJ, razão social, UF and
     e-mail leaves one "establishment.updated" event per changed row, with old and new values
     as the edit form writes them; unchanged rows and new rows leave none."""
@@ -130,7 +130,7 @@ def test_each_changed_row_is_audited_with_old_and_new_values(db, org) -> None:  
     assert len(updates_audited(db)) == 3
 
 
-def test_change_events_written_in_batches_keep_the_chain_whole(db, org, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_change_events_written_in_batches_keep_the_chain_whole(db, org, monkeypatch) -> None:
     run(db, org, lines(10, 9_200_000))
     monkeypatch.setattr(establishments, "_BATCH", 3)  # 10 changes: four batches
     run(db, org, lines(10, 9_200_000, name="Renomeado"))
@@ -144,7 +144,7 @@ def test_change_events_written_in_batches_keep_the_chain_whole(db, org, monkeypa
         assert audit.verify(s)[1] is None
 
 
-def test_the_edit_form_audits_old_values_too(db, org) -> None:  # type: ignore[no-untyped-def]
+def test_the_edit_form_audits_old_values_too(db, org) -> None:
     run(db, org, iter([HEADER, row(9_100_000)]))
     with db.write() as s:
         est = establishments.get_by_cnes(s, SYSTEM, org, "9100000")
@@ -159,7 +159,7 @@ def test_the_edit_form_audits_old_values_too(db, org) -> None:  # type: ignore[n
     ]  # fmt: skip
 
 
-def test_imports_from_an_open_file(db, org, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_imports_from_an_open_file(db, org, tmp_path: Path) -> None:
     path = tmp_path / "cnes.csv"
     # Excel's flavour: BOM, ';' and CRLF.
     body = HEADER.replace(",", ";") + "".join(row(c, sep=";") for c in range(2_000_000, 2_000_050))
@@ -174,7 +174,7 @@ def test_imports_from_an_open_file(db, org, tmp_path: Path) -> None:  # type: ig
     assert stored(db)["2000000"][0] == "Clínica 2000000 Ltda"
 
 
-def test_the_cli_streams_utf8_and_latin1_files(cli, db, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_cli_streams_utf8_and_latin1_files(cli, db, tmp_path: Path) -> None:  # noqa: F811
     cli("orgs", "create", "sesa-pr", "--name", "SESA PR")
     path = tmp_path / "cnes.csv"
     body = HEADER + "".join(row(c) for c in range(2_100_000, 2_100_300))
@@ -188,7 +188,7 @@ def test_the_cli_streams_utf8_and_latin1_files(cli, db, tmp_path: Path) -> None:
     assert stored(db)["2100301"][0] == "Clínica Ação 2100301 Ltda"
 
 
-def test_a_parent_may_come_later_in_the_file_or_be_registered(db, org) -> None:  # type: ignore[no-untyped-def]
+def test_a_parent_may_come_later_in_the_file_or_be_registered(db, org) -> None:
     run(db, org, iter([HEADER, row(3_000_000)]))
     source = [HEADER, row(3_000_001, parent="3000002"), row(3_000_003, parent="3000000"),
               row(3_000_002)]  # fmt: skip
@@ -197,7 +197,7 @@ def test_a_parent_may_come_later_in_the_file_or_be_registered(db, org) -> None: 
     assert stored(db)["3000001"][1] == "3000002" and stored(db)["3000003"][1] == "3000000"
 
 
-def test_repeats_and_missing_parents_keep_their_lines_and_messages(db, org) -> None:  # type: ignore[no-untyped-def]
+def test_repeats_and_missing_parents_keep_their_lines_and_messages(db, org) -> None:
     source = [HEADER, row(4_000_000, parent="4999999"), row(4_000_001), row(4_000_001),
               row(4_000_002, parent="4000001"), row(4_000_003, parent="4888888")]  # fmt: skip
     report = fails(db, org, iter(source))
@@ -218,7 +218,7 @@ def test_repeats_and_missing_parents_keep_their_lines_and_messages(db, org) -> N
 
 
 @pytest.mark.parametrize("bad", ["field", "parent"])
-def test_a_bad_last_row_leaves_nothing_written(db, org, bad: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_last_row_leaves_nothing_written(db, org, bad: str) -> None:
     """Rows are staged while the file is read (COPY on PostgreSQL); an error in the very last
     row must still roll all of it back, updates of registered rows included."""
     run(db, org, lines(10, 5_000_000))
@@ -244,7 +244,7 @@ def test_a_bad_last_row_leaves_nothing_written(db, org, bad: str) -> None:  # ty
     }
 
 
-def test_memory_does_not_grow_with_the_rows(db, org) -> None:  # type: ignore[no-untyped-def]
+def test_memory_does_not_grow_with_the_rows(db, org) -> None:
     """Traced peak of an 8,000-row import against an 800-row one. Holding the rows (as the
     import once did: dicts, next to the whole text) costs about 2 KB a row, 14 MB more here;
     only the CNES seen so far (for repeats and parents, ~150 bytes each) may grow."""

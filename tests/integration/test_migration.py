@@ -14,7 +14,7 @@ from tests.support.builders import LANE_ROLES, cast
 from tests.support.flows import flow
 
 
-def _version(db, settings, tmp_path: Path, name: str, *edits: tuple[str, str]) -> int:  # type: ignore[no-untyped-def]
+def _version(db, settings, tmp_path: Path, name: str, *edits: tuple[str, str]) -> int:
     folder = tmp_path / name
     shutil.copytree(settings.processes_dir, folder)
     bpmn = folder / "credenciamento-rnds.bpmn"
@@ -31,7 +31,7 @@ def _version(db, settings, tmp_path: Path, name: str, *edits: tuple[str, str]) -
 
 
 @pytest.fixture
-def running(make, client):  # type: ignore[no-untyped-def]
+def running(make, client):
     people = cast(make, roles=LANE_ROLES)
     est, users = people.est, people.lanes
     f = flow(client, {"est": est, "users": users})
@@ -41,7 +41,7 @@ def running(make, client):  # type: ignore[no-untyped-def]
     return f
 
 
-def test_migrated_instance_continues_on_the_new_version(db, settings, tmp_path, running):  # type: ignore[no-untyped-def]
+def test_migrated_instance_continues_on_the_new_version(db, settings, tmp_path, running):
     v2 = _version(
         db,
         settings,
@@ -69,7 +69,7 @@ def test_migrated_instance_continues_on_the_new_version(db, settings, tmp_path, 
     assert "instance.migrated" in [e["action"] for e in history.json["items"]]
 
 
-def test_migration_refused_when_an_active_element_is_missing(db, settings, tmp_path, running):  # type: ignore[no-untyped-def]
+def test_migration_refused_when_an_active_element_is_missing(db, settings, tmp_path, running):
     v2 = _version(db, settings, tmp_path, "v2", ("ambientar_servicos", "ambientar_servicos_novo"))
     admin = running.users["admin"].actor
     with db.read() as s:
@@ -84,7 +84,7 @@ def test_migration_refused_when_an_active_element_is_missing(db, settings, tmp_p
     assert running.instance()["version"] == 1
 
 
-def test_a_renamed_element_already_passed_is_aligned(db, settings, tmp_path, running):  # type: ignore[no-untyped-def]
+def test_a_renamed_element_already_passed_is_aligned(db, settings, tmp_path, running):
     # Only the history went through it: SpiffWorkflow aligns it by its neighbours and the
     # instance keeps loading and running on the new version.
     v2 = _version(db, settings, tmp_path, "v2", ("criar_conta_govbr", "criar_conta_gov"))
@@ -97,7 +97,7 @@ def test_a_renamed_element_already_passed_is_aligned(db, settings, tmp_path, run
     assert "obter_dados_acesso" in running.ready_elements()
 
 
-def test_only_admins_migrate(db, settings, tmp_path, running):  # type: ignore[no-untyped-def]
+def test_only_admins_migrate(db, settings, tmp_path, running):
     v2 = _version(
         db, settings, tmp_path, "v2", ('name="Desenvolver conector"', 'name="Outro nome"')
     )
@@ -105,7 +105,7 @@ def test_only_admins_migrate(db, settings, tmp_path, running):  # type: ignore[n
         migration.migrate(s, running.users["Gestor"].actor, running.instance_id, v2)
 
 
-def test_api_plan_and_bulk_cli(db, settings, tmp_path, running, client, db_url, monkeypatch):  # type: ignore[no-untyped-def]
+def test_api_plan_and_bulk_cli(db, settings, tmp_path, running, client, db_url, monkeypatch):
     from click.testing import CliRunner
 
     from engine import settings as settings_mod

@@ -18,7 +18,7 @@ from web.cli import alembic_config, upgrade_database
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):  # type: ignore[no-untyped-def]
+def empty_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'm.db'}"
         return
@@ -32,7 +32,7 @@ def empty_url(request, tmp_path):  # type: ignore[no-untyped-def]
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_upgrade_matches_models_and_downgrade_is_clean(empty_url):  # type: ignore[no-untyped-def]
+def test_upgrade_matches_models_and_downgrade_is_clean(empty_url):
     from alembic import command
 
     upgrade_database(empty_url)
@@ -52,7 +52,7 @@ def test_upgrade_matches_models_and_downgrade_is_clean(empty_url):  # type: igno
         eng.dispose()
 
 
-def test_0004_flags_the_latest_instance_of_existing_data(empty_url):  # type: ignore[no-untyped-def]
+def test_0004_flags_the_latest_instance_of_existing_data(empty_url):
     """Upgrading a populated 0003 database marks only the newest instance of each
     (establishment, process, portfolio) as the latest."""
     from alembic import command
@@ -102,7 +102,7 @@ def test_0004_flags_the_latest_instance_of_existing_data(empty_url):  # type: ig
         eng.dispose()
 
 
-def test_0005_keeps_older_events_verifiable(empty_url):  # type: ignore[no-untyped-def]
+def test_0005_keeps_older_events_verifiable(empty_url):
     """Upgrading a 0004 database rewrites each event's JSON data as the canonical text the
     chain hashes, so the events hashed before still verify (and their values are the same)."""
     import hashlib

@@ -26,7 +26,7 @@ def _template(rule: str) -> str:
     return re.sub(r"<(?:[^:<>]+:)?([a-z_]+)>", r"{\1}", rule)
 
 
-def _api_rules(app) -> list[Any]:  # type: ignore[no-untyped-def]
+def _api_rules(app) -> list[Any]:
     return [
         rule
         for rule in app.url_map.iter_rules()
@@ -42,7 +42,7 @@ def _operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     }
 
 
-def test_document_is_valid_openapi_3_1(client) -> None:  # type: ignore[no-untyped-def]
+def test_document_is_valid_openapi_3_1(client) -> None:
     res = client.get("/api/v1/openapi.json")
     assert res.status_code == 200 and res.mimetype == "application/json"
     doc = res.json
@@ -51,7 +51,7 @@ def test_document_is_valid_openapi_3_1(client) -> None:  # type: ignore[no-untyp
     assert doc == document()
 
 
-def test_routes_and_methods_are_exactly_the_documented_operations(app) -> None:  # type: ignore[no-untyped-def]
+def test_routes_and_methods_are_exactly_the_documented_operations(app) -> None:
     routed = {
         (method, _template(rule.rule))
         for rule in _api_rules(app)
@@ -60,7 +60,7 @@ def test_routes_and_methods_are_exactly_the_documented_operations(app) -> None: 
     assert routed == set(_operations(document()))
 
 
-def test_path_parameters_are_the_url_rules_arguments_with_their_types(app) -> None:  # type: ignore[no-untyped-def]
+def test_path_parameters_are_the_url_rules_arguments_with_their_types(app) -> None:
     ops = _operations(document())
     for rule in _api_rules(app):
         for method in rule.methods - {"HEAD", "OPTIONS"}:
@@ -104,7 +104,7 @@ def _query_params(op: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p["name"]: p["schema"] for p in op.get("parameters", []) if p["in"] == "query"}
 
 
-def test_documented_query_parameters_are_read_and_checked_by_the_handlers(client, make) -> None:  # type: ignore[no-untyped-def]
+def test_documented_query_parameters_are_read_and_checked_by_the_handlers(client, make) -> None:
     """Each documented integer or enum query parameter is checked by its handler (a wrong
     value is a 422 at that parameter), and a right one is accepted."""
     org = make.org()
@@ -137,7 +137,7 @@ def test_documented_query_parameters_are_read_and_checked_by_the_handlers(client
     assert checked >= 10
 
 
-def test_limit_and_offset_page_every_paged_list(client, make) -> None:  # type: ignore[no-untyped-def]
+def test_limit_and_offset_page_every_paged_list(client, make) -> None:
     org = make.org()
     for _ in range(3):
         est = make.establishment(org)
@@ -166,19 +166,19 @@ def test_limit_and_offset_page_every_paged_list(client, make) -> None:  # type: 
 
 
 class Recorder:
-    def __init__(self, client):  # type: ignore[no-untyped-def]
+    def __init__(self, client):
         self.client = client
         self.seen: list[tuple[str, str, Any]] = []
 
-    def open(self, method: str, url: str, **kwargs):  # type: ignore[no-untyped-def]
+    def open(self, method: str, url: str, **kwargs):
         res = self.client.open(url, method=method, **kwargs)
         self.seen.append((method.upper(), url.split("?")[0], res))
         return res
 
-    def get(self, url: str, **kw):  # type: ignore[no-untyped-def]
+    def get(self, url: str, **kw):
         return self.open("GET", url, **kw)
 
-    def post(self, url: str, **kw):  # type: ignore[no-untyped-def]
+    def post(self, url: str, **kw):
         return self.open("POST", url, **kw)
 
 
@@ -190,7 +190,7 @@ def _operation_for(doc: dict[str, Any], method: str, path: str) -> dict[str, Any
     raise AssertionError(f"{method} {path} is not documented")
 
 
-def test_real_answers_match_what_is_documented(client, make) -> None:  # type: ignore[no-untyped-def]
+def test_real_answers_match_what_is_documented(client, make) -> None:
     """Status, media type, body and headers of real answers, success and failure alike."""
     people = cast(make, roles=LANE_ROLES)
     est, users = people.est, people.lanes

@@ -23,22 +23,22 @@ SP = ZoneInfo("America/Sao_Paulo")
 
 
 class Driver:
-    def __init__(self, client, users, instance_id):  # type: ignore[no-untyped-def]
+    def __init__(self, client, users, instance_id):
         self.client, self.users, self.instance_id = client, users, instance_id
 
-    def ready(self) -> dict[str, dict]:  # type: ignore[type-arg]
+    def ready(self) -> dict[str, dict]:
         items = self.client.get(
             f"/api/v1/tasks?instance={self.instance_id}&state=ready",
             headers=self.users["admin"].headers,
         ).json["items"]
         return {t["element"]: t for t in items}
 
-    def detail(self, element: str, who: str) -> dict:  # type: ignore[type-arg]
+    def detail(self, element: str, who: str) -> dict:
         return self.client.get(
             f"/api/v1/tasks/{self.ready()[element]['id']}", headers=self.users[who].headers
         ).json
 
-    def complete(self, element: str, data: dict, who: str | None = None, expect: int = 200):  # type: ignore[no-untyped-def,type-arg]
+    def complete(self, element: str, data: dict, who: str | None = None, expect: int = 200):
         task = self.ready()[element]
         user = self.users[who or task["lane"]]
         res = self.client.post(
@@ -53,14 +53,14 @@ class Driver:
         assert res.status_code == 201, res.json
         return res.json["id"]
 
-    def instance(self) -> dict:  # type: ignore[type-arg]
+    def instance(self) -> dict:
         return self.client.get(
             f"/api/v1/instances/{self.instance_id}", headers=self.users["admin"].headers
         ).json
 
 
 @pytest.fixture
-def pec(make, client):  # type: ignore[no-untyped-def]
+def pec(make, client):
     org = make.org()
     fms = make.establishment(
         org, razao_social="Fundo Municipal de Saúde de Londrina", municipio="Londrina"
@@ -78,7 +78,7 @@ def pec(make, client):  # type: ignore[no-untyped-def]
     return Driver(client, users, res.json["id"]), fms
 
 
-def _token(day: str) -> dict:  # type: ignore[type-arg]
+def _token(day: str) -> dict:
     return {
         "token": "TKN-SEGREDO-9",
         "token_cpf": "39053344705",
@@ -93,7 +93,7 @@ REQUEST = {"gerar_certificado_egestor": True, "estabelecimento_telefone": "43333
            "gestor_email": "maria@londrina.pr.gov.br", "sistema_versao": "5.2.30", "aceite_termo": True}  # fmt: skip
 
 
-def test_pec_end_to_end_with_secrets_same_cpf_and_rejection(pec, db, make):  # type: ignore[no-untyped-def]
+def test_pec_end_to_end_with_secrets_same_cpf_and_rejection(pec, db, make):
     d, fms = pec
     today = datetime.now(SP).date().isoformat()
     d.complete("informar_situacao_certificado", {"possui_certificado_a1": False})
@@ -140,7 +140,7 @@ def test_pec_end_to_end_with_secrets_same_cpf_and_rejection(pec, db, make):  # t
                 assert "SEGREDO" not in str(row), table.name
 
 
-def test_pec_token_expires_at_2359_and_is_regenerated(pec, db, settings):  # type: ignore[no-untyped-def]
+def test_pec_token_expires_at_2359_and_is_regenerated(pec, db, settings):
     d, _ = pec
     today = datetime.now(SP).date()
     d.complete("informar_situacao_certificado", {"possui_certificado_a1": True})
@@ -162,7 +162,7 @@ def test_pec_token_expires_at_2359_and_is_regenerated(pec, db, settings):  # typ
 
 def test_renewal_started_once_by_the_scheduler_and_new_certificate_becomes_current(
     make, client, db, settings
-):  # type: ignore[no-untyped-def]
+):
     people = cast(make, roles=("admin", "gestor", "integrador"))
     est, users = people.est, people.lanes
     d = Driver(client, users, 0)

@@ -11,7 +11,7 @@ from tests.support.builders import Flow
 
 
 @pytest.fixture
-def two_orgs(make, client):  # type: ignore[no-untyped-def]
+def two_orgs(make, client):
     org = make.org("sesa-pr", "SESA PR")
     other = make.org("sms-rj", "SMS Rio")
     est = make.establishment(org, uf="PR")
@@ -45,7 +45,7 @@ def two_orgs(make, client):  # type: ignore[no-untyped-def]
     }
 
 
-def _denials(db) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _denials(db) -> list[AuditEvent]:
     with db.read() as s:
         return list(
             s.scalars(
@@ -61,7 +61,7 @@ LANE_OUTSIDERS = {
 
 
 @pytest.mark.parametrize("element", sorted(LANE_OUTSIDERS))
-def test_each_lane_refuses_other_roles(client, db, two_orgs, element):  # type: ignore[no-untyped-def]
+def test_each_lane_refuses_other_roles(client, db, two_orgs, element):
     task = two_orgs["flow"].task(element)
     for name in LANE_OUTSIDERS[element]:
         before = len(_denials(db))
@@ -78,7 +78,7 @@ def test_each_lane_refuses_other_roles(client, db, two_orgs, element):  # type: 
     assert two_orgs["flow"].task(element)["assignee"] is None
 
 
-def test_datasus_lane_only_for_datasus(client, db, two_orgs):  # type: ignore[no-untyped-def]
+def test_datasus_lane_only_for_datasus(client, db, two_orgs):
     f = two_orgs["flow"]
     f.complete("obter_certificado_digital")
     f.complete("criar_conta_govbr")
@@ -93,7 +93,7 @@ def test_datasus_lane_only_for_datasus(client, db, two_orgs):  # type: ignore[no
         assert res.status_code == 403, name
 
 
-def test_another_organization_sees_nothing(client, db, two_orgs):  # type: ignore[no-untyped-def]
+def test_another_organization_sees_nothing(client, db, two_orgs):
     other = two_orgs["users"]["other_admin"]
     task = two_orgs["flow"].task("obter_certificado_digital")
     assert (
@@ -134,7 +134,7 @@ def test_another_organization_sees_nothing(client, db, two_orgs):  # type: ignor
     }
 
 
-def test_scoped_gestor_sees_only_own_establishments(client, two_orgs):  # type: ignore[no-untyped-def]
+def test_scoped_gestor_sees_only_own_establishments(client, two_orgs):
     sibling = two_orgs["users"]["sibling_gestor"]
     assert (
         client.get(f"/api/v1/instances/{two_orgs['instance']}", headers=sibling.headers).status_code
@@ -163,7 +163,7 @@ def test_scoped_gestor_sees_only_own_establishments(client, two_orgs):  # type: 
     assert res.status_code == 403  # integrators do not start credentialing
 
 
-def test_claim_release_assign(client, two_orgs, make):  # type: ignore[no-untyped-def]
+def test_claim_release_assign(client, two_orgs, make):
     users = two_orgs["users"]
     second_gestor = make.user("sesa-pr", "gestor", two_orgs["est"].cnes)
     task = two_orgs["flow"].task("obter_certificado_digital")
@@ -197,7 +197,7 @@ def test_claim_release_assign(client, two_orgs, make):  # type: ignore[no-untype
     )
 
 
-def test_cancel_needs_admin_and_reason(client, two_orgs):  # type: ignore[no-untyped-def]
+def test_cancel_needs_admin_and_reason(client, two_orgs):
     users, iid = two_orgs["users"], two_orgs["instance"]
     assert (
         client.post(
@@ -230,7 +230,7 @@ def test_cancel_needs_admin_and_reason(client, two_orgs):  # type: ignore[no-unt
     )
 
 
-def test_missing_or_bad_token_is_401_and_counted(client, db, two_orgs):  # type: ignore[no-untyped-def]
+def test_missing_or_bad_token_is_401_and_counted(client, db, two_orgs):
     """Counted, not one audit event each (engine/audit/failures.py)."""
     before = len(_denials(db))
     assert client.get("/api/v1/tasks").status_code == 401

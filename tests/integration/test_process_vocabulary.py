@@ -26,7 +26,7 @@ FILLED = {"telefone": "4133334444", "email": "novo@hospital.gov.br",
           "responsavel_cpf": "390.533.447-05"}  # fmt: skip
 
 
-def _bundle(tmp_path: Path, **declared) -> Path:  # type: ignore[no-untyped-def]
+def _bundle(tmp_path: Path, **declared) -> Path:
     folder = tmp_path / "processes"
     shutil.copytree(FIXTURE, folder)
     manifest_path = folder / KEY / "process.json"
@@ -36,7 +36,7 @@ def _bundle(tmp_path: Path, **declared) -> Path:  # type: ignore[no-untyped-def]
     return folder
 
 
-def _run_to_rejection(db, make, folder: Path) -> tuple[dict, ProcessInstance]:  # type: ignore[no-untyped-def]
+def _run_to_rejection(db, make, folder: Path) -> tuple[dict, ProcessInstance]:
     """Deploy, start, fill in, reject: the workflow's start data and the instance after."""
     definitions.deploy_all(db, folder)
     org = make.org()
@@ -63,13 +63,13 @@ def _run_to_rejection(db, make, folder: Path) -> tuple[dict, ProcessInstance]:  
         return start, s.get(ProcessInstance, instance_id)
 
 
-def test_a_process_that_declares_nothing_gets_the_credentialing_defaults(db, make, tmp_path):  # type: ignore[no-untyped-def]
+def test_a_process_that_declares_nothing_gets_the_credentialing_defaults(db, make, tmp_path):
     start, instance = _run_to_rejection(db, make, _bundle(tmp_path))
     assert set(start) == DEFAULT_START  # not per portfolio: no portfolio
     assert instance.last_rejection_reason == "Telefone sem DDD."
 
 
-def test_the_declared_start_data_and_rejection_are_the_ones_used(db, make, tmp_path):  # type: ignore[no-untyped-def]
+def test_the_declared_start_data_and_rejection_are_the_ones_used(db, make, tmp_path):
     folder = _bundle(
         tmp_path,
         start_data=["establishment"],
@@ -80,7 +80,7 @@ def test_the_declared_start_data_and_rejection_are_the_ones_used(db, make, tmp_p
     assert instance.last_rejection_reason == ""  # "reprovada" is not a rejection here
 
 
-def test_no_rejection_at_all(db, make, tmp_path):  # type: ignore[no-untyped-def]
+def test_no_rejection_at_all(db, make, tmp_path):
     start, instance = _run_to_rejection(db, make, _bundle(tmp_path, rejection=None))
     assert instance.last_rejection_reason == ""
 
@@ -93,7 +93,7 @@ def test_no_rejection_at_all(db, make, tmp_path):  # type: ignore[no-untyped-def
         ({"rejection": {"field": "decision"}}, '"rejection" deve ter'),
     ],
 )
-def test_unknown_declarations_are_refused(db, tmp_path, declared, problem):  # type: ignore[no-untyped-def]
+def test_unknown_declarations_are_refused(db, tmp_path, declared, problem):
     folder = _bundle(tmp_path, **declared)
     assert any(problem in p for p in check_paths([folder])), check_paths([folder])
     with pytest.raises(definitions.DeployError, match=problem):

@@ -21,7 +21,7 @@ NEW = {
 }
 
 
-def test_deployed_on_a_fresh_database(db):  # type: ignore[no-untyped-def]
+def test_deployed_on_a_fresh_database(db):
     assert check_paths([PROCESSES]) == []
     deployed = {d.key: (d, created) for d, created in definitions.deploy_all(db, PROCESSES)}
     assert set(NEW) | {"renovacao-certificado"} <= set(deployed)
@@ -36,7 +36,7 @@ def test_deployed_on_a_fresh_database(db):  # type: ignore[no-untyped-def]
 
 
 class Walk:
-    def __init__(self, client, users, process, cnes):  # type: ignore[no-untyped-def]
+    def __init__(self, client, users, process, cnes):
         self.client, self.users = client, users
         res = client.post(
             "/api/v1/instances",
@@ -47,19 +47,19 @@ class Walk:
         self.id = res.json["id"]
         assert res.json["portfolio"] == "RIRA"
 
-    def ready(self) -> dict:  # type: ignore[type-arg]
+    def ready(self) -> dict:
         items = self.client.get(
             f"/api/v1/tasks?instance={self.id}&state=ready", headers=self.users["admin"].headers
         ).json["items"]
         return {t["element"]: t for t in items}
 
-    def detail(self, element: str) -> dict:  # type: ignore[type-arg]
+    def detail(self, element: str) -> dict:
         task = self.ready()[element]
         return self.client.get(
             f"/api/v1/tasks/{task['id']}", headers=self.users[task["lane"]].headers
         ).json
 
-    def complete(self, element, data, expect=200, who=None):  # type: ignore[no-untyped-def]
+    def complete(self, element, data, expect=200, who=None):
         task = self.ready()[element]
         res = self.client.post(
             f"/api/v1/tasks/{task['id']}/complete",
@@ -69,13 +69,13 @@ class Walk:
         assert res.status_code == expect, (element, res.json)
         return res
 
-    def instance(self) -> dict:  # type: ignore[type-arg]
+    def instance(self) -> dict:
         return self.client.get(
             f"/api/v1/instances/{self.id}", headers=self.users["admin"].headers
         ).json
 
 
-def _world(make):  # type: ignore[no-untyped-def]
+def _world(make):
     org = make.org()
     est = make.establishment(org)
     child = make.establishment(org)
@@ -94,7 +94,7 @@ TOKEN = {"operacao": "/token", "metodo": "POST"}
 BUNDLE = {"operacao": "/Bundle", "metodo": "POST"}
 
 
-def test_change_through_the_api(make, client, db):  # type: ignore[no-untyped-def]
+def test_change_through_the_api(make, client, db):
     est, child, elsewhere, users = _world(make)
     walk = Walk(client, users, "alteracao-credencial", est.cnes)
     assert walk.instance()["stage"] == "Pedido de alteração"
@@ -158,7 +158,7 @@ def test_change_through_the_api(make, client, db):  # type: ignore[no-untyped-de
     assert inst["status"] == "completed" and inst["stage"] == "Alteração aprovada"
 
 
-def test_change_given_up_through_the_api(make, client):  # type: ignore[no-untyped-def]
+def test_change_given_up_through_the_api(make, client):
     est, _child, _elsewhere, users = _world(make)
     walk = Walk(client, users, "alteracao-credencial", est.cnes)
     walk.complete(
@@ -174,7 +174,7 @@ def test_change_given_up_through_the_api(make, client):  # type: ignore[no-untyp
     assert inst["status"] == "completed" and inst["stage"] == "Alteração abandonada"
 
 
-def test_withdrawal_through_the_api(make, client):  # type: ignore[no-untyped-def]
+def test_withdrawal_through_the_api(make, client):
     est, _child, _elsewhere, users = _world(make)
     walk = Walk(client, users, "encerramento-credencial", est.cnes)
     assert set(walk.ready()) == {"solicitar_encerramento"}  # the establishment asks
@@ -197,7 +197,7 @@ def test_withdrawal_through_the_api(make, client):  # type: ignore[no-untyped-de
     assert inst["status"] == "completed" and inst["stage"] == "Credencial encerrada"
 
 
-def test_transfer_through_the_api(make, client):  # type: ignore[no-untyped-def]
+def test_transfer_through_the_api(make, client):
     est, _child, _elsewhere, users = _world(make)
     walk = Walk(client, users, "transferencia-titularidade", est.cnes)
     bad = walk.complete(

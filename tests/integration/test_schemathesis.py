@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import (
 
 
 @pytest.fixture
-def api_schema(app, make, client):  # type: ignore[no-untyped-def]
+def api_schema(app, make, client):
     org = make.org()
     est = make.establishment(org)
     admin = make.user("sesa-pr", "admin")
@@ -35,7 +35,7 @@ CHECKS = [
 ]
 
 
-def test_api_never_errors_and_conforms(api_schema, app) -> None:  # type: ignore[no-untyped-def]
+def test_api_never_errors_and_conforms(api_schema, app) -> None:
     # Driven by hand rather than by schemathesis' pytest plugin, which does not support the
     # pytest this project uses.
     headers = {"Authorization": f"Bearer {app.config['FUZZ_TOKEN']}"}
@@ -50,7 +50,7 @@ def test_api_never_errors_and_conforms(api_schema, app) -> None:  # type: ignore
             suppress_health_check=list(HealthCheck),
             derandomize=True,
         )
-        def fuzz(case) -> None:  # type: ignore[no-untyped-def]
+        def fuzz(case) -> None:
             case.call_and_validate(headers=headers, checks=CHECKS)
 
         fuzz()

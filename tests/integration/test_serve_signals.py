@@ -206,7 +206,7 @@ def test_when_the_master_is_killed_the_scheduler_and_workers_stop_by_themselves(
     assert "web.cli.scheduler: scheduler stopped" in server.stderr
 
 
-def test_gunicorn_cmd_args_apply_and_the_given_options_win(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_gunicorn_cmd_args_apply_and_the_given_options_win(monkeypatch) -> None:
     from web.cli.serve import ServeApplication
 
     monkeypatch.setenv("GUNICORN_CMD_ARGS", "--graceful-timeout 7 --workers 5 --bind 0.0.0.0:8000")

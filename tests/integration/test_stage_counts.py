@@ -20,7 +20,7 @@ from tests.support.builders import Flow
 KEY = "credenciamento-rnds"
 
 
-def _assert_in_step(db, org_id: int, admin) -> None:  # type: ignore[no-untyped-def]
+def _assert_in_step(db, org_id: int, admin) -> None:
     with db.read() as s:
         assert counts.differences(s, org_id) == {}
         for filters in (
@@ -37,18 +37,18 @@ def _assert_in_step(db, org_id: int, admin) -> None:  # type: ignore[no-untyped-
             from_counters = dashboard.summary(s, admin.actor, org_id, filters)
             _rows, total_from_counters = dashboard.page(s, admin.actor, org_id, filters)
             original = dashboard._counted
-            dashboard._counted = lambda *a: False  # type: ignore[assignment]
+            dashboard._counted = lambda *a: False
             try:
                 from_rows = dashboard.summary(s, admin.actor, org_id, filters)
                 rows, total_from_rows = dashboard.page(s, admin.actor, org_id, filters)
             finally:
-                dashboard._counted = original  # type: ignore[assignment]
+                dashboard._counted = original
             assert from_counters.counts == from_rows.counts, filters
             assert from_counters.total == from_rows.total
             assert total_from_counters == total_from_rows == len(rows), filters
 
 
-def test_counters_follow_every_kind_of_write(make, db, client):  # type: ignore[no-untyped-def]
+def test_counters_follow_every_kind_of_write(make, db, client):
     org = make.org()
     admin = make.user("sesa-pr", "admin")
     ests = [make.establishment(org, uf=uf) for uf in ("PR", "PR", "SP", "SP", "BA")]
@@ -106,7 +106,7 @@ def test_counters_follow_every_kind_of_write(make, db, client):  # type: ignore[
     _assert_in_step(db, org, admin)
 
 
-def test_import_creates_moves_and_keeps_counters_in_step(make, db):  # type: ignore[no-untyped-def]
+def test_import_creates_moves_and_keeps_counters_in_step(make, db):
     import random
 
     from engine import identifiers
@@ -135,7 +135,7 @@ def test_import_creates_moves_and_keeps_counters_in_step(make, db):  # type: ign
                                          ("AM", "", "", "none"): 1}  # fmt: skip
 
 
-def test_recount_rebuilds_lost_counters(make, db):  # type: ignore[no-untyped-def]
+def test_recount_rebuilds_lost_counters(make, db):
     n = 3
     org = make.org()
     admin = make.user("sesa-pr", "admin")

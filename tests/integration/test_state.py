@@ -22,14 +22,14 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "states"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _snapshot(workflow) -> list[tuple[str, str, int, str]]:  # type: ignore[no-untyped-def]
+def _snapshot(workflow) -> list[tuple[str, str, int, str]]:
     return sorted(
         (str(t.id), t.task_spec.name, t.state, json.dumps(t.data, sort_keys=True, default=str))
         for t in workflow.get_tasks()
     )
 
 
-def _drive(db, make, steps: list[str], settings=None) -> int:  # type: ignore[no-untyped-def]
+def _drive(db, make, steps: list[str], settings=None) -> int:
     people = cast(make, roles=("gestor", "integrador", "datasus", "admin"))
     org, est = people.org, people.est
     actors = {lane: user.actor for lane, user in people.lanes.items() if lane != "admin"}
@@ -71,7 +71,7 @@ MIDWAY = [
 ]
 
 
-def test_round_trip_is_identical(db, make, settings):  # type: ignore[no-untyped-def]
+def test_round_trip_is_identical(db, make, settings):
     iid = _drive(db, make, MIDWAY, settings)
     with db.read() as s:
         inst = s.get(ProcessInstance, iid)
@@ -111,7 +111,7 @@ def test_saved_state_fixture_keeps_loading_and_finishes() -> None:
     assert spiff.end_stage(workflow) == "Produção"
 
 
-def write_fixture(db, make) -> None:  # type: ignore[no-untyped-def]
+def write_fixture(db, make) -> None:
     """Regenerate the fixture (run by hand: see tests/fixtures/states/README.md)."""
     iid = _drive(db, make, MIDWAY)
     with db.read() as s:

@@ -26,11 +26,11 @@ QUOTA_MESSAGE = "Limite de envios pendentes atingido"
 
 
 @pytest.fixture
-def settings(settings):  # type: ignore[no-untyped-def]
+def settings(settings):
     return dataclasses.replace(settings, upload_quota_files=3, upload_quota_bytes=10 * 1024 * 1024)
 
 
-def upload(client, user, content: bytes, name: str):  # type: ignore[no-untyped-def]
+def upload(client, user, content: bytes, name: str):
     return client.post(
         "/api/v1/files",
         headers=user.headers,
@@ -39,12 +39,12 @@ def upload(client, user, content: bytes, name: str):  # type: ignore[no-untyped-
     )
 
 
-def kept(db) -> set[str]:  # type: ignore[no-untyped-def]
+def kept(db) -> set[str]:
     with db.read() as s:
         return set(s.scalars(select(StoredFile.id)))
 
 
-def expired_events(db) -> list[dict]:  # type: ignore[no-untyped-def]
+def expired_events(db) -> list[dict]:
     with db.read() as s:
         return list(
             s.scalars(
@@ -55,7 +55,7 @@ def expired_events(db) -> list[dict]:  # type: ignore[no-untyped-def]
         )
 
 
-def test_unattached_uploads_expire_attached_and_drafted_ones_stay(client, world, db, settings):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_unattached_uploads_expire_attached_and_drafted_ones_stay(client, world, db, settings):  # noqa: F811
     users = world["users"]
     with time_machine.travel(T0, tick=True):
         f = flow(client, world)
@@ -100,7 +100,7 @@ def test_unattached_uploads_expire_attached_and_drafted_ones_stay(client, world,
     assert [e["files"] for e in expired_events(db)] == [[rejected], [drafted]]
 
 
-def test_the_time_to_live_is_a_setting(client, world, db, settings):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_time_to_live_is_a_setting(client, world, db, settings):  # noqa: F811
     with time_machine.travel(T0, tick=True):
         stray = flow(client, world).upload(samples.tiny_pdf(), "x.pdf")
     short = dataclasses.replace(settings, upload_ttl_hours=2)
@@ -112,7 +112,7 @@ def test_the_time_to_live_is_a_setting(client, world, db, settings):  # type: ig
     assert stray not in kept(db)
 
 
-def test_a_run_deletes_at_most_its_limit(make, db) -> None:  # type: ignore[no-untyped-def]
+def test_a_run_deletes_at_most_its_limit(make, db) -> None:
     org = make.org()
     user = make.user("sesa-pr", "integrador")
     with time_machine.travel(T0, tick=True), db.write() as s:
@@ -127,7 +127,7 @@ def test_a_run_deletes_at_most_its_limit(make, db) -> None:  # type: ignore[no-u
     assert [e["count"] for e in expired_events(db)] == [3, 2]
 
 
-def test_the_upload_quota_is_per_user_and_refused_at_the_field(client, world, db, settings):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_upload_quota_is_per_user_and_refused_at_the_field(client, world, db, settings):  # noqa: F811
     integrador, gestor = world["users"]["Integrador"], world["users"]["Gestor"]
     pdf = samples.tiny_pdf()
     with time_machine.travel(T0, tick=True):
@@ -149,7 +149,7 @@ def test_the_upload_quota_is_per_user_and_refused_at_the_field(client, world, db
         assert upload(client, integrador, pdf, "3.pdf").status_code == 201
 
 
-def test_the_quota_counts_bytes_too(client, world, db, settings, app):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_the_quota_counts_bytes_too(client, world, db, settings, app):  # noqa: F811
     integrador = world["users"]["Integrador"]
     png = samples.tiny_png()
     app.extensions["credencia.settings"] = dataclasses.replace(
@@ -161,7 +161,7 @@ def test_the_quota_counts_bytes_too(client, world, db, settings, app):  # type: 
     assert refused.status_code == 422 and QUOTA_MESSAGE in refused.json["errors"]["file"]
 
 
-def test_attached_uploads_leave_the_quota(client, world, db, settings):  # type: ignore[no-untyped-def]  # noqa: F811
+def test_attached_uploads_leave_the_quota(client, world, db, settings):  # noqa: F811
     """Completing a form attaches its files: they no longer count against the uploader."""
     f = flow(client, world)
     gestor = world["users"]["Gestor"]

@@ -14,7 +14,7 @@ from tests.support.flows import flow
 
 
 @pytest.fixture
-def at_request(make, client):  # type: ignore[no-untyped-def]
+def at_request(make, client):
     people = cast(make, roles=LANE_ROLES)
     est, users = people.est, people.lanes
     f = flow(client, {"est": est, "users": users})
@@ -49,7 +49,7 @@ BAD = [
 
 
 @pytest.mark.parametrize(("change", "field", "text"), BAD, ids=[b[1] for b in BAD])
-def test_invalid_homologation_request_changes_nothing(client, db, at_request, change, field, text):  # type: ignore[no-untyped-def]
+def test_invalid_homologation_request_changes_nothing(client, db, at_request, change, field, text):
     f = at_request
     task = f.task("solicitar_acesso_homologacao")
     before = f.instance()
@@ -71,7 +71,7 @@ def test_invalid_homologation_request_changes_nothing(client, db, at_request, ch
         assert s.scalar(select(func.count()).select_from(AuditEvent)) == events
 
 
-def test_missing_required_fields_are_each_reported(client, at_request):  # type: ignore[no-untyped-def]
+def test_missing_required_fields_are_each_reported(client, at_request):
     task = at_request.task("solicitar_acesso_homologacao")
     res = client.post(
         f"/api/v1/tasks/{task['id']}/complete",
@@ -84,7 +84,7 @@ def test_missing_required_fields_are_each_reported(client, at_request):  # type:
 
 
 @pytest.mark.parametrize("body", [None, [], "texto", {"data": [1, 2]}, {"data": "x"}])
-def test_malformed_bodies_are_422_not_500(client, at_request, body):  # type: ignore[no-untyped-def]
+def test_malformed_bodies_are_422_not_500(client, at_request, body):
     task = at_request.task("solicitar_acesso_homologacao")
     res = client.post(
         f"/api/v1/tasks/{task['id']}/complete",
@@ -94,7 +94,7 @@ def test_malformed_bodies_are_422_not_500(client, at_request, body):  # type: ig
     assert res.status_code == 422 and res.json["errors"]
 
 
-def test_hostile_text_is_stored_as_data(client, at_request):  # type: ignore[no-untyped-def]
+def test_hostile_text_is_stored_as_data(client, at_request):
     f = at_request
     task = f.task("solicitar_acesso_homologacao")
     hostile = "<script>alert(1)</script>'; DROP TABLE task; --\u202e"
@@ -111,7 +111,7 @@ def test_hostile_text_is_stored_as_data(client, at_request):  # type: ignore[no-
     assert history[-1]["data"]["data"]["sistema_nome"] == hostile
 
 
-def test_unknown_task_and_instance_are_404(client, at_request):  # type: ignore[no-untyped-def]
+def test_unknown_task_and_instance_are_404(client, at_request):
     headers = at_request.users["Gestor"].headers
     assert client.get("/api/v1/tasks/not-a-task", headers=headers).status_code == 404
     assert (
@@ -126,7 +126,7 @@ def test_unknown_task_and_instance_are_404(client, at_request):  # type: ignore[
     assert client.get("/api/v1/instances/999999", headers=headers).status_code == 404
 
 
-def test_completed_task_cannot_be_completed_again(client, at_request):  # type: ignore[no-untyped-def]
+def test_completed_task_cannot_be_completed_again(client, at_request):
     f = at_request
     task = f.task("solicitar_acesso_homologacao")
     f.complete("solicitar_acesso_homologacao")
@@ -140,7 +140,7 @@ def test_completed_task_cannot_be_completed_again(client, at_request):  # type: 
 
 
 @pytest.fixture
-def with_children(make, client):  # type: ignore[no-untyped-def]
+def with_children(make, client):
     """A homologation request whose establishment (PR) has 50 registered children in PR and
     one in SP."""
     org = make.org()
@@ -159,7 +159,7 @@ def with_children(make, client):  # type: ignore[no-untyped-def]
     return f, children, elsewhere
 
 
-def test_same_uf_looks_up_fifty_children_in_one_statement(client, db, with_children):  # type: ignore[no-untyped-def]
+def test_same_uf_looks_up_fifty_children_in_one_statement(client, db, with_children):
     f, children, elsewhere = with_children
     task = f.task("solicitar_acesso_homologacao")
     answer = samples.answer("solicitar_acesso_homologacao", f.ctx)
@@ -167,7 +167,7 @@ def test_same_uf_looks_up_fifty_children_in_one_statement(client, db, with_child
     def submit(filhos: list[str]) -> tuple[dict, list[str]]:
         statements: list[str] = []
 
-        def seen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        def seen(conn, cursor, statement, parameters, context, executemany):
             statements.append(statement)
 
         data = {**answer, "possui_filhos": True, "filhos": [{"cnes": c} for c in filhos]}
@@ -194,7 +194,7 @@ def test_same_uf_looks_up_fifty_children_in_one_statement(client, db, with_child
     assert len(lookups) == 1, lookups
 
 
-def test_integral_floats_are_stored_as_ints(client, db, at_request):  # type: ignore[no-untyped-def]
+def test_integral_floats_are_stored_as_ints(client, db, at_request):
     f = at_request
     task = f.task("solicitar_acesso_homologacao")
     data = {
@@ -221,7 +221,7 @@ def test_integral_floats_are_stored_as_ints(client, db, at_request):  # type: ig
 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
-def test_non_finite_numbers_are_refused_at_the_field(client, at_request, value):  # type: ignore[no-untyped-def]
+def test_non_finite_numbers_are_refused_at_the_field(client, at_request, value):
     f = at_request
     task = f.task("solicitar_acesso_homologacao")
     data = {**samples.answer("solicitar_acesso_homologacao", f.ctx), "acessos_pico": "?"}

@@ -33,7 +33,7 @@ def mail_settings(settings: settings_mod.Settings, smtp: SmtpServer) -> settings
 
 
 @pytest.fixture
-def people(make, db):  # type: ignore[no-untyped-def]
+def people(make, db):
     """An organization with one establishment and one person per role (DATASUS reads English)."""
     roles = ("admin", "gestor", "integrador", "datasus")
     emails = ("admin@sesa.test", "gestor@lab.test", "integrador@lab.test", "analista@datasus.test")

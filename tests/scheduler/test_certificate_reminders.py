@@ -23,7 +23,7 @@ SP = ZoneInfo("America/Sao_Paulo")
 NOT_AFTER = datetime(2027, 5, 1, 12, 0, tzinfo=UTC)  # 09:00 in São Paulo
 
 
-def _certificate(db, org_id: int, est_id: int, *, not_after: datetime, current: bool = True) -> int:  # type: ignore[no-untyped-def]
+def _certificate(db, org_id: int, est_id: int, *, not_after: datetime, current: bool = True) -> int:
     with db.write() as s:
         file = StoredFile(
             id=str(uuid.uuid4()),
@@ -63,7 +63,7 @@ def _at(*args: int) -> datetime:
 
 
 @pytest.fixture
-def hooks(monkeypatch):  # type: ignore[no-untyped-def]
+def hooks(monkeypatch):
     """Records the renewal starts (the renewal process itself is tested elsewhere) and the
     certificates whose expiry was audited."""
     calls: dict[str, list[int]] = {"renewal": [], "expired": []}
@@ -72,7 +72,7 @@ def hooks(monkeypatch):  # type: ignore[no-untyped-def]
     )
     audit_record = reminders.audit.record
 
-    def record(session, actor, action, **kw):  # type: ignore[no-untyped-def]
+    def record(session, actor, action, **kw):
         if action == "certificate.expired":
             calls["expired"].append(kw["data"]["certificate_id"])
         return audit_record(session, actor, action, **kw)
@@ -83,7 +83,7 @@ def hooks(monkeypatch):  # type: ignore[no-untyped-def]
 
 def test_certificate_reminders_thresholds_catch_up_expiry_and_hooks(
     db, people, mail_settings, smtp, hooks
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     org, est = people["org"], people["est"]
     cert_id = _certificate(db, org, est.id, not_after=NOT_AFTER)
     _certificate(
@@ -148,10 +148,10 @@ def test_certificate_reminders_thresholds_catch_up_expiry_and_hooks(
     assert smtp.inbox.to("gestor@outro.test") == [] and smtp.inbox.to("analista@datasus.test") == []
 
 
-def test_the_renewal_hook_is_retried_when_it_fails(db, people, mail_settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_renewal_hook_is_retried_when_it_fails(db, people, mail_settings, monkeypatch) -> None:
     calls: list[int] = []
 
-    def flaky(session, cert):  # type: ignore[no-untyped-def]
+    def flaky(session, cert):
         calls.append(cert.id)
         if len(calls) == 1:
             raise RuntimeError("renewal process not deployed yet")

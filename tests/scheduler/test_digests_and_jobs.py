@@ -26,7 +26,7 @@ SP = ZoneInfo("America/Sao_Paulo")
 WED = datetime(2027, 3, 3, 9, 0, tzinfo=SP)
 
 
-def _overdue_mix(db, people) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+def _overdue_mix(db, people) -> dict[str, list[str]]:
     org, est = people["org"], people["est"].id
     integrador_id = people["users"]["integrador"].actor.user_id
     past, created = WED - timedelta(days=3), WED - timedelta(days=12)
@@ -64,7 +64,7 @@ def _overdue_mix(db, people) -> dict[str, list[str]]:  # type: ignore[no-untyped
     }
 
 
-def test_one_digest_per_user_per_business_day(db, people, mail_settings, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_one_digest_per_user_per_business_day(db, people, mail_settings, smtp) -> None:
     tasks = _overdue_mix(db, people)
     with time_machine.travel(WED.replace(hour=6, minute=30), tick=False):
         assert reminders.send_daily_digests(db, mail_settings).sent == 0  # before 07:00
@@ -98,7 +98,7 @@ def test_one_digest_per_user_per_business_day(db, people, mail_settings, smtp) -
 
 def test_run_once_records_every_job_and_status_reports_the_backlog(
     db, people, mail_settings, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _overdue_mix(db, people)
     with time_machine.travel(WED, tick=True):
         results = runner.run_once(mail_settings, db=db)
@@ -119,10 +119,10 @@ def test_run_once_records_every_job_and_status_reports_the_backlog(
     assert len(smtp.inbox) == 4
 
 
-def test_a_failing_job_is_recorded_as_error(db, mail_settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_job_is_recorded_as_error(db, mail_settings, monkeypatch) -> None:
     from engine.scheduler import jobs
 
-    def boom(db, settings, owner):  # type: ignore[no-untyped-def]
+    def boom(db, settings, owner):
         raise RuntimeError("database on fire")
 
     job = jobs.Job("timers", 30, boom, "x")
@@ -136,7 +136,7 @@ def test_a_failing_job_is_recorded_as_error(db, mail_settings, monkeypatch) -> N
     assert "database on fire" in row.last_error and not st.healthy
 
 
-def test_the_runner_starts_the_jobs_and_stops_on_the_event(db, mail_settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_runner_starts_the_jobs_and_stops_on_the_event(db, mail_settings) -> None:
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(mail_settings, stop), kwargs={"db": db})
     thread.start()
@@ -156,7 +156,7 @@ def test_the_runner_starts_the_jobs_and_stops_on_the_event(db, mail_settings) ->
     assert names == {"timers", "reminders", "certificates", "outbox", "uploads"}
 
 
-def test_cli_run_once_and_status(db, mail_settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_cli_run_once_and_status(db, mail_settings, monkeypatch) -> None:
     monkeypatch.setattr(settings_mod, "_settings", mail_settings)
     cli = CliRunner()
     res = cli.invoke(cli_scheduler.scheduler, ["run-once", "timers", "outbox"])
@@ -170,7 +170,7 @@ def test_cli_run_once_and_status(db, mail_settings, monkeypatch) -> None:  # typ
 
 def test_a_job_without_a_recent_start_is_stalled_and_status_says_so(
     db, mail_settings, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     monkeypatch.setattr(settings_mod, "_settings", mail_settings)
     now = datetime(2027, 3, 3, 12, 0, tzinfo=SP)
     # Three periods and two minutes: 30 s → 3.5 min; one hour → 3 h 2 min.
@@ -198,7 +198,7 @@ def test_a_job_without_a_recent_start_is_stalled_and_status_says_so(
                        "uploads": False}  # fmt: skip
 
 
-def test_the_scheduler_runs_every_job_and_stops_cleanly(db, mail_settings) -> None:  # type: ignore[no-untyped-def]
+def test_the_scheduler_runs_every_job_and_stops_cleanly(db, mail_settings) -> None:
     stop = threading.Event()
     thread = threading.Thread(target=runner.run, args=(mail_settings, stop), daemon=True)
     thread.start()

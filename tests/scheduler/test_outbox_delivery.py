@@ -37,7 +37,7 @@ FAST = delivery.DeliveryPolicy(
 )
 
 
-def _queue(db, settings, users: list[User], n_each: int = 1) -> list[int]:  # type: ignore[no-untyped-def]
+def _queue(db, settings, users: list[User], n_each: int = 1) -> list[int]:
     ids = []
     with db.write() as s:
         for user in users:
@@ -62,12 +62,12 @@ def _queue(db, settings, users: list[User], n_each: int = 1) -> list[int]:  # ty
     return ids
 
 
-def _users(db, people, *names: str) -> list[User]:  # type: ignore[no-untyped-def]
+def _users(db, people, *names: str) -> list[User]:
     with db.read() as s:
         return [s.get(User, people["users"][n].actor.user_id) for n in names]
 
 
-def _statuses(db) -> Counter:  # type: ignore[no-untyped-def]
+def _statuses(db) -> Counter:
     with db.read() as s:
         return Counter(
             dict(
@@ -80,7 +80,7 @@ def _statuses(db) -> Counter:  # type: ignore[no-untyped-def]
 
 def test_messages_are_sent_once_with_headers_and_marked_sent(
     db, people, mail_settings, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     ids = _queue(db, mail_settings, _users(db, people, "gestor", "datasus"), n_each=2)
     with time_machine.travel(NOW, tick=True):
         result = delivery.deliver_due(db, mail_settings, policy=FAST)
@@ -98,7 +98,7 @@ def test_messages_are_sent_once_with_headers_and_marked_sent(
 
 def test_a_worker_killed_between_claim_and_send_is_covered_once_its_lease_expires(
     db, people, mail_settings, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     ids = _queue(db, mail_settings, _users(db, people, "gestor", "integrador", "datasus"))
     with time_machine.travel(NOW, tick=False):
         # The dead worker claimed everything, then died without sending.
@@ -119,7 +119,7 @@ def test_a_worker_killed_between_claim_and_send_is_covered_once_its_lease_expire
 
 def test_a_lease_too_short_to_send_safely_hands_messages_back_unsent(
     db, people, mail_settings, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _queue(db, mail_settings, _users(db, people, "gestor"))
     short = dataclasses.replace(FAST, lease_seconds=10, smtp_timeout=20)
     with time_machine.travel(NOW, tick=True):
@@ -133,7 +133,7 @@ def test_a_lease_too_short_to_send_safely_hands_messages_back_unsent(
 
 def test_smtp_down_messages_wait_with_back_off_then_are_delivered_once(
     db, people, mail_settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     port = free_port()  # nothing listens here yet
     settings = dataclasses.replace(mail_settings, smtp_port=port)
     ids = _queue(db, settings, _users(db, people, "gestor", "datasus"), n_each=3)
@@ -171,7 +171,7 @@ def test_smtp_down_messages_wait_with_back_off_then_are_delivered_once(
 
 def test_after_max_attempts_a_message_fails_shows_in_status_and_can_be_retried(
     db, people, mail_settings, smtp, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     down = dataclasses.replace(mail_settings, smtp_port=free_port())
     (mid,) = _queue(db, down, _users(db, people, "gestor"))
     when = NOW
@@ -209,14 +209,14 @@ def test_after_max_attempts_a_message_fails_shows_in_status_and_can_be_retried(
     assert as_json.exit_code == 0 and '"outbox_failed": 0' in as_json.output
 
 
-def test_a_recipient_refused_permanently_fails_at_once(db, people, mail_settings, smtp) -> None:  # type: ignore[no-untyped-def]
-    async def refuse(server, session, envelope, address, rcpt_options):  # type: ignore[no-untyped-def]
+def test_a_recipient_refused_permanently_fails_at_once(db, people, mail_settings, smtp) -> None:
+    async def refuse(server, session, envelope, address, rcpt_options):
         if address == "gestor@lab.test":
             return "550 5.1.1 No such user"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    smtp.inbox.handle_RCPT = refuse  # type: ignore[attr-defined]
+    smtp.inbox.handle_RCPT = refuse
     _queue(db, mail_settings, _users(db, people, "gestor", "datasus"))
     with time_machine.travel(NOW, tick=True):
         result = delivery.deliver_due(db, mail_settings, policy=FAST)
@@ -225,7 +225,7 @@ def test_a_recipient_refused_permanently_fails_at_once(db, people, mail_settings
     assert len(smtp.inbox.to("analista@datasus.test")) == 1
 
 
-def _due_analyses(db, make, people, n: int) -> None:  # type: ignore[no-untyped-def]
+def _due_analyses(db, make, people, n: int) -> None:
     bare = make.establishment(people["org"])  # no gestor: one recipient (the DATASUS user) each
     add_tasks(
         db,
@@ -237,7 +237,7 @@ def _due_analyses(db, make, people, n: int) -> None:  # type: ignore[no-untyped-
     )
 
 
-def _assert_exactly_once(db, smtp, n: int) -> None:  # type: ignore[no-untyped-def]
+def _assert_exactly_once(db, smtp, n: int) -> None:
     received = smtp.inbox.outbox_ids()
     assert len(received) == n and len(set(received)) == n
     with db.read() as s:
@@ -248,7 +248,7 @@ def _assert_exactly_once(db, smtp, n: int) -> None:  # type: ignore[no-untyped-d
 
 def test_two_schedulers_in_threads_over_500_due_reminders_send_each_once(
     db, make, people, mail_settings, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _due_analyses(db, make, people, 500)
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -277,7 +277,7 @@ def test_two_schedulers_in_threads_over_500_due_reminders_send_each_once(
 @pytest.mark.postgres_only
 def test_two_scheduler_processes_over_500_due_reminders_send_each_once(
     db, make, people, db_url, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     _due_analyses(db, make, people, 500)
     ctx = multiprocessing.get_context("spawn")
     barrier, results = ctx.Barrier(2), ctx.Queue()
@@ -301,7 +301,7 @@ def test_two_scheduler_processes_over_500_due_reminders_send_each_once(
 
 def test_in_app_notifications_are_per_user_and_can_be_marked_read(
     db, make, people, mail_settings
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     add_tasks(
         db,
         org_id=people["org"],
@@ -339,7 +339,7 @@ def test_in_app_notifications_are_per_user_and_can_be_marked_read(
         )
 
 
-def test_a_message_the_server_cannot_take_fails_alone(db, make, people, mail_settings) -> None:  # type: ignore[no-untyped-def]
+def test_a_message_the_server_cannot_take_fails_alone(db, make, people, mail_settings) -> None:
     joao = make.user("sesa-pr", "gestor", people["est"].cnes, email="joão@lab.test")
     with db.read() as s:
         users = [s.get(User, joao.actor.user_id), *_users(db, people, "datasus")]
@@ -358,7 +358,7 @@ def test_a_message_the_server_cannot_take_fails_alone(db, make, people, mail_set
 
 def test_one_outbox_run_drains_a_backlog_batch_after_batch_within_its_budget(
     db, people, mail_settings, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from engine.scheduler import jobs
 
     settings = dataclasses.replace(mail_settings, outbox_batch=20)

@@ -22,7 +22,7 @@ SP = ZoneInfo("America/Sao_Paulo")
 WED = datetime(2027, 3, 3, 9, 0, tzinfo=SP)
 
 
-def _membership(db, user, role: str) -> int:  # type: ignore[no-untyped-def]
+def _membership(db, user, role: str) -> int:
     with db.read() as s:
         return s.scalar(
             select(Membership.id).where(
@@ -31,14 +31,14 @@ def _membership(db, user, role: str) -> int:  # type: ignore[no-untyped-def]
         )
 
 
-def _claimed(db, people, **extra) -> list[str]:  # type: ignore[no-untyped-def]
+def _claimed(db, people, **extra) -> list[str]:
     org, est = people["org"], people["est"].id
     past, created = WED - timedelta(days=3), WED - timedelta(days=12)
     return add_tasks(db, org_id=org, establishment_id=est, created_at=created, due_at=past,
                      **extra)  # fmt: skip
 
 
-def test_revoking_a_role_releases_the_tasks_claimed_in_it(db, people) -> None:  # type: ignore[no-untyped-def]
+def test_revoking_a_role_releases_the_tasks_claimed_in_it(db, people) -> None:
     users = people["users"]
     integrador = users["integrador"]
     mine = _claimed(db, people, count=2, lane="Integrador", role="integrador",
@@ -66,7 +66,7 @@ def test_revoking_a_role_releases_the_tasks_claimed_in_it(db, people) -> None:  
     assert all(e.seq > revoked.seq for e in released)
 
 
-def test_a_failed_revocation_releases_nothing(db, people) -> None:  # type: ignore[no-untyped-def]
+def test_a_failed_revocation_releases_nothing(db, people) -> None:
     users = people["users"]
     admin = users["admin"]
     task = _claimed(db, people, lane="Integrador", role="integrador",
@@ -77,7 +77,7 @@ def test_a_failed_revocation_releases_nothing(db, people) -> None:  # type: igno
         assert s.get(Task, task[0]).assignee_id == admin.actor.user_id
 
 
-def test_digests_go_only_to_current_members(db, people, mail_settings, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_digests_go_only_to_current_members(db, people, mail_settings, smtp) -> None:
     users = people["users"]
     integrador, other = users["integrador"], users["other_gestor"]
     _claimed(db, people, lane="Integrador", role="integrador", name="Desenvolver conector",
@@ -95,7 +95,7 @@ def test_digests_go_only_to_current_members(db, people, mail_settings, smtp) -> 
     assert smtp.inbox.to("integrador@lab.test") == [] and smtp.inbox.to("gestor@outro.test") == []
 
 
-def test_released_tasks_are_in_the_lanes_digest(db, people, mail_settings, smtp) -> None:  # type: ignore[no-untyped-def]
+def test_released_tasks_are_in_the_lanes_digest(db, people, mail_settings, smtp) -> None:
     users = people["users"]
     gestor = users["gestor"]
     _claimed(db, people, lane="Gestor", role="gestor", name="Solicitar acesso",
@@ -111,7 +111,7 @@ def test_released_tasks_are_in_the_lanes_digest(db, people, mail_settings, smtp)
     assert len(smtp.inbox.to(second)) == 1
 
 
-def add_second_gestor(db, people) -> str:  # type: ignore[no-untyped-def]
+def add_second_gestor(db, people) -> str:
     from engine.access.actor import SYSTEM
     from engine.accounts import service as accounts
 

@@ -44,7 +44,7 @@ def local(*args: int) -> datetime:
         (local(2026, 12, 28, 9), 5, local(2027, 1, 5, 23, 59, 59)),
     ],
 )
-def test_add_business_days_skips_weekends_and_national_holidays(created, days, due) -> None:  # type: ignore[no-untyped-def]
+def test_add_business_days_skips_weekends_and_national_holidays(created, days, due) -> None:
     assert sla.add_business_days(created.astimezone(ZoneInfo("UTC")), days) == due
 
 
@@ -64,7 +64,7 @@ def test_analysis_occurrence_counts_whole_sla_periods_of_business_days() -> None
     assert occ(2027, 2, 26, 12) == 13
 
 
-def test_the_due_date_is_computed_at_task_creation_and_stored(db, make) -> None:  # type: ignore[no-untyped-def]
+def test_the_due_date_is_computed_at_task_creation_and_stored(db, make) -> None:
     """Created on Thursday 2026-11-19 (evening, already Friday in UTC): Friday 20 is
     Consciência Negra, so the 3 business days are Mon 23, Tue 24 and Wed 25."""
     deploy_fixture(db)
@@ -84,7 +84,7 @@ def test_the_due_date_is_computed_at_task_creation_and_stored(db, make) -> None:
         assert s.get(Task, task.id).due_at == local(2026, 11, 25, 23, 59, 59)
 
 
-def _walk_to_analysis(client, people) -> Flow:  # type: ignore[no-untyped-def]
+def _walk_to_analysis(client, people) -> Flow:
     u = people["users"]
     users = {
         "admin": u["admin"],
@@ -116,7 +116,7 @@ def _walk_to_analysis(client, people) -> Flow:  # type: ignore[no-untyped-def]
     return flow
 
 
-def _deliver(db, settings) -> delivery.DeliveryResult:  # type: ignore[no-untyped-def]
+def _deliver(db, settings) -> delivery.DeliveryResult:
     result = delivery.deliver_due(db, settings, owner="test")
     assert result.errors == []
     return result
@@ -124,7 +124,7 @@ def _deliver(db, settings) -> delivery.DeliveryResult:  # type: ignore[no-untype
 
 def test_analysis_due_date_is_stored_and_overdue_reminders_go_once_per_sla_period(
     client, db, people, mail_settings, smtp
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     with time_machine.travel(local(2026, 12, 24, 10), tick=True):
         flow = _walk_to_analysis(client, people)
         analysis = flow.task("avaliar_solicitacao_acesso")

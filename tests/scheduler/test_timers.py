@@ -26,7 +26,7 @@ CHASE = datetime(2027, 3, 2, 12, 0, tzinfo=UTC)  # "2027-03-02T09:00:00-03:00"
 
 
 @pytest.fixture
-def started(make, db):  # type: ignore[no-untyped-def]
+def started(make, db):
     """``start(n)`` starts n instances of the fixture process at START, one per establishment."""
     deploy_fixture(db)
     org = make.org()
@@ -50,12 +50,12 @@ def started(make, db):  # type: ignore[no-untyped-def]
     return start
 
 
-def _tasks(db, instance_id: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _tasks(db, instance_id: int) -> dict[str, str]:
     with db.read() as s:
         return {t.element_id: t.state for t in runtime_instances.instance_tasks(s, instance_id)}
 
 
-def _fired(db, instance_id: int | None = None) -> int:  # type: ignore[no-untyped-def]
+def _fired(db, instance_id: int | None = None) -> int:
     stmt = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "timer.fired")
     if instance_id is not None:
         stmt = stmt.where(AuditEvent.entity_id == str(instance_id))
@@ -63,12 +63,12 @@ def _fired(db, instance_id: int | None = None) -> int:  # type: ignore[no-untype
         return s.scalar(stmt)
 
 
-def _instance(db, instance_id: int) -> ProcessInstance:  # type: ignore[no-untyped-def]
+def _instance(db, instance_id: int) -> ProcessInstance:
     with db.read() as s:
         return s.get(ProcessInstance, instance_id)
 
 
-def test_boundary_duration_timer_fires_once_cancels_the_task_and_is_audited(db, started) -> None:  # type: ignore[no-untyped-def]
+def test_boundary_duration_timer_fires_once_cancels_the_task_and_is_audited(db, started) -> None:
     (iid,) = started(1)
     assert _instance(db, iid).next_timer_due_at == DEADLINE
     assert _tasks(db, iid) == {"analisar": "ready"}
@@ -92,7 +92,7 @@ def test_boundary_duration_timer_fires_once_cancels_the_task_and_is_audited(db, 
         assert _instance(db, iid).version == 2
 
 
-def test_time_date_with_explicit_offset_is_indexed_and_fires_at_that_instant(db, started) -> None:  # type: ignore[no-untyped-def]
+def test_time_date_with_explicit_offset_is_indexed_and_fires_at_that_instant(db, started) -> None:
     (iid,) = started(1)
     with time_machine.travel(DEADLINE + timedelta(seconds=1), tick=False):
         timers.fire_due_timers(db)
@@ -113,7 +113,7 @@ def test_time_date_with_explicit_offset_is_indexed_and_fires_at_that_instant(db,
     )  # end of Wed 3, local
 
 
-def test_the_sweep_deserializes_only_instances_with_something_due(db, started, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_sweep_deserializes_only_instances_with_something_due(db, started, monkeypatch) -> None:
     ids = started(6)
     loads: list[int] = []
     real_load = spiff.load_state
@@ -141,10 +141,10 @@ def test_the_sweep_deserializes_only_instances_with_something_due(db, started, m
     assert len(loads) == 2
 
 
-def test_two_sweeps_racing_fire_each_timer_exactly_once(db, started) -> None:  # type: ignore[no-untyped-def]
+def test_two_sweeps_racing_fire_each_timer_exactly_once(db, started) -> None:
     ids = started(12)
     barrier = threading.Barrier(2)
-    results: list[timers.TimerSweep | BaseException] = [None, None]  # type: ignore[list-item]
+    results: list[timers.TimerSweep | BaseException] = [None, None]
 
     def sweep(i: int) -> None:
         barrier.wait()
@@ -160,16 +160,16 @@ def test_two_sweeps_racing_fire_each_timer_exactly_once(db, started) -> None:  #
         for t in threads:
             t.join(120)
     assert all(isinstance(r, timers.TimerSweep) for r in results), results
-    assert sum(r.fired for r in results) == 12  # type: ignore[union-attr]
-    assert sorted(results[0].fired_ids + results[1].fired_ids) == sorted(ids)  # type: ignore[union-attr]
-    assert sum(r.failed for r in results) == 0  # type: ignore[union-attr]
+    assert sum(r.fired for r in results) == 12
+    assert sorted(results[0].fired_ids + results[1].fired_ids) == sorted(ids)
+    assert sum(r.failed for r in results) == 0
     for iid in ids:
         assert _fired(db, iid) == 1
         assert _tasks(db, iid) == {"analisar": "cancelled"}
         assert _instance(db, iid).version == 2
 
 
-def test_a_failing_instance_is_reported_and_does_not_stop_the_sweep(db, started) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_instance_is_reported_and_does_not_stop_the_sweep(db, started) -> None:
     ids = started(3)
     with db.write() as s:
         s.execute(
@@ -183,7 +183,7 @@ def test_a_failing_instance_is_reported_and_does_not_stop_the_sweep(db, started)
 
 def test_a_sweep_meeting_an_instance_another_sweep_is_firing_skips_it(
     db, started, monkeypatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """Interleaved on purpose: sweep A stops inside its transaction on the first instance while
     sweep B runs. On PostgreSQL B skips the locked row (SKIP LOCKED); on SQLite B waits for
     A's write lock and then finds the timer no longer due. Either way: fired once each."""
@@ -192,7 +192,7 @@ def test_a_sweep_meeting_an_instance_another_sweep_is_firing_skips_it(
     real_fire = timers.fire_instance
     a_thread: list[threading.Thread] = []
 
-    def paused_fire(session, instance_id, now, sweep=None):  # type: ignore[no-untyped-def]
+    def paused_fire(session, instance_id, now, sweep=None):
         if threading.current_thread() is a_thread[0] and instance_id == ids[0]:
             assert b_started.wait(10)
             time.sleep(0.3)  # B meets instance 1 while A holds it
@@ -222,7 +222,7 @@ def test_a_sweep_meeting_an_instance_another_sweep_is_firing_skips_it(
 
 def test_a_stale_next_timer_due_at_is_corrected_instead_of_reloaded_every_sweep(
     db, started
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     (iid,) = started(1)
     with db.write() as s:  # the column says due, the saved state says two hours later
         s.execute(

@@ -31,7 +31,7 @@ from tests.support.security import (
 
 
 @pytest.fixture
-def sec(make, db) -> SecWorld:  # type: ignore[no-untyped-def]
+def sec(make, db) -> SecWorld:
     people = cast(
         make, ORG_A, "Secretaria da Saúde do Paraná", roles=ROLES, scoped=SCOPED,
         emails={role: f"{role.replace('_', '.')}@pr.gov.br" for role in ROLES},
@@ -106,12 +106,12 @@ def _cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def settings(settings):  # type: ignore[no-untyped-def]
+def settings(settings):
     """The app under test accepts the tests' self-signed certificates."""
     return dataclasses.replace(settings, certificate_require_icp_brasil=False)
 
 
 @pytest.fixture
-def csrf_app(app):  # type: ignore[no-untyped-def]
+def csrf_app(app):
     app.config["WTF_CSRF_ENABLED"] = True
     return app

@@ -37,7 +37,7 @@ LENIENT_FILTERS = {("GET", f"/api/v1/{name}") for name in ("tasks", "instances",
 
 
 @pytest.fixture
-def api_schema(app, sec):  # type: ignore[no-untyped-def]
+def api_schema(app, sec):
     return schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
 
 
@@ -57,7 +57,7 @@ def _fuzz(operation: Any, mode: GenerationMode, headers: dict[str, str], checks:
         derandomize=True,
         database=None,
     )
-    def fuzz(case) -> None:  # type: ignore[no-untyped-def]
+    def fuzz(case) -> None:
         case.call_and_validate(headers=headers, checks=checks)
 
     fuzz()
@@ -70,7 +70,7 @@ def _one_case(operation: Any) -> Any:
     @given(case=operation.as_strategy())
     @settings(max_examples=1, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate])  # fmt: skip
-    def draw(case) -> None:  # type: ignore[no-untyped-def]
+    def draw(case) -> None:
         drawn.append(case)
 
     draw()
@@ -91,7 +91,7 @@ def test_fuzzing_as_mostly_refused_roles(api_schema, sec: SecWorld, role: str) -
         _fuzz(operation, GenerationMode.POSITIVE, sec.users[role].headers, CONFORMANCE, 5)
 
 
-def test_every_operation_refuses_missing_or_bad_credentials(app, db, api_schema, sec) -> None:  # type: ignore[no-untyped-def]
+def test_every_operation_refuses_missing_or_bad_credentials(app, db, api_schema, sec) -> None:
     revoked = sec.users["integrador"]
     inactive = sec.users["gestor_municipal"]
     with db.write() as s:
@@ -137,7 +137,7 @@ def test_every_operation_refuses_missing_or_bad_credentials(app, db, api_schema,
     assert all(e.entity_id.startswith("/api/v1/") and e.data.get("reason") for e in events)
 
 
-def test_a_signed_in_browser_session_is_no_api_credential(app, sec) -> None:  # type: ignore[no-untyped-def]
+def test_a_signed_in_browser_session_is_no_api_credential(app, sec) -> None:
     from tests.support.security import PageClient
 
     page = PageClient(app, sec.users["admin"])

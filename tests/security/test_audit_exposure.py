@@ -13,7 +13,7 @@ from engine.audit.models import AuditEvent, AuthFailureCount
 from tests.support.security import PageClient
 
 
-def _events(db, action: str | None = None) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _events(db, action: str | None = None) -> list[AuditEvent]:
     stmt = select(AuditEvent).order_by(AuditEvent.id)
     if action:
         stmt = stmt.where(AuditEvent.action == action)
@@ -21,7 +21,7 @@ def _events(db, action: str | None = None) -> list[AuditEvent]:  # type: ignore[
         return list(s.scalars(stmt))
 
 
-def _counted(db) -> int:  # type: ignore[no-untyped-def]
+def _counted(db) -> int:
     with db.read() as s:
         return s.scalar(select(func.coalesce(func.sum(AuthFailureCount.failures), 0)))
 
@@ -29,7 +29,7 @@ def _counted(db) -> int:  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------ bad API tokens
 
 
-def test_a_hundred_bad_token_calls_add_a_bounded_number_of_events(client, db, make):  # type: ignore[no-untyped-def]
+def test_a_hundred_bad_token_calls_add_a_bounded_number_of_events(client, db, make):
     make.org()
     before = len(_events(db))
     for i in range(100):
@@ -44,11 +44,11 @@ def test_a_hundred_bad_token_calls_add_a_bounded_number_of_events(client, db, ma
     assert _counted(db) + sum(e.data["failures"] for e in summaries) == 100
 
 
-def test_closed_minutes_are_summed_up_in_one_event(db):  # type: ignore[no-untyped-def]
+def test_closed_minutes_are_summed_up_in_one_event(db):
     t0 = datetime(2026, 3, 1, 10, 0, 5, tzinfo=UTC)
     addresses = [failures.address_key("segredo", f"198.51.100.{i}") for i in range(3)]
 
-    def note(at: datetime, address: str, reason: str = "token inválido ou revogado"):  # type: ignore[no-untyped-def]
+    def note(at: datetime, address: str, reason: str = "token inválido ou revogado"):
         with db.write() as s:
             return failures.note(s, address_hash=address, reason=reason, now=at)
 
@@ -76,7 +76,7 @@ def test_closed_minutes_are_summed_up_in_one_event(db):  # type: ignore[no-untyp
 # ------------------------------------------------------------------ organization slugs
 
 
-def test_an_unknown_organization_and_a_foreign_one_answer_alike(client, make):  # type: ignore[no-untyped-def]
+def test_an_unknown_organization_and_a_foreign_one_answer_alike(client, make):
     make.org("sesa-pr", "Secretaria da Saúde do Paraná")
     make.org("sesa-sp", "Secretaria da Saúde de São Paulo")
     admin = make.user("sesa-pr", "admin")
@@ -94,13 +94,13 @@ def test_an_unknown_organization_and_a_foreign_one_answer_alike(client, make):  
 # ------------------------------------------------------------------ sign-in
 
 
-def test_a_failed_sign_in_keeps_no_unknown_identifier_as_typed(app, db, make):  # type: ignore[no-untyped-def]
+def test_a_failed_sign_in_keeps_no_unknown_identifier_as_typed(app, db, make):
     """A password pasted into the e-mail field must not stay in the undeletable chain."""
     make.org()
     gestor = make.user("sesa-pr", "gestor")
     visitor = PageClient(app)
 
-    def _login(email: str):  # type: ignore[no-untyped-def]
+    def _login(email: str):
         return visitor.post("/entrar", {"email": email, "password": "errada"},
                             environ_base={"REMOTE_ADDR": "192.0.2.9"})  # fmt: skip
 
@@ -127,7 +127,7 @@ def test_a_failed_sign_in_keeps_no_unknown_identifier_as_typed(app, db, make):  
 # ------------------------------------------------------------------ the audit page
 
 
-def test_the_audit_page_verifies_incrementally_with_a_button(csrf_app, db, make, monkeypatch):  # type: ignore[no-untyped-def]
+def test_the_audit_page_verifies_incrementally_with_a_button(csrf_app, db, make, monkeypatch):
     from engine.access.actor import SYSTEM
     from engine.audit import log as auditlog
     from engine.audit import service as audit

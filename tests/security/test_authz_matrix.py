@@ -529,7 +529,7 @@ def _rules(app: Any) -> list[tuple[str, str, Any]]:
     return sorted(out, key=lambda x: (x[0], x[1]))
 
 
-def test_every_route_is_in_the_matrix(app) -> None:  # type: ignore[no-untyped-def]
+def test_every_route_is_in_the_matrix(app) -> None:
     """A route without an entry fails here, by name: add it to EXPECTED."""
     present = {(r, m) for r, m, _ in _rules(app)}
     missing = sorted(present - set(EXPECTED))
@@ -678,7 +678,7 @@ def run_matrix(app: Any, db: Any, w: SecWorld, only: set[tuple[str, str]] | None
 
 
 @pytest.fixture
-def invitations(db, make, sec) -> None:  # type: ignore[no-untyped-def]
+def invitations(db, make, sec) -> None:
     """Pending invitations in each organization (the admin of A may cancel A's), and one of A
     to a person of B whose link is known: the matrix opens it and tries to accept as everyone."""
     import hashlib
@@ -707,7 +707,7 @@ def invitations(db, make, sec) -> None:  # type: ignore[no-untyped-def]
     sec.extra.update(ids, invite_token=token)
 
 
-def test_authorization_matrix(csrf_app, db, sec, invitations) -> None:  # type: ignore[no-untyped-def]
+def test_authorization_matrix(csrf_app, db, sec, invitations) -> None:
     outcome = run_matrix(csrf_app, db, sec)
     print(f"\nauthorization matrix: {len(EXPECTED)} rule x method entries, {outcome.cells} cells "
           f"(variant x {len(ROLES)} roles + anonymous), {outcome.checked} requests")  # fmt: skip
@@ -723,7 +723,7 @@ def test_authorization_matrix(csrf_app, db, sec, invitations) -> None:  # type: 
 # ------------------------------------------------------------------ the known bugs
 
 
-def test_auditors_cannot_upload_files(app, db, sec) -> None:  # type: ignore[no-untyped-def]
+def test_auditors_cannot_upload_files(app, db, sec) -> None:
     before = stored_files(db)
     res = app.test_client().post(
         "/api/v1/files",
@@ -735,7 +735,7 @@ def test_auditors_cannot_upload_files(app, db, sec) -> None:  # type: ignore[no-
     assert stored_files(db) == before
 
 
-def test_refused_bulk_start_is_audited(csrf_app, db, sec) -> None:  # type: ignore[no-untyped-def]
+def test_refused_bulk_start_is_audited(csrf_app, db, sec) -> None:
     auditor = PageClient(csrf_app, sec.users["auditor"])
     before = denials(db)
     res = auditor.post("/painel/iniciar", {"cnes": sec.own.est.cnes, "portfolio": "RIRA"})
@@ -746,7 +746,7 @@ def test_refused_bulk_start_is_audited(csrf_app, db, sec) -> None:  # type: igno
 # ------------------------------------------------------------------ beyond the table
 
 
-def test_the_markers_are_shown_to_those_who_may_see_them(csrf_app, sec) -> None:  # type: ignore[no-untyped-def]
+def test_the_markers_are_shown_to_those_who_may_see_them(csrf_app, sec) -> None:
     """The leak checks are not vacuous: the marker strings are on the pages of those who
     may see them."""
     admin = PageClient(csrf_app, sec.users["admin"])
@@ -767,7 +767,7 @@ TOKEN_TAKEOVER = (
 )
 
 
-def test_an_admin_cannot_obtain_a_token_acting_in_another_organization(csrf_app, db, sec) -> None:  # type: ignore[no-untyped-def]
+def test_an_admin_cannot_obtain_a_token_acting_in_another_organization(csrf_app, db, sec) -> None:
     import re
 
     admin = PageClient(csrf_app, sec.users["admin"])
@@ -794,7 +794,7 @@ NO_ORG_UNAUDITED = (
 )
 
 
-def test_a_user_without_organization_is_refused_and_audited(csrf_app, db, make, sec) -> None:  # type: ignore[no-untyped-def]
+def test_a_user_without_organization_is_refused_and_audited(csrf_app, db, make, sec) -> None:
     from sqlalchemy import delete, select
 
     from engine.accounts.models import Membership, User
@@ -818,7 +818,7 @@ MUNICIPAL_COMMENTS = (
 )
 
 
-def test_municipal_lanes_comment_on_their_pec_instance(csrf_app, db, sec) -> None:  # type: ignore[no-untyped-def]
+def test_municipal_lanes_comment_on_their_pec_instance(csrf_app, db, sec) -> None:
     from engine.runtime import instances as runtime_instances
 
     with db.write() as s:

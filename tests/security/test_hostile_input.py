@@ -592,7 +592,7 @@ def _ready_elements(db: Any, instance_id: int) -> set[str]:
                                                            Task.state == READY)))  # fmt: skip
 
 
-def test_every_form_of_the_renewal_process(csrf_app, db, sec: SecWorld, settings) -> None:  # type: ignore[no-untyped-def]
+def test_every_form_of_the_renewal_process(csrf_app, db, sec: SecWorld, settings) -> None:
     old = _upload(
         db, sec, "gestor", "atual.cer", samples.demo_certificate(sec.own.est.cnpj, days=20)
     )
@@ -619,7 +619,7 @@ def _with_start_data(monkeypatch: Any, extra: dict[str, Any]) -> None:
     """Start variables a credential gives (not wired yet): added beside the register."""
     register = vocabulary.PROVIDERS["establishment"]
 
-    def provider(session, ests, portfolio, given, now):  # type: ignore[no-untyped-def]
+    def provider(session, ests, portfolio, given, now):
         return [{**d, **extra} for d in register(session, ests, portfolio, given, now)]
 
     monkeypatch.setitem(vocabulary.PROVIDERS, "establishment", provider)
@@ -631,7 +631,7 @@ PEC_RENEWAL_FORMS = {
 }
 
 
-def test_every_form_of_the_pec_renewal(csrf_app, db, sec: SecWorld, settings, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_every_form_of_the_pec_renewal(csrf_app, db, sec: SecWorld, settings, monkeypatch) -> None:
     # the credential's start data (eh_pec) as the runtime gives it for a PEC credential
     _with_start_data(monkeypatch, {"eh_pec": True, "identificador_solicitante": "40111"})
     with db.write() as s:
@@ -674,7 +674,7 @@ AFTER_GOLIVE_LANES = {"Gestor": "gestor", "Integrador": "integrador", "DATASUS":
 OPERATIONS = [{"operacao": "/token", "metodo": "POST"}, {"operacao": "/Bundle", "metodo": "POST"}]
 
 
-def test_every_form_of_the_change_process(csrf_app, db, make, sec: SecWorld) -> None:  # type: ignore[no-untyped-def]
+def test_every_form_of_the_change_process(csrf_app, db, make, sec: SecWorld) -> None:
     child = make.establishment(sec.own.org_id, uf=sec.own.est.uf)
     instance_id = _start(db, sec, "alteracao-credencial")
     w = Walker(csrf_app, db, sec, instance_id, AFTER_GOLIVE_LANES)
@@ -694,7 +694,7 @@ def test_every_form_of_the_change_process(csrf_app, db, make, sec: SecWorld) -> 
     w.check_pages()
 
 
-def test_every_form_of_the_withdrawal_process(csrf_app, db, sec: SecWorld, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_every_form_of_the_withdrawal_process(csrf_app, db, sec: SecWorld, monkeypatch) -> None:
     first = _start(db, sec, "encerramento-credencial")  # asked by the establishment
     w = Walker(csrf_app, db, sec, first, AFTER_GOLIVE_LANES)
     w.shift = 1  # each form here has one free-text field: not every one gets <script>
@@ -991,7 +991,7 @@ CSV_FORMULAS = (
 )
 
 
-def test_csv_exports_neutralize_formulas(csrf_app, db, make, sec: SecWorld) -> None:  # type: ignore[no-untyped-def]
+def test_csv_exports_neutralize_formulas(csrf_app, db, make, sec: SecWorld) -> None:
     admin = PageClient(csrf_app, sec.users["admin"])
     values = _est_values(razao_social=FORMULA, municipio="+55 41 3333-4444", nome_fantasia="@x")
     assert admin.post("/estabelecimentos/novo", values).status_code == 302

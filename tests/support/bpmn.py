@@ -25,18 +25,18 @@ FLOW_NODE_TAGS = (
 )
 
 
-def _bounds(shape) -> tuple[float, float, float, float]:  # type: ignore[no-untyped-def]
+def _bounds(shape) -> tuple[float, float, float, float]:
     b = shape.find("dc:Bounds", NS)
-    return tuple(float(b.get(k)) for k in ("x", "y", "width", "height"))  # type: ignore[return-value]
+    return tuple(float(b.get(k)) for k in ("x", "y", "width", "height"))
 
 
-def _overlap(a, b) -> bool:  # type: ignore[no-untyped-def]
+def _overlap(a, b) -> bool:
     ax, ay, aw, ah = a
     bx, by, bw, bh = b
     return ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah
 
 
-def _segment_enters(p, q, box) -> bool:  # type: ignore[no-untyped-def]
+def _segment_enters(p, q, box) -> bool:
     """Does the orthogonal segment p-q pass through the interior of box?"""
     x, y, w, h = box
     (x1, y1), (x2, y2) = p, q
@@ -45,7 +45,7 @@ def _segment_enters(p, q, box) -> bool:  # type: ignore[no-untyped-def]
     return y < y1 < y + h and max(x1, x2) > x and min(x1, x2) < x + w
 
 
-def assert_diagram_interchange(path, process_id: str) -> None:  # type: ignore[no-untyped-def]
+def assert_diagram_interchange(path, process_id: str) -> None:
     """bpmn-js draws every element where it belongs: one shape per flow node, lane and the
     pool, one edge per sequence flow; lanes stacked inside the pool; nodes inside their lane
     and apart; boundary events on their task's border; edges orthogonal, from border to

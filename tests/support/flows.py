@@ -6,7 +6,7 @@ from __future__ import annotations
 from tests.support.builders import Flow
 
 
-def start(client, world, portfolio="RIRA", as_="admin", expect=201):  # type: ignore[no-untyped-def]
+def start(client, world, portfolio="RIRA", as_="admin", expect=201):
     res = client.post(
         "/api/v1/instances",
         json={
@@ -20,7 +20,7 @@ def start(client, world, portfolio="RIRA", as_="admin", expect=201):  # type: ig
     return res
 
 
-def flow(client, world) -> Flow:  # type: ignore[no-untyped-def]
+def flow(client, world) -> Flow:
     res = start(client, world)
     ops = client.get("/api/v1/portfolios", headers=world["users"]["admin"].headers).json["items"]
     portfolio = next(p for p in ops if p["code"] == "RIRA")

@@ -25,7 +25,7 @@ class Inbox:
         self.lock = threading.Lock()
         self.messages: list[tuple[list[str], EmailMessage]] = []
 
-    async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]
+    async def handle_DATA(self, server, session, envelope):
         parsed = message_from_bytes(
             envelope.original_content or envelope.content, policy=policy.default
         )

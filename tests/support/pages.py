@@ -67,7 +67,7 @@ class World:
     other_instance_id: int
 
 
-def ready_task(db, instance_id: int, element: str) -> Task:  # type: ignore[no-untyped-def]
+def ready_task(db, instance_id: int, element: str) -> Task:
     with db.read() as s:
         task = s.scalar(
             select(Task).where(
@@ -78,7 +78,7 @@ def ready_task(db, instance_id: int, element: str) -> Task:  # type: ignore[no-u
     return task
 
 
-def advance(db, world: World, elements: list[str]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def advance(db, world: World, elements: list[str]) -> dict[str, Any]:
     """Complete tasks of the world's instance through the engine (not the pages)."""
     lane_user = {"Gestor": "gestor", "Integrador": "integrador", "DATASUS": "datasus"}
     with db.read() as s:

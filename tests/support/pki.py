@@ -62,7 +62,7 @@ def rsa_key(name: str) -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def key_for(kind: str, name: str):  # type: ignore[no-untyped-def]
+def key_for(kind: str, name: str):
     return rsa_key(name) if kind == "rsa" else ec_key(name)
 
 
@@ -164,11 +164,11 @@ class Issued:
         return self.cert.fingerprint(hashes.SHA256()).hex()
 
 
-def _ski(key) -> x509.SubjectKeyIdentifier:  # type: ignore[no-untyped-def]
+def _ski(key) -> x509.SubjectKeyIdentifier:
     return x509.SubjectKeyIdentifier.from_public_key(key.public_key())
 
 
-def _aki(issuer_key) -> x509.AuthorityKeyIdentifier:  # type: ignore[no-untyped-def]
+def _aki(issuer_key) -> x509.AuthorityKeyIdentifier:
     return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
 
 
@@ -318,10 +318,10 @@ class TestPKI:
         cert = builder.sign(signer, hashes.SHA256())
         return Issued(cert, leaf_key)
 
-    def ecnpj(self, **kw) -> Issued:  # type: ignore[no-untyped-def]
+    def ecnpj(self, **kw) -> Issued:
         return self.leaf(kind="ecnpj", **kw)
 
-    def ecpf(self, **kw) -> Issued:  # type: ignore[no-untyped-def]
+    def ecpf(self, **kw) -> Issued:
         return self.leaf(kind="ecpf", name="MARIA DA SILVA", **kw)
 
     def expired(self) -> Issued:
@@ -364,7 +364,7 @@ class TestPKI:
         cert = issued.cert if with_cert else None
         return pkcs12.serialize_key_and_certificates(
             b"certificado", issued.key, cert, cas, encryption
-        )  # type: ignore[arg-type]
+        )
 
     def pfx_without_certificate(self, issued: Issued, password: str = PASSWORD) -> bytes:
         return self.pfx(issued, password, chain=False, with_cert=False)
@@ -410,7 +410,7 @@ class TestPKI:
                     if ext[1][0][1] == bytes.fromhex("551d13"):  # basicConstraints
                         ext[1][-1] = (0x04, bytes.fromhex("3003010100"))
         signer = self.root.key if issuer == "root" else self.intermediate.key
-        return resign(encode_tree(tbs), signer)  # type: ignore[arg-type]
+        return resign(encode_tree(tbs), signer)
 
     def non_der_unrepairable(self) -> bytes:
         """keyUsage whose value is an INTEGER: no re-encoding makes that a certificate."""
@@ -442,7 +442,7 @@ class TestPKI:
                     if len(parts) == 2:  # OID, OCTET STRING: no critical flag
                         parts.insert(1, (0x01, b"\x00"))
                         break
-        return resign(encode_tree(tbs), self.intermediate.key)  # type: ignore[arg-type]
+        return resign(encode_tree(tbs), self.intermediate.key)
 
 
 # --- PKCS#12 written by hand ------------------------------------------------------------------
@@ -534,8 +534,8 @@ def _encrypt(plain: bytes, password: str, how: str) -> tuple[bytes, bytes]:
             seq(tlv(0x04, salt), integer(iterations), seq(oid(OID_HMAC_SHA256), NULL)),
         )
         alg_id = seq(oid(OID_PBES2), seq(kdf, seq(oid(OID_AES256_CBC), tlv(0x04, iv))))
-    padder = padding.PKCS7(algorithm.block_size).padder()  # type: ignore[attr-defined]
-    encryptor = Cipher(algorithm, modes.CBC(iv)).encryptor()  # type: ignore[arg-type]
+    padder = padding.PKCS7(algorithm.block_size).padder()
+    encryptor = Cipher(algorithm, modes.CBC(iv)).encryptor()
     padded = padder.update(plain) + padder.finalize()
     return alg_id, encryptor.update(padded) + encryptor.finalize()
 
@@ -551,7 +551,7 @@ def pfx_by_hand(
     """A .pfx holding ``cert_ders`` as they are (byte for byte) and ``key``, with a SHA-256
     MAC; the certificates' safe encrypted with AES-256 (PBES2), 3DES (PKCS#12 PBE) or not."""
     local_id = tlv(0x31, seq(oid(OID_LOCAL_KEY_ID), tlv(0x31, tlv(0x04, b"\x01"))))
-    shrouded = key.private_bytes(  # type: ignore[attr-defined]
+    shrouded = key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(password.encode()),

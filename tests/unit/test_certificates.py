@@ -39,22 +39,22 @@ from tests.support.pki import CNPJ, CPF, OTHER_CNPJ, PASSWORD, pki
 
 
 @pytest.fixture(scope="module")
-def ca():  # type: ignore[no-untyped-def]
+def ca():
     return pki()
 
 
-def judge(data: bytes, password=None, **kw):  # type: ignore[no-untyped-def]
+def judge(data: bytes, password=None, **kw):
     kw.setdefault("extra_anchors", pki().anchors)
     return inspect(data, password, **kw)
 
 
-def error_of(data: bytes, password=None, **kw) -> CertificateError:  # type: ignore[no-untyped-def]
+def error_of(data: bytes, password=None, **kw) -> CertificateError:
     with pytest.raises(CertificateError) as info:
         judge(data, password, **kw)
     return info.value
 
 
-def usable_error(report, **kw) -> CertificateError:  # type: ignore[no-untyped-def]
+def usable_error(report, **kw) -> CertificateError:
     with pytest.raises(CertificateError) as info:
         check_usable(report, **kw)
     return info.value
@@ -62,12 +62,12 @@ def usable_error(report, **kw) -> CertificateError:  # type: ignore[no-untyped-d
 
 def private_bytes(issued: P.Issued) -> list[bytes]:
     key = issued.key
-    der = key.private_bytes(  # type: ignore[attr-defined]
+    der = key.private_bytes(
         serialization.Encoding.DER,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    pem = key.private_bytes(  # type: ignore[attr-defined]
+    pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
@@ -79,7 +79,7 @@ def private_bytes(issued: P.Issued) -> list[bytes]:
 
 
 @pytest.mark.parametrize("container", ["der", "pem", "base64", "pem_bundle", "p7b", "pfx"])
-def test_good_ecnpj_in_every_container(ca, container):  # type: ignore[no-untyped-def]
+def test_good_ecnpj_in_every_container(ca, container):
     leaf = ca.ecnpj()
     data, password = {
         "der": (leaf.der, None),
@@ -117,7 +117,7 @@ def test_good_ecnpj_in_every_container(ca, container):  # type: ignore[no-untype
     assert all(c.ok for c in report.checklist)
 
 
-def test_report_fields_and_json(ca):  # type: ignore[no-untyped-def]
+def test_report_fields_and_json(ca):
     leaf = ca.ecnpj()
     report = judge(ca.pfx(leaf), PASSWORD, expected_cnpj="12.ABC.345/01DE-35")
     data = report.to_dict()
@@ -140,7 +140,7 @@ def test_report_fields_and_json(ca):  # type: ignore[no-untyped-def]
     assert base64.b64decode(with_der["der_base64"]) == leaf.der
 
 
-def test_rsa_leaf(ca):  # type: ignore[no-untyped-def]
+def test_rsa_leaf(ca):
     leaf = ca.ecnpj(key="rsa", key_name="rsa-leaf")
     report = judge(ca.pfx(leaf), PASSWORD)
     assert report.public_key == {"algorithm": "RSA", "size": 2048}
@@ -153,7 +153,7 @@ def test_rsa_leaf(ca):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("encoding", ["printable", "octet", "utf8"])
 @pytest.mark.parametrize("layout", ["full", "short", "nis", "zeros", "long"])
-def test_ecnpj_other_names(ca, encoding, layout):  # type: ignore[no-untyped-def]
+def test_ecnpj_other_names(ca, encoding, layout):
     report = judge(ca.ecnpj(encoding=encoding, layout=layout).der)
     assert report.cnpj == CNPJ
     assert report.responsible_cpf == CPF
@@ -165,7 +165,7 @@ def test_ecnpj_other_names(ca, encoding, layout):  # type: ignore[no-untyped-def
 
 
 @pytest.mark.parametrize("encoding", ["printable", "octet", "utf8"])
-def test_ecpf_holder(ca, encoding):  # type: ignore[no-untyped-def]
+def test_ecpf_holder(ca, encoding):
     report = judge(ca.ecpf(encoding=encoding, cpf=P.OTHER_CPF).der)
     assert report.holder_kind == "e-CPF"
     assert report.holder_cpf == P.OTHER_CPF
@@ -174,7 +174,7 @@ def test_ecpf_holder(ca, encoding):  # type: ignore[no-untyped-def]
     assert report.other_names["titular_e_cpf"][0][8:19] == P.OTHER_CPF
 
 
-def test_ecpf_for_an_establishment_is_a_cnpj_problem(ca):  # type: ignore[no-untyped-def]
+def test_ecpf_for_an_establishment_is_a_cnpj_problem(ca):
     report = judge(ca.ecpf().der, expected_cnpj=CNPJ)
     err = usable_error(report)
     assert err.code == "cnpj_mismatch"
@@ -182,7 +182,7 @@ def test_ecpf_for_an_establishment_is_a_cnpj_problem(ca):  # type: ignore[no-unt
     check_usable(report, allow_cnpj_exception=True)
 
 
-def test_cn_fallback_without_san(ca):  # type: ignore[no-untyped-def]
+def test_cn_fallback_without_san(ca):
     report = judge(ca.ecnpj(san=False).der, expected_cnpj=CNPJ)
     assert report.cnpj == CNPJ
     assert report.identity_source == "cn"
@@ -196,7 +196,7 @@ def test_cn_fallback_without_san(ca):  # type: ignore[no-untyped-def]
     assert (ecpf.holder_kind, ecpf.holder_cpf, ecpf.identity_source) == ("e-CPF", CPF, "cn")
 
 
-def test_numeric_cnpj(ca):  # type: ignore[no-untyped-def]
+def test_numeric_cnpj(ca):
     report = judge(ca.ecnpj(cnpj=OTHER_CNPJ).der, expected_cnpj="10.302.910/0001-82")
     assert report.cnpj == OTHER_CNPJ
     check_usable(report)
@@ -217,7 +217,7 @@ def test_numeric_cnpj(ca):  # type: ignore[no-untyped-def]
         (b"", None),
     ],
 )
-def test_decode_other_name(value, text):  # type: ignore[no-untyped-def]
+def test_decode_other_name(value, text):
     assert decode_other_name(value) == text
 
 
@@ -232,11 +232,11 @@ def test_decode_other_name(value, text):  # type: ignore[no-untyped-def]
         ("", {"birth_date": None, "cpf": None, "nis": None}),
     ],
 )
-def test_person_fields(text, expected):  # type: ignore[no-untyped-def]
+def test_person_fields(text, expected):
     assert person_fields(text) == expected
 
 
-def test_types_by_policy(ca):  # type: ignore[no-untyped-def]
+def test_types_by_policy(ca):
     assert judge(ca.ecnpj(policy=P.A3_POLICY).der).type == "A3"
     unknown = judge(ca.ecnpj(policy=None).der)
     assert unknown.type == "unknown"
@@ -249,7 +249,7 @@ def test_types_by_policy(ca):  # type: ignore[no-untyped-def]
 # --- failures, each with its own message --------------------------------------------------
 
 
-def test_wrong_password(ca):  # type: ignore[no-untyped-def]
+def test_wrong_password(ca):
     pfx = ca.pfx(ca.ecnpj())
     err = error_of(pfx, "senha-errada")
     assert (err.code, err.message) == ("wrong_password", "Senha do certificado incorreta.")
@@ -259,7 +259,7 @@ def test_wrong_password(ca):  # type: ignore[no-untyped-def]
     assert error_of(pfx, "").code == "wrong_password"
 
 
-def test_pfx_variants(ca):  # type: ignore[no-untyped-def]
+def test_pfx_variants(ca):
     leaf = ca.ecnpj()
     assert judge(ca.pfx(leaf, None)).has_private_key  # no password
     assert judge(ca.pfx(leaf, None), "digitada-a-toa").has_private_key
@@ -271,13 +271,13 @@ def test_pfx_variants(ca):  # type: ignore[no-untyped-def]
     assert judge(ca.pfx(leaf, chain=False), PASSWORD, extra_anchors=ca.anchors).icp_brasil is True
 
 
-def test_pfx_without_certificate(ca):  # type: ignore[no-untyped-def]
+def test_pfx_without_certificate(ca):
     err = error_of(ca.pfx_without_certificate(ca.ecnpj()), PASSWORD)
     assert err.code == "pfx_without_certificate"
     assert "não contém o certificado" in err.message
 
 
-def test_not_a_certificate(ca):  # type: ignore[no-untyped-def]
+def test_not_a_certificate(ca):
     for data in (b"hello", b"<html><body>x</body></html>", b"%PDF-1.4\n", b"\x00" * 100):
         assert error_of(data).code == "not_certificate"
     assert "incompleto" in error_of(ca.ecnpj().der[:300]).message
@@ -290,7 +290,7 @@ def test_not_a_certificate(ca):  # type: ignore[no-untyped-def]
     assert "autoridades certificadoras" in error_of(chain_only).message
 
 
-def test_csr_is_not_a_certificate(ca):  # type: ignore[no-untyped-def]
+def test_csr_is_not_a_certificate(ca):
 
     csr = (
         x509.CertificateSigningRequestBuilder()
@@ -309,7 +309,7 @@ NON_DER = ["non_der_basic_constraints", "non_der_explicit_version", "non_der_ecn
 
 
 @pytest.mark.parametrize("variant", NON_DER)
-def test_not_strict_der_is_read_leniently(ca, variant):  # type: ignore[no-untyped-def]
+def test_not_strict_der_is_read_leniently(ca, variant):
     """Issue 12 #18: a real certificate with an explicitly encoded DEFAULT (cA FALSE, critical
     FALSE) is read, re-encoded in DER for reading, and stored and fingerprinted as it came;
     its chain is checked over the bytes its issuer signed."""
@@ -333,7 +333,7 @@ def test_not_strict_der_is_read_leniently(ca, variant):  # type: ignore[no-untyp
         check_usable(judge(data, expected_cnpj=CNPJ))
 
 
-def test_not_strict_der_signed_by_someone_else_is_not_trusted(ca):  # type: ignore[no-untyped-def]
+def test_not_strict_der_signed_by_someone_else_is_not_trusted(ca):
     good = P.parse_tree(x509.load_der_x509_certificate(ca.non_der_ecnpj()).tbs_certificate_bytes)
     forged = P.resign(P.encode_tree(good), P.ec_key("forger"))
     report = judge(forged)
@@ -342,12 +342,12 @@ def test_not_strict_der_signed_by_someone_else_is_not_trusted(ca):  # type: igno
     assert usable_error(report).code == "not_icp_brasil"
 
 
-def test_not_strict_der_directly_under_a_root(ca):  # type: ignore[no-untyped-def]
+def test_not_strict_der_directly_under_a_root(ca):
     report = judge(ca.non_der_ecnpj(issuer="root"), extra_anchors=(ca.root.cert,))
     assert report.icp_brasil and len(report.chain.path) == 2
 
 
-def test_not_der_when_even_lenient_reading_fails(ca):  # type: ignore[no-untyped-def]
+def test_not_der_when_even_lenient_reading_fails(ca):
     data = ca.non_der_unrepairable()
     err = error_of(data)
     assert err.code == "not_der"
@@ -359,7 +359,7 @@ def test_not_der_when_even_lenient_reading_fails(ca):  # type: ignore[no-untyped
 
 @pytest.mark.parametrize("encryption", ["aes", "3des", "none"])
 @pytest.mark.parametrize("variant", NON_DER)
-def test_pfx_with_a_non_der_certificate_opens(ca, variant, encryption):  # type: ignore[no-untyped-def]
+def test_pfx_with_a_non_der_certificate_opens(ca, variant, encryption):
     """Issue 12 #18: the password was blamed ("Senha do certificado incorreta.") although the
     MAC verifies. Never again: the .pfx is opened and the certificate read leniently."""
     data = getattr(ca, variant)()
@@ -380,7 +380,7 @@ def test_pfx_with_a_non_der_certificate_opens(ca, variant, encryption):  # type:
     assert error_of(pfx, None).code == "wrong_password"
 
 
-def test_pfx_builder_is_sound(ca):  # type: ignore[no-untyped-def]
+def test_pfx_builder_is_sound(ca):
     """OpenSSL (through cryptography) opens the hand-written .pfx with a DER certificate."""
     leaf = ca.ecnpj()
     for encryption in ("aes", "3des", "none"):
@@ -390,7 +390,7 @@ def test_pfx_builder_is_sound(ca):  # type: ignore[no-untyped-def]
         assert loaded.cert is not None and loaded.cert.certificate == leaf.cert
 
 
-def test_pfx_right_password_unreadable_certificate_says_so(ca):  # type: ignore[no-untyped-def]
+def test_pfx_right_password_unreadable_certificate_says_so(ca):
     pfx = P.pfx_by_hand([ca.non_der_unrepairable()], P.ec_key("leaf"))
     err = error_of(pfx, PASSWORD)
     assert err.code == "not_der"
@@ -398,7 +398,7 @@ def test_pfx_right_password_unreadable_certificate_says_so(ca):  # type: ignore[
     assert error_of(pfx, "errada").code == "wrong_password"
 
 
-def test_pfx_right_password_old_cipher_says_so(ca):  # type: ignore[no-untyped-def]
+def test_pfx_right_password_old_cipher_says_so(ca):
     """The MAC verifies, nothing can be decrypted (RC2-40 is beyond both readers here):
     the message says the password is right and what to do."""
     pfx = P.pfx_by_hand([ca.ecnpj().der], P.ec_key("leaf"), cert_encryption="rc2-40-unreadable")
@@ -408,7 +408,7 @@ def test_pfx_right_password_old_cipher_says_so(ca):  # type: ignore[no-untyped-d
     assert error_of(pfx, "errada").code == "wrong_password"
 
 
-def test_dates_are_shown_in_the_configured_time_zone(ca, monkeypatch):  # type: ignore[no-untyped-def]
+def test_dates_are_shown_in_the_configured_time_zone(ca, monkeypatch):
     from engine import settings as settings_mod
     from engine.pki import dates
 
@@ -420,7 +420,7 @@ def test_dates_are_shown_in_the_configured_time_zone(ca, monkeypatch):  # type: 
     assert dates.br_date(datetime(2026, 3, 1, 20, 0, tzinfo=UTC)) == "02/03/2026"
 
 
-def test_pfx_opened_without_openssl_checks_the_mac(ca):  # type: ignore[no-untyped-def]
+def test_pfx_opened_without_openssl_checks_the_mac(ca):
     """A .pfx whose MAC was made with another password is not opened with either."""
     data = ca.non_der_explicit_version()
     pfx = P.pfx_by_hand([data], P.ec_key("leaf"), mac_password="outra-senha")
@@ -428,7 +428,7 @@ def test_pfx_opened_without_openssl_checks_the_mac(ca):  # type: ignore[no-untyp
     assert error_of(pfx, "outra-senha").code in ("wrong_password", "not_certificate")
 
 
-def test_expired_and_not_yet_valid(ca):  # type: ignore[no-untyped-def]
+def test_expired_and_not_yet_valid(ca):
     expired = judge(ca.expired().der)
     assert expired.days_left < 0
     assert expired.icp_brasil  # the chain is judged within the leaf's validity
@@ -441,7 +441,7 @@ def test_expired_and_not_yet_valid(ca):  # type: ignore[no-untyped-def]
     assert err.code == "not_yet_valid" and "passa a valer" in err.message
 
 
-def test_expiry_warning(ca):  # type: ignore[no-untyped-def]
+def test_expiry_warning(ca):
     leaf = ca.ecnpj()
     soon = leaf.cert.not_valid_after_utc - timedelta(days=10, hours=1)
     report = judge(leaf.der, now=soon)
@@ -453,7 +453,7 @@ def test_expiry_warning(ca):  # type: ignore[no-untyped-def]
     )
 
 
-def test_not_icp_brasil(ca):  # type: ignore[no-untyped-def]
+def test_not_icp_brasil(ca):
     self_signed = judge(ca.self_signed().der)
     assert not self_signed.icp_brasil
     assert "autoassinado" in self_signed.chain.reason_pt
@@ -469,7 +469,7 @@ def test_not_icp_brasil(ca):  # type: ignore[no-untyped-def]
     assert other_root.chain.anchor is None
 
 
-def test_cnpj_mismatch_and_exception(ca):  # type: ignore[no-untyped-def]
+def test_cnpj_mismatch_and_exception(ca):
     other = judge(ca.ecnpj(cnpj=OTHER_CNPJ).der, expected_cnpj=CNPJ)
     err = usable_error(other)
     assert err.code == "cnpj_mismatch"
@@ -485,7 +485,7 @@ def test_cnpj_mismatch_and_exception(ca):  # type: ignore[no-untyped-def]
     assert "matriz/filial" in usable_error(branch).message
 
 
-def test_no_client_auth(ca):  # type: ignore[no-untyped-def]
+def test_no_client_auth(ca):
     report = judge(ca.ecnpj(client_auth=False).der)
     assert not report.client_auth
     err = usable_error(report)
@@ -493,7 +493,7 @@ def test_no_client_auth(ca):  # type: ignore[no-untyped-def]
     assert "clientAuth" in err.message and "emailProtection" in err.message
 
 
-def test_problem_order(ca):  # type: ignore[no-untyped-def]
+def test_problem_order(ca):
     leaf = ca.leaf(
         issuer="self",
         key_name="everything-wrong",
@@ -508,7 +508,7 @@ def test_problem_order(ca):  # type: ignore[no-untyped-def]
     assert usable_error(report).code == "expired"
 
 
-def test_icp_brasil_roots_are_shipped():  # type: ignore[no-untyped-def]
+def test_icp_brasil_roots_are_shipped():
     roots, intermediates = icp_brasil_store()
     names = {r.subject.rfc4514_string() for r in roots}
     assert any("Autoridade Certificadora Raiz Brasileira v5" in n for n in names)
@@ -519,7 +519,7 @@ def test_icp_brasil_roots_are_shipped():  # type: ignore[no-untyped-def]
     assert not any("DigiCert" in n or "ISRG" in n for n in names)
 
 
-def test_the_project_owns_its_roots_bundle():  # type: ignore[no-untyped-def]
+def test_the_project_owns_its_roots_bundle():
     """Issue 12 #20: the roots are data of this project (taken from certifi-icpbr 2023.7.3,
     which is no longer a dependency), and say how old they are."""
     from pathlib import Path
@@ -539,7 +539,7 @@ def test_the_project_owns_its_roots_bundle():  # type: ignore[no-untyped-def]
     assert "certifi-icpbr" not in pyproject and '"*.pem"' in pyproject
 
 
-def test_real_icp_brasil_acs_chain_to_the_real_roots():  # type: ignore[no-untyped-def]
+def test_real_icp_brasil_acs_chain_to_the_real_roots():
     """The verifier's policy accepts real ICP-Brasil chains (RSA 4096, SHA-512, their
     extensions), so a real e-CNPJ is not refused for being "too different" from ours."""
     roots, intermediates = icp_brasil_store()
@@ -561,7 +561,7 @@ def test_real_icp_brasil_acs_chain_to_the_real_roots():  # type: ignore[no-untyp
 # --- only the public part leaves the inspector ---------------------------------------------
 
 
-def test_private_key_and_password_never_leave(ca, caplog):  # type: ignore[no-untyped-def]
+def test_private_key_and_password_never_leave(ca, caplog):
     leaf = ca.ecnpj()
     pfx = ca.pfx(leaf)
     caplog.set_level("DEBUG")
@@ -581,14 +581,14 @@ def test_private_key_and_password_never_leave(ca, caplog):  # type: ignore[no-un
     )
 
 
-def test_pem_with_key_ignores_the_key(ca):  # type: ignore[no-untyped-def]
+def test_pem_with_key_ignores_the_key(ca):
     leaf = ca.ecnpj()
     report = judge(leaf.pem + private_bytes(leaf)[1])
     assert report.file_kind == "pem" and not report.has_private_key
     assert any("chave privada" in n for n in report.notes)
 
 
-def test_looks_like_certificate_file(ca):  # type: ignore[no-untyped-def]
+def test_looks_like_certificate_file(ca):
     leaf = ca.ecnpj()
     for data in (leaf.der, leaf.pem, ca.pfx(leaf), ca.p7b(leaf), private_bytes(leaf)[1]):
         assert looks_like_certificate_file(data)
@@ -602,14 +602,14 @@ def test_looks_like_certificate_file(ca):  # type: ignore[no-untyped-def]
 # --- hostile and broken input ------------------------------------------------------------
 
 
-def _pfx_with_mac_iterations(ca, iterations: int) -> bytes:  # type: ignore[no-untyped-def]
+def _pfx_with_mac_iterations(ca, iterations: int) -> bytes:
     tree = P.parse_tree(ca.pfx(ca.ecnpj()))
     mac = tree[0][1][2][1]  # PFX → macData → [DigestInfo, salt, iterations]
     mac[2] = (0x02, iterations.to_bytes(4, "big"))
     return P.encode_tree(tree)
 
 
-def test_pfx_with_absurd_iterations_is_refused_fast(ca):  # type: ignore[no-untyped-def]
+def test_pfx_with_absurd_iterations_is_refused_fast(ca):
     data = _pfx_with_mac_iterations(ca, 0x7FFFFFFF)
     started = time.monotonic()
     err = error_of(data, PASSWORD)
@@ -617,12 +617,12 @@ def test_pfx_with_absurd_iterations_is_refused_fast(ca):  # type: ignore[no-unty
     assert err.code == "not_certificate" and "iterações" in err.message
 
 
-def test_too_large(ca):  # type: ignore[no-untyped-def]
+def test_too_large(ca):
     err = error_of(b"\x30\x84\x00\x90\x00\x00" + os.urandom(9 * 1024 * 1024))
     assert err.code == "not_certificate" and "grande demais" in err.message
 
 
-def test_nine_megabyte_random_pfx():  # type: ignore[no-untyped-def]
+def test_nine_megabyte_random_pfx():
     data = os.urandom(9 * 1024 * 1024)
     for password in (None, "senha"):
         with pytest.raises(CertificateError):
@@ -653,7 +653,7 @@ def _only_certificate_errors(data: bytes, password: str | None = None) -> None:
 
 @FUZZ
 @given(st.binary(max_size=4096))
-def test_fuzz_random_bytes(data):  # type: ignore[no-untyped-def]
+def test_fuzz_random_bytes(data):
     _only_certificate_errors(data)
 
 
@@ -662,7 +662,7 @@ def test_fuzz_random_bytes(data):  # type: ignore[no-untyped-def]
     st.binary(min_size=0, max_size=3000),
     st.sampled_from([b"\x30\x82", b"\x30\x80", b"\x30\x83\x00"]),
 )
-def test_fuzz_sequence_header(body, header):  # type: ignore[no-untyped-def]
+def test_fuzz_sequence_header(body, header):
     _only_certificate_errors(header + len(body).to_bytes(2, "big") + body)
     _only_certificate_errors(header + body, "senha")
 
@@ -677,7 +677,7 @@ def real_files() -> tuple[bytes, ...]:
 
 @FUZZ
 @given(st.data())
-def test_fuzz_truncated_and_mutated_real_files(data):  # type: ignore[no-untyped-def]
+def test_fuzz_truncated_and_mutated_real_files(data):
     original = data.draw(st.sampled_from(real_files()))
     cut = data.draw(st.integers(min_value=0, max_value=len(original)))
     _only_certificate_errors(original[:cut], PASSWORD)
@@ -690,11 +690,11 @@ def test_fuzz_truncated_and_mutated_real_files(data):  # type: ignore[no-untyped
 
 @FUZZ
 @given(st.text(max_size=40))
-def test_fuzz_passwords(password):  # type: ignore[no-untyped-def]
+def test_fuzz_passwords(password):
     _only_certificate_errors(real_files()[2], password)
 
 
-def test_password_with_nul_is_just_wrong(ca):  # type: ignore[no-untyped-def]
+def test_password_with_nul_is_just_wrong(ca):
     # cryptography panics (a BaseException) on a NUL in a PKCS#12 password
     assert error_of(ca.pfx(ca.ecnpj()), "abc\x00def").code == "wrong_password"
 
@@ -703,7 +703,7 @@ def test_password_with_nul_is_just_wrong(ca):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def run(tmp_path):  # type: ignore[no-untyped-def]
+def run(tmp_path):
     runner = CliRunner()
 
     from web.cli.certificates import certificates
@@ -717,7 +717,7 @@ def run(tmp_path):  # type: ignore[no-untyped-def]
     return go
 
 
-def test_cli_inspect(ca, run, tmp_path):  # type: ignore[no-untyped-def]
+def test_cli_inspect(ca, run, tmp_path):
     anchors = tmp_path / "ac-teste.pem"
     anchors.write_bytes(ca.anchors_pem)
     pfx = tmp_path / "empresa.pfx"
@@ -746,7 +746,7 @@ def test_cli_inspect(ca, run, tmp_path):  # type: ignore[no-untyped-def]
     assert out["error"]["code"] == "not_certificate"
 
 
-def test_cli_bad_cnpj(ca, tmp_path):  # type: ignore[no-untyped-def]
+def test_cli_bad_cnpj(ca, tmp_path):
     cer = tmp_path / "a.cer"
     cer.write_bytes(ca.ecnpj().der)
     from web.cli.certificates import certificates
@@ -755,7 +755,7 @@ def test_cli_bad_cnpj(ca, tmp_path):  # type: ignore[no-untyped-def]
     assert result.exit_code == 2
 
 
-def test_now_naive_is_utc(ca):  # type: ignore[no-untyped-def]
+def test_now_naive_is_utc(ca):
     leaf = ca.ecnpj()
     naive = datetime.now(UTC).replace(tzinfo=None)
     assert judge(leaf.der, now=naive).checked_at.tzinfo is not None
@@ -764,7 +764,7 @@ def test_now_naive_is_utc(ca):  # type: ignore[no-untyped-def]
 # --- boundaries ------------------------------------------------------------------------------
 
 
-def _engine_imports(path) -> set[str]:  # type: ignore[no-untyped-def]
+def _engine_imports(path) -> set[str]:
     import ast
 
     found: set[str] = set()
@@ -777,7 +777,7 @@ def _engine_imports(path) -> set[str]:  # type: ignore[no-untyped-def]
     return found
 
 
-def test_pki_is_pure_certificate_knowledge():  # type: ignore[no-untyped-def]
+def test_pki_is_pure_certificate_knowledge():
     """engine.pki needs no database and no other domain: only settings, errors and the pure
     identifier checks (CPF/CNPJ digits), which import nothing from engine themselves."""
     import importlib.util

@@ -20,7 +20,7 @@ from engine.files.content import MAX_PIXELS, EvidenceError, check_evidence
 LIMIT = 10 * 1024 * 1024
 
 
-def check(data: bytes, limit: int = LIMIT):  # type: ignore[no-untyped-def]
+def check(data: bytes, limit: int = LIMIT):
     return check_evidence(data, max_bytes=limit)
 
 
@@ -71,7 +71,7 @@ def png(
 # --- accepted --------------------------------------------------------------------------
 
 
-def test_pdf_and_png_accepted():  # type: ignore[no-untyped-def]
+def test_pdf_and_png_accepted():
     pdf = check(samples.tiny_pdf())
     assert (pdf.kind, pdf.content_type, pdf.pages, pdf.flags) == ("pdf", "application/pdf", 1, ())
     image = check(samples.tiny_png(16, 9))
@@ -86,7 +86,7 @@ def test_pdf_and_png_accepted():  # type: ignore[no-untyped-def]
     assert check(make_pdf(pages=3)).pages == 3
 
 
-def test_pdf_written_by_pypdf():  # type: ignore[no-untyped-def]
+def test_pdf_written_by_pypdf():
     from pypdf import PdfWriter
 
     writer = PdfWriter()
@@ -124,12 +124,12 @@ def test_pdf_written_by_pypdf():  # type: ignore[no-untyped-def]
         ),
     ],
 )
-def test_risky_pdfs_are_accepted_but_flagged(catalog, extra, flags):  # type: ignore[no-untyped-def]
+def test_risky_pdfs_are_accepted_but_flagged(catalog, extra, flags):
     info = check(make_pdf(catalog, extra))
     assert info.kind == "pdf" and info.flags == flags and info.flagged
 
 
-def test_encrypted_pdf():  # type: ignore[no-untyped-def]
+def test_encrypted_pdf():
     from pypdf import PdfWriter
 
     def encrypted(user: str) -> bytes:
@@ -145,7 +145,7 @@ def test_encrypted_pdf():  # type: ignore[no-untyped-def]
     assert opens.pages == 1 and "encrypted" in opens.flags
 
 
-def test_png_with_appended_data_is_flagged():  # type: ignore[no-untyped-def]
+def test_png_with_appended_data_is_flagged():
     info = check(samples.tiny_png() + b"PK\x03\x04" + os.urandom(50))
     assert info.flags == ("trailing_data",)
     assert check(samples.tiny_png() + b"\x00\x00").flags == ()
@@ -172,12 +172,12 @@ def test_png_with_appended_data_is_flagged():  # type: ignore[no-untyped-def]
         (b"lixo antes %PDF-1.4\n", "unsupported", "PDF ou PNG"),
     ],
 )
-def test_impostors(data, code, words):  # type: ignore[no-untyped-def]
+def test_impostors(data, code, words):
     err = refused(data)
     assert err.code == code and words in err.message
 
 
-def test_zip_renamed_pdf():  # type: ignore[no-untyped-def]
+def test_zip_renamed_pdf():
     import zipfile
 
     buf = io.BytesIO()
@@ -186,7 +186,7 @@ def test_zip_renamed_pdf():  # type: ignore[no-untyped-def]
     assert refused(buf.getvalue()).code == "zip"
 
 
-def test_truncated_and_broken_pdfs():  # type: ignore[no-untyped-def]
+def test_truncated_and_broken_pdfs():
     pdf = samples.tiny_pdf()
     assert refused(pdf[: len(pdf) // 2]).code == "pdf_truncated"
     assert refused(pdf[:-8]).code == "pdf_truncated"
@@ -199,7 +199,7 @@ def test_truncated_and_broken_pdfs():  # type: ignore[no-untyped-def]
     assert refused(no_pages).code == "pdf_no_pages"
 
 
-def test_png_problems():  # type: ignore[no-untyped-def]
+def test_png_problems():
     good = samples.tiny_png()
     assert refused(good[:-6]).code == "png_truncated"
     assert refused(good[:30]).code == "png_truncated"
@@ -214,7 +214,7 @@ def test_png_problems():  # type: ignore[no-untyped-def]
     assert refused(no_idat).code == "png_corrupt"
 
 
-def test_png_decompression_bomb_refused_without_decompressing():  # type: ignore[no-untyped-def]
+def test_png_decompression_bomb_refused_without_decompressing():
     # 100 000 x 100 000 grey pixels: 10 GB once inflated, a few hundred bytes here.
     bomb = png(100_000, 100_000, idat=zlib.compress(b"\x00" * 100_001 * 50, 9))
     assert len(bomb) < 20_000
@@ -238,13 +238,13 @@ SLOW_FOR_OLD_PYPDF = base64.b64decode(
 )
 
 
-def test_malformed_pdf_is_judged_quickly():  # type: ignore[no-untyped-def]
+def test_malformed_pdf_is_judged_quickly():
     started = time.monotonic()
     assert refused(SLOW_FOR_OLD_PYPDF).code == "pdf_corrupt"
     assert time.monotonic() - started < 5
 
 
-def test_size_limit():  # type: ignore[no-untyped-def]
+def test_size_limit():
     pdf = samples.tiny_pdf()
     err = refused(pdf, limit=len(pdf) - 1)
     assert err.code == "too_large"
@@ -291,13 +291,13 @@ def only_evidence_errors(data: bytes) -> None:
 
 @FUZZ
 @given(st.binary(max_size=4096))
-def test_fuzz_random_bytes(data):  # type: ignore[no-untyped-def]
+def test_fuzz_random_bytes(data):
     only_evidence_errors(data)
 
 
 @FUZZ
 @given(st.binary(max_size=3000))
-def test_fuzz_pdf_shaped(body):  # type: ignore[no-untyped-def]
+def test_fuzz_pdf_shaped(body):
     only_evidence_errors(b"%PDF-1.4\n" + body + b"\n%%EOF\n")
     only_evidence_errors(b"\x89PNG\r\n\x1a\n" + body)
 
@@ -311,7 +311,7 @@ REAL = (
 
 @FUZZ
 @given(st.data())
-def test_fuzz_mutated_real_files(data):  # type: ignore[no-untyped-def]
+def test_fuzz_mutated_real_files(data):
     original = bytearray(data.draw(st.sampled_from(REAL)))
     for _ in range(data.draw(st.integers(min_value=1, max_value=10))):
         at = data.draw(st.integers(min_value=0, max_value=len(original) - 1))

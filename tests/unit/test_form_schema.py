@@ -127,7 +127,7 @@ def test_the_view_is_kept_and_cannot_be_changed():
     assert form_view(CERTIFICATE_FORM, dict(ui)) is view
     assert view.order[:2] == ("fixo", "arquivo")
     with pytest.raises(FrozenInstanceError):
-        view.field("chave").secret = False  # type: ignore[misc]
+        view.field("chave").secret = False
     ui["ui:order"] = ["arquivo"]  # hints changed in place get their own description
     assert form_view(CERTIFICATE_FORM, ui).order[0] == "arquivo"
     assert view.order[0] == "fixo"

@@ -116,9 +116,9 @@ def test_kept_views_cannot_be_changed():
     props = views.properties(root_view)
     assert isinstance(root_view, tuple) and isinstance(props["nome"], tuple)
     with pytest.raises(TypeError):
-        props["nome"] = ()  # type: ignore[index]
+        props["nome"] = ()
     with pytest.raises(TypeError):
-        views.declared(root_view)["novo"] = ()  # type: ignore[index]
+        views.declared(root_view)["novo"] = ()
 
 
 def test_an_id_taken_by_another_object_never_finds_the_old_views(monkeypatch):

@@ -58,7 +58,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "breaks", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_each_problem_is_reported(copy: Path, name: str, breaks, expected: str) -> None:  # type: ignore[no-untyped-def]
+def test_each_problem_is_reported(copy: Path, name: str, breaks, expected: str) -> None:
     breaks(copy)
     problems = check_paths([copy])
     assert any(expected in p for p in problems), problems
@@ -78,7 +78,7 @@ def test_cli_exit_codes(copy: Path) -> None:
 
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=2000) | st.text(max_size=2000).map(lambda t: t.encode()))
-def test_any_file_gives_lines_not_tracebacks(tmp_path_factory, content: bytes) -> None:  # type: ignore[no-untyped-def]
+def test_any_file_gives_lines_not_tracebacks(tmp_path_factory, content: bytes) -> None:
     folder = tmp_path_factory.mktemp("junk")
     (folder / "x.bpmn").write_bytes(content)
     problems = check_paths([folder / "x.bpmn"])

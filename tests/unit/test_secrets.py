@@ -27,7 +27,7 @@ def ring() -> S.Keyring:
 
 
 @pytest.fixture(autouse=True)
-def _no_global_key(monkeypatch):  # type: ignore[no-untyped-def]
+def _no_global_key(monkeypatch):
     for name in (S.KEY_ENV, S.KEY_FILE_ENV, S.OLD_KEYS_ENV):
         monkeypatch.delenv(name, raising=False)
     S.configure(None)
@@ -38,7 +38,7 @@ def _no_global_key(monkeypatch):  # type: ignore[no-untyped-def]
 # --- encryption --------------------------------------------------------------------------
 
 
-def test_round_trip_and_token_shape(ring):  # type: ignore[no-untyped-def]
+def test_round_trip_and_token_shape(ring):
     token = ring.encrypt(PLAIN, context="org:1")
     prefix, key_id, body = token.split(".")
     assert prefix == "cv1" and key_id == ring.current.id and len(key_id) == 16
@@ -48,7 +48,7 @@ def test_round_trip_and_token_shape(ring):  # type: ignore[no-untyped-def]
     assert S.is_token(token) and not S.is_token(PLAIN) and S.key_id_of(token) == key_id
 
 
-def test_tampering_and_wrong_place_are_detected(ring):  # type: ignore[no-untyped-def]
+def test_tampering_and_wrong_place_are_detected(ring):
     token = ring.encrypt(PLAIN, context="a")
     body = token.rsplit(".", 1)[1]
     flipped = body[:-3] + ("A" if body[-3] != "A" else "B") + body[-2:]
@@ -62,7 +62,7 @@ def test_tampering_and_wrong_place_are_detected(ring):  # type: ignore[no-untype
         other.decrypt(token, context="a")
 
 
-def test_keys(ring):  # type: ignore[no-untyped-def]
+def test_keys(ring):
     text_key = S.generate_key()
     assert len(base64.b64decode(text_key)) == 32
     key = S.Key.from_text(text_key)
@@ -79,7 +79,7 @@ def test_keys(ring):  # type: ignore[no-untyped-def]
     assert S.key_id_of(both.encrypt("y")) == key.id
 
 
-def test_mask():  # type: ignore[no-untyped-def]
+def test_mask():
     assert S.mask(PLAIN) == S.mask("1") == "••••••••"
     assert S.mask("") == "" and S.mask(None) == ""
 
@@ -87,7 +87,7 @@ def test_mask():  # type: ignore[no-untyped-def]
 # --- configuration -------------------------------------------------------------------------
 
 
-def test_load_keyring_from_env_and_file(tmp_path):  # type: ignore[no-untyped-def]
+def test_load_keyring_from_env_and_file(tmp_path):
     assert S.load_keyring({}) is None
     key = S.generate_key()
     assert S.load_keyring({S.KEY_ENV: key}).current.id == S.Key.from_text(key).id
@@ -103,7 +103,7 @@ def test_load_keyring_from_env_and_file(tmp_path):  # type: ignore[no-untyped-de
         S.load_keyring({S.KEY_FILE_ENV: str(tmp_path / "missing.key")})
 
 
-def test_production_refuses_to_start_without_a_key(tmp_path):  # type: ignore[no-untyped-def]
+def test_production_refuses_to_start_without_a_key(tmp_path):
     with pytest.raises(S.SecretKeyError) as info:
         S.require_key(True, environ={}, local_key_file=tmp_path / "k")
     message = str(info.value)
@@ -114,7 +114,7 @@ def test_production_refuses_to_start_without_a_key(tmp_path):  # type: ignore[no
         S.encrypt("x")  # nothing configured anywhere
 
 
-def test_local_runs_get_a_local_key(tmp_path):  # type: ignore[no-untyped-def]
+def test_local_runs_get_a_local_key(tmp_path):
     path = tmp_path / "instance" / "secret.key"
     ring = S.require_key(False, environ={}, local_key_file=path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -125,7 +125,7 @@ def test_local_runs_get_a_local_key(tmp_path):  # type: ignore[no-untyped-def]
     assert configured.current.id != ring.current.id
 
 
-def test_cli_generate_key(tmp_path):  # type: ignore[no-untyped-def]
+def test_cli_generate_key(tmp_path):
     from web.cli.secrets import secrets_group
 
     runner = CliRunner()
@@ -145,7 +145,7 @@ def test_cli_generate_key(tmp_path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def instance_ids(make):  # type: ignore[no-untyped-def]
+def instance_ids(make):
     from engine.runtime.instances import start_instance
 
     org = make.org()
@@ -164,7 +164,7 @@ def instance_ids(make):  # type: ignore[no-untyped-def]
         ]
 
 
-def all_rows_text(db) -> str:  # type: ignore[no-untyped-def]
+def all_rows_text(db) -> str:
     """Every row of every table, as the database returns it (bytes decoded leniently)."""
     parts = []
     with db.engine.connect() as conn:
@@ -179,7 +179,7 @@ def all_rows_text(db) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(parts)
 
 
-def test_no_plaintext_anywhere_in_the_database(db, instance_ids, ring):  # type: ignore[no-untyped-def]
+def test_no_plaintext_anywhere_in_the_database(db, instance_ids, ring):
     org, (first, second) = instance_ids
     with db.write() as s:
         S.put(s, org_id=org, instance_id=first, field_path="token_pec", value=PLAIN, ring=ring)
@@ -194,7 +194,7 @@ def test_no_plaintext_anywhere_in_the_database(db, instance_ids, ring):  # type:
         assert S.fields_of(s, first) == ["token_pec"]
 
 
-def test_put_replaces_and_rows_are_bound_to_their_place(db, instance_ids, ring):  # type: ignore[no-untyped-def]
+def test_put_replaces_and_rows_are_bound_to_their_place(db, instance_ids, ring):
     org, (first, second) = instance_ids
     with db.write() as s:
         S.put(s, org_id=org, instance_id=first, field_path="token_pec", value="v1", ring=ring)
@@ -210,7 +210,7 @@ def test_put_replaces_and_rows_are_bound_to_their_place(db, instance_ids, ring):
             S.get(s, second, "token_pec", ring=ring)
 
 
-def test_rotate(db, instance_ids, ring):  # type: ignore[no-untyped-def]
+def test_rotate(db, instance_ids, ring):
     org, (first, second) = instance_ids
     with db.write() as s:
         for iid in (first, second):
@@ -229,7 +229,7 @@ def test_rotate(db, instance_ids, ring):  # type: ignore[no-untyped-def]
             S.get(s, first, "token_pec", ring=ring)  # the old key alone no longer opens it
 
 
-def test_rotate_with_the_wrong_old_key_changes_nothing(db, instance_ids, ring):  # type: ignore[no-untyped-def]
+def test_rotate_with_the_wrong_old_key_changes_nothing(db, instance_ids, ring):
     org, (first, _) = instance_ids
     with db.write() as s:
         S.put(s, org_id=org, instance_id=first, field_path="token_pec", value=PLAIN, ring=ring)
@@ -240,7 +240,7 @@ def test_rotate_with_the_wrong_old_key_changes_nothing(db, instance_ids, ring): 
         assert S.get(s, first, "token_pec", ring=ring) == PLAIN
 
 
-def test_cli_rotate(db, db_url, instance_ids, ring, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+def test_cli_rotate(db, db_url, instance_ids, ring, tmp_path, monkeypatch):
     from web.cli.secrets import secrets_group
 
     org, (first, _) = instance_ids

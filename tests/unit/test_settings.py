@@ -28,7 +28,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("text", ["true", "True", "TRUE", "1", "yes", "Yes", "on", "ON", " on "])
-def test_true_spellings_turn_the_switches_on(monkeypatch, text) -> None:  # type: ignore[no-untyped-def]
+def test_true_spellings_turn_the_switches_on(monkeypatch, text) -> None:
     monkeypatch.setenv("CREDENCIA_CERTIFICATE_REQUIRE_ICP_BRASIL", text)
     monkeypatch.setenv("CREDENCIA_SMTP_STARTTLS", text)
     s = Settings()
@@ -37,7 +37,7 @@ def test_true_spellings_turn_the_switches_on(monkeypatch, text) -> None:  # type
 
 
 @pytest.mark.parametrize("text", ["false", "False", "0", "no", "NO", "off", "Off"])
-def test_false_spellings_turn_the_switches_off(monkeypatch, text) -> None:  # type: ignore[no-untyped-def]
+def test_false_spellings_turn_the_switches_off(monkeypatch, text) -> None:
     monkeypatch.setenv("CREDENCIA_CERTIFICATE_REQUIRE_ICP_BRASIL", text)
     monkeypatch.setenv("CREDENCIA_SMTP_STARTTLS", text)
     s = Settings()
@@ -45,7 +45,7 @@ def test_false_spellings_turn_the_switches_off(monkeypatch, text) -> None:  # ty
     assert s.smtp_starttls is False
 
 
-def test_unset_or_empty_switches_keep_their_safe_defaults(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_unset_or_empty_switches_keep_their_safe_defaults(monkeypatch) -> None:
     s = Settings()
     assert s.certificate_require_icp_brasil is True and s.smtp_starttls is False
     monkeypatch.setenv("CREDENCIA_CERTIFICATE_REQUIRE_ICP_BRASIL", "")
@@ -56,7 +56,7 @@ def test_unset_or_empty_switches_keep_their_safe_defaults(monkeypatch) -> None: 
     "name", ["CREDENCIA_CERTIFICATE_REQUIRE_ICP_BRASIL", "CREDENCIA_SMTP_STARTTLS"]
 )
 @pytest.mark.parametrize("text", ["sim", "verdadeiro", "2", "enabled", "t"])
-def test_anything_else_stops_the_start_naming_the_variable(monkeypatch, name, text) -> None:  # type: ignore[no-untyped-def]
+def test_anything_else_stops_the_start_naming_the_variable(monkeypatch, name, text) -> None:
     monkeypatch.setenv(name, text)
     with pytest.raises(SettingsError, match=name) as raised:
         Settings()
@@ -76,7 +76,7 @@ def test_anything_else_stops_the_start_naming_the_variable(monkeypatch, name, te
         ("CREDENCIA_OUTBOX_BATCH", "0x10"),
     ],
 )
-def test_a_bad_integer_names_its_variable(monkeypatch, name, text) -> None:  # type: ignore[no-untyped-def]
+def test_a_bad_integer_names_its_variable(monkeypatch, name, text) -> None:
     monkeypatch.setenv(name, text)
     with pytest.raises(SettingsError, match=f"{name}='{text}' não é um número inteiro"):
         Settings()
@@ -90,13 +90,13 @@ def test_a_bad_integer_names_its_variable(monkeypatch, name, text) -> None:  # t
         ("CREDENCIA_TRUSTED_PROXIES", "-1"),
     ],
 )
-def test_an_integer_out_of_range_names_its_variable(monkeypatch, name, text) -> None:  # type: ignore[no-untyped-def]
+def test_an_integer_out_of_range_names_its_variable(monkeypatch, name, text) -> None:
     monkeypatch.setenv(name, text)
     with pytest.raises(SettingsError, match=f"{name}={text} fora do intervalo"):
         Settings()
 
 
-def test_integers_and_lists_are_read(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_integers_and_lists_are_read(monkeypatch) -> None:
     monkeypatch.setenv("CREDENCIA_SMTP_PORT", " 587 ")
     monkeypatch.setenv("CREDENCIA_CERTIFICATE_REMINDER_DAYS", "30, 7,1")
     s = Settings()
@@ -106,7 +106,7 @@ def test_integers_and_lists_are_read(monkeypatch) -> None:  # type: ignore[no-un
         Settings()
 
 
-def test_an_unknown_time_zone_names_its_variable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_time_zone_names_its_variable(monkeypatch) -> None:
     monkeypatch.setenv("CREDENCIA_TIMEZONE", "America/Brasilia")
     with pytest.raises(SettingsError, match="CREDENCIA_TIMEZONE"):
         Settings()
@@ -116,14 +116,14 @@ def test_an_unknown_time_zone_names_its_variable(monkeypatch) -> None:  # type: 
 
 
 @pytest.mark.parametrize("text", ["production", "Production", "PRODUCTION", " production\n"])
-def test_production_is_production_in_any_case(monkeypatch, text) -> None:  # type: ignore[no-untyped-def]
+def test_production_is_production_in_any_case(monkeypatch, text) -> None:
     monkeypatch.setenv("CREDENCIA_ENV", text)
     s = Settings()
     assert s.environment == "production" and s.production
 
 
 @pytest.mark.parametrize("text", ["prod", "producao", "live", "dev"])
-def test_an_unknown_environment_stops_the_start(monkeypatch, text) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_environment_stops_the_start(monkeypatch, text) -> None:
     monkeypatch.setenv("CREDENCIA_ENV", text)
     with pytest.raises(SettingsError, match="CREDENCIA_ENV") as raised:
         Settings()
@@ -137,7 +137,7 @@ def test_the_default_environment_is_development() -> None:
 
 def test_capitalized_production_refuses_to_start_without_a_master_key(
     monkeypatch, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     """`CREDENCIA_ENV=Production` used to be "not production": the app then made itself a
     local key instead of refusing to start."""
     from web import create_app
@@ -156,7 +156,7 @@ def test_capitalized_production_refuses_to_start_without_a_master_key(
 
 def test_secrets_are_read_from_their_file_without_the_trailing_newline(
     monkeypatch, tmp_path
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     password = tmp_path / "smtp_password"
     password.write_text("  pa ss\twith spaces  \n", encoding="utf-8")
     url = tmp_path / "database_url"
@@ -172,7 +172,7 @@ def test_secrets_are_read_from_their_file_without_the_trailing_newline(
     assert s.smtp_user == "apikey"
 
 
-def test_a_secret_set_twice_stops_the_start(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_secret_set_twice_stops_the_start(monkeypatch, tmp_path) -> None:
     path = tmp_path / "p"
     path.write_text("from-file\n", encoding="utf-8")
     monkeypatch.setenv("CREDENCIA_SMTP_PASSWORD", "from-env")
@@ -183,14 +183,14 @@ def test_a_secret_set_twice_stops_the_start(monkeypatch, tmp_path) -> None:  # t
         Settings()
 
 
-def test_an_unreadable_secret_file_names_its_variable(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_an_unreadable_secret_file_names_its_variable(monkeypatch, tmp_path) -> None:
     missing = tmp_path / "nope"
     monkeypatch.setenv("CREDENCIA_SMTP_PASSWORD_FILE", str(missing))
     with pytest.raises(SettingsError, match=f"CREDENCIA_SMTP_PASSWORD_FILE={missing}"):
         Settings()
 
 
-def test_only_secret_settings_come_from_files(monkeypatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_only_secret_settings_come_from_files(monkeypatch, tmp_path) -> None:
     path = tmp_path / "u"
     path.write_text("https://elsewhere.example\n", encoding="utf-8")
     monkeypatch.setenv("CREDENCIA_BASE_URL_FILE", str(path))
@@ -211,7 +211,7 @@ def test_old_master_keys_are_read_from_their_file(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ the CLI stops
 
 
-def test_the_cli_stops_on_a_bad_setting_with_the_message(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_stops_on_a_bad_setting_with_the_message(monkeypatch) -> None:
     from web.cli import main
 
     monkeypatch.setenv("CREDENCIA_SMTP_STARTTLS", "talvez")

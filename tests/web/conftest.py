@@ -13,7 +13,7 @@ from tests.support.pages import Pages, World
 
 
 @pytest.fixture
-def world(make, db) -> World:  # type: ignore[no-untyped-def]
+def world(make, db) -> World:
     people = cast(make, uf="PR", others=({"uf": "PR", "municipio": "Londrina"},))
     org, est, est2, users = people.org, people.est, people.others[0], people.users
     other_org = make.org("sesa-sp", "Secretaria da Saúde de São Paulo")
@@ -29,7 +29,7 @@ def world(make, db) -> World:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def pages(app):  # type: ignore[no-untyped-def]
+def pages(app):
     def make_pages(user: UserHandle | None = None, **kwargs: Any) -> Pages:
         p = Pages(app, **kwargs)
         return p.login(user) if user else p
@@ -38,6 +38,6 @@ def pages(app):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def settings(settings):  # type: ignore[no-untyped-def]
+def settings(settings):
     """The app under test accepts the tests' self-signed certificates."""
     return dataclasses.replace(settings, certificate_require_icp_brasil=False)

@@ -14,7 +14,7 @@ from engine.runtime.models import Task
 from tests.support.pages import ready_task
 
 
-def _routes(world, db) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def _routes(world, db) -> dict[str, str]:
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     with db.write() as s:
         file_id = files.store(
@@ -47,7 +47,7 @@ def _routes(world, db) -> dict[str, str]:  # type: ignore[no-untyped-def]
     }
 
 
-def test_every_page_redirects_to_login_when_logged_out(world, db, pages):  # type: ignore[no-untyped-def]
+def test_every_page_redirects_to_login_when_logged_out(world, db, pages):
     anonymous = pages()
     for name, path in _routes(world, db).items():
         res = anonymous.get(path)
@@ -55,7 +55,7 @@ def test_every_page_redirects_to_login_when_logged_out(world, db, pages):  # typ
         assert res.headers["Location"].startswith("/entrar?next="), name
 
 
-def test_every_page_opens_for_the_admin(world, db, pages):  # type: ignore[no-untyped-def]
+def test_every_page_opens_for_the_admin(world, db, pages):
     admin = pages(world.users["admin"])
     for name, path in _routes(world, db).items():
         res = admin.get(path)
@@ -67,7 +67,7 @@ ADMIN_ONLY = ["dashboard", "dashboard_csv", "audit", "audit_event", "audit_csv",
               "establishment_new", "establishment_edit", "establishment_import"]  # fmt: skip
 
 
-def test_wrong_role_gets_403_and_is_audited(world, db, pages):  # type: ignore[no-untyped-def]
+def test_wrong_role_gets_403_and_is_audited(world, db, pages):
     routes = _routes(world, db)
     gestor = pages(world.users["gestor"])
     for name in ADMIN_ONLY:
@@ -86,13 +86,13 @@ def test_wrong_role_gets_403_and_is_audited(world, db, pages):  # type: ignore[n
     assert "denied.dashboard.read" in denied and "denied.admin.read" in denied
 
 
-def test_scoped_gestor_cannot_see_other_establishment(world, db, pages):  # type: ignore[no-untyped-def]
+def test_scoped_gestor_cannot_see_other_establishment(world, db, pages):
     gestor = pages(world.users["gestor"])
     assert gestor.get(f"/estabelecimentos/{world.est2.cnes}").status_code == 403
     assert gestor.get(f"/estabelecimentos/{world.est.cnes}").status_code == 200
 
 
-def test_other_organizations_ids_are_not_found(world, db, pages):  # type: ignore[no-untyped-def]
+def test_other_organizations_ids_are_not_found(world, db, pages):
     with db.read() as s:
         task = s.scalar(select(Task).where(Task.instance_id == world.other_instance_id).limit(1))
         event_id = s.scalar(
@@ -123,7 +123,7 @@ def test_other_organizations_ids_are_not_found(world, db, pages):  # type: ignor
         assert admin.post(path, {"body": "x", "reason": "x"}).status_code == 404, path
 
 
-def test_posts_without_csrf_token_are_refused(world, db, app, pages):  # type: ignore[no-untyped-def]
+def test_posts_without_csrf_token_are_refused(world, db, app, pages):
     app.config["WTF_CSRF_ENABLED"] = True
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     gestor = pages(world.users["gestor"])
@@ -149,7 +149,7 @@ def test_posts_without_csrf_token_are_refused(world, db, app, pages):  # type: i
         assert not s.scalars(select(AuditEvent).where(AuditEvent.action == "comment.created")).all()
 
 
-def test_api_is_exempt_from_csrf(world, client):  # type: ignore[no-untyped-def]
+def test_api_is_exempt_from_csrf(world, client):
     res = client.get("/api/v1/me", headers=world.users["admin"].headers)
     assert res.status_code == 200
     task_res = client.get("/api/v1/tasks", headers=world.users["gestor"].headers)
@@ -162,7 +162,7 @@ def test_api_is_exempt_from_csrf(world, client):  # type: ignore[no-untyped-def]
     )
 
 
-def test_security_headers_and_no_inline_script(world, pages):  # type: ignore[no-untyped-def]
+def test_security_headers_and_no_inline_script(world, pages):
     admin = pages(world.users["admin"])
     for path in ("/entrar", "/", f"/processos/{world.instance_id}", "/painel", "/nao-existe"):
         res = admin.get(path)
@@ -180,20 +180,20 @@ def test_security_headers_and_no_inline_script(world, pages):  # type: ignore[no
 
 
 @pytest.mark.parametrize("path", ["/nao-existe", "/processos/abc"])
-def test_error_pages_in_the_sites_look(world, pages, path):  # type: ignore[no-untyped-def]
+def test_error_pages_in_the_sites_look(world, pages, path):
     res = pages(world.users["gestor"]).get(path)
     assert res.status_code == 404
     html = res.get_data(as_text=True)
     assert "br-header" in html and "Página não encontrada" in html and "Voltar ao início" in html
 
 
-def test_unexpected_error_shows_500_page_without_trace(settings, db):  # type: ignore[no-untyped-def]
+def test_unexpected_error_shows_500_page_without_trace(settings, db):
     from web import create_app
 
     app = create_app(settings, db)
 
     @app.get("/explode")
-    def explode():  # type: ignore[no-untyped-def]
+    def explode():
         raise RuntimeError("segredo interno")
 
     res = app.test_client().get("/explode")
@@ -202,7 +202,7 @@ def test_unexpected_error_shows_500_page_without_trace(settings, db):  # type: i
     assert "Erro interno" in html and "segredo interno" not in html and "Traceback" not in html
 
 
-def test_conflict_gives_409_page(world, db, make, pages):  # type: ignore[no-untyped-def]
+def test_conflict_gives_409_page(world, db, make, pages):
     from engine.runtime import tasks as runtime_tasks
 
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
@@ -214,7 +214,7 @@ def test_conflict_gives_409_page(world, db, make, pages):  # type: ignore[no-unt
     assert "Conflito" in res.get_data(as_text=True)
 
 
-def test_upload_over_the_limit_gets_413_page(world, db, settings, pages, app):  # type: ignore[no-untyped-def]
+def test_upload_over_the_limit_gets_413_page(world, db, settings, pages, app):
     import io
 
     app.config["MAX_CONTENT_LENGTH"] = 1024

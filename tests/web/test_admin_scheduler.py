@@ -14,7 +14,7 @@ from engine.runtime.models import Task
 from engine.scheduler.models import SchedulerJob
 
 
-def _message(db, org: int, status: str = FAILED, to: str = "gestor@exemplo.gov.br", **kw) -> int:  # type: ignore[no-untyped-def]
+def _message(db, org: int, status: str = FAILED, to: str = "gestor@exemplo.gov.br", **kw) -> int:
     with db.write() as s:
         row = OutboxMessage(
             org_id=org, kind="analysis_overdue", to_addr=to, subject=f"Assunto para {to}",
@@ -27,7 +27,7 @@ def _message(db, org: int, status: str = FAILED, to: str = "gestor@exemplo.gov.b
         return row.id
 
 
-def _jobs(db, *, result: str = "ok", ago: timedelta = timedelta(seconds=5)) -> None:  # type: ignore[no-untyped-def]
+def _jobs(db, *, result: str = "ok", ago: timedelta = timedelta(seconds=5)) -> None:
     from engine.scheduler.jobs import JOBS
 
     now = utcnow()
@@ -50,7 +50,7 @@ def _jobs(db, *, result: str = "ok", ago: timedelta = timedelta(seconds=5)) -> N
             )
 
 
-def test_jobs_backlog_and_health(world, db, pages):  # type: ignore[no-untyped-def]
+def test_jobs_backlog_and_health(world, db, pages):
     admin = pages(world.users["admin"])
     html = admin.get("/administracao/agendador").get_data(as_text=True)
     assert "Agendador e e-mails" in html and 'aria-current="page"' in html
@@ -71,7 +71,7 @@ def test_jobs_backlog_and_health(world, db, pages):  # type: ignore[no-untyped-d
     assert "<dt>Outras tarefas atrasadas</dt><dd><strong>1</strong>" in html
 
 
-def test_a_job_error_and_a_stalled_scheduler_are_shown(world, db, pages):  # type: ignore[no-untyped-def]
+def test_a_job_error_and_a_stalled_scheduler_are_shown(world, db, pages):
     _jobs(db, result="error")
     html = pages(world.users["admin"]).get("/administracao/agendador").get_data(as_text=True)
     assert "boom: conexão recusada" in html and "Há tarefas do agendador com erro" in html
@@ -82,7 +82,7 @@ def test_a_job_error_and_a_stalled_scheduler_are_shown(world, db, pages):  # typ
     assert "O agendador parece parado." in html and "credencia scheduler" in html
 
 
-def test_failed_messages_of_the_org_and_retry(world, db, pages):  # type: ignore[no-untyped-def]
+def test_failed_messages_of_the_org_and_retry(world, db, pages):
     _jobs(db)
     mine = _message(db, world.org)
     waiting = _message(db, world.org, PENDING, to="datasus@exemplo.gov.br", attempts=2)
@@ -115,7 +115,7 @@ def test_failed_messages_of_the_org_and_retry(world, db, pages):  # type: ignore
     assert waiting
 
 
-def test_only_admins(world, db, pages):  # type: ignore[no-untyped-def]
+def test_only_admins(world, db, pages):
     mine = _message(db, world.org)
     for role in ("gestor", "datasus", "auditor"):
         p = pages(world.users[role])
@@ -131,7 +131,7 @@ def test_only_admins(world, db, pages):  # type: ignore[no-untyped-def]
     assert anonymous.get("/administracao/agendador").status_code == 302
 
 
-def test_in_english(world, db, pages):  # type: ignore[no-untyped-def]
+def test_in_english(world, db, pages):
     _jobs(db)
     _message(db, world.org)
     admin = pages(world.users["admin"])

@@ -20,7 +20,7 @@ from web.cli import main
 
 
 @pytest.fixture
-def cli(db_url, db, app, monkeypatch):  # type: ignore[no-untyped-def]
+def cli(db_url, db, app, monkeypatch):
     monkeypatch.setenv("CREDENCIA_DATABASE_URL", db_url)
     monkeypatch.setattr(settings_mod, "_settings", None)
     runner = CliRunner()
@@ -33,16 +33,16 @@ def cli(db_url, db, app, monkeypatch):  # type: ignore[no-untyped-def]
     return run
 
 
-def _me(client, token: str):  # type: ignore[no-untyped-def]
+def _me(client, token: str):
     return client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
 
 
-def _row(db, token: str) -> ApiToken:  # type: ignore[no-untyped-def]
+def _row(db, token: str) -> ApiToken:
     with db.read() as s:
         return s.scalar(select(ApiToken).where(ApiToken.prefix == token[:12]))
 
 
-def test_command_line_tokens_are_listed_and_revoked_on_the_page(world, db, pages, client, cli):  # type: ignore[no-untyped-def]
+def test_command_line_tokens_are_listed_and_revoked_on_the_page(world, db, pages, client, cli):
     gestor = world.users["gestor"]
     token = cli("tokens", "create", gestor.email, "--name", "robô").strip().splitlines()[-1]
     assert _me(client, token).status_code == 200
@@ -77,7 +77,7 @@ def test_command_line_tokens_are_listed_and_revoked_on_the_page(world, db, pages
     }
 
 
-def test_tokens_list_and_revoke_on_the_command_line(world, db, client, cli):  # type: ignore[no-untyped-def]
+def test_tokens_list_and_revoke_on_the_command_line(world, db, client, cli):
     gestor = world.users["gestor"]
     token = cli("tokens", "create", gestor.email).strip().splitlines()[-1]
     row = _row(db, token)
@@ -104,7 +104,7 @@ def test_tokens_list_and_revoke_on_the_command_line(world, db, client, cli):  # 
     assert revoked == 2
 
 
-def test_a_person_in_two_organizations_gets_a_token_bound_to_one(world, db, client, cli, make):  # type: ignore[no-untyped-def]
+def test_a_person_in_two_organizations_gets_a_token_bound_to_one(world, db, client, cli, make):
     gestor = world.users["gestor"]
     cli("users", "create", gestor.email, "--org", "sesa-sp", "--role", "auditor")
     out = cli("tokens", "create", gestor.email, code=1)
@@ -127,7 +127,7 @@ def test_a_person_in_two_organizations_gets_a_token_bound_to_one(world, db, clie
     )
 
 
-def test_expired_tokens_are_refused(world, db, pages, client, cli):  # type: ignore[no-untyped-def]
+def test_expired_tokens_are_refused(world, db, pages, client, cli):
     gestor = world.users["gestor"]
     token = (
         cli("tokens", "create", gestor.email, "--expires-in-days", "30").strip().splitlines()[-1]
@@ -154,7 +154,7 @@ def test_expired_tokens_are_refused(world, db, pages, client, cli):  # type: ign
     assert bad.status_code == 422 and "número inteiro de dias" in bad.get_data(as_text=True)
 
 
-def test_last_use_is_written_at_most_once_per_period(world, db, client, monkeypatch):  # type: ignore[no-untyped-def]
+def test_last_use_is_written_at_most_once_per_period(world, db, client, monkeypatch):
     token = world.users["gestor"].token
     writes = []
     record = tokens_mod.record_use
@@ -178,7 +178,7 @@ def test_last_use_is_written_at_most_once_per_period(world, db, client, monkeypa
         assert not tokens_mod.record_use(s, _row(db, token).id, now=utcnow() + timedelta(minutes=6))
 
 
-def test_a_password_change_revokes_the_persons_tokens(world, db, pages, client, cli):  # type: ignore[no-untyped-def]
+def test_a_password_change_revokes_the_persons_tokens(world, db, pages, client, cli):
     gestor = world.users["gestor"]
     made = cli("tokens", "create", gestor.email).strip().splitlines()[-1]
     browser = pages(gestor)
@@ -210,7 +210,7 @@ def test_a_password_change_revokes_the_persons_tokens(world, db, pages, client, 
         assert accounts.verify_password(user.password_hash, "outra-senha-nova-456")
 
 
-def accounts_token(db, email: str) -> str:  # type: ignore[no-untyped-def]
+def accounts_token(db, email: str) -> str:
     from engine.access.actor import SYSTEM
 
     with db.write() as s:

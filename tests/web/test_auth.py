@@ -8,11 +8,11 @@ from engine.accounts.models import User
 from engine.audit.models import AuditEvent
 
 
-def _cookie_header(res, name: str) -> str:  # type: ignore[no-untyped-def]
+def _cookie_header(res, name: str) -> str:
     return next(h for h in res.headers.getlist("Set-Cookie") if h.startswith(name + "="))
 
 
-def test_wrong_password_and_unknown_user_get_the_same_message(world, pages, db):  # type: ignore[no-untyped-def]
+def test_wrong_password_and_unknown_user_get_the_same_message(world, pages, db):
     p = pages()
     wrong = p.post("/entrar", {"email": world.users["gestor"].email, "password": "errada"})
     unknown = p.post("/entrar", {"email": "ninguem@exemplo.gov.br", "password": "errada"})
@@ -25,7 +25,7 @@ def test_wrong_password_and_unknown_user_get_the_same_message(world, pages, db):
     assert actions.count("auth.login_failed") == 2
 
 
-def test_login_sets_a_fresh_http_only_lax_cookie_and_audits(world, pages, db):  # type: ignore[no-untyped-def]
+def test_login_sets_a_fresh_http_only_lax_cookie_and_audits(world, pages, db):
     p = pages()
     before = p.csrf()
     res = p.post("/entrar", {"email": world.users["gestor"].email, "password": world.users["gestor"].password,
@@ -39,7 +39,7 @@ def test_login_sets_a_fresh_http_only_lax_cookie_and_audits(world, pages, db):  
         assert s.scalar(select(AuditEvent).where(AuditEvent.action == "auth.login")) is not None
 
 
-def test_cookie_is_secure_over_https(world, pages):  # type: ignore[no-untyped-def]
+def test_cookie_is_secure_over_https(world, pages):
     from tests.support.pages import CSRF_RE
 
     base = "https://credencia.exemplo.gov.br"
@@ -52,21 +52,21 @@ def test_cookie_is_secure_over_https(world, pages):  # type: ignore[no-untyped-d
     assert "Secure" in _cookie_header(res, "credencia_session")
 
 
-def test_next_must_be_a_local_path(world, pages):  # type: ignore[no-untyped-def]
+def test_next_must_be_a_local_path(world, pages):
     p = pages()
     res = p.post("/entrar", {"email": world.users["gestor"].email, "password": world.users["gestor"].password,
                              "next": "https://malicioso.exemplo/"})  # fmt: skip
     assert res.headers["Location"] == "/"
 
 
-def test_logout_ends_the_session(world, pages):  # type: ignore[no-untyped-def]
+def test_logout_ends_the_session(world, pages):
     p = pages(world.users["gestor"])
     assert p.get("/").status_code == 200
     assert p.post("/sair").status_code == 302
     assert p.get("/").status_code == 302
 
 
-def test_language_switch_is_remembered(world, pages, db):  # type: ignore[no-untyped-def]
+def test_language_switch_is_remembered(world, pages, db):
     p = pages(world.users["gestor"])
     assert "Minhas tarefas" in p.get("/").get_data(as_text=True)
     res = p.post("/idioma", {"locale": "en", "next": "/"})
@@ -84,7 +84,7 @@ def test_language_switch_is_remembered(world, pages, db):  # type: ignore[no-unt
     assert "My tasks" in again.get("/").get_data(as_text=True)
 
 
-def test_dates_are_dd_mm_yyyy(world, pages):  # type: ignore[no-untyped-def]
+def test_dates_are_dd_mm_yyyy(world, pages):
     import re
 
     html = pages(world.users["gestor"]).get("/").get_data(as_text=True)

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-def people(make):  # type: ignore[no-untyped-def]
+def people(make):
     people = cast(
         make, uf="PR", municipio="Curitiba", others=({"uf": "PR", "municipio": "Londrina"},)
     )
@@ -338,13 +338,13 @@ def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR
     assert not check.problems, "\n".join(check.problems)
 
 
-def test_whole_process_through_the_pages(people, app, db):  # type: ignore[no-untyped-def]
+def test_whole_process_through_the_pages(people, app, db):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with serve(app) as base, chromium() as browser:
         _flow(base, people, browser, db.dialect)
 
 
-def test_pages_work_without_javascript(people, app, db):  # type: ignore[no-untyped-def]
+def test_pages_work_without_javascript(people, app, db):
     """Rows are added and the form sent with JavaScript off (server-side buttons)."""
     users = people["users"]
     with serve(app) as base, chromium() as browser:

@@ -27,7 +27,7 @@ from tests.support.live import (
 pytestmark = pytest.mark.browser
 
 
-def test_inviting_accepting_and_the_admin_page(world, db, app) -> None:  # type: ignore[no-untyped-def]
+def test_inviting_accepting_and_the_admin_page(world, db, app) -> None:
     problems: list[str] = []
 
     def check(page: Any, kind: str) -> None:

@@ -32,7 +32,7 @@ from tests.support.pages import SETTINGS, advance, ready_task
 pytestmark = pytest.mark.browser
 
 
-def _seed(db, world) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _seed(db, world) -> dict[str, Any]:
     advance(db, world, ["obter_certificado_digital"])
     now = utcnow()
     with db.write() as s:
@@ -61,7 +61,7 @@ def _seed(db, world) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return {"task": task}
 
 
-def test_new_pages_are_accessible_and_work(world, db, app) -> None:  # type: ignore[no-untyped-def]
+def test_new_pages_are_accessible_and_work(world, db, app) -> None:
     seeded = _seed(db, world)
     problems: list[str] = []
 

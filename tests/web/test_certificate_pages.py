@@ -20,7 +20,7 @@ from web.api.contract import document
 DATE = r"[0-3][0-9]/[01][0-9]/20[0-9]{2}"
 
 
-def _register(db, world, days: int = 365, name: str = "LABORATORIO EXEMPLO") -> Certificate:  # type: ignore[no-untyped-def]
+def _register(db, world, days: int = 365, name: str = "LABORATORIO EXEMPLO") -> Certificate:
     data = samples.demo_certificate(world.est.cnpj, name=name, days=days)
     with db.write() as s:
         return certificates.register(
@@ -33,7 +33,7 @@ def _register(db, world, days: int = 365, name: str = "LABORATORIO EXEMPLO") -> 
         )
 
 
-def test_establishment_page_shows_the_current_certificate_and_checklist(world, db, pages):  # type: ignore[no-untyped-def]
+def test_establishment_page_shows_the_current_certificate_and_checklist(world, db, pages):
     cert = _register(db, world)
     html = (
         pages(world.users["gestor"])
@@ -55,7 +55,7 @@ def test_establishment_page_shows_the_current_certificate_and_checklist(world, d
     assert "Certificados anteriores" not in html
 
 
-def test_expiring_and_expired_and_history(world, db, pages):  # type: ignore[no-untyped-def]
+def test_expiring_and_expired_and_history(world, db, pages):
     first = _register(db, world, days=400, name="PRIMEIRO")
     second = _register(db, world, days=10, name="SEGUNDO")
     admin = pages(world.users["admin"])
@@ -76,7 +76,7 @@ def test_expiring_and_expired_and_history(world, db, pages):  # type: ignore[no-
     assert "Vencido em" in html  # the checklist's validity line is recomputed today
 
 
-def test_without_a_certificate(world, db, pages):  # type: ignore[no-untyped-def]
+def test_without_a_certificate(world, db, pages):
     html = (
         pages(world.users["admin"])
         .get(f"/estabelecimentos/{world.est.cnes}")
@@ -91,7 +91,7 @@ def test_without_a_certificate(world, db, pages):  # type: ignore[no-untyped-def
     )
 
 
-def test_task_with_a_certificate_field_shows_the_current_one(world, db, pages):  # type: ignore[no-untyped-def]
+def test_task_with_a_certificate_field_shows_the_current_one(world, db, pages):
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     gestor = pages(world.users["gestor"])
     html = gestor.get(f"/tarefas/{task.id}").get_data(as_text=True)
@@ -108,7 +108,7 @@ def test_task_with_a_certificate_field_shows_the_current_one(world, db, pages): 
     assert "Certificado atual" not in gestor.get(f"/tarefas/{other.id}").get_data(as_text=True)
 
 
-def test_in_english(world, db, pages):  # type: ignore[no-untyped-def]
+def test_in_english(world, db, pages):
     _register(db, world, days=20)
     p = pages(world.users["admin"])
     p.post("/idioma", {"locale": "en", "next": "/"})
@@ -123,14 +123,14 @@ def test_in_english(world, db, pages):  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------ API
 
 
-def _validate(body, name: str) -> None:  # type: ignore[no-untyped-def]
+def _validate(body, name: str) -> None:
     doc = document()
     jsonschema.Draft202012Validator(
         {"components": doc["components"], "$ref": f"#/components/schemas/{name}"}
     ).validate(body)
 
 
-def test_api_current_with_checklist_and_history(world, db, client):  # type: ignore[no-untyped-def]
+def test_api_current_with_checklist_and_history(world, db, client):
     url = f"/api/v1/establishments/{world.est.cnes}/certificates"
     empty = client.get(url, headers=world.users["gestor"].headers)
     assert empty.status_code == 200 and empty.json == {"current": None, "history": []}
@@ -152,7 +152,7 @@ def test_api_current_with_checklist_and_history(world, db, client):  # type: ign
     assert body["history"][0]["is_current"] is False and body["history"][0]["replaced_at"]
 
 
-def test_api_visibility_is_the_establishments(world, db, client):  # type: ignore[no-untyped-def]
+def test_api_visibility_is_the_establishments(world, db, client):
     _register(db, world)
     url = "/api/v1/establishments/{}/certificates"
     assert client.get(url.format(world.est.cnes)).status_code == 401

@@ -18,7 +18,7 @@ REVIEWER_TEXT = "Abra-o com cuidado"
 UPLOADER_TEXT = "O DATASUS será alertado"
 
 
-def _attach(db, world, content: bytes, name: str) -> StoredFile:  # type: ignore[no-untyped-def]
+def _attach(db, world, content: bytes, name: str) -> StoredFile:
     with db.write() as s:
         row = files.store(s, world.users["integrador"].actor, world.org, name, content, limit=10**7)
         row.instance_id, row.establishment_id = world.instance_id, world.est.id
@@ -26,7 +26,7 @@ def _attach(db, world, content: bytes, name: str) -> StoredFile:  # type: ignore
         return row
 
 
-def test_instance_page_warns_about_flagged_files(world, db, pages):  # type: ignore[no-untyped-def]
+def test_instance_page_warns_about_flagged_files(world, db, pages):
     flagged = _attach(db, world, risky_pdf(), "evidencia-com-script.pdf")
     clean = _attach(db, world, samples.tiny_pdf(), "evidencia-limpa.pdf")
     assert flagged.flags == ["javascript", "embedded_files"] and clean.flags == []
@@ -41,7 +41,7 @@ def test_instance_page_warns_about_flagged_files(world, db, pages):  # type: ign
     assert "contém JavaScript" in html and UPLOADER_TEXT in html and REVIEWER_TEXT not in html
 
 
-def test_datasus_review_task_warns_at_the_file(world, db, pages):  # type: ignore[no-untyped-def]
+def test_datasus_review_task_warns_at_the_file(world, db, pages):
     advance(db, world, ["obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos",
                         "solicitar_acesso_homologacao", "desenvolver_conector",
                         "avaliar_solicitacao_acesso", "obter_dados_acesso", "verificar_conformidade",
@@ -54,7 +54,7 @@ def test_datasus_review_task_warns_at_the_file(world, db, pages):  # type: ignor
     assert REVIEWER_TEXT in html and 'class="app-file-flag"' in html
 
 
-def test_flagged_upload_on_the_task_form_is_warned_to_the_uploader(world, db, pages):  # type: ignore[no-untyped-def]
+def test_flagged_upload_on_the_task_form_is_warned_to_the_uploader(world, db, pages):
     advance(db, world, ["obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos",
                         "solicitar_acesso_homologacao", "desenvolver_conector",
                         "avaliar_solicitacao_acesso", "obter_dados_acesso",
@@ -72,7 +72,7 @@ def test_flagged_upload_on_the_task_form_is_warned_to_the_uploader(world, db, pa
     assert "tela.pdf" in html and "contém JavaScript" in html and UPLOADER_TEXT in html
 
 
-def test_page_download_is_an_audited_attachment_never_sniffed(world, db, pages):  # type: ignore[no-untyped-def]
+def test_page_download_is_an_audited_attachment_never_sniffed(world, db, pages):
     flagged = _attach(db, world, risky_pdf(), 'relatório "final".pdf')
     res = pages(world.users["datasus"]).get(f"/arquivos/{flagged.id}")
     assert res.status_code == 200 and res.data == risky_pdf()

@@ -20,7 +20,7 @@ LINK = re.compile(r"https?://[^\s\"<]+/convites/([A-Za-z0-9_-]{40,})")
 SENT = "Convite enviado para {}. O papel vale quando a pessoa aceitar pelo link que recebeu por e-mail."
 
 
-def _link(db, email: str) -> str:  # type: ignore[no-untyped-def]
+def _link(db, email: str) -> str:
     """The path of the last invitation e-mailed to ``email``."""
     with db.read() as s:
         message = s.scalar(
@@ -33,7 +33,7 @@ def _link(db, email: str) -> str:  # type: ignore[no-untyped-def]
     return "/convites/" + LINK.search(message.body_text).group(1)
 
 
-def _memberships(db, email: str) -> set[tuple[int, str]]:  # type: ignore[no-untyped-def]
+def _memberships(db, email: str) -> set[tuple[int, str]]:
     with db.read() as s:
         return set(
             s.execute(
@@ -49,7 +49,7 @@ def _flash(html: str) -> str:
     return found.group(1) if found else ""
 
 
-def test_the_answer_is_the_same_whether_the_email_has_an_account_or_not(world, db, pages):  # type: ignore[no-untyped-def]
+def test_the_answer_is_the_same_whether_the_email_has_an_account_or_not(world, db, pages):
     admin = pages(world.users["admin"])
     known, unknown = world.other_admin.email, "ninguem.ainda@exemplo.gov.br"
     answers = {}
@@ -81,7 +81,7 @@ def test_the_answer_is_the_same_whether_the_email_has_an_account_or_not(world, d
     assert res.status_code == 200
 
 
-def test_a_member_gets_the_role_at_once(world, db, pages):  # type: ignore[no-untyped-def]
+def test_a_member_gets_the_role_at_once(world, db, pages):
     admin = pages(world.users["admin"])
     email = world.users["datasus"].email
     res = admin.post("/administracao/papeis", {"email": email, "role": "auditor"})
@@ -89,7 +89,7 @@ def test_a_member_gets_the_role_at_once(world, db, pages):  # type: ignore[no-un
     assert (world.org, "auditor") in _memberships(db, email)
 
 
-def test_an_existing_account_accepts_signed_in(world, db, pages, app):  # type: ignore[no-untyped-def]
+def test_an_existing_account_accepts_signed_in(world, db, pages, app):
     admin = pages(world.users["admin"])
     invitee = world.other_admin
     admin.post("/administracao/papeis",
@@ -140,7 +140,7 @@ def test_an_existing_account_accepts_signed_in(world, db, pages, app):  # type: 
     assert "Nenhum convite pendente" in admin.get("/administracao").get_data(as_text=True)
 
 
-def test_a_new_person_creates_an_account_from_the_link(world, db, pages):  # type: ignore[no-untyped-def]
+def test_a_new_person_creates_an_account_from_the_link(world, db, pages):
     admin = pages(world.users["admin"])
     email = "nova.pessoa@exemplo.gov.br"
     admin.post("/administracao/papeis", {"email": email, "role": "auditor", "name": "Nova"})
@@ -160,12 +160,12 @@ def test_a_new_person_creates_an_account_from_the_link(world, db, pages):  # typ
     with db.read() as s:
         user = s.scalar(select(User).where(User.email == email))
         assert user.name == "Nova Pessoa"
-    person = UserHandle(email=email, token="", password="senha-boa-123", actor=None)  # type: ignore[arg-type]
+    person = UserHandle(email=email, token="", password="senha-boa-123", actor=None)
     assert pages(person).get("/auditoria").status_code == 200
     assert visitor.get(link).status_code == 404
 
 
-def test_invitations_are_cancelled_expire_and_are_e_mailed_over_smtp(world, db, pages, settings):  # type: ignore[no-untyped-def]
+def test_invitations_are_cancelled_expire_and_are_e_mailed_over_smtp(world, db, pages, settings):
     import dataclasses
 
     from tests.support.mail import SmtpServer

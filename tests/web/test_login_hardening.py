@@ -26,7 +26,7 @@ WRONG_PASSWORD = "errada-errada"
 WRONG = "E-mail ou senha incorretos."
 
 
-def _try(p, email: str, password: str = WRONG_PASSWORD, addr: str = "127.0.0.1", **headers):  # type: ignore[no-untyped-def]
+def _try(p, email: str, password: str = WRONG_PASSWORD, addr: str = "127.0.0.1", **headers):
     return p.post(
         "/entrar",
         {"email": email, "password": password},
@@ -35,17 +35,17 @@ def _try(p, email: str, password: str = WRONG_PASSWORD, addr: str = "127.0.0.1",
     )
 
 
-def _actions(db, action: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
+def _actions(db, action: str) -> list[AuditEvent]:
     with db.read() as s:
         return list(s.scalars(select(AuditEvent).where(AuditEvent.action == action)))
 
 
-def _rows(db, kind: str) -> list[LoginAttempt]:  # type: ignore[no-untyped-def]
+def _rows(db, kind: str) -> list[LoginAttempt]:
     with db.read() as s:
         return list(s.scalars(select(LoginAttempt).where(LoginAttempt.kind == kind)))
 
 
-def _as_if_later(db, seconds: int) -> None:  # type: ignore[no-untyped-def]
+def _as_if_later(db, seconds: int) -> None:
     """Move every counter's times back, as if ``seconds`` had passed."""
     with db.write() as s:
         for row in s.scalars(select(LoginAttempt)):
@@ -58,7 +58,7 @@ def _as_if_later(db, seconds: int) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("who", ["known", "unknown"])
 def test_five_failures_slow_the_account_down_with_the_same_answer_known_or_not(
     world, db, pages, who
-):  # type: ignore[no-untyped-def]
+):
     user = world.users["gestor"]
     email = user.email if who == "known" else "ninguem@exemplo.gov.br"
     p = pages()
@@ -87,7 +87,7 @@ def test_five_failures_slow_the_account_down_with_the_same_answer_known_or_not(
     assert not _actions(db, "auth.login_locked")
 
 
-def test_a_stranger_cannot_lock_the_owner_out(world, db, pages):  # type: ignore[no-untyped-def]
+def test_a_stranger_cannot_lock_the_owner_out(world, db, pages):
     """Any number of wrong guesses from anywhere only delays the owner, by at most the cap:
     once the wait is over, the right password gets in (and clears the count)."""
     gestor = world.users["gestor"]
@@ -103,7 +103,7 @@ def test_a_stranger_cannot_lock_the_owner_out(world, db, pages):  # type: ignore
     assert _rows(db, "account") == []  # the success cleared the count
 
 
-def test_twenty_failures_slow_the_address_not_other_addresses(world, db, pages):  # type: ignore[no-untyped-def]
+def test_twenty_failures_slow_the_address_not_other_addresses(world, db, pages):
     p = pages()
     for i in range(20):
         assert _try(p, f"tentativa{i}@exemplo.gov.br", addr="198.51.100.7").status_code == 401
@@ -117,7 +117,7 @@ def test_twenty_failures_slow_the_address_not_other_addresses(world, db, pages):
     assert _try(p, gestor.email, gestor.password, addr="198.51.100.7").status_code == 302
 
 
-def test_behind_an_undeclared_proxy_the_address_does_not_count(world, db, pages):  # type: ignore[no-untyped-def]
+def test_behind_an_undeclared_proxy_the_address_does_not_count(world, db, pages):
     """Everyone behind a proxy arrives from its address: with no trusted proxy configured
     (and X-Forwarded-For present) that address is nobody's, so it is not throttled — on
     today's code 20 failures of different people locked everyone out."""
@@ -136,7 +136,7 @@ def test_behind_an_undeclared_proxy_the_address_does_not_count(world, db, pages)
     assert len(_rows(db, "account")) == 25  # each account is still counted
 
 
-def test_behind_trusted_proxies_the_reported_client_address_counts(world, db, settings):  # type: ignore[no-untyped-def]
+def test_behind_trusted_proxies_the_reported_client_address_counts(world, db, settings):
     from tests.support.pages import Pages
     from web import create_app
 
@@ -158,7 +158,7 @@ def test_behind_trusted_proxies_the_reported_client_address_counts(world, db, se
     assert res.status_code == 302  # ...not the others behind the same proxy
 
 
-def test_production_refuses_requests_through_an_undeclared_proxy(settings, db, monkeypatch, caplog):  # type: ignore[no-untyped-def]
+def test_production_refuses_requests_through_an_undeclared_proxy(settings, db, monkeypatch, caplog):
     from engine import secrets as secret_store
     from web import create_app, security
 
@@ -181,14 +181,14 @@ def test_production_refuses_requests_through_an_undeclared_proxy(settings, db, m
     assert relaxed.get("/entrar", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
 
 
-def test_ipv6_addresses_count_by_their_64_prefix():  # type: ignore[no-untyped-def]
+def test_ipv6_addresses_count_by_their_64_prefix():
     a = login_guard.normalize_address("2001:db8:1:2::1")
     assert a == login_guard.normalize_address("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
     assert login_guard.normalize_address("::ffff:192.0.2.1") == "192.0.2.1"
     assert login_guard.normalize_address("203.0.113.4") == "203.0.113.4"
 
 
-def test_a_success_clears_the_accounts_count(world, db, pages):  # type: ignore[no-untyped-def]
+def test_a_success_clears_the_accounts_count(world, db, pages):
     gestor = world.users["gestor"]
     p = pages()
     for _ in range(4):
@@ -199,7 +199,7 @@ def test_a_success_clears_the_accounts_count(world, db, pages):  # type: ignore[
         assert _try(p, gestor.email).status_code == 401  # not locked: the count started over
 
 
-def test_the_delay_ends_after_its_time(world, db, pages):  # type: ignore[no-untyped-def]
+def test_the_delay_ends_after_its_time(world, db, pages):
     gestor = world.users["gestor"]
     p = pages()
     for _ in range(6):
@@ -209,7 +209,7 @@ def test_the_delay_ends_after_its_time(world, db, pages):  # type: ignore[no-unt
     assert _try(p, gestor.email, gestor.password).status_code == 302
 
 
-def test_delays_double_up_to_the_cap_and_the_count_is_forgotten(db):  # type: ignore[no-untyped-def]
+def test_delays_double_up_to_the_cap_and_the_count_is_forgotten(db):
     keys = login_guard.keys_for("alvo@exemplo.gov.br", None, b"pepper")
     assert keys.address is None and keys.pairs() == [("account", keys.account)]
     t = utcnow()
@@ -233,7 +233,7 @@ def test_delays_double_up_to_the_cap_and_the_count_is_forgotten(db):  # type: ig
         assert s.get(LoginAttempt, ("account", keys.account)).attempts == 1
 
 
-def test_counters_store_no_email_nor_address(world, db, pages):  # type: ignore[no-untyped-def]
+def test_counters_store_no_email_nor_address(world, db, pages):
     gestor = world.users["gestor"]
     p = pages()
     _try(p, gestor.email, addr="192.0.2.44")
@@ -247,15 +247,15 @@ def test_counters_store_no_email_nor_address(world, db, pages):  # type: ignore[
     assert "gestor" not in dump.lower()
 
 
-def test_both_paths_verify_one_password_hash(world, db, pages, monkeypatch):  # type: ignore[no-untyped-def]
+def test_both_paths_verify_one_password_hash(world, db, pages, monkeypatch):
     """No user enumeration by timing: an unknown e-mail costs one argon2 verification (of a
     dummy hash), exactly as a wrong password does; a locked key costs none, for both."""
 
     class Counting:
-        def __init__(self, inner):  # type: ignore[no-untyped-def]
+        def __init__(self, inner):
             self.inner, self.calls = inner, 0
 
-        def verify(self, stored, password):  # type: ignore[no-untyped-def]
+        def verify(self, stored, password):
             self.calls += 1
             return self.inner.verify(stored, password)
 
@@ -282,7 +282,7 @@ def test_both_paths_verify_one_password_hash(world, db, pages, monkeypatch):  # 
         assert counter.calls == before
 
 
-def test_a_copied_cookie_stops_working_at_logout(world, db, pages, app):  # type: ignore[no-untyped-def]
+def test_a_copied_cookie_stops_working_at_logout(world, db, pages, app):
     p = pages(world.users["gestor"])
     value = p.client.get_cookie("credencia_session").value
     thief = app.test_client()
@@ -295,7 +295,7 @@ def test_a_copied_cookie_stops_working_at_logout(world, db, pages, app):  # type
         assert s.scalar(select(WebSession)) is None
 
 
-def test_session_cookie_carries_no_password_material(world, db, pages, app):  # type: ignore[no-untyped-def]
+def test_session_cookie_carries_no_password_material(world, db, pages, app):
     p = pages(world.users["gestor"])
     value = p.client.get_cookie("credencia_session").value
     data = app.session_interface.get_signing_serializer(app).loads(value)
@@ -307,7 +307,7 @@ def test_session_cookie_carries_no_password_material(world, db, pages, app):  # 
     assert user.password_hash[-16:] not in value
 
 
-def test_a_new_password_ends_open_sessions(world, db, pages):  # type: ignore[no-untyped-def]
+def test_a_new_password_ends_open_sessions(world, db, pages):
     p = pages(world.users["gestor"])
     assert p.get("/").status_code == 200
     with db.write() as s:
@@ -316,7 +316,7 @@ def test_a_new_password_ends_open_sessions(world, db, pages):  # type: ignore[no
     assert p.get("/").status_code == 302
 
 
-def test_parallel_guesses_get_exactly_the_limit(db):  # type: ignore[no-untyped-def]
+def test_parallel_guesses_get_exactly_the_limit(db):
     """Twelve guesses at once at one account: five are let through, seven are refused."""
     keys = login_guard.keys_for("alvo@exemplo.gov.br", "203.0.113.9", b"pepper")
     barrier = threading.Barrier(12)
@@ -338,7 +338,7 @@ def test_parallel_guesses_get_exactly_the_limit(db):  # type: ignore[no-untyped-
     assert sorted(results) == [False] * 7 + [True] * 5
 
 
-def test_a_small_policy_settle_and_cleanup(db):  # type: ignore[no-untyped-def]
+def test_a_small_policy_settle_and_cleanup(db):
     backoff = login_guard.Backoff(free=2, first=timedelta(minutes=1), cap=timedelta(minutes=4))
     policy = login_guard.Policy(account=backoff)
     keys = login_guard.keys_for("a@b.gov.br", "192.0.2.1", b"k")
@@ -365,7 +365,7 @@ def test_a_small_policy_settle_and_cleanup(db):  # type: ignore[no-untyped-def]
         assert s.scalar(select(LoginAttempt)) is None
 
 
-def test_nul_characters_are_refused_before_any_lookup(world, db, pages):  # type: ignore[no-untyped-def]
+def test_nul_characters_are_refused_before_any_lookup(world, db, pages):
     p = pages()
     for data in ({"email": "a\x00b@x.gov.br", "password": "x"},
                  {"email": world.users["gestor"].email, "password": "a\x00b"}):  # fmt: skip

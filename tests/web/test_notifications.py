@@ -11,7 +11,7 @@ from engine.notifications.models import Notification
 from tests.support.pages import ready_task
 
 
-def _notify(db, user, title: str, link: str = "", org: int | None = None) -> int:  # type: ignore[no-untyped-def]
+def _notify(db, user, title: str, link: str = "", org: int | None = None) -> int:
     with db.write() as s:
         row = notifications.notify(
             s, user.actor.user_id, kind="analysis_overdue", title=title, link=link, org_id=org
@@ -25,7 +25,7 @@ def _bell(html: str) -> str | None:
     return found.group(1) if found else None
 
 
-def test_bell_shows_the_unread_count_on_every_page(world, db, pages):  # type: ignore[no-untyped-def]
+def test_bell_shows_the_unread_count_on_every_page(world, db, pages):
     gestor = world.users["gestor"]
     ids = [_notify(db, gestor, f"Aviso {i}", org=world.org) for i in range(3)]
     with db.write() as s:
@@ -39,7 +39,7 @@ def test_bell_shows_the_unread_count_on_every_page(world, db, pages):  # type: i
     assert _bell(pages(world.users["datasus"]).get("/").get_data(as_text=True)) is None
 
 
-def test_list_newest_first_unread_highlighted_with_links(world, db, pages):  # type: ignore[no-untyped-def]
+def test_list_newest_first_unread_highlighted_with_links(world, db, pages):
     gestor = world.users["gestor"]
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     old = _notify(db, gestor, "Certificado vence em 30 dias", f"/estabelecimentos/{world.est.cnes}")
@@ -59,7 +59,7 @@ def test_list_newest_first_unread_highlighted_with_links(world, db, pages):  # t
     assert "Análise atrasada" in unread and "Certificado vence em 30 dias" not in unread
 
 
-def test_mark_one_read_and_open_its_link(world, db, pages):  # type: ignore[no-untyped-def]
+def test_mark_one_read_and_open_its_link(world, db, pages):
     gestor = world.users["gestor"]
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     first = _notify(db, gestor, "Primeira", f"/tarefas/{task.id}")
@@ -75,7 +75,7 @@ def test_mark_one_read_and_open_its_link(world, db, pages):  # type: ignore[no-u
     assert _bell(p.get("/").get_data(as_text=True)) is None
 
 
-def test_mark_all_read(world, db, pages):  # type: ignore[no-untyped-def]
+def test_mark_all_read(world, db, pages):
     gestor = world.users["gestor"]
     for i in range(3):
         _notify(db, gestor, f"Aviso {i}")
@@ -93,7 +93,7 @@ def test_mark_all_read(world, db, pages):  # type: ignore[no-untyped-def]
     )
 
 
-def test_someone_elses_notification_is_not_found(world, db, pages):  # type: ignore[no-untyped-def]
+def test_someone_elses_notification_is_not_found(world, db, pages):
     theirs = _notify(db, world.users["datasus"], "Do DATASUS")
     res = pages(world.users["gestor"]).post(f"/notificacoes/{theirs}/lida")
     assert res.status_code == 404
@@ -101,7 +101,7 @@ def test_someone_elses_notification_is_not_found(world, db, pages):  # type: ign
         assert s.get(Notification, theirs).read_at is None
 
 
-def test_only_same_site_links_are_followed(world, db, pages):  # type: ignore[no-untyped-def]
+def test_only_same_site_links_are_followed(world, db, pages):
     gestor = world.users["gestor"]
     bad = _notify(db, gestor, "Estranha", "https://malicioso.exemplo/")
     p = pages(gestor)
@@ -111,7 +111,7 @@ def test_only_same_site_links_are_followed(world, db, pages):  # type: ignore[no
     assert res.headers["Location"] == "/notificacoes"
 
 
-def test_pages_of_thirty_newest_first(world, db, pages):  # type: ignore[no-untyped-def]
+def test_pages_of_thirty_newest_first(world, db, pages):
     gestor = world.users["gestor"]
     for i in range(35):
         _notify(db, gestor, f"Aviso número {i:02d}")
@@ -125,7 +125,7 @@ def test_pages_of_thirty_newest_first(world, db, pages):  # type: ignore[no-unty
     assert "Aviso número 05" not in rest and "Mais recentes" in rest
 
 
-def test_posts_need_csrf_and_login(world, db, app, pages):  # type: ignore[no-untyped-def]
+def test_posts_need_csrf_and_login(world, db, app, pages):
     app.config["WTF_CSRF_ENABLED"] = True
     gestor = world.users["gestor"]
     one = _notify(db, gestor, "Aviso")
@@ -139,7 +139,7 @@ def test_posts_need_csrf_and_login(world, db, app, pages):  # type: ignore[no-un
     assert res.status_code == 302 and res.headers["Location"].startswith("/entrar")
 
 
-def test_in_english(world, db, pages):  # type: ignore[no-untyped-def]
+def test_in_english(world, db, pages):
     gestor = world.users["gestor"]
     _notify(db, gestor, "Overdue analysis: Avaliar solicitação")
     p = pages(gestor)

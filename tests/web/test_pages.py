@@ -18,7 +18,7 @@ from engine.runtime.models import ProcessInstance
 from tests.support.pages import advance, ready_task
 
 
-def _csv_rows(res) -> list[dict]:  # type: ignore[no-untyped-def]
+def _csv_rows(res) -> list[dict]:
     text = res.get_data(as_text=True).lstrip("\ufeff")
     return list(csv.DictReader(io.StringIO(text), delimiter=";"))
 
@@ -26,7 +26,7 @@ def _csv_rows(res) -> list[dict]:  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------ painel
 
 
-def test_dashboard_counts_filters_in_url_and_csv_of_exactly_those_rows(world, make, db, pages):  # type: ignore[no-untyped-def]
+def test_dashboard_counts_filters_in_url_and_csv_of_exactly_those_rows(world, make, db, pages):
     make.establishment(world.org, uf="SC", municipio="Joinville")
     admin = pages(world.users["admin"])
     html = admin.get("/painel").get_data(as_text=True)
@@ -46,7 +46,7 @@ def test_dashboard_counts_filters_in_url_and_csv_of_exactly_those_rows(world, ma
     assert {r["uf"] for r in not_started} == {"PR", "SC"} and len(not_started) == 2
 
 
-def test_dashboard_assignee_filter(world, db, pages):  # type: ignore[no-untyped-def]
+def test_dashboard_assignee_filter(world, db, pages):
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     pages(world.users["gestor"]).post(f"/tarefas/{task.id}/assumir")
     admin = pages(world.users["admin"])
@@ -56,7 +56,7 @@ def test_dashboard_assignee_filter(world, db, pages):  # type: ignore[no-untyped
     assert _csv_rows(admin.get("/painel/exportar.csv?responsavel=ninguem@exemplo.gov.br")) == []
 
 
-def test_bulk_start_reports_started_and_refused(world, db, pages):  # type: ignore[no-untyped-def]
+def test_bulk_start_reports_started_and_refused(world, db, pages):
     admin = pages(world.users["admin"])
     res = admin.post(
         "/painel/iniciar",
@@ -82,7 +82,7 @@ def test_bulk_start_reports_started_and_refused(world, db, pages):  # type: igno
 # ------------------------------------------------------------------ estabelecimentos
 
 
-def test_establishment_list_search_and_detail(world, pages):  # type: ignore[no-untyped-def]
+def test_establishment_list_search_and_detail(world, pages):
     admin = pages(world.users["admin"])
     html = admin.get(f"/estabelecimentos?q={world.est2.cnes}").get_data(as_text=True)
     assert world.est2.razao_social in html and world.est.razao_social not in html
@@ -91,7 +91,7 @@ def test_establishment_list_search_and_detail(world, pages):  # type: ignore[no-
     assert "Iniciar credenciamento" in detail and "Editar cadastro" in detail
 
 
-def test_create_with_errors_keeps_input_then_creates(world, db, pages):  # type: ignore[no-untyped-def]
+def test_create_with_errors_keeps_input_then_creates(world, db, pages):
     admin = pages(world.users["admin"])
     bad = {
         "cnes": "123",
@@ -119,7 +119,7 @@ def test_create_with_errors_keeps_input_then_creates(world, db, pages):  # type:
     assert dup.status_code == 422 and "já está cadastrado" in dup.get_data(as_text=True)
 
 
-def test_edit_establishment(world, db, pages):  # type: ignore[no-untyped-def]
+def test_edit_establishment(world, db, pages):
     admin = pages(world.users["admin"])
     form = {k: getattr(world.est, k) or "" for k in ("cnpj", "razao_social", "nome_fantasia", "uf", "municipio", "cep",
                                                       "endereco", "telefone", "email", "cnes_pai")}  # fmt: skip
@@ -143,7 +143,7 @@ def test_edit_establishment(world, db, pages):  # type: ignore[no-untyped-def]
     )
 
 
-def test_csv_import_previews_row_errors_before_saving(world, db, pages):  # type: ignore[no-untyped-def]
+def test_csv_import_previews_row_errors_before_saving(world, db, pages):
     import random
 
     from engine import identifiers
@@ -177,7 +177,7 @@ def test_csv_import_previews_row_errors_before_saving(world, db, pages):  # type
         assert s.scalar(select(Establishment).where(Establishment.cnes == good[1])) is not None
 
 
-def test_start_from_the_establishment_page(world, db, pages):  # type: ignore[no-untyped-def]
+def test_start_from_the_establishment_page(world, db, pages):
     admin = pages(world.users["admin"])
     res = admin.post(
         "/processos/iniciar",
@@ -191,7 +191,7 @@ def test_start_from_the_establishment_page(world, db, pages):  # type: ignore[no
 # ------------------------------------------------------------------ instance page
 
 
-def test_instance_page_header_diagram_tasks_timeline_files(world, db, pages):  # type: ignore[no-untyped-def]
+def test_instance_page_header_diagram_tasks_timeline_files(world, db, pages):
     advance(db, world, ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao",
                         "!avaliar_solicitacao_acesso"])  # fmt: skip
     admin = pages(world.users["admin"])
@@ -208,7 +208,7 @@ def test_instance_page_header_diagram_tasks_timeline_files(world, db, pages):  #
     assert pic["flows"]
 
 
-def test_comments_are_audited_and_auditors_cannot_comment(world, db, pages):  # type: ignore[no-untyped-def]
+def test_comments_are_audited_and_auditors_cannot_comment(world, db, pages):
     gestor = pages(world.users["gestor"])
     res = gestor.post(
         f"/processos/{world.instance_id}/comentarios", {"body": "Certificado em emissão."}
@@ -235,7 +235,7 @@ def test_comments_are_audited_and_auditors_cannot_comment(world, db, pages):  # 
         )
 
 
-def test_admin_reassigns_and_cancels(world, db, pages):  # type: ignore[no-untyped-def]
+def test_admin_reassigns_and_cancels(world, db, pages):
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     admin = pages(world.users["admin"])
     res = admin.post(f"/tarefas/{task.id}/atribuir", {"assignee": world.users["gestor"].email,
@@ -263,7 +263,7 @@ def test_admin_reassigns_and_cancels(world, db, pages):  # type: ignore[no-untyp
 # ------------------------------------------------------------------ auditoria
 
 
-def test_audit_log_filters_details_status_and_exports(world, db, pages):  # type: ignore[no-untyped-def]
+def test_audit_log_filters_details_status_and_exports(world, db, pages):
     advance(db, world, ["obter_certificado_digital"])
     auditor = pages(world.users["auditor"])
     html = auditor.get("/auditoria").get_data(as_text=True)
@@ -294,7 +294,7 @@ def test_audit_log_filters_details_status_and_exports(world, db, pages):  # type
     assert other_org_events not in {e["id"] for e in everything}
 
 
-def test_audit_shows_a_broken_chain(world, db, pages):  # type: ignore[no-untyped-def]
+def test_audit_shows_a_broken_chain(world, db, pages):
     with db.write() as s:
         ev = s.scalar(
             select(AuditEvent)
@@ -310,7 +310,7 @@ def test_audit_shows_a_broken_chain(world, db, pages):  # type: ignore[no-untype
 # ------------------------------------------------------------------ administração
 
 
-def test_admin_grants_roles_tokens_and_revokes(world, db, pages):  # type: ignore[no-untyped-def]
+def test_admin_grants_roles_tokens_and_revokes(world, db, pages):
     admin = pages(world.users["admin"])
     html = admin.get("/administracao").get_data(as_text=True)
     assert world.users["gestor"].email in html and "Tokens da API" in html
@@ -354,7 +354,7 @@ def test_admin_grants_roles_tokens_and_revokes(world, db, pages):  # type: ignor
     assert "RIRA" in admin.get("/administracao/portfolios").get_data(as_text=True)
 
 
-def test_dashboard_shows_certificates_expiring(world, db, pages):  # type: ignore[no-untyped-def]
+def test_dashboard_shows_certificates_expiring(world, db, pages):
     advance(db, world, ["obter_certificado_digital"])  # a one-year certificate
     admin = pages(world.users["admin"])
     rows = _csv_rows(admin.get("/painel/exportar.csv"))

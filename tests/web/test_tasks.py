@@ -14,7 +14,7 @@ from engine.runtime.models import ProcessInstance, Task
 from tests.support.pages import advance, ready_task
 
 
-def test_inbox_shows_lane_tasks_overdue_first_and_counts(world, db, pages):  # type: ignore[no-untyped-def]
+def test_inbox_shows_lane_tasks_overdue_first_and_counts(world, db, pages):
     from datetime import timedelta
 
     from engine.db import utcnow
@@ -33,7 +33,7 @@ def test_inbox_shows_lane_tasks_overdue_first_and_counts(world, db, pages):  # t
     assert "Ambientar com serviços" in integrador and "Obter certificado digital" not in integrador
 
 
-def test_claim_and_release_in_one_click(world, db, pages):  # type: ignore[no-untyped-def]
+def test_claim_and_release_in_one_click(world, db, pages):
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     gestor = pages(world.users["gestor"])
     res = gestor.post(f"/tarefas/{task.id}/assumir", {"next": "/"})
@@ -46,7 +46,7 @@ def test_claim_and_release_in_one_click(world, db, pages):  # type: ignore[no-un
         assert s.get(Task, task.id).assignee_id is None
 
 
-def test_certificate_upload_completes_the_task(world, db, pages):  # type: ignore[no-untyped-def]
+def test_certificate_upload_completes_the_task(world, db, pages):
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     gestor = pages(world.users["gestor"])
     page = gestor.get(f"/tarefas/{task.id}").get_data(as_text=True)
@@ -61,7 +61,7 @@ def test_certificate_upload_completes_the_task(world, db, pages):  # type: ignor
         assert s.get(Task, task.id).state == "completed"
 
 
-def test_a_pfx_is_opened_with_the_forms_declared_password_field(world, db, pages):  # type: ignore[no-untyped-def]
+def test_a_pfx_is_opened_with_the_forms_declared_password_field(world, db, pages):
     from tests.support.pki import PASSWORD, pki
 
     # obter-certificado-digital declares its "senha" field as format: password; the page finds
@@ -79,7 +79,7 @@ def test_a_pfx_is_opened_with_the_forms_declared_password_field(world, db, pages
         assert "senha" not in s.get(Task, task.id).data  # a password is never kept
 
 
-def test_wrong_file_type_is_shown_at_the_field(world, db, pages):  # type: ignore[no-untyped-def]
+def test_wrong_file_type_is_shown_at_the_field(world, db, pages):
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     gestor = pages(world.users["gestor"])
     res = gestor.post(f"/tarefas/{task.id}", {
@@ -92,7 +92,7 @@ def test_wrong_file_type_is_shown_at_the_field(world, db, pages):  # type: ignor
     )  # file kept, error at field
 
 
-def _homologation_task(world, db):  # type: ignore[no-untyped-def]
+def _homologation_task(world, db):
     advance(db, world, ["obter_certificado_digital", "criar_conta_govbr"])
     return ready_task(db, world.instance_id, "solicitar_acesso_homologacao")
 
@@ -105,7 +105,7 @@ def _form_fields(html: str) -> dict[str, str]:
     return out
 
 
-def test_mistakes_are_shown_at_each_field_with_input_kept(world, db, pages):  # type: ignore[no-untyped-def]
+def test_mistakes_are_shown_at_each_field_with_input_kept(world, db, pages):
     task = _homologation_task(world, db)
     gestor = pages(world.users["gestor"])
     html = gestor.get(f"/tarefas/{task.id}").get_data(as_text=True)
@@ -169,7 +169,7 @@ def test_mistakes_are_shown_at_each_field_with_input_kept(world, db, pages):  # 
         assert s.get(Task, task.id).state == "ready"
 
 
-def test_rows_without_javascript_add_remove_and_add_all(world, db, pages):  # type: ignore[no-untyped-def]
+def test_rows_without_javascript_add_remove_and_add_all(world, db, pages):
     task = _homologation_task(world, db)
     gestor = pages(world.users["gestor"])
     base = {"gestor_nome": "Ana", "servicos.present": "1", "filhos.present": "1"}
@@ -191,7 +191,7 @@ def test_rows_without_javascript_add_remove_and_add_all(world, db, pages):  # ty
     assert f'name="servicos.{len(operations) - 1}.operacao"' in html
 
 
-def test_autofill_from_cnes_without_javascript(world, db, pages):  # type: ignore[no-untyped-def]
+def test_autofill_from_cnes_without_javascript(world, db, pages):
     task = _homologation_task(world, db)
     gestor = pages(world.users["gestor"])
     res = gestor.post(
@@ -210,7 +210,7 @@ def test_autofill_from_cnes_without_javascript(world, db, pages):  # type: ignor
     assert lookup.json["razao_social"] == world.est.razao_social
 
 
-def test_save_draft_and_come_back(world, db, pages):  # type: ignore[no-untyped-def]
+def test_save_draft_and_come_back(world, db, pages):
     task = _homologation_task(world, db)
     gestor = pages(world.users["gestor"])
     res = gestor.post(f"/tarefas/{task.id}", {"action": "save", "sistema_nome": "Meu LIS", "resumo": "Metade",
@@ -226,7 +226,7 @@ def test_save_draft_and_come_back(world, db, pages):  # type: ignore[no-untyped-
     assert "rascunho" in gestor.get("/").get_data(as_text=True)
 
 
-def test_full_valid_submission_through_the_page(world, db, pages):  # type: ignore[no-untyped-def]
+def test_full_valid_submission_through_the_page(world, db, pages):
     ctx = advance(db, world, ["obter_certificado_digital", "criar_conta_govbr"])
     task = ready_task(db, world.instance_id, "solicitar_acesso_homologacao")
     answer = samples.answer("solicitar_acesso_homologacao", ctx)
@@ -251,7 +251,7 @@ def test_full_valid_submission_through_the_page(world, db, pages):  # type: igno
         assert s.get(ProcessInstance, world.instance_id).stage == "Solicitação em análise"
 
 
-def test_other_lanes_see_the_task_read_only_and_cannot_submit(world, db, pages):  # type: ignore[no-untyped-def]
+def test_other_lanes_see_the_task_read_only_and_cannot_submit(world, db, pages):
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     for role in ("integrador", "auditor"):
         client = pages(world.users[role])

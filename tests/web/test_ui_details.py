@@ -10,7 +10,7 @@ from engine.demo import samples
 from engine.files import service as files
 
 
-def test_audit_list_says_what_an_event_is_about_in_words(world, db, pages):  # type: ignore[no-untyped-def]
+def test_audit_list_says_what_an_event_is_about_in_words(world, db, pages):
     with db.write() as s:
         files.store(s, world.users["gestor"].actor, world.org, "contrato.pdf", samples.tiny_pdf(),
                     limit=10**7)  # fmt: skip
@@ -23,7 +23,7 @@ def test_audit_list_says_what_an_event_is_about_in_words(world, db, pages):  # t
     assert "file contrato.pdf" in p.get("/auditoria").get_data(as_text=True)
 
 
-def test_start_offers_only_portfolios_not_already_running(world, db, pages):  # type: ignore[no-untyped-def]
+def test_start_offers_only_portfolios_not_already_running(world, db, pages):
     html = (
         pages(world.users["admin"])
         .get(f"/estabelecimentos/{world.est.cnes}")
@@ -37,7 +37,7 @@ def test_start_offers_only_portfolios_not_already_running(world, db, pages):  # 
     assert 'value="RIRA"' in other.get_data(as_text=True)
 
 
-def test_admin_cannot_click_away_their_own_admin_role_and_is_asked_first(world, pages):  # type: ignore[no-untyped-def]
+def test_admin_cannot_click_away_their_own_admin_role_and_is_asked_first(world, pages):
     html = pages(world.users["admin"]).get("/administracao").get_data(as_text=True)
     table = html[html.index('id="pessoas-titulo"') :]
     me = table[table.index(world.users["admin"].email) :]

@@ -19,11 +19,11 @@ T0 = datetime(2027, 1, 4, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def settings(settings):  # type: ignore[no-untyped-def]
+def settings(settings):
     return dataclasses.replace(settings, upload_quota_files=1)
 
 
-def test_the_task_page_shows_the_quota_at_the_field(world, db, pages, settings):  # type: ignore[no-untyped-def]
+def test_the_task_page_shows_the_quota_at_the_field(world, db, pages, settings):
     task = ready_task(db, world.instance_id, "obter_certificado_digital")
     certificate = samples.demo_certificate(world.est.cnpj)
     with time_machine.travel(T0, tick=True):

@@ -8,7 +8,7 @@ from engine.definitions import service as definitions
 from tests.support.pages import advance
 
 
-def _deploy_v2(db, settings, tmp_path, *edits: tuple[str, str]) -> int:  # type: ignore[no-untyped-def]
+def _deploy_v2(db, settings, tmp_path, *edits: tuple[str, str]) -> int:
     folder = tmp_path / "v2"
     shutil.copytree(settings.processes_dir, folder)
     bpmn = folder / "credenciamento-rnds.bpmn"
@@ -22,7 +22,7 @@ def _deploy_v2(db, settings, tmp_path, *edits: tuple[str, str]) -> int:  # type:
     return version
 
 
-def test_versions_side_by_side_and_migration(pages, world, db, settings, tmp_path):  # type: ignore[no-untyped-def]
+def test_versions_side_by_side_and_migration(pages, world, db, settings, tmp_path):
     advance(db, world, ["ambientar_servicos"])
     v2 = _deploy_v2(
         db, settings, tmp_path, ('name="Desenvolver conector"', 'name="Desenvolver o conector"')
@@ -47,7 +47,7 @@ def test_versions_side_by_side_and_migration(pages, world, db, settings, tmp_pat
     assert other["version"] == 1
 
 
-def test_refused_migration_shows_the_reason(pages, world, db, settings, tmp_path):  # type: ignore[no-untyped-def]
+def test_refused_migration_shows_the_reason(pages, world, db, settings, tmp_path):
     v2 = _deploy_v2(db, settings, tmp_path, ("ambientar_servicos", "ambientar_servicos_v2"))
     admin = pages(world.users["admin"])
     html = admin.get(
@@ -59,7 +59,7 @@ def test_refused_migration_shows_the_reason(pages, world, db, settings, tmp_path
     assert "recusada" in res.get_data(as_text=True)
 
 
-def test_only_admins(pages, world):  # type: ignore[no-untyped-def]
+def test_only_admins(pages, world):
     gestor = pages(world.users["gestor"])
     assert gestor.get("/administracao/processos/credenciamento-rnds/versoes").status_code == 403
     assert (

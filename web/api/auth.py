@@ -47,7 +47,7 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
         g.actor = check.actor
         return view(*args, **kwargs)
 
-    wrapper.authenticated = True  # type: ignore[attr-defined]
+    wrapper.authenticated = True
     return wrapper
 
 

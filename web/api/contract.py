@@ -122,7 +122,7 @@ def operation(
             resp=Response(**answers), before=_before, after=_after, operation_id=view.__name__
         )(view)
         if binary:
-            validated.binary_answer = binary  # type: ignore[attr-defined]
+            validated.binary_answer = binary
         return authenticated(validated) if auth else validated
 
     return decorate

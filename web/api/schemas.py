@@ -165,7 +165,7 @@ class MigrationQuery(Input):
 class Preconditions(Input):
     """Conditional request headers of an instance change."""
 
-    if_match: _maybe(  # type: ignore[valid-type]
+    if_match: _maybe(
         str,
         {"type": "string"},
         "ETag de GET /instances/{id}: a alteração só acontece se a instância ainda estiver "
@@ -260,7 +260,7 @@ class Problem(Shape):
     status: int
     detail: str
     message: str = Field(description="O mesmo texto de detail (mantido para clientes antigos).")
-    errors: _maybe(  # type: ignore[valid-type]
+    errors: _maybe(
         dict[str, str],
         {"type": "object", "additionalProperties": {"type": "string"}},
         "Erros por campo (422): caminho do campo → mensagem.",
@@ -421,7 +421,7 @@ class Task(Shape):
             element=row.element_id,
             lane=row.lane,
             stage=row.stage,
-            state=row.state,  # type: ignore[arg-type]
+            state=row.state,
             assignee=emails.get(row.assignee_id) if row.assignee_id else None,
             due_at=row.due_at,
             created_at=row.created_at,

@@ -83,7 +83,7 @@ def _tasks(session: Session, rows: list[Task]) -> list[s.Task]:
 
 
 @bp.get("/openapi.json")
-def openapi():  # type: ignore[no-untyped-def]
+def openapi():
     return current_app.json.response(document())
 
 
@@ -121,7 +121,7 @@ def list_establishments(query: s.EstablishmentQuery) -> s.EstablishmentList:
 
 @bp.post("/establishments")
 @operation({201: s.Establishment}, (403, 404, 409))
-def create_establishment(json: s.EstablishmentInput):  # type: ignore[no-untyped-def]
+def create_establishment(json: s.EstablishmentInput):
     """Cadastrar estabelecimento (admin)"""
     with db().write() as session:
         org_id = _org_id(session, json.org)
@@ -195,7 +195,7 @@ def _instance(session: Session, inst: ProcessInstance) -> s.Instance:
     return s.Instance.with_tasks(inst, cnes=cnes or "", version=version or 0, tasks=ready)
 
 
-def _with_etag(model: s.Instance, status: int = 200, **headers: str):  # type: ignore[no-untyped-def]
+def _with_etag(model: s.Instance, status: int = 200, **headers: str):
     return model, status, {"ETag": f'"{model.etag()}"', **headers}
 
 
@@ -212,7 +212,7 @@ def _stale(session: Session, instance_id: int) -> bool:
 
 @bp.post("/instances")
 @operation({201: s.Instance}, (403, 404, 409))
-def start_instance(json: s.StartInstance):  # type: ignore[no-untyped-def]
+def start_instance(json: s.StartInstance):
     """Iniciar um processo para um estabelecimento"""
     with db().write() as session:
         inst = instances.start_instance(
@@ -271,7 +271,7 @@ def list_instances(query: s.InstanceQuery) -> s.InstanceList:
 
 @bp.get(f"/instances/{INSTANCE}")
 @operation({200: s.Instance}, (403, 404))
-def get_instance(instance_id: int):  # type: ignore[no-untyped-def]
+def get_instance(instance_id: int):
     """Uma instância, com tarefas prontas"""
     with db().read() as session:
         return _with_etag(_instance(session, instances.get_instance(session, actor(), instance_id)))
@@ -288,9 +288,7 @@ def instance_history(instance_id: int) -> s.EventList:
 
 @bp.post(f"/instances/{INSTANCE}/cancel")
 @operation({200: s.Instance}, (403, 404, 409, 412))
-def cancel_instance(  # type: ignore[no-untyped-def]
-    instance_id: int, json: s.CancelInstance, headers: s.Preconditions
-):
+def cancel_instance(instance_id: int, json: s.CancelInstance, headers: s.Preconditions):
     """Cancelar (admin, com motivo)"""
     with db().write() as session:
         stale = _stale(session, instance_id)
@@ -412,7 +410,7 @@ def complete_task(task_id: str, json: s.CompleteTask) -> s.Task:
 
 @bp.post("/files")
 @operation({201: s.File}, (403, 404, 413))
-def upload_file(form: s.Upload):  # type: ignore[no-untyped-def]
+def upload_file(form: s.Upload):
     """Enviar arquivo (tipo detectado pelo conteúdo)
 
     Um envio que nenhum formulário concluído anexa expira (CREDENCIA_UPLOAD_TTL_HOURS, 48 h

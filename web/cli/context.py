@@ -78,7 +78,7 @@ def pass_cli(f: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return f(current(), *args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def error(message: str, *details: str, code: int = 1) -> NoReturn:

@@ -89,7 +89,7 @@ def scheduler_status(cli: CliContext, as_json: bool) -> None:
     sys.exit(0 if st.healthy else 1)
 
 
-def _status_dict(st) -> dict:  # type: ignore[no-untyped-def]
+def _status_dict(st) -> dict:
     return {
         "now": st.now.isoformat(),
         "healthy": st.healthy,
@@ -132,7 +132,7 @@ def _status_dict(st) -> dict:  # type: ignore[no-untyped-def]
     }
 
 
-def _print_status(st) -> None:  # type: ignore[no-untyped-def]
+def _print_status(st) -> None:
     click.echo(f"agora: {_when(st.now)}")
     click.echo("tarefa        a cada  última execução       resultado  duração  execuções/falhas")
     for j in st.jobs:

@@ -49,7 +49,7 @@ def tokens_create(cli: CliContext, email: str, name: str, org_slug: str | None, 
         fail(exc)
 
 
-def _when(value) -> str:  # type: ignore[no-untyped-def]
+def _when(value) -> str:
     return f"{value:%Y-%m-%d %H:%M}" if value else "-"
 
 

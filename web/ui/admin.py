@@ -31,7 +31,7 @@ def _require_admin(action: str) -> None:
 
 
 def _index_page(*, new_token: str | None = None, errors: dict | None = None,
-                values: dict | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
+                values: dict | None = None):  # fmt: skip
     """The people-and-tokens page; 422 when a form on it was refused."""
     with db().read() as s:
         members = members_svc.members(s, actor(), org_id())
@@ -47,14 +47,14 @@ def _index_page(*, new_token: str | None = None, errors: dict | None = None,
 
 @bp.get("")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     _require_admin("admin.read")
     return _index_page()
 
 
 @bp.post("/papeis")
 @login_required
-def grant():  # type: ignore[no-untyped-def]
+def grant():
     """A member gets the role at once; anyone else is invited, with the same answer whether
     their e-mail has an account or not."""
     _require_admin("member.grant")
@@ -83,7 +83,7 @@ def grant():  # type: ignore[no-untyped-def]
 
 @bp.post("/papeis/<int:membership_id>/retirar")
 @login_required
-def revoke(membership_id: int):  # type: ignore[no-untyped-def]
+def revoke(membership_id: int):
     _require_admin("member.revoke")
     with db().write() as s:
         members_svc.revoke_role(s, actor(), org_id(), membership_id)
@@ -93,7 +93,7 @@ def revoke(membership_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/convites/<int:invitation_id>/cancelar")
 @login_required
-def cancel_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
+def cancel_invitation(invitation_id: int):
     _require_admin("member.invite")
     with db().write() as s:
         invitations.cancel(s, actor(), org_id(), invitation_id)
@@ -103,7 +103,7 @@ def cancel_invitation(invitation_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/tokens")
 @login_required
-def create_token():  # type: ignore[no-untyped-def]
+def create_token():
     _require_admin("token.create")
     try:
         with db().write() as s:
@@ -118,7 +118,7 @@ def create_token():  # type: ignore[no-untyped-def]
 
 @bp.post("/tokens/<int:token_id>/revogar")
 @login_required
-def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
+def revoke_token(token_id: int):
     _require_admin("token.revoke")
     with db().write() as s:
         tokens_svc.revoke(s, actor(), org_id(), token_id)
@@ -128,7 +128,7 @@ def revoke_token(token_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/processos")
 @login_required
-def processes():  # type: ignore[no-untyped-def]
+def processes():
     _require_admin("process.list")
     with db().read() as s:
         rows = definitions.list_definitions(s)
@@ -136,7 +136,7 @@ def processes():  # type: ignore[no-untyped-def]
     return render_template("admin/processes.html", definitions=rows, counts=counts)
 
 
-def _definition(s, definition_id: int) -> ProcessDefinition:  # type: ignore[no-untyped-def]
+def _definition(s, definition_id: int) -> ProcessDefinition:
     definition = s.get(ProcessDefinition, definition_id)
     if definition is None:
         raise NotFound(_("Processo não encontrado."))
@@ -145,7 +145,7 @@ def _definition(s, definition_id: int) -> ProcessDefinition:  # type: ignore[no-
 
 @bp.get("/processos/<int:definition_id>")
 @login_required
-def process(definition_id: int):  # type: ignore[no-untyped-def]
+def process(definition_id: int):
     _require_admin("process.read")
     with db().read() as s:
         definition = _definition(s, definition_id)
@@ -154,7 +154,7 @@ def process(definition_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/processos/<int:definition_id>/diagrama.json")
 @login_required
-def process_diagram(definition_id: int):  # type: ignore[no-untyped-def]
+def process_diagram(definition_id: int):
     _require_admin("process.read")
     with db().read() as s:
         definition = _definition(s, definition_id)
@@ -163,7 +163,7 @@ def process_diagram(definition_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/portfolios")
 @login_required
-def portfolios():  # type: ignore[no-untyped-def]
+def portfolios():
     _require_admin("portfolio.list")
     with db().read() as s:
         rows = establishment_queries.all_portfolios(s, actor(), org_id())
@@ -216,7 +216,7 @@ def _job_rows(status: scheduler_status.Status) -> list[dict]:
 
 @bp.get("/agendador")
 @login_required
-def scheduler():  # type: ignore[no-untyped-def]
+def scheduler():
     _require_admin("scheduler.read")
     with db().read() as s:
         # Failed messages come from the admin's own organization (list_outbox), not the
@@ -246,7 +246,7 @@ def scheduler():  # type: ignore[no-untyped-def]
 
 @bp.post("/agendador/mensagens/<int:message_id>/reenviar")
 @login_required
-def retry_message(message_id: int):  # type: ignore[no-untyped-def]
+def retry_message(message_id: int):
     _require_admin("outbox.retry")
     try:
         with db().write() as s:

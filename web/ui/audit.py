@@ -41,7 +41,7 @@ def _filters() -> auditlog.Filters:
 
 @bp.get("")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     filters = _filters()
     with db().read() as s:
         events, total = auditlog.search(
@@ -56,7 +56,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.post("/verificar")
 @login_required
-def verify():  # type: ignore[no-untyped-def]
+def verify():
     """Verify the organization's chain from its last checkpoint, now; the page shows how."""
     auditlog.verify_chain(db(), actor(), org_id())
     return redirect(url_for("audit.index"))
@@ -64,20 +64,20 @@ def verify():  # type: ignore[no-untyped-def]
 
 @bp.get("/eventos/<int:event_id>")
 @login_required
-def event(event_id: int):  # type: ignore[no-untyped-def]
+def event(event_id: int):
     with db().read() as s:
         ev = auditlog.get_event(s, actor(), org_id(), event_id)
     pretty = json.dumps(ev.data, ensure_ascii=False, indent=2, sort_keys=True)
     return render_template("audit/event.html", ev=ev, pretty=pretty, action_label=action_label)
 
 
-def _export(kind: str):  # type: ignore[no-untyped-def]
+def _export(kind: str):
     filters = _filters()
     a, org, database = actor(), org_id(), db()
     with database.read() as s:
         auditlog.search(s, a, org, filters, limit=0)  # permission checked before streaming
 
-    def generate():  # type: ignore[no-untyped-def]
+    def generate():
         with database.read() as s:
             producer = auditlog.export_csv if kind == "csv" else auditlog.export_json
             yield from producer(s, a, org, filters)
@@ -90,11 +90,11 @@ def _export(kind: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/exportar.csv")
 @login_required
-def export_csv():  # type: ignore[no-untyped-def]
+def export_csv():
     return _export("csv")
 
 
 @bp.get("/exportar.json")
 @login_required
-def export_json():  # type: ignore[no-untyped-def]
+def export_json():
     return _export("json")

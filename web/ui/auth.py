@@ -34,7 +34,7 @@ from web.ui.common import db, login_required, safe_next
 bp = Blueprint("auth", __name__)
 
 
-def _org_ids(s, user_id: int) -> list[int]:  # type: ignore[no-untyped-def]
+def _org_ids(s, user_id: int) -> list[int]:
     return account_queries.membership_org_ids(s, user_id)
 
 
@@ -44,7 +44,7 @@ def _pepper() -> bytes:
     return hashlib.sha256(b"credencia-login-guard:" + secret).digest()
 
 
-def _audit(s, who: Actor, action: str, orgs: list[int], known: User | None, data: dict):  # type: ignore[no-untyped-def]
+def _audit(s, who: Actor, action: str, orgs: list[int], known: User | None, data: dict):
     for org in orgs or [None]:
         audit.record(
             s, who, action, org_id=org, entity_type="user",
@@ -52,7 +52,7 @@ def _audit(s, who: Actor, action: str, orgs: list[int], known: User | None, data
         )  # fmt: skip
 
 
-def _who(email: str, known: User | None, data: dict) -> tuple[Actor, dict]:  # type: ignore[type-arg]
+def _who(email: str, known: User | None, data: dict) -> tuple[Actor, dict]:
     """Who tried, as the audit keeps it: an existing account by its e-mail; anything else
     typed only as a keyed hash (login_guard.typed_identifier)."""
     typed = login_guard.typed_identifier(email, known is not None, _pepper())
@@ -60,7 +60,7 @@ def _who(email: str, known: User | None, data: dict) -> tuple[Actor, dict]:  # t
     return Actor(user_id=None, label=label or "?"), {**typed, **data}
 
 
-def _audit_throttled(s, email: str, kinds: list[str], data: dict) -> None:  # type: ignore[no-untyped-def]
+def _audit_throttled(s, email: str, kinds: list[str], data: dict) -> None:
     """A key starts to be slowed down: an account's goes to its organizations' logs, an
     address's to the system's. Once per streak of failures, not once per attempt."""
     known = account_queries.user_by_email(s, email)
@@ -74,7 +74,7 @@ def _audit_throttled(s, email: str, kinds: list[str], data: dict) -> None:  # ty
         _audit(s, who, "auth.login_throttled", orgs, known if orgs else None, details)
 
 
-def _too_many(email: str, next_url: str, seconds: int):  # type: ignore[no-untyped-def]
+def _too_many(email: str, next_url: str, seconds: int):
     message = ngettext(
         "Muitas tentativas; tente novamente em %(num)d segundo.",
         "Muitas tentativas; tente novamente em %(num)d segundos.",
@@ -88,7 +88,7 @@ def _too_many(email: str, next_url: str, seconds: int):  # type: ignore[no-untyp
 
 
 @bp.route("/entrar", methods=["GET", "POST"])
-def login():  # type: ignore[no-untyped-def]
+def login():
     next_url = safe_next(request.values.get("next"), url_for("home.index"))
     if g.get("user") is not None and request.method == "GET":
         return redirect(next_url)
@@ -144,7 +144,7 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/sair")
-def logout():  # type: ignore[no-untyped-def]
+def logout():
     """Ends the server-side session too: a copy of the cookie no longer signs anyone in."""
     sid = session.get("sid")
     if g.get("user") is not None or sid:
@@ -161,7 +161,7 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/idioma")
-def language():  # type: ignore[no-untyped-def]
+def language():
     locale = request.form.get("locale", "")
     target = safe_next(request.form.get("next"), url_for("home.index"))
     response = make_response(redirect(target))
@@ -176,7 +176,7 @@ def language():  # type: ignore[no-untyped-def]
 
 @bp.post("/organizacao")
 @login_required
-def switch_org():  # type: ignore[no-untyped-def]
+def switch_org():
     try:
         chosen = int(request.form.get("org", ""))
     except ValueError:
@@ -190,7 +190,7 @@ def switch_org():  # type: ignore[no-untyped-def]
 
 
 @bp.route("/convites/<token>", methods=["GET", "POST"])
-def invitation(token: str):  # type: ignore[no-untyped-def]
+def invitation(token: str):
     """Accept an invitation: signed in with the invited account, or (no account yet) by
     choosing a password. Only the holder of the e-mailed link gets here."""
     user = g.get("user")

@@ -42,7 +42,7 @@ def _filters() -> dash.Filters:
 
 @bp.get("")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     filters = _filters()
     with db().read() as s:
         offset = (page_arg() - 1) * PAGE
@@ -57,14 +57,14 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/exportar.csv")
 @login_required
-def export():  # type: ignore[no-untyped-def]
+def export():
     filters = _filters()
     a, org = actor(), org_id()
     with db().read() as s:
         dash.page(s, a, org, filters, limit=0)  # checks permission before the stream starts
     database = db()
 
-    def generate():  # type: ignore[no-untyped-def]
+    def generate():
         with database.read() as s:
             yield from dash.csv_lines(s, a, org, filters)
 
@@ -75,7 +75,7 @@ def export():  # type: ignore[no-untyped-def]
 
 @bp.post("/iniciar")
 @login_required
-def start_many():  # type: ignore[no-untyped-def]
+def start_many():
     selected = request.form.getlist("cnes")
     portfolio = request.form.get("portfolio", "")
     report = bulk.start_many(

@@ -25,7 +25,7 @@ PAGE = 50
 FORM_FIELDS = establishments.FIELDS
 
 
-def _get(s, cnes: str) -> Establishment:  # type: ignore[no-untyped-def]
+def _get(s, cnes: str) -> Establishment:
     if not cnes.isdigit() or len(cnes) > 7:
         raise NotFound(_("Estabelecimento não encontrado."))
     return establishments.get_by_cnes(s, actor(), org_id(), cnes)
@@ -38,7 +38,7 @@ def _render(template: str, **values: object) -> str:
 
 @bp.get("")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     q = request.args.get("q", "").strip()[:100]
     uf = request.args.get("uf", "").strip().upper()[:2]
     page = int_arg("pagina", 1) or 1
@@ -51,7 +51,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.get("/<cnes>")
 @login_required
-def show(cnes: str):  # type: ignore[no-untyped-def]
+def show(cnes: str):
     with db().read() as s:
         est = _get(s, cnes)
         instances = instance_queries.establishment_instances(s, actor(), org_id(), est)
@@ -77,21 +77,21 @@ def show(cnes: str):  # type: ignore[no-untyped-def]
 
 @bp.get("/<cnes>/cadastro.json")
 @login_required
-def lookup(cnes: str):  # type: ignore[no-untyped-def]
+def lookup(cnes: str):
     """Register data for the task form's autofill from a CNES."""
     with db().read() as s:
         est = _get(s, cnes)
         return jsonify(est.register_data())
 
 
-def _form_page(values: dict, errors: dict[str, str], *, est: Establishment | None):  # type: ignore[no-untyped-def]
+def _form_page(values: dict, errors: dict[str, str], *, est: Establishment | None):
     return render_template(
         "establishments/form.html", values=values, errors=errors, ufs=UFS, est=est
     ), (422 if errors else 200)
 
 
 def _save_form(values: dict, save: Callable[[Session], str], done: str, *,
-               est: Establishment | None):  # type: ignore[no-untyped-def]  # fmt: skip
+               est: Establishment | None):  # fmt: skip
     """Save the create/edit form with ``save`` (it returns the CNES): on to the establishment,
     or the form again with the errors."""
     try:
@@ -107,11 +107,11 @@ def _save_form(values: dict, save: Callable[[Session], str], done: str, *,
 
 @bp.route("/novo", methods=["GET", "POST"])
 @login_required
-def create():  # type: ignore[no-untyped-def]
+def create():
     if request.method == "POST":
         values = {k: request.form.get(k, "") for k in FORM_FIELDS}
 
-        def save(s) -> str:  # type: ignore[no-untyped-def]
+        def save(s) -> str:
             return establishments.create(s, actor(), org_id(), values).cnes
 
         return _save_form(values, save, _("Estabelecimento cadastrado."), est=None)
@@ -122,7 +122,7 @@ def create():  # type: ignore[no-untyped-def]
 
 @bp.route("/<cnes>/editar", methods=["GET", "POST"])
 @login_required
-def edit(cnes: str):  # type: ignore[no-untyped-def]
+def edit(cnes: str):
     with db().read() as s:
         est = _get(s, cnes)
     if not has_role("admin"):
@@ -135,7 +135,7 @@ def edit(cnes: str):  # type: ignore[no-untyped-def]
     if request.method == "POST":
         values = {k: request.form.get(k, "") for k in FORM_FIELDS}
 
-        def save(s) -> str:  # type: ignore[no-untyped-def]
+        def save(s) -> str:
             return establishments.update(s, actor(), org_id(), cnes, values).cnes
 
         return _save_form(values, save, _("Cadastro atualizado."), est=est)
@@ -144,7 +144,7 @@ def edit(cnes: str):  # type: ignore[no-untyped-def]
 
 @bp.route("/importar", methods=["GET", "POST"])
 @login_required
-def import_csv():  # type: ignore[no-untyped-def]
+def import_csv():
     if not has_role("admin"):
         deny("Apenas administradores importam estabelecimentos.", action="establishment.import")
     if request.method == "GET":

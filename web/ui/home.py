@@ -15,7 +15,7 @@ bp = Blueprint("home", __name__)
 
 @bp.get("/")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     filters = inbox_mod.InboxFilters(
         establishment=request.args.get("estabelecimento", "").strip(),
         process=request.args.get("processo", "").strip(),
@@ -44,6 +44,6 @@ def index():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz():
     db().ping()
     return {"status": "ok"}

@@ -29,7 +29,7 @@ from web.ui.labels import event_summary
 bp = Blueprint("instances", __name__)
 
 
-def _instance(s, instance_id: int) -> ProcessInstance:  # type: ignore[no-untyped-def]
+def _instance(s, instance_id: int) -> ProcessInstance:
     row = s.get(ProcessInstance, instance_id)
     if row is None:
         raise NotFound(_("Processo não encontrado."))
@@ -37,7 +37,7 @@ def _instance(s, instance_id: int) -> ProcessInstance:  # type: ignore[no-untype
     return runtime_instances.get_instance(s, actor(), instance_id)
 
 
-def _act(instance_id: int, change: Callable[[Session], object], done: str, anchor: str = ""):  # type: ignore[no-untyped-def]
+def _act(instance_id: int, change: Callable[[Session], object], done: str, anchor: str = ""):
     """Make one change to a visible instance, flash ``done`` or the refusal, and go back to it."""
     with db().read() as s:
         _instance(s, instance_id)
@@ -52,7 +52,7 @@ def _act(instance_id: int, change: Callable[[Session], object], done: str, ancho
 
 @bp.get("/processos/<int:instance_id>")
 @login_required
-def show(instance_id: int):  # type: ignore[no-untyped-def]
+def show(instance_id: int):
     with db().read() as s:
         inst = _instance(s, instance_id)
         est = s.get(Establishment, inst.establishment_id) if inst.establishment_id else None
@@ -99,7 +99,7 @@ def show(instance_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/processos/<int:instance_id>/diagrama.json")
 @login_required
-def diagram(instance_id: int):  # type: ignore[no-untyped-def]
+def diagram(instance_id: int):
     with db().read() as s:
         _instance(s, instance_id)
         pic = picture.picture(s, actor(), instance_id)
@@ -110,7 +110,7 @@ def diagram(instance_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/processos/<int:instance_id>/comentarios")
 @login_required
-def comment(instance_id: int):  # type: ignore[no-untyped-def]
+def comment(instance_id: int):
     body = request.form.get("body", "")
     return _act(instance_id, lambda s: comments.add_comment(s, actor(), instance_id, body),
                 _("Comentário publicado."), anchor="#comentarios")  # fmt: skip
@@ -118,7 +118,7 @@ def comment(instance_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/processos/<int:instance_id>/cancelar")
 @login_required
-def cancel(instance_id: int):  # type: ignore[no-untyped-def]
+def cancel(instance_id: int):
     reason = request.form.get("reason", "")
     return _act(instance_id, lambda s: runtime_instances.cancel(s, actor(), instance_id, reason),
                 _("Processo cancelado."))  # fmt: skip
@@ -126,7 +126,7 @@ def cancel(instance_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/processos/iniciar")
 @login_required
-def start():  # type: ignore[no-untyped-def]
+def start():
     cnes = (request.form.get("cnes") or "").strip()
     try:
         with db().write() as s:
@@ -146,7 +146,7 @@ def start():  # type: ignore[no-untyped-def]
 
 @bp.get("/arquivos/<file_id>")
 @login_required
-def download(file_id: str):  # type: ignore[no-untyped-def]
+def download(file_id: str):
     with db().read() as s:
         meta = s.get(StoredFile, file_id) if len(file_id) <= 36 else None
         if meta is None:

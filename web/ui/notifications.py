@@ -21,7 +21,7 @@ ICONS = {
 
 @bp.get("")
 @login_required
-def index():  # type: ignore[no-untyped-def]
+def index():
     before = int_arg("antes") or None
     unread_only = request.args.get("ver") == "nao-lidas"
     with db().read() as s:
@@ -45,7 +45,7 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.post("/<int:notification_id>/lida")
 @login_required
-def mark_read(notification_id: int):  # type: ignore[no-untyped-def]
+def mark_read(notification_id: int):
     """Mark one as read; with ``abrir`` go on to what it is about (the task, the establishment)."""
     with db().write() as s:
         row = notifications.mark_read(s, actor(), notification_id)
@@ -58,7 +58,7 @@ def mark_read(notification_id: int):  # type: ignore[no-untyped-def]
 
 @bp.post("/lidas")
 @login_required
-def mark_all_read():  # type: ignore[no-untyped-def]
+def mark_all_read():
     with db().write() as s:
         count = notifications.mark_all_read(s, actor())
     if count:

@@ -54,7 +54,7 @@ def _file_meta(
 
 
 def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-          status: int = 200, notice: str = ""):  # type: ignore[no-untyped-def]  # fmt: skip
+          status: int = 200, notice: str = ""):  # fmt: skip
     with db().read() as s:
         task = _task(s, task_id)
         form = taskform.task_form(s, actor(), task)
@@ -118,7 +118,7 @@ def _with_readonly(
 
 @bp.get("/<task_id>")
 @login_required
-def show(task_id: str):  # type: ignore[no-untyped-def]
+def show(task_id: str):
     return _page(task_id)
 
 
@@ -162,7 +162,7 @@ def _store_uploads(schema: dict[str, Any], data: dict[str, Any], errors: dict[st
 
 @bp.post("/<task_id>")
 @login_required
-def submit(task_id: str):  # type: ignore[no-untyped-def]
+def submit(task_id: str):
     with db().read() as s:
         task = _task(s, task_id)
         form = taskform.task_form(s, actor(), task)
@@ -202,7 +202,7 @@ def submit(task_id: str):  # type: ignore[no-untyped-def]
     return redirect(url_for("instances.show", instance_id=instance_id))
 
 
-def _autofill(task_id: str, schema: dict[str, Any], data: dict[str, Any], errors: dict[str, str]):  # type: ignore[no-untyped-def]
+def _autofill(task_id: str, schema: dict[str, Any], data: dict[str, Any], errors: dict[str, str]):
     # The field that holds the establishment's CNES is the one the register's "cnes" fills.
     cnes_field = forms.form_view(schema).register_field("cnes") or ""
     cnes = str(data.get(cnes_field) or "").strip()
@@ -218,7 +218,7 @@ def _autofill(task_id: str, schema: dict[str, Any], data: dict[str, Any], errors
     )
 
 
-def _simple(task_id: str, action: Any, message: str, *args: Any):  # type: ignore[no-untyped-def]
+def _simple(task_id: str, action: Any, message: str, *args: Any):
     with db().read() as s:
         _task(s, task_id)
     with db().write() as s:
@@ -229,19 +229,19 @@ def _simple(task_id: str, action: Any, message: str, *args: Any):  # type: ignor
 
 @bp.post("/<task_id>/assumir")
 @login_required
-def claim(task_id: str):  # type: ignore[no-untyped-def]
+def claim(task_id: str):
     return _simple(task_id, runtime_tasks.claim, _("Tarefa assumida por você."))
 
 
 @bp.post("/<task_id>/liberar")
 @login_required
-def release(task_id: str):  # type: ignore[no-untyped-def]
+def release(task_id: str):
     return _simple(task_id, runtime_tasks.release, _("Tarefa liberada para a raia."))
 
 
 @bp.post("/<task_id>/atribuir")
 @login_required
-def assign(task_id: str):  # type: ignore[no-untyped-def]
+def assign(task_id: str):
     email = (request.form.get("assignee") or "").strip()
     try:
         return _simple(

@@ -15,7 +15,7 @@ bp = Blueprint("versions", __name__, url_prefix="/administracao/processos")
 PLAN_LIMIT = 50  # plans load each workflow; show the first ones, migrate in bulk the rest
 
 
-def _versions(session, key: str) -> list[ProcessDefinition]:  # type: ignore[no-untyped-def]
+def _versions(session, key: str) -> list[ProcessDefinition]:
     rows = definition_queries.versions(session, key)
     if not rows:
         abort(404)
@@ -29,7 +29,7 @@ def _version_arg(name: str, default: int) -> int:
 
 @bp.get("/<key>/versoes")
 @login_required
-def compare(key: str):  # type: ignore[no-untyped-def]
+def compare(key: str):
     with db().read() as s:  # a denial raised in a database scope is audited
         actor().require_role(org_id(), "admin", "process.compare")
         versions = _versions(s, key)
@@ -64,7 +64,7 @@ def compare(key: str):  # type: ignore[no-untyped-def]
 
 @bp.post("/<key>/migrar")
 @login_required
-def migrate(key: str):  # type: ignore[no-untyped-def]
+def migrate(key: str):
     with db().read() as s:
         actor().require_role(org_id(), "admin", "instance.migrate")
         versions = _versions(s, key)
