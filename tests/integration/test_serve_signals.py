@@ -27,7 +27,7 @@ from engine.scheduler.jobs import JOBS
 from web.cli import upgrade_database
 
 ROOT = Path(__file__).resolve().parents[2]
-GRACEFUL_TIMEOUT = 10  # given through GUNICORN_CMD_ARGS, which `credencia serve` honours
+GRACEFUL_TIMEOUT = 30  # given through GUNICORN_CMD_ARGS, which `credencia serve` honours
 WORKERS = 2
 
 
