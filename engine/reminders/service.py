@@ -1,5 +1,8 @@
 """Reminders, each sent exactly once under its unique key.
 
+(Over 600 lines on purpose: the three reminder kinds share the unique-key insert, the
+recipient queries and the run summary below; split, each would import the others' privates.)
+
 - **Overdue DATASUS analyses.** A READY task in the DATASUS lane past its ``due_at`` reminds the
   establishment's gestores and the organization's DATASUS users, then again every SLA period.
   The occurrence is the number of whole SLA periods (in business days) since the due date, so
