@@ -105,7 +105,7 @@ def test_a_failed_sign_in_keeps_no_unknown_identifier_as_typed(app, db, make):
                             environ_base={"REMOTE_ADDR": "192.0.2.9"})  # fmt: skip
 
     pasted = "Minha-Senha-Secreta-2026"
-    for _ in range(5):  # the fifth locks the typed "account": that event too
+    for _ in range(5):  # the fifth slows the typed "account" down: that event too
         assert _login(pasted).status_code == 401
     assert _login(gestor.email).status_code == 401
     failed = _events(db, "auth.login_failed")
@@ -114,7 +114,7 @@ def test_a_failed_sign_in_keeps_no_unknown_identifier_as_typed(app, db, make):
     hashes = {e.data["email_hmac"] for e in unknown}
     assert len(hashes) == 1 and len(hashes.pop()) == 64  # the same text, the same hash
     assert all("email" not in e.data for e in unknown)
-    locks = _events(db, "auth.login_locked")
+    locks = _events(db, "auth.login_throttled")
     assert locks and all("email" not in e.data and e.actor == "anonymous" for e in locks)
     # A known account's failure still names it.
     assert known.data["email"] == gestor.email and known.actor == gestor.email
