@@ -17,6 +17,7 @@ from engine.audit.models import (  # noqa: F401
 )
 from engine.certificates.models import Certificate  # noqa: F401
 from engine.comments.models import Comment  # noqa: F401
+from engine.credentials.models import Credential, CredentialChild  # noqa: F401
 from engine.dashboard.models import StageCount  # noqa: F401
 from engine.definitions.models import ProcessDefinition  # noqa: F401
 from engine.drafts.models import TaskDraft  # noqa: F401

@@ -6,7 +6,7 @@ instance locked, before the workflow moves (``engine.runtime.tasks.Effect``); ra
 
 - ``register_certificates``: a field that takes a certificate (``x-accept: ["certificate"]``)
   makes the file the establishment's current certificate (``x-renewal``: it must outlast the
-  current one).
+  current one); the workflow keeps its fingerprint in ``<field>_sha256``.
 - ``keep_secrets``: ``x-secret`` fields are kept encrypted, apart from the workflow;
   passwords (``writeOnly``) are not kept at all.
 - ``attach_files``: the form's files (``format: file``) now belong to the instance, so who
@@ -30,6 +30,8 @@ from engine.runtime.tasks import Effect, Submission
 # The form field a CNPJ divergence is justified in (the certificate's CNPJ is not the
 # establishment's).
 CNPJ_EXCEPTION_FIELD = "cnpj_divergente_justificativa"
+# The workflow variable beside a certificate field that holds the certificate's fingerprint.
+FINGERPRINT_SUFFIX = "_sha256"
 
 
 def register_certificates(settings: settings_mod.Settings) -> Effect:
@@ -47,7 +49,7 @@ def register_certificates(settings: settings_mod.Settings) -> Effect:
             if str(sub.cleaned[name]) not in usable:
                 raise Invalid({name: "Arquivo do certificado não encontrado."})
             try:
-                certificates.register_stored(
+                cert = certificates.register_stored(
                     session,
                     actor,
                     instance.establishment_id,
@@ -59,6 +61,8 @@ def register_certificates(settings: settings_mod.Settings) -> Effect:
                 )
             except Invalid as exc:
                 raise Invalid({name: next(iter(exc.errors.values()), exc.message)}) from None
+            # What the process keeps of the certificate: its fingerprint, beside the field.
+            sub.public[f"{name}{FINGERPRINT_SUFFIX}"] = cert.sha256
 
     return effect
 

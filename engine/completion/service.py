@@ -2,7 +2,8 @@
 
 The runtime core (``engine.runtime.tasks.complete``) checks, validates, locks, advances the
 workflow, syncs the rows and audits; the effects the form declares (engine/completion/
-effects.py) run in between, in the same transaction. They live above the runtime so that
+effects.py) run in between, in the same transaction, and the credential the process
+declares changes with them (engine/credentials/service.py). They live above the runtime so that
 the runtime never reaches into certificates, secrets or files.
 """
 
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 from engine import settings as settings_mod
 from engine.access.actor import Actor
 from engine.completion import effects
+from engine.credentials import service as credentials
 from engine.runtime import tasks
 from engine.runtime.models import Task
 
@@ -36,5 +38,7 @@ def complete(
             effects.register_certificates(settings or settings_mod.load()),
             effects.keep_secrets,
             effects.attach_files,
+            credentials.apply,
         ),
+        after=(credentials.after_completion,),
     )

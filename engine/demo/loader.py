@@ -24,7 +24,7 @@ from engine.demo import samples
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
 from engine.files import service as files
-from engine.runtime import instances as runtime_instances
+from engine.credentials import service as credentials
 from engine.runtime.models import READY, Task
 from engine.settings import Settings
 
@@ -210,7 +210,7 @@ def _advance(
     portfolio_code: str,
     script: list[str],
 ) -> None:
-    inst = runtime_instances.start_instance(
+    inst = credentials.start(
         session,
         actors["admin"],
         org_id=org_id,

@@ -14,7 +14,7 @@ recipient queries and the run summary below; split, each would import the others
   establishment's gestores and integradores are reminded (occurrence ``d<threshold>``: after
   downtime only the current threshold is sent); an expired certificate is announced once and
   the expiry is audited once; at ``RENEWAL_WINDOW_DAYS`` the renewal process is started once
-  (``engine.certificates.renewal``).
+  (``engine.credentials.renewal``).
 
 Each subject (task, user, certificate) is handled in a transaction of its own that inserts the
 reminder rows with ``INSERT … ON CONFLICT DO NOTHING`` and, only for rows it inserted, writes
@@ -41,7 +41,7 @@ from engine import sla
 from engine.access.actor import SYSTEM
 from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
 from engine.audit import service as audit
-from engine.certificates import renewal
+from engine.credentials import renewal
 from engine.certificates.models import Certificate
 from engine.db import Database, utcnow
 from engine.establishments.models import Establishment

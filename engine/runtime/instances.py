@@ -122,7 +122,11 @@ def start_instance(
     establishment_cnes: str,
     portfolio_code: str = "",
     data: dict[str, Any] | None = None,
+    variables: dict[str, Any] | None = None,
 ) -> ProcessInstance:
+    """Start one instance. ``data``: what the starter gave the start data providers;
+    ``variables``: start variables given as they are (a credential's values,
+    engine/credentials/service.py)."""
     plan = start_plan(session, process_key)
     est = session.scalar(
         select(Establishment).where(
@@ -150,6 +154,7 @@ def start_instance(
             f"Já existe um processo em andamento para o CNES {est.cnes} neste portfólio (instância {running})."
         )
     [start_data] = vocabulary.start_data(session, plan.loaded.manifest, [est], portfolio, data)
+    start_data.update(variables or {})
     new = rows.built(spiff.new_workflow(plan.loaded, start_data))
     replaced = counts.replaced_by_start(session, {est.id: est.uf}, process_key, code)
     supersede_latest(session, [est.id], process_key, code)

@@ -274,6 +274,8 @@ class Submission:
 
 # What a completion does besides advancing the workflow; raising Invalid refuses it whole.
 Effect = Callable[[Session, Actor, Submission], None]
+# What runs after the workflow moved and the rows were synced, with the tasks it created.
+After = Callable[[Session, Actor, Submission, Sequence[Task]], None]
 
 
 def complete(
@@ -283,6 +285,7 @@ def complete(
     submitted: dict[str, Any],
     *,
     effects: Sequence[Effect] = (),
+    after: Sequence[After] = (),
 ) -> Task:
     """Complete a ready task with a form: check, validate, lock, apply ``effects``, advance
     the workflow, sync the rows, audit — one transaction.
@@ -314,6 +317,8 @@ def complete(
         completed_task_id=task.id,
         completed_data=submission.public,
     )
+    for hook in after:
+        hook(session, actor, submission, change.created)
     audit.record(
         session,
         actor,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from engine.credentials import service as credentials
 from engine.definitions import service as definitions
 from engine.definitions.check import check_paths
 from engine.runtime.models import ProcessInstance
@@ -36,11 +37,12 @@ def test_deployed_on_a_fresh_database(db):
 
 
 class Walk:
-    def __init__(self, client, users, process, cnes):
+    def __init__(self, client, users, process, cnes, credential):
         self.client, self.users = client, users
         res = client.post(
             "/api/v1/instances",
-            json={"process": process, "establishment": cnes, "portfolio": "RIRA"},
+            json={"process": process, "establishment": cnes, "portfolio": "RIRA",
+                  "credential": credential},  # fmt: skip
             headers=users["Gestor"].headers,
         )
         assert res.status_code == 201, res.json
@@ -75,7 +77,9 @@ class Walk:
         ).json
 
 
-def _world(make):
+def _world(make, db):
+    """An establishment holding a production credential for RIRA (brought by a CSV import
+    line: engine/credentials/service.register), its people, a child and one in another UF."""
     org = make.org()
     est = make.establishment(org)
     child = make.establishment(org)
@@ -87,6 +91,12 @@ def _world(make):
         "Integrador": make.user("sesa-pr", "integrador", est.cnes),
         "novo gestor": make.user("sesa-pr", "gestor", est.cnes, email="novo@exemplo.gov.br"),
     }
+    with db.write() as s:
+        credential = credentials.register(
+            s, users["admin"].actor, org_id=org, establishment_cnes=est.cnes,
+            portfolio_code="RIRA", status="producao", requester_id="40111",
+        )  # fmt: skip
+        est.credential_id = credential.id
     return est, child, elsewhere, users
 
 
@@ -95,8 +105,8 @@ BUNDLE = {"operacao": "/Bundle", "metodo": "POST"}
 
 
 def test_change_through_the_api(make, client, db):
-    est, child, elsewhere, users = _world(make)
-    walk = Walk(client, users, "alteracao-credencial", est.cnes)
+    est, child, elsewhere, users = _world(make, db)
+    walk = Walk(client, users, "alteracao-credencial", est.cnes, est.credential_id)
     assert walk.instance()["stage"] == "Pedido de alteração"
     request = {
         "ip_inicial": "200.130.20.1",
@@ -158,9 +168,9 @@ def test_change_through_the_api(make, client, db):
     assert inst["status"] == "completed" and inst["stage"] == "Alteração aprovada"
 
 
-def test_change_given_up_through_the_api(make, client):
-    est, _child, _elsewhere, users = _world(make)
-    walk = Walk(client, users, "alteracao-credencial", est.cnes)
+def test_change_given_up_through_the_api(make, client, db):
+    est, _child, _elsewhere, users = _world(make, db)
+    walk = Walk(client, users, "alteracao-credencial", est.cnes, est.credential_id)
     walk.complete(
         "solicitar_alteracao",
         {"sistema_nome": "ProntoHosp", "sistema_versao": "5.1", "operacoes": [TOKEN],
@@ -174,9 +184,9 @@ def test_change_given_up_through_the_api(make, client):
     assert inst["status"] == "completed" and inst["stage"] == "Alteração abandonada"
 
 
-def test_withdrawal_through_the_api(make, client):
-    est, _child, _elsewhere, users = _world(make)
-    walk = Walk(client, users, "encerramento-credencial", est.cnes)
+def test_withdrawal_through_the_api(make, client, db):
+    est, _child, _elsewhere, users = _world(make, db)
+    walk = Walk(client, users, "encerramento-credencial", est.cnes, est.credential_id)
     assert set(walk.ready()) == {"solicitar_encerramento"}  # the establishment asks
     walk.complete(
         "solicitar_encerramento",
@@ -197,9 +207,9 @@ def test_withdrawal_through_the_api(make, client):
     assert inst["status"] == "completed" and inst["stage"] == "Credencial encerrada"
 
 
-def test_transfer_through_the_api(make, client):
-    est, _child, _elsewhere, users = _world(make)
-    walk = Walk(client, users, "transferencia-titularidade", est.cnes)
+def test_transfer_through_the_api(make, client, db):
+    est, _child, _elsewhere, users = _world(make, db)
+    walk = Walk(client, users, "transferencia-titularidade", est.cnes, est.credential_id)
     bad = walk.complete(
         "indicar_novo_titular",
         {"destino": "outra_organizacao", "novo_gestor_nome": "João Souza",

@@ -12,7 +12,7 @@ import time_machine
 from sqlalchemy import func, select
 
 from engine.audit.models import AuditEvent
-from engine.certificates import renewal
+from engine.credentials import renewal
 from engine.certificates.models import Certificate
 from engine.files.models import StoredFile
 from engine.notifications import delivery

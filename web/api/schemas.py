@@ -201,8 +201,15 @@ class StartInstance(Input):
     establishment: Annotated[str, Field(min_length=1, description="CNES")]
     portfolio: Annotated[str, Field(examples=["RIRA"])] = ""
     data: StartData = None
+    credential: Annotated[
+        int | None,
+        Field(strict=True, ge=1, le=MAX_ID,
+              description="A credencial sobre a qual o processo trabalha (alteração, "
+                          "encerramento, transferência, renovação)."),
+    ] = None  # fmt: skip
 
     messages = {
+        "credential": "Informe o número da credencial (inteiro).",
         "process": "Campo obrigatório.",
         "establishment": "Campo obrigatório.",
         "portfolio": "Informe o código do portfólio.",

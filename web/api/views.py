@@ -25,6 +25,7 @@ from engine.errors import Invalid
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
+from engine.credentials import service as credentials
 from engine.runtime import instances, migration, state, taskform, tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web.api import schemas as s
@@ -215,7 +216,7 @@ def _stale(session: Session, instance_id: int) -> bool:
 def start_instance(json: s.StartInstance):
     """Iniciar um processo para um estabelecimento"""
     with db().write() as session:
-        inst = instances.start_instance(
+        inst = credentials.start(
             session,
             actor(),
             org_id=_org_id(session, json.org),
@@ -223,6 +224,7 @@ def start_instance(json: s.StartInstance):
             establishment_cnes=json.establishment,
             portfolio_code=json.portfolio,
             data=json.data,
+            credential_id=json.credential,
         )
         out = _instance(session, inst)
     return _with_etag(out, 201, Location=url_for("api.get_instance", instance_id=out.id))
@@ -292,7 +294,7 @@ def cancel_instance(instance_id: int, json: s.CancelInstance, headers: s.Precond
     """Cancelar (admin, com motivo)"""
     with db().write() as session:
         stale = _stale(session, instance_id)
-        inst = instances.cancel(session, actor(), instance_id, json.reason)
+        inst = credentials.cancel(session, actor(), instance_id, json.reason)
         if stale:  # refused after the engine's own checks, which answer first (RFC 9110 13.2.1)
             raise _precondition_failed()
         out = _instance(session, inst)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from engine.accounts import members
 from engine.accounts import queries as account_queries
 from engine.comments import service as comments
+from engine.credentials import service as credentials
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Invalid, NotFound
 from engine.establishments import queries as establishment_queries
@@ -120,8 +121,17 @@ def comment(instance_id: int):
 @login_required
 def cancel(instance_id: int):
     reason = request.form.get("reason", "")
-    return _act(instance_id, lambda s: runtime_instances.cancel(s, actor(), instance_id, reason),
+    return _act(instance_id, lambda s: credentials.cancel(s, actor(), instance_id, reason),
                 _("Processo cancelado."))  # fmt: skip
+
+
+def _credential_param() -> int | None:
+    value = (request.form.get("credential") or "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise Invalid({"credential": _("Credencial inválida.")})
+    return int(value)
 
 
 @bp.post("/processos/iniciar")
@@ -130,9 +140,10 @@ def start():
     cnes = (request.form.get("cnes") or "").strip()
     try:
         with db().write() as s:
-            inst = runtime_instances.start_instance(
+            inst = credentials.start(
                 s, actor(), org_id=org_id(), process_key=request.form.get("process", "credenciamento-rnds"),
                 establishment_cnes=cnes, portfolio_code=request.form.get("portfolio", ""),
+                credential_id=_credential_param(),
             )  # fmt: skip
             new_id = inst.id
     except Invalid as exc:

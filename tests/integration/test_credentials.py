@@ -1,0 +1,164 @@
+"""Credentials as lasting records, through the API, on both databases: the credenciamento
+brings one into being and carries it to production; a second credenciamento is refused while
+it is live; a change updates it only on DATASUS's approval; the record's rules (identificador,
+children, certificate, membership) refuse at the field and change nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from engine.audit.models import AuditEvent
+from engine.credentials import service as credentials
+from engine.credentials.models import Credential, CredentialChild
+from engine.errors import Forbidden, Invalid
+from engine.runtime.models import ProcessInstance
+from tests.support.builders import Flow
+from tests.support.flows import flow, start
+
+TOKEN = {"operacao": "/token", "metodo": "POST"}
+
+
+def to_production(f: Flow) -> None:
+    for element in (
+        "obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos",
+        "solicitar_acesso_homologacao", "desenvolver_conector", "avaliar_solicitacao_acesso",
+        "obter_dados_acesso", "verificar_conformidade", "registrar_evidencias",
+        "solicitar_acesso_producao", "avaliar_solicitacao_producao", "colocar_em_producao",
+    ):  # fmt: skip
+        f.complete(element)
+
+
+def the_credential(db, instance_id: int) -> Credential:
+    with db.read() as s:
+        cid = s.get(ProcessInstance, instance_id).credential_id
+        assert cid is not None
+        credential = s.get(Credential, cid)
+        s.expunge(credential)
+        return credential
+
+
+def test_the_credenciamento_carries_its_credential_to_production(client, world, db):
+    f = flow(client, world)
+    with db.read() as s:
+        assert s.get(ProcessInstance, f.instance_id).credential_id is None
+    for element in ("obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos",
+                    "solicitar_acesso_homologacao"):  # fmt: skip
+        f.complete(element)
+    requested = the_credential(db, f.instance_id)
+    assert requested.status == "em_solicitacao"
+    assert requested.ip_start and requested.system_name and requested.gestor_cpf
+    assert len(requested.certificate_sha256) == 64 and requested.certificate_not_after
+    f.complete("desenvolver_conector")
+    f.complete("avaliar_solicitacao_acesso")
+    homologated = the_credential(db, f.instance_id)
+    assert homologated.status == "homologacao" and homologated.requester_id == "40111"
+    assert homologated.request_numbers == ["3804/2024"] and homologated.homologation_on
+    assert homologated.operations and homologated.production_on is None
+    for element in ("obter_dados_acesso", "verificar_conformidade", "registrar_evidencias",
+                    "solicitar_acesso_producao", "avaliar_solicitacao_producao",
+                    "colocar_em_producao"):  # fmt: skip
+        f.complete(element)
+    done = the_credential(db, f.instance_id)
+    assert done.id == requested.id and done.status == "producao" and done.production_on
+    assert [h["status"] for h in done.history] == [
+        "em_solicitacao", "homologacao", "em_analise_producao", "producao"
+    ]  # fmt: skip
+    with db.read() as s:
+        actions = list(
+            s.scalars(
+                select(AuditEvent.action).where(
+                    AuditEvent.entity_type == "credential",
+                    AuditEvent.entity_id == str(done.id),
+                )
+            )
+        )
+    assert actions[0] == "credential.created" and actions.count("credential.updated") >= 3
+
+    # a second credenciamento for the same establishment and portfolio: refused, named
+    res = start(client, world, expect=409)
+    assert f"credencial nº {done.id}" in res.json["detail"]
+    assert "Alteração de credencial" in res.json["detail"]
+
+
+def test_a_change_updates_the_credential_only_when_approved(client, world, db):
+    f = flow(client, world)
+    to_production(f)
+    credential = the_credential(db, f.instance_id)
+    users = world["users"]
+    # a change names its credential; without one it is refused at the field
+    res = client.post(
+        "/api/v1/instances",
+        json={"process": "alteracao-credencial", "establishment": world["est"].cnes,
+              "portfolio": "RIRA"},
+        headers=users["Gestor"].headers,
+    )  # fmt: skip
+    assert res.status_code == 422 and "credential" in res.json["errors"]
+    res = client.post(
+        "/api/v1/instances",
+        json={"process": "alteracao-credencial", "establishment": world["est"].cnes,
+              "portfolio": "RIRA", "credential": credential.id},
+        headers=users["Gestor"].headers,
+    )  # fmt: skip
+    assert res.status_code == 201, res.json
+    change = Flow(client, users, res.json["id"], world["est"], {})
+    detail = client.get(
+        f"/api/v1/tasks/{change.task('solicitar_alteracao')['id']}",
+        headers=users["Gestor"].headers,
+    ).json
+    assert detail["data"]["ip_inicial_atual"] == credential.ip_start
+    change.complete(
+        "solicitar_alteracao",
+        data={"ip_inicial": "200.130.20.1", "ip_final": "200.130.20.30",
+              "sistema_nome": credential.system_name, "sistema_versao": "9.9",
+              "operacoes": [TOKEN], "filhos": [], "justificativa": "Novo provedor.",
+              "confirmacao": True},
+    )  # fmt: skip
+    assert the_credential(db, f.instance_id).ip_start == credential.ip_start  # not yet
+    change.complete(
+        "avaliar_alteracao",
+        data={"decision": "aprovada", "numero_solicitacao": "4836/2024",
+              "operacoes_aprovadas": [TOKEN]},
+    )  # fmt: skip
+    after = the_credential(db, f.instance_id)
+    assert (after.ip_start, after.ip_end, after.system_version) == (
+        "200.130.20.1", "200.130.20.30", "9.9"
+    )  # fmt: skip
+    assert after.request_numbers == ["3804/2024", "4836/2024"] and after.status == "producao"
+    assert after.operations == [TOKEN]
+    with db.read() as s:
+        linked = s.get(ProcessInstance, change.instance_id).credential_id
+    assert linked == after.id
+
+
+def test_an_identificador_is_one_credentials_and_children_share_its_uf(make, cast, db):
+    org, est = cast.org, cast.est
+    other = make.establishment(org)
+    far = make.establishment(org, uf="SC", municipio="Florianópolis")
+    admin = cast.admin.actor
+    with db.write() as s:
+        first = credentials.register(
+            s, admin, org_id=org, establishment_cnes=est.cnes, portfolio_code="RIRA",
+            status="producao", requester_id="50001",
+        )  # fmt: skip
+        first_id = first.id
+    with pytest.raises(Invalid) as taken, db.write() as s:
+        credentials.register(
+            s, admin, org_id=org, establishment_cnes=other.cnes, portfolio_code="RIRA",
+            status="producao", requester_id="50001",
+        )  # fmt: skip
+    assert f"credencial nº {first_id}" in taken.value.errors["requester_id"]
+    with pytest.raises(Invalid) as uf, db.write() as s:
+        credentials.register(
+            s, admin, org_id=org, establishment_cnes=other.cnes, portfolio_code="RIRA",
+            status="producao", requester_id="50002", values={"children": [far.cnes]},
+        )  # fmt: skip
+    assert "SC" in uf.value.errors["children"]
+    with pytest.raises(Forbidden), db.write() as s:
+        credentials.register(
+            s, cast.gestor.actor, org_id=org, establishment_cnes=other.cnes,
+            portfolio_code="RIRA", status="producao", requester_id="50003",
+        )  # fmt: skip
+    with db.read() as s:  # nothing of the refused ones was kept
+        assert s.scalar(select(Credential.id).where(Credential.establishment_id == other.id)) is None
+        assert s.scalar(select(CredentialChild.id)) is None
