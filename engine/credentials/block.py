@@ -91,9 +91,7 @@ def source_value(source: Any, data: Mapping[str, Any]) -> Any:
             if not isinstance(items, list):
                 return None
             key = source.get("item")
-            return [
-                item.get(key) for item in items if isinstance(item, dict) and item.get(key)
-            ]
+            return [item.get(key) for item in items if isinstance(item, dict) and item.get(key)]
     return None
 
 
@@ -179,7 +177,7 @@ def problems(manifest: Mapping[str, Any], user_tasks: set[str] | None = None) ->
     for i, update in enumerate(block.get("updates", [])):
         where = f'"credential.updates"[{i}]'
         if not isinstance(update, dict) or not isinstance(update.get("on_task"), str):
-            out.append(f"{where}: falta \"on_task\"")
+            out.append(f'{where}: falta "on_task"')
             continue
         if user_tasks is not None and update["on_task"] not in user_tasks:
             out.append(f"{where}: '{update['on_task']}' não é uma tarefa do processo")

@@ -47,7 +47,9 @@ def start_renewal(session: Session, certificate: Any) -> int | None:
             Credential.status.in_(LIVE),
             Credential.certificate_sha256.in_([certificate.sha256, ""]),
         )
-        .order_by((Credential.certificate_sha256 == certificate.sha256).desc(), Credential.id.desc())
+        .order_by(
+            (Credential.certificate_sha256 == certificate.sha256).desc(), Credential.id.desc()
+        )
         .limit(1)
     )
     try:

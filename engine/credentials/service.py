@@ -43,6 +43,7 @@ from engine.credentials.models import (
     CredentialChild,
 )
 from engine.db import utcnow
+from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments.models import Establishment
 from engine.runtime import instances as runtime_instances
@@ -57,8 +58,9 @@ DATED = {HOMOLOGACAO: "homologation_on", PRODUCAO: "production_on"}
 # ---------------------------------------------------------------- reading one
 
 
-def get(session: Session, actor: Actor, credential_id: int, *, action: str = "credential.read"
-        ) -> Credential:  # fmt: skip
+def get(
+    session: Session, actor: Actor, credential_id: int, *, action: str = "credential.read"
+) -> Credential:
     """The credential, if the actor sees its establishment; a denial is audited."""
     credential = session.get(Credential, credential_id)
     if credential is None:
@@ -176,14 +178,24 @@ def start(
         if block is not None:
             _refuse_live(session, org_id, establishment_cnes, portfolio_code, manifest)
         return runtime_instances.start_instance(
-            session, actor, org_id=org_id, process_key=process_key,
-            establishment_cnes=establishment_cnes, portfolio_code=portfolio_code, data=given,
-        )  # fmt: skip
+            session,
+            actor,
+            org_id=org_id,
+            process_key=process_key,
+            establishment_cnes=establishment_cnes,
+            portfolio_code=portfolio_code,
+            data=given,
+        )
     if credential_id is None and without_credential and actor.is_system:
         return runtime_instances.start_instance(
-            session, actor, org_id=org_id, process_key=process_key,
-            establishment_cnes=establishment_cnes, portfolio_code=portfolio_code, data=given,
-        )  # fmt: skip
+            session,
+            actor,
+            org_id=org_id,
+            process_key=process_key,
+            establishment_cnes=establishment_cnes,
+            portfolio_code=portfolio_code,
+            data=given,
+        )
     if credential_id is None:
         raise Invalid({"credential": "Escolha a credencial sobre a qual o processo trabalha."})
     credential = get(session, actor, credential_id, action="instance.start")
@@ -203,21 +215,32 @@ def start(
                 f"este processo exige: {allowed}."
             }
         )
+    _refuse_busy(session, credential, block)
     values = _values(session, credential)
     variables = {name: values[field] for name, field in block.get("start", {}).items()}
     roles = set(actor.roles_in(org_id))
     if actor.is_system:
-        roles |= {r for options in block.get("start_choices", {}).values()
-                  for allowed in options.values() for r in allowed}  # fmt: skip
+        roles |= {
+            r
+            for options in block.get("start_choices", {}).values()
+            for allowed in options.values()
+            for r in allowed
+        }
     for name in block.get("start_choices", {}):
         chosen = blocks.choice(block, name, given.pop(name, None), roles)
         if chosen is None:
             raise Invalid({name: "Você não pode iniciar o processo com esta opção."})
         variables[name] = chosen
     instance = runtime_instances.start_instance(
-        session, actor, org_id=org_id, process_key=process_key, establishment_cnes=est.cnes,
-        portfolio_code=credential.portfolio_code, data=given, variables=variables,
-    )  # fmt: skip
+        session,
+        actor,
+        org_id=org_id,
+        process_key=process_key,
+        establishment_cnes=est.cnes,
+        portfolio_code=credential.portfolio_code,
+        data=given,
+        variables=variables,
+    )
     instance.credential_id = credential.id
     audit.record(
         session,
@@ -229,6 +252,26 @@ def start(
         data={"instance": instance.id, "process": process_key, "kind": block.get("kind")},
     )
     return instance
+
+
+# Kinds that change who holds the credential or what it is: one at a time on a credential.
+EXCLUSIVE = ("change", "withdrawal", "transfer")
+
+
+def _refuse_busy(session: Session, credential: Credential, block: Mapping[str, Any]) -> None:
+    if block.get("kind") not in EXCLUSIVE:
+        return
+    for iid, manifest in session.execute(
+        select(ProcessInstance.id, ProcessDefinition.manifest)
+        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+        .where(ProcessInstance.credential_id == credential.id, ProcessInstance.status == RUNNING)
+    ):
+        kind = blocks.kind_of(manifest)
+        if kind in EXCLUSIVE:
+            raise Conflict(
+                f"Já há um processo de {blocks.KIND_LABELS[kind]} em andamento sobre esta "
+                f"credencial (instância {iid}); conclua-o ou cancele-o antes."
+            )
 
 
 def _refuse_live(
@@ -307,8 +350,11 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
     written = _write(session, actor, credential, changes, instance)
     instance.credential_id = credential.id
     after = _values(session, credential)
-    diff = {k: {"de": before.get(k), "para": after.get(k)} for k in written
-            if before.get(k) != after.get(k)}  # fmt: skip
+    diff = {
+        k: {"de": before.get(k), "para": after.get(k)}
+        for k in written
+        if before.get(k) != after.get(k)
+    }
     if diff:
         audit.record(
             session,
@@ -374,9 +420,12 @@ def _create(session: Session, actor: Actor, instance: ProcessInstance) -> Creden
         org_id=credential.org_id,
         entity_type="credential",
         entity_id=credential.id,
-        data={"instance": instance.id, "establishment": est.cnes,
-              "portfolio": credential.portfolio_code},
-    )  # fmt: skip
+        data={
+            "instance": instance.id,
+            "establishment": est.cnes,
+            "portfolio": credential.portfolio_code,
+        },
+    )
     return credential
 
 
@@ -392,8 +441,11 @@ def _check(session: Session, credential: Credential, changes: Sequence[blocks.Ch
             field = _file_field(field)
             message = _certificate_refused(session, credential, str(change.value))
         elif change.field == "organization":
-            message = "" if _org_by_slug(session, str(change.value)) else (
-                "Organização de destino não encontrada.")  # fmt: skip
+            message = (
+                ""
+                if _org_by_slug(session, str(change.value))
+                else ("Organização de destino não encontrada.")
+            )
         else:
             message = ""
         if message:
@@ -419,7 +471,9 @@ def _requester_taken(session: Session, credential: Credential, requester_id: str
     )
     if other is None:
         return ""
-    cnes = session.scalar(select(Establishment.cnes).where(Establishment.id == other.establishment_id))
+    cnes = session.scalar(
+        select(Establishment.cnes).where(Establishment.id == other.establishment_id)
+    )
     return (
         f"O identificador {requester_id} já é da credencial nº {other.id} (CNES {cnes}) "
         "neste portfólio e UF."
@@ -484,9 +538,12 @@ def _certificate_refused(session: Session, credential: Credential, sha256: str) 
         return "Certificado não encontrado nesta organização."
     expected = credential.certificate_cnpj
     if not expected:
-        expected = session.scalar(
-            select(Establishment.cnpj).where(Establishment.id == credential.establishment_id)
-        ) or ""  # fmt: skip
+        expected = (
+            session.scalar(
+                select(Establishment.cnpj).where(Establishment.id == credential.establishment_id)
+            )
+            or ""
+        )
     if cert.cnpj and expected and cert.cnpj != expected and credential.certificate_cnpj:
         return (
             f"O certificado é do CNPJ {cert.cnpj}; a credencial usa certificados do CNPJ "
@@ -508,8 +565,9 @@ def _org_by_slug(session: Session, slug: str) -> Organization | None:
     return session.scalar(select(Organization).where(Organization.slug == slug))
 
 
-def _set_status(credential: Credential, status: str, *, instance_id: int | None,
-                on: date | None = None) -> None:  # fmt: skip
+def _set_status(
+    credential: Credential, status: str, *, instance_id: int | None, on: date | None = None
+) -> None:
     if credential.status == status:
         return
     now = utcnow()
@@ -550,8 +608,12 @@ def _write(
             if value not in current:
                 setattr(credential, name, [*current, value])
         elif name == "status":
-            _set_status(credential, str(value), instance_id=instance.id,
-                        on=dates.get(DATED.get(str(value), "")))  # fmt: skip
+            _set_status(
+                credential,
+                str(value),
+                instance_id=instance.id,
+                on=dates.get(DATED.get(str(value), "")),
+            )
         elif name == "children":
             _set_children(session, credential, [str(c) for c in value])
         elif name == "certificate_sha256":
@@ -604,10 +666,14 @@ def _set_children(session: Session, credential: Credential, cnes_list: list[str]
         ).all()
     )
     session.add_all(
-        CredentialChild(credential_id=credential.id, org_id=credential.org_id, cnes=cnes,
-                        establishment_id=registered.get(cnes))
+        CredentialChild(
+            credential_id=credential.id,
+            org_id=credential.org_id,
+            cnes=cnes,
+            establishment_id=registered.get(cnes),
+        )
         for cnes in sorted(set(cnes_list))
-    )  # fmt: skip
+    )
     session.flush()
 
 
@@ -623,7 +689,9 @@ def _move(
     est = session.get(Establishment, credential.establishment_id)
     assert est is not None
     mine = session.scalar(
-        select(Establishment).where(Establishment.org_id == target.id, Establishment.cnes == est.cnes)
+        select(Establishment).where(
+            Establishment.org_id == target.id, Establishment.cnes == est.cnes
+        )
     )
     if mine is None:
         register = est.register_data()
@@ -646,20 +714,38 @@ def _move(
     clash = open_credential(session, target.id, mine.id, credential.portfolio_code)
     if clash is not None:
         raise Invalid(
-            {"organizacao_destino": f"A organização {slug} já tem credencial deste CNES e "
-                                    "portfólio."}
-        )  # fmt: skip
+            {
+                "organizacao_destino": f"A organização {slug} já tem credencial deste CNES e "
+                "portfólio."
+            }
+        )
     credential.org_id = target.id
     credential.establishment_id = mine.id
-    children = [c.cnes for c in session.scalars(
-        select(CredentialChild).where(CredentialChild.credential_id == credential.id))]  # fmt: skip
+    children = [
+        c.cnes
+        for c in session.scalars(
+            select(CredentialChild).where(CredentialChild.credential_id == credential.id)
+        )
+    ]
     session.flush()
     _set_children(session, credential, children)
-    data = {"instance": instance.id, "from": _slug(session, source_org), "to": slug,
-            "establishment": est.cnes, "portfolio": credential.portfolio_code}  # fmt: skip
+    data = {
+        "instance": instance.id,
+        "from": _slug(session, source_org),
+        "to": slug,
+        "establishment": est.cnes,
+        "portfolio": credential.portfolio_code,
+    }
     for org_id in (source_org, target.id):  # both sides keep it in their history
-        audit.record(session, actor, "credential.transferred", org_id=org_id,
-                     entity_type="credential", entity_id=credential.id, data=data)  # fmt: skip
+        audit.record(
+            session,
+            actor,
+            "credential.transferred",
+            org_id=org_id,
+            entity_type="credential",
+            entity_id=credential.id,
+            data=data,
+        )
 
 
 # ---------------------------------------------------------------- who does the next task
@@ -698,8 +784,9 @@ def _check_assignees(
         raise Invalid(errors)
 
 
-def after_completion(session: Session, actor: Actor, sub: Submission, created: Sequence[Task]
-                     ) -> None:  # fmt: skip
+def after_completion(
+    session: Session, actor: Actor, sub: Submission, created: Sequence[Task]
+) -> None:
     """After the workflow moved: assign the tasks the block assigns, and close a request the
     run left open."""
     block = blocks.block_of(sub.loaded.manifest)
@@ -732,7 +819,6 @@ def cancel(session: Session, actor: Actor, instance_id: int, reason: str) -> Pro
     instance = runtime_instances.cancel(session, actor, instance_id, reason)
     settle(session, actor, instance)
     return instance
-
 
 
 # ---------------------------------------------------------------- bringing existing ones
@@ -830,7 +916,11 @@ def register(
         org_id=org_id,
         entity_type="credential",
         entity_id=credential.id,
-        data={"establishment": est.cnes, "portfolio": portfolio_code, "status": status,
-              "requester_id": credential.requester_id},
-    )  # fmt: skip
+        data={
+            "establishment": est.cnes,
+            "portfolio": portfolio_code,
+            "status": status,
+            "requester_id": credential.requester_id,
+        },
+    )
     return credential

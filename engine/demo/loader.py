@@ -19,12 +19,12 @@ from engine.access.actor import SYSTEM
 from engine.accounts import service as accounts
 from engine.accounts.models import ApiToken, Organization
 from engine.completion import service as completion
+from engine.credentials import service as credentials
 from engine.db import Database
 from engine.demo import samples
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
 from engine.files import service as files
-from engine.credentials import service as credentials
 from engine.runtime.models import READY, Task
 from engine.settings import Settings
 

@@ -41,8 +41,8 @@ from engine import sla
 from engine.access.actor import SYSTEM
 from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
 from engine.audit import service as audit
-from engine.credentials import renewal
 from engine.certificates.models import Certificate
+from engine.credentials import renewal
 from engine.db import Database, utcnow
 from engine.establishments.models import Establishment
 from engine.notifications import service as notifications

@@ -67,9 +67,7 @@ class ProcessInstance(Base):
     # it on the one before, in the same transaction (engine/runtime/service.py, engine/runtime/bulk.py).
     is_latest: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # The credential the instance works on or brought into being (engine/credentials/).
-    credential_id: Mapped[int | None] = mapped_column(
-        ForeignKey("credential.id"), index=True
-    )
+    credential_id: Mapped[int | None] = mapped_column(ForeignKey("credential.id"), index=True)
 
     definition: Mapped[ProcessDefinition] = relationship(lazy="raise")
     establishment: Mapped[Establishment | None] = relationship(lazy="raise")

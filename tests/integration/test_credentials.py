@@ -21,11 +21,19 @@ TOKEN = {"operacao": "/token", "metodo": "POST"}
 
 def to_production(f: Flow) -> None:
     for element in (
-        "obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos",
-        "solicitar_acesso_homologacao", "desenvolver_conector", "avaliar_solicitacao_acesso",
-        "obter_dados_acesso", "verificar_conformidade", "registrar_evidencias",
-        "solicitar_acesso_producao", "avaliar_solicitacao_producao", "colocar_em_producao",
-    ):  # fmt: skip
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "ambientar_servicos",
+        "solicitar_acesso_homologacao",
+        "desenvolver_conector",
+        "avaliar_solicitacao_acesso",
+        "obter_dados_acesso",
+        "verificar_conformidade",
+        "registrar_evidencias",
+        "solicitar_acesso_producao",
+        "avaliar_solicitacao_producao",
+        "colocar_em_producao",
+    ):
         f.complete(element)
 
 
@@ -42,8 +50,12 @@ def test_the_credenciamento_carries_its_credential_to_production(client, world, 
     f = flow(client, world)
     with db.read() as s:
         assert s.get(ProcessInstance, f.instance_id).credential_id is None
-    for element in ("obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos",
-                    "solicitar_acesso_homologacao"):  # fmt: skip
+    for element in (
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "ambientar_servicos",
+        "solicitar_acesso_homologacao",
+    ):
         f.complete(element)
     requested = the_credential(db, f.instance_id)
     assert requested.status == "em_solicitacao"
@@ -55,15 +67,23 @@ def test_the_credenciamento_carries_its_credential_to_production(client, world, 
     assert homologated.status == "homologacao" and homologated.requester_id == "40111"
     assert homologated.request_numbers == ["3804/2024"] and homologated.homologation_on
     assert homologated.operations and homologated.production_on is None
-    for element in ("obter_dados_acesso", "verificar_conformidade", "registrar_evidencias",
-                    "solicitar_acesso_producao", "avaliar_solicitacao_producao",
-                    "colocar_em_producao"):  # fmt: skip
+    for element in (
+        "obter_dados_acesso",
+        "verificar_conformidade",
+        "registrar_evidencias",
+        "solicitar_acesso_producao",
+        "avaliar_solicitacao_producao",
+        "colocar_em_producao",
+    ):
         f.complete(element)
     done = the_credential(db, f.instance_id)
     assert done.id == requested.id and done.status == "producao" and done.production_on
     assert [h["status"] for h in done.history] == [
-        "em_solicitacao", "homologacao", "em_analise_producao", "producao"
-    ]  # fmt: skip
+        "em_solicitacao",
+        "homologacao",
+        "em_analise_producao",
+        "producao",
+    ]
     with db.read() as s:
         actions = list(
             s.scalars(
@@ -89,17 +109,24 @@ def test_a_change_updates_the_credential_only_when_approved(client, world, db):
     # a change names its credential; without one it is refused at the field
     res = client.post(
         "/api/v1/instances",
-        json={"process": "alteracao-credencial", "establishment": world["est"].cnes,
-              "portfolio": "RIRA"},
+        json={
+            "process": "alteracao-credencial",
+            "establishment": world["est"].cnes,
+            "portfolio": "RIRA",
+        },
         headers=users["Gestor"].headers,
-    )  # fmt: skip
+    )
     assert res.status_code == 422 and "credential" in res.json["errors"]
     res = client.post(
         "/api/v1/instances",
-        json={"process": "alteracao-credencial", "establishment": world["est"].cnes,
-              "portfolio": "RIRA", "credential": credential.id},
+        json={
+            "process": "alteracao-credencial",
+            "establishment": world["est"].cnes,
+            "portfolio": "RIRA",
+            "credential": credential.id,
+        },
         headers=users["Gestor"].headers,
-    )  # fmt: skip
+    )
     assert res.status_code == 201, res.json
     change = Flow(client, users, res.json["id"], world["est"], {})
     detail = client.get(
@@ -109,21 +136,32 @@ def test_a_change_updates_the_credential_only_when_approved(client, world, db):
     assert detail["data"]["ip_inicial_atual"] == credential.ip_start
     change.complete(
         "solicitar_alteracao",
-        data={"ip_inicial": "200.130.20.1", "ip_final": "200.130.20.30",
-              "sistema_nome": credential.system_name, "sistema_versao": "9.9",
-              "operacoes": [TOKEN], "filhos": [], "justificativa": "Novo provedor.",
-              "confirmacao": True},
-    )  # fmt: skip
+        data={
+            "ip_inicial": "200.130.20.1",
+            "ip_final": "200.130.20.30",
+            "sistema_nome": credential.system_name,
+            "sistema_versao": "9.9",
+            "operacoes": [TOKEN],
+            "filhos": [],
+            "justificativa": "Novo provedor.",
+            "confirmacao": True,
+        },
+    )
     assert the_credential(db, f.instance_id).ip_start == credential.ip_start  # not yet
     change.complete(
         "avaliar_alteracao",
-        data={"decision": "aprovada", "numero_solicitacao": "4836/2024",
-              "operacoes_aprovadas": [TOKEN]},
-    )  # fmt: skip
+        data={
+            "decision": "aprovada",
+            "numero_solicitacao": "4836/2024",
+            "operacoes_aprovadas": [TOKEN],
+        },
+    )
     after = the_credential(db, f.instance_id)
     assert (after.ip_start, after.ip_end, after.system_version) == (
-        "200.130.20.1", "200.130.20.30", "9.9"
-    )  # fmt: skip
+        "200.130.20.1",
+        "200.130.20.30",
+        "9.9",
+    )
     assert after.request_numbers == ["3804/2024", "4836/2024"] and after.status == "producao"
     assert after.operations == [TOKEN]
     with db.read() as s:
@@ -138,27 +176,50 @@ def test_an_identificador_is_one_credentials_and_children_share_its_uf(make, cas
     admin = cast.admin.actor
     with db.write() as s:
         first = credentials.register(
-            s, admin, org_id=org, establishment_cnes=est.cnes, portfolio_code="RIRA",
-            status="producao", requester_id="50001",
-        )  # fmt: skip
+            s,
+            admin,
+            org_id=org,
+            establishment_cnes=est.cnes,
+            portfolio_code="RIRA",
+            status="producao",
+            requester_id="50001",
+        )
         first_id = first.id
     with pytest.raises(Invalid) as taken, db.write() as s:
         credentials.register(
-            s, admin, org_id=org, establishment_cnes=other.cnes, portfolio_code="RIRA",
-            status="producao", requester_id="50001",
-        )  # fmt: skip
+            s,
+            admin,
+            org_id=org,
+            establishment_cnes=other.cnes,
+            portfolio_code="RIRA",
+            status="producao",
+            requester_id="50001",
+        )
     assert f"credencial nº {first_id}" in taken.value.errors["requester_id"]
     with pytest.raises(Invalid) as uf, db.write() as s:
         credentials.register(
-            s, admin, org_id=org, establishment_cnes=other.cnes, portfolio_code="RIRA",
-            status="producao", requester_id="50002", values={"children": [far.cnes]},
-        )  # fmt: skip
+            s,
+            admin,
+            org_id=org,
+            establishment_cnes=other.cnes,
+            portfolio_code="RIRA",
+            status="producao",
+            requester_id="50002",
+            values={"children": [far.cnes]},
+        )
     assert "SC" in uf.value.errors["children"]
     with pytest.raises(Forbidden), db.write() as s:
         credentials.register(
-            s, cast.gestor.actor, org_id=org, establishment_cnes=other.cnes,
-            portfolio_code="RIRA", status="producao", requester_id="50003",
-        )  # fmt: skip
+            s,
+            cast.gestor.actor,
+            org_id=org,
+            establishment_cnes=other.cnes,
+            portfolio_code="RIRA",
+            status="producao",
+            requester_id="50003",
+        )
     with db.read() as s:  # nothing of the refused ones was kept
-        assert s.scalar(select(Credential.id).where(Credential.establishment_id == other.id)) is None
+        assert (
+            s.scalar(select(Credential.id).where(Credential.establishment_id == other.id)) is None
+        )
         assert s.scalar(select(CredentialChild.id)) is None

@@ -41,8 +41,12 @@ class Walk:
         self.client, self.users = client, users
         res = client.post(
             "/api/v1/instances",
-            json={"process": process, "establishment": cnes, "portfolio": "RIRA",
-                  "credential": credential},  # fmt: skip
+            json={
+                "process": process,
+                "establishment": cnes,
+                "portfolio": "RIRA",
+                "credential": credential,
+            },  # fmt: skip
             headers=users["Gestor"].headers,
         )
         assert res.status_code == 201, res.json

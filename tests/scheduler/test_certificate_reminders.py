@@ -12,8 +12,8 @@ import time_machine
 from sqlalchemy import func, select
 
 from engine.audit.models import AuditEvent
-from engine.credentials import renewal
 from engine.certificates.models import Certificate
+from engine.credentials import renewal
 from engine.files.models import StoredFile
 from engine.notifications import delivery
 from engine.reminders import service as reminders

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from engine.accounts.models import Organization, User
 from engine.certificates import service as certificates
 from engine.completion import service as completion
+from engine.credentials import service as credentials
 from engine.db import utcnow
 from engine.definitions import service as definitions
 from engine.definitions.models import ProcessDefinition
@@ -25,7 +26,6 @@ from engine.errors import Invalid
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
-from engine.credentials import service as credentials
 from engine.runtime import instances, migration, state, taskform, tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web.api import schemas as s
