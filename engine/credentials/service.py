@@ -1,7 +1,7 @@
 """Credentials: starting a process on one, and what completed tasks change in it.
 
 A process declares in its ``process.json`` how it works with a credential (the ``credential``
-block, engine/credentials/block.py); this module applies that declaration and knows the
+block, engine/credentialing/block.py); this module applies that declaration and knows the
 record's rules, never a process's vocabulary:
 
 - ``start``: a credenciamento (kind ``request``) is refused while the establishment holds a
@@ -30,7 +30,7 @@ from engine.access.actor import Actor
 from engine.accounts.models import Membership, Organization, User
 from engine.audit import service as audit
 from engine.certificates.models import Certificate
-from engine.credentials import block as blocks
+from engine.credentialing import block as blocks
 from engine.credentials.models import (
     EM_SOLICITACAO,
     ENCERRADA,
