@@ -90,9 +90,7 @@ def check_file(bpmn_path: Path) -> list[str]:
     lanes_to_roles = manifest.get("lanes", {})
     problems += [f"{name}: process.json: {p}" for p in vocabulary.manifest_problems(manifest)]
     start_vars = vocabulary.start_variables(manifest)
-    user_tasks = {
-        el.get("id") for process in processes for el in process.iter(_q("bpmn:userTask"))
-    }
+    user_tasks = {el.get("id") for process in processes for el in process.iter(_q("bpmn:userTask"))}
     problems += [f"{name}: process.json: {p}" for p in block.problems(manifest, user_tasks)]
     for process in processes:
         problems += _check_process(name, process, folder, lanes_to_roles, start_vars)
