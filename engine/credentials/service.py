@@ -346,7 +346,7 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
             return  # a process started by hand, without a credential: nothing to change
         credential = _create(session, actor, instance)
     before = _values(session, credential)
-    _check(session, credential, changes)
+    _check(session, credential, changes, renewal=blocks.kind_of(manifest) == "renewal")
     written = _write(session, actor, credential, changes, instance)
     instance.credential_id = credential.id
     after = _values(session, credential)
@@ -429,7 +429,16 @@ def _create(session: Session, actor: Actor, instance: ProcessInstance) -> Creden
     return credential
 
 
-def _check(session: Session, credential: Credential, changes: Sequence[blocks.Change]) -> None:
+def _check(
+    session: Session,
+    credential: Credential,
+    changes: Sequence[blocks.Change],
+    *,
+    renewal: bool = False,
+) -> None:
+    """Refuse, at the form fields, what the record's rules forbid. ``renewal``: the new
+    certificate must be of the CNPJ the credential's certificate is (a request's certificate
+    was already checked against the establishment, with its justified exception)."""
     errors: dict[str, str] = {}
     for change in changes:
         field = change.source or change.field
@@ -439,7 +448,7 @@ def _check(session: Session, credential: Credential, changes: Sequence[blocks.Ch
             message = _children_refused(session, credential, change.value)
         elif change.field == "certificate_sha256":
             field = _file_field(field)
-            message = _certificate_refused(session, credential, str(change.value))
+            message = _certificate_refused(session, credential, str(change.value), renewal)
         elif change.field == "organization":
             message = (
                 ""
@@ -532,19 +541,14 @@ def _children_refused(session: Session, credential: Credential, cnes_list: Any) 
     return ""
 
 
-def _certificate_refused(session: Session, credential: Credential, sha256: str) -> str:
+def _certificate_refused(
+    session: Session, credential: Credential, sha256: str, renewal: bool
+) -> str:
     cert = _certificate(session, credential.org_id, sha256)
     if cert is None:
         return "Certificado não encontrado nesta organização."
     expected = credential.certificate_cnpj
-    if not expected:
-        expected = (
-            session.scalar(
-                select(Establishment.cnpj).where(Establishment.id == credential.establishment_id)
-            )
-            or ""
-        )
-    if cert.cnpj and expected and cert.cnpj != expected and credential.certificate_cnpj:
+    if renewal and cert.cnpj and expected and cert.cnpj != expected:
         return (
             f"O certificado é do CNPJ {cert.cnpj}; a credencial usa certificados do CNPJ "
             f"{expected}."
