@@ -177,27 +177,18 @@ def start(
             raise Invalid({"credential": "Este processo não trabalha sobre uma credencial."})
         if block is not None:
             _refuse_live(session, org_id, establishment_cnes, portfolio_code, manifest)
-        return runtime_instances.start_instance(
-            session,
-            actor,
-            org_id=org_id,
-            process_key=process_key,
-            establishment_cnes=establishment_cnes,
-            portfolio_code=portfolio_code,
-            data=given,
-        )
-    if credential_id is None and without_credential and actor.is_system:
-        return runtime_instances.start_instance(
-            session,
-            actor,
-            org_id=org_id,
-            process_key=process_key,
-            establishment_cnes=establishment_cnes,
-            portfolio_code=portfolio_code,
-            data=given,
-        )
-    if credential_id is None:
+    elif credential_id is None and not (without_credential and actor.is_system):
         raise Invalid({"credential": "Escolha a credencial sobre a qual o processo trabalha."})
+    if credential_id is None:
+        return runtime_instances.start_instance(
+            session,
+            actor,
+            org_id=org_id,
+            process_key=process_key,
+            establishment_cnes=establishment_cnes,
+            portfolio_code=portfolio_code,
+            data=given,
+        )
     credential = get(session, actor, credential_id, action="instance.start")
     est = session.get(Establishment, credential.establishment_id)
     if credential.org_id != org_id or est is None:
