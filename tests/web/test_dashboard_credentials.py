@@ -211,3 +211,44 @@ def test_a_child_shows_the_credential_that_covers_it(people, db, client, pages):
     assert 'value="RIRA"' not in own
     # another portfolio is still offered
     assert re.search(r'<option value="(?!RIRA)[A-Z]+">', own)
+
+
+def test_a_page_reads_the_credentials_in_batches(make, db):
+    """As many statements for a page of many credentials as for a page of one."""
+    from sqlalchemy import event
+
+    team = cast(make, uf="PR", others=tuple({"uf": "PR"} for _ in range(5)))
+    org, admin = team.org, team.users["admin"]
+
+    def register(principal, child, requester_id: str) -> None:
+        with db.write() as s:
+            credentials.register(
+                s, admin.actor, org_id=org, establishment_cnes=principal.cnes,
+                portfolio_code="RIRA", status="producao", requester_id=requester_id,
+                values={"children": [child.cnes]},
+            )  # fmt: skip
+
+    def statements() -> tuple[int, list[tuple[str, str]]]:
+        seen: list[str] = []
+
+        def count(_conn, _cursor, statement, *_args) -> None:
+            seen.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            with db.read() as s:
+                rows, _total = dashboard.page(s, admin.actor, org)
+                labels = [(r.credential_label, r.stage_label) for r in rows]
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        return len(seen), labels
+
+    register(team.est, team.others[0], "40111")
+    one, labels = statements()
+    assert sum(1 for label, _ in labels if label == "Produção") == 1
+    register(team.others[1], team.others[2], "40112")
+    register(team.others[3], team.others[4], "40113")
+    three, labels = statements()
+    assert sum(1 for label, _ in labels if label == "Produção") == 3
+    assert sum(1 for _, stage in labels if stage.startswith("Coberto pela credencial")) == 3
+    assert three == one
