@@ -6,35 +6,23 @@ change, a withdrawal, a transfer, a renewal): those processes make no rows of th
 credential's row shows both ("Produção · Alteração em análise"). A child establishment with no
 credentialing of its own shows the credential that covers it. Everything is read in batches,
 one query per kind for a page of rows.
-
-The ``credential`` block of a process.json is read here from the deployed manifests (the kinds
-of engine/credentials/block.py, whose ``works_on_one`` this mirrors): engine/credentials starts
-processes through the runtime, which keeps the dashboard's counters, so importing its reader
-from here would close a circle.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.credentialing.block import works_on_one
 from engine.credentials.models import ENCERRADA, STATUS_LABELS, Credential, CredentialChild
 from engine.definitions.models import ProcessDefinition
 from engine.establishments.models import Establishment
 from engine.runtime.models import RUNNING, ProcessInstance
 from engine.workflow import spiff
-
-
-def works_on_one(manifest: Mapping[str, Any] | None) -> bool:
-    """Whether the process starts on a credential the organization already holds (its
-    ``credential.kind`` is not "request"); the same answer as engine/credentials/block.py."""
-    block = (manifest or {}).get("credential")
-    return bool(isinstance(block, dict) and block and block.get("kind") != "request")
 
 
 def after_go_live_keys(session: Session) -> frozenset[str]:

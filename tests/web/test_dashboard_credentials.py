@@ -12,19 +12,15 @@ from __future__ import annotations
 import csv
 import io
 import re
-from pathlib import Path
 
 import pytest
 
-from engine.credentials import block
 from engine.credentials import service as credentials
 from engine.dashboard import counts
-from engine.dashboard import credentials as row_credentials
 from engine.dashboard import queries as dashboard
 from engine.runtime.models import ProcessInstance
 from tests.support.builders import Flow, cast
 
-PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 TO_PRODUCTION = (
     "obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos",
     "solicitar_acesso_homologacao", "desenvolver_conector", "avaliar_solicitacao_acesso",
@@ -96,15 +92,6 @@ def assert_counters_in_step(db, org: int, admin) -> None:
         assert total == len(rows)
         summary = dashboard.summary(s, admin.actor, org)
         assert summary.total == total
-
-
-def test_works_on_one_reads_the_blocks_as_the_credentials_package_does():
-    import json
-
-    manifests = [json.loads(p.read_text()) for p in PROCESSES.glob("*/process.json")]
-    assert {row_credentials.works_on_one(m) for m in manifests} == {True, False}
-    for manifest in [*manifests, {}, {"credential": {}}, {"credential": {"kind": "request"}}]:
-        assert row_credentials.works_on_one(manifest) == block.works_on_one(manifest)
 
 
 @pytest.fixture
