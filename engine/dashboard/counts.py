@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from sqlalchemy import and_, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
+from engine.dashboard import credentials as row_credentials
 from engine.dashboard.models import StageCount
 from engine.establishments.models import Establishment
 from engine.runtime.models import ProcessInstance
@@ -29,6 +30,14 @@ from engine.runtime.models import ProcessInstance
 NONE = "none"  # the status of an establishment's "not started" row
 Key = tuple[str, str, str, str]  # (uf, stage, portfolio_code, status)
 Deltas = Counter[Key]
+
+
+class _NotCounted(Counter):
+    """The deltas of a start of a process that makes no dashboard rows: the callers add the
+    new instances' keys to it as to any start's, and nothing is kept."""
+
+    def __setitem__(self, key, value) -> None:
+        return None
 
 
 def not_started(uf: str) -> Key:
@@ -77,10 +86,14 @@ def establishments_created(session: Session, org_id: int, ufs: Iterable[str]) ->
 
 def _row_keys(session: Session, establishment_id: int) -> list[tuple[str, str, str]]:
     """(stage, portfolio, status) of each dashboard row of the establishment."""
-    rows = session.execute(
+    stmt = (
         select(ProcessInstance.stage, ProcessInstance.portfolio_code, ProcessInstance.status)
         .where(ProcessInstance.establishment_id == establishment_id, ProcessInstance.is_latest)
-    ).all()  # fmt: skip
+    )  # fmt: skip
+    hidden = row_credentials.after_go_live_keys(session)
+    if hidden:
+        stmt = stmt.where(ProcessInstance.process_key.not_in(sorted(hidden)))
+    rows = session.execute(stmt).all()
     return [(r[0] or "", r[1] or "", r[2]) for r in rows] or [("", "", NONE)]
 
 
@@ -108,6 +121,9 @@ def replaced_by_start(
     for an establishment with no instance yet, its "not started" row. Read before the start
     clears the previous instance's latest flag; the caller adds the new instances' keys and
     applies the whole batch once."""
+    hidden = row_credentials.after_go_live_keys(session)
+    if process_key in hidden:
+        return _NotCounted()
     deltas: Deltas = Counter()
     if not establishments:
         return deltas
@@ -118,7 +134,8 @@ def replaced_by_start(
         .where(ProcessInstance.establishment_id.in_(list(establishments)),
                ProcessInstance.is_latest)
     ):  # fmt: skip
-        latest.setdefault(est_id, []).append((proc, code, stage, status))
+        if proc not in hidden:
+            latest.setdefault(est_id, []).append((proc, code, stage, status))
     for est_id, uf in establishments.items():
         rows = latest.get(est_id, [])
         if not rows:
@@ -137,7 +154,7 @@ def instance_changed(
         return
     after = (instance.stage or "", instance.portfolio_code or "", instance.status)
     before = (before[0] or "", before[1] or "", before[2])
-    if after == before:
+    if after == before or row_credentials.is_after_go_live(session, instance):
         return
     # One UF for both keys, so key order is (stage, portfolio, status) order.
     rows = [
@@ -151,16 +168,19 @@ def instance_changed(
 # ---------------------------------------------------------------- reading and rebuilding
 
 
-def _live(org_id: int):
+def _live(session: Session, org_id: int):
     """(uf, stage, portfolio, status, n) computed from the rows themselves."""
     stage = func.coalesce(ProcessInstance.stage, "")
     code = func.coalesce(ProcessInstance.portfolio_code, "")
     status = func.coalesce(ProcessInstance.status, NONE)
+    joined = and_(ProcessInstance.establishment_id == Establishment.id, ProcessInstance.is_latest)
+    hidden = row_credentials.after_go_live_keys(session)
+    if hidden:
+        joined = and_(joined, ProcessInstance.process_key.not_in(sorted(hidden)))
     return (
         select(Establishment.uf, stage, code, status, func.count())
         .select_from(Establishment)
-        .outerjoin(ProcessInstance, and_(ProcessInstance.establishment_id == Establishment.id,
-                                         ProcessInstance.is_latest))
+        .outerjoin(ProcessInstance, joined)
         .where(Establishment.org_id == org_id)
         .group_by(Establishment.uf, stage, code, status)
     )  # fmt: skip
@@ -170,7 +190,7 @@ def recompute(session: Session, org_id: int) -> None:
     """Rebuild the organization's counts from its establishments and instances."""
     session.flush()
     session.execute(delete(StageCount).where(StageCount.org_id == org_id))
-    live = _live(org_id).subquery()
+    live = _live(session, org_id).subquery()
     session.execute(
         insert(StageCount).from_select(
             ["org_id", "uf", "stage", "portfolio_code", "status", "n"],
@@ -192,7 +212,7 @@ def stored(session: Session, org_id: int) -> dict[Key, int]:
 def differences(session: Session, org_id: int) -> dict[Key, tuple[int, int]]:
     """Keys whose stored count differs from the rows: key -> (stored, actual)."""
     session.flush()
-    actual = {(r[0], r[1], r[2], r[3]): r[4] for r in session.execute(_live(org_id))}
+    actual = {(r[0], r[1], r[2], r[3]): r[4] for r in session.execute(_live(session, org_id))}
     kept = stored(session, org_id)
     return {
         k: (kept.get(k, 0), actual.get(k, 0))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, render_template, request
 
 from engine.dashboard import queries as dash
+from engine.dashboard.queries import CREDENTIAL_STATUSES
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
 from engine.runtime import bulk
@@ -37,6 +38,9 @@ def _filters() -> dash.Filters:
         else "",
         q=text_arg("q", 100),
         certificate="expiring" if a.get("certificado") == "vencendo" else "",
+        credential=a.get("credencial", "")
+        if a.get("credencial") in dict(CREDENTIAL_STATUSES)
+        else "",
     )
 
 
@@ -52,7 +56,7 @@ def index():
         municipios = establishment_queries.municipios(s, actor(), org_id())
     return render_list("dashboard.html", filters, total, PAGE, rows=rows, summary=summary,
                        portfolios=portfolios, municipios=municipios, ufs=UFS,
-                       can_start=has_role("admin"))  # fmt: skip
+                       credential_statuses=CREDENTIAL_STATUSES, can_start=has_role("admin"))  # fmt: skip
 
 
 @bp.get("/exportar.csv")

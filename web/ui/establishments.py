@@ -9,6 +9,8 @@ from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
 from engine.audit import queries as audit_queries
+from engine.credentials.models import LIVE
+from engine.dashboard import credentials as credential_queries
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import queries as establishment_queries
 from engine.establishments import service as establishments
@@ -60,19 +62,21 @@ def show(cnes: str):
             s, actor(), org_id(), est, [i.id for i in instances]
         )
         portfolios = establishment_queries.active_portfolios(s)
+        credentials = credential_queries.for_establishment(s, est)
     can_start = has_role("admin") or has_role("gestor", est.id)
-    # A portfolio already being credentialed would only be refused: not offered.
+    # A portfolio already being credentialed, or holding a live credential, would only be
+    # refused: not offered.
     busy = {
         i.portfolio_code
         for i in instances
         if i.status == RUNNING and i.process_key == "credenciamento-rnds"
-    }
+    } | {c.portfolio_code for c in credentials.own if c.status in LIVE}
     startable = [p for p in portfolios if p.code not in busy]
     return _render("establishments/detail.html", est=est, instances=instances,
                    certificate=certificate, cert_history=cert_history,
                    cert_roots=certificate_views.roots_line(),
                    events=[(e, event_summary(e)) for e in events],
-                   portfolios=startable, can_start=can_start)  # fmt: skip
+                   portfolios=startable, can_start=can_start, credentials=credentials)  # fmt: skip
 
 
 @bp.get("/<cnes>/cadastro.json")
