@@ -724,7 +724,10 @@ def test_every_form_of_the_withdrawal_process(csrf_app, db, sec: SecWorld, monke
     v.check_pages()
 
 
-def test_every_form_of_the_transfer_process(csrf_app, db, sec: SecWorld) -> None:
+def test_every_form_of_the_transfer_process(csrf_app, db, make, sec: SecWorld) -> None:
+    # The receiving organization and its new gestor: a transfer names a member.
+    make.org("sms-curitiba", "Secretaria Municipal da Saúde de Curitiba")
+    make.user("sms-curitiba", "gestor", email="joao@pr.gov.br")
     instance_id = _start(db, sec, "transferencia-titularidade")
     w = Walker(csrf_app, db, sec, instance_id, AFTER_GOLIVE_LANES)
     w.step("indicar_novo_titular", {"destino": "outra_organizacao", "organizacao_destino": "sms-curitiba",
