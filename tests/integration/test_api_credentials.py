@@ -138,7 +138,9 @@ def test_the_whole_life_of_a_credential_through_the_api(client, world, make, db)
         "requester_id=99999",
     ):
         assert _listed(api, query) == [], query
-    refused = client.get(f"{API}/credentials?expiring_within_days=4000", headers=users["admin"].headers)
+    refused = client.get(
+        f"{API}/credentials?expiring_within_days=4000", headers=users["admin"].headers
+    )
     assert refused.status_code == 422 and "expiring_within_days" in refused.json["errors"]
     refused = client.get(f"{API}/credentials?status=ativa", headers=users["admin"].headers)
     assert refused.status_code == 422 and "status" in refused.json["errors"]
@@ -251,9 +253,9 @@ def test_the_whole_life_of_a_credential_through_the_api(client, world, make, db)
     renewal = api.walk("renovacao-certificado", cid)
     assert renewal.instance()["credential"] == cid
     other = f.upload(samples.demo_certificate("16727230000197", days=700), "outro.cer", "Gestor")
-    errors = renewal.complete(
-        "obter_novo_certificado", {"novo_certificado": other}, expect=422
-    )["errors"]
+    errors = renewal.complete("obter_novo_certificado", {"novo_certificado": other}, expect=422)[
+        "errors"
+    ]
     assert set(errors) == {"novo_certificado"} and "CNPJ" in errors["novo_certificado"]
     _unchanged(transferred, api.credential(cid))
     new_file = f.upload(samples.demo_certificate(est.cnpj, days=700), "novo.cer", "Gestor")
