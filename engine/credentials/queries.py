@@ -151,6 +151,28 @@ def list_page(
     total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
     pages = max(1, -(-total // per_page))
     page = min(max(1, page), pages)
+    rows = _rows(session, stmt, limit=per_page, offset=(page - 1) * per_page)
+    return Page(rows, total, page, pages, status_counts(session, actor, org_id))
+
+
+def list_slice(
+    session: Session,
+    actor: Actor,
+    org_id: int,
+    filters: Filters = Filters(),
+    *,
+    limit: int,
+    offset: int,
+) -> tuple[list[Row], int]:
+    """The list as the API pages it (limit and offset): the rows and the total."""
+    _require(actor, org_id)
+    filters = filters.checked()
+    stmt = _filtered(_base(actor, org_id), filters, utcnow())
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    return _rows(session, stmt, limit=limit, offset=offset), total
+
+
+def _rows(session: Session, stmt, *, limit: int, offset: int) -> list[Row]:
     found = session.execute(
         stmt.order_by(
             Credential.uf,
@@ -159,12 +181,12 @@ def list_page(
             Credential.portfolio_code,
             Credential.id,
         )
-        .limit(per_page)
-        .offset((page - 1) * per_page)
+        .limit(limit)
+        .offset(offset)
     ).all()
     rows = [Row(c, cnes, name, municipio) for c, cnes, name, municipio in found]
     _annotate(session, rows)
-    return Page(rows, total, page, pages, status_counts(session, actor, org_id))
+    return rows
 
 
 def _annotate(session: Session, rows: list[Row]) -> None:

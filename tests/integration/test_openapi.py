@@ -13,6 +13,7 @@ import jsonschema
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 from werkzeug.routing import IntegerConverter, UnicodeConverter
 
+from engine.credentials import service as credentials
 from engine.demo import samples
 from tests.support.builders import LANE_ROLES, cast
 from tests.support.flows import flow
@@ -104,7 +105,7 @@ def _query_params(op: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {p["name"]: p["schema"] for p in op.get("parameters", []) if p["in"] == "query"}
 
 
-def test_documented_query_parameters_are_read_and_checked_by_the_handlers(client, make) -> None:
+def test_documented_query_parameters_are_read_and_checked_by_the_handlers(client, make, db) -> None:
     """Each documented integer or enum query parameter is checked by its handler (a wrong
     value is a 422 at that parameter), and a right one is accepted."""
     org = make.org()
@@ -113,7 +114,12 @@ def test_documented_query_parameters_are_read_and_checked_by_the_handlers(client
     res = client.post("/api/v1/instances", headers=admin.headers, json={
         "process": "credenciamento-rnds", "establishment": est.cnes, "portfolio": "RIRA"})  # fmt: skip
     assert res.status_code == 201
-    concrete = {"instance_id": str(res.json["id"]), "cnes": est.cnes}
+    [credential] = _credentials(db, admin, org, est.cnes, ("RIRA",))
+    concrete = {
+        "instance_id": str(res.json["id"]),
+        "cnes": est.cnes,
+        "credential_id": str(credential),
+    }
     checked = 0
     for (method, path), op in _operations(document()).items():
         if method != "GET":
@@ -137,7 +143,17 @@ def test_documented_query_parameters_are_read_and_checked_by_the_handlers(client
     assert checked >= 10
 
 
-def test_limit_and_offset_page_every_paged_list(client, make) -> None:
+def _credentials(db, admin, org: int, cnes: str, portfolios: tuple[str, ...]) -> list[int]:
+    """Production credentials of ``cnes``, one per portfolio (as a CSV import brings them)."""
+    with db.write() as s:
+        return [
+            credentials.register(s, admin.actor, org_id=org, establishment_cnes=cnes,
+                                 portfolio_code=code, status="producao", requester_id=f"7000{i}").id
+            for i, code in enumerate(portfolios)
+        ]  # fmt: skip
+
+
+def test_limit_and_offset_page_every_paged_list(client, make, db) -> None:
     org = make.org()
     for _ in range(3):
         est = make.establishment(org)
@@ -146,12 +162,18 @@ def test_limit_and_offset_page_every_paged_list(client, make) -> None:
         res = client.post("/api/v1/instances", headers=admin.headers, json={
             "process": "credenciamento-rnds", "establishment": est.cnes, "portfolio": portfolio})  # fmt: skip
         assert res.status_code == 201
+    _credentials(db, admin, org, est.cnes, ("RIRA", "REL"))
     paged = [
         path
         for (method, path), op in _operations(document()).items()
         if method == "GET" and {"limit", "offset"} <= set(_query_params(op))
     ]
-    assert sorted(paged) == ["/api/v1/establishments", "/api/v1/instances", "/api/v1/tasks"]
+    assert sorted(paged) == [
+        "/api/v1/credentials",
+        "/api/v1/establishments",
+        "/api/v1/instances",
+        "/api/v1/tasks",
+    ]
     for path in paged:
         everything = client.get(path, headers=admin.headers).json
         assert everything["total"] == len(everything["items"]) >= 2 and everything["next"] is None
@@ -190,7 +212,7 @@ def _operation_for(doc: dict[str, Any], method: str, path: str) -> dict[str, Any
     raise AssertionError(f"{method} {path} is not documented")
 
 
-def test_real_answers_match_what_is_documented(client, make) -> None:
+def test_real_answers_match_what_is_documented(client, make, db) -> None:
     """Status, media type, body and headers of real answers, success and failure alike."""
     people = cast(make, roles=LANE_ROLES)
     est, users = people.est, people.lanes
@@ -225,6 +247,15 @@ def test_real_answers_match_what_is_documented(client, make) -> None:
     f.complete("ambientar_servicos")
     rec.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}}, headers=gestor)
     rec.get(f"/api/v1/instances/{f.instance_id}/history", headers=admin)
+    [credential] = _credentials(db, users["admin"], people.org, est.cnes, ("REL",))
+    stranger = make.user("sesa-pr", "gestor", make.establishment(people.org).cnes)
+    rec.get("/api/v1/credentials?status=producao&limit=1", headers=admin)
+    rec.get(f"/api/v1/credentials/{credential}", headers=gestor)
+    rec.get(f"/api/v1/credentials/{credential}", headers=stranger.headers)
+    rec.get("/api/v1/credentials?expiring_within_days=-1", headers=admin)
+    rec.get("/api/v1/credentials/999999", headers=admin)
+    rec.post("/api/v1/instances", json={"process": "alteracao-credencial",
+             "credential": credential}, headers=gestor)  # fmt: skip
     rec.get("/api/v1/tasks/nao-existe", headers=admin)
     rec.get("/api/v1/tasks?state=todas", headers=admin)
     rec.get("/api/v1/tasks", headers={"Authorization": "Bearer x"})

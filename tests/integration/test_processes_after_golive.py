@@ -80,6 +80,12 @@ class Walk:
             f"/api/v1/instances/{self.id}", headers=self.users["admin"].headers
         ).json
 
+    def credential(self) -> dict:
+        cid = self.instance()["credential"]
+        res = self.client.get(f"/api/v1/credentials/{cid}", headers=self.users["admin"].headers)
+        assert res.status_code == 200, res.json
+        return res.json
+
 
 def _world(make, db):
     """An establishment holding a production credential for RIRA (brought by a CSV import
@@ -170,6 +176,12 @@ def test_change_through_the_api(make, client, db):
     )
     inst = walk.instance()
     assert inst["status"] == "completed" and inst["stage"] == "Alteração aprovada"
+    credential = walk.credential()
+    assert inst["credential"] == est.credential_id and credential["status"] == "producao"
+    assert (credential["ip_start"], credential["ip_end"]) == ("200.130.20.1", "200.130.20.9")
+    assert (credential["system_name"], credential["system_version"]) == ("ProntoHosp", "5.0")
+    assert credential["operations"] == [TOKEN] and credential["request_numbers"] == ["4836/2024"]
+    assert [c["cnes"] for c in credential["children"]] == [child.cnes]
 
 
 def test_change_given_up_through_the_api(make, client, db):
@@ -186,6 +198,7 @@ def test_change_given_up_through_the_api(make, client, db):
     walk.complete("ajustar_alteracao", {"decision": "desistir", "motivo": "Fica a versão atual."})
     inst = walk.instance()
     assert inst["status"] == "completed" and inst["stage"] == "Alteração abandonada"
+    assert walk.credential()["system_version"] is None  # given up: nothing changed
 
 
 def test_withdrawal_through_the_api(make, client, db):
@@ -209,6 +222,9 @@ def test_withdrawal_through_the_api(make, client, db):
     )  # fmt: skip
     inst = walk.instance()
     assert inst["status"] == "completed" and inst["stage"] == "Credencial encerrada"
+    credential = walk.credential()
+    assert credential["status"] == "encerrada" and credential["ended_on"] == "2026-04-01"
+    assert credential["end_reason"] == "Troca de sistema"
 
 
 def test_transfer_through_the_api(make, client, db):
@@ -240,3 +256,10 @@ def test_transfer_through_the_api(make, client, db):
     walk.complete("avaliar_transferencia", {"decision": "aprovada"})
     inst = walk.instance()
     assert inst["status"] == "completed" and inst["stage"] == "Titularidade transferida"
+    credential = walk.credential()
+    assert (credential["gestor_name"], credential["gestor_cpf"], credential["gestor_email"]) == (
+        "João Souza",
+        "39053344705",
+        "novo@exemplo.gov.br",
+    )
+    assert credential["status"] == "producao"

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from engine.accounts.models import ApiToken, Membership, User
 from engine.audit.models import AuditEvent
+from engine.credentials import service as credentials
 from engine.notifications import service as notifications
 from engine.notifications.models import OutboxMessage
 from tests.support.builders import cast
@@ -88,8 +89,16 @@ def sec(make, db) -> SecWorld:
         s.add_all(messages)
         s.flush()
         ids = [n.id for n in notes] + [m.id for m in messages]
+    with db.write() as s:  # each establishment holds a credential (REL), as an import brings it
+        held = {variant: credentials.register(s, admin.actor, org_id=side.org_id, portfolio_code="REL",
+                                              establishment_cnes=side.est.cnes, status="producao",
+                                              requester_id=f"9000{i}").id
+                for i, (variant, side, admin) in enumerate((("own", own, users["admin"]),
+                                                            ("est", est, users["admin"]),
+                                                            ("org", other, admin_b)))}  # fmt: skip
     return SecWorld(users, own, est, other, event_a, event_b, membership_a, membership_b,
-                    token_a, token_b, definition_id, admin_b, *ids)  # fmt: skip
+                    token_a, token_b, definition_id, admin_b, *ids,
+                    extra={"credentials": held})  # fmt: skip
 
 
 @pytest.fixture(autouse=True)

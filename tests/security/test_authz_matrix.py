@@ -390,6 +390,13 @@ EXPECTED: dict[tuple[str, str], Route] = {
         },
         data=_start,
     ),
+    # ---- API: credentials
+    ("/api/v1/credentials", "GET"): Route(
+        {"-": cell(401, 200), "org+param": cell(401, 403)}, query=_org_param
+    ),
+    ("/api/v1/credentials/<int(min=1, max=2147483647):credential_id>", "GET"): Route(
+        seen(401, 200, 403, 403)
+    ),
     ("/api/v1/instances/<int(min=1, max=2147483647):instance_id>", "GET"): Route(
         seen(401, 200, 403, 403)
     ),
@@ -513,10 +520,11 @@ ARGS: dict[str, Callable[[SecWorld, str], Any]] = {
     "file_id": lambda w, v: w.side(v).file_id,
     "definition_id": lambda w, v: w.definition_id,
     "key": lambda w, v: "credenciamento-rnds",
+    "credential_id": lambda w, v: w.extra["credentials"]["org" if v.startswith("org") else v],
 }
 # Arguments that name something of one establishment / organization: the entry must test
 # the other establishment and the other organization too.
-ESTABLISHMENT_ARGS = {"cnes", "instance_id", "raw_id", "task_id", "file_id"}
+ESTABLISHMENT_ARGS = {"cnes", "instance_id", "raw_id", "task_id", "file_id", "credential_id"}
 ORG_ARGS = {"event_id", "membership_id", "token_id", "message_id", "notification_id",
             "invitation_id"}  # fmt: skip
 

@@ -9,8 +9,8 @@ not described here: the engine validates them against the process's JSON Schema 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import (
@@ -20,11 +20,15 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
 )
 from pydantic_core import PydanticUseDefault
 
 from engine.audit.models import AuditEvent
+from engine.credentials import queries as credential_queries
+from engine.credentials.models import STATUS_LABELS, STATUSES
 from engine.definitions.models import ProcessDefinition as ProcessDefinitionRow
 from engine.establishments.models import Establishment as EstablishmentRow
 from engine.establishments.models import Portfolio as PortfolioRow
@@ -48,6 +52,17 @@ Timestamp = Annotated[
     datetime,
     PlainSerializer(_isoformat, return_type=str),
     WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+def _day(value: date) -> str:
+    return value.isoformat()
+
+
+Day = Annotated[
+    date,
+    PlainSerializer(_day, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date"}),
 ]
 
 
@@ -141,6 +156,35 @@ class InstanceQuery(OrgQuery):
     offset: Offset
 
 
+CredentialStatus = Literal[
+    "em_solicitacao", "homologacao", "em_analise_producao", "producao", "suspensa", "encerrada"
+]
+CREDENTIAL_STATUSES = ", ".join(STATUSES)
+MAX_EXPIRING_DAYS = credential_queries.MAX_EXPIRING_DAYS
+
+
+class CredentialQuery(OrgQuery):
+    establishment: _optional(str, {"type": "string"}, "CNES (início) ou nome.") = None
+    portfolio: _optional(str, {"type": "string"}, "Código do portfólio.") = None
+    status: _optional(CredentialStatus, {"type": "string", "enum": list(STATUSES)}, "Situação.") = (
+        None
+    )
+    uf: _optional(str, {"type": "string"}, "Sigla da UF.") = None
+    requester_id: _optional(str, {"type": "string"}, "Identificador do solicitante.") = None
+    expiring_within_days: _optional(
+        Annotated[int, Field(ge=0, le=MAX_EXPIRING_DAYS)],
+        {"type": "integer", "minimum": 0, "maximum": MAX_EXPIRING_DAYS},
+        "Certificado vencendo em até N dias (ou já vencido).",
+    ) = None
+    limit: Limit
+    offset: Offset
+
+    messages = {
+        "status": f"Use uma destas situações: {CREDENTIAL_STATUSES}.",
+        "expiring_within_days": f"Informe de 0 a {MAX_EXPIRING_DAYS} dias.",
+    }
+
+
 class TaskQuery(Input):
     instance: OptionalId = None
     state: StateFilter = None
@@ -198,15 +242,29 @@ StartData = _maybe(
 class StartInstance(Input):
     org: BodyOrg = None
     process: Annotated[str, Field(min_length=1, examples=["credenciamento-rnds"])]
-    establishment: Annotated[str, Field(min_length=1, description="CNES")]
-    portfolio: Annotated[str, Field(examples=["RIRA"])] = ""
-    data: StartData = None
+    # Before ``establishment``, whose check reads it.
     credential: Annotated[
         int | None,
         Field(strict=True, ge=1, le=MAX_ID,
               description="A credencial sobre a qual o processo trabalha (alteração, "
                           "encerramento, transferência, renovação)."),
     ] = None  # fmt: skip
+    establishment: Annotated[
+        str,
+        Field(
+            description="CNES; dispensável quando `credential` é informada (o da credencial).",
+            validate_default=True,
+        ),
+    ] = ""
+    portfolio: Annotated[str, Field(examples=["RIRA"])] = ""
+    data: StartData = None
+
+    @field_validator("establishment", mode="after")
+    @classmethod
+    def _establishment_or_credential(cls, value: str, info: ValidationInfo) -> str:
+        if not value and info.data.get("credential") is None:
+            raise ValueError("required")  # shown as messages["establishment"]
+        return value
 
     messages = {
         "credential": "Informe o número da credencial (inteiro).",
@@ -468,6 +526,7 @@ class InstanceSummary(Shape):
     started_at: Timestamp | None
     ended_at: Timestamp | None
     cancel_reason: str | None
+    credential: int | None = Field(description="A credencial em que o processo trabalha.")
 
     @classmethod
     def fields_of(cls, row: ProcessInstance, *, cnes: str, version: int) -> dict[str, Any]:
@@ -487,6 +546,7 @@ class InstanceSummary(Shape):
             "started_at": row.started_at,
             "ended_at": row.ended_at,
             "cancel_reason": row.cancel_reason or None,
+            "credential": row.credential_id,
         }
 
     @classmethod
@@ -564,3 +624,207 @@ class File(Shape):
     @classmethod
     def of(cls, row: StoredFile) -> File:
         return cls.model_validate(row)
+
+
+# ------------------------------------------------------------------ credentials
+
+
+class CredentialEstablishment(Shape):
+    cnes: str
+    name: str
+
+
+class CredentialCertificate(Shape):
+    sha256: str | None
+    cnpj: str | None
+    not_after: Timestamp | None
+
+
+class CredentialInProgress(Shape):
+    instance: int
+    kind: str = Field(description="Alteração, Encerramento, …")
+    stage: str
+
+
+def _text(value: str | None) -> str | None:
+    return value or None
+
+
+class CredentialSummary(Shape):
+    """A credential as the list shows it."""
+
+    id: int
+    status: CredentialStatus
+    status_label: str = Field(examples=["Produção"])
+    status_since: Timestamp | None
+    uf: str
+    portfolio: str | None
+    establishment: CredentialEstablishment
+    requester_id: str | None = Field(description="Identificador do solicitante.")
+    request_numbers: list[str] = Field(description="Cada nº da solicitação.")
+    homologation_on: Day | None
+    production_on: Day | None
+    certificate: CredentialCertificate
+    ip_start: str | None
+    ip_end: str | None
+    system_name: str | None
+    system_version: str | None
+    gestor_name: str | None
+    gestor_cpf: str | None
+    gestor_email: str | None
+    is_pec: bool
+    ended_on: Day | None
+    end_reason: str | None
+    origin: str = Field(description="process (credenciamento) ou import (importação CSV).")
+    children_count: int = Field(description="Quantos estabelecimentos filhos ela cobre.")
+    in_progress: list[CredentialInProgress] = Field(description="Processos em andamento nela.")
+
+    @classmethod
+    def fields_of(cls, credential: Any, cnes: str, name: str) -> dict[str, Any]:
+        c = credential
+        return {
+            "id": c.id,
+            "status": c.status,
+            "status_label": STATUS_LABELS.get(c.status, c.status),
+            "status_since": c.status_since,
+            "uf": c.uf,
+            "portfolio": _text(c.portfolio_code),
+            "establishment": CredentialEstablishment(cnes=cnes, name=name),
+            "requester_id": _text(c.requester_id),
+            "request_numbers": [str(n) for n in c.request_numbers or []],
+            "homologation_on": c.homologation_on,
+            "production_on": c.production_on,
+            "certificate": CredentialCertificate(
+                sha256=_text(c.certificate_sha256),
+                cnpj=_text(c.certificate_cnpj),
+                not_after=c.certificate_not_after,
+            ),
+            "ip_start": _text(c.ip_start),
+            "ip_end": _text(c.ip_end),
+            "system_name": _text(c.system_name),
+            "system_version": _text(c.system_version),
+            "gestor_name": _text(c.gestor_name),
+            "gestor_cpf": _text(c.gestor_cpf),
+            "gestor_email": _text(c.gestor_email),
+            "is_pec": bool(c.is_pec),
+            "ended_on": c.ended_on,
+            "end_reason": _text(c.end_reason),
+            "origin": c.origin,
+        }
+
+    @classmethod
+    def of(cls, row: credential_queries.Row) -> CredentialSummary:
+        return cls(
+            **cls.fields_of(row.credential, row.cnes, row.name),
+            children_count=row.children,
+            in_progress=[
+                CredentialInProgress(instance=i, kind=kind, stage=stage)
+                for i, kind, stage in row.in_progress
+            ],
+        )
+
+
+class CredentialList(Page[CredentialSummary]):
+    counts: dict[str, int] = Field(
+        description="Quantas credenciais há em cada situação (na organização, sem os filtros)."
+    )
+
+
+class CredentialStep(Shape):
+    status: str
+    at: str = Field(description="Quando (ISO 8601).")
+    instance: int | None = Field(description="A instância que a levou a esta situação.")
+
+
+class CredentialChild(Shape):
+    cnes: str
+    establishment_name: str | None = Field(description="null: CNES não cadastrado.")
+
+
+class CredentialInstance(Shape):
+    id: int
+    process: str
+    kind: str
+    stage: str
+    status: InstanceStatus
+    started_at: Timestamp | None
+    ended_at: Timestamp | None
+    href: str = Field(description="Endereço da instância na API.")
+
+
+class CredentialStart(Shape):
+    process: str
+    kind: str
+    label: str
+    title: str
+    blocked: bool = Field(description="Outro processo exclusivo já está em andamento nela.")
+
+
+class Credential(CredentialSummary):
+    """One credential: every field, its children, its process instances (timeline) and the
+    processes that may start on it now."""
+
+    history: list[CredentialStep]
+    operations: list[dict[str, Any]] = Field(description="Operações aprovadas.")
+    children: list[CredentialChild]
+    instances: list[CredentialInstance]
+    starts: list[CredentialStart] = Field(
+        description="Os processos que quem pergunta pode iniciar nela agora."
+    )
+
+    @classmethod
+    def of(
+        cls,
+        found: credential_queries.Detail,
+        starts: list[dict[str, Any]],
+        *,
+        href: Callable[[int], str],
+    ) -> Credential:
+        c, est = found.credential, found.establishment
+        return cls(
+            **CredentialSummary.fields_of(c, est.cnes, est.razao_social),
+            children_count=len(found.children),
+            in_progress=[
+                CredentialInProgress(instance=t.instance_id, kind=t.kind_label, stage=t.stage)
+                for t in found.running
+            ],
+            history=[
+                CredentialStep(
+                    status=str(step.get("status", "")),
+                    at=str(step.get("at", "")),
+                    instance=step.get("instance"),
+                )
+                for step in c.history or []
+            ],
+            operations=list(c.operations or []),
+            children=[
+                CredentialChild(
+                    cnes=child.cnes,
+                    establishment_name=child.name if child.establishment_id else None,
+                )
+                for child in found.children
+            ],
+            instances=[
+                CredentialInstance(
+                    id=t.instance_id,
+                    process=t.process_key,
+                    kind=t.kind,
+                    stage=t.stage,
+                    status=t.status,
+                    started_at=t.started_at,
+                    ended_at=t.ended_at,
+                    href=href(t.instance_id),
+                )
+                for t in found.timeline
+            ],
+            starts=[
+                CredentialStart(
+                    process=p["process"],
+                    kind=str(p.get("kind") or ""),
+                    label=str(p.get("label") or ""),
+                    title=str(p.get("title") or p["process"]),
+                    blocked=bool(p.get("blocked")),
+                )
+                for p in starts
+            ],
+        )

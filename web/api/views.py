@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from engine.accounts.models import Organization, User
 from engine.certificates import service as certificates
 from engine.completion import service as completion
+from engine.credentials import queries as credential_queries
 from engine.credentials import service as credentials
 from engine.db import utcnow
 from engine.definitions import service as definitions
@@ -37,6 +38,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Path parameter of an instance: digits only, within the ids' 32-bit range (else 404).
 INSTANCE = f"<int(min=1, max={s.MAX_ID}):instance_id>"
+CREDENTIAL = f"<int(min=1, max={s.MAX_ID}):credential_id>"
 
 
 def _org_id(session: Session, slug: str | None) -> int:
@@ -327,6 +329,49 @@ def _precondition_failed() -> HTTPProblem:
     return HTTPProblem(
         412, "A instância mudou desde a versão informada em If-Match; leia-a de novo."
     )
+
+
+# ------------------------------------------------------------------ credentials
+
+
+@bp.get("/credentials")
+@operation({200: s.CredentialList}, (403, 404))
+def list_credentials(query: s.CredentialQuery) -> s.CredentialList:
+    """Listar credenciais, com as contagens por situação"""
+    filters = credential_queries.Filters(
+        establishment=query.establishment or "",
+        portfolio=query.portfolio or "",
+        status=query.status or "",
+        uf=query.uf or "",
+        requester_id=query.requester_id or "",
+        expiring_within_days=query.expiring_within_days,
+    )
+    with db().read() as session:
+        org_id = _org_id(session, query.org)
+        rows, total = credential_queries.list_slice(
+            session, actor(), org_id, filters, limit=query.limit, offset=query.offset
+        )
+        counts = credential_queries.status_counts(session, actor(), org_id)
+        items = [s.CredentialSummary.of(row) for row in rows]
+    return s.CredentialList(
+        items=items,
+        total=total,
+        next=_next(total, query.limit, query.offset, len(items)),
+        counts=counts,
+    )
+
+
+@bp.get(f"/credentials/{CREDENTIAL}")
+@operation({200: s.Credential}, (403, 404))
+def get_credential(credential_id: int) -> s.Credential:
+    """Uma credencial: campos, filhos, processos (linha do tempo) e o que pode iniciar nela"""
+    with db().read() as session:
+        credential = credentials.get(session, actor(), credential_id)
+        return s.Credential.of(
+            credential_queries.detail(session, actor(), credential),
+            credential_queries.starts(session, actor(), credential),
+            href=lambda instance_id: url_for("api.get_instance", instance_id=instance_id),
+        )
 
 
 # ------------------------------------------------------------------ tasks
