@@ -211,6 +211,9 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/estabelecimentos/importar", "POST"): Route(
         {"-": cell(302, 403, admin=200)}, data=lambda w, v: {"csv": CSV}
     ),
+    ("/credenciais/importar", "GET"): Route({"-": cell(302, 403, admin=200)}),
+    # no file: the admin passed the permission check and is told at the field (422)
+    ("/credenciais/importar", "POST"): Route({"-": cell(302, 403, admin=422)}),
     # ---- instances
     ("/processos/<int:instance_id>", "GET"): Route(seen(302, 200, 403, 404)),
     ("/processos/<int:instance_id>/diagrama.json", "GET"): Route(seen(302, 200, 403, 404)),
