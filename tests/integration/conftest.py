@@ -1,12 +1,17 @@
 """Fixtures for the integration tests: the usual people on one establishment (keyed by lane,
-as the API names them) and a runner for the command line."""
+as the API names them), a runner for the command line, and an empty database for the
+migration tests."""
 
 from __future__ import annotations
 
+import uuid
+
+import psycopg
 import pytest
 from click.testing import CliRunner
 
 from engine import settings as settings_mod
+from tests.support.databases import pg_admin_url
 from web.cli import main
 
 
@@ -27,3 +32,18 @@ def cli(db_url, db, app, monkeypatch):
         return result.output
 
     return run
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.db'}"
+        return
+    request.getfixturevalue("postgres_url")  # skips, or fails under CI, like the other PG tests
+    admin = pg_admin_url()
+    name = f"credencia_mig_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield admin.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

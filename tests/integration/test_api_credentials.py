@@ -16,9 +16,8 @@ from sqlalchemy import select
 from engine.audit.models import AuditEvent
 from engine.demo import samples
 from engine.runtime.models import ProcessInstance
-from tests.integration.test_credentials import to_production
 from tests.support.builders import Flow
-from tests.support.flows import flow
+from tests.support.flows import flow, to_production
 from web.api import schemas
 
 TOKEN = {"operacao": "/token", "metodo": "POST"}

@@ -11,18 +11,12 @@ from sqlalchemy import select
 from engine.audit.models import AuditEvent
 from engine.credentials import service as credentials
 from engine.credentials.models import Credential, CredentialChild
-from engine.demo import samples
 from engine.errors import Forbidden, Invalid
 from engine.runtime.models import ProcessInstance
 from tests.support.builders import Flow
-from tests.support.flows import flow, start
+from tests.support.flows import flow, start, to_production
 
 TOKEN = {"operacao": "/token", "metodo": "POST"}
-
-
-def to_production(f: Flow) -> None:
-    for element in samples.PRODUCTION_PATH:
-        f.complete(element)
 
 
 def the_credential(db, instance_id: int) -> Credential:

@@ -9,7 +9,6 @@ from alembic import command
 from sqlalchemy import Boolean, Date, Integer, String, Text, column, func, select, table
 
 from engine.db import JSONType, UTCDateTime, make_engine
-from tests.integration.test_migrations import empty_url  # noqa: F401  (the fixture)
 from web.cli import alembic_config, upgrade_database
 
 KEY = "credenciamento-rnds"
@@ -234,7 +233,7 @@ def _assert_backfilled(eng) -> None:
                      14: waiting["id"], 15: None}  # fmt: skip
 
 
-def test_0008_creates_the_credentials_of_existing_runs(empty_url):  # noqa: F811
+def test_0008_creates_the_credentials_of_existing_runs(empty_url):
     command.upgrade(alembic_config(empty_url), "0006")
     eng = make_engine(empty_url)
     try:
@@ -250,7 +249,7 @@ def test_0008_creates_the_credentials_of_existing_runs(empty_url):  # noqa: F811
         eng.dispose()
 
 
-def test_0008_reads_in_batches(empty_url, monkeypatch):  # noqa: F811
+def test_0008_reads_in_batches(empty_url, monkeypatch):
     """More runs than one batch holds: every one is read, once."""
     import importlib.util
     import pathlib
@@ -285,5 +284,66 @@ def test_0008_reads_in_batches(empty_url, monkeypatch):  # noqa: F811
             module.backfill()
         assert batches == [[11, 12], [13, 14]]
         _assert_backfilled(eng)
+    finally:
+        eng.dispose()
+
+
+stage_count = table(
+    "stage_count", column("org_id", Integer), column("uf", String), column("stage", String),
+    column("portfolio_code", String), column("status", String), column("n", Integer),
+)  # fmt: skip
+
+
+def test_0009_recounts_the_dashboard_without_the_processes_on_a_credential(empty_url):
+    """A renewal the scheduler started was counted as a dashboard row of its own; after 0009
+    the counters hold what engine.dashboard.counts.recompute computes."""
+    command.upgrade(alembic_config(empty_url), "0008")
+    eng = make_engine(empty_url)
+    try:
+        with eng.begin() as conn:
+            conn.execute(organization.insert(), [{"id": 1, "slug": "o", "name": "O",
+                                                  "created_at": T0}])  # fmt: skip
+            renewal = {"credential": {"kind": "renewal"}}
+            conn.execute(definition.insert(), [
+                {"id": 1, "key": KEY, "version": 1, "title": "C", "content_hash": "h",
+                 "bpmn_xml": "<x/>", "files": {}, "manifest": {"credential": {"kind": "request"}},
+                 "source_path": "c.bpmn", "deployed_at": T0},
+                {"id": 2, "key": "renovacao-certificado", "version": 1, "title": "R",
+                 "content_hash": "h2", "bpmn_xml": "<x/>", "files": {}, "manifest": renewal,
+                 "source_path": "r.bpmn", "deployed_at": T0},
+            ])  # fmt: skip
+            conn.execute(establishment.insert(), [
+                {"id": i, "org_id": 1, "cnes": f"100000{i}", "cnpj": "11222333000181",
+                 "razao_social": f"E{i}", "nome_fantasia": "", "uf": "PE", "municipio": "M",
+                 "cep": "", "endereco": "", "telefone": "", "email": "", "created_at": T0,
+                 "updated_at": T0}
+                for i in (1, 2)
+            ])  # fmt: skip
+            # 1: in production, with a renewal running; 2: only a renewal (no credenciamento)
+            runs = [(11, 1, 1, KEY, "RAC", "completed", "Produção"),
+                    (12, 1, 2, "renovacao-certificado", "", "running", "Renovação do certificado"),
+                    (13, 2, 2, "renovacao-certificado", "", "running", "Renovação do certificado")]  # fmt: skip
+            conn.execute(instance.insert(), [
+                {"id": iid, "org_id": 1, "definition_id": did, "process_key": key,
+                 "establishment_id": est, "portfolio_code": code, "status": status,
+                 "stage": stage, "stage_since": T0, "numero_solicitacao": "",
+                 "identificador_solicitante": "", "last_rejection_reason": "", "state": "{}",
+                 "version": 1, "started_at": T0, "cancel_reason": "", "is_latest": True}
+                for iid, est, did, key, code, status, stage in runs
+            ])  # fmt: skip
+            conn.execute(stage_count.insert(), [  # as the code before 0009 kept them
+                {"org_id": 1, "uf": "PE", "stage": "Produção", "portfolio_code": "RAC",
+                 "status": "completed", "n": 1},
+                {"org_id": 1, "uf": "PE", "stage": "Renovação do certificado",
+                 "portfolio_code": "", "status": "running", "n": 2},
+            ])  # fmt: skip
+        upgrade_database(empty_url)
+        with eng.connect() as conn:
+            counted = {
+                (r.stage, r.portfolio_code, r.status): r.n
+                for r in conn.execute(select(stage_count)).all()
+                if r.n
+            }
+        assert counted == {("Produção", "RAC", "completed"): 1, ("", "", "none"): 1}
     finally:
         eng.dispose()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
-import psycopg
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
@@ -13,23 +9,7 @@ from sqlalchemy import inspect, select, text
 import engine.models  # noqa: F401
 from engine.audit.models import AuditEvent
 from engine.db import Base, make_engine
-from tests.support.databases import pg_admin_url
 from web.cli import alembic_config, upgrade_database
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'm.db'}"
-        return
-    request.getfixturevalue("postgres_url")  # skips, or fails under CI, like the other PG tests
-    admin = pg_admin_url()
-    name = f"credencia_mig_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield admin.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_upgrade_matches_models_and_downgrade_is_clean(empty_url):

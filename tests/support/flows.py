@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from engine.demo import samples
 from tests.support.builders import Flow
 
 
@@ -25,3 +26,9 @@ def flow(client, world) -> Flow:
     ops = client.get("/api/v1/portfolios", headers=world["users"]["admin"].headers).json["items"]
     portfolio = next(p for p in ops if p["code"] == "RIRA")
     return Flow(client, world["users"], res.json["id"], world["est"], portfolio)
+
+
+def to_production(f: Flow) -> None:
+    """Complete the credenciamento's happy path, one person per lane."""
+    for element in samples.PRODUCTION_PATH:
+        f.complete(element)
