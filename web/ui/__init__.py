@@ -10,6 +10,7 @@ def register(app: Flask) -> None:
         admin,
         audit,
         auth,
+        credentials,
         dashboard,
         errors,
         establishments,
@@ -22,7 +23,7 @@ def register(app: Flask) -> None:
 
     for module in (
         auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
-        versions,
+        versions, credentials,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)
