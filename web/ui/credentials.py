@@ -104,7 +104,7 @@ def _filters() -> tuple[queries.Filters, dict[str, str]]:
 
 
 def certificate_state(not_after: datetime | None) -> str:
-    """ "expired", "expiring" (within 60 days) or "" for a certificate's end."""
+    """How near a certificate's end is: "expired", "expiring" (within 60 days) or ""."""
     if not_after is None:
         return ""
     now = utcnow()
