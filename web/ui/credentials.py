@@ -11,6 +11,7 @@ from flask import Blueprint, Response, render_template
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from engine import identifiers
 from engine.credentials import queries
 from engine.credentials import service as credentials
 from engine.credentials.models import STATUS_LABELS, STATUSES, Credential
@@ -18,6 +19,7 @@ from engine.db import utcnow
 from engine.errors import Invalid, NotFound
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
+from web.i18n import fmt_date
 from web.ui.common import actor, db, has_role, login_required, org_id, page_arg, same_org, text_arg
 
 bp = Blueprint("credentials", __name__)
@@ -41,6 +43,7 @@ STATUS_CLASSES = {
     "suspensa": "reprovada",
     "encerrada": "encerrado",
 }
+DATES = ("ended_on", "homologation_on", "production_on")
 ACTION_LABELS = {
     "change": _l("Solicitar alteração"),
     "withdrawal": _l("Encerrar credencial"),
@@ -198,6 +201,13 @@ def _shown(field: str, value: Any) -> str:
         return _(STATUS_LABELS.get(str(value), str(value)))
     if field == "is_pec":
         return _("sim") if value else _("não")
+    if field in DATES:
+        return fmt_date(value)
+    if field == "gestor_cpf":
+        try:
+            return identifiers.format_cpf(str(value))
+        except ValueError:
+            return str(value)
     if field == "operations" and isinstance(value, list):
         return ", ".join(
             f"{op.get('metodo', '')} {op.get('operacao', '')}".strip()
