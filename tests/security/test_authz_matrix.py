@@ -255,6 +255,10 @@ EXPECTED: dict[tuple[str, str], Route] = {
         },  # fmt: skip
     ),
     ("/arquivos/<file_id>", "GET"): Route(seen(302, 200, 403, 404)),
+    # ---- credentials (every member reads those of the establishments they see)
+    ("/credenciais", "GET"): Route({"-": cell(302, 200)}),
+    ("/credenciais.csv", "GET"): Route({"-": cell(302, 200)}),
+    ("/credenciais/<int:credential_id>", "GET"): Route(seen(302, 200, 403, 404)),
     # ---- tasks
     ("/tarefas/<task_id>", "GET"): Route(seen(302, 200, 403, 404)),
     ("/tarefas/<task_id>", "POST"): Route(
@@ -513,10 +517,11 @@ ARGS: dict[str, Callable[[SecWorld, str], Any]] = {
     "file_id": lambda w, v: w.side(v).file_id,
     "definition_id": lambda w, v: w.definition_id,
     "key": lambda w, v: "credenciamento-rnds",
+    "credential_id": lambda w, v: w.extra["credentials"][w.side(v).est.cnes],
 }
 # Arguments that name something of one establishment / organization: the entry must test
 # the other establishment and the other organization too.
-ESTABLISHMENT_ARGS = {"cnes", "instance_id", "raw_id", "task_id", "file_id"}
+ESTABLISHMENT_ARGS = {"cnes", "instance_id", "raw_id", "task_id", "file_id", "credential_id"}
 ORG_ARGS = {"event_id", "membership_id", "token_id", "message_id", "notification_id",
             "invitation_id"}  # fmt: skip
 
@@ -707,7 +712,23 @@ def invitations(db, make, sec) -> None:
     sec.extra.update(ids, invite_token=token)
 
 
-def test_authorization_matrix(csrf_app, db, sec, invitations) -> None:
+@pytest.fixture
+def held_credentials(db, sec) -> None:
+    """A credential on each side's establishment (REL: the sides' RIRA runs are untouched)."""
+    from engine.credentials import service as credentials
+
+    held = {}
+    for side, admin in ((sec.own, sec.users["admin"]), (sec.est, sec.users["admin"]),
+                        (sec.org, sec.admin_b)):  # fmt: skip
+        with db.write() as s:
+            held[side.est.cnes] = credentials.register(
+                s, admin.actor, org_id=side.org_id, establishment_cnes=side.est.cnes,
+                portfolio_code="REL", status="producao", requester_id=f"9{side.est.cnes}",
+            ).id  # fmt: skip
+    sec.extra["credentials"] = held
+
+
+def test_authorization_matrix(csrf_app, db, sec, invitations, held_credentials) -> None:
     outcome = run_matrix(csrf_app, db, sec)
     print(f"\nauthorization matrix: {len(EXPECTED)} rule x method entries, {outcome.cells} cells "
           f"(variant x {len(ROLES)} roles + anonymous), {outcome.checked} requests")  # fmt: skip
