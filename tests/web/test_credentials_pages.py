@@ -341,3 +341,16 @@ def test_datasus_withdrawal_starts_on_its_own_path(held, pages, db):
     with db.read() as s:
         assert s.get(ProcessInstance, instance_id).credential_id == held.main
         assert s.get(Credential, held.main).status == "producao"  # nothing ended yet
+
+
+def test_the_pages_in_english(held, pages):
+    gestor = pages(held.people.gestor)
+    gestor.post("/idioma", {"locale": "en", "next": "/credenciais"})
+    listing = gestor.get("/credenciais").get_data(as_text=True)
+    assert "Credentials by status" in listing and "Certificate expires within (days)" in listing
+    page = gestor.get(f"/credenciais/{held.main}").get_data(as_text=True)
+    for text in ("Request a change", "End credential", "Transfer ownership", "Renew certificate",
+                 "Bound certificate", "Child establishments"):  # fmt: skip
+        assert text in page, text
+    bad = gestor.get("/credenciais?vencendo_em=x").get_data(as_text=True)
+    assert "Enter a number of days." in bad
