@@ -95,21 +95,7 @@ PROCESSES_DIR = ROOT / "processes"
 BPMN_PATH = PROCESSES_DIR / f"{PROCESS_KEY}.bpmn"
 DOC_PATH = ROOT / "docs" / "PERFORMANCE.md"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-# The happy path, in the order of tests/integration/test_api_process.py.
-HAPPY_PATH = (
-    "obter_certificado_digital",
-    "criar_conta_govbr",
-    "ambientar_servicos",
-    "solicitar_acesso_homologacao",
-    "desenvolver_conector",
-    "avaliar_solicitacao_acesso",
-    "obter_dados_acesso",
-    "verificar_conformidade",
-    "registrar_evidencias",
-    "solicitar_acesso_producao",
-    "avaliar_solicitacao_producao",
-    "colocar_em_producao",
-)
+HAPPY_PATH = samples.PRODUCTION_PATH
 PORTFOLIOS = ("REL", "RIA", "RIRA", "RAC")
 BEGIN = "<!-- bench:begin -->"
 END = "<!-- bench:end -->"

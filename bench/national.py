@@ -78,10 +78,7 @@ from engine.runtime.models import READY, ProcessInstance, Task  # noqa: E402
 PROCESS_KEY = "credenciamento-rnds"
 PROCESSES_DIR = ROOT / "processes"
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
-HAPPY_PATH = ("obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos",
-              "solicitar_acesso_homologacao", "desenvolver_conector", "avaliar_solicitacao_acesso",
-              "obter_dados_acesso", "verificar_conformidade", "registrar_evidencias",
-              "solicitar_acesso_producao", "avaliar_solicitacao_producao", "colocar_em_producao")  # fmt: skip
+HAPPY_PATH = samples.PRODUCTION_PATH
 
 
 # The demo certificates are self-signed: the ICP-Brasil chain check is off, as in the tests.

@@ -32,7 +32,17 @@ def run_migrations_online() -> None:
     db_engine = make_engine(_url())
     try:
         with db_engine.connect() as conn:
-            _run(conn)
+            if conn.dialect.name == "sqlite":
+                # Batch mode rebuilds a table by dropping it: with foreign keys on, SQLite
+                # deletes (cascades to) every row referencing it, e.g. all tasks when
+                # process_instance is rebuilt. Off before any transaction (inside one the
+                # pragma does nothing); the pooled connection gets it back on below.
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+            try:
+                _run(conn)
+            finally:
+                if conn.dialect.name == "sqlite":
+                    conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
     finally:
         db_engine.dispose()
 

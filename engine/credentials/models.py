@@ -4,7 +4,7 @@ A credential is what an organization holds with the RNDS for one principal estab
 and one portfolio: its status, its identificador do solicitante, the approved operations, the
 certificate, the requesting system and IP range, the gestor responsável and the child
 establishments it covers. Processes write it as their ``process.json`` declares
-(engine/credentials/block.py); every instance that touched it points to it
+(engine/credentialing/block.py); every instance that touched it points to it
 (``process_instance.credential_id``).
 """
 
@@ -15,16 +15,17 @@ from datetime import date, datetime
 from sqlalchemy import Boolean, Date, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine.credentialing.block import (  # noqa: F401  (the record's statuses)
+    EM_ANALISE_PRODUCAO,
+    EM_SOLICITACAO,
+    ENCERRADA,
+    HOMOLOGACAO,
+    PRODUCAO,
+    STATUSES,
+    SUSPENSA,
+)
 from engine.db import Base, JSONType, UTCDateTime, utcnow
 
-EM_SOLICITACAO = "em_solicitacao"
-HOMOLOGACAO = "homologacao"
-EM_ANALISE_PRODUCAO = "em_analise_producao"
-PRODUCAO = "producao"
-SUSPENSA = "suspensa"
-ENCERRADA = "encerrada"
-
-STATUSES = (EM_SOLICITACAO, HOMOLOGACAO, EM_ANALISE_PRODUCAO, PRODUCAO, SUSPENSA, ENCERRADA)
 STATUS_LABELS = {
     EM_SOLICITACAO: "Em solicitação",
     HOMOLOGACAO: "Homologação",

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.audit.models import AuditEvent
-from engine.credentials import block as blocks
+from engine.credentialing import block as blocks
 from engine.credentials.models import STATUS_LABELS, STATUSES, Credential, CredentialChild
 from engine.credentials.service import EXCLUSIVE
 from engine.db import utcnow

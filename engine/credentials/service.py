@@ -1,7 +1,7 @@
 """Credentials: starting a process on one, and what completed tasks change in it.
 
 A process declares in its ``process.json`` how it works with a credential (the ``credential``
-block, engine/credentials/block.py); this module applies that declaration and knows the
+block, engine/credentialing/block.py); this module applies that declaration and knows the
 record's rules, never a process's vocabulary:
 
 - ``start``: a credenciamento (kind ``request``) is refused while the establishment holds a
@@ -30,7 +30,7 @@ from engine.access.actor import Actor
 from engine.accounts.models import Membership, Organization, User
 from engine.audit import service as audit
 from engine.certificates.models import Certificate
-from engine.credentials import block as blocks
+from engine.credentialing import block as blocks
 from engine.credentials.models import (
     EM_SOLICITACAO,
     ENCERRADA,
@@ -177,27 +177,18 @@ def start(
             raise Invalid({"credential": "Este processo não trabalha sobre uma credencial."})
         if block is not None:
             _refuse_live(session, org_id, establishment_cnes, portfolio_code, manifest)
-        return runtime_instances.start_instance(
-            session,
-            actor,
-            org_id=org_id,
-            process_key=process_key,
-            establishment_cnes=establishment_cnes,
-            portfolio_code=portfolio_code,
-            data=given,
-        )
-    if credential_id is None and without_credential and actor.is_system:
-        return runtime_instances.start_instance(
-            session,
-            actor,
-            org_id=org_id,
-            process_key=process_key,
-            establishment_cnes=establishment_cnes,
-            portfolio_code=portfolio_code,
-            data=given,
-        )
-    if credential_id is None:
+    elif credential_id is None and not (without_credential and actor.is_system):
         raise Invalid({"credential": "Escolha a credencial sobre a qual o processo trabalha."})
+    if credential_id is None:
+        return runtime_instances.start_instance(
+            session,
+            actor,
+            org_id=org_id,
+            process_key=process_key,
+            establishment_cnes=establishment_cnes,
+            portfolio_code=portfolio_code,
+            data=given,
+        )
     credential = get(session, actor, credential_id, action="instance.start")
     est = session.get(Establishment, credential.establishment_id)
     if credential.org_id != org_id or est is None:
@@ -346,7 +337,7 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
             return  # a process started by hand, without a credential: nothing to change
         credential = _create(session, actor, instance)
     before = _values(session, credential)
-    _check(session, credential, changes)
+    _check(session, credential, changes, renewal=blocks.kind_of(manifest) == "renewal")
     written = _write(session, actor, credential, changes, instance)
     instance.credential_id = credential.id
     after = _values(session, credential)
@@ -429,7 +420,16 @@ def _create(session: Session, actor: Actor, instance: ProcessInstance) -> Creden
     return credential
 
 
-def _check(session: Session, credential: Credential, changes: Sequence[blocks.Change]) -> None:
+def _check(
+    session: Session,
+    credential: Credential,
+    changes: Sequence[blocks.Change],
+    *,
+    renewal: bool = False,
+) -> None:
+    """Refuse, at the form fields, what the record's rules forbid. ``renewal``: the new
+    certificate must be of the CNPJ the credential's certificate is (a request's certificate
+    was already checked against the establishment, with its justified exception)."""
     errors: dict[str, str] = {}
     for change in changes:
         field = change.source or change.field
@@ -439,7 +439,7 @@ def _check(session: Session, credential: Credential, changes: Sequence[blocks.Ch
             message = _children_refused(session, credential, change.value)
         elif change.field == "certificate_sha256":
             field = _file_field(field)
-            message = _certificate_refused(session, credential, str(change.value))
+            message = _certificate_refused(session, credential, str(change.value), renewal)
         elif change.field == "organization":
             message = (
                 ""
@@ -532,19 +532,14 @@ def _children_refused(session: Session, credential: Credential, cnes_list: Any) 
     return ""
 
 
-def _certificate_refused(session: Session, credential: Credential, sha256: str) -> str:
+def _certificate_refused(
+    session: Session, credential: Credential, sha256: str, renewal: bool
+) -> str:
     cert = _certificate(session, credential.org_id, sha256)
     if cert is None:
         return "Certificado não encontrado nesta organização."
     expected = credential.certificate_cnpj
-    if not expected:
-        expected = (
-            session.scalar(
-                select(Establishment.cnpj).where(Establishment.id == credential.establishment_id)
-            )
-            or ""
-        )
-    if cert.cnpj and expected and cert.cnpj != expected and credential.certificate_cnpj:
+    if renewal and cert.cnpj and expected and cert.cnpj != expected:
         return (
             f"O certificado é do CNPJ {cert.cnpj}; a credencial usa certificados do CNPJ "
             f"{expected}."

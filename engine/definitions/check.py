@@ -15,7 +15,7 @@ from typing import Any
 from lxml import etree
 
 from engine import forms
-from engine.credentialing import vocabulary
+from engine.credentialing import block, vocabulary
 
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
@@ -90,6 +90,8 @@ def check_file(bpmn_path: Path) -> list[str]:
     lanes_to_roles = manifest.get("lanes", {})
     problems += [f"{name}: process.json: {p}" for p in vocabulary.manifest_problems(manifest)]
     start_vars = vocabulary.start_variables(manifest)
+    user_tasks = {el.get("id") for process in processes for el in process.iter(_q("bpmn:userTask"))}
+    problems += [f"{name}: process.json: {p}" for p in block.problems(manifest, user_tasks)]
     for process in processes:
         problems += _check_process(name, process, folder, lanes_to_roles, start_vars)
     return problems

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+from datetime import date
 from typing import Any
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from engine.accounts import service as accounts
 from engine.accounts.models import ApiToken, Organization
 from engine.completion import service as completion
 from engine.credentials import service as credentials
+from engine.credentials.models import PRODUCAO, Credential
 from engine.db import Database
 from engine.demo import samples
 from engine.establishments import service as establishments
@@ -198,6 +200,7 @@ def load(db: Database, settings: Settings) -> str:
             actors[role] = accounts.load_actor(session, user)
         for est, script, portfolio in zip(ests, SCRIPTS, PORTFOLIOS, strict=True):
             _advance(session, settings, actors, org.id, est, portfolio, script)
+        _after_golive(session, actors, org.id, ests)
     return "Dados de demonstração carregados.\n" + _credentials()
 
 
@@ -270,3 +273,63 @@ def _advance(
             samples.answer(element, ctx, negative=negative),
             settings=demo_settings,
         )
+
+
+# Credentials the demo organization already held before it used Credencia (as a CSV import
+# brings them): establishment index, portfolio, status, identificador, homologation date,
+# production date.
+IMPORTED = [
+    (0, "RIRA", "producao", "31007", date(2024, 3, 12), date(2024, 6, 3)),
+    (1, "RIRA", "homologacao", "31008", date(2025, 9, 1), None),
+]
+
+
+def _after_golive(
+    session: Session, actors: dict[str, Any], org_id: int, ests: list[Establishment]
+) -> None:
+    """Life after go-live: two credentials brought from before, and a change of IP range in
+    DATASUS's analysis on the credential the demo carried to production."""
+    for index, portfolio, status, requester, homologated, produced in IMPORTED:
+        credentials.register(
+            session,
+            actors["admin"],
+            org_id=org_id,
+            establishment_cnes=ests[index].cnes,
+            portfolio_code=portfolio,
+            status=status,
+            requester_id=requester,
+            homologation_on=homologated,
+            production_on=produced,
+            values={"ip_start": "200.130.10.1", "ip_end": "200.130.10.20"},
+        )
+    produced_est = ests[SCRIPTS.index(max(SCRIPTS, key=len))]
+    credential = session.scalar(
+        select(Credential).where(
+            Credential.establishment_id == produced_est.id, Credential.status == PRODUCAO
+        )
+    )
+    if credential is None:
+        return
+    change = credentials.start(
+        session,
+        actors["gestor"],
+        org_id=org_id,
+        process_key="alteracao-credencial",
+        credential_id=credential.id,
+    )
+    task = session.scalar(select(Task).where(Task.instance_id == change.id, Task.state == READY))
+    assert task is not None
+    completion.complete(
+        session,
+        actors["gestor"],
+        task.id,
+        {
+            "ip_inicial": "200.130.20.1",
+            "ip_final": "200.130.20.30",
+            "sistema_nome": credential.system_name or "ProntoHosp",
+            "sistema_versao": "5.0",
+            "operacoes": list(credential.operations or [])[:1],
+            "justificativa": "Troca de provedor de internet do hospital.",
+            "confirmacao": True,
+        },
+    )

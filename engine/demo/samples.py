@@ -55,6 +55,24 @@ def tiny_png(width: int = 8, height: int = 8) -> bytes:
     )
 
 
+# The credenciamento's happy path: the user tasks from the start to production, in the order
+# one person per lane completes them (the demo, the tests and the benchmarks walk it).
+PRODUCTION_PATH = (
+    "obter_certificado_digital",
+    "criar_conta_govbr",
+    "ambientar_servicos",
+    "solicitar_acesso_homologacao",
+    "desenvolver_conector",
+    "avaliar_solicitacao_acesso",
+    "obter_dados_acesso",
+    "verificar_conformidade",
+    "registrar_evidencias",
+    "solicitar_acesso_producao",
+    "avaliar_solicitacao_producao",
+    "colocar_em_producao",
+)
+
+
 def answer(element_id: str, ctx: dict[str, Any], *, negative: bool = False) -> dict[str, Any]:
     """The data for one task. ``ctx`` holds ``estabelecimento``, ``portfolio``, and file ids
     (``certificate_file``, ``evidence_files``); ``negative`` chooses the rejecting branch."""

@@ -7,7 +7,7 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from engine.dashboard import counts
 from engine.db import UTCDateTime, utcnow
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments.models import UFS, Establishment, Portfolio
+from engine.exports import csvread
 
 FIELDS = (
     "cnes",
@@ -220,16 +221,6 @@ class ImportFailed(Invalid):
         self.report = report
 
 
-def _lines(text: str) -> Iterator[str]:
-    """The lines of ``text`` with their endings, without copying the whole text (as
-    ``io.StringIO`` would, at four bytes a character)."""
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start) + 1 or len(text)
-        yield text[start:end]
-        start = end
-
-
 def read_csv(
     source: str | Iterable[str], report: ImportReport, seen: dict[str, int]
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -239,25 +230,11 @@ def read_csv(
 
     ``source`` is the whole text or its lines with their endings (e.g. a text file opened with
     ``newline=""``)."""
-    lines = _lines(source) if isinstance(source, str) else iter(source)
-    head: list[str] = []  # the lines the delimiter is sniffed from
-    size = 0
-    for line in lines:
-        if not head and line.startswith("\ufeff"):
-            line = line[1:]
-        head.append(line)
-        size += len(line)
-        if size >= 4096:
-            break
-    sample = "".join(head)[:4096]
-    delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    reader = csv.DictReader(chain(head, lines), delimiter=delimiter)
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
-    missing = [h for h in REQUIRED_HEADER if h not in header]
+    reader = csvread.dict_reader(source)
+    missing = [h for h in REQUIRED_HEADER if h not in reader.fieldnames]
     if missing:
         report.errors.append(RowError(1, "cabeçalho", f"colunas ausentes: {', '.join(missing)}"))
         return
-    reader.fieldnames = header
     rows = enumerate(reader, start=2)
     while True:
         try:

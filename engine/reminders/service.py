@@ -43,6 +43,7 @@ from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_es
 from engine.audit import service as audit
 from engine.certificates.models import Certificate
 from engine.credentials import renewal
+from engine.credentials.models import ENCERRADA, OPEN, Credential
 from engine.db import Database, utcnow
 from engine.establishments.models import Establishment
 from engine.notifications import service as notifications
@@ -503,6 +504,15 @@ def certificate_threshold(days_left: int, thresholds: Sequence[int]) -> int | No
     return min(candidates) if candidates else None
 
 
+def _still_credentialed(certificate_cls: Any) -> Any:
+    """A certificate is reminded of unless every credential of its establishment has ended
+    (a withdrawn establishment stops hearing about it); one with no credential yet is."""
+    of_est = Credential.establishment_id == certificate_cls.establishment_id
+    ended = select(Credential.id).where(of_est, Credential.status == ENCERRADA).exists()
+    still_open = select(Credential.id).where(of_est, Credential.status.in_(OPEN)).exists()
+    return or_(~ended, still_open)
+
+
 def remind_certificates(db: Database, settings: Any, *, now: datetime | None = None) -> RunSummary:
     certificate_cls = Certificate
     now = now or utcnow()
@@ -512,7 +522,9 @@ def remind_certificates(db: Database, settings: Any, *, now: datetime | None = N
     thresholds = sorted({int(d) for d in settings.certificate_reminder_days if int(d) > 0})
     horizon = now + timedelta(days=max([*thresholds, RENEWAL_WINDOW_DAYS]) + 1)
     with db.read() as session:
-        stmt = select(certificate_cls).where(certificate_cls.not_after <= horizon)
+        stmt = select(certificate_cls).where(
+            certificate_cls.not_after <= horizon, _still_credentialed(certificate_cls)
+        )
         if hasattr(certificate_cls, "is_current"):
             stmt = stmt.where(certificate_cls.is_current.is_(True))
         certificates = list(

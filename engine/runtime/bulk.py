@@ -1,7 +1,12 @@
 """Bulk start: credentialing started for many establishments, each in its own transaction.
 
-One refusal (already running, no permission, unknown CNES) does not stop the others; the
-report says what started and what was refused and why.
+One refusal (already running, no permission, unknown CNES, a live credential) does not stop
+the others; the report says what started and what was refused and why.
+
+A credenciamento (a process whose ``credential`` block is of kind ``request``) skips the
+establishments that hold a live credential for the portfolio, as a single start refuses them
+(engine/credentials/service.py). The credential is read from its table, the schema layer
+every package may read: the credentials service imports the runtime, not the reverse.
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ from sqlalchemy import select, text
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.credentialing import vocabulary
+from engine.credentials.models import LIVE, STATUS_LABELS, Credential
 from engine.dashboard import counts
 from engine.db import Database, utcnow
 from engine.errors import DomainError, Invalid
 from engine.establishments.models import Establishment
 from engine.runtime import instances
 from engine.runtime import sync as rows
-from engine.runtime.instances import start_instance
+from engine.runtime.instances import StartPlan, start_instance
 from engine.runtime.sync import Built
 from engine.workflow import spiff
 
@@ -43,6 +49,33 @@ def _reason(exc: DomainError) -> str:
     if isinstance(exc, Invalid) and exc.errors:
         return "; ".join(exc.errors.values())
     return exc.message
+
+
+def _credentialed(
+    session, plan: StartPlan, org_id: int, portfolio_code: str, cnes_list: list[str]
+) -> dict[str, str]:
+    """CNES -> why it is skipped, for the establishments (of ``cnes_list``) that hold a live
+    credential for the portfolio; empty when the process does not request credentials."""
+    manifest = plan.loaded.manifest
+    block = manifest.get("credential")
+    if not (isinstance(block, dict) and block.get("kind") == "request") or not cnes_list:
+        return {}
+    portfolio = portfolio_code if manifest.get("per_portfolio", True) else ""
+    found = session.execute(
+        select(Establishment.cnes, Credential.id, Credential.status)
+        .join(Credential, Credential.establishment_id == Establishment.id)
+        .where(
+            Establishment.org_id == org_id,
+            Establishment.cnes.in_(cnes_list),
+            Credential.org_id == org_id,
+            Credential.portfolio_code == portfolio,
+            Credential.status.in_(LIVE),
+        )
+    )
+    return {
+        cnes: f"CNES {cnes} já tem credencial em {STATUS_LABELS.get(status, status)} (nº {cid})."
+        for cnes, cid, status in found
+    }
 
 
 def start_many(
@@ -69,7 +102,18 @@ def start_many(
             {"establishments": f"No máximo {MAX_ESTABLISHMENTS} estabelecimentos por vez."}
         )
     report = BulkReport()
+    try:
+        with db.read() as session:
+            plan = instances.start_plan(session, process_key)
+            portfolio = instances.portfolio_for(session, plan, portfolio_code)
+            code = portfolio.code if portfolio else portfolio_code
+            skip = _credentialed(session, plan, org_id, code, wanted)
+    except DomainError:
+        skip = {}  # an unknown process or portfolio: each start below says so
     for cnes in wanted:
+        if cnes in skip:
+            report.refused.append((cnes, skip[cnes]))
+            continue
         try:
             with db.write() as session:
                 instance = start_instance(
@@ -90,8 +134,10 @@ START_BATCH = 2000
 @dataclass
 class BulkStartCounts:
     started: int = 0
-    skipped: int = 0  # not reached by the actor's start roles, or already running
+    # not reached by the actor's start roles, already running, or holding a live credential
+    skipped: int = 0
     batches: int = 0
+    credentialed: int = 0  # of the skipped: establishments holding a live credential
 
 
 def start_all(
@@ -153,17 +199,18 @@ def start_all(
                         session, actor, org_id, process_key, portfolio_code, last_id, batch, builder
                     )
                     started = _copy_batch(session, actor, org_id, current)
-                    skipped = current.skipped
+                    skipped, credentialed = current.skipped, current.credentialed
                 else:
                     ests = _next_batch(session, org_id, process_key, portfolio_code, last_id, batch)
                     if not ests:
                         return totals
                     last_id = ests[-1].id
-                    started, skipped = _one_by_one(
+                    started, skipped, credentialed = _one_by_one(
                         session, actor, org_id, ests, process_key, portfolio_code
                     )
             totals.started += started
             totals.skipped += skipped
+            totals.credentialed += credentialed
             totals.batches += 1
             if started and totals.started >= 2 * analyzed_at:
                 _refresh_statistics(db)
@@ -189,8 +236,14 @@ def _refresh_statistics(db: Database) -> None:
 
 
 def _one_by_one(session, actor, org_id, ests, process_key, portfolio_code):
-    started = skipped = 0
+    plan = instances.start_plan(session, process_key)
+    portfolio = instances.portfolio_for(session, plan, portfolio_code)
+    code = portfolio.code if portfolio else portfolio_code
+    credentialed = _credentialed(session, plan, org_id, code, [e.cnes for e in ests])
+    started, skipped = 0, len(credentialed)
     for est in ests:
+        if est.cnes in credentialed:
+            continue
         try:
             with session.begin_nested():
                 start_instance(
@@ -200,7 +253,7 @@ def _one_by_one(session, actor, org_id, ests, process_key, portfolio_code):
             started += 1
         except DomainError:
             skipped += 1
-    return started, skipped
+    return started, skipped, len(credentialed)
 
 
 def _next_batch(session, org_id, process_key, portfolio_code, last_id, batch):
@@ -224,6 +277,7 @@ class _Batch:
     built: Iterator[Built]  # their workflows, in the same order
     skipped: int
     last_id: int
+    credentialed: int = 0  # of the skipped: holding a live credential
 
 
 def _read_batch(session, actor, org_id, process_key, portfolio_code, last_id, batch, builder):
@@ -237,13 +291,15 @@ def _read_batch(session, actor, org_id, process_key, portfolio_code, last_id, ba
     plan = instances.start_plan(session, process_key)
     portfolio = instances.portfolio_for(session, plan, portfolio_code)
     code = portfolio.code if portfolio else ""
-    # Same refusals as start_instance: not reached by a start role, or already running
-    # for this portfolio.
+    # Same refusals as a single start: not reached by a start role, already running for this
+    # portfolio, or holding a live credential for it.
     running = instances.running_instances(session, process_key, code, [e.id for e in ests])
+    credentialed = _credentialed(session, plan, org_id, code, [e.cnes for e in ests])
     offered = len(ests)
     ests = [
         e for e in ests
-        if e.id not in running and instances.may_start(actor, org_id, plan, e.id)
+        if e.id not in running and e.cnes not in credentialed
+        and instances.may_start(actor, org_id, plan, e.id)
     ]  # fmt: skip
     data = vocabulary.start_data(session, plan.loaded.manifest, ests, portfolio)
     inputs = [(est.cnes, start_data) for est, start_data in zip(ests, data, strict=True)]
@@ -254,6 +310,7 @@ def _read_batch(session, actor, org_id, process_key, portfolio_code, last_id, ba
         built=builder.build(plan.definition, plan.loaded, inputs) if inputs else iter(()),
         skipped=offered - len(ests),
         last_id=last_id,
+        credentialed=len(credentialed),
     )
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from engine.audit.models import AuditEvent
 from engine.credentials import service as credentials
 from engine.credentials.models import Credential, CredentialChild
+from engine.demo import samples
 from engine.errors import Forbidden, Invalid
 from engine.runtime.models import ProcessInstance
 from tests.support.builders import Flow
@@ -20,20 +21,7 @@ TOKEN = {"operacao": "/token", "metodo": "POST"}
 
 
 def to_production(f: Flow) -> None:
-    for element in (
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "ambientar_servicos",
-        "solicitar_acesso_homologacao",
-        "desenvolver_conector",
-        "avaliar_solicitacao_acesso",
-        "obter_dados_acesso",
-        "verificar_conformidade",
-        "registrar_evidencias",
-        "solicitar_acesso_producao",
-        "avaliar_solicitacao_producao",
-        "colocar_em_producao",
-    ):
+    for element in samples.PRODUCTION_PATH:
         f.complete(element)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import select, text
 
 from engine.access.actor import SYSTEM
 from engine.certificates import service as certificates
+from engine.credentials.models import Credential
 from engine.db import Base
 from engine.demo import samples
 from engine.reminders import service as reminders
@@ -133,7 +134,22 @@ def test_pec_end_to_end_with_secrets_same_cpf_and_rejection(pec, db, make):
     assert inst["status"] == "completed" and inst["stage"] == "PEC habilitado"
     assert inst["identificador_solicitante"] == "50222"
     with db.read() as s:
-        assert certificates.current(s, fms.id) is not None
+        current = certificates.current(s, fms.id)
+        assert current is not None
+        # The PEC's credential: in production, identificador and the installed certificate.
+        credential = s.get(Credential, s.get(ProcessInstance, d.instance_id).credential_id)
+        assert (credential.status, credential.is_pec, credential.requester_id) == (
+            "producao",
+            True,
+            "50222",
+        )
+        assert credential.production_on.isoformat() == today
+        assert credential.certificate_sha256 == current.sha256
+        assert [h["status"] for h in credential.history] == [
+            "em_solicitacao",
+            "homologacao",
+            "producao",
+        ]
         # No plaintext secret anywhere in the database.
         for table in Base.metadata.sorted_tables:
             for row in s.execute(text(f'SELECT * FROM "{table.name}"')):  # noqa: S608 (our table names)

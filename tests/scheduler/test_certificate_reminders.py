@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 from engine.audit.models import AuditEvent
 from engine.certificates.models import Certificate
 from engine.credentials import renewal
+from engine.credentials import service as credentials
+from engine.credentials.models import Credential
 from engine.files.models import StoredFile
 from engine.notifications import delivery
 from engine.reminders import service as reminders
@@ -165,3 +167,28 @@ def test_the_renewal_hook_is_retried_when_it_fails(db, people, mail_settings, mo
         assert (second.sent, second.failed) == (2, 0)
         assert reminders.remind_certificates(db, mail_settings).sent == 0
     assert len(calls) == 2
+
+
+def test_a_withdrawn_establishment_stops_hearing_of_its_certificate(
+    db, people, mail_settings, hooks
+) -> None:
+    """Once every credential of the establishment has ended, its certificate is no longer
+    reminded of; while one is open (or before any exists), it is."""
+    org, est, admin = people["org"], people["est"], people["users"]["admin"].actor
+    _certificate(db, org, est.id, not_after=NOT_AFTER)
+    with db.write() as s:
+        credential = credentials.register(
+            s, admin, org_id=org, establishment_cnes=est.cnes, portfolio_code="RIRA",
+            status="producao", requester_id="40111",
+        )  # fmt: skip
+        credential_id = credential.id
+
+    def run(day: datetime) -> int:
+        with time_machine.travel(day, tick=True):
+            return reminders.remind_certificates(db, mail_settings).sent
+
+    assert run(_at(2027, 3, 2)) == 2  # open credential: 60 days left, gestor and integrador
+    with db.write() as s:
+        s.get(Credential, credential_id).status = "encerrada"
+    assert run(_at(2027, 4, 20)) == 0  # withdrawn: nothing, no renewal started
+    assert hooks["renewal"] == []

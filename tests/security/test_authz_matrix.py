@@ -259,6 +259,9 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/credenciais", "GET"): Route({"-": cell(302, 200)}),
     ("/credenciais.csv", "GET"): Route({"-": cell(302, 200)}),
     ("/credenciais/<int:credential_id>", "GET"): Route(seen(302, 200, 403, 404)),
+    ("/credenciais/importar", "GET"): Route({"-": cell(302, 403, admin=200)}),
+    # No file: the admin passes the permission check and is told to choose one.
+    ("/credenciais/importar", "POST"): Route({"-": cell(302, 403, admin=422)}),
     # ---- tasks
     ("/tarefas/<task_id>", "GET"): Route(seen(302, 200, 403, 404)),
     ("/tarefas/<task_id>", "POST"): Route(

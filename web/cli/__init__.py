@@ -11,6 +11,7 @@ import click
 from web.cli import (
     audit,
     certificates,
+    credentials,
     demo,
     establishments,
     orgs,
@@ -46,6 +47,7 @@ for command in (
     demo.demo,
     serve.serve,
     certificates.certificates,
+    credentials.credentials_group,
     secrets.secrets_group,
     scheduler.scheduler,
     scheduler.outbox,

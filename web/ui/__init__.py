@@ -10,6 +10,7 @@ def register(app: Flask) -> None:
         admin,
         audit,
         auth,
+        credential_import,
         credentials,
         dashboard,
         errors,
@@ -23,7 +24,7 @@ def register(app: Flask) -> None:
 
     for module in (
         auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
-        versions, credentials,
+        versions, credential_import, credentials,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)

@@ -1,8 +1,9 @@
 """The ``credential`` block of a process.json, read (docs/adding-a-process.md §8).
 
 Pure functions over the manifest and a task's data: what a start takes from the credential,
-which updates a completed task makes, and what is wrong in a block. The service
-(engine/credentials/service.py) applies them to the record.
+which updates a completed task makes, and what is wrong in a block (the deploy check,
+engine/definitions/check.py). The service (engine/credentials/service.py) applies them to
+the record. The credential's statuses are declared here, where processes name them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.credentials.models import STATUSES
+EM_SOLICITACAO = "em_solicitacao"
+HOMOLOGACAO = "homologacao"
+EM_ANALISE_PRODUCAO = "em_analise_producao"
+PRODUCAO = "producao"
+SUSPENSA = "suspensa"
+ENCERRADA = "encerrada"
+STATUSES = (EM_SOLICITACAO, HOMOLOGACAO, EM_ANALISE_PRODUCAO, PRODUCAO, SUSPENSA, ENCERRADA)
 
 KINDS = ("request", "change", "withdrawal", "transfer", "renewal")
 KIND_LABELS = {
