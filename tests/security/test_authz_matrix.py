@@ -258,6 +258,10 @@ EXPECTED: dict[tuple[str, str], Route] = {
         },  # fmt: skip
     ),
     ("/arquivos/<file_id>", "GET"): Route(seen(302, 200, 403, 404)),
+    # ---- credentials (every member reads those of the establishments they see)
+    ("/credenciais", "GET"): Route({"-": cell(302, 200)}),
+    ("/credenciais.csv", "GET"): Route({"-": cell(302, 200)}),
+    ("/credenciais/<int:credential_id>", "GET"): Route(seen(302, 200, 403, 404)),
     # ---- tasks
     ("/tarefas/<task_id>", "GET"): Route(seen(302, 200, 403, 404)),
     ("/tarefas/<task_id>", "POST"): Route(

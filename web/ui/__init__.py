@@ -11,6 +11,7 @@ def register(app: Flask) -> None:
         audit,
         auth,
         credential_import,
+        credentials,
         dashboard,
         errors,
         establishments,
@@ -23,7 +24,7 @@ def register(app: Flask) -> None:
 
     for module in (
         auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
-        versions, credential_import,
+        versions, credential_import, credentials,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)

@@ -14,7 +14,7 @@ from engine.accounts import queries as account_queries
 from engine.comments import service as comments
 from engine.credentials import service as credentials
 from engine.definitions.models import ProcessDefinition
-from engine.errors import Invalid, NotFound
+from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import Establishment
 from engine.files import queries as file_queries
@@ -138,20 +138,33 @@ def _credential_param() -> int | None:
 @login_required
 def start():
     cnes = (request.form.get("cnes") or "").strip()
+    credential_id: int | None = None
     try:
+        credential_id = _credential_param()
         with db().write() as s:
             inst = credentials.start(
                 s, actor(), org_id=org_id(), process_key=request.form.get("process", "credenciamento-rnds"),
                 establishment_cnes=cnes, portfolio_code=request.form.get("portfolio", ""),
-                credential_id=_credential_param(),
+                credential_id=credential_id,
             )  # fmt: skip
             new_id = inst.id
-    except Invalid as exc:
-        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
+            definition = s.get(ProcessDefinition, inst.definition_id)
+            title = (definition.manifest or {}).get("title", "") if definition else ""
+    except (Invalid, Conflict) as exc:
+        if isinstance(exc, Conflict) and credential_id is None:
+            raise
+        errors = exc.errors if isinstance(exc, Invalid) else {}
+        flash(_(next(iter(errors.values()), exc.message)), "danger")
+        # A process started from a credential's page goes back to it with the refusal.
+        if credential_id is not None:
+            return redirect(url_for("credentials.show", credential_id=credential_id))
         return redirect(
             url_for("establishments.show", cnes=cnes) if cnes else url_for("dashboard.index")
         )
-    flash(_("Credenciamento iniciado."), "success")
+    if credential_id is not None and title:
+        flash(_("Processo iniciado: %(title)s.", title=_(title)), "success")
+    else:
+        flash(_("Credenciamento iniciado."), "success")
     return redirect(url_for("instances.show", instance_id=new_id))
 
 
