@@ -9,7 +9,6 @@ says, line by line, what was created and what was refused, at which column and w
 
 from __future__ import annotations
 
-import csv
 import ipaddress
 import re
 import unicodedata
@@ -202,16 +201,11 @@ def import_csv(
         raise Invalid({"arquivo": f"Colunas ausentes no cabeçalho: {', '.join(missing)}."})
     portfolios = set(session.scalars(select(Portfolio.code)))
     result = ImportResult()
-    rows = enumerate(reader, start=2)
-    while True:
-        try:
-            number, raw = next(rows)
-        except StopIteration:
+    for row in csvread.numbered(reader):
+        if isinstance(row, csvread.Malformed):
+            result.lines.append(LineResult(row.line, "", errors={"arquivo": row.message}))
             break
-        except csv.Error as exc:  # e.g. a stray quote swallowing the rest of the file
-            result.lines.append(LineResult(reader.line_num, "", errors={
-                "arquivo": f"CSV malformado ({exc}); verifique as aspas."}))  # fmt: skip
-            break
+        number, raw = row
         result.lines.append(_one(session, actor, org_id, number, raw, portfolios))
     audit.record(
         session,

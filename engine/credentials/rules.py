@@ -120,14 +120,34 @@ def close_request(session: Session, actor: Actor | None, credential: Credential)
     credential.ended_on = utcnow().date()
     credential.end_reason = ENDED_WITHOUT
     session.execute(delete(CredentialChild).where(CredentialChild.credential_id == credential.id))
-    audit.record(
+    record(
         session,
         actor,
         "credential.updated",
-        org_id=credential.org_id,
+        credential,
+        {"status": ENCERRADA, "reason": ENDED_WITHOUT},
+    )
+
+
+def record(
+    session: Session,
+    actor: Actor | None,
+    action: str,
+    credential: Credential,
+    data: dict,
+    *,
+    org_id: int | None = None,
+) -> None:
+    """An event of the credential's history, in its organization's audit chain (or in
+    ``org_id``'s: a transfer is recorded on both sides)."""
+    audit.record(
+        session,
+        actor,
+        action,
+        org_id=org_id or credential.org_id,
         entity_type="credential",
         entity_id=credential.id,
-        data={"status": ENCERRADA, "reason": ENDED_WITHOUT},
+        data=data,
     )
 
 
@@ -160,21 +180,13 @@ def create(session: Session, actor: Actor, instance: ProcessInstance) -> Credent
     )
     session.add(credential)
     session.flush()
-    current = session.scalar(
-        select(Certificate.sha256).where(
-            Certificate.establishment_id == est.id, Certificate.is_current.is_(True)
-        )
-    )
-    if current:  # until the request names one, the establishment's current certificate
-        bind_certificate(session, credential, current)
-    audit.record(
+    bind_current_certificate(session, credential)  # until the request names one
+    record(
         session,
         actor,
         "credential.created",
-        org_id=credential.org_id,
-        entity_type="credential",
-        entity_id=credential.id,
-        data={
+        credential,
+        {
             "instance": instance.id,
             "establishment": est.cnes,
             "portfolio": credential.portfolio_code,
@@ -390,6 +402,18 @@ def write(
     return written
 
 
+def bind_current_certificate(session: Session, credential: Credential) -> None:
+    """Bind the establishment's current certificate, if it has one."""
+    current = session.scalar(
+        select(Certificate.sha256).where(
+            Certificate.establishment_id == credential.establishment_id,
+            Certificate.is_current.is_(True),
+        )
+    )
+    if current:
+        bind_certificate(session, credential, current)
+
+
 def bind_certificate(session: Session, credential: Credential, sha256: str) -> None:
     """Bind the certificate; the establishment's other open credentials that used the same
     one follow (one connector, one certificate)."""
@@ -495,15 +519,7 @@ def _move(
         "portfolio": credential.portfolio_code,
     }
     for org_id in (source_org, target.id):  # both sides keep it in their history
-        audit.record(
-            session,
-            actor,
-            "credential.transferred",
-            org_id=org_id,
-            entity_type="credential",
-            entity_id=credential.id,
-            data=data,
-        )
+        record(session, actor, "credential.transferred", credential, data, org_id=org_id)
 
 
 def member(session: Session, org_id: int, email: str) -> User | None:

@@ -27,8 +27,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
-from engine.audit import service as audit
-from engine.certificates.models import Certificate
 from engine.credentialing import block as blocks
 from engine.credentials import rules
 from engine.credentials.models import (
@@ -149,14 +147,12 @@ def start(
         variables=variables,
     )
     instance.credential_id = credential.id
-    audit.record(
+    rules.record(
         session,
         actor,
         "credential.process_started",
-        org_id=org_id,
-        entity_type="credential",
-        entity_id=credential.id,
-        data={"instance": instance.id, "process": process_key, "kind": block.get("kind")},
+        credential,
+        {"instance": instance.id, "process": process_key, "kind": block.get("kind")},
     )
     return instance
 
@@ -247,14 +243,12 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
         if before.get(k) != after.get(k)
     }
     if diff:
-        audit.record(
+        rules.record(
             session,
             actor,
             "credential.updated",
-            org_id=credential.org_id,
-            entity_type="credential",
-            entity_id=credential.id,
-            data={"instance": instance.id, "task": sub.task.element_id, "changes": diff},
+            credential,
+            {"instance": instance.id, "task": sub.task.element_id, "changes": diff},
         )
 
 
@@ -413,21 +407,13 @@ def register(
         elif change.field in blocks.FIELDS and change.field not in ("id", "status", "organization"):
             setattr(credential, change.field, change.value)
     if not credential.certificate_sha256:
-        current = session.scalar(
-            select(Certificate.sha256).where(
-                Certificate.establishment_id == est.id, Certificate.is_current.is_(True)
-            )
-        )
-        if current:
-            rules.bind_certificate(session, credential, current)
-    audit.record(
+        rules.bind_current_certificate(session, credential)
+    rules.record(
         session,
         actor,
         "credential.registered",
-        org_id=org_id,
-        entity_type="credential",
-        entity_id=credential.id,
-        data={
+        credential,
+        {
             "establishment": est.cnes,
             "portfolio": portfolio_code,
             "status": status,

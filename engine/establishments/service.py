@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -235,17 +234,11 @@ def read_csv(
     if missing:
         report.errors.append(RowError(1, "cabeçalho", f"colunas ausentes: {', '.join(missing)}"))
         return
-    rows = enumerate(reader, start=2)
-    while True:
-        try:
-            number, raw = next(rows)
-        except StopIteration:
+    for row in csvread.numbered(reader):
+        if isinstance(row, csvread.Malformed):
+            report.errors.append(RowError(row.line, "linha", row.message))
             break
-        except csv.Error as exc:  # e.g. a stray quote swallowing the rest of the file
-            report.errors.append(
-                RowError(reader.line_num, "linha", f"CSV malformado ({exc}); verifique as aspas.")
-            )
-            break
+        number, raw = row
         report.rows += 1
         if None in raw:
             report.errors.append(RowError(number, "linha", "mais colunas do que o cabeçalho"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from itertools import chain
+from typing import NamedTuple
 
 SNIFF_CHARS = 4096  # how much of the start of the file decides the delimiter
 
@@ -41,3 +42,24 @@ def dict_reader(source: str | Iterable[str]) -> csv.DictReader:
     reader = csv.DictReader(chain(head, rest), delimiter=delimiter)
     reader.fieldnames = [h.strip().lower() for h in (reader.fieldnames or [])]
     return reader
+
+
+class Malformed(NamedTuple):
+    """A file the reader could not go on reading, at this line."""
+
+    line: int
+    message: str
+
+
+def numbered(reader: csv.DictReader) -> Iterator[tuple[int, dict[str, str]] | Malformed]:
+    """The data rows with their line numbers (the header is line 1); a CSV error (e.g. a
+    stray quote swallowing the rest of the file) ends the reading with a ``Malformed``."""
+    rows = enumerate(reader, start=2)
+    while True:
+        try:
+            yield next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Malformed(reader.line_num, f"CSV malformado ({exc}); verifique as aspas.")
+            return

@@ -12,6 +12,7 @@ from engine.audit.models import AuditEvent
 from engine.credentials import service as credentials
 from engine.credentials.models import Credential, CredentialChild
 from engine.errors import Forbidden, Invalid
+from engine.establishments.models import Establishment
 from engine.runtime.models import ProcessInstance
 from tests.support.builders import Flow
 from tests.support.flows import flow, start, to_production
@@ -205,3 +206,71 @@ def test_an_identificador_is_one_credentials_and_children_share_its_uf(make, cas
             s.scalar(select(Credential.id).where(Credential.establishment_id == other.id)) is None
         )
         assert s.scalar(select(CredentialChild.id)) is None
+
+
+def test_a_transfer_to_another_organization_moves_the_credential_and_both_keep_it(
+    client, make, cast, db
+):
+    """The current organization hands the credential to another one: on DATASUS's approval
+    the credential, with its children, belongs to the receiving organization (under its own
+    register of the establishment), and both organizations' audit chains record it."""
+    org, est, users = cast.org, cast.est, cast.lanes
+    child = make.establishment(org)
+    make.org("sms-curitiba", "Secretaria Municipal da Saúde de Curitiba")
+    receiver = make.user("sms-curitiba", "admin", email="joao@curitiba.pr.gov.br")
+    with db.write() as s:
+        held = credentials.register(
+            s, users["admin"].actor, org_id=org, establishment_cnes=est.cnes,
+            portfolio_code="RIRA", status="producao", requester_id="40111",
+            values={"children": [child.cnes]},
+        )  # fmt: skip
+        credential_id = held.id
+    res = client.post(
+        "/api/v1/instances",
+        json={"process": "transferencia-titularidade", "credential": credential_id},
+        headers=users["Gestor"].headers,
+    )
+    assert res.status_code == 201, res.json
+    transfer = Flow(client, users, res.json["id"], est, {})
+    answer = {"destino": "outra_organizacao", "organizacao_destino": "sms-curitiba",
+              "novo_gestor_nome": "João Souza", "novo_gestor_cpf": "390.533.447-05",
+              "novo_gestor_email": "ninguem@curitiba.pr.gov.br",
+              "justificativa": "Gestão municipal.", "confirmacao": True}  # fmt: skip
+    # a person who is not a member of the receiving organization: refused at the field
+    errors = transfer.complete("indicar_novo_titular", data=answer, expect=422).json["errors"]
+    assert set(errors) == {"novo_gestor_email"}
+    answer["novo_gestor_email"] = "joao@curitiba.pr.gov.br"
+    transfer.complete("indicar_novo_titular", data=answer)
+    transfer.complete(
+        "aceitar_titularidade",
+        data={"decision": "aceita", "novo_gestor_telefone": "41999990000", "declaracao": True},
+    )
+    with db.read() as s:  # nothing moved before DATASUS's decision
+        assert s.get(Credential, credential_id).org_id == org
+    transfer.complete("avaliar_transferencia", data={"decision": "aprovada"})
+    with db.read() as s:
+        moved = s.get(Credential, credential_id)
+        receiving = receiver.actor.org_ids[0]
+        assert moved.org_id == receiving and moved.gestor_email == "joao@curitiba.pr.gov.br"
+        mine = s.scalar(
+            select(ProcessInstance.id).where(ProcessInstance.credential_id == credential_id)
+        )
+        assert mine == transfer.instance_id
+        new_register = s.get(Establishment, moved.establishment_id)
+        assert (new_register.org_id, new_register.cnes) == (receiving, est.cnes)
+        kids = s.execute(select(CredentialChild.org_id, CredentialChild.cnes)).all()
+        assert kids == [(receiving, child.cnes)]
+        chains = set(
+            s.scalars(
+                select(AuditEvent.org_id).where(
+                    AuditEvent.action == "credential.transferred",
+                    AuditEvent.entity_id == str(credential_id),
+                )
+            )
+        )
+        assert chains == {org, receiving}
+    # the receiving organization now sees it; the one that handed it over does not list it
+    mine = client.get("/api/v1/credentials", headers=receiver.headers).json
+    assert [c["id"] for c in mine["items"]] == [credential_id]
+    theirs = client.get("/api/v1/credentials", headers=users["admin"].headers).json
+    assert credential_id not in [c["id"] for c in theirs["items"]]
