@@ -152,6 +152,9 @@ def record(
 
 
 def create(session: Session, actor: Actor, instance: ProcessInstance) -> Credential:
+    """A new credential for the instance's establishment and portfolio, ``em_solicitacao``
+    (a request left open by an earlier run is closed first). The caller records the
+    ``credential.created`` event with the values the request gave it."""
     est = session.get(Establishment, instance.establishment_id)
     assert est is not None
     stale = open_credential(session, instance.org_id, est.id, instance.portfolio_code)
@@ -181,17 +184,6 @@ def create(session: Session, actor: Actor, instance: ProcessInstance) -> Credent
     session.add(credential)
     session.flush()
     bind_current_certificate(session, credential)  # until the request names one
-    record(
-        session,
-        actor,
-        "credential.created",
-        credential,
-        {
-            "instance": instance.id,
-            "establishment": est.cnes,
-            "portfolio": credential.portfolio_code,
-        },
-    )
     return credential
 
 

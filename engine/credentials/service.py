@@ -232,6 +232,9 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
         if not blocks.creates(manifest) or instance.establishment_id is None:
             return  # a process started by hand, without a credential: nothing to change
         credential = rules.create(session, actor, instance)
+        created = True
+    else:
+        created = False
     before = rules.values(session, credential)
     rules.check(session, credential, changes, renewal=blocks.kind_of(manifest) == "renewal")
     written = rules.write(session, actor, credential, changes, instance)
@@ -242,14 +245,13 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
         for k in written
         if before.get(k) != after.get(k)
     }
-    if diff:
-        rules.record(
-            session,
-            actor,
-            "credential.updated",
-            credential,
-            {"instance": instance.id, "task": sub.task.element_id, "changes": diff},
-        )
+    event = {"instance": instance.id, "task": sub.task.element_id, "changes": diff}
+    if created:  # one event: what the request brought into being
+        est = session.get(Establishment, credential.establishment_id)
+        event |= {"establishment": est.cnes if est else "", "portfolio": credential.portfolio_code}
+        rules.record(session, actor, "credential.created", credential, event)
+    elif diff:
+        rules.record(session, actor, "credential.updated", credential, event)
 
 
 def _credential_for(

@@ -223,7 +223,12 @@ def _shown(field: str, value: Any) -> str:
 def describe_event(event: Any) -> tuple[str, list[str]]:
     """A credential's audit event in words: a title and its details (field "de → para")."""
     data = event.data if isinstance(event.data, dict) else {}
-    if event.action == "credential.updated":
+    if event.action in ("credential.updated", "credential.created"):
+        title = (
+            _("Credencial criada")
+            if event.action == "credential.created"
+            else _("Credencial atualizada")
+        )
         changes = data.get("changes")
         if isinstance(changes, dict):
             lines = [
@@ -232,7 +237,7 @@ def describe_event(event: Any) -> tuple[str, list[str]]:
                 for name, diff in changes.items()
                 if isinstance(diff, dict)
             ]
-            return _("Credencial atualizada"), lines
+            return title, lines
         lines = []
         if data.get("status"):
             lines.append(f"{FIELD_LABELS['status']}: {_shown('status', data['status'])}")
@@ -248,8 +253,6 @@ def describe_event(event: Any) -> tuple[str, list[str]]:
             f"{FIELD_LABELS['status']}: {_shown('status', data.get('status'))}",
             f"{FIELD_LABELS['requester_id']}: {_shown('requester_id', data.get('requester_id'))}",
         ]
-    if event.action == "credential.created":
-        return _("Credencial criada"), []
     return event.action, []
 
 
