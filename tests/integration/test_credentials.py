@@ -274,3 +274,34 @@ def test_a_transfer_to_another_organization_moves_the_credential_and_both_keep_i
     assert [c["id"] for c in mine["items"]] == [credential_id]
     theirs = client.get("/api/v1/credentials", headers=users["admin"].headers).json
     assert credential_id not in [c["id"] for c in theirs["items"]]
+
+
+def test_a_child_that_holds_its_own_credential_elsewhere_is_refused(make, cast, db):
+    """An establishment with a credential of its own in another organization (same portfolio)
+    cannot be a child here; nor can one already covered by another credential."""
+    org, est = cast.org, cast.est
+    other_org = make.org("sms-curitiba", "Secretaria Municipal da Saúde de Curitiba")
+    elsewhere = make.establishment(other_org)
+    admin_b = make.user("sms-curitiba", "admin")
+    sibling = make.establishment(org)
+    covered = make.establishment(org)
+    with db.write() as s:
+        credentials.register(
+            s, admin_b.actor, org_id=other_org, establishment_cnes=elsewhere.cnes,
+            portfolio_code="RIRA", status="producao", requester_id="70001",
+        )  # fmt: skip
+        credentials.register(
+            s, cast.admin.actor, org_id=org, establishment_cnes=sibling.cnes,
+            portfolio_code="RIRA", status="producao", requester_id="70002",
+            values={"children": [covered.cnes]},
+        )  # fmt: skip
+    for child, words in ((elsewhere.cnes, "outra organização"), (covered.cnes, "já é coberto")):
+        with pytest.raises(Invalid) as refused, db.write() as s:
+            credentials.register(
+                s, cast.admin.actor, org_id=org, establishment_cnes=est.cnes,
+                portfolio_code="RIRA", status="producao", requester_id="70003",
+                values={"children": [child]},
+            )  # fmt: skip
+        assert words in refused.value.errors["children"]
+    with db.read() as s:
+        assert s.scalar(select(Credential.id).where(Credential.establishment_id == est.id)) is None
