@@ -171,6 +171,7 @@ def answer(element_id: str, ctx: dict[str, Any], *, negative: bool = False) -> d
             "evidencias": evidence,
             "descricao": "Validador, cabeçalho e Bundle.",
         },
+        "decidir_apos_reprovacao_producao": {"decision": "novas_evidencias"},
         "registrar_novas_evidencias": {
             "evidencias": evidence,
             "descricao": "Evidências completas.",

@@ -114,6 +114,7 @@ def test_ready_loop_and_production_rejection(client, world):
     f.complete("solicitar_acesso_producao")
     f.complete("avaliar_solicitacao_producao", negative=True)
     assert f.instance()["stage"] == "Reprovada — ajuste pendente"
+    f.complete("decidir_apos_reprovacao_producao")
     f.complete("registrar_novas_evidencias")
     f.complete("solicitar_acesso_producao")
     f.complete("avaliar_solicitacao_producao")

@@ -523,7 +523,8 @@ def test_every_form_of_the_credentialing_process(csrf_app, db, sec: SecWorld) ->
         ("desenvolver_conector", False), ("verificar_conformidade", True),
         ("ajustar_conector", False), ("verificar_conformidade", False),
         ("registrar_evidencias", False), ("solicitar_acesso_producao", False),
-        ("avaliar_solicitacao_producao", True), ("registrar_novas_evidencias", False),
+        ("avaliar_solicitacao_producao", True), ("decidir_apos_reprovacao_producao", False),
+        ("registrar_novas_evidencias", False),
         ("solicitar_acesso_producao", False), ("avaliar_solicitacao_producao", False),
         ("colocar_em_producao", False),
     ):  # fmt: skip

@@ -56,6 +56,7 @@ USER_TASKS = {
     "registrar_evidencias": ("Integrador", "Homologação", 5),
     "solicitar_acesso_producao": ("Gestor", "Homologação", 5),
     "avaliar_solicitacao_producao": ("DATASUS", "Em análise para produção", 3),
+    "decidir_apos_reprovacao_producao": ("Gestor", "Reprovada — ajuste pendente", 5),
     "registrar_novas_evidencias": ("Integrador", "Reprovada — ajuste pendente", 5),
     "colocar_em_producao": ("Integrador", "Produção", 5),
 }
@@ -523,6 +524,10 @@ def test_production_rejection_loop(parsed):
             decision="reprovada",
             motivo=f"Falta o print do cabeçalho da resposta ({attempt}).",
         )
+        [decide] = ready(wf)
+        assert decide.task_spec.bpmn_id == "decidir_apos_reprovacao_producao"
+        assert decide.task_spec.lane == "Gestor"
+        complete(wf, "decidir_apos_reprovacao_producao", decision="novas_evidencias")
         [task] = ready(wf)
         assert task.task_spec.bpmn_id == "registrar_novas_evidencias"
         assert task.task_spec.lane == "Integrador"
@@ -543,6 +548,46 @@ def test_production_rejection_loop(parsed):
     assert reached_end_events(wf) == ["fim_credenciado"]
     assert completed_ids(wf).count("avaliar_solicitacao_producao") == 3
     assert completed_ids(wf).count("registrar_novas_evidencias") == 2
+
+
+def _to_production_rejection(parsed):
+    wf = start(parsed, certificado=True, govbr=True)
+    complete(wf, "solicitar_acesso_homologacao", **HOMOLOGACAO)
+    complete(wf, "avaliar_solicitacao_acesso", **APROVADA_ACESSO)
+    complete(wf, "obter_dados_acesso", identificador_solicitante="40111",
+             operacoes_aprovadas=OPERATIONS, confirmacao=True)  # fmt: skip
+    run_integrator_preparation(wf)
+    complete(wf, "verificar_conformidade", verificacoes=VERIFICACOES_OK, decision="pronto")
+    complete(wf, "registrar_evidencias", **EVIDENCIAS)
+    complete(wf, "solicitar_acesso_producao", evidencias_revisadas=True)
+    complete(wf, "avaliar_solicitacao_producao", decision="reprovada", motivo="Conector falha.")
+    assert ready_ids(wf) == ["decidir_apos_reprovacao_producao"]
+    return wf
+
+
+def test_after_a_production_rejection_the_connector_can_be_adjusted_again(parsed):
+    """Not only new evidence: the gestor sends the integrador back to the connector, whose
+    conformity is checked again before new evidence and a new request (seed 003)."""
+    wf = _to_production_rejection(parsed)
+    complete(wf, "decidir_apos_reprovacao_producao", decision="ajustar_conector")
+    [task] = ready(wf)
+    assert (task.task_spec.bpmn_id, task.task_spec.lane) == ("ajustar_conector", "Integrador")
+    complete(wf, "ajustar_conector", ajustes="Corrigido o Bundle.", conector_versao="1.0.2")
+    complete(wf, "verificar_conformidade", verificacoes=VERIFICACOES_OK, decision="pronto")
+    complete(wf, "registrar_evidencias", **EVIDENCIAS)
+    complete(wf, "solicitar_acesso_producao", evidencias_revisadas=True)
+    complete(wf, "avaliar_solicitacao_producao", decision="aprovada")
+    complete(wf, "colocar_em_producao", **PRODUCAO)
+    assert reached_end_events(wf) == ["fim_credenciado"]
+    assert completed_ids(wf).count("verificar_conformidade") == 2
+
+
+def test_after_a_production_rejection_the_gestor_can_give_up(parsed):
+    wf = _to_production_rejection(parsed)
+    complete(wf, "decidir_apos_reprovacao_producao", decision="desistir",
+             observacoes="Fica em homologação até a troca de sistema.")  # fmt: skip
+    assert wf.is_completed()
+    assert reached_end_events(wf) == ["fim_desistencia_producao"]
 
 
 @pytest.mark.parametrize(
@@ -675,7 +720,15 @@ def test_form_conventions():
                 assert prop["x-options-from"] in ("portfolio.operations", "operacoes_aprovadas")
                 assert {"operacao", "metodo"} <= set(prop["items"]["properties"])
         props = schema["properties"]
-        if "decision" in props:
+        if name == "decidir-apos-reprovacao-producao.schema.json":
+            # three ways on (seed 003): new evidence, back to the connector, or give up — the
+            # reason of giving up has its own name, so DATASUS's ``motivo`` stays for the
+            # integrador's next form
+            assert props["decision"]["enum"] == ["novas_evidencias", "ajustar_conector",
+                                                 "desistir"]  # fmt: skip
+            assert props["decision"]["x-prefill"] is False and "motivo" not in props
+            assert schema["allOf"][0]["then"]["required"] == ["observacoes"]
+        elif "decision" in props:
             values = props["decision"]["enum"]
             assert len(values) == 2 and values[0] in negative and values[1] == negative[values[0]]
             assert props["decision"]["x-prefill"] is False
@@ -823,10 +876,11 @@ def _flows(tree):
 def test_every_exclusive_gateway_has_a_default_and_conditions(tree):
     flows = _flows(tree)
     gateways = tree.findall(".//bpmn:process/bpmn:exclusiveGateway", NS)
-    assert len(gateways) == 6
+    assert len(gateways) == 7
     for gw in gateways:
         outgoing = [flows[o.text] for o in gw.findall("bpmn:outgoing", NS)]
-        assert len(outgoing) == 2, gw.get("id")
+        # two ways, but three after a production rejection
+        assert len(outgoing) == (3 if gw.get("id") == "gw_decisao_reprovacao_producao" else 2)
         default = gw.get("default")
         assert default in {f.get("id") for f in outgoing}, gw.get("id")
         for flow in outgoing:
@@ -932,6 +986,7 @@ def test_end_event_properties(parsed):
     assert {k: v.extensions["properties"]["stage"] for k, v in ends.items()} == {
         "fim_credenciado": "Produção",
         "fim_sem_credenciamento": "Encerrado sem credenciamento",
+        "fim_desistencia_producao": "Encerrado em homologação",
     }
     assert ends["fim_credenciado"].bpmn_name == "Credenciado em produção"
     assert ends["fim_sem_credenciamento"].bpmn_name == "Encerrado sem credenciamento"
@@ -961,6 +1016,7 @@ def test_process_json_matches_the_model(parsed):
         "Em análise para produção",
         "Produção",
         "Encerrado sem credenciamento",
+        "Encerrado em homologação",
     ]
     used = {
         s.extensions["properties"]["stage"]
