@@ -295,8 +295,10 @@ def apply_rules(raw: View, value, prefix, ctx, errors, views: _Views) -> None:
 # --- the schema served with a task ------------------------------------------------------
 
 
-def _allowed(node: Mapping[str, Any], data: Mapping[str, Any]) -> list[Any]:
-    """The items an ``x-options-from`` array may hold, as its option keys show them."""
+def _limit_items(node: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """Limit an ``x-options-from`` array's items to the options in ``data``: ``enum`` when an
+    item is nothing but its option keys (or a plain value), else ``anyOf`` one ``const`` per
+    key and option, the item's other properties left as declared."""
     options = _get(data, node["x-options-from"])
     raw_keys = node.get("x-options-key")
     keys = tuple(raw_keys) if isinstance(raw_keys, list) and raw_keys else DEFAULT_OPTION_KEYS
@@ -305,7 +307,19 @@ def _allowed(node: Mapping[str, Any], data: Mapping[str, Any]) -> list[Any]:
         item = {k: option[k] for k in keys if k in option} if isinstance(option, Mapping) else option
         if item not in allowed:
             allowed.append(item)
-    return allowed
+    items = dict(node["items"]) if isinstance(node.get("items"), dict) else {}
+    declared = items.get("properties")
+    only_keys = not isinstance(declared, dict) or (
+        set(declared) <= set(keys) and items.get("additionalProperties") is False
+    )
+    if only_keys or not all(isinstance(a, Mapping) for a in allowed):
+        items["enum"] = allowed
+    else:
+        items["anyOf"] = [
+            {"properties": {k: {"const": v} for k, v in a.items()}, "required": list(a)}
+            for a in allowed
+        ] or [False]
+    node["items"] = items
 
 
 def _drop_required(node: Any, names: set[str]) -> None:
@@ -325,7 +339,7 @@ def _drop_required(node: Any, names: set[str]) -> None:
 def served_schema(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
     """The form's schema as it applies to one task, for clients that read only the schema:
     each ``x-options-from`` array's items are limited to the options in the workflow's
-    ``data`` (``items.enum``), and a property whose ``x-required-unless-portfolio`` names the
+    ``data`` (``items.enum`` or ``items.anyOf``), and a property whose ``x-required-unless-portfolio`` names the
     workflow's portfolio is no longer required. Validation accepts exactly what this schema
     describes for these two keywords; the source schema is not changed."""
     served = copy.deepcopy(dict(schema))
@@ -338,8 +352,7 @@ def served_schema(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[st
         if not isinstance(node, dict):
             continue
         if isinstance(node.get("x-options-from"), str):
-            items = node.get("items") if isinstance(node.get("items"), dict) else {}
-            node["items"] = {**items, "enum": _allowed(node, data)}
+            _limit_items(node, data)
         props = node.get("properties")
         if isinstance(props, dict):
             names = {n for n, sub in props.items() if isinstance(sub, dict) and waived((sub,), data)}
