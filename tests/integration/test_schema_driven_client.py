@@ -85,7 +85,9 @@ def test_item14_a_client_reading_only_served_schemas_reaches_production(client, 
             "avaliar_solicitacao_producao", "colocar_em_producao"} <= set(done)  # fmt: skip
     inst = c.get(f"/api/v1/instances/{c.instance_id}")
     assert inst["status"] == "completed" and inst["stage"] == "Produção"
-    assert inst["numero_solicitacao"] == "3804/2024" and inst["identificador_solicitante"] == "40111"
+    assert (
+        inst["numero_solicitacao"] == "3804/2024" and inst["identificador_solicitante"] == "40111"
+    )
 
 
 def test_item14_options_from_the_workflow_are_served_as_enum(client, world):
