@@ -251,8 +251,7 @@ def waived(schemas: View, data: Mapping[str, Any]) -> bool:
     portfolio: the property may then be left out."""
     code = portfolio_code(data)
     return code is not None and any(
-        isinstance(s.get(UNLESS_PORTFOLIO), list) and code in s[UNLESS_PORTFOLIO]
-        for s in schemas
+        isinstance(s.get(UNLESS_PORTFOLIO), list) and code in s[UNLESS_PORTFOLIO] for s in schemas
     )
 
 
@@ -304,7 +303,9 @@ def _limit_items(node: dict[str, Any], data: Mapping[str, Any]) -> None:
     keys = tuple(raw_keys) if isinstance(raw_keys, list) and raw_keys else DEFAULT_OPTION_KEYS
     allowed: list[Any] = []
     for option in options if isinstance(options, list) else ():
-        item = {k: option[k] for k in keys if k in option} if isinstance(option, Mapping) else option
+        item = (
+            {k: option[k] for k in keys if k in option} if isinstance(option, Mapping) else option
+        )
         if item not in allowed:
             allowed.append(item)
     items = dict(node["items"]) if isinstance(node.get("items"), dict) else {}
@@ -355,7 +356,9 @@ def served_schema(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[st
             _limit_items(node, data)
         props = node.get("properties")
         if isinstance(props, dict):
-            names = {n for n, sub in props.items() if isinstance(sub, dict) and waived((sub,), data)}
+            names = {
+                n for n, sub in props.items() if isinstance(sub, dict) and waived((sub,), data)
+            }
             if names:
                 _drop_required(node, names)
         stack.extend(node.values())
