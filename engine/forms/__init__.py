@@ -5,7 +5,7 @@ from engine.forms.checks import check_form, check_form_schema
 from engine.forms.context import FileInfo, FormContext, FormInvalid
 from engine.forms.formats import KNOWN_FORMATS
 from engine.forms.messages import FORM_PATH
-from engine.forms.rules import RULES
+from engine.forms.rules import RULES, served_schema
 from engine.forms.schema import FieldSpec, FormView, form_view
 from engine.forms.validation import (
     prefill,
@@ -29,6 +29,7 @@ __all__ = [
     "form_view",
     "prefill",
     "secret_fields",
+    "served_schema",
     "strip_secrets",
     "uses_rule",
     "validate_form",

@@ -24,6 +24,9 @@ _CONDITIONAL = ("if", "then", "else")
 
 View = tuple[Any, ...]
 
+# Keywords that make validation run engine.forms.rules over the cleaned data.
+_RULE_KEYWORDS = ("x-rules", "x-options-from", "x-required-unless-portfolio")
+
 
 def _resolve_ref(ref: str, root: Any) -> Any:
     # Only local JSON pointers; check_form_schema reports anything else.
@@ -80,7 +83,7 @@ def _declared(view: View) -> dict[str, list]:
 
 
 def _mentions(root: Any) -> tuple[bool, bool, frozenset[str]]:
-    """(Any ``format: file``?, any x-rules or x-options-from?, the x-rules' names) anywhere in
+    """(Any ``format: file``?, any of _RULE_KEYWORDS?, the x-rules' names) anywhere in
     ``root``, $refs' targets included: without them, validation skips the file prefetch and
     the rules; the names tell callers which context a form needs."""
     files = rules = False
@@ -94,7 +97,7 @@ def _mentions(root: Any) -> tuple[bool, bool, frozenset[str]]:
         seen.add(id(node))
         if isinstance(node, dict):
             files = files or node.get("format") == "file"
-            rules = rules or "x-rules" in node or "x-options-from" in node
+            rules = rules or any(k in node for k in _RULE_KEYWORDS)
             listed = node.get("x-rules")
             for rule in listed if isinstance(listed, list) else ():
                 if isinstance(rule, dict) and isinstance(rule.get("rule"), str):

@@ -4,15 +4,23 @@ over the cleaned data after the schema checks.
 Rules sit on an object schema (the form itself or an array's ``items``), each
 ``{"rule": <name>, "fields": [...], ...}``:
 
+- ``differ``: the two fields are not equal (a period of hours from 22:00 to 02:00 crosses
+  midnight and is fine; from 10:00 to 10:00 is no period).
 - ``lte``: the first field is at most the second (numbers, dates, times, IPv4 addresses).
 - ``public_ip``: each field is a public IPv4 address.
 - ``same_uf``: each item (or ``item_field`` of each item) of the array is the CNES of an
   establishment of the organization in the same UF as the instance's establishment.
 - ``unique``: no two items (or ``item_field`` values) are the same.
+
+A property may also carry ``x-required-unless-portfolio``: a list of portfolio codes for
+which the property, required by the schema (``required`` or an if/then ``required``), may be
+left out — the portal shows no identificador do solicitante for some portfolios. The code
+is the workflow's ``portfolio.code``.
 """
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from collections.abc import Mapping
@@ -30,9 +38,10 @@ from engine.forms.messages import (
 )
 from engine.forms.resolve import View, _Views, field_view, title_of, view_format
 
-RULES = frozenset({"lte", "public_ip", "same_uf", "unique"})
-RULE_FIELDS = {"lte": 2, "same_uf": 1, "unique": 1}  # how many fields each rule names
+RULES = frozenset({"differ", "lte", "public_ip", "same_uf", "unique"})
+RULE_FIELDS = {"differ": 2, "lte": 2, "same_uf": 1, "unique": 1}  # how many fields each rule names
 DEFAULT_OPTION_KEYS = ("operacao", "metodo")
+UNLESS_PORTFOLIO = "x-required-unless-portfolio"
 
 _MISSING = object()
 
@@ -88,6 +97,20 @@ def _rule_lte(rule, obj, view, prefix, ctx, errors, views) -> None:
     if left[1] > right[1]:
         message = rule.get("message") or f"Deve ser maior ou igual a {title_of(a_view, a)}."
         errors.setdefault(prefix + b, message)
+
+
+def _rule_differ(rule, obj, view, prefix, ctx, errors, views) -> None:
+    fields = rule.get("fields")
+    if not isinstance(fields, list) or len(fields) != 2:
+        return
+    a, b = fields
+    if _has_error(errors, prefix + a) or _has_error(errors, prefix + b):
+        return
+    left, right = _get(obj, a), _get(obj, b)
+    if left is _MISSING or right is _MISSING or _unique_key(left) != _unique_key(right):
+        return
+    title = title_of(field_view(view, a, views), a)
+    errors.setdefault(prefix + b, rule.get("message") or f"Deve ser diferente de {title}.")
 
 
 def _is_public_ipv4(value: str) -> bool:
@@ -180,6 +203,7 @@ def _rule_unique(rule, obj, view, prefix, ctx, errors, views) -> None:
 
 
 _RULE_FUNCTIONS = {
+    "differ": _rule_differ,
     "lte": _rule_lte,
     "public_ip": _rule_public_ip,
     "same_uf": _rule_same_uf,
@@ -216,6 +240,29 @@ def _check_options(view, items, path, ctx, errors) -> None:
             errors.setdefault(item_path, message)
 
 
+def portfolio_code(data: Mapping[str, Any]) -> str | None:
+    """The workflow's portfolio code, if it has one."""
+    code = _get(data, "portfolio.code")
+    return code if isinstance(code, str) else None
+
+
+def waived(schemas: View, data: Mapping[str, Any]) -> bool:
+    """Whether ``x-required-unless-portfolio`` of these schemas names the workflow's
+    portfolio: the property may then be left out."""
+    code = portfolio_code(data)
+    return code is not None and any(
+        isinstance(s.get(UNLESS_PORTFOLIO), list) and code in s[UNLESS_PORTFOLIO] for s in schemas
+    )
+
+
+def _waive_required(props, value, prefix, ctx, errors) -> None:
+    # A property left out can only have been refused as missing.
+    for name, schemas in props.items():
+        path = prefix + name
+        if name not in value and path in errors and waived(schemas, ctx.data):
+            del errors[path]
+
+
 def apply_rules(raw: View, value, prefix, ctx, errors, views: _Views) -> None:
     """Run x-rules and x-options-from over the cleaned data, after the schema checks.
 
@@ -232,6 +279,7 @@ def apply_rules(raw: View, value, prefix, ctx, errors, views: _Views) -> None:
                 if func is not None:
                     func(rule, value, views.expand(raw), prefix, ctx, errors, views)
         props = views.declared(own)
+        _waive_required(props, value, prefix, ctx, errors)
         for key, item in value.items():
             if key in props and isinstance(item, dict | list):
                 apply_rules(props[key], item, f"{prefix}{key}.", ctx, errors, views)
@@ -241,3 +289,77 @@ def apply_rules(raw: View, value, prefix, ctx, errors, views: _Views) -> None:
             if isinstance(item, dict | list):
                 subs = views.items(own, index, expand=False)
                 apply_rules(subs, item, f"{prefix}{index}.", ctx, errors, views)
+
+
+# --- the schema served with a task ------------------------------------------------------
+
+
+def _limit_items(node: dict[str, Any], data: Mapping[str, Any]) -> None:
+    """Limit an ``x-options-from`` array's items to the options in ``data``: ``enum`` when an
+    item is nothing but its option keys (or a plain value), else ``anyOf`` one ``const`` per
+    key and option, the item's other properties left as declared."""
+    options = _get(data, node["x-options-from"])
+    raw_keys = node.get("x-options-key")
+    keys = tuple(raw_keys) if isinstance(raw_keys, list) and raw_keys else DEFAULT_OPTION_KEYS
+    allowed: list[Any] = []
+    for option in options if isinstance(options, list) else ():
+        item = (
+            {k: option[k] for k in keys if k in option} if isinstance(option, Mapping) else option
+        )
+        if item not in allowed:
+            allowed.append(item)
+    items = dict(node["items"]) if isinstance(node.get("items"), dict) else {}
+    declared = items.get("properties")
+    only_keys = not isinstance(declared, dict) or (
+        set(declared) <= set(keys) and items.get("additionalProperties") is False
+    )
+    if only_keys or not all(isinstance(a, Mapping) for a in allowed):
+        items["enum"] = allowed
+    else:
+        items["anyOf"] = [
+            {"properties": {k: {"const": v} for k, v in a.items()}, "required": list(a)}
+            for a in allowed
+        ] or [False]
+    node["items"] = items
+
+
+def _drop_required(node: Any, names: set[str]) -> None:
+    """Remove ``names`` from the ``required`` lists of one object schema (its allOf parts and
+    if/then/else branches too, not its properties' own schemas)."""
+    if not isinstance(node, dict):
+        return
+    if isinstance(node.get("required"), list):
+        node["required"] = [n for n in node["required"] if n not in names]
+    for key in ("allOf", "anyOf", "oneOf"):
+        for part in node.get(key) if isinstance(node.get(key), list) else ():
+            _drop_required(part, names)
+    for key in ("if", "then", "else"):
+        _drop_required(node.get(key), names)
+
+
+def served_schema(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    """The form's schema as it applies to one task, for clients that read only the schema:
+    each ``x-options-from`` array's items are limited to the options in the workflow's
+    ``data`` (``items.enum`` or ``items.anyOf``), and a property whose ``x-required-unless-portfolio`` names the
+    workflow's portfolio is no longer required. Validation accepts exactly what this schema
+    describes for these two keywords; the source schema is not changed."""
+    served = copy.deepcopy(dict(schema))
+    stack: list[Any] = [served]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+            continue
+        if not isinstance(node, dict):
+            continue
+        if isinstance(node.get("x-options-from"), str):
+            _limit_items(node, data)
+        props = node.get("properties")
+        if isinstance(props, dict):
+            names = {
+                n for n, sub in props.items() if isinstance(sub, dict) and waived((sub,), data)
+            }
+            if names:
+                _drop_required(node, names)
+        stack.extend(node.values())
+    return served

@@ -86,7 +86,10 @@ def start_many(
     *,
     process_key: str,
     portfolio_code: str = "",
+    data: dict[str, Any] | None = None,
 ) -> BulkReport:
+    """Start the process for each CNES of ``cnes_list``; ``data`` is what the starter
+    answered for all of them (e.g. ``{"possui_conta_govbr": true}``), as a single start's."""
     if not ({"admin", "gestor"} & actor.roles_in(org_id)) and not actor.is_system:
         with db.read():  # a denial raised in a database scope is audited
             raise actor.deny(
@@ -118,7 +121,7 @@ def start_many(
             with db.write() as session:
                 instance = start_instance(
                     session, actor, org_id=org_id, process_key=process_key,
-                    establishment_cnes=cnes, portfolio_code=portfolio_code,
+                    establishment_cnes=cnes, portfolio_code=portfolio_code, data=data,
                 )  # fmt: skip
                 report.started.append((cnes, instance.id))
         except DomainError as exc:

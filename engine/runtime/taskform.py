@@ -22,6 +22,8 @@ class TaskForm:
     ui: dict[str, Any]
     data: dict[str, Any]
     context: dict[str, Any]
+    # The schema as it applies to this task (engine.forms.served_schema): what the API serves
+    served: dict[str, Any] | None = None
 
 
 def form_files(loaded: spiff.LoadedSpec, task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -58,7 +60,8 @@ def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
     context = vocabulary.form_context(
         loaded.manifest, workflow_data, instance.last_rejection_reason
     )
-    return TaskForm(schema=schema, ui=ui, data=data, context=context)
+    served = forms.served_schema(schema, workflow_data) if schema and workflow_data else schema
+    return TaskForm(schema=schema, ui=ui, data=data, context=context, served=served)
 
 
 def _secrets_for(

@@ -190,6 +190,7 @@ def test_change_given_up_through_the_api(make, client, db):
     walk.complete(
         "solicitar_alteracao",
         {"sistema_nome": "ProntoHosp", "sistema_versao": "5.1", "operacoes": [TOKEN],
+         "ip_inicial": "200.130.20.1", "ip_final": "200.130.20.30",  # always asked (issue 14.6)
          "justificativa": "Nova versão.", "confirmacao": True},
     )  # fmt: skip
     walk.complete(

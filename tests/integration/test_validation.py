@@ -40,9 +40,9 @@ BAD = [
     ({"aceite_termo": False}, "aceite_termo", ""),
     ({"possui_filhos": True, "filhos": [{"cnes": "9999999"}]}, "filhos.0.cnes", "CNES"),
     (
-        {"periodos_maior_acesso": [{"periodo": "Tarde", "inicio": "18:00", "fim": "13:00"}]},
+        {"periodos_maior_acesso": [{"periodo": "Tarde", "inicio": "13:00", "fim": "13:00"}]},
         "periodos_maior_acesso.0.fim",
-        "",
+        "diferente do início",
     ),
     ({"servicos": [{"operacao": "/nao/existe", "metodo": "GET"}]}, "servicos.0", "portfólio"),
 ]

@@ -942,10 +942,12 @@ def test_change_forms_refuse_bad_input():
     assert set(_invalid(ALT, "solicitar-alteracao", dict(PEDIDO, confirmacao=False), ctx)) == {
         "confirmacao"
     }
-    # no IP range at all is allowed (a system that is not a web application)
+    # the IP range is required whatever the system (seed 003 marks both fields *)
     no_ips = {k: v for k, v in PEDIDO.items() if not k.startswith("ip_")}
-    schema = _load_json(PROCESSES / ALT / "solicitar-alteracao.schema.json")
-    assert "ip_inicial" not in validate_form(schema, no_ips, form_context(ctx))
+    assert _invalid(ALT, "solicitar-alteracao", no_ips, ctx) == {
+        "ip_inicial": "Campo obrigatório.",
+        "ip_final": "Campo obrigatório.",
+    }
     avaliar = "avaliar-alteracao"
     assert _invalid(ALT, avaliar, {"decision": "reprovada"}, ctx) == {
         "motivo": "Campo obrigatório."
@@ -956,7 +958,7 @@ def test_change_forms_refuse_bad_input():
     wrong_number = {
         "decision": "aprovada",
         "operacoes_aprovadas": [TOKEN],
-        "numero_solicitacao": "4836",
+        "numero_solicitacao": "4836/24",
     }
     assert set(_invalid(ALT, avaliar, wrong_number, ctx)) == {"numero_solicitacao"}
 
@@ -1395,7 +1397,8 @@ def test_change_forms_share_their_fields():
     for name in ("ip_inicial", "ip_final", "sistema_nome", "sistema_versao", "filhos"):
         assert ajustar["properties"][name] == solicitar["properties"][name], name
     assert ajustar["x-rules"] == solicitar["x-rules"]
-    assert ajustar["dependentRequired"] == solicitar["dependentRequired"]
+    # both ask the IP range whatever the system (issue 14 item 6)
+    assert "dependentRequired" not in ajustar and "dependentRequired" not in solicitar
     ops = dict(solicitar["properties"]["operacoes"])
     assert ops.pop("minItems") == 1  # asked always on a request, only when adjusting here
     assert ajustar["properties"]["operacoes"] == ops

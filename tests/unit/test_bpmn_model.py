@@ -747,7 +747,7 @@ def test_form_conventions():
             if isinstance(pr.get("items"), dict)
         ]:
             for rule in holder.get("x-rules", []):
-                assert rule["rule"] in {"lte", "public_ip", "same_uf", "unique"}
+                assert rule["rule"] in {"differ", "lte", "public_ip", "same_uf", "unique"}
                 for field in rule["fields"]:
                     assert field in holder["properties"], (name, rule_holder_path, rule)
                 if "item_field" in rule:
@@ -778,7 +778,8 @@ def test_avaliacao_acesso_conditional_requirements():
     assert validator.is_valid({"decision": "reprovada", "motivo": "x"})
     assert not validator.is_valid({"decision": "reprovada"})
     assert not validator.is_valid({"decision": "aprovada"})
-    assert not validator.is_valid(dict(APROVADA_ACESSO, numero_solicitacao="3804"))
+    assert not validator.is_valid(dict(APROVADA_ACESSO, numero_solicitacao="3804/24"))
+    assert validator.is_valid(dict(APROVADA_ACESSO, numero_solicitacao="4836"))  # as the portal
     assert validator.is_valid(APROVADA_ACESSO)
 
 
@@ -799,9 +800,11 @@ def test_homologation_conditional_requirements():
     assert not validator.is_valid(dict(HOMOLOGACAO, aceite_termo=False))
     assert not validator.is_valid(dict(HOMOLOGACAO, resumo="x" * 401))
     no_web = {k: v for k, v in HOMOLOGACAO.items() if k not in ("ip_inicial", "ip_final")}
+    # the IP range is asked whatever the system (seed 003 marks it *; issue 14 item 6)
+    assert not validator.is_valid(dict(no_web, aplicacao_web=False))
     assert validator.is_valid(
         dict(
-            no_web,
+            HOMOLOGACAO,
             aplicacao_web=False,
             possui_filhos=False,
             filhos=[],

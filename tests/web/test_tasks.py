@@ -142,8 +142,8 @@ def test_mistakes_are_shown_at_each_field_with_input_kept(world, db, pages):
         "integra_outros_sistemas": "false",
         "periodos_maior_acesso.present": "1",
         "periodos_maior_acesso.0.periodo": "Manhã",
-        "periodos_maior_acesso.0.inicio": "11:00",
-        "periodos_maior_acesso.0.fim": "08:00",
+        "periodos_maior_acesso.0.inicio": "08:00",
+        "periodos_maior_acesso.0.fim": "08:00",  # no period (22:00-02:00 would be one)
         "atendimentos_minimo_dia": "10",
         "atendimentos_maximo_dia": "100",
         "acessos_pico": "5",
@@ -162,7 +162,7 @@ def test_mistakes_are_shown_at_each_field_with_input_kept(world, db, pages):
     assert "Corrija os campos indicados" in html and 'href="#f-gestor_cpf"' in html
     # Everything typed is still there, as typed.
     for kept in ('value="123.456.789-00"', 'value="muitos"', 'value="31/02/2026"', 'value="10.0.0.1"',
-                 'value="11:00"', 'value="08:00"', 'value="Maria da Silva"'):  # fmt: skip
+                 'value="08:00"', 'value="Maria da Silva"'):  # fmt: skip
         assert kept in html, kept
     assert re.search(r'value="true" checked', html)  # aplicacao_web radio stays chosen
     with db.read() as s:

@@ -234,7 +234,16 @@ class EstablishmentInput(Input):
 
 StartData = _maybe(
     dict[str, Any],
-    {"type": "object", "properties": {"possui_conta_govbr": {"type": "boolean"}}},
+    {
+        "type": "object",
+        "properties": {
+            "possui_conta_govbr": {
+                "type": "boolean",
+                "description": "O estabelecimento já tem conta gov.br? Sim dispensa a tarefa "
+                "“Criar conta gov.br”; ausente vale não.",
+            }
+        },
+    },
     "Dados de início do processo.",
 )
 
@@ -302,6 +311,15 @@ class CompleteTask(Input):
 class Upload(Input):
     file: Annotated[Any, WithJsonSchema({"type": "string", "format": "binary"})]
     org: BodyOrg = None
+    password: Annotated[
+        str | None,
+        Field(
+            max_length=1024,
+            description="Senha de um arquivo .pfx/.p12: usada só para ler o certificado, "
+            "nunca guardada nem registrada.",
+            json_schema_extra={"format": "password", "writeOnly": True},
+        ),
+    ] = None
 
     messages = {"file": "Envie o arquivo no campo 'file' (multipart/form-data)."}
 

@@ -15,6 +15,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from engine import pki
 from engine.accounts.models import Organization, User
 from engine.certificates import service as certificates
 from engine.completion import service as completion
@@ -409,7 +410,7 @@ def get_task(task_id: str) -> s.TaskDetail:
         form = taskform.task_form(session, actor(), task)
         return s.TaskDetail(
             **_tasks(session, [task])[0].model_dump(),
-            form=s.TaskForm(schema=form.schema, ui=form.ui),
+            form=s.TaskForm(schema=form.served or form.schema, ui=form.ui),
             data=form.data,
             context=form.context,
         )
@@ -455,11 +456,18 @@ def complete_task(task_id: str, json: s.CompleteTask) -> s.Task:
 # ------------------------------------------------------------------ files
 
 
+_PASSWORD_MESSAGES = frozenset(
+    pki.MESSAGES[code] for code in ("wrong_password", "password_required")
+)
+
+
 @bp.post("/files")
 @operation({201: s.File}, (403, 404, 413))
 def upload_file(form: s.Upload):
     """Enviar arquivo (tipo detectado pelo conteúdo)
 
+    Um .pfx/.p12 é lido com a senha do campo `password` (nunca guardada): só o certificado
+    público é guardado; senha errada ou ausente, 422 no campo `password`.
     Um envio que nenhum formulário concluído anexa expira (CREDENCIA_UPLOAD_TTL_HOURS, 48 h
     por padrão; um rascunho salvo o mantém). Cada usuário tem uma cota de envios ainda não
     anexados: além dela, 422 no campo `file`."""
@@ -469,11 +477,21 @@ def upload_file(form: s.Upload):
     if form is None or upload is None:  # not multipart/form-data: spectree read no form
         raise Invalid({"file": s.Upload.messages["file"]})
     content = files.read_limited(upload.stream, limit)
-    with db().write() as session:
-        org_id = _org_id(session, form.org)
-        row = files.store(session, actor(), org_id, upload.filename or "arquivo", content,
-                          limit=limit, quota=files.UploadQuota.from_settings(settings))  # fmt: skip
-        out = s.File.of(row)
+    password = form.password or None
+    try:
+        with db().write() as session:
+            org_id = _org_id(session, form.org)
+            row = files.store(
+                session, actor(), org_id, upload.filename or "arquivo", content, limit=limit,
+                password=password, quota=files.UploadQuota.from_settings(settings),
+            )  # fmt: skip
+            out = s.File.of(row)
+    except Invalid as exc:
+        # A .pfx that its password does not open is refused at the password field.
+        message = exc.errors.get("file")
+        if message in _PASSWORD_MESSAGES:
+            raise Invalid({"password": message}) from None
+        raise
     return out, 201, {"Location": url_for("api.download_file", file_id=out.id)}
 
 

@@ -224,3 +224,10 @@ def deny(message: str, *, action: str, **details: Any) -> None:
     """Refuse with 403 and record the denial in the audit log (as the engine does)."""
     with db().write():
         raise g.actor.deny(message, action=action, org_id=org_id(), **details)
+
+
+def start_answers(form) -> dict[str, bool]:
+    """What a start form answered for the process's start data: "Possui conta gov.br?"
+    (sim/não); nothing when the form does not ask."""
+    answer = form.get("possui_conta_govbr")
+    return {} if answer is None else {"possui_conta_govbr": answer == "sim"}

@@ -17,6 +17,7 @@ from web.ui.common import (
     org_id,
     page_arg,
     render_list,
+    start_answers,
     text_arg,
 )
 
@@ -83,6 +84,7 @@ def start_many():
     selected = request.form.getlist("cnes")
     portfolio = request.form.get("portfolio", "")
     report = bulk.start_many(
-        db(), actor(), org_id(), selected, process_key=PROCESS_KEY, portfolio_code=portfolio
-    )
+        db(), actor(), org_id(), selected, process_key=PROCESS_KEY, portfolio_code=portfolio,
+        data=start_answers(request.form),
+    )  # fmt: skip
     return render_template("bulk_report.html", report=report, portfolio=portfolio)

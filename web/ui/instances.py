@@ -24,7 +24,15 @@ from engine.runtime import instances as runtime_instances
 from engine.runtime import picture
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import RUNNING, ProcessInstance
-from web.ui.common import actor, db, has_role, login_required, org_id, same_org
+from web.ui.common import (
+    actor,
+    db,
+    has_role,
+    login_required,
+    org_id,
+    same_org,
+    start_answers,
+)
 from web.ui.labels import event_summary
 
 bp = Blueprint("instances", __name__)
@@ -145,7 +153,7 @@ def start():
             inst = credentials.start(
                 s, actor(), org_id=org_id(), process_key=request.form.get("process", "credenciamento-rnds"),
                 establishment_cnes=cnes, portfolio_code=request.form.get("portfolio", ""),
-                credential_id=credential_id,
+                credential_id=credential_id, data=start_answers(request.form),
             )  # fmt: skip
             new_id = inst.id
             definition = s.get(ProcessDefinition, inst.definition_id)
