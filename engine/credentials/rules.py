@@ -479,6 +479,7 @@ def _move(
             municipio=est.municipio,
             cep=register["cep"],
             endereco=register["endereco"],
+            bairro=register["bairro"],
             telefone=register["telefone"],
             email=register["email"],
             cnes_pai=est.cnes_pai,

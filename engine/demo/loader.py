@@ -168,6 +168,7 @@ def load(db: Database, settings: Settings) -> str:
                         "municipio": city,
                         "cep": f"{rng.randint(10000000, 99999999)}",
                         "endereco": f"Avenida Central, {100 * number}",
+                        "bairro": "Centro",
                         "telefone": f"{rng.randint(11, 99)}3{rng.randint(1000000, 9999999)}",
                         "email": f"ti.{number}@hospital.demo.gov.br",
                     },

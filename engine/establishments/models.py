@@ -56,6 +56,7 @@ class Establishment(Base):
     municipio: Mapped[str] = mapped_column(String(100))
     cep: Mapped[str] = mapped_column(String(8), default="")
     endereco: Mapped[str] = mapped_column(String(300), default="")
+    bairro: Mapped[str] = mapped_column(String(100), default="", server_default="")
     telefone: Mapped[str] = mapped_column(String(20), default="")
     email: Mapped[str] = mapped_column(String(254), default="")
     cnes_pai: Mapped[str | None] = mapped_column(String(7))
@@ -73,6 +74,7 @@ class Establishment(Base):
             "municipio": self.municipio,
             "cep": self.cep,
             "endereco": self.endereco,
+            "bairro": self.bairro,
             "telefone": self.telefone,
             "email": self.email,
         }

@@ -32,17 +32,21 @@ FIELDS = (
     "municipio",
     "cep",
     "endereco",
+    "bairro",
     "telefone",
     "email",
     "cnes_pai",
 )
-REQUIRED_HEADER = FIELDS[:-1]
+# Columns a CSV may leave out (an older export without the bairro; no parent).
+OPTIONAL_COLUMNS = ("bairro", "cnes_pai")
+REQUIRED_HEADER = tuple(f for f in FIELDS if f not in OPTIONAL_COLUMNS)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 LIMITS = {
     "razao_social": 200,
     "nome_fantasia": 200,
     "municipio": 100,
     "endereco": 300,
+    "bairro": 100,
     "email": 254,
 }
 
@@ -269,7 +273,7 @@ _STAGING = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS establishment_import (line integer PRIMARY KEY, "
     "cnes varchar(7), cnpj varchar(14), razao_social varchar(200), nome_fantasia varchar(200), "
     "uf varchar(2), municipio varchar(100), cep varchar(8), endereco varchar(300), "
-    "telefone varchar(20), email varchar(254), cnes_pai varchar(7))"
+    "bairro varchar(100), telefone varchar(20), email varchar(254), cnes_pai varchar(7))"
 )
 _UPSERT = (
     f"INSERT INTO establishment (org_id, {_COLUMNS}, created_at, updated_at) "  # noqa: S608

@@ -4,6 +4,7 @@ in memory that does not grow with the rows, and still all or nothing."""
 from __future__ import annotations
 
 import gc
+import json
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,11 +16,15 @@ from engine.access.actor import SYSTEM
 from engine.accounts import service as accounts
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
+from engine.credentialing import vocabulary
+from engine.errors import Invalid
 from engine.establishments import service as establishments
 from engine.establishments.models import Establishment
+from engine.forms import form_view
 
 HEADER = "cnes,cnpj,razao_social,nome_fantasia,uf,municipio,cep,endereco,telefone,email,cnes_pai\n"
 CNPJ = "10302910000182"
+ROOT = Path(__file__).resolve().parents[2]
 PARENT_MISSING = "CNES pai não cadastrado nem presente na planilha."
 
 
@@ -263,3 +268,35 @@ def test_memory_does_not_grow_with_the_rows(db, org) -> None:
     small = peak(800, 7_000_000)
     large = peak(8_000, 8_000_000)
     assert large < 2 * small + 250 * (8_000 - 800), (small, large)
+
+
+def test_the_register_carries_the_bairro(db, org) -> None:
+    """Seed 003's address block has a bairro: the CSV may bring it (an older file without the
+    column still imports), the edit form changes it (audited), and the request form's
+    read-only "Bairro" shows what the register holds."""
+    run(db, org, iter([HEADER, row(9_200_000)]))  # no bairro column: imported, bairro empty
+    with_bairro = HEADER.replace(",cnes_pai", ",bairro,cnes_pai")
+    line = row(9_200_001).rstrip("\n").rsplit(",", 1)
+    run(db, org, iter([with_bairro, f"{line[0]},Rebouças,{line[1]}\n"]))
+    with db.write() as s:
+        assert establishments.get_by_cnes(s, SYSTEM, org, "9200000").bairro == ""
+        est = establishments.get_by_cnes(s, SYSTEM, org, "9200001")
+        assert est.bairro == "Rebouças" and est.register_data()["bairro"] == "Rebouças"
+        establishments.update(s, SYSTEM, org, "9200001", {**est.register_data(),
+                                                           "bairro": "Centro Cívico"})  # fmt: skip
+    assert updates_audited(db)[-1][1]["changed"] == {"bairro": "Centro Cívico"}
+    with db.write() as s:
+        bad = {**establishments.get_by_cnes(s, SYSTEM, org, "9200001").register_data(),
+               "bairro": "x" * 101}  # fmt: skip
+        with pytest.raises(Invalid) as refused:
+            establishments.update(s, SYSTEM, org, "9200001", bad)
+    assert "bairro" in refused.value.errors
+
+
+def test_the_request_form_shows_the_register_bairro() -> None:
+    form = ROOT / "processes" / "credenciamento-rnds" / "solicitar-acesso-homologacao.schema.json"
+    schema = json.loads(form.read_text(encoding="utf-8"))
+    register = form_view(schema).register_fields
+    assert register["estabelecimento_bairro"] == "bairro"
+    filled = vocabulary.register_prefill(register, {"estabelecimento": {"bairro": "Rebouças"}}, {})
+    assert filled["estabelecimento_bairro"] == "Rebouças"

@@ -51,6 +51,7 @@ class Builders:
             "municipio": municipio,
             "cep": "80000000",
             "endereco": "Rua XV de Novembro, 100",
+            "bairro": "Centro",
             "telefone": "4133334444",
             "email": f"lab{self._count}@exemplo.gov.br",
             **fields,

@@ -227,6 +227,7 @@ class EstablishmentInput(Input):
     municipio: str
     cep: str = ""
     endereco: str = ""
+    bairro: str = ""
     telefone: str = ""
     email: str = ""
     cnes_pai: str = ""
@@ -380,6 +381,7 @@ class Establishment(Shape):
     municipio: str
     cep: str
     endereco: str
+    bairro: str
     telefone: str
     email: str
     cnes_pai: str | None

@@ -40,7 +40,7 @@ def csv_encoding(path: Path) -> str:
 )
 @pass_cli
 def establishments_import(cli: CliContext, file: Path, org_slug: str, skip_invalid: bool) -> None:
-    """Importa um CSV (cnes,cnpj,razao_social,nome_fantasia,uf,municipio,cep,endereco,telefone,email[,cnes_pai])."""
+    """Importa um CSV (cnes,cnpj,razao_social,nome_fantasia,uf,municipio,cep,endereco,telefone,email[,bairro][,cnes_pai])."""
     try:
         with cli.db.write() as session, file.open(encoding=csv_encoding(file)) as lines:
             org = accounts.get_org(session, org_slug)
