@@ -570,6 +570,7 @@ class SummaryItem:
     rows: list[list[str]] = field(default_factory=list)
     is_table: bool = False
     is_files: bool = False
+    choice: bool = False  # an option's label (translated), not text the user typed
 
 
 MASKED = "••••••••"  # a secret was given; never shown back
@@ -601,6 +602,7 @@ def _summary_item(f: Field, given: Any) -> SummaryItem:
             item.rows.append([_answer_text(sub, source.get(sub.key)) for sub in row])
     else:
         item.text = _answer_text(f, given)
+        item.choice = f.widget in ("checkbox", "yesno", "radio", "select")
     return item
 
 
