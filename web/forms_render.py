@@ -17,6 +17,7 @@ from typing import Any
 from werkzeug.datastructures import MultiDict
 
 from engine import identifiers
+from engine.forms import conditions
 from engine.forms.schema import IDENTIFIER_MASKS, FieldSpec, form_view, ui_for, widget_for
 
 UPLOAD_SUFFIX = "__upload"
@@ -65,6 +66,11 @@ class Field:
     add_all: bool = False
     min_items: int = 0
     label_hidden: bool = False  # the group's title already says it
+    # Conditional fields (engine.forms.conditions): when the page's script shows the field
+    # (JSON; "server" when only a round trip can tell), and whether it is hidden now.
+    show_when: str = ""
+    hidden: bool = False
+    controls: bool = False  # a condition reads this field: offer "Atualizar formulário"
 
     @property
     def id(self) -> str:
@@ -94,6 +100,7 @@ class RenderedForm:
     error_list: list[tuple[str, str, str]]  # (field id, label, message) for the summary
     has_files: bool
     readonly: bool
+    review: bool = False  # "Resumo da solicitação" before sending (x-review)
 
 
 # ------------------------------------------------------------------ schema helpers
@@ -324,6 +331,7 @@ def build_form(
         if readonly and spec.secret:
             continue
         built[spec.name] = _build(spec.name, spec, data.get(spec.name), ctx)
+    _mark_conditions(schema, data, built, readonly)
     groups: list[Group] = []
     placed: set[str] = set()
     for title, names in view.groups:
@@ -352,7 +360,28 @@ def build_form(
         error_list=error_list,
         has_files=any(f.widget in ("file", "files") for f in built.values()),
         readonly=readonly,
+        review=conditions.wants_review(schema, ui),
     )
+
+
+def _mark_conditions(
+    schema: Mapping[str, Any], data: Mapping[str, Any], built: dict[str, Field], readonly: bool
+) -> None:
+    """Which fields their conditions show (required then) and hide for ``data``."""
+    shown = conditions.shown_fields(schema)
+    if not shown:
+        return
+    hidden = conditions.hidden_fields(schema, data)
+    rules = conditions.show_rules(schema)
+    for name, f in built.items():
+        if name in shown:
+            f.show_when = rules.get(name) or "server"
+            f.hidden = name in hidden
+            f.required = True
+    if not readonly:
+        for name in conditions.controlling_fields(schema):
+            if name in built:
+                built[name].controls = True
 
 
 def _labels(built: Mapping[str, Field]) -> dict[str, tuple[str, str]]:
@@ -525,3 +554,105 @@ def register_autofill(
         if value:
             filled[name] = value
     return filled
+
+
+# ------------------------------------------------------------------ review step (x-review)
+
+
+@dataclass
+class SummaryItem:
+    """One answer as the review page reads it: a text, files by name, or a table."""
+
+    title: str
+    text: str = ""
+    files: list[FileMeta] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    is_table: bool = False
+    is_files: bool = False
+    choice: bool = False  # an option's label (translated), not text the user typed
+
+
+MASKED = "••••••••"  # a secret was given; never shown back
+EMPTY = "—"
+
+
+def _answer_text(f: Field, given: Any) -> str:
+    if f.secret:
+        return MASKED if given not in (None, "") else EMPTY
+    if f.widget == "checkbox":
+        return "Sim" if f.value == YES else "Não"
+    if f.widget in ("yesno", "radio", "select"):
+        return dict(f.options).get(str(f.value), str(f.value)) if f.value != "" else EMPTY
+    return str(f.value) if f.value not in ("", None) else EMPTY
+
+
+def _summary_item(f: Field, given: Any) -> SummaryItem:
+    item = SummaryItem(title=f.title)
+    if f.widget in ("file", "files"):
+        item.is_files, item.files = True, list(f.files)
+        if not f.files and isinstance(f.value, str) and f.value:
+            item.files = [FileMeta(f.value, f.value, 0, "", "")]
+    elif f.widget == "rows":
+        item.is_table = True
+        item.columns = [sub.title for sub in f.template]
+        rows = given if isinstance(given, list) else []
+        for index, row in enumerate(f.rows):
+            source = rows[index] if index < len(rows) and isinstance(rows[index], Mapping) else {}
+            item.rows.append([_answer_text(sub, source.get(sub.key)) for sub in row])
+    else:
+        item.text = _answer_text(f, given)
+        item.choice = f.widget in ("checkbox", "yesno", "radio", "select")
+    return item
+
+
+def build_summary(
+    schema: Mapping[str, Any],
+    ui: Mapping[str, Any],
+    data: Mapping[str, Any],
+    *,
+    context: Mapping[str, Any] | None = None,
+    files: Mapping[str, FileMeta] | None = None,
+) -> list[tuple[str, list[SummaryItem]]]:
+    """What will be sent, group by group: labels and values as the user reads them, lists
+    as tables, files by name, secrets masked; fields their condition hides are left out."""
+    rendered = build_form(schema, ui, data, context=context, files=files)
+    out = []
+    for group in rendered.groups:
+        items = [_summary_item(f, data.get(f.key)) for f in group.fields if not f.hidden]
+        if items:
+            out.append((group.title, items))
+    return out
+
+
+def to_post(schema: Mapping[str, Any], ui: Mapping[str, Any], data: Mapping[str, Any]) -> list[tuple[str, str]]:  # fmt: skip
+    """The data as the task form posts it (hidden inputs of the review page, so "Confirmar"
+    sends what was reviewed and "Anterior" gets the form back). Secrets are not carried:
+    they served when the form was sent (a .pfx is opened at upload) and are never kept."""
+    out: list[tuple[str, str]] = []
+    _post_object(form_view(schema, ui).fields, data, "", out)
+    return out
+
+
+def _post_object(
+    fields: Iterable[FieldSpec], data: Any, prefix: str, out: list[tuple[str, str]]
+) -> None:
+    for spec in fields:
+        if spec.readonly or spec.secret:
+            continue
+        name = prefix + spec.name
+        value = data.get(spec.name) if isinstance(data, Mapping) else None
+        widget = spec.widget
+        if widget in ("rows", "files"):
+            out.append((name + ".present", "1"))
+            for index, each in enumerate(value if isinstance(value, list) else []):
+                if widget == "rows" and spec.item is not None:
+                    _post_object(spec.item.fields, each, f"{name}.{index}.", out)
+                else:
+                    out.append((f"{name}.{index}", str(each)))
+        elif widget == "checkbox":
+            out.append((name + ".present", "1"))
+            if value is True:
+                out.append((name, YES))
+        elif value is not None:
+            out.append((name, str(_display(spec, value))))

@@ -9,6 +9,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema import validators as jsonschema_validators
 
+from engine.forms.conditions import check_conditions
 from engine.forms.formats import KNOWN_FORMATS
 from engine.forms.resolve import _resolve_ref, _Views, field_view
 from engine.forms.rules import RULE_FIELDS, RULES
@@ -173,6 +174,7 @@ def check_form(schema: Any, ui: Any = None) -> list[str]:
         return problems
     if ui is not None and not isinstance(ui, dict):
         return ["As dicas de interface (ui.json) devem ser um objeto JSON."]
+    problems += check_conditions(schema, ui)
     view = describe_form(schema, ui)
     problems += [f"campo {p}" for p in view.problems]
     passwords = [f.name for f in view.fields if f.password]

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.forms.cleaning import Cleaner, is_junk
+from engine.forms.conditions import hidden_fields
 from engine.forms.context import FormContext, FormInvalid
 from engine.forms.formats import format_checker
 from engine.forms.keywords import FormValidator
@@ -39,8 +40,8 @@ __all__ = ["prefill", "secret_fields", "strip_secrets", "uses_rule", "validate_f
 def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
     """Clean and validate submitted form data; return the cleaned data or raise FormInvalid.
 
-    Cleaning strips strings, drops blank strings and properties the schema does not
-    declare, stores identifiers normalized and integral numbers as ints. Secret values are
+    Cleaning strips strings, drops blank strings, properties the schema does not
+    declare and fields their condition hides, stores identifiers normalized and integral numbers as ints. Secret values are
     kept in the result: the caller removes them (``strip_secrets``) before logging or
     auditing.
     """
@@ -52,10 +53,13 @@ def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
     cleaner = Cleaner(views)
     cleaned = cleaner.clean(views.expand((root,)), submitted)
     cleaned = dict(cleaned)  # a root schema that says nothing about objects keeps a Mapping
+    # A field its condition hides is neither validated nor kept (engine.forms.conditions).
+    hidden = hidden_fields(root, cleaned)
+    cleaned = {k: v for k, v in cleaned.items() if k not in hidden}
     checker = format_checker(ctx)
     checker.lookup_file.prefetch(cleaner.file_ids)
     validator = FormValidator(root, format_checker=checker)
-    errors = dict(cleaner.errors)
+    errors = {p: m for p, m in cleaner.errors.items() if p.split(".", 1)[0] not in hidden}
     for path, message in schema_errors(validator, cleaned).items():
         errors.setdefault(path, message)
     if view.has_rules:

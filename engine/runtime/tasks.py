@@ -340,6 +340,16 @@ def complete(
     return task
 
 
+def check(
+    session: Session, actor: Actor, task_id: str, submitted: dict[str, Any]
+) -> dict[str, Any]:
+    """Validate a form as ``complete`` would, changing nothing (the page's review step): the
+    cleaned data, or Invalid at the fields."""
+    task, instance = _read_for_completion(session, actor, task_id)
+    _require_lane(actor, task, "task.complete")
+    return _submission(session, actor, task, instance, submitted).cleaned
+
+
 def _read_for_completion(
     session: Session, actor: Actor, task_id: str
 ) -> tuple[Task, ProcessInstance]:

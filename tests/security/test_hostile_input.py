@@ -14,7 +14,9 @@ hostile values and no dialog opens, no injected element exists and no CSP violat
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime, timedelta
+from html import unescape
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,6 +34,7 @@ from engine.drafts import service as drafts
 from engine.establishments.models import Establishment
 from engine.establishments.service import get_portfolio
 from engine.files import service as files
+from engine.forms import conditions as form_conditions
 from engine.runtime import instances as runtime_instances
 from engine.runtime import taskform
 from engine.runtime.models import READY, ProcessInstance, Task
@@ -68,6 +71,9 @@ def _est_values(**over: str) -> dict[str, str]:
     return {"cnes": _new_cnes(), "cnpj": identifiers.generate_cnpj(_rng), "razao_social": "Posto",
             "nome_fantasia": "", "uf": "PR", "municipio": "Curitiba", "cep": "", "endereco": "",
             "telefone": "", "email": "", "cnes_pai": "", **over}  # fmt: skip
+
+
+REVIEW_INPUT = re.compile(r'<input type="hidden" name="([^"]+)" value="([^"]*)">')
 
 
 def _no_500(res: Any, where: str) -> Any:
@@ -382,8 +388,10 @@ class Walker:
             form = taskform.task_form(s, self.sec.users[role].actor, task)
         schema, ui = form.schema, form.ui
         self.forms.add(task.form)
-        texts = [n for n, _ in free_text_fields(schema, ui)]
-        rows = row_text_fields(schema, ui)
+        # A field its condition hides for this answer is dropped, never kept: not walked.
+        hidden = form_conditions.hidden_fields(schema, answer)
+        texts = [n for n, _ in free_text_fields(schema, ui) if n not in hidden]
+        rows = {k: v for k, v in row_text_fields(schema, ui).items() if k not in hidden}
         secret = {n for n, sub in (schema.get("properties") or {}).items() if sub.get("x-secret")}
         labels = list(PAYLOADS.values())
         hostile = dict(answer)
@@ -413,7 +421,7 @@ class Walker:
             big[name] = BIG
         for name, subs in rows.items():
             big[name] = [{**row, **dict.fromkeys(subs, BIG)} for row in answer.get(name) or []]
-        res = _no_500(page.post(url, [("action", "submit"), *to_form(schema, ui, big)]), element)
+        res = self._send(page, url, to_form(schema, ui, big), element)
         assert res.status_code in (302, 422), (element, res.status_code)
         if res.status_code == 302:
             self._kept(element, task.id, {n: BIG for n in texts if n not in secret})
@@ -428,8 +436,7 @@ class Walker:
             assert field_id(name) in errors, (element, name, "no message for 100 KB")
         # 3. The payloads: kept, or refused at their field (then the valid value is used).
         for _attempt in range(3):
-            res = _no_500(page.post(url, [("action", "submit"), *to_form(schema, ui, hostile)]),
-                          element)  # fmt: skip
+            res = self._send(page, url, to_form(schema, ui, hostile), element)
             if res.status_code == 302:
                 break
             assert res.status_code == 422, (element, res.status_code)
@@ -456,6 +463,17 @@ class Walker:
         else:
             raise AssertionError(f"{element}: still refused")
         self._kept(element, task.id, {n: hostile[n] for n in texts if n not in secret})
+
+    def _send(self, page: PageClient, url: str, pairs: list, element: str) -> Any:
+        """Send the form; a form with a review step shows its summary (escaped) and is
+        confirmed with what the summary page posts back."""
+        res = _no_500(page.post(url, [("action", "submit"), *pairs]), element)
+        html = res.get_data(as_text=True)
+        if res.status_code != 200 or "data-review" not in html:
+            return res
+        check_page(html, f"{element} review")
+        posted = [(unescape(n), unescape(v)) for n, v in REVIEW_INPUT.findall(html)]
+        return _no_500(page.post(url, [("action", "confirm"), *posted]), element)
 
     def _kept(self, element: str, task_id: str, values: dict[str, str]) -> None:
         res = self.app.test_client().get(f"/api/v1/tasks/{task_id}",

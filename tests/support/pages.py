@@ -104,3 +104,22 @@ def advance(db, world: World, elements: list[str]) -> dict[str, Any]:
             answer = samples.answer(element, ctx, negative=negative)
             completion.complete(s, user.actor, task.id, answer, settings=SETTINGS)
     return ctx
+
+
+def send_task_form(page: Any) -> None:
+    """Send a task form in the browser as a user does. A long request first shows its review
+    ("Resumo da solicitação"); it is confirmed there. Errors stay on the form (no review)."""
+    page.click(".app-form-actions button[value=submit]")
+    page.wait_for_load_state("domcontentloaded")
+    if page.locator("[data-review]").count():
+        page.click("button[value=confirm]")
+        page.wait_for_load_state("domcontentloaded")
+
+
+def refresh_conditions(page: Any) -> None:
+    """Without JavaScript, "Atualizar formulário" redraws the form with the fields the answers
+    show; with it, the script shows them and the button is hidden (nothing to do)."""
+    button = page.locator("[data-refresh] button").first
+    if button.count() and button.is_visible():
+        button.click()
+        page.wait_for_load_state("domcontentloaded")

@@ -236,7 +236,9 @@ def test_required_inside_array_items_uses_item_path():
 
 
 def test_type_messages():
-    errors = errors_of(valid_with(atendimentos_min="10", filhos={"cnes": "1234567"}, resumo=5))
+    errors = errors_of(
+        valid_with(atendimentos_min="10", tem_filhos=True, filhos={"cnes": "1234567"}, resumo=5)
+    )
     assert errors == {
         "atendimentos_min": "Informe um número inteiro.",
         "filhos": "Informe uma lista de itens.",
@@ -528,7 +530,7 @@ def test_rules_skip_only_the_invalid_items():
         return "SP"
 
     errors = errors_of(
-        valid_with(filhos=[{"cnes": "<script>"}, {"cnes": "1234567"}]),
+        valid_with(tem_filhos=True, filhos=[{"cnes": "<script>"}, {"cnes": "1234567"}]),
         ctx=make_ctx(lookup_establishment_uf=lookup_uf),
     )
     assert errors == {"filhos.0.cnes": "CNES contém caracteres inválidos (use apenas números)."}

@@ -25,6 +25,7 @@ from tests.support.live import (
     screenshot,
     serve,
 )
+from tests.support.pages import refresh_conditions, send_task_form
 
 pytestmark = pytest.mark.browser
 
@@ -62,8 +63,7 @@ def _open_task(page: Any, base: str, name: str) -> None:
 
 
 def _submit(page: Any) -> None:
-    page.click(".app-form-actions button[value=submit]")
-    page.wait_for_load_state("domcontentloaded")
+    send_task_form(page)  # confirms the review step of the long requests
 
 
 def _tick(page: Any, selector: str) -> None:
@@ -95,6 +95,7 @@ def _fill_homologation(page: Any, *, mistakes: bool) -> None:
     if not mistakes:
         page.fill("#f-resumo", "Envio de resultados de exames laboratoriais para a RNDS.")
     _radio(page, "aplicacao_web", "true")
+    refresh_conditions(page)  # without JavaScript the IP fields appear on the round trip
     page.fill("#f-ip_inicial", "10.0.0.1" if mistakes else "200.17.0.1")
     page.fill("#f-ip_final", "200.17.0.10")
     _radio(page, "tipo_equipe", "Própria")

@@ -245,7 +245,11 @@ def test_full_valid_submission_through_the_page(world, db, pages):
         else:
             data[key] = str(value)
     data["aceite_termo"] = "true"
-    res = pages(world.users["gestor"]).post(f"/tarefas/{task.id}", data)
+    gestor = pages(world.users["gestor"])
+    res = gestor.post(f"/tarefas/{task.id}", data)
+    # A long request ends in its review ("Resumo da solicitação"); "Confirmar" sends it.
+    assert res.status_code == 200 and "Resumo da solicitação" in res.get_data(as_text=True)
+    res = gestor.post(f"/tarefas/{task.id}", {**data, "action": "confirm"})
     assert res.status_code == 302, res.get_data(as_text=True)[:3000]
     with db.read() as s:
         assert s.get(ProcessInstance, world.instance_id).stage == "Solicitação em análise"

@@ -18,6 +18,7 @@ from engine.establishments import queries as establishment_queries
 from engine.establishments.models import Establishment
 from engine.files import queries as file_queries
 from engine.files import service as files
+from engine.forms import conditions as form_conditions
 from engine.runtime import picture, taskform
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
@@ -186,8 +187,15 @@ def submit(task_id: str):
             drafts.save_draft(s, actor(), task_id, data)
         flash(_("Rascunho salvo. Você pode continuar depois."), "success")
         return redirect(url_for("tasks.show", task_id=task_id))
+    if action in ("refresh", "back"):
+        # Without JavaScript: the form again, showing the fields the answers show now
+        # ("Atualizar formulário"), or as it was before the review ("Anterior").
+        notice = _("Formulário atualizado conforme as respostas.") if action == "refresh" else ""
+        return _page(task_id, data=data, errors=errors, notice=notice)
     if errors:
         return _page(task_id, data=data, errors=errors, status=422)
+    if action != "confirm" and form_conditions.wants_review(form.schema, form.ui):
+        return _review(task_id, form, data)
     try:
         with db().write() as s:
             done = completion.complete(s, actor(), task_id, data, settings=settings())
@@ -200,6 +208,33 @@ def submit(task_id: str):
         )
     flash(_("Tarefa “%(name)s” concluída.", name=_(name)), "success")
     return redirect(url_for("instances.show", instance_id=instance_id))
+
+
+def _review(task_id: str, form: Any, data: dict[str, Any]):
+    """The "Resumo da solicitação": the form validated, nothing sent; "Confirmar" posts the
+    same data back (action ``confirm``), "Anterior" returns to the filled form."""
+    try:
+        with db().write() as s:
+            runtime_tasks.check(s, actor(), task_id, data)
+    except Invalid as exc:
+        errors = {k: _(v) for k, v in exc.errors.items()}
+        return _page(task_id, data=data, errors=errors, status=422)
+    with db().read() as s:
+        task = _task(s, task_id)
+        instance = s.get(ProcessInstance, task.instance_id)
+        shown = _with_readonly(form.schema, form.data, data)
+        metas, _flags = _file_meta(s, shown)
+    summary = forms_render.build_summary(
+        form.schema, form.ui, shown, context=form.context, files=metas
+    )
+    return render_template(
+        "task_review.html",
+        task=task,
+        instance=instance,
+        title=forms.form_view(form.schema, form.ui).title,
+        summary=summary,
+        posted=forms_render.to_post(form.schema, form.ui, data),
+    )
 
 
 def _autofill(task_id: str, schema: dict[str, Any], data: dict[str, Any], errors: dict[str, str]):
