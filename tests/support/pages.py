@@ -123,3 +123,55 @@ def refresh_conditions(page: Any) -> None:
     if button.count() and button.is_visible():
         button.click()
         page.wait_for_load_state("domcontentloaded")
+
+
+# ---------------------------------------------------------------- Chromium form helpers
+
+
+def open_task(page: Any, base: str, name: str) -> None:
+    page.goto(base + "/")
+    page.click(f"table a:has-text('{name}')")
+    page.wait_for_selector("h1")
+
+
+def tick(page: Any, selector: str) -> None:
+    """Check a radio or checkbox as a user does: the design system draws it on its label."""
+    element = page.locator(selector).first
+    if not element.is_checked():
+        page.click(f"label[for='{element.get_attribute('id')}']")
+    assert element.is_checked(), selector
+
+
+def radio(page: Any, name: str, value: str) -> None:
+    tick(page, f"input[type=radio][name='{name}'][value='{value}']")
+
+
+def upload(page: Any, selector: str, files: list[tuple[str, str, bytes]]) -> None:
+    page.set_input_files(selector, [{"name": n, "mimeType": m, "buffer": b} for n, m, b in files])
+
+
+def fill_homologation(page: Any, *, mistakes: bool) -> None:
+    radio(page, "origem_solicitacao", "Outros")
+    radio(page, "possui_filhos", "false")
+    page.fill("#f-gestor_cns", "207284801600008")
+    page.type("#f-gestor_cpf", "12345678900" if mistakes else "39053344705")
+    page.fill("#f-gestor_nome", "Maria da Silva")
+    page.fill("#f-gestor_email", "maria.silva@exemplo.gov.br")
+    for key, value in (("nome", "LIS Exemplo"), ("versao", "4.2"), ("linguagem", "Java"), ("arquitetura", "Web"),
+                       ("banco_dados", "PostgreSQL"), ("banco_dados_versao", "15")):  # fmt: skip
+        page.fill(f"#f-sistema_{key}", value)
+    if not mistakes:
+        page.fill("#f-resumo", "Envio de resultados de exames laboratoriais para a RNDS.")
+    radio(page, "aplicacao_web", "true")
+    refresh_conditions(page)  # without JavaScript the IP fields appear on the round trip
+    page.fill("#f-ip_inicial", "10.0.0.1" if mistakes else "200.17.0.1")
+    page.fill("#f-ip_final", "200.17.0.10")
+    radio(page, "tipo_equipe", "Própria")
+    page.fill("#f-quantidade_atendimentos", "12000")
+    page.type("#f-data_levantamento", "20102026")  # the mask writes 20/10/2026
+    radio(page, "integra_outros_sistemas", "false")
+    page.fill("#f-atendimentos_minimo_dia", "100")
+    page.fill("#f-atendimentos_maximo_dia", "400")
+    page.fill("#f-acessos_pico", "50")
+    page.fill("#f-data_inicio", "20/11/2026")
+    page.fill("#f-data_fim", "20/11/2027")

@@ -25,7 +25,14 @@ from tests.support.live import (
     screenshot,
     serve,
 )
-from tests.support.pages import refresh_conditions, send_task_form
+from tests.support.pages import (
+    fill_homologation,
+    open_task,
+    radio,
+    send_task_form,
+    tick,
+    upload,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -54,59 +61,6 @@ class Checker:
         screenshot(page, f"{kind}-{self.name}")
         for v in axe_violations(page):
             self.problems.append(f"{kind}: {v['id']} ({v['impact']}) {v['help']} at {v['nodes']}")
-
-
-def _open_task(page: Any, base: str, name: str) -> None:
-    page.goto(base + "/")
-    page.click(f"table a:has-text('{name}')")
-    page.wait_for_selector("h1")
-
-
-def _submit(page: Any) -> None:
-    send_task_form(page)  # confirms the review step of the long requests
-
-
-def _tick(page: Any, selector: str) -> None:
-    """Check a radio or checkbox as a user does: the design system draws it on its label."""
-    element = page.locator(selector).first
-    if not element.is_checked():
-        page.click(f"label[for='{element.get_attribute('id')}']")
-    assert element.is_checked(), selector
-
-
-def _radio(page: Any, name: str, value: str) -> None:
-    _tick(page, f"input[type=radio][name='{name}'][value='{value}']")
-
-
-def _upload(page: Any, selector: str, files: list[tuple[str, str, bytes]]) -> None:
-    page.set_input_files(selector, [{"name": n, "mimeType": m, "buffer": b} for n, m, b in files])
-
-
-def _fill_homologation(page: Any, *, mistakes: bool) -> None:
-    _radio(page, "origem_solicitacao", "Outros")
-    _radio(page, "possui_filhos", "false")
-    page.fill("#f-gestor_cns", "207284801600008")
-    page.type("#f-gestor_cpf", "12345678900" if mistakes else "39053344705")
-    page.fill("#f-gestor_nome", "Maria da Silva")
-    page.fill("#f-gestor_email", "maria.silva@exemplo.gov.br")
-    for key, value in (("nome", "LIS Exemplo"), ("versao", "4.2"), ("linguagem", "Java"), ("arquitetura", "Web"),
-                       ("banco_dados", "PostgreSQL"), ("banco_dados_versao", "15")):  # fmt: skip
-        page.fill(f"#f-sistema_{key}", value)
-    if not mistakes:
-        page.fill("#f-resumo", "Envio de resultados de exames laboratoriais para a RNDS.")
-    _radio(page, "aplicacao_web", "true")
-    refresh_conditions(page)  # without JavaScript the IP fields appear on the round trip
-    page.fill("#f-ip_inicial", "10.0.0.1" if mistakes else "200.17.0.1")
-    page.fill("#f-ip_final", "200.17.0.10")
-    _radio(page, "tipo_equipe", "Própria")
-    page.fill("#f-quantidade_atendimentos", "12000")
-    page.type("#f-data_levantamento", "20102026")  # the mask writes 20/10/2026
-    _radio(page, "integra_outros_sistemas", "false")
-    page.fill("#f-atendimentos_minimo_dia", "100")
-    page.fill("#f-atendimentos_maximo_dia", "400")
-    page.fill("#f-acessos_pico", "50")
-    page.fill("#f-data_inicio", "20/11/2026")
-    page.fill("#f-data_fim", "20/11/2027")
 
 
 def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR0915
@@ -156,26 +110,26 @@ def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR
     # Gestor: certificate, gov.br account.
     login(page, base, users["gestor"].email, users["gestor"].password)
     check(page, "inbox")
-    _open_task(page, base, "Obter certificado digital")
+    open_task(page, base, "Obter certificado digital")
     check(page, "task")
-    _upload(
+    upload(
         page,
         "#f-certificado",
         [("ecnpj.cer", "application/pkix-cert", samples.demo_certificate(est.cnpj))],
     )
-    _submit(page)
+    send_task_form(page)
     assert page.url == instance_url, page.inner_text("main")[:2000]
-    _open_task(page, base, "Criar conta gov.br")
+    open_task(page, base, "Criar conta gov.br")
     page.type("#f-cpf_responsavel", "39053344705")
     assert page.input_value("#f-cpf_responsavel") == "390.533.447-05"  # masked as typed
-    _radio(page, "nivel_conta", "prata")
-    _tick(page, "#f-conta_confirmada")
-    _submit(page)
+    radio(page, "nivel_conta", "prata")
+    tick(page, "#f-conta_confirmada")
+    send_task_form(page)
 
     # The homologation request, first with mistakes.
-    _open_task(page, base, "Solicitar acesso (homologação)")
+    open_task(page, base, "Solicitar acesso (homologação)")
     assert page.input_value("#f-estabelecimento_cnes") == est.cnes  # prefilled from the register
-    _fill_homologation(page, mistakes=True)
+    fill_homologation(page, mistakes=True)
     page.click("[data-repeat='periodos_maior_acesso'] [data-add-row]")  # JavaScript adds the row
     page.select_option("select[name='periodos_maior_acesso.0.periodo']", "Manhã")
     page.fill("input[name='periodos_maior_acesso.0.inicio']", "07:00")
@@ -183,7 +137,7 @@ def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR
     page.fill("#f-resumo", "x" * 10)
     assert "10/400" in page.inner_text("[data-counter-for='f-resumo']")
     page.fill("#f-resumo", "")
-    _submit(page)
+    send_task_form(page)
     assert page.is_visible("#erros")
     for field in ("gestor_cpf", "resumo", "ip_inicial", "servicos", "aceite_termo"):
         assert page.is_visible(f"#f-{field}-erro"), field
@@ -197,91 +151,91 @@ def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR
     page.fill("#f-resumo", "Envio de resultados de exames laboratoriais para a RNDS.")
     page.click("button[value='addall:servicos']")  # server-side: fills every operation
     page.wait_for_selector("select[name='servicos.0.operacao']")
-    _tick(page, "#f-aceite_termo")
-    _submit(page)
+    tick(page, "#f-aceite_termo")
+    send_task_form(page)
     assert page.url == instance_url, page.inner_text("main")[:2000]
     assert "Solicitação em análise" in page.inner_text(".app-facts")
     logout(page)
 
     # DATASUS rejects with a reason.
     login(page, base, users["datasus"].email, users["datasus"].password)
-    _open_task(page, base, "Avaliar solicitação de acesso")
-    _radio(page, "decision", "reprovada")
+    open_task(page, base, "Avaliar solicitação de acesso")
+    radio(page, "decision", "reprovada")
     page.fill("#f-motivo", "Faixa de IPs não corresponde ao servidor informado.")
-    _submit(page)
+    send_task_form(page)
     logout(page)
 
     # The gestor sees the reason, adjusts and resubmits.
     login(page, base, users["gestor"].email, users["gestor"].password)
-    _open_task(page, base, "Ajustar e submeter nova solicitação")
+    open_task(page, base, "Ajustar e submeter nova solicitação")
     assert "Faixa de IPs não corresponde" in page.inner_text(".app-context")
-    _radio(page, "decision", "ajustar")
+    radio(page, "decision", "ajustar")
     page.fill("#f-ip_final", "200.17.0.20")
-    _submit(page)
+    send_task_form(page)
     assert page.url == instance_url, page.inner_text("main")[:2000]
     logout(page)
 
     # DATASUS approves.
     login(page, base, users["datasus"].email, users["datasus"].password)
-    _open_task(page, base, "Avaliar solicitação de acesso")
-    _radio(page, "decision", "aprovada")
+    open_task(page, base, "Avaliar solicitação de acesso")
+    radio(page, "decision", "aprovada")
     page.fill("#f-numero_solicitacao", "3804/2024")
     page.fill("#f-identificador_solicitante", "40111")
     page.click("button[value='addall:operacoes_aprovadas']")
     page.wait_for_selector("select[name='operacoes_aprovadas.0.operacao']")
-    _submit(page)
+    send_task_form(page)
     assert "Homologação" in page.inner_text(".app-facts")
     logout(page)
 
     # The integrator's branch.
     login(page, base, users["integrador"].email, users["integrador"].password)
-    _open_task(page, base, "Ambientar com serviços")
+    open_task(page, base, "Ambientar com serviços")
     page.fill("#f-observacoes", "Serviços revisados.")
-    _submit(page)
-    _open_task(page, base, "Desenvolver conector")
+    send_task_form(page)
+    open_task(page, base, "Desenvolver conector")
     page.fill("#f-conector_nome", "conector-rnds")
     page.fill("#f-conector_versao", "1.0.0")
     page.fill("#f-fornecedor_ou_repositorio", "Equipe própria")
-    _submit(page)
+    send_task_form(page)
     logout(page)
 
     # The gestor confirms the access data.
     login(page, base, users["gestor"].email, users["gestor"].password)
-    _open_task(page, base, "Obter dados para acesso")
+    open_task(page, base, "Obter dados para acesso")
     assert page.input_value("#f-identificador_solicitante") == "40111"
-    _tick(page, "#f-confirmacao")
-    _submit(page)
+    tick(page, "#f-confirmacao")
+    send_task_form(page)
     logout(page)
 
     # Conformance and evidence.
     login(page, base, users["integrador"].email, users["integrador"].password)
-    _open_task(page, base, "Verificar conformidade")
+    open_task(page, base, "Verificar conformidade")
     page.click("button[value='addall:verificacoes']")
     page.wait_for_selector("select[name='verificacoes.0.operacao']")
     for index in range(page.locator("input[type=radio][value='ok']").count()):
-        _tick(page, f"input[type=radio][name='verificacoes.{index}.resultado'][value='ok']")
-    _radio(page, "decision", "pronto")
-    _submit(page)
+        tick(page, f"input[type=radio][name='verificacoes.{index}.resultado'][value='ok']")
+    radio(page, "decision", "pronto")
+    send_task_form(page)
     assert page.url == instance_url, page.inner_text("main")[:2000]
-    _open_task(page, base, "Registrar evidências")
-    _upload(page, "#f-evidencias-upload", [("validador.pdf", "application/pdf", samples.tiny_pdf()),
+    open_task(page, base, "Registrar evidências")
+    upload(page, "#f-evidencias-upload", [("validador.pdf", "application/pdf", samples.tiny_pdf()),
                                            ("bundle.png", "image/png", samples.tiny_png())])  # fmt: skip
     page.fill("#f-descricao", "Validador e Bundle.")
-    _submit(page)
+    send_task_form(page)
     assert page.url == instance_url, page.inner_text("main")[:2000]
     logout(page)
 
     login(page, base, users["gestor"].email, users["gestor"].password)
-    _open_task(page, base, "Solicitar acesso (produção)")
+    open_task(page, base, "Solicitar acesso (produção)")
     assert "validador.pdf" in page.inner_text("main")
-    _tick(page, "#f-evidencias_revisadas")
-    _submit(page)
+    tick(page, "#f-evidencias_revisadas")
+    send_task_form(page)
     logout(page)
 
     login(page, base, users["datasus"].email, users["datasus"].password)
-    _open_task(page, base, "Avaliar solicitação para produção")
-    _radio(page, "decision", "aprovada")
-    _submit(page)
+    open_task(page, base, "Avaliar solicitação para produção")
+    radio(page, "decision", "aprovada")
+    send_task_form(page)
     logout(page)
 
     # The diagram shows the one active task: going live.
@@ -295,12 +249,12 @@ def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR
     )
     assert page.query_selector(".djs-connection.app-flow")
     screenshot(page, f"instance-production-{tag}")
-    _open_task(page, base, "Colocar em produção")
+    open_task(page, base, "Colocar em produção")
     page.fill("#f-data_entrada_producao", "20/11/2026")
     page.select_option("#f-uf_endpoint", "PR")
     page.fill("#f-data_primeiro_envio", "21/11/2026")
     page.fill("#f-rnds_id_primeiro_envio", "c0ffee00-1234-4abc-9def-000000000001")
-    _submit(page)
+    send_task_form(page)
     assert "Produção" in page.inner_text(".app-facts") and "Concluído" in page.inner_text(
         ".app-facts"
     )
@@ -355,22 +309,22 @@ def test_pages_work_without_javascript(people, app, db):
         page.click("button:has-text('Iniciar credenciamento')")
         logout(page)
         login(page, base, users["gestor"].email, users["gestor"].password)
-        _open_task(page, base, "Obter certificado digital")
-        _upload(
+        open_task(page, base, "Obter certificado digital")
+        upload(
             page,
             "#f-certificado",
             [("e.cer", "application/pkix-cert", samples.demo_certificate(people["est"].cnpj))],
         )
-        _submit(page)
-        _open_task(page, base, "Criar conta gov.br")
+        send_task_form(page)
+        open_task(page, base, "Criar conta gov.br")
         page.fill("#f-cpf_responsavel", "390.533.447-05")
-        _radio(page, "nivel_conta", "ouro")
-        _tick(page, "#f-conta_confirmada")
-        _submit(page)
-        _open_task(page, base, "Solicitar acesso (homologação)")
+        radio(page, "nivel_conta", "ouro")
+        tick(page, "#f-conta_confirmada")
+        send_task_form(page)
+        open_task(page, base, "Solicitar acesso (homologação)")
         page.click("[data-repeat='periodos_maior_acesso'] [data-add-row]")  # a server round trip
         page.wait_for_selector("select[name='periodos_maior_acesso.0.periodo']")
-        _fill_homologation(page, mistakes=False)
+        fill_homologation(page, mistakes=False)
         page.fill("#f-data_levantamento", "20/10/2026")
         page.fill("#f-gestor_cpf", "390.533.447-05")
         page.select_option("select[name='periodos_maior_acesso.0.periodo']", "Tarde")
@@ -378,9 +332,9 @@ def test_pages_work_without_javascript(people, app, db):
         page.fill("input[name='periodos_maior_acesso.0.fim']", "17:00")
         page.click("button[value='addall:servicos']")
         page.wait_for_selector("select[name='servicos.0.operacao']")
-        _tick(page, "#f-aceite_termo")
+        tick(page, "#f-aceite_termo")
         page.click("button[value=save]")
         assert "Rascunho salvo" in page.inner_text("main")
-        _submit(page)
+        send_task_form(page)
         assert re.search(r"/processos/\d+$", page.url), page.inner_text("main")[:2000]
         assert "Solicitação em análise" in page.inner_text(".app-facts")

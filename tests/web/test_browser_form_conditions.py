@@ -16,8 +16,7 @@ from tests.support.live import (
     login,
     serve,
 )
-from tests.support.pages import advance, ready_task
-from tests.web.test_browser import _fill_homologation, _radio, _tick
+from tests.support.pages import advance, fill_homologation, radio, ready_task, tick
 
 pytestmark = pytest.mark.browser
 
@@ -46,20 +45,20 @@ def test_conditional_pairs_and_the_review_step(world, db, app):
         assert not page.is_visible("[data-refresh] button")  # the script decides
         for question, fields in PAIRS.items():
             assert not any(_shown(page, f) for f in fields), question
-            _radio(page, question, "true")
+            radio(page, question, "true")
             assert all(_shown(page, f) for f in fields), question
-            _radio(page, question, "false")
+            radio(page, question, "false")
             assert not any(_shown(page, f) for f in fields), question
 
         # The review step: summary, "Anterior" with nothing lost, "Confirmar" sends.
-        _fill_homologation(page, mistakes=False)
+        fill_homologation(page, mistakes=False)
         page.click("[data-repeat='periodos_maior_acesso'] [data-add-row]")
         page.select_option("select[name='periodos_maior_acesso.0.periodo']", "Manhã")
         page.fill("input[name='periodos_maior_acesso.0.inicio']", "07:00")
         page.fill("input[name='periodos_maior_acesso.0.fim']", "11:30")
         page.click("button[value='addall:servicos']")
         page.wait_for_selector("select[name='servicos.0.operacao']")
-        _tick(page, "#f-aceite_termo")
+        tick(page, "#f-aceite_termo")
         page.click(".app-form-actions button[value=submit]")
         page.wait_for_selector("[data-review]")
         summary = page.inner_text("[data-review]")
@@ -85,12 +84,12 @@ def test_conditional_pairs_and_the_review_step(world, db, app):
         adjust = ready_task(db, world.instance_id, "ajustar_solicitacao_acesso")
         ajustar.goto(f"{base}/tarefas/{adjust.id}")
         assert not _shown(ajustar, "sistema_nome")  # nothing to adjust until "ajustar"
-        _radio(ajustar, "decision", "ajustar")
+        radio(ajustar, "decision", "ajustar")
         ajustar.locator("[data-refresh] button:visible").first.click()
         ajustar.wait_for_selector("#f-sistema_nome")
         assert _shown(ajustar, "sistema_nome") and _shown(ajustar, "ip_inicial")
         assert not _shown(ajustar, "filhos") and not _shown(ajustar, "motivo")
-        _radio(ajustar, "possui_filhos", "true")
+        radio(ajustar, "possui_filhos", "true")
         ajustar.locator("[data-refresh] button:visible").first.click()
         ajustar.wait_for_selector("#f-filhos")
         assert _shown(ajustar, "filhos")
