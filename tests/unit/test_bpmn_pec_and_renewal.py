@@ -1162,6 +1162,14 @@ def test_gateways_defaults_and_conditions():
 def test_process_json_pec(pec):
     spec, _ = pec
     manifest = _load_json(PEC_FORMS / "process.json")
+    # the PEC credential the habilitation brings (docs/credentials.md), checked apart
+    block = manifest.pop("credential")
+    assert block["kind"] == "request"
+    assert [u["on_task"] for u in block["updates"]] == [
+        "solicitar_novo_credenciamento", "registrar_credencial_gerada", "instalar_certificado",
+        "habilitar_rnds_pec",
+    ]  # fmt: skip
+    assert block["updates"][0]["set"]["is_pec"] == {"value": True}
     assert manifest == {
         "title": "Habilitação do PEC e-SUS APS na RNDS",
         "lanes": {

@@ -128,12 +128,10 @@ def test_show_rules_for_the_script():
 
 def test_seed_pairs_in_the_credentialing_forms():
     homologation = load(RNDS / "solicitar-acesso-homologacao.schema.json")
-    assert conditions.controlling_fields(homologation) == {
-        "possui_filhos", "aplicacao_web", "integra_outros_sistemas"
-    }  # fmt: skip
-    assert conditions.shown_fields(homologation) == {
-        "filhos", "ip_inicial", "ip_final", "integracoes"
-    }  # fmt: skip
+    # the IP range is asked whatever the kind of system (seed 003 marks both "*")
+    assert conditions.controlling_fields(homologation) == {"possui_filhos",
+                                                           "integra_outros_sistemas"}  # fmt: skip
+    assert conditions.shown_fields(homologation) == {"filhos", "integracoes"}
     for name in ("solicitar-acesso-homologacao", "ajustar-solicitacao-acesso",
                  "solicitar-acesso-producao"):  # fmt: skip
         assert conditions.wants_review(load(RNDS / f"{name}.schema.json")), name

@@ -69,20 +69,23 @@ def test_no_js_round_trip_shows_and_hides_the_dependents(world, db, pages):
     url = f"/tarefas/{task.id}"
     html = gestor.get(url).get_data(as_text=True)
     # Nothing answered yet: the dependents are hidden; each question offers the round trip.
-    for name in ("filhos", "ip_inicial", "ip_final", "integracoes"):
+    # (The IP range is asked whatever the kind of system — seed 003 marks both "*".)
+    for name in ("filhos", "integracoes"):
         assert _hidden(html, name), name
-    assert html.count('value="refresh"') == 3 and "Atualizar formulário" in html
+    assert 'id="f-ip_inicial-bloco"' not in html
+    assert html.count('value="refresh"') == 2 and "Atualizar formulário" in html
     assert "js/form-conditions.js" in html
     # "Sim" to each question, then "Atualizar formulário": the dependents appear, required.
-    answers = {"possui_filhos": "true", "aplicacao_web": "true", "integra_outros_sistemas": "true",
+    answers = {"possui_filhos": "true", "integra_outros_sistemas": "true",
                "gestor_nome": "Maria da Silva"}  # fmt: skip
     res = gestor.post(url, {"action": "refresh", **answers})
     assert res.status_code == 200
     html = res.get_data(as_text=True)
-    for name in ("filhos", "ip_inicial", "ip_final", "integracoes"):
+    for name in ("filhos", "integracoes"):
         assert not _hidden(html, name), name
     assert 'value="Maria da Silva"' in html  # what was typed stays
-    assert re.search(r'for="f-ip_inicial">IP inicial <span class="app-req"', html)
+    shown = html[html.index('id="f-integracoes-bloco"') :][:2000]
+    assert 'class="app-req"' in shown  # now required
     # "Não" again hides them.
     res = gestor.post(url, {"action": "refresh", **answers, "possui_filhos": "false"})
     html = res.get_data(as_text=True)
