@@ -11,6 +11,7 @@ from typing import Any
 
 from markupsafe import escape
 
+from engine.demo import samples
 from web import forms_render
 
 SCRIPT = "<script>alert(1)</script>"
@@ -142,16 +143,4 @@ def risky_pdf() -> bytes:
         b"<< /Names [] >>",
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>",
     ]
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
-    xref = len(out)
-    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
-    for offset in offsets:
-        out += f"{offset:010d} 00000 n \n".encode()
-    out += (
-        f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    )
-    return bytes(out)
+    return samples.pdf(objects, header=b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
