@@ -246,6 +246,8 @@ def _accept_attr(accept: Iterable[str]) -> str:
     for a in accept:
         if a == "certificate":
             out += [".cer", ".crt", ".pem", ".der", ".pfx", ".p12"]
+        elif a == "certificate_with_key":
+            out += [".pfx", ".p12"]
         elif a == "application/pdf":
             out += [".pdf", "application/pdf"]
         elif a == "image/png":

@@ -201,10 +201,29 @@ def answer(element_id: str, ctx: dict[str, Any], *, negative: bool = False) -> d
 def demo_certificate(cnpj: str, name: str = "ESTABELECIMENTO DEMO", days: int = 365) -> bytes:
     """A self-signed e-CNPJ-style certificate (DER) carrying the CNPJ in the ICP-Brasil
     otherName 2.16.76.1.3.3, for demo data and tests. It is not ICP-Brasil."""
+    from cryptography.hazmat.primitives import serialization
+
+    cert, _key = _demo_certificate_and_key(cnpj, name, days)
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+def demo_pfx(
+    cnpj: str, password: str, name: str = "ESTABELECIMENTO DEMO", days: int = 365
+) -> bytes:
+    """The same kind of certificate as :func:`demo_certificate`, as a .pfx with its private
+    key under ``password`` — what the PEC's Chaves folder holds."""
+    from cryptography.hazmat.primitives.serialization import BestAvailableEncryption, pkcs12
+
+    cert, key = _demo_certificate_and_key(cnpj, name, days)
+    encryption = BestAvailableEncryption(password.encode())
+    return pkcs12.serialize_key_and_certificates(b"demo", key, cert, None, encryption)
+
+
+def _demo_certificate_and_key(cnpj: str, name: str, days: int):
     from datetime import UTC, datetime
 
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -235,4 +254,4 @@ def demo_certificate(cnpj: str, name: str = "ESTABELECIMENTO DEMO", days: int = 
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
         .sign(key, hashes.SHA256())
     )
-    return cert.public_bytes(serialization.Encoding.DER)
+    return cert, key

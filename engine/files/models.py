@@ -29,7 +29,9 @@ class StoredFile(Base):
     instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instance.id"))
     filename: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(100))
-    kind: Mapped[str] = mapped_column(String(20))  # pdf | png | certificate | other
+    kind: Mapped[str] = mapped_column(
+        String(20)
+    )  # pdf | png | certificate | certificate_with_key (a .pfx with its key)
     size: Mapped[int] = mapped_column(Integer)
     # Content warnings for the DATASUS lane, e.g. a PDF with JavaScript or embedded files.
     flags: Mapped[list] = mapped_column(JSONType, default=list)

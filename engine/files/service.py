@@ -25,10 +25,11 @@ from engine.db import JSONType, utcnow
 from engine.errors import Invalid, NotFound, TooLarge
 from engine.files.content import EvidenceError, check_evidence
 from engine.files.models import StoredFile
+from engine.forms.schema import WITH_KEY
 from engine.pki import (
     CertificateError,
     looks_like_certificate_file,
-    public_der_from_upload,
+    parse_file,
 )
 
 CHUNK = 64 * 1024
@@ -126,10 +127,13 @@ def store(
     flags: list[str] = []
     if looks_like_certificate_file(content):
         try:
-            content = public_der_from_upload(content, password)
+            parsed = parse_file(content, password)
         except CertificateError as exc:
             raise Invalid({"file": exc.message}) from None
+        content = parsed.leaf_der  # the key and the password go no further
         content_type, kind = "application/pkix-cert", "certificate"
+        if parsed.has_private_key and parsed.key_matches is not False:
+            kind = WITH_KEY  # came as .pfx/.p12 with its key: what the PEC's Chaves folder needs
         filename = (Path(filename or "certificado").stem or "certificado") + ".cer"
     else:
         try:

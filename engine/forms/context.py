@@ -15,7 +15,8 @@ class FileInfo:
 
     id: str
     content_type: str
-    kind: str | None = None  # e.g. "certificate", "evidence"
+    # e.g. "certificate", "evidence"; "certificate_with_key" for a .pfx/.p12 that had its key
+    kind: str | None = None
 
 
 @dataclass

@@ -9,7 +9,8 @@ from jsonschema import Draft202012Validator, ValidationError
 from jsonschema import validators as jsonschema_validators
 
 from engine.forms.context import FileInfo
-from engine.forms.messages import REQUIRED, accept_labels
+from engine.forms.messages import KEY_MISSING, REQUIRED, accept_labels
+from engine.forms.schema import WITH_KEY
 
 
 def _required(validator, required, instance, schema):
@@ -32,7 +33,9 @@ def _dependent_required(validator, dependent, instance, schema):
 
 
 def _file_matches(info: FileInfo, accepted: list) -> bool:
-    return info.content_type in accepted or (info.kind is not None and info.kind in accepted)
+    if info.content_type in accepted or (info.kind is not None and info.kind in accepted):
+        return True
+    return info.kind == WITH_KEY and "certificate" in accepted  # a .pfx is a certificate too
 
 
 def _x_accept(validator, accepted, instance, schema):
@@ -42,7 +45,11 @@ def _x_accept(validator, accepted, instance, schema):
         return
     lookup = getattr(validator.format_checker, "lookup_file", None)
     info = lookup(instance) if lookup else None
-    if info is not None and not _file_matches(info, accepted):
+    if info is None or _file_matches(info, accepted):
+        return
+    if info.kind == "certificate" and WITH_KEY in accepted:  # a .cer where the key is needed
+        yield ValidationError(KEY_MISSING)
+    else:
         yield ValidationError(f"Tipo de arquivo não aceito. Envie: {accept_labels(accepted)}.")
 
 

@@ -47,7 +47,14 @@ _ACCEPT_LABELS = {
     "image/png": "PNG",
     "image/jpeg": "JPEG",
     "certificate": "certificado digital (.cer, .crt, .pem, .pfx, .p12)",
+    "certificate_with_key": "certificado digital com a chave (.pfx ou .p12)",
 }
+# A certificate sent without its private key where the key is needed (the PEC's Chaves folder).
+KEY_MISSING = (
+    "Este passo precisa do certificado com a chave privada: envie o arquivo .pfx ou .p12 "
+    "(com a senha dele). Um .cer, .crt ou .pem traz só a parte pública, e o PEC não "
+    "habilita a RNDS sem a chave."
+)
 
 
 def accept_labels(accepted: list) -> str:

@@ -197,7 +197,18 @@ class FieldSpec:
 
     def accepts(self, kind: str) -> bool:
         """Whether this file field, or the files of this array, accept ``kind``."""
-        return kind in self.accept or (self.item is not None and kind in self.item.accept)
+        return _accepted(kind, self.accept) or (
+            self.item is not None and _accepted(kind, self.item.accept)
+        )
+
+
+# ``certificate_with_key`` is a certificate that came as a .pfx/.p12 with its private key (the
+# PEC's Chaves folder needs one): a certificate field for everything but the key check.
+WITH_KEY = "certificate_with_key"
+
+
+def _accepted(kind: str, accept: tuple[str, ...]) -> bool:
+    return kind in accept or (kind == "certificate" and WITH_KEY in accept)
 
 
 def _flag(view: View, keyword: str) -> bool:
@@ -445,7 +456,7 @@ class FormView:
     @property
     def certificate_fields(self) -> tuple[FieldSpec, ...]:
         """Single-file fields that take a certificate: what the task registers."""
-        return tuple(f for f in self.fields if f.is_file and "certificate" in f.accept)
+        return tuple(f for f in self.fields if f.is_file and _accepted("certificate", f.accept))
 
     @property
     def uploads(self) -> dict[str, bool]:

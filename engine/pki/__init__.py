@@ -41,7 +41,12 @@ from engine.pki.judge import (
     problems_of,
     validity_item,
 )
-from engine.pki.reading import MAX_BYTES, looks_like_certificate_file, public_der_from_upload
+from engine.pki.reading import (
+    MAX_BYTES,
+    looks_like_certificate_file,
+    parse_file,
+    public_der_from_upload,
+)
 from engine.pki.report import (
     MESSAGES,
     CertificateError,
@@ -72,6 +77,7 @@ __all__ = [
     "looks_like_certificate_file",
     "person_fields",
     "problems_of",
+    "parse_file",
     "public_der_from_upload",
     "sha256_hex",
     "validity_item",

@@ -48,9 +48,10 @@ class Driver:
         assert res.status_code == expect, (element, res.json)
         return res
 
-    def upload(self, content: bytes, name: str, who: str) -> str:
+    def upload(self, content: bytes, name: str, who: str, password: str | None = None) -> str:
+        form = {"file": (io.BytesIO(content), name)} | ({"password": password} if password else {})
         res = self.client.post("/api/v1/files", headers=self.users[who].headers,
-                               data={"file": (io.BytesIO(content), name)}, content_type="multipart/form-data")  # fmt: skip
+                               data=form, content_type="multipart/form-data")  # fmt: skip
         assert res.status_code == 201, res.json
         return res.json["id"]
 
@@ -123,10 +124,18 @@ def test_pec_end_to_end_with_secrets_same_cpf_and_rejection(pec, db, make):
     cert = d.upload(samples.demo_certificate(fms.cnpj), "gerado.cer", "DATASUS")
     d.complete("registrar_credencial_gerada", {"decision": "aprovada", "identificador_solicitante": "50222",
                                                "certificado_gerado": cert})  # fmt: skip
-    installed = d.upload(
+    # The Chaves folder needs the .pfx with its key: a .cer is refused at the field, saying why.
+    public = d.upload(
         samples.demo_certificate(fms.cnpj), "instalado.cer", "Administrador da Instalação"
     )
+    refused = d.complete("instalar_certificado", {"sistema_operacional": "Linux", "certificado_instalado": public,
+                                                  "pasta_chaves_linux": "/opt/e-SUS/webserver/Chaves",
+                                                  "pasta_chaves_criada": True}, expect=422)  # fmt: skip
+    assert "chave" in refused.json["errors"]["certificado_instalado"]
+    installed = d.upload(samples.demo_pfx(fms.cnpj, "s3nha"), "instalado.pfx",
+                         "Administrador da Instalação", password="s3nha")  # fmt: skip
     d.complete("instalar_certificado", {"sistema_operacional": "Linux", "certificado_instalado": installed,
+                                        "pasta_chaves_linux": "/opt/e-SUS/webserver/Chaves",
                                         "pasta_chaves_criada": True})  # fmt: skip
     d.complete("habilitar_rnds_pec", {"identificador_solicitante": "50222", "data_inclusao": today,
                                       "validade_certificado": "2027-11-20", "senha_digitada_no_pec": True})  # fmt: skip

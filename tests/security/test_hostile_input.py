@@ -508,10 +508,11 @@ class Walker:
         assert SQL in audit_csv or SCRIPT in audit_csv
 
 
-def _upload(db: Any, sec: SecWorld, role: str, name: str, content: bytes) -> str:
+def _upload(db: Any, sec: SecWorld, role: str, name: str, content: bytes,
+            password: str | None = None) -> str:  # fmt: skip
     with db.write() as s:
         return files.store(s, sec.users[role].actor, sec.own.org_id, name, content,
-                           limit=10**7).id  # fmt: skip
+                           limit=10**7, password=password).id  # fmt: skip
 
 
 def test_every_form_of_the_credentialing_process(csrf_app, db, sec: SecWorld) -> None:
@@ -593,9 +594,10 @@ def test_every_form_of_the_pec_process(csrf_app, db, sec: SecWorld) -> None:
     cert = _upload(db, sec, "datasus", "gerado.cer", samples.demo_certificate(sec.own.est.cnpj))
     w.step("registrar_credencial_gerada", {"decision": "aprovada", "identificador_solicitante": "50222",
                                            "certificado_gerado": cert})  # fmt: skip
-    installed = _upload(db, sec, "admin_instalacao", "i.cer",
-                        samples.demo_certificate(sec.own.est.cnpj))  # fmt: skip
+    installed = _upload(db, sec, "admin_instalacao", "i.pfx",
+                        samples.demo_pfx(sec.own.est.cnpj, "pw"), password="pw")  # fmt: skip
     w.step("instalar_certificado", {"sistema_operacional": "Linux", "certificado_instalado": installed,
+                                    "pasta_chaves_linux": "/opt/e-SUS/webserver/Chaves",
                                     "pasta_chaves_criada": True, "observacoes": "ok"})  # fmt: skip
     w.step("habilitar_rnds_pec", {"identificador_solicitante": "50222", "data_inclusao": today,
                                   "validade_certificado": "2027-11-20", "senha_digitada_no_pec": True})  # fmt: skip
@@ -671,7 +673,9 @@ def test_every_form_of_the_pec_renewal(csrf_app, db, sec: SecWorld, settings, mo
                                     w.ready("instalar_certificado_chaves"))  # fmt: skip
     texts = [n for n, _ in free_text_fields(chaves.schema, chaves.ui)]
     w.shift = -texts.index("observacoes") % len(PAYLOADS)
-    w.step("instalar_certificado_chaves", {"sistema_operacional": "Windows", "certificado_instalado": new,
+    new_pfx = _upload(db, sec, "admin_instalacao", "novo.pfx",
+                      samples.demo_pfx(sec.own.est.cnpj, "pw", days=400), password="pw")  # fmt: skip
+    w.step("instalar_certificado_chaves", {"sistema_operacional": "Windows", "certificado_instalado": new_pfx,
                                            "pasta_chaves": True, "observacoes": "ok"})  # fmt: skip
     w.step("reabilitar_certificado_pec", {"certificado_desabilitado": True, "identificador_solicitante": "40111",
                                           "senha_digitada_no_pec": True, "data_inclusao": "2026-11-21",

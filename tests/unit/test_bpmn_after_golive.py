@@ -321,7 +321,9 @@ def clock(monkeypatch):
 
 
 def _lookup_file(file_id: str) -> FileInfo:
-    return FileInfo(id=file_id, content_type="application/x-pkcs12", kind="certificate")
+    # ids with "pfx" are uploads that came with their key (.pfx/.p12); the rest are .cer
+    kind = "certificate_with_key" if "pfx" in file_id else "certificate"
+    return FileInfo(id=file_id, content_type="application/pkix-cert", kind=kind)
 
 
 def form_context(data=None) -> FormContext:
@@ -424,7 +426,8 @@ class Run:
         secret = secret_fields(schema)
         public = {k: v for k, v in cleaned.items() if k not in secret}
         for name, prop in schema["properties"].items():
-            if "certificate" in prop.get("x-accept", []) and public.get(name):
+            accepted = {"certificate", "certificate_with_key"} & set(prop.get("x-accept", []))
+            if accepted and public.get(name):
                 public[f"{name}_sha256"] = fingerprint(public[name])
         task.set_data(**public)
         task.run()
@@ -673,7 +676,7 @@ def _produced_upstream(pid, spec, task_id):
             schema = _load_json(PROCESSES / pid / props["formJsonSchemaFilename"])
             for name, prop in schema["properties"].items():
                 names.add(name)
-                if "certificate" in prop.get("x-accept", []):
+                if {"certificate", "certificate_with_key"} & set(prop.get("x-accept", [])):
                     names.add(f"{name}_sha256")  # added by the engine
         for key in ("preScript", "postScript"):
             script = getattr(task_spec, "extensions", {}).get(key) or ""
@@ -1357,7 +1360,10 @@ def test_form_conventions():
                 assert 0 < prop["maxItems"] <= 500, (where, field_path)
                 assert prop["items"]["type"] == "object"  # rows, never plain values
             if prop.get("format") == "file":
-                assert prop["x-accept"] == ["certificate"], (where, field_path)
+                # the Chaves folder of a PEC needs the .pfx/.p12 with its key (seed 004)
+                chaves = "chaves" in where
+                expected = ["certificate_with_key"] if chaves else ["certificate"]
+                assert prop["x-accept"] == expected, (where, field_path)
             if prop.get("readOnly"):
                 assert field_path not in required, (where, field_path)
             is_password = "senha" in field_path and prop.get("type") == "string"

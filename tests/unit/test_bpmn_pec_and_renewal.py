@@ -204,6 +204,7 @@ SOLICITACAO_SEM_A1 = {
 APROVADA = {"decision": "aprovada", "identificador_solicitante": "40111"}
 INSTALACAO = {
     "sistema_operacional": "Linux",
+    "pasta_chaves_linux": "/srv/e-SUS/webserver/Chaves",
     "certificado_instalado": "file-pfx-1",
     "certificado_instalado_senha": "s3nha-do-pfx",  # x-secret
     "pasta_chaves_criada": True,
@@ -291,8 +292,14 @@ def form_schema(wf, bpmn_id):
     return _load_json(_forms_dir(wf) / props["formJsonSchemaFilename"])
 
 
+# The uploads that came as .pfx/.p12 with their key (the file store's kind for them); any
+# other id is a public certificate (.cer).
+WITH_KEY_FILES = {"file-pfx-1", "file-novo"}
+
+
 def _lookup_file(file_id: str) -> FileInfo:
-    return FileInfo(id=file_id, content_type="application/pkix-cert", kind="certificate")
+    kind = "certificate_with_key" if file_id in WITH_KEY_FILES else "certificate"
+    return FileInfo(id=file_id, content_type="application/pkix-cert", kind=kind)
 
 
 def form_context(data=None) -> FormContext:
@@ -933,7 +940,10 @@ def test_form_conventions():
         for field_path, prop in _walk_properties(schema):
             assert prop.get("title"), (name, field_path)
             if prop.get("format") == "file":
-                assert prop["x-accept"] == ["certificate"], (name, field_path)
+                # the Chaves folder and the e-Gestor request need the .pfx with its key
+                with_key = name.startswith("instalar") or field_path == "certificado_pfx"
+                expected = ["certificate_with_key"] if with_key else ["certificate"]
+                assert prop["x-accept"] == expected, (name, field_path)
             if prop.get("readOnly"):
                 assert field_path not in schema.get("required", []), (name, field_path)
         props = schema["properties"]
@@ -1071,12 +1081,10 @@ def test_decision_and_date_rules():
 def test_instalar_documents_both_folders(pec):
     spec, _ = pec
     doc = spec.task_specs["instalar_certificado"].documentation
-    assert "C:\\Program Files\\e-SUS\\webserver\\chaves" in doc
-    assert "/opt/e-SUS/webserver/chaves" in doc
-    ui = _load_json(PEC_FORMS / "instalar-certificado.ui.json")
-    names = ui["sistema_operacional"]["ui:enumNames"]
-    assert "C:\\Program Files\\e-SUS\\webserver\\chaves" in names[0]
-    assert "/opt/e-SUS/webserver/chaves" in names[1]
+    # seed 004: a folder named "Chaves"; the Linux path is the installation's (asked)
+    assert "C:\\Program Files\\e-SUS\\webserver\\Chaves" in doc
+    assert "/opt/e-SUS/webserver/Chaves" in doc and "informe o caminho" in doc
+    assert ".cer não serve" in doc
 
 
 def test_renewal_documents_the_server_side_checks(renov):
@@ -1090,8 +1098,8 @@ def test_pec_renewal_documents_the_seed_steps(renov):
     certificado", then choose the new one, its password and the identificador, "Habilitar"."""
     spec, _ = renov
     doc = spec.task_specs["instalar_certificado_chaves"].documentation
-    assert "C:\\Program Files\\e-SUS\\webserver\\chaves" in doc
-    assert "/opt/e-SUS/webserver/chaves" in doc
+    assert "C:\\Program Files\\e-SUS\\webserver\\Chaves" in doc
+    assert "/opt/e-SUS/webserver/Chaves" in doc and "informe o caminho" in doc
     assert "com a chave" in doc and ".pfx ou .p12" in doc
     doc = spec.task_specs["reabilitar_certificado_pec"].documentation
     for step in (
@@ -1105,8 +1113,8 @@ def test_pec_renewal_documents_the_seed_steps(renov):
     assert doc.index("Desabilitar certificado") < doc.index("“Habilitar”")
     ui = _load_json(RENOV_FORMS / "instalar-certificado-chaves.ui.json")
     names = ui["sistema_operacional"]["ui:enumNames"]
-    assert "C:\\Program Files\\e-SUS\\webserver\\chaves" in names[0]
-    assert "/opt/e-SUS/webserver/chaves" in names[1]
+    assert "C:\\Program Files\\e-SUS\\webserver\\Chaves" in names[0]
+    assert "Chaves" in names[1] and "instalado" in names[1]
 
 
 # --------------------------------------------------------------- gateways
@@ -1243,3 +1251,74 @@ def test_process_json_renewal(renov):
 @pytest.mark.parametrize(("path", "process_id"), [(PEC_FILE, PEC_ID), (RENOV_FILE, RENOV_ID)])
 def test_diagram_interchange(path, process_id):
     assert_diagram_interchange(path, process_id)
+
+
+# --------------------------------------------- the Chaves folder: a .pfx with its key
+
+
+@pytest.mark.parametrize(
+    ("process", "bpmn_id", "data"),
+    [("pec", "instalar_certificado", INSTALACAO), ("renov", "instalar_certificado_chaves",
+                                                   INSTALACAO_CHAVES)],
+)  # fmt: skip
+def test_chaves_folder_needs_the_certificate_with_its_key(request, process, bpmn_id, data):
+    spec, subprocesses = request.getfixturevalue(process)
+    schema = form_schema(BpmnWorkflow(spec, subprocesses), bpmn_id)
+    # the .pfx/.p12 with its key passes
+    validate_form(schema, copy.deepcopy(data), form_context())
+    # a public certificate (.cer) is refused at the field, saying why
+    with pytest.raises(FormInvalid) as refused:
+        validate_form(schema, dict(data, certificado_instalado="file-cer-1"), form_context())
+    message = refused.value.errors["certificado_instalado"]
+    assert ".pfx ou .p12" in message and "chave" in message
+    # the page's file picker offers only .pfx/.p12 there
+    assert schema["properties"]["certificado_instalado"]["x-accept"] == ["certificate_with_key"]
+
+
+def test_pec_request_refuses_a_cer(pec, clock):
+    wf = start_pec(pec, certificado=True)
+    run_until_request(wf)
+    [solicitar] = ready(wf)
+    schema = form_schema(wf, "solicitar_novo_credenciamento")
+    with pytest.raises(FormInvalid) as refused:
+        validate_form(
+            schema, dict(SOLICITACAO, certificado_pfx="file-cer-1"), form_context(solicitar.data)
+        )
+    assert "chave" in refused.value.errors["certificado_pfx"]
+
+
+@pytest.mark.parametrize(
+    ("process", "bpmn_id", "data"),
+    [("pec", "instalar_certificado", INSTALACAO), ("renov", "instalar_certificado_chaves",
+                                                   INSTALACAO_CHAVES)],
+)  # fmt: skip
+def test_chaves_folder_paths(request, process, bpmn_id, data):
+    spec, subprocesses = request.getfixturevalue(process)
+    wf = BpmnWorkflow(spec, subprocesses)
+    schema = form_schema(wf, bpmn_id)
+    ui = _load_json(_forms_dir(wf) / bpmn_id.replace("_", "-").join(("", ".ui.json")))
+    windows, linux = ui["sistema_operacional"]["ui:enumNames"]
+    assert windows.endswith("C:\\Program Files\\e-SUS\\webserver\\Chaves")  # as in seed 004
+    assert "Chaves" in linux
+    linux_data = dict(data, sistema_operacional="Linux")
+    # on Linux the installation's own path is asked, and it must end in the Chaves folder
+    without = {k: v for k, v in linux_data.items() if k != "pasta_chaves_linux"}
+    with pytest.raises(FormInvalid) as missing:
+        validate_form(schema, copy.deepcopy(without), form_context())
+    assert "pasta_chaves_linux" in missing.value.errors
+    with pytest.raises(FormInvalid) as wrong:
+        validate_form(
+            schema, dict(linux_data, pasta_chaves_linux="/opt/e-SUS/chaves"), form_context()
+        )
+    assert "Chaves" in wrong.value.errors["pasta_chaves_linux"]
+    kept = validate_form(
+        schema, dict(linux_data, pasta_chaves_linux="/srv/esus/webserver/Chaves"), form_context()
+    )
+    assert kept["pasta_chaves_linux"] == "/srv/esus/webserver/Chaves"
+    # on Windows the question is hidden: its value is dropped, never validated
+    on_windows = validate_form(
+        schema,
+        dict(data, sistema_operacional="Windows", pasta_chaves_linux="not a path"),
+        form_context(),
+    )
+    assert "pasta_chaves_linux" not in on_windows
