@@ -4,15 +4,16 @@ start on it."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from engine import identifiers
-from engine.credentials import queries
+from engine.credentials import pec, queries
 from engine.credentials import service as credentials
 from engine.credentials.models import STATUS_LABELS, STATUSES, Credential
 from engine.db import utcnow
@@ -20,7 +21,17 @@ from engine.errors import Invalid, NotFound
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
 from web.i18n import fmt_date
-from web.ui.common import actor, db, has_role, login_required, org_id, page_arg, same_org, text_arg
+from web.ui.common import (
+    actor,
+    db,
+    has_role,
+    login_required,
+    org_id,
+    page_arg,
+    same_org,
+    settings,
+    text_arg,
+)
 
 bp = Blueprint("credentials", __name__)
 PAGE = queries.PAGE_SIZE
@@ -188,7 +199,7 @@ def _history(credential: Credential) -> list[dict[str, Any]]:
         status = str(item.get("status", ""))
         out.append(
             {"status": status, "label": STATUS_LABELS.get(status, status), "at": at,
-             "instance": item.get("instance")}
+             "instance": item.get("instance"), "reason": item.get("reason", "")}
         )  # fmt: skip
     return out
 
@@ -248,6 +259,14 @@ def describe_event(event: Any) -> tuple[str, list[str]]:
         return _("Titularidade transferida"), [
             _("de %(src)s para %(dst)s", src=data.get("from", "—"), dst=data.get("to", "—"))
         ]
+    if event.action == "credential.pec_certificate_disabled":
+        return _("Certificado desabilitado no PEC"), [
+            _("em %(on)s", on=fmt_date(data.get("on"))), str(data.get("reason", ""))
+        ]
+    if event.action == "credential.pec_certificate_enabled":
+        return _("Certificado habilitado novamente no PEC"), [
+            _("em %(on)s", on=fmt_date(data.get("on")))
+        ]
     if event.action == "credential.registered":
         return _("Credencial registrada (trazida de fora do Credencia)"), [
             f"{FIELD_LABELS['status']}: {_shown('status', data.get('status'))}",
@@ -272,20 +291,69 @@ def _timeline(detail: queries.Detail) -> list[dict[str, Any]]:
 @bp.get("/credenciais/<int:credential_id>")
 @login_required
 def show(credential_id: int):
+    return _show(credential_id)
+
+
+def _show(credential_id: int, *, pec_form: dict[str, Any] | None = None, status: int = 200):
     with db().read() as s:  # a refusal is audited (engine.db)
         credential = _credential(s, credential_id)
         detail = queries.detail(s, actor(), credential)
         starts = queries.starts(s, actor(), credential)
+        may_record_pec = pec.can_record(actor(), credential)
     actions = [
         {**entry, "button": ACTION_LABELS.get(entry.get("kind") or "", entry.get("label")),
          "icon": ACTION_ICONS.get(entry.get("kind") or "", "fa-play")}
         for entry in starts
     ]  # fmt: skip
-    return _render(
-        "credentials/detail.html",
-        credential=credential,
-        detail=detail,
-        history=_history(credential),
-        timeline=_timeline(detail),
-        actions=actions,
+    return (
+        _render(
+            "credentials/detail.html",
+            credential=credential,
+            detail=detail,
+            history=_history(credential),
+            timeline=_timeline(detail),
+            actions=actions,
+            may_record_pec=may_record_pec,
+            pec_form=pec_form or {"values": {}, "errors": {}},
+            today=datetime.now(ZoneInfo(settings().timezone)).date().isoformat(),
+        ),
+        status,
     )
+
+
+def _form_date(raw: str) -> date | None:
+    """A date typed as 2026-12-03 (the date picker) or 03/12/2026."""
+    raw = (raw or "").strip()
+    for fmt in ("%Y-%m-%d", "%d/%m/%Y"):
+        try:
+            return datetime.strptime(raw, fmt).date()
+        except ValueError:
+            continue
+    return None
+
+
+@bp.post("/credenciais/<int:credential_id>/pec/<any(desabilitar, habilitar):action>")
+@login_required
+def pec_certificate(credential_id: int, action: str):
+    """Record the PEC's "Desabilitar certificado" (or its enabling again) on the credential."""
+    values = {"data": request.form.get("data", ""), "motivo": request.form.get("motivo", "")}
+    on = _form_date(values["data"])
+    try:
+        with db().write() as s:
+            if action == "desabilitar":
+                pec.disable_certificate(s, actor(), credential_id, on=on, reason=values["motivo"])
+            else:
+                pec.enable_certificate(s, actor(), credential_id, on=on)
+    except Invalid as exc:
+        errors = {k: _(v) for k, v in exc.errors.items()}
+        if values["data"] and on is None:
+            errors["data"] = _("Data inválida (use dd/mm/aaaa).")
+        form = {"action": action, "values": values, "errors": errors}
+        return _show(credential_id, pec_form=form, status=422)
+    if action == "desabilitar":
+        flash(
+            _("Registrado: certificado desabilitado no PEC; a credencial está suspensa."), "success"
+        )
+    else:
+        flash(_("Registrado: certificado habilitado novamente no PEC."), "success")
+    return redirect(url_for("credentials.show", credential_id=credential_id))
