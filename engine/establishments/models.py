@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.db import Base, JSONType, UTCDateTime, utcnow
@@ -92,6 +92,15 @@ class Portfolio(Base):
     date: Mapped[str] = mapped_column(String(10), default="")
     operations: Mapped[list] = mapped_column(JSONType, default=list)
     active: Mapped[bool] = mapped_column(default=True)
+    # The largest evidence file (PDF/PNG) its forms take, in MB; None: the upload limit
+    # (MAX_UPLOAD_BYTES, 10 MB as leaflet 002 says). Declared in processes/portfolios.json.
+    evidence_max_mb: Mapped[int | None] = mapped_column(Integer)
+
+    def evidence_limit(self, upload_limit: int) -> int:
+        """The evidence limit in bytes: the portfolio's, never above the upload limit."""
+        if not self.evidence_max_mb:
+            return upload_limit
+        return min(upload_limit, self.evidence_max_mb * 1024 * 1024)
 
     def as_data(self) -> dict:
         return {"code": self.code, "name": self.name, "operations": list(self.operations)}

@@ -508,16 +508,23 @@ def import_csv(
 def load_portfolios(session: Session, path: Path) -> int:
     """Add the catalogue entries of ``processes/portfolios.json`` that the database lacks.
 
-    Entries already in the database are left alone: admins edit the catalogue there.
+    Entries already in the database keep what admins edited there; only the evidence limit
+    (``evidence_max_mb``, an operator's setting kept in the file) follows the file.
     Returns how many were added.
     """
     if not path.exists():
         return 0
     items = json.loads(path.read_text(encoding="utf-8"))
-    known = set(session.scalars(select(Portfolio.code)))
+    known = {p.code: p for p in session.scalars(select(Portfolio))}
     added = 0
     for item in items:
+        limit = item.get("evidence_max_mb")
+        if not (limit is None or (type(limit) is int and 1 <= limit <= 1024)):
+            raise ValueError(
+                f"portfolios.json: evidence_max_mb de {item['code']} deve ser um inteiro de 1 a 1024"
+            )
         if item["code"] in known:
+            known[item["code"]].evidence_max_mb = limit
             continue
         session.add(
             Portfolio(
@@ -526,6 +533,7 @@ def load_portfolios(session: Session, path: Path) -> int:
                 version=item.get("version", ""),
                 date=item.get("date", ""),
                 operations=item.get("operations", []),
+                evidence_max_mb=limit,
             )
         )
         added += 1

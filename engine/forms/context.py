@@ -17,6 +17,7 @@ class FileInfo:
     content_type: str
     # e.g. "certificate", "evidence"; "certificate_with_key" for a .pfx/.p12 that had its key
     kind: str | None = None
+    size: int | None = None  # bytes, when the lookup knows it (the evidence limit reads it)
 
 
 @dataclass
@@ -33,6 +34,9 @@ class FormContext:
     # CNESs -> UF of those registered in the organization, in one query; when given, the
     # same_uf rule asks it once for all the items of an array
     lookup_establishment_ufs: Callable[[list[str]], Mapping[str, str]] | None = None
+    # The largest evidence file (PDF/PNG) this form takes, in bytes: the portfolio's limit
+    # (processes/portfolios.json "evidence_max_mb"); None when only the upload limit applies.
+    max_evidence_bytes: int | None = None
 
 
 class FormInvalid(Exception):

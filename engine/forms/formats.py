@@ -39,6 +39,7 @@ class FormFormatChecker(FormatChecker):
     """A FormatChecker that also carries the file lookup for the x-accept keyword."""
 
     lookup_file: FileLookup
+    max_evidence_bytes: int | None = None
 
 
 def _check_date(value: object) -> bool:
@@ -129,6 +130,7 @@ _CHECKS: dict[str, tuple[Callable[[object], bool], type[Exception]]] = {
 def format_checker(ctx: FormContext) -> FormFormatChecker:
     checker = FormFormatChecker(formats=())
     checker.lookup_file = FileLookup(ctx)
+    checker.max_evidence_bytes = ctx.max_evidence_bytes
 
     def check_file(value: object) -> bool:
         if isinstance(value, str) and checker.lookup_file(value) is None:

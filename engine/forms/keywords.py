@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from jsonschema import validators as jsonschema_validators
 
 from engine.forms.context import FileInfo
-from engine.forms.messages import KEY_MISSING, REQUIRED, accept_labels
+from engine.forms.messages import KEY_MISSING, REQUIRED, accept_labels, evidence_too_large
 from engine.forms.schema import WITH_KEY
 
 
@@ -32,6 +32,10 @@ def _dependent_required(validator, dependent, instance, schema):
                     yield ValidationError(REQUIRED, path=[each])
 
 
+# The kinds of evidence files (engine/files/content.py); certificates have no size limit here.
+EVIDENCE = frozenset({"pdf", "png"})
+
+
 def _file_matches(info: FileInfo, accepted: list) -> bool:
     if info.content_type in accepted or (info.kind is not None and info.kind in accepted):
         return True
@@ -45,7 +49,12 @@ def _x_accept(validator, accepted, instance, schema):
         return
     lookup = getattr(validator.format_checker, "lookup_file", None)
     info = lookup(instance) if lookup else None
-    if info is None or _file_matches(info, accepted):
+    if info is not None and _file_matches(info, accepted):
+        limit = getattr(validator.format_checker, "max_evidence_bytes", None)
+        if limit and info.size is not None and info.size > limit and info.kind in EVIDENCE:
+            yield ValidationError(evidence_too_large(info.size, limit))
+        return
+    if info is None:
         return
     if info.kind == "certificate" and WITH_KEY in accepted:  # a .cer where the key is needed
         yield ValidationError(KEY_MISSING)

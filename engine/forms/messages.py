@@ -57,6 +57,14 @@ KEY_MISSING = (
 )
 
 
+def evidence_too_large(size: int, limit: int) -> str:
+    mb = 1024 * 1024
+    return (
+        f"Arquivo de {size / mb:.1f} MB: o limite de evidências deste portfólio é "
+        f"{limit // mb} MB. Reduza o arquivo (por exemplo, imprima como PDF) ou divida-o."
+    ).replace(".", ",", 1)
+
+
 def accept_labels(accepted: list) -> str:
     labels = [_ACCEPT_LABELS.get(a, str(a)) for a in accepted]
     return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " ou " + labels[-1]

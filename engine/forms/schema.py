@@ -454,6 +454,11 @@ class FormView:
         return any(f.accepts("certificate") for f in self.fields)
 
     @property
+    def takes_evidence(self) -> bool:
+        """Whether the form takes evidence files (PDF or PNG): the portfolio's limit applies."""
+        return any(f.accepts("application/pdf") or f.accepts("image/png") for f in self.fields)
+
+    @property
     def certificate_fields(self) -> tuple[FieldSpec, ...]:
         """Single-file fields that take a certificate: what the task registers."""
         return tuple(f for f in self.fields if f.is_file and _accepted("certificate", f.accept))

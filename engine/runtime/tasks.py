@@ -25,7 +25,7 @@ from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_es
 from engine.audit import service as audit
 from engine.db import utcnow
 from engine.errors import Conflict, Invalid, NotFound
-from engine.establishments.models import Establishment
+from engine.establishments.models import Establishment, Portfolio
 from engine.files.models import StoredFile
 from engine.runtime.models import CANCELLED, COMPLETED, READY, ProcessInstance, Task
 from engine.runtime.state import is_postgres, load_workflow
@@ -477,13 +477,13 @@ def _form_context(
         found = {}
         for row in session.execute(
             select(
-                StoredFile.id, StoredFile.content_type, StoredFile.kind,
+                StoredFile.id, StoredFile.content_type, StoredFile.kind, StoredFile.size,
                 StoredFile.uploaded_by_id, StoredFile.instance_id, StoredFile.establishment_id,
             ).where(StoredFile.id.in_(wanted), StoredFile.org_id == instance.org_id)
         ):  # fmt: skip
             if usable(row):
                 found[row.id] = forms.FileInfo(
-                    id=row.id, content_type=row.content_type, kind=row.kind
+                    id=row.id, content_type=row.content_type, kind=row.kind, size=row.size
                 )
             else:
                 refused.add(row.id)
@@ -520,8 +520,21 @@ def _form_context(
         lookup_establishment_uf=lookup_uf,
         lookup_establishment_ufs=lookup_ufs,
         data=data,
+        max_evidence_bytes=_evidence_limit(session, instance, schema),
     )
     return context, refused
+
+
+def _evidence_limit(
+    session: Session, instance: ProcessInstance, schema: dict[str, Any]
+) -> int | None:
+    """The portfolio's evidence limit in bytes, for a form that takes evidence files."""
+    if not instance.portfolio_code or not forms.form_view(schema).takes_evidence:
+        return None
+    mb = session.scalar(
+        select(Portfolio.evidence_max_mb).where(Portfolio.code == instance.portfolio_code)
+    )
+    return mb * 1024 * 1024 if mb else None
 
 
 def _server_owned(

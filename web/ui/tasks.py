@@ -100,10 +100,17 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
         users=users,
         notice=notice,
         max_mb=settings().max_upload_bytes // (1024 * 1024),
+        evidence_mb=_evidence_mb(portfolio),
         file_flags=file_flags,
         certificate=certificate,
         shows_certificate=shows_certificate,
     ), status
+
+
+def _evidence_mb(portfolio: Any) -> int:
+    """The largest evidence file this instance's forms take, in MB (shown at the field)."""
+    limit = settings().max_upload_bytes
+    return (portfolio.evidence_limit(limit) if portfolio else limit) // (1024 * 1024)
 
 
 def _with_readonly(
