@@ -168,7 +168,9 @@ def portfolios():
     with db().read() as s:
         rows = establishment_queries.all_portfolios(s, actor(), org_id())
     return render_template(
-        "admin/portfolios.html", portfolios=rows, max_mb=settings().max_upload_bytes // (1024 * 1024)
+        "admin/portfolios.html",
+        portfolios=rows,
+        max_mb=settings().max_upload_bytes // (1024 * 1024),
     )
 
 

@@ -261,7 +261,8 @@ def describe_event(event: Any) -> tuple[str, list[str]]:
         ]
     if event.action == "credential.pec_certificate_disabled":
         return _("Certificado desabilitado no PEC"), [
-            _("em %(on)s", on=fmt_date(data.get("on"))), str(data.get("reason", ""))
+            _("em %(on)s", on=fmt_date(data.get("on"))),
+            str(data.get("reason", "")),
         ]
     if event.action == "credential.pec_certificate_enabled":
         return _("Certificado habilitado novamente no PEC"), [
