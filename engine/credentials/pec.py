@@ -84,9 +84,7 @@ def enable_certificate(
 def _locked(session: Session, actor: Actor, credential_id: int, action: str) -> Credential:
     credential = service.get(session, actor, credential_id, action=action)
     session.refresh(credential, with_for_update=True)
-    if not credential.is_pec:
-        raise Invalid({"status": "Só credenciais do PEC e-SUS APS têm este registro."})
-    if not can_record(actor, credential):
+    if not actor.roles_in(credential.org_id) & ROLES:
         raise actor.deny(
             "Apenas o administrador, o gestor municipal ou o administrador municipal registram "
             "a situação do certificado no PEC.",
@@ -95,6 +93,8 @@ def _locked(session: Session, actor: Actor, credential_id: int, action: str) -> 
             entity_type="credential",
             entity_id=credential_id,
         )
+    if not credential.is_pec:
+        raise Invalid({"status": "Só credenciais do PEC e-SUS APS têm este registro."})
     return credential
 
 

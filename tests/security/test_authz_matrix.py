@@ -262,6 +262,16 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/credenciais", "GET"): Route({"-": cell(302, 200)}),
     ("/credenciais.csv", "GET"): Route({"-": cell(302, 200)}),
     ("/credenciais/<int:credential_id>", "GET"): Route(seen(302, 200, 403, 404)),
+    # the world's credentials are not the PEC's: who may record passes the check and is told so
+    ("/credenciais/<int:credential_id>/pec/<any(desabilitar, habilitar):action>", "POST"): Route(
+        {
+            "own": cell(302, 403, admin=422, gestor_municipal=422, admin_municipal=422),
+            "est": cell(302, 403, admin=422),
+            "org": cell(302, 404),
+        },
+        data=lambda w, v: {"data": "2026-01-02", "motivo": "x"},
+        args={"action": lambda w, v: "desabilitar"},
+    ),
     # ---- tasks
     ("/tarefas/<task_id>", "GET"): Route(seen(302, 200, 403, 404)),
     ("/tarefas/<task_id>", "POST"): Route(

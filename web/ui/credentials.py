@@ -339,6 +339,8 @@ def pec_certificate(credential_id: int, action: str):
     """Record the PEC's "Desabilitar certificado" (or its enabling again) on the credential."""
     values = {"data": request.form.get("data", ""), "motivo": request.form.get("motivo", "")}
     on = _form_date(values["data"])
+    with db().read() as s:
+        _credential(s, credential_id)  # another organization's: not found, as on its page
     try:
         with db().write() as s:
             if action == "desabilitar":
