@@ -189,6 +189,11 @@ class Settings:
     upload_quota_bytes: int = field(
         default_factory=lambda: _int("UPLOAD_QUOTA_BYTES", 200 * 1024 * 1024, minimum=1)
     )
+    # /readyz fails when no scheduler job started for this long (0: the check is off, e.g.
+    # for a web-only test installation).
+    ready_scheduler_minutes: int = field(
+        default_factory=lambda: _int("READY_SCHEDULER_MINUTES", 10)
+    )
 
     @property
     def production(self) -> bool:

@@ -111,10 +111,11 @@ def _deploy_processes(db: Database, settings: settings_mod.Settings) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from web import security
+    from web import health, security
     from web.api.views import bp as api_bp
     from web.ui import register as register_ui
 
+    app.register_blueprint(health.bp)
     app.register_blueprint(api_bp)
     security.exempt_api(app, api_bp)
     register_ui(app)

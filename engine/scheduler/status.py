@@ -39,6 +39,11 @@ def is_stalled(every_seconds: int, last_started_at: datetime | None, now: dateti
     return last_started_at is None or now - last_started_at > late_after
 
 
+def heartbeat(session: Session) -> datetime | None:
+    """When any scheduler process last started a job (the /readyz heartbeat), or None."""
+    return session.scalar(select(func.max(SchedulerJob.last_started_at)))
+
+
 @dataclass
 class Status:
     now: datetime

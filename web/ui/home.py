@@ -41,9 +41,3 @@ def index():
         with_draft=with_draft,
         user_id=g.user.id,
     )
-
-
-@bp.get("/healthz")
-def healthz():
-    db().ping()
-    return {"status": "ok"}
