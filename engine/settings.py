@@ -96,6 +96,17 @@ def _int_list(name: str, default: str) -> tuple[int, ...]:
     return values
 
 
+def _one_of(name: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    """One of ``choices`` (the first is the default); anything else names the variable."""
+    raw = _text(name, "")
+    value = raw.strip().upper() if upper else raw.strip().lower()
+    if not value:
+        return choices[0]
+    if value not in choices:
+        raise SettingsError(f"{PREFIX}{name}={raw!r} desconhecido: use {', '.join(choices)}.")
+    return value
+
+
 def _environment() -> str:
     raw = _text("ENV", "")
     value = raw.strip().lower() or "development"
@@ -191,6 +202,12 @@ class Settings:
     )
     # /readyz fails when no scheduler job started for this long (0: the check is off, e.g.
     # for a web-only test installation).
+    log_format: str = field(default_factory=lambda: _one_of("LOG_FORMAT", ("text", "json")))
+    log_level: str = field(
+        default_factory=lambda: _one_of(
+            "LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR"), upper=True
+        )
+    )
     ready_scheduler_minutes: int = field(
         default_factory=lambda: _int("READY_SCHEDULER_MINUTES", 10)
     )

@@ -14,6 +14,7 @@ from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine.audit import service as audit
 from engine.db import Database
+from web import logs
 
 log = logging.getLogger(__name__)
 # Multipart overhead allowed on top of the file limit before a request is refused unread.
@@ -22,6 +23,7 @@ MULTIPART_SLACK = 64 * 1024
 
 def create_app(settings: settings_mod.Settings | None = None, db: Database | None = None) -> Flask:
     settings = settings or settings_mod.load()
+    logs.configure(settings.log_format, settings.log_level)
     app = Flask(__name__, instance_path=str(Path(settings_mod.ROOT) / "instance"))
     _configure(app, settings)
     _setup_keys(app, settings)
@@ -30,6 +32,7 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     app.extensions["credencia.db"] = db
     app.extensions["credencia.settings"] = settings
     _deploy_processes(db, settings)
+    logs.install(app, trust_request_id=settings.trusted_proxies > 0)
     _setup_i18n(app)
     _setup_security(app)
     _register_blueprints(app)

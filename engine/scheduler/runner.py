@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -54,8 +55,16 @@ def build_scheduler(
 
 
 def _run(db: Database, settings: Any, job: Job, owner: str) -> None:
+    started = time.perf_counter()
     summary = run_job(db, settings, job, owner=owner)
-    log.debug("job %s: %s", job.name, summary)
+    elapsed = round((time.perf_counter() - started) * 1000, 1)
+    log.info(
+        "job %s ran in %s ms: %s",
+        job.name,
+        elapsed,
+        summary,
+        extra={"job": job.name, "duration_ms": elapsed, "summary": summary},
+    )
 
 
 def run(

@@ -15,6 +15,7 @@ import click
 from engine.errors import DomainError
 from engine.notifications import service as notifications
 from engine.notifications.models import FAILED, PENDING, SENT
+from web import logs
 from web.cli.context import CliContext, fail, pass_cli
 
 
@@ -23,7 +24,9 @@ def _when(value: datetime | None) -> str:
 
 
 @click.group(invoke_without_command=True)
-@click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-level", default=None, help="INFO, DEBUG, WARNING ou ERROR (padrão: CREDENCIA_LOG_LEVEL)."
+)
 @click.option(
     "--stop-with-parent",
     "parent_pid",
@@ -34,7 +37,9 @@ def _when(value: datetime | None) -> str:
 )
 @click.pass_context
 @pass_cli
-def scheduler(cli: CliContext, ctx: click.Context, log_level: str, parent_pid: int | None) -> None:
+def scheduler(
+    cli: CliContext, ctx: click.Context, log_level: str | None, parent_pid: int | None
+) -> None:
     """Executa o agendador (temporizadores BPMN, lembretes, certificados, e-mails).
 
     Sem subcomando, roda em primeiro plano até SIGINT/SIGTERM. Vários processos no mesmo
@@ -46,11 +51,7 @@ def scheduler(cli: CliContext, ctx: click.Context, log_level: str, parent_pid: i
     from web.cli.db import require_current_schema
 
     require_current_schema(cli)
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # One line per job run every 15 s buries what matters; our jobs log their own results.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logs.configure(cli.settings.log_format, log_level or cli.settings.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # Started by `credencia serve`, SIGINT comes ignored (the master stops it): keep it so.
