@@ -103,6 +103,7 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
         file_flags=file_flags,
         certificate=certificate,
         shows_certificate=shows_certificate,
+        terms=form.terms,
     ), status
 
 
