@@ -50,9 +50,11 @@ def test_the_check_and_the_deploy_refuse_a_term_whose_file_is_missing(tmp_path, 
         f'{KEY}.bpmn: process.json: "terms": aceite_termo: arquivo do termo '
         "terms/termo-de-uso.v1.md não encontrado (ou não é UTF-8)"
     ]
-    with pytest.raises(definitions.DeployError, match="termo-de-uso.v1.md não encontrado"):
-        with db.write() as s:
-            definitions.deploy_bundle(s, definitions.read_bundle(folder / f"{KEY}.bpmn"))
+    bundle = definitions.read_bundle(folder / f"{KEY}.bpmn")
+    assert "terms/termo-de-uso.v1.md" not in bundle.files
+    refused = pytest.raises(definitions.DeployError, match="termo-de-uso.v1.md não encontrado")
+    with refused, db.write() as s:
+        definitions.deploy_bundle(s, bundle)
 
 
 def test_the_check_refuses_a_path_out_of_the_folder_and_a_field_that_is_not_an_acceptance(

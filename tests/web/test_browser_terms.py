@@ -1,5 +1,6 @@
 """The term of use in a real Chromium: the gestor reads it beside the checkbox on the
-homologation request, accepts it and sends; the instance page then says who accepted which
+homologation request, accepts it, is told on the review which version "Confirmar" accepts,
+and sends; the instance page then says who accepted which
 version, when, and opens the accepted text (a <details>, so without JavaScript too)."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from tests.support.live import (
     screenshot,
     serve,
 )
-from tests.support.pages import advance, fill_homologation, ready_task, send_task_form, tick
+from tests.support.pages import advance, fill_homologation, ready_task, tick
 
 pytestmark = pytest.mark.browser
 
@@ -54,7 +55,13 @@ def test_the_term_is_read_accepted_and_shown_on_the_instance(world, db, app):
         page.click("button[value='addall:servicos']")
         page.wait_for_selector("select[name='servicos.0.operacao']")
         tick(page, "#f-aceite_termo")
-        send_task_form(page)
+        page.click(".app-form-actions button[value=submit]")
+        page.wait_for_selector("[data-review]")
+        assert page.inner_text("[data-term-accepting]") == (
+            "Ao confirmar, você aceita o Termo de uso, versão 2024-1."
+        )
+        page.click("button[value=confirm]")
+        page.wait_for_load_state("domcontentloaded")
         assert f"/processos/{world.instance_id}" in page.url, page.inner_text("main")[:2000]
 
         accepted = page.locator("#termos")
