@@ -87,6 +87,10 @@ def test_completing_the_request_records_who_accepted_which_version_when(client, 
     task = _to_homologation_request(f)
     detail = client.get(f"/api/v1/tasks/{task['id']}", headers=world["users"]["Gestor"].headers)
     assert detail.json["form"]["schema"]["properties"]["aceite_termo"]["const"] is True
+    [offered] = detail.json["terms"]
+    assert offered["field"] == "aceite_termo" and offered["version"] == "2024-1"
+    assert offered["text"] == TERM.read_text(encoding="utf-8")
+    assert offered["sha256"] == hashlib.sha256(TERM.read_bytes()).hexdigest()
     # Not accepted: refused at the field, nothing recorded.
     refused = f.complete("solicitar_acesso_homologacao", data={"aceite_termo": False}, expect=422)
     assert "aceite_termo" in refused.json["errors"]

@@ -525,10 +525,25 @@ class TaskForm(Shape):
     ui: dict[str, Any]
 
 
+class Term(Shape):
+    """A term of use a form field accepts (engine/terms/): the text to show beside it."""
+
+    field: str = Field(description="O campo do formulário que aceita o termo.")
+    term: str = Field(description="Identificador do termo declarado em process.json.")
+    title: str
+    version: str
+    sha256: str = Field(description="SHA-256 do texto (UTF-8).")
+    text: str = Field(description="O texto do termo (Markdown simples).")
+
+
 class TaskDetail(Task):
     form: TaskForm
     data: dict[str, Any] = Field(description="Dados já preenchidos (rascunho ou anteriores).")
     context: dict[str, Any]
+    terms: list[Term] = Field(
+        description="Termos de uso que campos do formulário aceitam (numa tarefa concluída, "
+        "a versão aceita nela)."
+    )
 
 
 class InstanceSummary(Shape):

@@ -418,6 +418,17 @@ def get_task(task_id: str) -> s.TaskDetail:
             form=s.TaskForm(schema=form.served or form.schema, ui=form.ui),
             data=form.data,
             context=form.context,
+            terms=[
+                s.Term(
+                    field=t.field,
+                    term=t.id,
+                    title=t.title,
+                    version=t.version,
+                    sha256=t.sha256,
+                    text=t.text,
+                )
+                for t in form.terms.values()
+            ],  # fmt: skip
         )
 
 
