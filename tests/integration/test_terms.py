@@ -17,6 +17,7 @@ from engine.audit.models import AuditEvent
 from engine.credentials import service as credentials
 from engine.definitions import service as definitions
 from engine.definitions.check import check_file
+from engine.demo import samples
 from engine.errors import Invalid
 from engine.terms.models import TermAcceptance
 from tests.support.flows import flow
@@ -175,3 +176,19 @@ def test_an_old_acceptance_keeps_its_version_after_a_new_text_is_deployed(
     [accepted] = inst.json["terms"]
     assert accepted["version"] == "2024-1"
     assert accepted["sha256"] == hashlib.sha256(old_text.encode()).hexdigest()
+
+
+@pytest.mark.parametrize("adjust", [True, False], ids=["ajustar", "desistir"])
+def test_the_adjustment_accepts_again_only_when_it_asks(client, world, db, adjust):
+    f = flow(client, world)
+    _to_homologation_request(f)
+    f.complete("solicitar_acesso_homologacao")
+    f.complete("avaliar_solicitacao_acesso", negative=True)
+    adjusting = f.task("ajustar_solicitacao_acesso")
+    # Giving up hides the term's field: even a ticked box is no acceptance.
+    data = samples.answer("ajustar_solicitacao_acesso", f.ctx, negative=not adjust)
+    f.complete("ajustar_solicitacao_acesso", data={**data, "aceite_termo": True})
+    with db.read() as s:
+        rows = s.scalars(select(TermAcceptance).order_by(TermAcceptance.id)).all()
+    assert [r.version for r in rows] == ["2024-1"] * (2 if adjust else 1)
+    assert (rows[-1].task_id == adjusting["id"]) is adjust
