@@ -28,3 +28,4 @@ from engine.reminders.models import Reminder  # noqa: F401
 from engine.runtime.models import ProcessInstance, Task  # noqa: F401
 from engine.scheduler.models import SchedulerJob  # noqa: F401
 from engine.secrets.models import SecretValue  # noqa: F401
+from engine.terms.models import TermAcceptance  # noqa: F401

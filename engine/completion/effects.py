@@ -11,6 +11,8 @@ instance locked, before the workflow moves (``engine.runtime.tasks.Effect``); ra
   passwords (``writeOnly``) are not kept at all.
 - ``attach_files``: the form's files (``format: file``) now belong to the instance, so who
   may read them follows its establishment.
+- ``record_terms``: a field that accepts a term of use the process declares (engine/terms/),
+  when accepted, records who accepted which version of the text, and audits it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from engine.certificates import service as certificates
 from engine.errors import Invalid
 from engine.files.models import StoredFile
 from engine.runtime.tasks import Effect, Submission
+from engine.terms import declared as terms
+from engine.terms import service as term_service
 
 # The form field a CNPJ divergence is justified in (the certificate's CNPJ is not the
 # establishment's).
@@ -91,3 +95,19 @@ def attach_files(session: Session, actor: Actor, sub: Submission) -> None:
             .where(StoredFile.id.in_(attached), StoredFile.org_id == sub.instance.org_id)
             .values(establishment_id=sub.instance.establishment_id, instance_id=sub.instance.id)
         )
+
+
+def record_terms(session: Session, actor: Actor, sub: Submission) -> None:
+    declared = terms.terms_of(sub.loaded.manifest, sub.loaded.files, sub.schema)
+    for name, term in sorted(declared.items()):
+        # A hidden field's value was dropped before validation: nothing was accepted then.
+        if sub.public.get(name) is True:
+            term_service.accept(
+                session,
+                actor,
+                org_id=sub.instance.org_id,
+                instance_id=sub.instance.id,
+                task_id=sub.task.id,
+                definition_id=sub.instance.definition_id,
+                term=term,
+            )

@@ -38,6 +38,7 @@ def complete(
             effects.register_certificates(settings or settings_mod.load()),
             effects.keep_secrets,
             effects.attach_files,
+            effects.record_terms,
             credentials.apply,
         ),
         after=(credentials.after_completion,),

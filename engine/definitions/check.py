@@ -16,6 +16,7 @@ from lxml import etree
 
 from engine import forms
 from engine.credentialing import block, vocabulary
+from engine.terms import declared as terms
 
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
@@ -92,9 +93,20 @@ def check_file(bpmn_path: Path) -> list[str]:
     start_vars = vocabulary.start_variables(manifest)
     user_tasks = {el.get("id") for process in processes for el in process.iter(_q("bpmn:userTask"))}
     problems += [f"{name}: process.json: {p}" for p in block.problems(manifest, user_tasks)]
+    problems += [f"{name}: process.json: {p}" for p in _term_problems(manifest, folder)]
     for process in processes:
         problems += _check_process(name, process, folder, lanes_to_roles, start_vars)
     return problems
+
+
+def _term_problems(manifest: dict, folder: Path) -> list[str]:
+    """The declared terms of use against the folder's forms and files (engine/terms/)."""
+    if terms.KEY not in manifest:
+        return []
+    files: dict[str, Any] = dict(terms.read_texts(manifest, folder))
+    for path in sorted(folder.glob("*.schema.json")) if folder.is_dir() else ():
+        files[path.name] = _load_json(path, [], path.name)  # broken JSON is reported per task
+    return terms.problems(manifest, files)
 
 
 def _check_process(

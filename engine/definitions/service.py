@@ -20,6 +20,7 @@ from engine.audit import service as audit
 from engine.credentialing import vocabulary
 from engine.definitions.models import ProcessDefinition
 from engine.errors import NotFound
+from engine.terms import declared as terms
 from engine.workflow import spiff
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ class Bundle:
     key: str
     title: str
     bpmn_xml: str
-    files: dict[str, Any]
+    files: dict[str, Any]  # JSON files parsed; terms of use (engine/terms/) as text
     manifest: dict[str, Any]
     content_hash: str
     source_path: str
@@ -69,6 +70,11 @@ def read_bundle(bpmn_path: Path) -> Bundle:
             except json.JSONDecodeError as exc:
                 raise DeployError(f"{path}: JSON inválido ({exc})") from exc
     manifest = files.get("process.json", {})
+    if isinstance(manifest, dict):
+        # The terms of use the process declares travel with the version (engine/terms/).
+        for name, text in sorted(terms.read_texts(manifest, folder).items()):
+            digest.update(name.encode() + b"\0" + text.encode("utf-8"))
+            files[name] = text
     return Bundle(
         key=key,
         title=manifest.get("title") or process.get("name") or key,
@@ -138,9 +144,11 @@ def deploy_bundle(
         bundle.bpmn_xml, bundle.key, bundle.content_hash, Path(bundle.source_path).name
     )
     # (raises SpecError: refuse what cannot run)
-    problems = _form_problems_cached(bundle) + [
-        f"process.json: {p}" for p in vocabulary.manifest_problems(bundle.manifest or {})
-    ]
+    problems = (
+        _form_problems_cached(bundle)
+        + [f"process.json: {p}" for p in vocabulary.manifest_problems(bundle.manifest or {})]
+        + [f"process.json: {p}" for p in terms.problems(bundle.manifest or {}, bundle.files)]
+    )
     if problems:
         raise DeployError(f"{Path(bundle.source_path).name}: " + "; ".join(problems))
     version = (

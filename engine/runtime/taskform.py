@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -13,6 +13,8 @@ from engine.access.actor import Actor
 from engine.credentialing import vocabulary
 from engine.runtime.models import READY, ProcessInstance, Task
 from engine.runtime.state import loaded_spec
+from engine.terms import declared as declared_terms
+from engine.terms import service as term_service
 from engine.workflow import spiff
 
 
@@ -24,6 +26,9 @@ class TaskForm:
     context: dict[str, Any]
     # The schema as it applies to this task (engine.forms.served_schema): what the API serves
     served: dict[str, Any] | None = None
+    # field -> the term of use it accepts (engine/terms/): the version this form offers, or,
+    # on a completed task, the version that was accepted there
+    terms: dict[str, declared_terms.Term] = field(default_factory=dict)
 
 
 def form_files(loaded: spiff.LoadedSpec, task: Task) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -61,7 +66,14 @@ def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
         loaded.manifest, workflow_data, instance.last_rejection_reason
     )
     served = forms.served_schema(schema, workflow_data) if schema and workflow_data else schema
-    return TaskForm(schema=schema, ui=ui, data=data, context=context, served=served)
+    if task.state == READY:
+        terms = declared_terms.terms_of(loaded.manifest, loaded.files, schema)
+    else:
+        accepted = term_service.for_instance(
+            session, actor, instance.id, instance.org_id, instance.establishment_id
+        )
+        terms = {a.row.field: a.term for a in accepted if a.row.task_id == task.id and a.term}
+    return TaskForm(schema=schema, ui=ui, data=data, context=context, served=served, terms=terms)
 
 
 def _secrets_for(

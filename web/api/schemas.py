@@ -35,6 +35,7 @@ from engine.establishments.models import Portfolio as PortfolioRow
 from engine.files.models import StoredFile
 from engine.runtime.models import ProcessInstance
 from engine.runtime.models import Task as TaskRow
+from engine.terms.models import TermAcceptance as TermAcceptanceRow
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger one names nothing
 MAX_PAGE = 1000
@@ -524,10 +525,25 @@ class TaskForm(Shape):
     ui: dict[str, Any]
 
 
+class Term(Shape):
+    """A term of use a form field accepts (engine/terms/): the text to show beside it."""
+
+    field: str = Field(description="O campo do formulário que aceita o termo.")
+    term: str = Field(description="Identificador do termo declarado em process.json.")
+    title: str
+    version: str
+    sha256: str = Field(description="SHA-256 do texto (UTF-8).")
+    text: str = Field(description="O texto do termo (Markdown simples).")
+
+
 class TaskDetail(Task):
     form: TaskForm
     data: dict[str, Any] = Field(description="Dados já preenchidos (rascunho ou anteriores).")
     context: dict[str, Any]
+    terms: list[Term] = Field(
+        description="Termos de uso que campos do formulário aceitam (numa tarefa concluída, "
+        "a versão aceita nela)."
+    )
 
 
 class InstanceSummary(Shape):
@@ -574,16 +590,39 @@ class InstanceSummary(Shape):
         return cls(**cls.fields_of(row, cnes=cnes, version=version))
 
 
+class TermAcceptance(Shape):
+    """Who accepted which version of a term of use, when (engine/terms/)."""
+
+    task: str = Field(description="A tarefa em que o termo foi aceito.")
+    field: str = Field(description="O campo do formulário que aceita o termo.")
+    term: str = Field(description="Identificador do termo declarado em process.json.")
+    title: str
+    version: str = Field(description="Versão do texto aceito.")
+    sha256: str = Field(description="SHA-256 do texto aceito (UTF-8).")
+    accepted_by: str
+    accepted_at: Timestamp
+
+    @classmethod
+    def of(cls, row: TermAcceptanceRow) -> TermAcceptance:
+        return cls(
+            task=row.task_id, field=row.field, term=row.term_id, title=row.title,
+            version=row.version, sha256=row.sha256, accepted_by=row.accepted_by,
+            accepted_at=row.accepted_at,
+        )  # fmt: skip
+
+
 class Instance(InstanceSummary):
     """An instance with its ready tasks; its ETag is a digest of this representation."""
 
     tasks: list[Task] = Field(description="Tarefas prontas.")
+    terms: list[TermAcceptance] = Field(description="Termos de uso aceitos, do mais antigo.")
 
     @classmethod
     def with_tasks(
-        cls, row: ProcessInstance, *, cnes: str, version: int, tasks: list[Task]
-    ) -> Instance:
-        return cls(**cls.fields_of(row, cnes=cnes, version=version), tasks=tasks)
+        cls, row: ProcessInstance, *, cnes: str, version: int, tasks: list[Task],
+        terms: list[TermAcceptance],
+    ) -> Instance:  # fmt: skip
+        return cls(**cls.fields_of(row, cnes=cnes, version=version), tasks=tasks, terms=terms)
 
     def etag(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]

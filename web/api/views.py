@@ -30,6 +30,7 @@ from engine.establishments.models import Establishment, Portfolio
 from engine.files import service as files
 from engine.runtime import instances, migration, state, taskform, tasks
 from engine.runtime.models import READY, ProcessInstance, Task
+from engine.terms import service as terms
 from web.api import schemas as s
 from web.api.auth import actor, db
 from web.api.contract import document, operation
@@ -196,7 +197,11 @@ def _instance(session: Session, inst: ProcessInstance) -> s.Instance:
         select(ProcessDefinition.version).where(ProcessDefinition.id == inst.definition_id)
     )
     ready = _tasks(session, instances.instance_tasks(session, inst.id, states=[READY]))
-    return s.Instance.with_tasks(inst, cnes=cnes or "", version=version or 0, tasks=ready)
+    accepted = terms.for_instance(session, actor(), inst.id, inst.org_id, inst.establishment_id)
+    return s.Instance.with_tasks(
+        inst, cnes=cnes or "", version=version or 0, tasks=ready,
+        terms=[s.TermAcceptance.of(a.row) for a in accepted],
+    )  # fmt: skip
 
 
 def _with_etag(model: s.Instance, status: int = 200, **headers: str):
@@ -413,6 +418,17 @@ def get_task(task_id: str) -> s.TaskDetail:
             form=s.TaskForm(schema=form.served or form.schema, ui=form.ui),
             data=form.data,
             context=form.context,
+            terms=[
+                s.Term(
+                    field=t.field,
+                    term=t.id,
+                    title=t.title,
+                    version=t.version,
+                    sha256=t.sha256,
+                    text=t.text,
+                )
+                for t in form.terms.values()
+            ],  # fmt: skip
         )
 
 

@@ -1,4 +1,5 @@
-"""The instance page: header, live diagram, tasks, timeline, comments, files, admin actions."""
+"""The instance page: header, live diagram, tasks, terms accepted, timeline, comments, files,
+admin actions."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from engine.runtime import instances as runtime_instances
 from engine.runtime import picture
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import RUNNING, ProcessInstance
+from engine.terms import service as terms
 from web.ui.common import (
     actor,
     db,
@@ -84,6 +86,7 @@ def show(instance_id: int):
             if t.role and runtime_tasks.can_assign(actor(), t)
         }
         names = picture.element_names(definition.bpmn_xml)
+        accepted = terms.for_instance(s, actor(), inst.id, inst.org_id, inst.establishment_id)
     can_comment = comments.can_comment(actor(), inst.org_id, inst.establishment_id)
     from web.ui.tasks import can_act
 
@@ -103,6 +106,7 @@ def show(instance_id: int):
         assign_choices=choices,
         can_comment=can_comment,
         can_act=can_act,
+        accepted_terms=accepted,
     )
 
 

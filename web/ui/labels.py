@@ -43,6 +43,7 @@ ACTIONS = {
     "certificate.registered": _l("Certificado registrado"),
     "instance.migrated": _l("Processo migrado de versão"),
     "reminder.sent": _l("Lembrete enviado"),
+    "term.accepted": _l("Termo de uso aceito"),
 }
 # What an audit event is about, in words (the codes are the engine's entity types).
 ENTITY_TYPES = {
@@ -122,6 +123,8 @@ def event_summary(event: Any, names: dict[str, str] | None = None) -> str:
         return f"{label} ({data.get('establishment', '')} · {data.get('portfolio', '')})"
     if event.action == "instance.cancelled":
         return f"{label}: {data.get('reason', '')}"
+    if event.action == "term.accepted":
+        return f"{label}: {data.get('term', '')} v{data.get('version', '')}"
     if event.action == "comment.created":
         return f"{label}: {data.get('body', '')}"
     return label

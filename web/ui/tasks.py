@@ -104,6 +104,7 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
         file_flags=file_flags,
         certificate=certificate,
         shows_certificate=shows_certificate,
+        terms=form.terms,
     ), status
 
 
@@ -222,10 +223,12 @@ def _review(task_id: str, form: Any, data: dict[str, Any]):
     same data back (action ``confirm``), "Anterior" returns to the filled form."""
     try:
         with db().write() as s:
-            runtime_tasks.check(s, actor(), task_id, data)
+            cleaned = runtime_tasks.check(s, actor(), task_id, data)
     except Invalid as exc:
         errors = {k: _(v) for k, v in exc.errors.items()}
         return _page(task_id, data=data, errors=errors, status=422)
+    # The terms "Confirmar" accepts: those whose box is ticked and shown.
+    accepting = [t for name, t in form.terms.items() if cleaned.get(name) is True]
     with db().read() as s:
         task = _task(s, task_id)
         instance = s.get(ProcessInstance, task.instance_id)
@@ -241,6 +244,7 @@ def _review(task_id: str, form: Any, data: dict[str, Any]):
         title=forms.form_view(form.schema, form.ui).title,
         summary=summary,
         posted=forms_render.to_post(form.schema, form.ui, data),
+        terms=accepting,
     )
 
 
