@@ -13,12 +13,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from engine import observability
 from engine import settings as settings_mod
 from engine.access.actor import Actor
 from engine.completion import effects
 from engine.credentials import service as credentials
 from engine.runtime import tasks
-from engine.runtime.models import Task
+from engine.runtime.models import ProcessInstance, Task
 
 
 def complete(
@@ -29,7 +30,7 @@ def complete(
     *,
     settings: settings_mod.Settings | None = None,
 ) -> Task:
-    return tasks.complete(
+    task = tasks.complete(
         session,
         actor,
         task_id,
@@ -43,3 +44,7 @@ def complete(
         ),
         after=(credentials.after_completion,),
     )
+    instance = session.get(ProcessInstance, task.instance_id)
+    if instance is not None:
+        observability.completed(instance.process_key)
+    return task

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy import select, text
 
+from engine import observability
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.credentialing import vocabulary
@@ -188,6 +189,7 @@ def start_all(
     analyzed_at = 0  # instances started when the planner's statistics were last refreshed
     try:
         while True:
+            copied = 0  # on SQLite each start goes through start_instance, which counts it
             with db.write() as session:
                 if session.get_bind().dialect.name == "postgresql":
                     current = ahead or _read_batch(
@@ -201,7 +203,7 @@ def start_all(
                     ahead = _read_batch(
                         session, actor, org_id, process_key, portfolio_code, last_id, batch, builder
                     )
-                    started = _copy_batch(session, actor, org_id, current)
+                    started = copied = _copy_batch(session, actor, org_id, current)
                     skipped, credentialed = current.skipped, current.credentialed
                 else:
                     ests = _next_batch(session, org_id, process_key, portfolio_code, last_id, batch)
@@ -211,6 +213,8 @@ def start_all(
                     started, skipped, credentialed = _one_by_one(
                         session, actor, org_id, ests, process_key, portfolio_code
                     )
+            if copied:
+                observability.started(process_key, copied)
             totals.started += started
             totals.skipped += skipped
             totals.credentialed += credentialed

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from engine import observability
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
@@ -190,6 +191,7 @@ def start_instance(
         entity_id=instance.id,
         data=started_event(plan, est.cnes, code),
     )
+    observability.started(process_key)
     return instance
 
 
