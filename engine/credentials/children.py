@@ -282,7 +282,7 @@ def find_establishments(session: Session, actor: Actor, task_id: str, query: str
     elif identifiers.is_valid_cnpj(raw):
         stmt = stmt.where(Establishment.cnpj == identifiers.validate_cnpj(raw))
     else:
-        raise Invalid({"consulta": "Informe um CNES (7 dígitos) ou um CNPJ válido."})
+        raise Invalid({"q": "Informe um CNES (7 dígitos) ou um CNPJ válido."})
     stmt = stmt.order_by(Establishment.cnes).limit(MAX_LOOKUP_RESULTS)
     return [
         Found(e.cnes, e.cnpj, e.razao_social, e.nome_fantasia, e.uf, e.municipio)

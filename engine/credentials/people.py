@@ -66,7 +66,7 @@ def _kind(query: str) -> tuple[str, str]:
         return "cpf", identifiers.validate_cpf(raw)
     if len(digits) == identifiers.CNS_LENGTH and identifiers.is_valid_cns(raw):
         return "cns", identifiers.validate_cns(raw)
-    raise Invalid({"consulta": "Informe um CPF ou um CNS válido."})
+    raise Invalid({"q": "Informe um CPF ou um CNS válido."})
 
 
 def find_gestor(session: Session, actor: Actor, task_id: str, query: str) -> list[Person]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import jsonschema
 import pytest
 from sqlalchemy import select
 
@@ -17,6 +18,7 @@ from engine.errors import Conflict, Forbidden, Invalid
 from engine.runtime import instances as runtime_instances
 from tests.support.builders import cast
 from tests.support.pages import World, advance, ready_task
+from web.api.contract import document
 
 
 @pytest.fixture
@@ -191,3 +193,39 @@ def test_gestor_lookup_never_crosses_organizations(db, scene):
     assert [p.nome for p in mine] == ["Maria da Silva"]
     with pytest.raises(Forbidden), db.read() as s:
         people.find_gestor(s, world.other_admin.actor, task.id, "39053344705")
+
+
+def _documented(doc, template: str, method: str, res) -> None:
+    """The answer is one the OpenAPI document declares, with its body's schema."""
+    answer = doc["paths"][template][method]["responses"][str(res.status_code)]
+    schema = next(iter(answer["content"].values()))["schema"]
+    jsonschema.Draft202012Validator({"components": doc["components"], **schema}).validate(res.json)
+
+
+def test_the_api_imports_and_looks_up_as_documented(client, db, scene):
+    doc = document()
+    task_id, gestor = scene.task.id, scene.world.users["gestor"].headers
+    path = "/api/v1/tasks/{task_id}"
+    res = client.post(f"/api/v1/tasks/{task_id}/children/import", headers=gestor,
+                      json={"text": f"{scene.londrina.cnes}\n{scene.elsewhere.cnes}",
+                            "current": []})  # fmt: skip
+    assert res.status_code == 200, res.json
+    _documented(doc, path + "/children/import", "post", res)
+    assert res.json["added"] == [scene.londrina.cnes] and res.json["field"] == "filhos"
+    assert [r["reason"] for r in res.json["rows"]] == ["", children.NOT_REGISTERED]
+    res = client.get(f"/api/v1/tasks/{task_id}/lookups/establishments?q={scene.londrina.cnpj}",
+                     headers=gestor)  # fmt: skip
+    _documented(doc, path + "/lookups/establishments", "get", res)
+    assert [e["cnes"] for e in res.json["items"]] == [scene.londrina.cnes]
+    res = client.get(f"/api/v1/tasks/{task_id}/lookups/gestor?q=39053344705", headers=gestor)
+    _documented(doc, path + "/lookups/gestor", "get", res)
+    assert res.json == {"items": []}  # nobody known yet
+    res = client.get(f"/api/v1/tasks/{task_id}/lookups/gestor?q=abc", headers=gestor)
+    assert res.status_code == 422 and res.json["errors"] == {
+        "q": "Informe um CPF ou um CNS válido."
+    }
+    _documented(doc, path + "/lookups/gestor", "get", res)
+    res = client.get(f"/api/v1/tasks/{task_id}/lookups/establishments?q={scene.londrina.cnes}",
+                     headers=scene.world.other_admin.headers)  # fmt: skip
+    assert res.status_code == 403
+    _documented(doc, path + "/lookups/establishments", "get", res)
