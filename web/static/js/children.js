@@ -11,16 +11,36 @@
     return node;
   }
 
+  // The page's words, in the user's language (data-labels on each tool).
+  function label(tools, key) {
+    var labels = JSON.parse(tools.getAttribute("data-labels") || "{}");
+    return labels[key] || key;
+  }
+
   function csrf(form) {
     var input = form.querySelector('input[name="csrf_token"]');
     return input ? input.value : "";
   }
 
+  // Not a JSON answer (an expired session, a refused CSRF token): the page's own round trip.
+  var FALLBACK = "fallback";
+
   function answer(response) {
-    return response.json().then(function (body) {
-      if (!response.ok) { throw new Error(body.erro || "Erro"); }
-      return body;
-    });
+    return response.json().catch(function () { throw new Error(FALLBACK); })
+      .then(function (body) {
+        if (!response.ok) { throw new Error(body.erro || String(response.status)); }
+        return body;
+      });
+  }
+
+  function failed(box, button) {
+    return function (err) {
+      if (err.message === FALLBACK && button && button.form) {
+        if (button.form.requestSubmit) { button.form.requestSubmit(button); } else { button.form.submit(); }
+        return;
+      }
+      showError(box, err.message);
+    };
   }
 
   function showError(box, message) {
@@ -75,8 +95,8 @@
     var table = el("table", null, "br-table app-table");
     var head = el("thead");
     var tr = el("tr");
-    ["Linha", "Valor", "Resultado"].forEach(function (t) {
-      var th = el("th", t); th.setAttribute("scope", "col"); tr.appendChild(th);
+    ["linha", "valor", "resultado"].forEach(function (t) {
+      var th = el("th", label(tools, t)); th.setAttribute("scope", "col"); tr.appendChild(th);
     });
     head.appendChild(tr);
     table.appendChild(head);
@@ -85,7 +105,8 @@
       var line = el("tr", null, row.adicionado ? "app-ok" : "app-refused");
       line.appendChild(el("td", row.linha));
       line.appendChild(el("td", row.valor));
-      line.appendChild(el("td", row.adicionado ? "Adicionado" : "Recusado: " + row.motivo));
+      line.appendChild(el("td", row.adicionado ? label(tools, "adicionado")
+        : label(tools, "recusado") + ": " + row.motivo));
       body.appendChild(line);
     });
     table.appendChild(body);
@@ -102,7 +123,7 @@
     }).then(answer).then(function (result) {
       result.adicionados.forEach(function (cnes) { addCnes(tools, cnes); });
       showImport(tools, box, result);
-    }).catch(function (err) { showError(box, err.message); });
+    }).catch(failed(box, button));
   }
 
   function lookupChild(tools, button) {
@@ -113,7 +134,7 @@
       .then(answer).then(function (body) {
         box.textContent = "";
         if (!body.estabelecimentos.length) {
-          showError(box, "Nenhum estabelecimento da organização com esse CNES ou CNPJ.");
+          showError(box, label(tools, "nenhum"));
           return;
         }
         var list = el("ul", null, "app-tools-list");
@@ -123,7 +144,7 @@
           li.appendChild(document.createTextNode(" — " + e.razao_social +
             (e.nome_fantasia ? " (" + e.nome_fantasia + ")" : "") + " · " + e.municipio + "/" +
             e.uf + " · CNPJ " + e.cnpj + " "));
-          var add = el("button", "Adicionar", "br-button tertiary small");
+          var add = el("button", label(tools, "adicionar"), "br-button tertiary small");
           add.type = "submit"; add.name = "action"; add.value = "childadd:" + e.cnes;
           add.setAttribute("formnovalidate", "");
           add.setAttribute("data-child-add", e.cnes);
@@ -131,7 +152,7 @@
           list.appendChild(li);
         });
         box.appendChild(list);
-      }).catch(function (err) { showError(box, err.message); });
+      }).catch(failed(box, button));
   }
 
   // ---- the gestor
@@ -148,7 +169,7 @@
     });
   }
 
-  function lookupGestor(tools) {
+  function lookupGestor(tools, button) {
     var box = tools.querySelector("[data-gestor-result]");
     var query = tools.querySelector('input[name="__gestor_consulta"]').value;
     var url = tools.getAttribute("data-url") + "?q=" + encodeURIComponent(query);
@@ -156,19 +177,19 @@
       .then(answer).then(function (body) {
         people = body.pessoas;
         box.textContent = "";
-        if (!people.length) { showError(box, "Nenhuma pessoa conhecida com esse CPF ou CNS."); return; }
+        if (!people.length) { showError(box, label(tools, "nenhum")); return; }
         if (people.length === 1) {
           useGestor(tools, people[0]);
-          box.appendChild(el("p", "Dados do gestor preenchidos.", "app-muted"));
+          box.appendChild(el("p", label(tools, "preenchido"), "app-muted"));
           return;
         }
-        box.appendChild(el("p", "Escolha a pessoa:"));
+        box.appendChild(el("p", label(tools, "escolha")));
         var list = el("ul", null, "app-tools-list");
         people.forEach(function (p, i) {
           var li = el("li");
           li.appendChild(el("strong", p.nome));
           li.appendChild(document.createTextNode(" · CPF " + (p.cpf || "—") + " · " + (p.email || "—") + " "));
-          var use = el("button", "Usar", "br-button tertiary small");
+          var use = el("button", label(tools, "usar"), "br-button tertiary small");
           use.type = "submit"; use.name = "action"; use.value = "gestoruse:" + i;
           use.setAttribute("formnovalidate", "");
           use.setAttribute("data-gestor-use", String(i));
@@ -176,7 +197,7 @@
           list.appendChild(li);
         });
         box.appendChild(list);
-      }).catch(function (err) { showError(box, err.message); });
+      }).catch(failed(box, button));
   }
 
   document.addEventListener("click", function (event) {
@@ -203,7 +224,7 @@
       lookupChild(tools, button);
     } else if (gestor && button.hasAttribute("data-gestor-find")) {
       event.preventDefault();
-      lookupGestor(gestor);
+      lookupGestor(gestor, button);
     } else if (gestor && button.hasAttribute("data-gestor-use")) {
       var person = people[parseInt(button.getAttribute("data-gestor-use"), 10)];
       if (person) {
@@ -211,7 +232,7 @@
         useGestor(gestor, person);
         var box = gestor.querySelector("[data-gestor-result]");
         box.textContent = "";
-        box.appendChild(el("p", "Dados do gestor preenchidos.", "app-muted"));
+        box.appendChild(el("p", label(gestor, "preenchido"), "app-muted"));
       }
     }
   });
