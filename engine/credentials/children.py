@@ -273,6 +273,8 @@ def find_establishments(session: Session, actor: Actor, task_id: str, query: str
     establishment of the organization may be a child, as the import and the completion
     accept. Invalid when the query is neither."""
     form = open_form(session, actor, task_id, "task.lookup.establishment")
+    if child_list(form.schema) is None:
+        raise NotFound(NO_LIST)
     org_id = form.instance.org_id
     raw = (query or "").strip()[:40]
     digits = re.sub(r"[.\-/\s]", "", raw)

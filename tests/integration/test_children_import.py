@@ -5,6 +5,8 @@ list's maxItems, encodings and sizes, who may ask, and the isolation between org
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import jsonschema
@@ -19,6 +21,8 @@ from engine.runtime import instances as runtime_instances
 from tests.support.builders import cast
 from tests.support.pages import World, advance, ready_task
 from web.api.contract import document
+
+PROCESSES = Path(__file__).resolve().parents[2] / "processes"
 
 
 @pytest.fixture
@@ -229,3 +233,19 @@ def test_the_api_imports_and_looks_up_as_documented(client, db, scene):
                      headers=scene.world.other_admin.headers)  # fmt: skip
     assert res.status_code == 403
     _documented(doc, path + "/lookups/establishments", "get", res)
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        "credenciamento-rnds/solicitar-acesso-homologacao",
+        "credenciamento-rnds/ajustar-solicitacao-acesso",
+        "alteracao-credencial/solicitar-alteracao",
+        "alteracao-credencial/ajustar-alteracao",
+    ],
+)
+def test_the_request_forms_offer_the_import(form):
+    schema = json.loads((PROCESSES / f"{form}.schema.json").read_text(encoding="utf-8"))
+    assert children.child_list(schema) == children.ChildList("filhos", "cnes", 500)
+    offers_gestor = form.startswith("credenciamento")
+    assert bool(people.gestor_fields(schema)) is offers_gestor
