@@ -41,6 +41,8 @@ EMPTY = (
     "Informe ao menos um CNES (um por linha, ou separados por vírgula, ponto e vírgula ou espaço)."
 )
 TOO_BIG = "Arquivo maior que {kb} KB; divida a lista."
+TOO_MANY = "A lista tem {count} linhas; o limite é {n} estabelecimentos filhos."
+DEFAULT_MAX_ROWS = 1000  # a list without maxItems
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,9 @@ def import_children(
     given = values_of(text)
     if not given:
         raise Invalid({"texto": EMPTY})
+    limit = children.max_items or DEFAULT_MAX_ROWS
+    if len(given) > limit:
+        raise Invalid({"texto": TOO_MANY.format(count=len(given), n=limit)})
     return _judge(session, form.instance, children, given, current)
 
 

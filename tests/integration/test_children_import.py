@@ -249,3 +249,11 @@ def test_the_request_forms_offer_the_import(form):
     assert children.child_list(schema) == children.ChildList("filhos", "cnes", 500)
     offers_gestor = form.startswith("credenciamento")
     assert bool(people.gestor_fields(schema)) is offers_gestor
+
+
+def test_a_list_longer_than_max_items_is_refused_whole(db, scene):
+    with pytest.raises(Invalid) as caught:
+        _import(db, scene, "\n".join(f"{n:07d}" for n in range(501)))
+    assert caught.value.errors == {
+        "texto": "A lista tem 501 linhas; o limite é 500 estabelecimentos filhos."
+    }

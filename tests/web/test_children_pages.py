@@ -133,3 +133,18 @@ def test_the_tools_show_only_to_who_fills_the_form(world, db, pages):
     assert "js/children.js" in html
     html = pages(world.users["datasus"]).get(f"/tarefas/{task.id}").get_data(as_text=True)
     assert "Importar CNES filhos" not in html and "js/children.js" not in html
+
+
+def test_hostile_text_comes_back_as_text(world, db, pages):
+    task = _homologation(world, db)
+    gestor = pages(world.users["gestor"])
+    hostile = '"><script>alert(1)</script>'
+    res = gestor.post(f"/tarefas/{task.id}", {"action": "childimport", "possui_filhos": "true",
+                                              "__filhos_importar": hostile})  # fmt: skip
+    html = res.get_data(as_text=True)
+    assert res.status_code == 200 and "<script>alert(1)" not in html
+    assert "&lt;script&gt;" in html
+    res = gestor.post(f"/tarefas/{task.id}", {"action": "childlookup", "possui_filhos": "true",
+                                              "__filhos_consulta": hostile})  # fmt: skip
+    html = res.get_data(as_text=True)
+    assert "<script>alert(1)" not in html and "Informe um CNES (7 dígitos)" in html
