@@ -251,52 +251,85 @@ def _children_refused(session: Session, credential: Credential, cnes_list: Any) 
     if not isinstance(cnes_list, list):
         return "Informe os filhos como uma lista de CNES."
     principal = session.get(Establishment, credential.establishment_id)
-    wanted = {str(c) for c in cnes_list if c}
-    if principal is not None and principal.cnes in wanted:
-        return "O estabelecimento principal não pode ser filho da própria credencial."
-    if not wanted:
-        return ""
-    for cnes, uf in session.execute(
-        select(Establishment.cnes, Establishment.uf).where(
-            Establishment.org_id == credential.org_id, Establishment.cnes.in_(wanted)
+    refused = children_refusals(
+        session,
+        org_id=credential.org_id,
+        uf=credential.uf,
+        portfolio_code=credential.portfolio_code,
+        principal_cnes=principal.cnes if principal is not None else "",
+        credential_id=credential.id,
+        cnes_list=[str(c) for c in cnes_list if c],
+    )
+    return next(iter(refused.values()), "")
+
+
+def children_refusals(
+    session: Session,
+    *,
+    org_id: int,
+    uf: str,
+    portfolio_code: str,
+    principal_cnes: str,
+    credential_id: int | None,
+    cnes_list: Sequence[str],
+) -> dict[str, str]:
+    """Why each refused child CNES may not be covered by the credential (``credential_id``,
+    or a credential still to be created), the gravest reason first: the principal itself,
+    another UF, covered by another credential of the portfolio, a principal elsewhere. The
+    completion's check and the import of a list of children (engine/credentials/children.py)
+    both ask it."""
+    wanted = set(cnes_list)
+    refused: dict[str, str] = {}
+    if principal_cnes and principal_cnes in wanted:
+        refused[principal_cnes] = (
+            "O estabelecimento principal não pode ser filho da própria credencial."
         )
+    if not wanted:
+        return refused
+    for cnes, child_uf in session.execute(
+        select(Establishment.cnes, Establishment.uf)
+        .where(Establishment.org_id == org_id, Establishment.cnes.in_(wanted))
+        .order_by(Establishment.cnes)
     ):
-        if uf != credential.uf:
-            return (
-                f"O CNES {cnes} fica em {uf}; uma credencial cobre só estabelecimentos de "
-                f"{credential.uf} (regra da RNDS: uma UF por credencial)."
+        if child_uf != uf:
+            refused.setdefault(
+                cnes,
+                f"O CNES {cnes} fica em {child_uf}; uma credencial cobre só estabelecimentos de "
+                f"{uf} (regra da RNDS: uma UF por credencial).",
             )
-    elsewhere = session.execute(
+    covered = (
         select(CredentialChild.cnes, Credential.id)
         .join(Credential, Credential.id == CredentialChild.credential_id)
         .where(
             CredentialChild.cnes.in_(wanted),
-            Credential.portfolio_code == credential.portfolio_code,
+            Credential.portfolio_code == portfolio_code,
             Credential.status != ENCERRADA,
-            Credential.id != credential.id,
         )
-    ).first()
-    if elsewhere is not None:
-        return (
-            f"O CNES {elsewhere[0]} já é coberto por outra credencial deste portfólio "
-            f"(nº {elsewhere[1]})."
+        .order_by(CredentialChild.cnes, Credential.id)
+    )
+    if credential_id is not None:
+        covered = covered.where(Credential.id != credential_id)
+    for cnes, other_id in session.execute(covered):
+        refused.setdefault(
+            cnes,
+            f"O CNES {cnes} já é coberto por outra credencial deste portfólio (nº {other_id}).",
         )
-    principal_elsewhere = session.execute(
+    for (cnes,) in session.execute(
         select(Establishment.cnes)
         .join(Credential, Credential.establishment_id == Establishment.id)
         .where(
             Establishment.cnes.in_(wanted),
-            Credential.org_id != credential.org_id,
-            Credential.portfolio_code == credential.portfolio_code,
+            Credential.org_id != org_id,
+            Credential.portfolio_code == portfolio_code,
             Credential.status != ENCERRADA,
         )
-    ).first()
-    if principal_elsewhere is not None:
-        return (
-            f"O CNES {principal_elsewhere[0]} tem credencial própria em outra organização; "
-            "não pode ser filho desta."
+        .order_by(Establishment.cnes)
+    ):
+        refused.setdefault(
+            cnes,
+            f"O CNES {cnes} tem credencial própria em outra organização; não pode ser filho desta.",
         )
-    return ""
+    return refused
 
 
 def _certificate_refused(

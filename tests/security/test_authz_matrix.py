@@ -304,6 +304,23 @@ EXPECTED: dict[tuple[str, str], Route] = {
         data=lambda w, v: {"assignee": w.users["gestor"].email},
         prepare=_unassigned,
     ),
+    # ---- the task form's helpers: only the lane's user fills the form (the world's task
+    # has no child list nor gestor: 404 for them, a refusal for everyone else)
+    ("/tarefas/<task_id>/filhos/importar", "POST"): Route(
+        {"own": cell(302, 403, gestor=404), "est": cell(302, 403), "org": cell(302, 404)},
+        data=lambda w, v: {"texto": "1234567"},
+        prepare=_unassigned,
+    ),
+    ("/tarefas/<task_id>/consultar/estabelecimento", "GET"): Route(
+        {"own": cell(302, 403, gestor=404), "est": cell(302, 403), "org": cell(302, 404)},
+        query=lambda w, v: "q=1234567",
+        prepare=_unassigned,
+    ),
+    ("/tarefas/<task_id>/consultar/gestor", "GET"): Route(
+        {"own": cell(302, 403, gestor=404), "est": cell(302, 403), "org": cell(302, 404)},
+        query=lambda w, v: "q=39053344705",
+        prepare=_unassigned,
+    ),
     # ---- audit
     ("/auditoria", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
     ("/auditoria/eventos/<int:event_id>", "GET"): Route(
@@ -474,6 +491,21 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/api/v1/tasks/<task_id>/complete", "POST"): Route(
         {"own": cell(401, 403, gestor=422), "est": cell(401, 403), "org": cell(401, 403)},
         data=lambda w, v: {"data": {}},
+        prepare=_unassigned,
+    ),
+    ("/api/v1/tasks/<task_id>/children/import", "POST"): Route(
+        {"own": cell(401, 403, gestor=404), "est": cell(401, 403), "org": cell(401, 403)},
+        data=lambda w, v: {"text": "1234567"},
+        prepare=_unassigned,
+    ),
+    ("/api/v1/tasks/<task_id>/lookups/establishments", "GET"): Route(
+        {"own": cell(401, 403, gestor=404), "est": cell(401, 403), "org": cell(401, 403)},
+        query=lambda w, v: "q=1234567",
+        prepare=_unassigned,
+    ),
+    ("/api/v1/tasks/<task_id>/lookups/gestor", "GET"): Route(
+        {"own": cell(401, 403, gestor=404), "est": cell(401, 403), "org": cell(401, 403)},
+        query=lambda w, v: "q=39053344705",
         prepare=_unassigned,
     ),
     # ---- API: files

@@ -887,3 +887,70 @@ class Credential(CredentialSummary):
                 for p in starts
             ],
         )
+
+
+# ------------------------------------------------------------------ a task form's helpers
+# "Importar CNES filhos" and "Consultar" (engine/credentials/children.py, people.py): answers
+# only, nothing written; the client puts the result in the form it sends to /complete.
+
+
+class ImportChildren(Input):
+    text: Annotated[
+        str,
+        Field(
+            max_length=256 * 1024,
+            description="Os CNES: um por linha ou separados por vírgula, ponto e vírgula ou "
+            "espaço; ou o texto de um CSV com a coluna `cnes`.",
+        ),
+    ]
+    current: list[Annotated[str, Field(max_length=20)]] = Field(
+        default_factory=list, max_length=1000, description="Os CNES que o formulário já tem."
+    )
+
+    messages = {"text": "Informe os CNES em 'text'."}
+
+
+class LookupQuery(Input):
+    q: Annotated[str, Field(max_length=40, description="CNES ou CNPJ; CPF ou CNS do gestor.")]
+
+    messages = {"q": "Informe o que consultar em 'q'."}
+
+
+class ImportedChild(Shape):
+    line: int = Field(description="Posição na lista, ou linha do CSV.")
+    value: str
+    cnes: str = Field(description="O CNES normalizado (vazio quando inválido).")
+    added: bool
+    reason: str = Field(description="Por que foi recusado (vazio quando adicionado).")
+
+
+class ChildrenImport(Shape):
+    field: str = Field(description="A lista de filhos do formulário (ex.: `filhos`).")
+    item: str = Field(description="O campo do CNES em cada item (ex.: `cnes`).")
+    added: list[str] = Field(description="Os CNES a acrescentar à lista, em ordem.")
+    rows: list[ImportedChild]
+
+
+class FoundEstablishment(Shape):
+    cnes: str
+    cnpj: str
+    razao_social: str
+    nome_fantasia: str
+    uf: str
+    municipio: str
+
+
+class EstablishmentMatches(Shape):
+    items: list[FoundEstablishment]
+
+
+class FoundPerson(Shape):
+    nome: str
+    cpf: str
+    cns: str
+    email: str
+    membro: bool = Field(description="Tem conta na organização (mesmo e-mail).")
+
+
+class PersonMatches(Shape):
+    items: list[FoundPerson]

@@ -19,6 +19,7 @@ from engine import pki
 from engine.accounts.models import Organization, User
 from engine.certificates import service as certificates
 from engine.completion import service as completion
+from engine.credentials import children, people
 from engine.credentials import queries as credential_queries
 from engine.credentials import service as credentials
 from engine.db import utcnow
@@ -467,6 +468,46 @@ def complete_task(task_id: str, json: s.CompleteTask) -> s.Task:
     with db().write() as session:
         task = completion.complete(session, actor(), task_id, json.data, settings=settings)
         return _tasks(session, [task])[0]
+
+
+# ------------------------------------------------------------------ a task form's helpers
+
+
+@bp.post("/tasks/<task_id>/children/import")
+@operation({200: s.ChildrenImport}, (403, 404, 409))
+def import_task_children(task_id: str, json: s.ImportChildren) -> s.ChildrenImport:
+    """Importar CNES filhos (nada é gravado)
+
+    Diz, linha a linha, quais CNES entram na lista de estabelecimentos filhos do formulário
+    e por que cada outro é recusado. O cliente acrescenta `added` à lista e envia o
+    formulário em /complete, onde as mesmas regras valem de novo.
+    """
+    with db().read() as session:
+        result = children.import_children(session, actor(), task_id, json.text, json.current)
+    return s.ChildrenImport(
+        field=result.field,
+        item=result.item,
+        added=result.added,
+        rows=[s.ImportedChild(**vars(row)) for row in result.rows],
+    )
+
+
+@bp.get("/tasks/<task_id>/lookups/establishments")
+@operation({200: s.EstablishmentMatches}, (403, 404, 409))
+def lookup_task_establishments(task_id: str, query: s.LookupQuery) -> s.EstablishmentMatches:
+    """Consultar estabelecimento por CNES ou CNPJ (da organização da tarefa)"""
+    with db().read() as session:
+        found = children.find_establishments(session, actor(), task_id, query.q)
+    return s.EstablishmentMatches(items=[s.FoundEstablishment(**f.as_dict()) for f in found])
+
+
+@bp.get("/tasks/<task_id>/lookups/gestor")
+@operation({200: s.PersonMatches}, (403, 404, 409))
+def lookup_task_gestor(task_id: str, query: s.LookupQuery) -> s.PersonMatches:
+    """Consultar gestor por CPF ou CNS (pessoas já conhecidas na organização)"""
+    with db().read() as session:
+        found = people.find_gestor(session, actor(), task_id, query.q)
+    return s.PersonMatches(items=[s.FoundPerson(**p.as_dict()) for p in found])
 
 
 # ------------------------------------------------------------------ files

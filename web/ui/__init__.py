@@ -10,6 +10,7 @@ def register(app: Flask) -> None:
         admin,
         audit,
         auth,
+        children,
         credential_import,
         credentials,
         dashboard,
@@ -24,7 +25,7 @@ def register(app: Flask) -> None:
 
     for module in (
         auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
-        versions, credential_import, credentials,
+        versions, credential_import, credentials, children,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)

@@ -24,6 +24,7 @@ from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
 from web.ui import certificates as certificate_views
+from web.ui import children as children_views
 from web.ui.common import actor, db, login_required, org_id, safe_next, same_org, settings
 
 bp = Blueprint("tasks", __name__, url_prefix="/tarefas")
@@ -55,7 +56,7 @@ def _file_meta(
 
 
 def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-          status: int = 200, notice: str = ""):  # fmt: skip
+          status: int = 200, notice: str = "", shown: dict[str, Any] | None = None):  # fmt: skip
     with db().read() as s:
         task = _task(s, task_id)
         form = taskform.task_form(s, actor(), task)
@@ -105,6 +106,8 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
         certificate=certificate,
         shows_certificate=shows_certificate,
         terms=form.terms,
+        shown=shown or {},
+        **children_views.tools(form.schema),
     ), status
 
 
@@ -188,6 +191,10 @@ def submit(task_id: str):
     _store_uploads(form.schema, data, errors)
     if forms_render.apply_row_action(form.schema, data, action, form.context, form.ui):
         return _page(task_id, data=data, errors=errors)
+    if action.partition(":")[0] in children_views.ACTIONS:
+        # Without JavaScript: "Importar CNES filhos" and "Consultar" (web/ui/children.py).
+        notice, shown = children_views.round_trip(task_id, form.schema, data, action)
+        return _page(task_id, data=data, errors=errors, notice=notice, shown=shown)
     if action == "autofill":
         return _autofill(task_id, form.schema, data, errors)
     if action == "save":
