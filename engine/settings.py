@@ -25,7 +25,7 @@ FALSE = frozenset({"false", "0", "no", "off"})
 ENVIRONMENTS = ("development", "test", "homologation", "production")
 # Settings that may hold a password; each can also come from CREDENCIA_<NAME>_FILE.
 # (The master key, CREDENCIA_SECRET_KEY[_FILE], is read by engine.secrets.)
-SECRETS = frozenset({"DATABASE_URL", "SMTP_USER", "SMTP_PASSWORD"})
+SECRETS = frozenset({"DATABASE_URL", "SMTP_USER", "SMTP_PASSWORD", "METRICS_TOKEN"})
 
 
 class SettingsError(ValueError):
@@ -202,6 +202,8 @@ class Settings:
     )
     # /readyz fails when no scheduler job started for this long (0: the check is off, e.g.
     # for a web-only test installation).
+    # /metrics answers only with "Authorization: Bearer <this>"; empty: /metrics is off (404).
+    metrics_token: str = field(default_factory=lambda: _text("METRICS_TOKEN", ""))
     log_format: str = field(default_factory=lambda: _one_of("LOG_FORMAT", ("text", "json")))
     log_level: str = field(
         default_factory=lambda: _one_of(

@@ -14,7 +14,7 @@ from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine.audit import service as audit
 from engine.db import Database
-from web import logs
+from web import logs, metrics
 
 log = logging.getLogger(__name__)
 # Multipart overhead allowed on top of the file limit before a request is refused unread.
@@ -33,6 +33,7 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     app.extensions["credencia.settings"] = settings
     _deploy_processes(db, settings)
     logs.install(app, trust_request_id=settings.trusted_proxies > 0)
+    metrics.install(app)
     _setup_i18n(app)
     _setup_security(app)
     _register_blueprints(app)
@@ -119,6 +120,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.ui import register as register_ui
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(api_bp)
     security.exempt_api(app, api_bp)
     register_ui(app)

@@ -29,6 +29,7 @@ from web.cli import upgrade_database
 ROOT = Path(__file__).resolve().parents[2]
 GRACEFUL_TIMEOUT = 30  # given through GUNICORN_CMD_ARGS, which `credencia serve` honours
 WORKERS = 2
+METRICS_TOKEN = "token-de-metricas-do-teste"
 
 
 def _start_time(pid: int) -> str | None:
@@ -110,6 +111,7 @@ def server(migrated_url: str, tmp_path: Path) -> Iterator[Server]:
         "CREDENCIA_DATABASE_URL": migrated_url,
         "PYTHONPATH": str(ROOT),
         "GUNICORN_CMD_ARGS": f"--graceful-timeout {GRACEFUL_TIMEOUT}",
+        "CREDENCIA_METRICS_TOKEN": METRICS_TOKEN,
     }
     stderr_path = tmp_path / "serve.err"
     with (tmp_path / "serve.out").open("wb") as out, stderr_path.open("wb") as err:
@@ -171,6 +173,33 @@ def _assert_stops_cleanly(srv: Server) -> None:
     assert "stopping (waiting for running jobs)" in stderr, stderr
     assert "web.cli.scheduler: scheduler stopped" in stderr, stderr
     assert len(srv.tracked) >= 1 + WORKERS + 1  # master, workers, scheduler
+
+
+def _scrape(port: int) -> str:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as r:  # noqa: S310 (http://127.0.0.1)
+        return r.read().decode()
+
+
+def _sign_in_pages(text: str) -> float:
+    wanted = ('route="/entrar"', 'method="GET"', 'status="200"')
+    for line in text.splitlines():
+        if line.startswith("credencia_http_requests_total{") and all(w in line for w in wanted):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_metrics_sum_every_worker(server: Server) -> None:
+    """Requests spread over the workers; any worker's /metrics counts them all."""
+    for _ in range(20):
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/entrar", timeout=5) as r:
+            assert r.status == 200
+    scrapes = [_scrape(server.port) for _ in range(4)]
+    assert [_sign_in_pages(text) for text in scrapes] == [20.0] * 4
+    assert "credencia_tasks_open" in scrapes[0] and "credencia_outbox_messages" in scrapes[0]
+    assert len(server.tracked) >= 1 + WORKERS
 
 
 def test_sigterm_to_the_master_stops_web_and_scheduler(server: Server) -> None:

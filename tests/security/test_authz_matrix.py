@@ -174,6 +174,8 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/healthz", "GET"): Route({"-": cell(200, 200)}),
     # not stamped by Alembic and no scheduler heartbeat in the test database: not ready
     ("/readyz", "GET"): Route({"-": cell(503, 503)}),
+    # no CREDENCIA_METRICS_TOKEN in the test settings: metrics are off (tests/integration/test_metrics.py)
+    ("/metrics", "GET"): Route({"-": cell(404, 404)}),
     ("/static/<path:filename>", "GET"): Route(
         {"-": cell(200, 200)}, args={"filename": lambda w, v: "css/app.css"}
     ),

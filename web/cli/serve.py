@@ -14,11 +14,14 @@ ignored — the master stops it — and stops by itself if the master disappears
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 
@@ -127,6 +130,32 @@ class ServeApplication(BaseApplication):
             sys.exit(1)
 
 
+def _metrics_folder() -> None:
+    """/metrics sums every worker's counters through files in PROMETHEUS_MULTIPROC_DIR: use
+    the one given, else a fresh folder for this server (set before any counter exists)."""
+    from prometheus_client import values
+
+    from web.metrics import MULTIPROC_ENV
+
+    folder = os.environ.get(MULTIPROC_ENV)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    else:
+        os.environ[MULTIPROC_ENV] = created = tempfile.mkdtemp(prefix="credencia-metrics-")
+        master = os.getpid()
+        # Removed when the master exits (the forked workers run no atexit of the master's).
+        atexit.register(lambda: os.getpid() == master and shutil.rmtree(created, True))
+    # prometheus-client chose its value store when imported (before this command ran): choose
+    # again. Our metrics are labelled, so their values are made later, in the workers.
+    values.ValueClass = values.get_value_class()
+
+
+def _worker_exited(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
@@ -150,6 +179,7 @@ def serve(
     from web import create_app
 
     require_current_schema(cli)
+    _metrics_folder()
     app = create_app(cli.settings, cli.db)
     # The master deployed processes with its pool; forked workers must not share its sockets.
     cli.db.dispose()
@@ -165,6 +195,8 @@ def serve(
         # server closes it gets a reset (docs/RELIABILITY.md, "Found by these runs").
         "keepalive": 5,
         "accesslog": "-",
+        # A worker's counters stay in the multiprocess folder; mark them dead when it exits.
+        "child_exit": _worker_exited,
     }
     explicit: dict[str, Any] = {}
     if given("host") or given("port"):
