@@ -34,6 +34,7 @@ from web.api import schemas as s
 from web.api.auth import actor, db
 from web.api.contract import document, operation
 from web.errors import HTTPProblem
+from web.i18n import current_locale, process_words
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -80,7 +81,8 @@ def _emails(session: Session, ids: list[int | None]) -> dict[int, str]:
 
 def _tasks(session: Session, rows: list[Task]) -> list[s.Task]:
     emails = _emails(session, [r.assignee_id for r in rows] + [r.completed_by_id for r in rows])
-    return [s.Task.of(row, emails) for row in rows]
+    words = process_words(session)
+    return [s.Task.of(row, emails, words) for row in rows]
 
 
 # ------------------------------------------------------------------ documents
@@ -196,7 +198,9 @@ def _instance(session: Session, inst: ProcessInstance) -> s.Instance:
         select(ProcessDefinition.version).where(ProcessDefinition.id == inst.definition_id)
     )
     ready = _tasks(session, instances.instance_tasks(session, inst.id, states=[READY]))
-    return s.Instance.with_tasks(inst, cnes=cnes or "", version=version or 0, tasks=ready)
+    return s.Instance.with_tasks(
+        inst, cnes=cnes or "", version=version or 0, tasks=ready, words=process_words(session)
+    )
 
 
 def _with_etag(model: s.Instance, status: int = 200, **headers: str):
@@ -265,8 +269,9 @@ def list_instances(query: s.InstanceQuery) -> s.InstanceList:
         versions = dict(
             session.execute(select(ProcessDefinition.id, ProcessDefinition.version)).all()
         )
+        words = process_words(session)
         items = [
-            s.InstanceSummary.of(i, cnes=c, version=versions.get(i.definition_id, 0))
+            s.InstanceSummary.of(i, cnes=c, version=versions.get(i.definition_id, 0), words=words)
             for i, c in rows
         ]
     return s.InstanceList(
@@ -407,7 +412,7 @@ def get_task(task_id: str) -> s.TaskDetail:
     """Tarefa com formulário e dados preenchidos"""
     with db().read() as session:
         task = tasks.get_task(session, actor(), task_id)
-        form = taskform.task_form(session, actor(), task)
+        form = taskform.task_form(session, actor(), task, locale=current_locale())
         return s.TaskDetail(
             **_tasks(session, [task])[0].model_dump(),
             form=s.TaskForm(schema=form.served or form.schema, ui=form.ui),

@@ -23,6 +23,7 @@ from engine.runtime import picture, taskform
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
+from web.i18n import translate
 from web.ui import certificates as certificate_views
 from web.ui.common import actor, db, login_required, org_id, safe_next, same_org, settings
 
@@ -153,7 +154,7 @@ def _store_uploads(schema: dict[str, Any], data: dict[str, Any], errors: dict[st
                 message = (
                     exc.errors.get("file", exc.message) if isinstance(exc, Invalid) else exc.message
                 )
-                errors[key] = _(message)
+                errors[key] = translate(message)
                 continue
             if many:
                 data.setdefault(key, []).append(row.id)
@@ -204,7 +205,7 @@ def submit(task_id: str):
             name = done.name
     except Invalid as exc:
         return _page(
-            task_id, data=data, errors={k: _(v) for k, v in exc.errors.items()}, status=422
+            task_id, data=data, errors={k: translate(v) for k, v in exc.errors.items()}, status=422
         )
     flash(_("Tarefa “%(name)s” concluída.", name=_(name)), "success")
     return redirect(url_for("instances.show", instance_id=instance_id))
@@ -217,7 +218,7 @@ def _review(task_id: str, form: Any, data: dict[str, Any]):
         with db().write() as s:
             runtime_tasks.check(s, actor(), task_id, data)
     except Invalid as exc:
-        errors = {k: _(v) for k, v in exc.errors.items()}
+        errors = {k: translate(v) for k, v in exc.errors.items()}
         return _page(task_id, data=data, errors=errors, status=422)
     with db().read() as s:
         task = _task(s, task_id)
@@ -283,5 +284,5 @@ def assign(task_id: str):
             task_id, runtime_tasks.assign, _("Tarefa atribuída a %(email)s.", email=email), email
         )
     except Invalid as exc:
-        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
+        flash(translate(next(iter(exc.errors.values()), exc.message)), "danger")
         return redirect(safe_next(request.form.get("next"), url_for("tasks.show", task_id=task_id)))
