@@ -51,6 +51,7 @@ def test_task_page_and_its_errors_in_english(world, db, pages) -> None:
     assert "Create gov.br account" in inbox and "Preparation" in inbox
     instance = _text(gestor.get(f"/processos/{world.instance_id}"))
     assert "RNDS credentialing" in instance and "Create gov.br account" in instance
+    assert "Task completed: Obtain digital certificate" in instance  # the timeline
 
 
 def test_portuguese_stays_the_default(world, db, pages) -> None:
