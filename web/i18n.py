@@ -148,6 +148,7 @@ def setup(app: Flask) -> None:
         locale_selector=select_locale,
         timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"],
     )
+
     @app.after_request
     def _language_headers(response):
         # The answer depends on Accept-Language now: caches must keep one per language.
