@@ -205,6 +205,7 @@ def _bpmn_texts(bpmn_xml: str | bytes, found: set[str]) -> None:
     for process in root.iter(f"{_BPMN}process"):
         if process.get("name"):
             found.add(process.get("name"))
+        found.update(lane.get("name") for lane in process.iter(f"{_BPMN}lane") if lane.get("name"))
         for task in process.iter(f"{_BPMN}userTask"):
             if task.get("name"):
                 found.add(task.get("name"))
@@ -218,7 +219,7 @@ def _bpmn_texts(bpmn_xml: str | bytes, found: set[str]) -> None:
 
 def source_texts(bpmn_xml: str | bytes, files: Mapping[str, Any]) -> set[str]:
     """Every Portuguese text of a process that a user reads, i.e. every key its catalogs need:
-    user task names, instructions and stages, the title and stages of ``process.json``, and
+    lane names, user task names, instructions and stages, the title and stages of ``process.json``, and
     the texts of each form and its UI hints."""
     found: set[str] = set()
     _bpmn_texts(bpmn_xml, found)

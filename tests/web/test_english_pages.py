@@ -35,6 +35,7 @@ def test_task_page_and_its_errors_in_english(world, db, pages) -> None:
     assert "gov.br account level" in page and ">Silver</label>" in page
     assert "I confirm that the gov.br account was created" in page
     assert "Preparation" in page  # the stage
+    assert "Lane: <strong>Manager</strong>" in page
     assert "Criar conta gov.br" not in page and "Nível da conta" not in page
 
     res = gestor.post(
