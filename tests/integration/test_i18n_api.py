@@ -78,6 +78,10 @@ def test_the_instance_says_its_stage_in_english_with_the_same_etag(client, world
         "Get familiar with the services",
     }
     assert english.headers["ETag"] == portuguese.headers["ETag"]
+    processes = client.get("/api/v1/processes", headers=_as(world, "admin", **EN)).json["items"]
+    titles = {p["key"]: p["title"] for p in processes}
+    assert titles["credenciamento-rnds"] == "RNDS credentialing"
+    assert titles["habilitacao-pec-esus-aps"] == "Enabling the PEC e-SUS APS on the RNDS"
     listed = client.get("/api/v1/instances?org=sesa-pr", headers=_as(world, "admin", **EN))
     assert [i["stage_label"] for i in listed.json["items"]] == ["Preparation"]
 

@@ -183,7 +183,11 @@ def list_portfolios() -> s.PortfolioList:
 def list_processes() -> s.ProcessDefinitionList:
     """Processos implantados"""
     with db().read() as session:
-        items = [s.ProcessDefinition.of(d) for d in definitions.list_definitions(session)]
+        words = process_words(session)
+        items = [
+            s.ProcessDefinition.of(d).model_copy(update={"title": words.get(d.title, d.title)})
+            for d in definitions.list_definitions(session)
+        ]
     return s.ProcessDefinitionList(**_all(items))
 
 
