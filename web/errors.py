@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, TooLarge
+from web.i18n import translate
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,9 @@ def error_response(
         return problem(status, message, errors=errors, headers=headers)
     if errors:
         message = " ".join(
-            part for part in (message or "", "; ".join(_(m) for m in errors.values())) if part
+            part
+            for part in (message or "", "; ".join(translate(m) for m in errors.values()))
+            if part
         )
     page, code = render_error(status, message)
     return page, code, dict(headers or {})
@@ -229,9 +232,11 @@ def register(app: Flask) -> None:
     def _domain(exc: DomainError):
         errors = exc.errors if isinstance(exc, Invalid) else None
         if is_api_request():
-            # API clients get the engine's words as they are (field keys, messages).
-            return problem(status_of(exc), exc.message, errors=errors)
-        return error_response(status_of(exc), _(exc.message), errors=errors or None)
+            # API clients get the engine's words in the language they asked for
+            # (Accept-Language; Portuguese by default), under the same field keys.
+            localized = {k: translate(v) for k, v in errors.items()} if errors else errors
+            return problem(status_of(exc), translate(exc.message), errors=localized)
+        return error_response(status_of(exc), translate(exc.message), errors=errors or None)
 
     @app.errorhandler(HTTPProblem)
     def _problem(exc: HTTPProblem):

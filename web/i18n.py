@@ -1,7 +1,11 @@
 """Interface language: pt-BR by default, English available; dates dd/mm/aaaa in São Paulo time.
 
-The English catalog lives in ``web/translations`` as a .po file; its .mo is compiled when
-missing or older (``make`` does it too), so no binary is kept in the repository.
+The language is the user's choice (the cookie, else their account's), else the request's
+``Accept-Language`` (what the API reads), else pt-BR. The pages' English lives in
+``web/translations`` as a .po file; its .mo is compiled when missing or older (``make`` does
+it too), so no binary is kept in the repository. The words of the processes (task names,
+stages, forms) come from each process's own catalog (``engine.i18n``), and the validation
+messages from ``engine.forms.localize``: :func:`translate` asks them before the .po.
 """
 
 from __future__ import annotations
@@ -13,9 +17,14 @@ from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, g, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask_babel import Babel, format_datetime, get_locale
 from flask_babel import gettext as _
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from engine import forms
+from engine.definitions import queries as definition_queries
 
 log = logging.getLogger(__name__)
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
@@ -49,7 +58,7 @@ def select_locale() -> str:
     user = getattr(g, "user", None)
     if user is not None and user.locale in LOCALES:
         return user.locale
-    return DEFAULT_LOCALE
+    return request.accept_languages.best_match(list(LOCALES)) or DEFAULT_LOCALE
 
 
 def current_locale() -> str:
@@ -93,9 +102,42 @@ def fmt_size(size: int | None) -> str:
     return value.replace(".", ",") if current_locale() == "pt_BR" else value
 
 
+def process_words(session: Session | None = None) -> dict[str, str]:
+    """The deployed processes' words in the request's language (one catalog, read once per
+    request, in ``session`` when given; empty in Portuguese or when the database cannot be
+    read)."""
+    if not has_request_context():
+        return {}
+    words = g.get("_process_words")
+    if words is None:
+        words = {}
+        locale = current_locale()
+        if locale != DEFAULT_LOCALE:
+            try:
+                if session is not None:
+                    words = definition_queries.catalog(session, locale)
+                else:
+                    with current_app.extensions["credencia.db"].read() as own:
+                        words = definition_queries.catalog(own, locale)
+            except (SQLAlchemyError, KeyError):
+                log.warning("process catalogs unreadable; their texts stay in Portuguese")
+        g._process_words = words
+    return words
+
+
 def translate(text: str | None) -> str:
-    """Translate a Portuguese text that comes from data (stage, task, engine message)."""
-    return _(text) if text else ""
+    """Translate a Portuguese text that comes from data (a process's task, stage, form text,
+    a validation message, an engine message): the process catalogs, then the engine's
+    messages, then the pages' catalog."""
+    if not text:
+        return ""
+    if current_locale() == DEFAULT_LOCALE:
+        return text
+    words = process_words()
+    if text in words:
+        return words[text]
+    localized = forms.localize(text, current_locale(), words)
+    return localized if localized != text else _(text)
 
 
 def setup(app: Flask) -> None:
@@ -106,6 +148,14 @@ def setup(app: Flask) -> None:
         locale_selector=select_locale,
         timezone_selector=lambda: app.config["BABEL_DEFAULT_TIMEZONE"],
     )
+
+    @app.after_request
+    def _language_headers(response):
+        # The answer depends on Accept-Language now: caches must keep one per language.
+        response.vary.add("Accept-Language")
+        response.headers.setdefault("Content-Language", html_lang())
+        return response
+
     app.jinja_env.filters.update(
         date=fmt_date, datetime=fmt_datetime, filesize=fmt_size, t=translate
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from lxml import etree
 
-from engine import forms
+from engine import forms, i18n
 from engine.credentialing import block, vocabulary
 from engine.terms import declared as terms
 
@@ -199,7 +199,25 @@ def _check_process(
     return problems
 
 
-def check_paths(paths: list[Path]) -> list[str]:
+def catalog_warnings(bpmn_path: Path) -> list[str]:
+    """What the deploy reports without refusing: unreadable catalogs, untranslated texts."""
+    folder = bpmn_path.with_suffix("")
+    files: dict[str, Any] = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            files[path.name] = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue  # check_file reports it
+    catalogs, warnings = i18n.read_catalogs(folder)
+    files.update(catalogs)
+    if bpmn_path.is_file():
+        warnings += i18n.missing(bpmn_path.read_bytes(), files)
+    return [f"{bpmn_path.name}: {w}" for w in warnings]
+
+
+def check_paths(paths: list[Path], warnings: list[str] | None = None) -> list[str]:
+    """Every problem of the BPMN files (or folders of them); their warnings, which do not
+    stop a deploy, go to ``warnings`` when given."""
     problems: list[str] = []
     for path in paths:
         files = sorted(path.glob("*.bpmn")) if path.is_dir() else [path]
@@ -208,6 +226,8 @@ def check_paths(paths: list[Path]) -> list[str]:
         for file in files:
             try:
                 problems += check_file(file)
+                if warnings is not None:
+                    warnings += catalog_warnings(file)
             except Exception as exc:  # a checker must report, never crash, on any input
                 problems.append(
                     f"{file.name}: não foi possível verificar ({type(exc).__name__}: {exc})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import forms
+from engine import forms, i18n
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.credentialing import vocabulary
@@ -42,6 +42,8 @@ class Bundle:
     manifest: dict[str, Any]
     content_hash: str
     source_path: str
+    # What the deploy reports without refusing: catalogs that cannot be read, missing texts.
+    warnings: list[str] = field(default_factory=list)
 
 
 def read_bundle(bpmn_path: Path) -> Bundle:
@@ -69,6 +71,12 @@ def read_bundle(bpmn_path: Path) -> Bundle:
                 files[path.name] = json.loads(content)
             except json.JSONDecodeError as exc:
                 raise DeployError(f"{path}: JSON inválido ({exc})") from exc
+    # The translations (``i18n/<locale>.json``) are part of the version, like the forms.
+    catalogs, warnings = i18n.read_catalogs(folder)
+    for name, catalog in catalogs.items():
+        digest.update(name.encode() + b"\0" + json.dumps(catalog, sort_keys=True).encode())
+    files.update(catalogs)
+    warnings += i18n.missing(raw, files)
     manifest = files.get("process.json", {})
     if isinstance(manifest, dict):
         # The terms of use the process declares travel with the version (engine/terms/).
@@ -83,6 +91,7 @@ def read_bundle(bpmn_path: Path) -> Bundle:
         manifest=manifest,
         content_hash=digest.hexdigest(),
         source_path=str(bpmn_path),
+        warnings=warnings,
     )
 
 
@@ -183,9 +192,10 @@ def deploy_bundle(
 
 
 def deploy_all(
-    db: Any, processes_dir: Path, actor: Actor | None = None
+    db: Any, processes_dir: Path, actor: Actor | None = None, warnings: list[str] | None = None
 ) -> list[tuple[ProcessDefinition, bool]]:
-    """Deploy every ``*.bpmn`` of the folder, each in its own transaction.
+    """Deploy every ``*.bpmn`` of the folder, each in its own transaction. Each bundle's
+    warnings (translations missing or unreadable) are logged and added to ``warnings``.
 
     Several processes starting at once may race to deploy the same version; the loser of the
     unique (key, version) race simply finds the winner's row.
@@ -193,6 +203,10 @@ def deploy_all(
     results = []
     for path in sorted(Path(processes_dir).glob("*.bpmn")):
         bundle = read_bundle(path)
+        for warning in bundle.warnings:
+            log.warning("%s: %s", path.name, warning)
+        if warnings is not None:
+            warnings += [f"{path.name}: {w}" for w in bundle.warnings]
         for attempt in range(3):
             try:
                 with db.write() as session:

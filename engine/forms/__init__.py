@@ -4,7 +4,7 @@ the server (``validation``) and checked at deploy (``checks``)."""
 from engine.forms.checks import check_form, check_form_schema
 from engine.forms.context import FileInfo, FormContext, FormInvalid
 from engine.forms.formats import KNOWN_FORMATS
-from engine.forms.messages import FORM_PATH
+from engine.forms.messages import FORM_PATH, localize
 from engine.forms.rules import RULES, served_schema
 from engine.forms.schema import FieldSpec, FormView, form_view
 from engine.forms.validation import (
@@ -27,6 +27,7 @@ __all__ = [
     "check_form",
     "check_form_schema",
     "form_view",
+    "localize",
     "prefill",
     "secret_fields",
     "served_schema",

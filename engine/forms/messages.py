@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jsonschema import ValidationError
@@ -200,3 +202,170 @@ def schema_errors(validator: Any, instance: Any) -> dict[str, str]:
         path, message = _describe(error)
         errors.setdefault(path, message)  # one message per path, the first
     return errors
+
+
+# ---------------------------------------------------------------- English
+# The messages above are written in Portuguese where they are made (deep in the validation,
+# where no language is known); ``localize`` gives a reader who chose English the same message
+# in English: fixed messages by table, the ones with numbers, options or names by pattern.
+
+_EN = {
+    REQUIRED: "Required field.",
+    INVALID: "Invalid value.",
+    FORM_INVALID: "Invalid form data.",
+    CHECK_REQUIRED: "This option must be ticked.",
+    DATE_INVALID: "Invalid date (use dd/mm/yyyy).",
+    TIME_INVALID: "Invalid time (use hh:mm).",
+    EMAIL_INVALID: "Invalid e-mail address.",
+    IPV4_INVALID: "Invalid IPv4 address.",
+    FILE_NOT_FOUND: "File not found. Please send the file again.",
+    NOT_FINITE: "Enter a finite number.",
+    PUBLIC_IP: "Enter a public IP (not private, reserved or loopback).",
+    CNES_NOT_REGISTERED: "CNES not registered in the organization.",
+    OPTION_UNAVAILABLE: "Operation not available in this portfolio.",
+    "Informe um número inteiro.": "Enter a whole number.",
+    "Informe um número.": "Enter a number.",
+    "Informe um texto.": "Enter a text.",
+    "Escolha sim ou não.": "Choose yes or no.",
+    "Informe uma lista de itens.": "Enter a list of items.",
+    "CPF inválido.": "Invalid CPF.",
+    "CNPJ inválido.": "Invalid CNPJ.",
+    "CNS inválido.": "Invalid CNS.",
+    "CNES inválido.": "Invalid CNES.",
+    "Formato inválido.": "Invalid format.",
+    "Escolha uma das opções disponíveis.": "Choose one of the available options.",
+    "Há itens repetidos.": "There are repeated items.",
+    "Campo não permitido.": "Field not allowed.",
+    "Valor não permitido.": "Value not allowed.",
+    "Valor repetido.": "Repeated value.",
+    "CPF com todos os dígitos iguais não é válido.": "A CPF with all digits equal is not valid.",
+    "Dígitos verificadores do CPF não conferem.": "The CPF's check digits do not match.",
+    "CNPJ deve ter 14 caracteres.": "A CNPJ must have 14 characters.",
+    "Os dois últimos caracteres do CNPJ devem ser números.": (
+        "The last two characters of a CNPJ must be digits."
+    ),
+    "CNPJ com todos os dígitos iguais não é válido.": "A CNPJ with all digits equal is not valid.",
+    "Dígitos verificadores do CNPJ não conferem.": "The CNPJ's check digits do not match.",
+    "Dígito verificador do CNS não confere.": "The CNS's check digit does not match.",
+    "Dígito verificador do CNS provisório não confere.": (
+        "The provisional CNS's check digit does not match."
+    ),
+    "CNS deve começar com 1, 2, 7, 8 ou 9.": "A CNS must start with 1, 2, 7, 8 or 9.",
+}
+_EN_UNITS = {"caractere": "character", "caracteres": "characters", "item": "item", "itens": "items"}
+
+
+def _en_number(text: str) -> str:
+    return text.replace(",", ".")
+
+
+def _en_count(count: str, unit: str) -> str:
+    return f"{_en_number(count)} {_EN_UNITS.get(unit, unit)}"
+
+
+def _en_options(text: str, words: Mapping[str, str]) -> str:
+    options = [words.get(o, {"sim": "yes", "não": "no"}.get(o, o)) for o in text.split(", ")]
+    return ", ".join(options)
+
+
+_EN_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str], Mapping[str, str]], str]]] = [
+    (
+        re.compile(r"No máximo (\S+) (caracteres?) \(você digitou (\d+)\)\.$"),
+        lambda m, w: f"At most {_en_count(m[1], m[2])} (you typed {m[3]}).",
+    ),
+    (
+        re.compile(r"No mínimo (\S+) (caracteres?)\.$"),
+        lambda m, w: f"At least {_en_count(m[1], m[2])}.",
+    ),
+    (
+        re.compile(r"Adicione pelo menos (\S+) (itens|item)\.$"),
+        lambda m, w: f"Add at least {_en_count(m[1], m[2])}.",
+    ),
+    (
+        re.compile(r"No máximo (\S+) (itens|item)\.$"),
+        lambda m, w: f"At most {_en_count(m[1], m[2])}.",
+    ),
+    (
+        re.compile(r"Informe um valor maior ou igual a (\S+)\.$"),
+        lambda m, w: f"Enter a value greater than or equal to {_en_number(m[1])}.",
+    ),
+    (
+        re.compile(r"Informe um valor menor ou igual a (\S+)\.$"),
+        lambda m, w: f"Enter a value less than or equal to {_en_number(m[1])}.",
+    ),
+    (
+        re.compile(r"Informe um valor maior que (\S+)\.$"),
+        lambda m, w: f"Enter a value greater than {_en_number(m[1])}.",
+    ),
+    (
+        re.compile(r"Informe um valor menor que (\S+)\.$"),
+        lambda m, w: f"Enter a value less than {_en_number(m[1])}.",
+    ),
+    (
+        re.compile(r"Informe um múltiplo de (\S+)\.$"),
+        lambda m, w: f"Enter a multiple of {_en_number(m[1])}.",
+    ),
+    (
+        re.compile(r"Escolha uma das opções: (.*)\.$", re.S),
+        lambda m, w: f"Choose one of the options: {_en_options(m[1], w)}.",
+    ),
+    (
+        re.compile(r"Tipo de arquivo não aceito\. Envie: (.*)\.$", re.S),
+        lambda m, w: (
+            "File type not accepted. Send: "
+            + m[1].replace("certificado digital", "digital certificate").replace(" ou ", " or ")
+            + "."
+        ),
+    ),
+    (
+        re.compile(
+            r"Estabelecimento filho deve ser da mesma UF \((\w*)\) do estabelecimento cessionário\.$"
+        ),
+        lambda m, w: (
+            f"A child establishment must be in the same UF ({m[1]}) as the assignee establishment."
+        ),
+    ),
+    (
+        re.compile(r"Deve ser maior ou igual a (.*)\.$", re.S),
+        lambda m, w: f"Must be greater than or equal to {w.get(m[1], m[1])}.",
+    ),
+    (
+        re.compile(r"Deve ser diferente de (.*)\.$", re.S),
+        lambda m, w: f"Must be different from {w.get(m[1], m[1])}.",
+    ),
+    (re.compile(r"Informe o (\w+) como texto\.$"), lambda m, w: f"Enter the {m[1]} as text."),
+    (re.compile(r"Informe o (\w+)\.$"), lambda m, w: f"Enter the {m[1]}."),
+    (
+        re.compile(r"(\w+) deve conter apenas números\.$"),
+        lambda m, w: f"The {m[1]} must contain digits only.",
+    ),
+    (
+        re.compile(r"(\w+) deve ter (\d+) dígitos\.$"),
+        lambda m, w: f"The {m[1]} must have {m[2]} digits.",
+    ),
+    (
+        re.compile(r"(\w+) contém caracteres inválidos \(use apenas números( e letras)?\)\.$"),
+        lambda m, w: (
+            f"The {m[1]} has invalid characters (use digits"
+            + (" and letters only)." if m[2] else " only).")
+        ),
+    ),
+]
+
+
+def localize(message: str, locale: str | None, words: Mapping[str, str] | None = None) -> str:
+    """``message`` in the reader's language: unchanged in Portuguese; in English, the form's
+    own message from the process catalog ``words`` (``x-messages``, rule messages), else the
+    English of a validation message, else unchanged (a text no table knows)."""
+    if not isinstance(message, str) or not (locale or "").lower().startswith("en"):
+        return message
+    words = words or {}
+    if message in words:
+        return words[message]
+    if message in _EN:
+        return _EN[message]
+    for pattern, english in _EN_PATTERNS:
+        found = pattern.match(message)
+        if found:
+            return english(found, words)
+    return message

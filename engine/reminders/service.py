@@ -45,6 +45,7 @@ from engine.certificates.models import Certificate
 from engine.credentials import renewal
 from engine.credentials.models import ENCERRADA, OPEN, Credential
 from engine.db import Database, utcnow
+from engine.definitions import queries as definition_queries
 from engine.establishments.models import Establishment
 from engine.notifications import service as notifications
 from engine.notifications.render import render
@@ -175,7 +176,7 @@ def send_reminder(
     if reminder_id is None:
         return False
     ctx = {
-        **context,
+        **_in_language(session, context, user.locale),
         "user_name": user.name or user.email,
         "link": settings.base_url.rstrip("/") + link_path,
     }
@@ -199,6 +200,22 @@ def send_reminder(
         reminder_id=reminder_id,
     )
     return True
+
+
+def _in_language(session: Session, context: dict[str, Any], locale: str) -> dict[str, Any]:
+    """The task names of a message in the reader's language, from the processes' catalogs."""
+    words = definition_queries.catalog(session, locale)
+    if not words:
+        return context
+    out = dict(context)
+    if isinstance(out.get("task_name"), str):
+        out["task_name"] = words.get(out["task_name"], out["task_name"])
+    if isinstance(out.get("tasks"), list):
+        out["tasks"] = [
+            {**t, "name": words.get(t.get("name"), t.get("name"))} if isinstance(t, dict) else t
+            for t in out["tasks"]
+        ]
+    return out
 
 
 def _existing_keys(

@@ -29,6 +29,8 @@ class Installed:
 
     portfolios_added: int = 0
     processes: list[tuple[ProcessDefinition, bool]] = field(default_factory=list)
+    # Reported, never refused: e.g. a text missing from a process's English catalog.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def deployed(self) -> list[ProcessDefinition]:
@@ -52,6 +54,6 @@ def install(db: Database, processes_dir: Path, actor: Actor | None = None) -> In
         except IntegrityError:
             if attempt == 2:
                 raise
-    return Installed(
-        portfolios_added=added, processes=definitions.deploy_all(db, processes_dir, actor)
-    )
+    warnings: list[str] = []
+    deployed = definitions.deploy_all(db, processes_dir, actor, warnings)
+    return Installed(portfolios_added=added, processes=deployed, warnings=warnings)

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from engine import forms
+from engine import forms, i18n
 from engine import secrets as secret_store
 from engine.access.actor import Actor
 from engine.credentialing import vocabulary
@@ -40,9 +40,11 @@ def form_files(loaded: spiff.LoadedSpec, task: Task) -> tuple[dict[str, Any], di
     return schema, loaded.files.get(ui_name) or {}
 
 
-def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
+def task_form(session: Session, actor: Actor, task: Task, locale: str | None = None) -> TaskForm:
     """The form of a task the caller may see (``tasks.get_task``): a ready task's values
-    come from its workflow, a completed one's from what was submitted."""
+    come from its workflow, a completed one's from what was submitted. With a ``locale``
+    other than pt-BR, the schemas and UI hints carry that language's words from the
+    process version's catalog (values and their validation do not change)."""
     instance = session.get(ProcessInstance, task.instance_id)
     loaded = loaded_spec(session, instance)
     schema, ui = form_files(loaded, task)
@@ -73,6 +75,13 @@ def task_form(session: Session, actor: Actor, task: Task) -> TaskForm:
             session, actor, instance.id, instance.org_id, instance.establishment_id
         )
         terms = {a.row.field: a.term for a in accepted if a.row.task_id == task.id and a.term}
+    words = i18n.catalog(loaded.files, locale)
+    if words:
+        schema, served, ui = (
+            i18n.schema(schema, words),
+            i18n.schema(served, words),
+            i18n.ui(ui, words),
+        )
     return TaskForm(schema=schema, ui=ui, data=data, context=context, served=served, terms=terms)
 
 

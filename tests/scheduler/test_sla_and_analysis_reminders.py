@@ -161,9 +161,9 @@ def test_analysis_due_date_is_stored_and_overdue_reminders_go_once_per_sla_perio
     link = f"{BASE_URL}/tarefas/{analysis['id']}"
     assert "venceu em 30/12/2026" in text and link in text
     assert f'href="{link}"' in html and "<strong>30/12/2026</strong>" in html
-    assert en["Subject"].startswith(
-        "[Credencia] Overdue DATASUS analysis: Avaliar solicitação de acesso"
-    )
+    # The task's name in the reader's language too, from the process's catalog.
+    assert en["Subject"].startswith("[Credencia] Overdue DATASUS analysis: Review access request")
+    assert 'The task "Review access request"' in en.get_body(("plain",)).get_content()
     assert en["Content-Language"] == "en"
     assert "was due on 2026-12-30" in en.get_body(("plain",)).get_content()
     assert link in en.get_body(("plain",)).get_content()

@@ -1095,7 +1095,7 @@ def test_hostile_values_never_run_in_the_browser(csrf_app, db, sec: SecWorld) ->
     visited = 0
     with serve(csrf_app) as base, chromium() as browser:
         for role, paths in pages.items():
-            context = browser.new_context()
+            context = browser.new_context(locale="pt-BR")
             context.add_init_script(CSP_LISTENER)
             page = context.new_page()
             page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
@@ -1112,7 +1112,7 @@ def test_hostile_values_never_run_in_the_browser(csrf_app, db, sec: SecWorld) ->
                     problems.append(f"{role} {path}: {found}")
             context.close()
         # A failed sign-in with a hostile e-mail shows it back in the form, inert.
-        context = browser.new_context()
+        context = browser.new_context(locale="pt-BR")
         context.add_init_script(CSP_LISTENER)
         page = context.new_page()
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))

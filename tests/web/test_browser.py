@@ -283,7 +283,9 @@ def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR
     assert "My tasks" in page.inner_text("main")
     check(page, "inbox-en")
 
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True).new_page()
+    phone = browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, locale="pt-BR"
+    ).new_page()
     login(phone, base, users["admin"].email, users["admin"].password)
     phone.goto(base + "/painel")
     screenshot(phone, f"dashboard-phone-{tag}")
@@ -303,7 +305,7 @@ def test_pages_work_without_javascript(people, app, db):
     """Rows are added and the form sent with JavaScript off (server-side buttons)."""
     users = people["users"]
     with serve(app) as base, chromium() as browser:
-        page = browser.new_context(java_script_enabled=False).new_page()
+        page = browser.new_context(java_script_enabled=False, locale="pt-BR").new_page()
         login(page, base, users["admin"].email, users["admin"].password)
         page.goto(f"{base}/estabelecimentos/{people['est'].cnes}")
         page.click("button:has-text('Iniciar credenciamento')")

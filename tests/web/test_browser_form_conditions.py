@@ -80,7 +80,7 @@ def test_conditional_pairs_and_the_review_step(world, db, app):
         assert "Solicitação em análise" in page.inner_text(".app-facts")
 
         # Without JavaScript: "Atualizar formulário" shows and hides the same fields.
-        ajustar = browser.new_context(java_script_enabled=False).new_page()
+        ajustar = browser.new_context(java_script_enabled=False, locale="pt-BR").new_page()
         login(ajustar, base, gestor.email, gestor.password)
         advance(db, world, ["!avaliar_solicitacao_acesso"])
         adjust = ready_task(db, world.instance_id, "ajustar_solicitacao_acesso")

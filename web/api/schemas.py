@@ -499,14 +499,15 @@ class Task(Shape):
     completed_by: str | None
 
     @classmethod
-    def of(cls, row: TaskRow, emails: Mapping[int, str]) -> Task:
+    def of(cls, row: TaskRow, emails: Mapping[int, str], words: Mapping[str, str]) -> Task:
+        """``words``: the processes' catalog in the request's language (name and stage)."""
         return cls(
             id=row.id,
             instance=row.instance_id,
-            name=row.name,
+            name=words.get(row.name, row.name),
             element=row.element_id,
             lane=row.lane,
-            stage=row.stage,
+            stage=words.get(row.stage, row.stage),
             state=row.state,
             assignee=emails.get(row.assignee_id) if row.assignee_id else None,
             due_at=row.due_at,
@@ -553,7 +554,8 @@ class InstanceSummary(Shape):
     revision: int = Field(description="Contador de alterações da instância.")
     establishment: str = Field(description="CNES")
     portfolio: str | None
-    stage: str
+    stage: str = Field(description="Etapa, em português (o valor do filtro `stage`).")
+    stage_label: str = Field(description="A etapa na língua pedida (Accept-Language).")
     stage_since: Timestamp | None
     status: InstanceStatus
     numero_solicitacao: str | None
@@ -565,7 +567,9 @@ class InstanceSummary(Shape):
     credential: int | None = Field(description="A credencial em que o processo trabalha.")
 
     @classmethod
-    def fields_of(cls, row: ProcessInstance, *, cnes: str, version: int) -> dict[str, Any]:
+    def fields_of(
+        cls, row: ProcessInstance, *, cnes: str, version: int, words: Mapping[str, str]
+    ) -> dict[str, Any]:
         return {
             "id": row.id,
             "process": row.process_key,
@@ -574,6 +578,7 @@ class InstanceSummary(Shape):
             "establishment": cnes,
             "portfolio": row.portfolio_code or None,
             "stage": row.stage,
+            "stage_label": words.get(row.stage, row.stage),
             "stage_since": row.stage_since,
             "status": row.status,
             "numero_solicitacao": row.numero_solicitacao or None,
@@ -586,8 +591,10 @@ class InstanceSummary(Shape):
         }
 
     @classmethod
-    def of(cls, row: ProcessInstance, *, cnes: str, version: int) -> InstanceSummary:
-        return cls(**cls.fields_of(row, cnes=cnes, version=version))
+    def of(
+        cls, row: ProcessInstance, *, cnes: str, version: int, words: Mapping[str, str]
+    ) -> InstanceSummary:
+        return cls(**cls.fields_of(row, cnes=cnes, version=version, words=words))
 
 
 class TermAcceptance(Shape):
@@ -619,13 +626,25 @@ class Instance(InstanceSummary):
 
     @classmethod
     def with_tasks(
-        cls, row: ProcessInstance, *, cnes: str, version: int, tasks: list[Task],
+        cls,
+        row: ProcessInstance,
+        *,
+        cnes: str,
+        version: int,
+        tasks: list[Task],
         terms: list[TermAcceptance],
-    ) -> Instance:  # fmt: skip
-        return cls(**cls.fields_of(row, cnes=cnes, version=version), tasks=tasks, terms=terms)
+        words: Mapping[str, str],
+    ) -> Instance:
+        return cls(
+            **cls.fields_of(row, cnes=cnes, version=version, words=words), tasks=tasks, terms=terms
+        )
 
     def etag(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:32]
+        # The same state has the same ETag in every language: the words are left out.
+        same = self.model_dump_json(
+            exclude={"stage_label": True, "tasks": {"__all__": {"name", "stage"}}}
+        )
+        return hashlib.sha256(same.encode()).hexdigest()[:32]
 
 
 class InstanceList(Page[InstanceSummary]):

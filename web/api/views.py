@@ -36,6 +36,7 @@ from web.api import schemas as s
 from web.api.auth import actor, db
 from web.api.contract import document, operation
 from web.errors import HTTPProblem
+from web.i18n import current_locale, process_words
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -82,7 +83,8 @@ def _emails(session: Session, ids: list[int | None]) -> dict[int, str]:
 
 def _tasks(session: Session, rows: list[Task]) -> list[s.Task]:
     emails = _emails(session, [r.assignee_id for r in rows] + [r.completed_by_id for r in rows])
-    return [s.Task.of(row, emails) for row in rows]
+    words = process_words(session)
+    return [s.Task.of(row, emails, words) for row in rows]
 
 
 # ------------------------------------------------------------------ documents
@@ -183,7 +185,11 @@ def list_portfolios() -> s.PortfolioList:
 def list_processes() -> s.ProcessDefinitionList:
     """Processos implantados"""
     with db().read() as session:
-        items = [s.ProcessDefinition.of(d) for d in definitions.list_definitions(session)]
+        words = process_words(session)
+        items = [
+            s.ProcessDefinition.of(d).model_copy(update={"title": words.get(d.title, d.title)})
+            for d in definitions.list_definitions(session)
+        ]
     return s.ProcessDefinitionList(**_all(items))
 
 
@@ -201,7 +207,7 @@ def _instance(session: Session, inst: ProcessInstance) -> s.Instance:
     accepted = terms.for_instance(session, actor(), inst.id, inst.org_id, inst.establishment_id)
     return s.Instance.with_tasks(
         inst, cnes=cnes or "", version=version or 0, tasks=ready,
-        terms=[s.TermAcceptance.of(a.row) for a in accepted],
+        terms=[s.TermAcceptance.of(a.row) for a in accepted], words=process_words(session),
     )  # fmt: skip
 
 
@@ -271,8 +277,9 @@ def list_instances(query: s.InstanceQuery) -> s.InstanceList:
         versions = dict(
             session.execute(select(ProcessDefinition.id, ProcessDefinition.version)).all()
         )
+        words = process_words(session)
         items = [
-            s.InstanceSummary.of(i, cnes=c, version=versions.get(i.definition_id, 0))
+            s.InstanceSummary.of(i, cnes=c, version=versions.get(i.definition_id, 0), words=words)
             for i, c in rows
         ]
     return s.InstanceList(
@@ -413,7 +420,7 @@ def get_task(task_id: str) -> s.TaskDetail:
     """Tarefa com formulário e dados preenchidos"""
     with db().read() as session:
         task = tasks.get_task(session, actor(), task_id)
-        form = taskform.task_form(session, actor(), task)
+        form = taskform.task_form(session, actor(), task, locale=current_locale())
         return s.TaskDetail(
             **_tasks(session, [task])[0].model_dump(),
             form=s.TaskForm(schema=form.served or form.schema, ui=form.ui),

@@ -30,6 +30,10 @@ def processes_deploy(cli: CliContext) -> None:
     for definition, created in done.processes:
         state = "nova versão" if created else "sem mudança"
         click.echo(f"{definition.key} v{definition.version}: {state}")
+    for warning in done.warnings:
+        click.echo(f"aviso: {warning}", err=True)
+    if done.warnings:
+        click.echo(f"{len(done.warnings)} aviso(s); a implantação foi feita", err=True)
 
 
 @processes.command("check")
@@ -42,7 +46,10 @@ def processes_check(cli: CliContext, paths: tuple[Path, ...]) -> None:
     targets = list(paths) or [cli.settings.processes_dir]
     missing = [p for p in targets if not p.exists()]
     problems = [f"{p}: arquivo ou pasta não encontrado" for p in missing]
-    problems += check_paths([p for p in targets if p.exists()])
+    warnings: list[str] = []
+    problems += check_paths([p for p in targets if p.exists()], warnings)
+    for warning in warnings:
+        click.echo(f"aviso: {warning}")
     for problem in problems:
         click.echo(problem)
     if problems:

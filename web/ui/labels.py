@@ -7,6 +7,8 @@ from typing import Any
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from web.i18n import translate
+
 ACTIONS = {
     "instance.started": _l("Processo iniciado"),
     "instance.cancelled": _l("Processo cancelado"),
@@ -110,7 +112,7 @@ def event_summary(event: Any, names: dict[str, str] | None = None) -> str:
         "task.assigned",
         "draft.saved",
     ):
-        detail = _(data.get("name", "")) if data.get("name") else ""
+        detail = translate(data.get("name", "")) if data.get("name") else ""
         if event.action == "task.assigned" and data.get("assignee"):
             detail += " → " + data["assignee"]
         decision = (

@@ -23,6 +23,7 @@ from engine.runtime import picture, taskform
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
+from web.i18n import translate
 from web.ui import certificates as certificate_views
 from web.ui import children as children_views
 from web.ui.common import actor, db, login_required, org_id, safe_next, same_org, settings
@@ -164,7 +165,7 @@ def _store_uploads(schema: dict[str, Any], data: dict[str, Any], errors: dict[st
                 message = (
                     exc.errors.get("file", exc.message) if isinstance(exc, Invalid) else exc.message
                 )
-                errors[key] = _(message)
+                errors[key] = translate(message)
                 continue
             if many:
                 data.setdefault(key, []).append(row.id)
@@ -219,7 +220,7 @@ def submit(task_id: str):
             name = done.name
     except Invalid as exc:
         return _page(
-            task_id, data=data, errors={k: _(v) for k, v in exc.errors.items()}, status=422
+            task_id, data=data, errors={k: translate(v) for k, v in exc.errors.items()}, status=422
         )
     flash(_("Tarefa “%(name)s” concluída.", name=_(name)), "success")
     return redirect(url_for("instances.show", instance_id=instance_id))
@@ -232,7 +233,7 @@ def _review(task_id: str, form: Any, data: dict[str, Any]):
         with db().write() as s:
             cleaned = runtime_tasks.check(s, actor(), task_id, data)
     except Invalid as exc:
-        errors = {k: _(v) for k, v in exc.errors.items()}
+        errors = {k: translate(v) for k, v in exc.errors.items()}
         return _page(task_id, data=data, errors=errors, status=422)
     # The terms "Confirmar" accepts: those whose box is ticked and shown.
     accepting = [t for name, t in form.terms.items() if cleaned.get(name) is True]
@@ -301,5 +302,5 @@ def assign(task_id: str):
             task_id, runtime_tasks.assign, _("Tarefa atribuída a %(email)s.", email=email), email
         )
     except Invalid as exc:
-        flash(_(next(iter(exc.errors.values()), exc.message)), "danger")
+        flash(translate(next(iter(exc.errors.values()), exc.message)), "danger")
         return redirect(safe_next(request.form.get("next"), url_for("tasks.show", task_id=task_id)))
