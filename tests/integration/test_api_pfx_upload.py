@@ -39,7 +39,8 @@ def test_item15_pfx_with_its_password_keeps_only_the_certificate(client, world, 
     assert res.json["filename"] == "ecnpj.cer"
     with db.read() as s:
         row = s.get(StoredFile, res.json["id"])
-        assert row.kind == "certificate" and row.content_type == "application/pkix-cert"
+        # only the public certificate is kept; its kind says it came with its key (a .pfx)
+        assert row.kind == "certificate_with_key" and row.content_type == "application/pkix-cert"
         assert row.content == issued.cert.public_bytes(encoding=_der())
     stored = _everything_stored(db)
     assert PASSWORD not in stored and PASSWORD.encode().hex() not in stored
