@@ -122,14 +122,9 @@ class Database:
         session = self.session_factory()
         try:
             yield session
-        except Forbidden as denial:
+        except (Forbidden, Invalid) as refused:
             session.close()
-            self._audit_denial(denial)
-            raise
-        except Invalid as invalid:
-            session.close()
-            if invalid.denial is not None:
-                self._audit_denial(invalid.denial)
+            self._audit_denial(refused)
             raise
         finally:
             # close() ends the transaction without expiring loaded objects (rollback would).
@@ -147,14 +142,9 @@ class Database:
         try:
             yield session
             session.commit()
-        except Forbidden as denial:
+        except (Forbidden, Invalid) as refused:
             session.rollback()
-            self._audit_denial(denial)
-            raise
-        except Invalid as invalid:
-            session.rollback()
-            if invalid.denial is not None:
-                self._audit_denial(invalid.denial)
+            self._audit_denial(refused)
             raise
         except BaseException:
             session.rollback()
@@ -162,8 +152,10 @@ class Database:
         finally:
             session.close()
 
-    def _audit_denial(self, denial: Forbidden) -> None:
-        if self.on_denied is None:
+    def _audit_denial(self, refused: Forbidden | Invalid) -> None:
+        """Audit a denial: a ``Forbidden``, or the one an ``Invalid`` carries (if any)."""
+        denial = refused if isinstance(refused, Forbidden) else refused.denial
+        if self.on_denied is None or denial is None:
             return
         session = self.session_factory()
         session.connection(execution_options={"credencia_write": True})
