@@ -74,6 +74,22 @@ class Actor:
             raise self.deny(message or "Apenas administradores da organização.", action=action,
                             org_id=org_id)  # fmt: skip
 
+    def require_visible(
+        self,
+        org_id: int,
+        establishment_id: int | None,
+        message: str,
+        *,
+        action: str,
+        entity_type: str,
+        entity_id: Any,
+    ) -> None:
+        """Raise Forbidden (audited by the caller's face) unless the actor sees the
+        establishment (or, with None, the organization-wide thing) of ``org_id``."""
+        if not self.can_see_establishment(org_id, establishment_id):
+            raise self.deny(message, action=action, org_id=org_id, entity_type=entity_type,
+                            entity_id=entity_id)  # fmt: skip
+
     def deny(
         self,
         message: str,

@@ -56,14 +56,8 @@ def visible_tasks_query(actor: Actor, org_ids: Iterable[int] | None = None):
 
 
 def _require_visible(actor: Actor, task: Task, action: str) -> None:
-    if not actor.can_see_establishment(task.org_id, task.establishment_id):
-        raise actor.deny(
-            "Sem acesso a esta tarefa.",
-            action=action,
-            org_id=task.org_id,
-            entity_type="task",
-            entity_id=task.id,
-        )
+    actor.require_visible(task.org_id, task.establishment_id, "Sem acesso a esta tarefa.",
+                          action=action, entity_type="task", entity_id=task.id)  # fmt: skip
 
 
 def get_task(session: Session, actor: Actor, task_id: str) -> Task:
