@@ -90,6 +90,13 @@ class Actor:
             raise self.deny(message, action=action, org_id=org_id, entity_type=entity_type,
                             entity_id=entity_id)  # fmt: skip
 
+    def require_establishment(self, org_id: int, est: Any) -> None:
+        """Raise Forbidden unless ``est`` (an Establishment) belongs to ``org_id`` and the actor
+        sees it: the read check of an establishment's pages."""
+        if est.org_id != org_id or not self.can_see_establishment(org_id, est.id):
+            raise self.deny("Sem acesso a este estabelecimento.", action="establishment.read",
+                            org_id=org_id, entity_type="establishment", entity_id=est.id)  # fmt: skip
+
     def deny(
         self,
         message: str,

@@ -152,9 +152,7 @@ def get_by_cnes(session: Session, actor: Actor, org_id: int, cnes: str) -> Estab
     )
     if est is None:
         raise NotFound(f"Estabelecimento CNES {cnes} não encontrado.")
-    actor.require_visible(org_id, est.id, "Sem acesso a este estabelecimento.",
-                          action="establishment.read", entity_type="establishment",
-                          entity_id=est.id)  # fmt: skip
+    actor.require_establishment(org_id, est)
     return est
 
 
