@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, select
+from sqlalchemy import JSON, DateTime, Index, MetaData, create_engine, event, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -38,6 +38,13 @@ class Base(DeclarativeBase):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def unique_where(name: str, *columns: str, where: str) -> Index:
+    """A partial unique index (unique among the rows matching ``where``), on both databases."""
+    return Index(
+        name, *columns, unique=True, sqlite_where=text(where), postgresql_where=text(where)
+    )
 
 
 class UTCDateTime(TypeDecorator):
