@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from engine import forms
 from engine.access.actor import Actor
-from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
+from engine.accounts.models import SCOPED_ROLES, Membership, membership_establishment
+from engine.accounts.queries import user_with_email
 from engine.audit import service as audit
 from engine.db import utcnow
 from engine.errors import Conflict, Invalid, NotFound
@@ -206,7 +207,7 @@ def assign(session: Session, actor: Actor, task_id: str, user_email: str) -> Tas
             entity_id=task.id,
         )
     _require_ready(task)
-    user = session.scalar(select(User).where(User.email == (user_email or "").strip().lower()))
+    user = user_with_email(session, user_email)
     if user is None or not _user_has_lane(session, user.id, task):
         raise Invalid(
             {"assignee": "Esta pessoa não tem o papel desta raia para este estabelecimento."}
