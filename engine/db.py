@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, MetaData, create_engine, event, select
+from sqlalchemy import JSON, DateTime, Index, MetaData, create_engine, event, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -38,6 +38,13 @@ class Base(DeclarativeBase):
 
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def unique_where(name: str, *columns: str, where: str) -> Index:
+    """A partial unique index (unique among the rows matching ``where``), on both databases."""
+    return Index(
+        name, *columns, unique=True, sqlite_where=text(where), postgresql_where=text(where)
+    )
 
 
 class UTCDateTime(TypeDecorator):
@@ -122,14 +129,9 @@ class Database:
         session = self.session_factory()
         try:
             yield session
-        except Forbidden as denial:
+        except (Forbidden, Invalid) as refused:
             session.close()
-            self._audit_denial(denial)
-            raise
-        except Invalid as invalid:
-            session.close()
-            if invalid.denial is not None:
-                self._audit_denial(invalid.denial)
+            self._audit_denial(refused)
             raise
         finally:
             # close() ends the transaction without expiring loaded objects (rollback would).
@@ -147,14 +149,9 @@ class Database:
         try:
             yield session
             session.commit()
-        except Forbidden as denial:
+        except (Forbidden, Invalid) as refused:
             session.rollback()
-            self._audit_denial(denial)
-            raise
-        except Invalid as invalid:
-            session.rollback()
-            if invalid.denial is not None:
-                self._audit_denial(invalid.denial)
+            self._audit_denial(refused)
             raise
         except BaseException:
             session.rollback()
@@ -162,8 +159,10 @@ class Database:
         finally:
             session.close()
 
-    def _audit_denial(self, denial: Forbidden) -> None:
-        if self.on_denied is None:
+    def _audit_denial(self, refused: Forbidden | Invalid) -> None:
+        """Audit a denial: a ``Forbidden``, or the one an ``Invalid`` carries (if any)."""
+        denial = refused if isinstance(refused, Forbidden) else refused.denial
+        if self.on_denied is None or denial is None:
             return
         session = self.session_factory()
         session.connection(execution_options={"credencia_write": True})

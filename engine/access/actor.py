@@ -74,6 +74,29 @@ class Actor:
             raise self.deny(message or "Apenas administradores da organização.", action=action,
                             org_id=org_id)  # fmt: skip
 
+    def require_visible(
+        self,
+        org_id: int,
+        establishment_id: int | None,
+        message: str,
+        *,
+        action: str,
+        entity_type: str,
+        entity_id: Any,
+    ) -> None:
+        """Raise Forbidden (audited by the caller's face) unless the actor sees the
+        establishment (or, with None, the organization-wide thing) of ``org_id``."""
+        if not self.can_see_establishment(org_id, establishment_id):
+            raise self.deny(message, action=action, org_id=org_id, entity_type=entity_type,
+                            entity_id=entity_id)  # fmt: skip
+
+    def require_establishment(self, org_id: int, est: Any) -> None:
+        """Raise Forbidden unless ``est`` (an Establishment) belongs to ``org_id`` and the actor
+        sees it: the read check of an establishment's pages."""
+        if est.org_id != org_id or not self.can_see_establishment(org_id, est.id):
+            raise self.deny("Sem acesso a este estabelecimento.", action="establishment.read",
+                            org_id=org_id, entity_type="establishment", entity_id=est.id)  # fmt: skip
+
     def deny(
         self,
         message: str,

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.accounts.models import Membership, Organization, User
+from engine.errors import NotFound
 
 
 def emails(
@@ -27,6 +28,18 @@ def emails(
 def user_by_email(session: Session, email: str) -> User | None:
     """The account with this e-mail (sign-in bookkeeping; no actor exists yet)."""
     return session.scalar(select(User).where(User.email == email)) if email else None
+
+
+def user_with_email(session: Session, email: str | None) -> User | None:
+    """The account with this e-mail as typed (surrounding spaces and case do not matter)."""
+    return session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+
+
+def existing_user(session: Session, email: str) -> User:
+    user = user_with_email(session, email)
+    if user is None:
+        raise NotFound(f"Usuário '{email}' não encontrado.")
+    return user
 
 
 def membership_org_ids(session: Session, user_id: int) -> list[int]:

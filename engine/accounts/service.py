@@ -24,6 +24,7 @@ from engine.accounts.models import (
     User,
     WebSession,
 )
+from engine.accounts.queries import existing_user, user_with_email
 from engine.audit import service as audit
 from engine.db import utcnow
 from engine.errors import Conflict, Invalid, NotFound
@@ -265,9 +266,7 @@ def create_token(
 ) -> str:
     """A new bearer token. With ``org_id`` it acts only within that organization, whatever
     roles the person holds elsewhere; without, with all of them."""
-    user = session.scalar(select(User).where(User.email == email.strip().lower()))
-    if user is None:
-        raise NotFound(f"Usuário '{email}' não encontrado.")
+    user = existing_user(session, email)
     token = "cred_" + secrets.token_urlsafe(32)
     session.add(
         ApiToken(
@@ -369,7 +368,7 @@ def actor_for_token(session: Session, token: str) -> Actor | None:
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    user = user_with_email(session, email)
     ok = verify_password(user.password_hash if user else None, password or "")
     if not ok or user is None or not user.active:
         return None

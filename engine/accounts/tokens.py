@@ -20,6 +20,7 @@ from engine.access.actor import Actor
 from engine.accounts import service as accounts
 from engine.accounts.members import member_ids
 from engine.accounts.models import ApiToken, Membership, Organization, User
+from engine.accounts.queries import existing_user, user_with_email
 from engine.db import utcnow
 from engine.errors import Invalid, NotFound
 
@@ -107,7 +108,7 @@ def create(
     expires_in_days: int | str | None = None,
 ) -> str:
     actor.require_role(org_id, "admin", "token.create")
-    user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+    user = user_with_email(session, email)
     if user is None or user.id not in set(session.scalars(member_ids(session, org_id))):
         raise Invalid({"email": "Esta pessoa não é membro da organização."})
     return accounts.create_token(session, actor, user.email, (name or "").strip()[:100],
@@ -136,9 +137,7 @@ def create_for(
     expires_in_days: int | str | None = None,
 ) -> str:
     """A token made by the installation's operator, bound to one organization of the person."""
-    user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
-    if user is None:
-        raise NotFound(f"Usuário '{email}' não encontrado.")
+    user = existing_user(session, email)
     orgs = dict(
         session.execute(
             select(Organization.slug, Organization.id)

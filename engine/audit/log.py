@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, and_, cast, func, or_, select
@@ -21,7 +20,7 @@ from engine.audit.models import AuditChain, AuditEvent
 from engine.db import Database
 from engine.errors import NotFound
 from engine.establishments.models import Establishment
-from engine.exports.csvsafe import SafeWriter
+from engine.exports.csvsafe import spreadsheet_lines
 from engine.runtime.models import ProcessInstance
 
 READ_ROLES = ("auditor", "admin")
@@ -205,18 +204,16 @@ def export_csv(
     session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
 ) -> Iterator[str]:
     _require(actor, org_id)
-    buffer = io.StringIO()
-    writer = SafeWriter(csv.writer(buffer, delimiter=";", lineterminator="\r\n"))
-    writer.writerow(["id", "cadeia", "seq", "quando_utc", "quem", "acao", "entidade", "entidade_id",
-                     "dados", "hash_anterior", "hash"])  # fmt: skip
-    yield "\ufeff" + buffer.getvalue()
-    for ev in _iter(session, org_id, filters):
-        buffer.seek(0)
-        buffer.truncate()
-        writer.writerow([ev.id, ev.chain, ev.seq, ev.at.isoformat(), ev.actor, ev.action, ev.entity_type,
-                         ev.entity_id, json.dumps(ev.data, ensure_ascii=False, sort_keys=True),
-                         ev.prev_hash, ev.hash])  # fmt: skip
-        yield buffer.getvalue()
+    header = ["id", "cadeia", "seq", "quando_utc", "quem", "acao", "entidade", "entidade_id",
+              "dados", "hash_anterior", "hash"]  # fmt: skip
+    rows = (_csv_row(ev) for ev in _iter(session, org_id, filters))
+    yield from spreadsheet_lines(header, rows)
+
+
+def _csv_row(ev: AuditEvent) -> list[Any]:
+    return [ev.id, ev.chain, ev.seq, ev.at.isoformat(), ev.actor, ev.action, ev.entity_type,
+            ev.entity_id, json.dumps(ev.data, ensure_ascii=False, sort_keys=True), ev.prev_hash,
+            ev.hash]  # fmt: skip
 
 
 def export_json(

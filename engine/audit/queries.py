@@ -17,9 +17,7 @@ def establishment_events(
     *, limit: int = 50,
 ) -> list[AuditEvent]:  # fmt: skip
     """The latest events about an establishment and its processes, newest first."""
-    if est.org_id != org_id or not actor.can_see_establishment(org_id, est.id):
-        raise actor.deny("Sem acesso a este estabelecimento.", action="establishment.read",
-                         org_id=org_id, entity_type="establishment", entity_id=est.id)  # fmt: skip
+    actor.require_establishment(org_id, est)
     return list(
         session.scalars(
             select(AuditEvent)

@@ -85,18 +85,26 @@ def _lock_head(session: Session, key: str) -> AuditChain:
     return session.execute(lock).scalar_one()
 
 
+class NewEvent(NamedTuple):
+    """One event of ``append_many``."""
+
+    action: str
+    entity_type: str
+    entity_id: str
+    data: dict[str, Any]
+
+
+class _Who(NamedTuple):
+    actor_id: int | None
+    actor: str
+
+
+def _who(actor: Actor | None) -> _Who:
+    return _Who(actor.user_id, actor.label) if actor else _Who(None, "system")
+
+
 def _fields(
-    head: AuditChain,
-    seq: int,
-    prev_hash: str,
-    *,
-    org_id: int | None,
-    actor_id: int | None,
-    actor: str,
-    action: str,
-    entity_type: str,
-    entity_id: str,
-    data: dict[str, Any],
+    head: AuditChain, seq: int, prev_hash: str, org_id: int | None, who: _Who, event: NewEvent
 ) -> dict[str, Any]:
     """The columns of the next event of the chain, hash included; ``data`` as the canonical
     text the hash covers and the database keeps."""
@@ -105,49 +113,27 @@ def _fields(
         "seq": seq,
         "at": utcnow(),
         "org_id": org_id,
-        "actor_id": actor_id,
-        "actor": actor,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": entity_id,
-        "data": canonical_json(data),
+        "actor_id": who.actor_id,
+        "actor": who.actor,
+        "action": event.action,
+        "entity_type": event.entity_type,
+        "entity_id": str(event.entity_id),
+        "data": canonical_json(event.data),
         "prev_hash": prev_hash,
     }
     fields["hash"] = event_hash(**fields)
     return fields
 
 
-def _append(
-    session: Session,
-    *,
-    org_id: int | None,
-    actor_id: int | None,
-    actor: str,
-    action: str,
-    entity_type: str,
-    entity_id: str,
-    data: dict[str, Any],
-) -> AuditEvent:
+def _append(session: Session, org_id: int | None, who: _Who, event: NewEvent) -> AuditEvent:
     head = _lock_head(session, chain_key(org_id))
-    fields = _fields(
-        head, head.last_seq + 1, head.last_hash, org_id=org_id, actor_id=actor_id, actor=actor,
-        action=action, entity_type=entity_type, entity_id=entity_id, data=data,
-    )  # fmt: skip
+    fields = _fields(head, head.last_seq + 1, head.last_hash, org_id, who, event)
     # The event holds the parsed value; its column writes it back as the same text.
-    event = AuditEvent(**{**fields, "data": json.loads(fields["data"])})
-    session.add(event)
-    head.last_seq, head.last_hash = event.seq, event.hash
+    row = AuditEvent(**{**fields, "data": json.loads(fields["data"])})
+    session.add(row)
+    head.last_seq, head.last_hash = row.seq, row.hash
     session.flush()
-    return event
-
-
-class NewEvent(NamedTuple):
-    """One event of ``append_many``."""
-
-    action: str
-    entity_type: str
-    entity_id: str
-    data: dict[str, Any]
+    return row
 
 
 _COLUMNS = (
@@ -166,16 +152,11 @@ def append_many(
         return 0
     head = _lock_head(session, chain_key(org_id))
     seq, prev = head.last_seq, head.last_hash
-    who = {
-        "actor_id": actor.user_id if actor else None,
-        "actor": actor.label if actor else "system",
-    }
+    who = _who(actor)
     rows = []
     for event in events:
         seq += 1
-        fields = _fields(head, seq, prev, org_id=org_id, **who, action=event.action,
-                         entity_type=event.entity_type, entity_id=str(event.entity_id),
-                         data=event.data)  # fmt: skip
+        fields = _fields(head, seq, prev, org_id, who, event)
         rows.append(fields)
         prev = fields["hash"]
     if session.get_bind().dialect.name == "postgresql":
@@ -205,28 +186,19 @@ def record(
 ) -> AuditEvent:
     """Append one event to its organization's chain inside the caller's transaction."""
     return _append(
-        session,
-        org_id=org_id,
-        actor_id=actor.user_id if actor else None,
-        actor=actor.label if actor else "system",
-        action=action,
-        entity_type=entity_type,
-        entity_id=str(entity_id),
-        data=data or {},
+        session, org_id, _who(actor), NewEvent(action, entity_type, str(entity_id), data or {})
     )
 
 
 def record_denial(session: Session, denial: Forbidden) -> AuditEvent:
-    return _append(
-        session,
-        org_id=denial.org_id,
-        actor_id=denial.actor_id,
-        actor=denial.actor_label or "anonymous",
-        action=f"denied.{denial.action}",
-        entity_type=denial.entity_type,
-        entity_id=str(denial.entity_id),
-        data={"reason": denial.message, **denial.details},
+    who = _Who(denial.actor_id, denial.actor_label or "anonymous")
+    event = NewEvent(
+        f"denied.{denial.action}",
+        denial.entity_type,
+        str(denial.entity_id),
+        {"reason": denial.message, **denial.details},
     )
+    return _append(session, denial.org_id, who, event)
 
 
 def verify(session: Session) -> tuple[int, Break | None]:

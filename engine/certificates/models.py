@@ -9,10 +9,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.db import Base, JSONType, UTCDateTime, utcnow
+from engine.db import Base, JSONType, UTCDateTime, unique_where, utcnow
 
 
 class Certificate(Base):
@@ -22,13 +22,7 @@ class Certificate(Base):
         # Saúde share its CNPJ), so a fingerprint is unique per establishment, not per org.
         UniqueConstraint("establishment_id", "sha256"),
         # At most one current certificate per establishment, even under concurrent uploads.
-        Index(
-            "uq_certificate_current",
-            "establishment_id",
-            unique=True,
-            sqlite_where=text("is_current"),
-            postgresql_where=text("is_current"),
-        ),
+        unique_where("uq_certificate_current", "establishment_id", where="is_current"),
         Index("ix_certificate_org_not_after", "org_id", "not_after"),
         Index("ix_certificate_org_sha256", "org_id", "sha256"),
     )

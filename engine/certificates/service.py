@@ -199,8 +199,22 @@ def _establishment_for_update(session: Session, establishment_id: int) -> Establ
     return est
 
 
-def _may_register(actor: Actor, est: Establishment) -> bool:
-    return actor.has_role(est.org_id, "admin") or actor.has_role(est.org_id, "gestor", est.id)
+def _establishment_to_register(
+    session: Session, actor: Actor, establishment_id: int, *, authorized: bool = False
+) -> Establishment:
+    """The establishment, locked, once the actor may register its certificate (admin, or
+    gestor of this establishment); ``authorized``: the caller already checked."""
+    est = _establishment_for_update(session, establishment_id)
+    may = actor.has_role(est.org_id, "admin") or actor.has_role(est.org_id, "gestor", est.id)
+    if not (authorized or may):
+        raise actor.deny(
+            "Só o administrador ou o gestor do estabelecimento registra o certificado.",
+            action="certificate.register",
+            org_id=est.org_id,
+            entity_type="establishment",
+            entity_id=est.id,
+        )
+    return est
 
 
 def inspect_for(
@@ -258,15 +272,7 @@ def register(
     """Make the uploaded certificate the establishment's current one (admin, or gestor of
     this establishment). Registering the current certificate again changes nothing;
     registering a previous one makes it current again."""
-    est = _establishment_for_update(session, establishment_id)
-    if not _may_register(actor, est):
-        raise actor.deny(
-            "Só o administrador ou o gestor do estabelecimento registra o certificado.",
-            action="certificate.register",
-            org_id=est.org_id,
-            entity_type="establishment",
-            entity_id=est.id,
-        )
+    est = _establishment_to_register(session, actor, establishment_id)
     report = inspect_for(
         est,
         data,
@@ -297,15 +303,7 @@ def register_stored(
     ``authorized``: the caller already checked the actor may do this (a task's lane).
     ``must_outlast_current``: a renewal, whose certificate must expire after the current one.
     """
-    est = _establishment_for_update(session, establishment_id)
-    if not authorized and not _may_register(actor, est):
-        raise actor.deny(
-            "Só o administrador ou o gestor do estabelecimento registra o certificado.",
-            action="certificate.register",
-            org_id=est.org_id,
-            entity_type="establishment",
-            entity_id=est.id,
-        )
+    est = _establishment_to_register(session, actor, establishment_id, authorized=authorized)
     row = session.scalar(
         select(StoredFile).where(StoredFile.id == str(file_id), StoredFile.org_id == est.org_id)
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Date, ForeignKey, Index, String, Text, text
+from sqlalchemy import Boolean, Date, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.credentialing.block import (  # noqa: F401  (the record's statuses)
@@ -24,7 +24,7 @@ from engine.credentialing.block import (  # noqa: F401  (the record's statuses)
     STATUSES,
     SUSPENSA,
 )
-from engine.db import Base, JSONType, UTCDateTime, utcnow
+from engine.db import Base, JSONType, UTCDateTime, unique_where, utcnow
 
 STATUS_LABELS = {
     EM_SOLICITACAO: "Em solicitação",
@@ -45,14 +45,12 @@ class Credential(Base):
     __tablename__ = "credential"
     __table_args__ = (
         # One open credential per organization × principal establishment × portfolio.
-        Index(
+        unique_where(
             "uq_credential_open",
             "org_id",
             "establishment_id",
             "portfolio_code",
-            unique=True,
-            sqlite_where=text("status <> 'encerrada'"),
-            postgresql_where=text("status <> 'encerrada'"),
+            where="status <> 'encerrada'",
         ),
         Index("ix_credential_org_status", "org_id", "status"),
         Index("ix_credential_org_requester", "org_id", "portfolio_code", "uf", "requester_id"),

@@ -53,14 +53,9 @@ def get(
     credential = session.get(Credential, credential_id)
     if credential is None:
         raise NotFound("Credencial não encontrada.")
-    if not actor.can_see_establishment(credential.org_id, credential.establishment_id):
-        raise actor.deny(
-            "Sem acesso a esta credencial.",
-            action=action,
-            org_id=credential.org_id,
-            entity_type="credential",
-            entity_id=credential_id,
-        )
+    actor.require_visible(credential.org_id, credential.establishment_id,
+                          "Sem acesso a esta credencial.", action=action, entity_type="credential",
+                          entity_id=credential_id)  # fmt: skip
     return credential
 
 

@@ -9,11 +9,10 @@ credentialing shows the credential that covers it (engine/dashboard/credentials.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased, defer
@@ -28,7 +27,7 @@ from engine.dashboard.credentials import Coverage, InProgress
 from engine.db import utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.establishments.models import Establishment
-from engine.exports.csvsafe import SafeWriter
+from engine.exports.csvsafe import spreadsheet_lines
 from engine.runtime.models import READY, ProcessInstance, Task
 
 NOT_STARTED = "Não iniciado"
@@ -363,20 +362,13 @@ def csv_lines(
 ) -> Iterator[str]:
     """The filtered rows as CSV text, one chunk per line (streamed by the web face)."""
     _require(actor, org_id)
-    buffer = io.StringIO()
-    writer = SafeWriter(csv.writer(buffer, delimiter=";", lineterminator="\r\n"))
+    yield from spreadsheet_lines(CSV_HEADER, _csv_rows(session, actor, org_id, filters))
 
-    def flush() -> str:
-        value = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return value
 
-    writer.writerow(CSV_HEADER)
-    yield "\ufeff" + flush()  # BOM: spreadsheet programs then read the file as UTF-8
+def _csv_rows(session: Session, actor: Actor, org_id: int, filters: Filters) -> Iterator[list[Any]]:
     for row in iter_rows(session, actor, org_id, filters):
         est, inst, cred, running = row.establishment, row.instance, row.credential, row.in_progress
-        writer.writerow([
+        yield [
             est.cnes, est.razao_social, est.uf, est.municipio,
             inst.process_key if inst else "",
             inst.portfolio_code if inst else cred.portfolio_code if cred else "", row.stage_label,
@@ -389,5 +381,4 @@ def csv_lines(
             cred.id if cred else row.covered_by.credential_id if row.covered_by else "",
             cred.status_label if cred else row.covered_by.text if row.covered_by else "",
             running.stage if running else "", running.instance_id if running else "",
-        ])  # fmt: skip
-        yield flush()
+        ]  # fmt: skip

@@ -46,81 +46,20 @@ PLACES = [
     ("CE", "Fortaleza"),
 ]
 # How far each demo establishment's credentialing goes: the task element ids to complete, in
-# order, with "!" marking a rejecting answer.
+# order, with "!" marking a rejecting answer. The longer ones walk the happy path's first steps.
+_ASKED = ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao"]
+_PATH = list(samples.PRODUCTION_PATH)
 SCRIPTS: list[list[str]] = [
     [],
     ["ambientar_servicos"],
-    ["obter_certificado_digital", "criar_conta_govbr", "solicitar_acesso_homologacao"],
-    [
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "solicitar_acesso_homologacao",
-        "!avaliar_solicitacao_acesso",
-    ],
-    [
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "solicitar_acesso_homologacao",
-        "avaliar_solicitacao_acesso",
-        "ambientar_servicos",
-        "desenvolver_conector",
-    ],
-    [
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "solicitar_acesso_homologacao",
-        "avaliar_solicitacao_acesso",
-        "ambientar_servicos",
-        "desenvolver_conector",
-        "obter_dados_acesso",
-        "!verificar_conformidade",
-    ],
-    [
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "solicitar_acesso_homologacao",
-        "avaliar_solicitacao_acesso",
-        "ambientar_servicos",
-        "desenvolver_conector",
-        "obter_dados_acesso",
-        "verificar_conformidade",
-        "registrar_evidencias",
-        "solicitar_acesso_producao",
-    ],
-    [
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "solicitar_acesso_homologacao",
-        "avaliar_solicitacao_acesso",
-        "ambientar_servicos",
-        "desenvolver_conector",
-        "obter_dados_acesso",
-        "verificar_conformidade",
-        "registrar_evidencias",
-        "solicitar_acesso_producao",
-        "avaliar_solicitacao_producao",
-    ],
-    [
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "solicitar_acesso_homologacao",
-        "avaliar_solicitacao_acesso",
-        "ambientar_servicos",
-        "desenvolver_conector",
-        "obter_dados_acesso",
-        "verificar_conformidade",
-        "registrar_evidencias",
-        "solicitar_acesso_producao",
-        "avaliar_solicitacao_producao",
-        "colocar_em_producao",
-    ],
-    [
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "solicitar_acesso_homologacao",
-        "!avaliar_solicitacao_acesso",
-        "!ajustar_solicitacao_acesso",
-    ],
+    _ASKED,
+    [*_ASKED, "!avaliar_solicitacao_acesso"],
+    _PATH[:6],
+    [*_PATH[:7], "!verificar_conformidade"],
+    _PATH[:10],
+    _PATH[:11],
+    _PATH[:12],
+    [*_ASKED, "!avaliar_solicitacao_acesso", "!ajustar_solicitacao_acesso"],
 ]
 PORTFOLIOS = ["REL", "RIA", "RIRA", "RAC", "REL", "RIA", "REL", "RAC", "RIRA", "REL"]
 

@@ -152,14 +152,7 @@ def get_by_cnes(session: Session, actor: Actor, org_id: int, cnes: str) -> Estab
     )
     if est is None:
         raise NotFound(f"Estabelecimento CNES {cnes} não encontrado.")
-    if not actor.can_see_establishment(org_id, est.id):
-        raise actor.deny(
-            "Sem acesso a este estabelecimento.",
-            action="establishment.read",
-            org_id=org_id,
-            entity_type="establishment",
-            entity_id=est.id,
-        )
+    actor.require_establishment(org_id, est)
     return est
 
 

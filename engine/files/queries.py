@@ -24,10 +24,9 @@ class FileRow(NamedTuple):
 
 def instance_files(session: Session, actor: Actor, instance: ProcessInstance) -> list[StoredFile]:
     """The files uploaded to an instance, oldest first."""
-    if not actor.can_see_establishment(instance.org_id, instance.establishment_id):
-        raise actor.deny("Sem acesso a este processo.", action="instance.read",
-                         org_id=instance.org_id, entity_type="instance",
-                         entity_id=instance.id)  # fmt: skip
+    actor.require_visible(instance.org_id, instance.establishment_id, "Sem acesso a este processo.",
+                          action="instance.read", entity_type="instance",
+                          entity_id=instance.id)  # fmt: skip
     return list(
         session.scalars(
             select(StoredFile)

@@ -202,14 +202,9 @@ def get_instance(session: Session, actor: Actor, instance_id: int) -> ProcessIns
     instance = session.get(ProcessInstance, instance_id)
     if instance is None:
         raise NotFound("Instância não encontrada.")
-    if not actor.can_see_establishment(instance.org_id, instance.establishment_id):
-        raise actor.deny(
-            "Sem acesso a esta instância.",
-            action="instance.read",
-            org_id=instance.org_id,
-            entity_type="instance",
-            entity_id=instance_id,
-        )
+    actor.require_visible(instance.org_id, instance.establishment_id,
+                          "Sem acesso a esta instância.", action="instance.read",
+                          entity_type="instance", entity_id=instance_id)  # fmt: skip
     return instance
 
 

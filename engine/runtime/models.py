@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, text, true
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine.db import Base, JSONType, UTCDateTime, utcnow
+from engine.db import Base, JSONType, UTCDateTime, unique_where, utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.establishments.models import Establishment
 
@@ -19,25 +19,21 @@ class ProcessInstance(Base):
         Index("ix_process_instance_org_stage", "org_id", "status", "stage"),
         Index("ix_process_instance_establishment", "establishment_id"),
         # One running credentialing per (establishment, portfolio, process).
-        Index(
+        unique_where(
             "uq_process_instance_running",
             "establishment_id",
             "process_key",
             "portfolio_code",
-            unique=True,
-            sqlite_where=text("status = 'running'"),
-            postgresql_where=text("status = 'running'"),
+            where="status = 'running'",
         ),
         Index("ix_process_instance_next_timer", "next_timer_due_at"),
         # The latest instance of each (establishment, process, portfolio): the dashboard's row.
-        Index(
+        unique_where(
             "uq_process_instance_latest",
             "establishment_id",
             "process_key",
             "portfolio_code",
-            unique=True,
-            sqlite_where=text("is_latest"),
-            postgresql_where=text("is_latest"),
+            where="is_latest",
         ),
     )
 

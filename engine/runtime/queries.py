@@ -52,9 +52,7 @@ def establishment_instances(
     session: Session, actor: Actor, org_id: int, est: Establishment
 ) -> list[ProcessInstance]:
     """An establishment's processes, newest first."""
-    if est.org_id != org_id or not actor.can_see_establishment(org_id, est.id):
-        raise actor.deny("Sem acesso a este estabelecimento.", action="establishment.read",
-                         org_id=org_id, entity_type="establishment", entity_id=est.id)  # fmt: skip
+    actor.require_establishment(org_id, est)
     return list(
         session.scalars(
             select(ProcessInstance)

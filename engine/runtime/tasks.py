@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from engine import forms
 from engine.access.actor import Actor
-from engine.accounts.models import SCOPED_ROLES, Membership, User, membership_establishment
+from engine.accounts.models import SCOPED_ROLES, Membership, membership_establishment
+from engine.accounts.queries import user_with_email
 from engine.audit import service as audit
 from engine.db import utcnow
-from engine.errors import Conflict, Invalid, NotFound
+from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
 from engine.files.models import StoredFile
 from engine.runtime.models import CANCELLED, COMPLETED, READY, ProcessInstance, Task
@@ -55,15 +56,25 @@ def visible_tasks_query(actor: Actor, org_ids: Iterable[int] | None = None):
     return stmt.where(or_(*clauses))
 
 
+def _denied(actor: Actor, task: Task, message: str, action: str, **details: Any) -> Forbidden:
+    return actor.deny(message, action=action, org_id=task.org_id, entity_type="task",
+                      entity_id=task.id, **details)  # fmt: skip
+
+
+def _hand_over(
+    session: Session, actor: Actor, task: Task, instance_id: int, to: int | None, action: str,
+    **data: Any,
+) -> Task:  # fmt: skip
+    """Give the task to the user ``to`` (None: back to the lane) and audit ``action``."""
+    task.assignee_id, task.claimed_at = to, (None if to is None else utcnow())
+    audit.record(session, actor, action, org_id=task.org_id, entity_type="instance",
+                 entity_id=instance_id, data={"task": task.id, "name": task.name, **data})  # fmt: skip
+    return task
+
+
 def _require_visible(actor: Actor, task: Task, action: str) -> None:
-    if not actor.can_see_establishment(task.org_id, task.establishment_id):
-        raise actor.deny(
-            "Sem acesso a esta tarefa.",
-            action=action,
-            org_id=task.org_id,
-            entity_type="task",
-            entity_id=task.id,
-        )
+    actor.require_visible(task.org_id, task.establishment_id, "Sem acesso a esta tarefa.",
+                          action=action, entity_type="task", entity_id=task.id)  # fmt: skip
 
 
 def get_task(session: Session, actor: Actor, task_id: str) -> Task:
@@ -109,12 +120,11 @@ def can_assign(actor: Actor, task: Task) -> bool:
 
 def _require_lane(actor: Actor, task: Task, action: str) -> None:
     if not in_lane(actor, task):
-        raise actor.deny(
+        raise _denied(
+            actor,
+            task,
             f"Esta tarefa é da raia {task.lane or '(sem raia)'}; você não tem esse papel para este estabelecimento.",
-            action=action,
-            org_id=task.org_id,
-            entity_type="task",
-            entity_id=task.id,
+            action,
             lane=task.lane,
         )
 
@@ -161,17 +171,7 @@ def claim(session: Session, actor: Actor, task_id: str) -> Task:
         raise Conflict("Esta tarefa já foi assumida por outra pessoa.")
     if task.assignee_id == actor.user_id:
         return task
-    task.assignee_id, task.claimed_at = actor.user_id, utcnow()
-    audit.record(
-        session,
-        actor,
-        "task.claimed",
-        org_id=task.org_id,
-        entity_type="instance",
-        entity_id=instance.id,
-        data={"task": task.id, "name": task.name},
-    )
-    return task
+    return _hand_over(session, actor, task, instance.id, actor.user_id, "task.claimed")
 
 
 def release(session: Session, actor: Actor, task_id: str) -> Task:
@@ -180,54 +180,33 @@ def release(session: Session, actor: Actor, task_id: str) -> Task:
     if task.assignee_id is None:
         return task
     if not can_release(actor, task):
-        raise actor.deny(
+        raise _denied(
+            actor,
+            task,
             "Só quem assumiu a tarefa (ou um administrador) pode liberá-la.",
-            action="task.release",
-            org_id=task.org_id,
-            entity_type="task",
-            entity_id=task.id,
+            "task.release",
         )
     previous = task.assignee_id
-    task.assignee_id, task.claimed_at = None, None
-    audit.record(
-        session,
-        actor,
-        "task.released",
-        org_id=task.org_id,
-        entity_type="instance",
-        entity_id=instance.id,
-        data={"task": task.id, "name": task.name, "previous_assignee": previous},
+    return _hand_over(
+        session, actor, task, instance.id, None, "task.released", previous_assignee=previous
     )
-    return task
 
 
 def assign(session: Session, actor: Actor, task_id: str, user_email: str) -> Task:
     task, instance = _open_task_locked(session, actor, task_id, "task.assign")
     if not actor.has_role(task.org_id, "admin"):
-        raise actor.deny(
-            "Apenas administradores atribuem tarefas a outras pessoas.",
-            action="task.assign",
-            org_id=task.org_id,
-            entity_type="task",
-            entity_id=task.id,
+        raise _denied(
+            actor, task, "Apenas administradores atribuem tarefas a outras pessoas.", "task.assign"
         )
     _require_ready(task)
-    user = session.scalar(select(User).where(User.email == (user_email or "").strip().lower()))
+    user = user_with_email(session, user_email)
     if user is None or not _user_has_lane(session, user.id, task):
         raise Invalid(
             {"assignee": "Esta pessoa não tem o papel desta raia para este estabelecimento."}
         )
-    task.assignee_id, task.claimed_at = user.id, utcnow()
-    audit.record(
-        session,
-        actor,
-        "task.assigned",
-        org_id=task.org_id,
-        entity_type="instance",
-        entity_id=instance.id,
-        data={"task": task.id, "name": task.name, "assignee": user.email},
+    return _hand_over(
+        session, actor, task, instance.id, user.id, "task.assigned", assignee=user.email
     )
-    return task
 
 
 def _user_has_lane(session: Session, user_id: int, task: Task) -> bool:
@@ -431,12 +410,11 @@ def _validate(
     except forms.FormInvalid as exc:
         denial = None
         if refused:
-            denial = actor.deny(
+            denial = _denied(
+                actor,
+                task,
                 "Arquivo de outra tarefa ou de outra pessoa usado num formulário.",
-                action="task.complete",
-                org_id=task.org_id,
-                entity_type="task",
-                entity_id=task.id,
+                "task.complete",
                 files=sorted(refused),
             )
         raise Invalid(exc.errors, denial=denial) from None

@@ -4,6 +4,9 @@ Request bodies, query strings and headers are validated against the ``Input`` mo
 answer is built from a ``Shape`` model (from the engine's rows, by the ``of`` constructors);
 the OpenAPI document is generated from both (``web.api.contract``). Task form contents are
 not described here: the engine validates them against the process's JSON Schema forms.
+
+(Over 600 lines on purpose: declarations only, one model per API shape, and ``web.api.contract``
+finds the input models by name in this one module.)
 """
 
 from __future__ import annotations

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import format_decimal, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy.orm import Session
 
 from engine.accounts import invitations
 from engine.accounts import members as members_svc
@@ -84,21 +87,31 @@ def grant():
 @bp.post("/papeis/<int:membership_id>/retirar")
 @login_required
 def revoke(membership_id: int):
-    _require_admin("member.revoke")
+    return _change(
+        "member.revoke",
+        lambda s: members_svc.revoke_role(s, actor(), org_id(), membership_id),
+        _("Papel retirado."),
+    )
+
+
+def _change(action: str, change: Callable[[Session], object], done: str, anchor: str = ""):
+    """An admin's change in one transaction, flashed ``done``, back to the admin page."""
+    _require_admin(action)
     with db().write() as s:
-        members_svc.revoke_role(s, actor(), org_id(), membership_id)
-    flash(_("Papel retirado."), "success")
-    return redirect(url_for("admin.index"))
+        change(s)
+    flash(done, "success")
+    return redirect(url_for("admin.index") + anchor)
 
 
 @bp.post("/convites/<int:invitation_id>/cancelar")
 @login_required
 def cancel_invitation(invitation_id: int):
-    _require_admin("member.invite")
-    with db().write() as s:
-        invitations.cancel(s, actor(), org_id(), invitation_id)
-    flash(_("Convite cancelado."), "success")
-    return redirect(url_for("admin.index") + "#convites")
+    return _change(
+        "member.invite",
+        lambda s: invitations.cancel(s, actor(), org_id(), invitation_id),
+        _("Convite cancelado."),
+        "#convites",
+    )
 
 
 @bp.post("/tokens")
@@ -119,11 +132,12 @@ def create_token():
 @bp.post("/tokens/<int:token_id>/revogar")
 @login_required
 def revoke_token(token_id: int):
-    _require_admin("token.revoke")
-    with db().write() as s:
-        tokens_svc.revoke(s, actor(), org_id(), token_id)
-    flash(_("Token revogado."), "success")
-    return redirect(url_for("admin.index") + "#tokens")
+    return _change(
+        "token.revoke",
+        lambda s: tokens_svc.revoke(s, actor(), org_id(), token_id),
+        _("Token revogado."),
+        "#tokens",
+    )
 
 
 @bp.get("/processos")

@@ -98,6 +98,17 @@ def same_org(entity_org_id: int | None) -> None:
         raise NotFound(_("Não encontrado."))
 
 
+def found_here(s: Any, model: type, key: int | str, missing: str) -> Any:
+    """The row of ``model`` under ``key`` if it is the signed-in organization's; NotFound with
+    ``missing`` when there is none, and as ``same_org`` for another organization's. Text keys
+    are UUIDs: a longer one is not looked up."""
+    row = s.get(model, key) if not isinstance(key, str) or len(key) <= 36 else None
+    if row is None:
+        raise NotFound(missing)
+    same_org(row.org_id)
+    return row
+
+
 def has_role(role: str, establishment_id: int | None = None) -> bool:
     a = g.get("actor")
     return bool(a and g.get("org") and a.has_role(g.org.id, role, establishment_id))

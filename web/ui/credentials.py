@@ -17,18 +17,18 @@ from engine.credentials import pec, queries
 from engine.credentials import service as credentials
 from engine.credentials.models import STATUS_LABELS, STATUSES, Credential
 from engine.db import utcnow
-from engine.errors import Invalid, NotFound
+from engine.errors import Invalid
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
 from web.i18n import fmt_date
 from web.ui.common import (
     actor,
     db,
+    found_here,
     has_role,
     login_required,
     org_id,
     page_arg,
-    same_org,
     settings,
     text_arg,
 )
@@ -182,10 +182,7 @@ def export():
 
 
 def _credential(s, credential_id: int) -> Credential:
-    row = s.get(Credential, credential_id)
-    if row is None:
-        raise NotFound(_("Credencial não encontrada."))
-    same_org(row.org_id)
+    found_here(s, Credential, credential_id, _("Credencial não encontrada."))
     return credentials.get(s, actor(), credential_id)
 
 

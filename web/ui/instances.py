@@ -15,7 +15,7 @@ from engine.accounts import queries as account_queries
 from engine.comments import service as comments
 from engine.credentials import service as credentials
 from engine.definitions.models import ProcessDefinition
-from engine.errors import Conflict, Invalid, NotFound
+from engine.errors import Conflict, Invalid
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import Establishment
 from engine.files import queries as file_queries
@@ -29,10 +29,10 @@ from engine.terms import service as terms
 from web.ui.common import (
     actor,
     db,
+    found_here,
     has_role,
     login_required,
     org_id,
-    same_org,
     start_answers,
 )
 from web.ui.labels import event_summary
@@ -41,10 +41,7 @@ bp = Blueprint("instances", __name__)
 
 
 def _instance(s, instance_id: int) -> ProcessInstance:
-    row = s.get(ProcessInstance, instance_id)
-    if row is None:
-        raise NotFound(_("Processo não encontrado."))
-    same_org(row.org_id)
+    found_here(s, ProcessInstance, instance_id, _("Processo não encontrado."))
     return runtime_instances.get_instance(s, actor(), instance_id)
 
 
@@ -184,10 +181,7 @@ def start():
 @login_required
 def download(file_id: str):
     with db().read() as s:
-        meta = s.get(StoredFile, file_id) if len(file_id) <= 36 else None
-        if meta is None:
-            raise NotFound(_("Arquivo não encontrado."))
-        same_org(meta.org_id)
+        found_here(s, StoredFile, file_id, _("Arquivo não encontrado."))
     with db().write() as s:
         row = files.get(s, actor(), file_id)
         content, name, content_type = row.content, row.filename, row.content_type
