@@ -5,6 +5,9 @@ Field names are the dotted paths the engine's validation uses for its errors
 (``filhos.0.cnes``), so each error lands next to its field. Repeating rows are numbered
 inputs (``servicos.0.operacao``); a file field posts the stored file's id in a hidden input
 and a new upload in ``<name>__upload``.
+
+(Over 600 lines on purpose: the two directions — schema to fields, posted form to data — share
+the field walk and its naming rules, and splitting them would put those rules in two places.)
 """
 
 from __future__ import annotations
