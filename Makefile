@@ -11,7 +11,7 @@ NPM ?= npm
 # Front-end packages from npm, copied into web/static/vendor (gitignored); catalogs compiled.
 ASSETS_STAMP := web/static/vendor/.installed
 
-.PHONY: run test test-lowest bench lint format install clean assets chromium diagrams
+.PHONY: run test test-lowest bench lint format install clean assets chromium nginx diagrams
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ assets: $(ASSETS_STAMP)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
 
+## Debian's nginx, for the check of docs/deploy's site (nginx -t) and the multi-host fault run
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light)
+
 ## Start the app (web + API + scheduler) on SQLite under instance/ with demo data, on http://127.0.0.1:5000
 run: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/credencia db upgrade
@@ -50,7 +54,7 @@ run: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/credencia serve --host 127.0.0.1 --port 5000 --with-scheduler
 
 ## Install what the tests need and run them all (ruff + pytest, SQLite and PostgreSQL)
-test: $(TEST_STAMP) $(ASSETS_STAMP) chromium
+test: $(TEST_STAMP) $(ASSETS_STAMP) chromium nginx
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
