@@ -245,3 +245,18 @@ def test_gunicorn_cmd_args_apply_and_the_given_options_win(monkeypatch) -> None:
     assert from_env.bind == ["0.0.0.0:8000"] and from_env.threads == 4
     given = ServeApplication(object(), defaults, {"workers": 3, "bind": "127.0.0.1:9000"}, None).cfg
     assert given.workers == 3 and given.bind == ["127.0.0.1:9000"] and given.graceful_timeout == 7
+
+
+def test_a_gunicorn_config_file_applies_below_env_and_options(monkeypatch, tmp_path) -> None:
+    from web.cli.serve import ServeApplication
+
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text("workers = 6\ntimeout = 45\ngraceful_timeout = 9\nnot_a_setting = 1\n")
+    defaults = {"bind": "127.0.0.1:5000", "workers": 2, "threads": 4, "keepalive": 5}
+    monkeypatch.setenv("GUNICORN_CMD_ARGS", f"-c {conf} --graceful-timeout 7")
+    cfg = ServeApplication(object(), defaults, {}, None).cfg
+    # the file over our defaults, GUNICORN_CMD_ARGS over the file
+    assert cfg.workers == 6 and cfg.timeout == 45 and cfg.graceful_timeout == 7
+    monkeypatch.delenv("GUNICORN_CMD_ARGS")
+    cfg = ServeApplication(object(), defaults, {"config": str(conf), "workers": 3}, None).cfg
+    assert cfg.workers == 3 and cfg.timeout == 45 and cfg.graceful_timeout == 9

@@ -17,6 +17,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import runpy
 import shutil
 import signal
 import subprocess
@@ -113,11 +114,25 @@ class ServeApplication(BaseApplication):
         for key, value in self.defaults.items():
             self.cfg.set(key, value)
         env_args = self.cfg.parser().parse_args(self.cfg.get_cmd_args_from_env())
+        config_file = self.explicit.get("config") or env_args.config
+        if config_file:  # gunicorn's order: its config file, then GUNICORN_CMD_ARGS, then ours
+            self._load_file(config_file)
         for key, value in vars(env_args).items():
-            if value is not None and key != "args":
+            if value is not None and key not in ("args", "config"):
                 self.cfg.set(key.lower(), value)
         for key, value in self.explicit.items():
-            self.cfg.set(key, value)
+            if key != "config":
+                self.cfg.set(key, value)
+
+    def _load_file(self, path: str) -> None:
+        """A gunicorn configuration file (Python: ``workers = 4``…), as ``gunicorn -c`` reads it."""
+        try:
+            namespace = runpy.run_path(path)
+        except (OSError, SyntaxError) as exc:
+            raise click.ClickException(f"não foi possível ler {path}: {exc}") from None
+        for key, value in namespace.items():
+            if key in self.cfg.settings and value is not None:
+                self.cfg.set(key.lower(), value)
 
     def load(self) -> Any:
         return self.application
@@ -161,6 +176,14 @@ def _worker_exited(server: Any, worker: Any) -> None:
 @click.option("--port", default=5000, type=int)
 @click.option("--workers", default=2, type=int)
 @click.option("--with-scheduler", is_flag=True, help="Roda também o agendador, num processo filho.")
+@click.option(
+    "-c",
+    "--config",
+    "config_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Arquivo de configuração do gunicorn (como em gunicorn -c).",
+)
 @click.pass_context
 @pass_cli
 def serve(
@@ -170,11 +193,13 @@ def serve(
     port: int,
     workers: int,
     with_scheduler: bool,
+    config_file: str | None,
 ) -> None:
     """Serve a aplicação com gunicorn (e, com --with-scheduler, o agendador ao lado).
 
-    Aceita as opções do gunicorn em GUNICORN_CMD_ARGS (ex.: "--graceful-timeout 20"); as
-    opções acima, quando dadas, prevalecem.
+    Aceita a configuração do gunicorn: um arquivo (-c, ou -c em GUNICORN_CMD_ARGS) e as
+    opções em GUNICORN_CMD_ARGS (ex.: "--graceful-timeout 20"), nessa ordem; as opções acima,
+    quando dadas, prevalecem.
     """
     from web import create_app
 
@@ -203,6 +228,8 @@ def serve(
         explicit["bind"] = f"{host}:{port}"
     if given("workers"):
         explicit["workers"] = workers
+    if config_file:
+        explicit["config"] = config_file
     server = ServeApplication(app, defaults, explicit, SchedulerChild() if with_scheduler else None)
     click.echo(f"Credencia em {', '.join('http://' + b for b in server.cfg.bind)}")
     server.run()
