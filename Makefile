@@ -11,7 +11,7 @@ NPM ?= npm
 # Front-end packages from npm, copied into web/static/vendor (gitignored); catalogs compiled.
 ASSETS_STAMP := web/static/vendor/.installed
 
-.PHONY: run test test-lowest bench lint format install clean assets chromium nginx diagrams
+.PHONY: run test test-lowest bench lint format install clean assets chromium nginx diagrams wheel
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ assets: $(ASSETS_STAMP)
 ## Debian's Chromium for the browser tests (Playwright drives it; no browser is downloaded)
 chromium:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+## A wheel that works where it is installed (processes, migrations, built assets, compiled catalogs)
+wheel: $(STAMP) $(ASSETS_STAMP)
+	$(BIN)/python -c "from web.i18n import compile_catalogs; compile_catalogs(force=True)"
+	$(BIN)/python -m pip wheel . --no-deps -w dist
 
 ## Debian's nginx, for the check of docs/deploy's site (nginx -t) and the multi-host fault run
 nginx:
@@ -77,4 +82,4 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(LOWEST) instance .pytest_cache .ruff_cache node_modules web/static/vendor
+	rm -rf $(VENV) $(LOWEST) instance .pytest_cache .ruff_cache node_modules web/static/vendor dist build

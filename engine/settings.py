@@ -20,6 +20,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "CREDENCIA_"
 
+
+def bundled(name: str) -> Path:
+    """``processes`` or ``migrations``: shipped in the installed package as
+    ``credencia_<name>`` (setup.py), beside the code in a checkout."""
+    installed = ROOT / f"credencia_{name}"
+    return installed if installed.is_dir() else ROOT / name
+
+
+def instance_dir() -> Path:
+    """Where the local files go (the SQLite database, the local key, the ICP-Brasil roots
+    bundle): ``CREDENCIA_INSTANCE_DIR``, by default ``instance/`` in the working directory —
+    never inside the installed package."""
+    return Path(os.environ.get(PREFIX + "INSTANCE_DIR") or Path.cwd() / "instance").absolute()
+
 TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off"})
 ENVIRONMENTS = ("development", "test", "homologation", "production")
@@ -130,11 +144,11 @@ def _timezone() -> str:
 class Settings:
     database_url: str = field(
         default_factory=lambda: _text(
-            "DATABASE_URL", f"sqlite:///{ROOT / 'instance' / 'credencia.db'}"
+            "DATABASE_URL", f"sqlite:///{instance_dir() / 'credencia.db'}"
         )
     )
     processes_dir: Path = field(
-        default_factory=lambda: Path(_text("PROCESSES_DIR", str(ROOT / "processes")))
+        default_factory=lambda: Path(_text("PROCESSES_DIR", str(bundled("processes"))))
     )
     max_upload_bytes: int = field(
         default_factory=lambda: _int("MAX_UPLOAD_BYTES", 10 * 1024 * 1024, minimum=1)
@@ -175,7 +189,7 @@ class Settings:
     # exists it overrides the one shipped in engine/pki/data.
     certificate_roots_file: str = field(
         default_factory=lambda: _text(
-            "CERTIFICATE_ROOTS_FILE", str(ROOT / "instance" / "icp-brasil.pem")
+            "CERTIFICATE_ROOTS_FILE", str(instance_dir() / "icp-brasil.pem")
         )
     )
     outbox_base_delay_seconds: int = field(

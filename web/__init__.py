@@ -24,7 +24,7 @@ MULTIPART_SLACK = 64 * 1024
 def create_app(settings: settings_mod.Settings | None = None, db: Database | None = None) -> Flask:
     settings = settings or settings_mod.load()
     logs.configure(settings.log_format, settings.log_level)
-    app = Flask(__name__, instance_path=str(Path(settings_mod.ROOT) / "instance"))
+    app = Flask(__name__, instance_path=str(settings_mod.instance_dir()))
     _configure(app, settings)
     _setup_keys(app, settings)
     db = db or Database(settings.database_url)

@@ -216,9 +216,9 @@ def require_key(
         if production:
             raise SecretKeyError(MISSING_KEY_MESSAGE)
         if local_key_file is None:
-            from engine.settings import ROOT
+            from engine.settings import instance_dir
 
-            local_key_file = ROOT / "instance" / "secret.key"
+            local_key_file = instance_dir() / "secret.key"
         path = ensure_key_file(local_key_file)
         log.warning(
             "no CREDENCIA_SECRET_KEY: using the local key file %s (not for production)", path

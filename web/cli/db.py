@@ -17,7 +17,7 @@ def alembic_config(url: str | None = None) -> Any:
     from alembic.config import Config
 
     cfg = Config()
-    cfg.set_main_option("script_location", str(settings_mod.ROOT / "migrations"))
+    cfg.set_main_option("script_location", str(settings_mod.bundled("migrations")))
     cfg.set_main_option(
         "sqlalchemy.url", (url or settings_mod.load().database_url).replace("%", "%%")
     )

@@ -22,6 +22,10 @@ def processes() -> None:
 @pass_cli
 def processes_deploy(cli: CliContext) -> None:
     """Carrega os portfólios e implanta processes/*.bpmn; um arquivo alterado vira nova versão."""
+    folder = cli.settings.processes_dir
+    if not folder.is_dir() or not any(folder.glob("*.bpmn")):
+        error(f"nenhum processo (*.bpmn) em {folder}: confira CREDENCIA_PROCESSES_DIR")
+    click.echo(f"processos de {folder}")
     try:
         done = install(cli.db, cli.settings.processes_dir, cli.actor)
     except definitions.DeployError as exc:
