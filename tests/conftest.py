@@ -29,6 +29,9 @@ from tests.support.databases import pg_admin_url
 ROOT = Path(__file__).resolve().parent.parent
 # One master key for the whole run (secret values, session signing); never the local file.
 os.environ.setdefault("CREDENCIA_SECRET_KEY", secret_store.generate_key())
+# The app sets up logging from its settings; INFO lines of every test's servers are noise here
+# (tests/integration/test_logging.py asks for INFO where it reads them).
+os.environ.setdefault("CREDENCIA_LOG_LEVEL", "WARNING")
 
 
 def _create_schema(url: str) -> None:

@@ -30,7 +30,7 @@ def json_lines(capsys):
 
 
 def test_each_request_logs_once_with_its_id_user_and_organization(settings, db, cast, json_lines):
-    app = create_app(dataclasses.replace(settings, log_format="json"), db)
+    app = create_app(dataclasses.replace(settings, log_format="json", log_level="INFO"), db)
     page = Pages(app).login(cast.users["gestor"])
     json_lines()  # drop the sign-in's lines
     res = page.get("/", headers={"X-Request-ID": "forjado-pelo-cliente"})
@@ -49,7 +49,9 @@ def test_each_request_logs_once_with_its_id_user_and_organization(settings, db, 
 
 
 def test_a_trusted_proxy_gives_the_request_id(settings, db, json_lines):
-    app = create_app(dataclasses.replace(settings, trusted_proxies=1, log_format="json"), db)
+    app = create_app(
+        dataclasses.replace(settings, trusted_proxies=1, log_format="json", log_level="INFO"), db
+    )
     client = app.test_client()
     res = client.get("/healthz", headers={"X-Request-ID": "lb-7f3a.42"})
     assert res.headers["X-Request-ID"] == "lb-7f3a.42"
@@ -60,9 +62,8 @@ def test_a_trusted_proxy_gives_the_request_id(settings, db, json_lines):
 
 
 def test_text_lines_carry_the_same_context(settings, db, capsys):
-    logs.configure("text", "INFO")
     try:
-        app = create_app(settings, db)
+        app = create_app(dataclasses.replace(settings, log_level="INFO"), db)
         res = app.test_client().get("/healthz")
         err = capsys.readouterr().err
     finally:
