@@ -909,7 +909,7 @@ def test_user_tasks_lanes_properties_and_forms(request, which):
         assert check_form_schema(schema) == [], bpmn_id
         assert schema["title"] == task_spec.bpmn_name, bpmn_id
     # every form file in the folder is used, and every used one exists
-    files = {p.name for p in folder.iterdir() if p.name != "process.json"}
+    files = {p.name for p in folder.iterdir() if p.is_file() and p.name != "process.json"}
     assert files == referenced
 
 
