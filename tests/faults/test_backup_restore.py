@@ -87,8 +87,9 @@ def test_a_dump_restored_into_a_fresh_database_verifies_and_its_instance_continu
         assert "avaliar_solicitacao_acesso" in copy.ready_elements()
         report = check(restored)
         assert report.ok, report.lines()
-        # the completion, and the credential the access request brought into being
-        assert report.audit_events == events + 2
+        # the completion, the credential the access request brought into being, and the
+        # acceptance of the term of use
+        assert report.audit_events == events + 3
     finally:
         restored.dispose()
     assert _verify_cli(restored_url).returncode == 0
