@@ -4,6 +4,9 @@ labels, options, validation messages, stage names) reads in English."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from engine.demo import samples
@@ -13,9 +16,18 @@ from tests.support.live import (
     screenshot,
     serve,
 )
-from tests.support.pages import open_task, radio, send_task_form, tick, upload
+from tests.support.pages import (
+    advance,
+    open_task,
+    radio,
+    ready_task,
+    send_task_form,
+    tick,
+    upload,
+)
 
 pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_first_steps_of_a_credenciamento_in_english(world, app) -> None:
@@ -74,3 +86,47 @@ def test_first_steps_of_a_credenciamento_in_english(world, app) -> None:
         assert "Child establishments" in main and "Terms of use" in main
         screenshot(page, "homologation-form-en")
     assert errors == []
+
+
+def test_every_step_of_a_whole_credenciamento_reads_in_english(world, app, db) -> None:
+    """Each task page of the credenciamento, from the first step to production, as its lane's
+    person sees it in English (the steps are completed through the engine in between)."""
+    words = json.loads(
+        (ROOT / "processes" / "credenciamento-rnds" / "i18n" / "en.json").read_text("utf-8")
+    )
+    roles = {"Gestor": "gestor", "Integrador": "integrador", "DATASUS": "datasus"}
+    seen: list[str] = []
+    with serve(app) as base, chromium() as browser:
+        pages = {}
+        for lane, role in roles.items():
+            page = browser.new_context(locale="en-US").new_page()
+            page.goto(base + "/entrar")
+            page.click("button[value=en]")  # the person's choice of language
+            page.fill("#email", world.users[role].email)
+            page.fill("#password", world.users[role].password)
+            page.click("button[type=submit]:has-text('Sign in')")
+            page.wait_for_load_state("domcontentloaded")
+            pages[lane] = page
+        for element in samples.PRODUCTION_PATH:
+            task = ready_task(db, world.instance_id, element)
+            page = pages[task.lane]
+            page.goto(f"{base}/tarefas/{task.id}")
+            heading = page.inner_text("h1")
+            assert heading == words[task.name] != task.name, element
+            assert page.get_attribute("html", "lang") == "en"
+            labels = [
+                text.splitlines()[0].removesuffix(" *").strip()
+                for text in page.locator("main label, main legend").all_inner_texts()
+                if text.strip()
+            ]
+            portuguese = [t for t in labels if t in words and words[t] != t]
+            assert labels and not portuguese, (element, portuguese)
+            seen.append(heading)
+            advance(db, world, [element])
+        page = pages["Gestor"]
+        page.goto(f"{base}/processos/{world.instance_id}")
+        # the stage as the instance page shows it (the diagram's own labels stay as drawn)
+        stages = page.locator("main .app-stage").all_inner_texts()
+        assert "Production" in stages and "Produção" not in stages
+        screenshot(page, "instance-in-production-en")
+    assert len(seen) == len(samples.PRODUCTION_PATH)
