@@ -34,6 +34,7 @@ def instance_dir() -> Path:
     never inside the installed package."""
     return Path(os.environ.get(PREFIX + "INSTANCE_DIR") or Path.cwd() / "instance").absolute()
 
+
 TRUE = frozenset({"true", "1", "yes", "on"})
 FALSE = frozenset({"false", "0", "no", "off"})
 ENVIRONMENTS = ("development", "test", "homologation", "production")
