@@ -11,17 +11,28 @@ NPM ?= npm
 # Front-end packages from npm, copied into web/static/vendor (gitignored); catalogs compiled.
 ASSETS_STAMP := web/static/vendor/.installed
 
-.PHONY: run test test-lowest bench lint format install clean assets chromium nginx diagrams wheel
+.PHONY: run test test-lowest bench lint format install clean assets chromium nginx diagrams wheel lock
 
-$(STAMP): pyproject.toml
+# Installs follow constraints/lock.txt (the versions CI tests); `make lock` refreshes it.
+LOCK := constraints/lock.txt
+
+$(STAMP): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e .
 	@touch $@
 
-$(TEST_STAMP): $(STAMP) pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(TEST_STAMP): $(STAMP) pyproject.toml $(LOCK)
+	$(BIN)/python -m pip install --quiet -c $(LOCK) -e '.[test]'
 	@touch $@
+
+## Refresh constraints/lock.txt: the newest versions pyproject.toml allows, in a fresh venv
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet --upgrade pip
+	.venv-lock/bin/python -m pip install --quiet -e '.[test]'
+	{ head -3 $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^credencia'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock
 
 $(LOWEST_STAMP): pyproject.toml constraints/lowest.txt
 	@test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
