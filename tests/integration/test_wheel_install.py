@@ -59,8 +59,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [wheel] = list(dist.glob("credencia-*.whl"))
     venv = base / "venv"
     run(sys.executable, "-m", "venv", str(venv), cwd=base, env=dict(os.environ))
-    run(str(venv / "bin" / "python"), "-m", "pip", "install", "-q", str(wheel), cwd=base,
-        env=dict(os.environ))  # fmt: skip
+    lock = ROOT / "constraints" / "lock.txt"  # the versions CI tests, as production installs
+    run(str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-c", str(lock), str(wheel),
+        cwd=base, env=dict(os.environ))  # fmt: skip
     return venv
 
 
