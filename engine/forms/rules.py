@@ -337,12 +337,15 @@ def _drop_required(node: Any, names: set[str]) -> None:
         _drop_required(node.get(key), names)
 
 
-def served_schema(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+def served_schema(
+    schema: Mapping[str, Any], data: Mapping[str, Any], *, limit_options: bool = True
+) -> dict[str, Any]:
     """The form's schema as it applies to one task, for clients that read only the schema:
     each ``x-options-from`` array's items are limited to the options in the workflow's
     ``data`` (``items.enum`` or ``items.anyOf``), and a property whose ``x-required-unless-portfolio`` names the
     workflow's portfolio is no longer required. Validation accepts exactly what this schema
-    describes for these two keywords; the source schema is not changed."""
+    describes for these two keywords; the source schema is not changed. The page asks for the
+    required part only (``limit_options=False``): it draws the options from the context."""
     served = copy.deepcopy(dict(schema))
     stack: list[Any] = [served]
     while stack:
@@ -352,7 +355,7 @@ def served_schema(schema: Mapping[str, Any], data: Mapping[str, Any]) -> dict[st
             continue
         if not isinstance(node, dict):
             continue
-        if isinstance(node.get("x-options-from"), str):
+        if limit_options and isinstance(node.get("x-options-from"), str):
             _limit_items(node, data)
         props = node.get("properties")
         if isinstance(props, dict):

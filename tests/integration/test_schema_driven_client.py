@@ -8,10 +8,12 @@ one, a PDF otherwise)."""
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from engine.demo import samples
 from engine.establishments.models import Portfolio
+from tests.support.pages import Pages
 from tests.support.schema_data import minimal_instance
 
 START = {"process": "credenciamento-rnds", "portfolio": "RIRA"}
@@ -114,7 +116,14 @@ def test_item14_options_from_the_workflow_are_served_as_enum(client, world):
     assert "identificador_solicitante" in approved and "numero_solicitacao" in approved
 
 
-def test_item14_item7_no_identificador_served_nor_asked_for_cns_certdig(client, world, db):
+def _identificador_label(app, user, task_id: str) -> str:
+    html = Pages(app).login(user).get(f"/tarefas/{task_id}").get_data(as_text=True)
+    found = re.search(r'<label for="f-identificador_solicitante">(.*?)</label>', html, re.S)
+    assert found, html[:300]
+    return found.group(1)
+
+
+def test_item14_item7_no_identificador_served_nor_asked_for_cns_certdig(client, world, db, app):
     with db.write() as s:
         s.add(Portfolio(code="CNS-CERTDIG", name="CNS certificado digital",
                         operations=[{"operacao": "/fhir/r4/Patient", "metodo": "GET"}]))  # fmt: skip
@@ -124,6 +133,8 @@ def test_item14_item7_no_identificador_served_nor_asked_for_cns_certdig(client, 
     task = next(t for t in c.ready() if t["element"] == "avaliar_solicitacao_acesso")
     schema = c.get(f"/api/v1/tasks/{task['id']}", "DATASUS")["form"]["schema"]
     assert "identificador_solicitante" not in schema["allOf"][0]["then"]["required"]
+    # nor marked required on the page (it is for a portfolio whose approval shows one)
+    assert "app-req" not in _identificador_label(app, world["users"]["DATASUS"], task["id"])
     data = c.complete(task)
     assert "identificador_solicitante" not in data
     done = c.run_to_the_end()
@@ -131,3 +142,13 @@ def test_item14_item7_no_identificador_served_nor_asked_for_cns_certdig(client, 
     inst = c.get(f"/api/v1/instances/{c.instance_id}")
     assert inst["status"] == "completed" and inst["stage"] == "Produção"
     assert not inst["identificador_solicitante"]
+
+
+def test_item14_item7_the_identificador_is_required_where_the_approval_shows_one(
+    client, world, app
+):
+    c = _start(client, world)
+    while "avaliar_solicitacao_acesso" not in {t["element"] for t in c.ready()}:
+        c.complete(c.ready()[0])
+    task = next(t for t in c.ready() if t["element"] == "avaliar_solicitacao_acesso")
+    assert "app-req" in _identificador_label(app, world["users"]["DATASUS"], task["id"])

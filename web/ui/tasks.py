@@ -78,7 +78,9 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
         )
         metas, file_flags = _file_meta(s, data)
         rendered = forms_render.build_form(
-            form.schema, form.ui, data, errors=errors, context=form.context, files=metas,
+            # a field its portfolio waives (x-required-unless-portfolio) is not marked required
+            forms.served_schema(form.schema, form.context, limit_options=False), form.ui, data,
+            errors=errors, context=form.context, files=metas,
             readonly=not acting,
         )  # fmt: skip
         certificate, shows_certificate = None, False
