@@ -435,6 +435,18 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/api/v1/credentials/<int(min=1, max=2147483647):credential_id>", "GET"): Route(
         seen(401, 200, 403, 403)
     ),
+    # the world's credentials are not the PEC's: who may record it is told so (422)
+    (
+        "/api/v1/credentials/<int(min=1, max=2147483647):credential_id>/pec-certificate",
+        "POST",
+    ): Route(
+        {
+            "own": cell(401, 403, admin=422, gestor_municipal=422, admin_municipal=422),
+            "est": cell(401, 403, admin=422),
+            "org": cell(401, 403),
+        },
+        data=lambda w, v: {"action": "disable", "on": "2026-01-02", "reason": "x"},
+    ),
     ("/api/v1/instances/<int(min=1, max=2147483647):instance_id>", "GET"): Route(
         seen(401, 200, 403, 403)
     ),

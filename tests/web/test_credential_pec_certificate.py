@@ -137,3 +137,25 @@ def test_only_the_pec_people_and_only_the_pec_credential(pages, municipio, db):
     with db.write() as s, pytest.raises(Forbidden):
         pec.disable_certificate(s, SYSTEM, cid, on=date(2026, 1, 2), reason="x")
     assert status_of(db, cid) == "producao"
+
+
+def test_the_same_through_the_api(client, municipio, db):
+    cid = municipio["pec"]
+    url = f"/api/v1/credentials/{cid}/pec-certificate"
+    who = municipio["admin_municipal"].headers
+    res = client.post(url, json={"action": "disable", "on": "2026-01-02"}, headers=who)
+    assert res.status_code == 422 and "motivo" in res.json["errors"]["reason"]
+    res = client.post(
+        url, json={"action": "disable", "on": "2999-01-02", "reason": "x"}, headers=who
+    )
+    assert res.status_code == 422 and "futuro" in res.json["errors"]["on"]
+    assert status_of(db, cid) == "producao"
+    res = client.post(
+        url, json={"action": "disable", "on": "2026-01-02", "reason": "Novo servidor"}, headers=who
+    )
+    assert res.status_code == 200 and res.json["status"] == "suspensa"
+    integrador = municipio["integrador"].headers
+    res = client.post(url, json={"action": "enable", "on": "2026-01-03"}, headers=integrador)
+    assert res.status_code == 403 and status_of(db, cid) == "suspensa"
+    res = client.post(url, json={"action": "enable", "on": "2026-01-03"}, headers=who)
+    assert res.status_code == 200 and res.json["status"] == "producao"

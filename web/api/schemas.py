@@ -292,6 +292,20 @@ class CancelInstance(Input):
     reason: str
 
 
+class PecCertificate(Input):
+    """The PEC's "Desabilitar certificado" (or enabling it again), as done in the PEC."""
+
+    action: Literal["disable", "enable"]
+    on: Annotated[date, Field(description="Data em que foi feito no PEC (AAAA-MM-DD)")]
+    reason: Annotated[str, Field(max_length=500, description="Motivo (ao desabilitar)")] = ""
+
+    messages = {
+        "action": 'Use "disable" ou "enable".',
+        "on": "Informe a data em que foi feito no PEC (AAAA-MM-DD).",
+        "reason": "Use no máximo 500 caracteres.",
+    }
+
+
 class MigrateInstance(Input):
     version: Annotated[int, Field(strict=True, ge=1, le=MAX_ID)]
 

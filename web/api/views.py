@@ -19,7 +19,7 @@ from engine import pki
 from engine.accounts.models import Organization, User
 from engine.certificates import service as certificates
 from engine.completion import service as completion
-from engine.credentials import children, people
+from engine.credentials import children, pec, people
 from engine.credentials import queries as credential_queries
 from engine.credentials import service as credentials
 from engine.db import utcnow
@@ -386,6 +386,24 @@ def get_credential(credential_id: int) -> s.Credential:
             credential_queries.starts(session, actor(), credential),
             href=lambda instance_id: url_for("api.get_instance", instance_id=instance_id),
         )
+
+
+@bp.post(f"/credentials/{CREDENTIAL}/pec-certificate")
+@operation({200: s.Credential}, (403, 404))
+def pec_certificate(credential_id: int, json: s.PecCertificate) -> s.Credential:
+    """Registrar "Desabilitar certificado" no PEC (suspensa) ou a nova habilitação (produção)"""
+    try:
+        with db().write() as session:
+            if json.action == "disable":
+                pec.disable_certificate(
+                    session, actor(), credential_id, on=json.on, reason=json.reason
+                )
+            else:
+                pec.enable_certificate(session, actor(), credential_id, on=json.on)
+    except Invalid as exc:  # the page's field names, as this body names them
+        names = {"data": "on", "motivo": "reason", "status": "action"}
+        raise Invalid({names.get(k, k): v for k, v in exc.errors.items()}) from None
+    return get_credential(credential_id)
 
 
 # ------------------------------------------------------------------ tasks
