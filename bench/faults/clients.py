@@ -179,7 +179,7 @@ class Completer(threading.Thread):
         if status == 200:
             with self.record.lock:
                 self.record.acked.append(chosen["id"])
-        elif status == 0:
+        elif status in (0, 502):  # no answer; 502: a proxy lost its upstream mid-request
             with self.record.lock:
                 self.record.ambiguous.append(chosen["id"])
             if self.retry_ambiguous:

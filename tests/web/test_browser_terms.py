@@ -77,7 +77,7 @@ def test_the_term_is_read_accepted_and_shown_on_the_instance(world, db, app):
         screenshot(page, "term-on-instance")
 
         # Without JavaScript the <details> opens all the same.
-        plain = browser.new_context(java_script_enabled=False).new_page()
+        plain = browser.new_context(java_script_enabled=False, locale="pt-BR").new_page()
         login(plain, base, gestor.email, gestor.password)
         plain.goto(f"{base}/processos/{world.instance_id}")
         plain.click("#termos summary")
