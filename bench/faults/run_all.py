@@ -20,13 +20,20 @@ if str(ROOT) not in sys.path:
 import argparse  # noqa: E402
 import time  # noqa: E402
 
-from bench.faults import backup_restore, kill_worker, pg_restart, smtp_down  # noqa: E402
+from bench.faults import (  # noqa: E402
+    backup_restore,
+    kill_worker,
+    multi_host,
+    pg_restart,
+    smtp_down,
+)
 
 RUNS = {
     "kill_worker": kill_worker.run,
     "pg_restart": pg_restart.run,
     "smtp_down": smtp_down.run,
     "backup_restore": backup_restore.run,
+    "multi_host": multi_host.run,  # needs root: namespaces, a bridge, its own cluster
 }
 
 
