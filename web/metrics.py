@@ -178,15 +178,12 @@ def metrics() -> Response:
 
 
 def install(app: Flask) -> None:
-    """Count every request by its URL rule (the route, never the raw path) and time it."""
-
-    @app.before_request
-    def _start() -> None:
-        g.metrics_started = time.perf_counter()
+    """Count every request by its URL rule (the route, never the raw path) and time it from
+    the start web.logs records (installed before this)."""
 
     @app.after_request
     def _count(response: Response) -> Response:
-        started = g.get("metrics_started")
+        started = g.get("request_started")
         if started is None:
             return response
         route = request.url_rule.rule if request.url_rule is not None else "(sem rota)"
