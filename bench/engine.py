@@ -514,6 +514,7 @@ def run_instances(
             "portfolio": world.catalogue[code],
             "certificate_file": cert,
             "evidence_files": evidence,
+            "identificador": 40000 + iid,
         }
         for element in HAPPY_PATH:
             with db.read() as s:

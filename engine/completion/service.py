@@ -19,7 +19,6 @@ from engine.access.actor import Actor
 from engine.completion import effects
 from engine.credentials import service as credentials
 from engine.runtime import tasks
-from engine.runtime.models import ProcessInstance, Task
 
 
 def complete(
@@ -29,8 +28,9 @@ def complete(
     submitted: dict[str, Any],
     *,
     settings: settings_mod.Settings | None = None,
-) -> Task:
-    task = tasks.complete(
+) -> tasks.Completed:
+    """The completed task, its instance and the ready tasks the actor sees next."""
+    done = tasks.complete(
         session,
         actor,
         task_id,
@@ -44,7 +44,5 @@ def complete(
         ),
         after=(credentials.after_completion,),
     )
-    instance = session.get(ProcessInstance, task.instance_id)
-    if instance is not None:
-        observability.completed(instance.process_key)
-    return task
+    observability.completed(done.instance.process_key)
+    return done

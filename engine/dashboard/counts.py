@@ -7,8 +7,13 @@ an establishment with no instance counts under stage "", portfolio "" and status
 Every write that moves a row calls one function below inside its own transaction:
 establishments created, imported or moved to another UF, instances started (the new one
 replaces the previous latest of its process and portfolio, or the "not started" row),
-instances whose stage or status changed. Each call applies its changes as one batch of
-upserts in key order, so two transactions never lock two counters in opposite orders.
+instances whose stage or status changed. The calls queue their changes on the session; they
+are written as one batch of upserts in key order just before the transaction commits
+(``write_pending``). Two transactions therefore never lock two counters in opposite orders,
+and a counter is locked only after every other lock of the transaction — the audit chain's
+head above all: a completion whose effects audit before the rows are synced would otherwise
+hold the head while waiting for a counter that another completion holds while waiting for
+the head (a deadlock seen under four concurrent clients on PostgreSQL).
 ``recompute`` rebuilds an organization's counts from the rows themselves (after a CSV
 import, and by ``credencia dashboard recount``); ``differences`` compares both (tests, and
 ``credencia dashboard recount --check``).
@@ -19,7 +24,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from sqlalchemy import and_, delete, func, insert, literal, select, text
+from sqlalchemy import and_, delete, event, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from engine.dashboard import credentials as row_credentials
@@ -66,15 +71,61 @@ _UPSERT_FOR_ESTABLISHMENT = text(
 )
 
 
+_PENDING = "credencia.stage_count"  # session.info: (by UF, by establishment) deltas
+
+
+def _pending(session: Session) -> tuple[Counter, Counter]:
+    pending = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = (Counter(), Counter())
+    return pending
+
+
 def apply(session: Session, org_id: int, deltas: Deltas) -> None:
-    """Add the deltas to the organization's counters, in key order."""
-    rows = [
-        {"org_id": org_id, "uf": k[0], "stage": k[1], "portfolio_code": k[2], "status": k[3],
-         "n": n}
-        for k, n in sorted(deltas.items()) if n
-    ]  # fmt: skip
+    """Add the deltas to the organization's counters when the transaction commits."""
+    by_uf = _pending(session)[0]
+    for k, n in deltas.items():
+        if n:
+            by_uf[(org_id, *k)] += n
+
+
+def write_pending(session: Session) -> None:
+    """Write the transaction's queued deltas now, in key order (before it commits, and before
+    anything in it reads or rebuilds the counters)."""
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    by_uf, by_establishment = pending
+    if by_uf and by_establishment:  # one ordered batch: the establishments' UFs read first
+        ids = sorted({k[1] for k in by_establishment})
+        ufs = dict(session.execute(select(Establishment.id, Establishment.uf).where(
+            Establishment.id.in_(ids))).all())  # fmt: skip
+        for (org_id, est_id, *rest), n in by_establishment.items():
+            if est_id in ufs:
+                by_uf[(org_id, ufs[est_id], *rest)] += n
+        by_establishment = Counter()
+    names = ("org_id", "uf", "stage", "portfolio_code", "status")
+    rows = [{**dict(zip(names, k, strict=True)), "n": n} for k, n in sorted(by_uf.items()) if n]
     if rows:
         session.connection().execute(_UPSERT, rows)
+    names = ("org_id", "establishment_id", "stage", "portfolio_code", "status")
+    rows = [
+        {**dict(zip(names, k, strict=True)), "n": n}
+        for k, n in sorted(by_establishment.items())
+        if n
+    ]
+    if rows:
+        session.connection().execute(_UPSERT_FOR_ESTABLISHMENT, rows)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    write_pending(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _after_rollback(session: Session) -> None:
+    session.info.pop(_PENDING, None)
 
 
 # ---------------------------------------------------------------- establishments
@@ -156,13 +207,9 @@ def instance_changed(
     before = (before[0] or "", before[1] or "", before[2])
     if after == before or row_credentials.is_after_go_live(session, instance):
         return
-    # One UF for both keys, so key order is (stage, portfolio, status) order.
-    rows = [
-        {"org_id": instance.org_id, "establishment_id": instance.establishment_id,
-         "stage": key_[0], "portfolio_code": key_[1], "status": key_[2], "n": n}
-        for key_, n in sorted(((before, -1), (after, 1)))
-    ]  # fmt: skip
-    session.connection().execute(_UPSERT_FOR_ESTABLISHMENT, rows)
+    by_establishment = _pending(session)[1]
+    by_establishment[(instance.org_id, instance.establishment_id, *before)] -= 1
+    by_establishment[(instance.org_id, instance.establishment_id, *after)] += 1
 
 
 # ---------------------------------------------------------------- reading and rebuilding
@@ -189,6 +236,7 @@ def _live(session: Session, org_id: int):
 def recompute(session: Session, org_id: int) -> None:
     """Rebuild the organization's counts from its establishments and instances."""
     session.flush()
+    session.info.pop(_PENDING, None)  # superseded by the rebuild
     session.execute(delete(StageCount).where(StageCount.org_id == org_id))
     live = _live(session, org_id).subquery()
     session.execute(
@@ -200,6 +248,7 @@ def recompute(session: Session, org_id: int) -> None:
 
 
 def stored(session: Session, org_id: int) -> dict[Key, int]:
+    write_pending(session)
     return {
         (uf, stage, code, status): n
         for uf, stage, code, status, n in session.execute(
@@ -212,6 +261,7 @@ def stored(session: Session, org_id: int) -> dict[Key, int]:
 def differences(session: Session, org_id: int) -> dict[Key, tuple[int, int]]:
     """Keys whose stored count differs from the rows: key -> (stored, actual)."""
     session.flush()
+    write_pending(session)
     actual = {(r[0], r[1], r[2], r[3]): r[4] for r in session.execute(_live(session, org_id))}
     kept = stored(session, org_id)
     return {

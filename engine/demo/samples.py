@@ -88,6 +88,9 @@ def answer(element_id: str, ctx: dict[str, Any], *, negative: bool = False) -> d
         for op in ctx.get("portfolio", {}).get("operations", [])
     ]
     today = date(2026, 11, 20)
+    # Unique per portfolio and UF among live credentials: a caller walking many instances of
+    # one UF gives each its own.
+    identificador = str(ctx.get("identificador", "40111"))
     homologation = {
         "origem_solicitacao": "Outros",
         "estabelecimento_cnes": est.get("cnes", ""),
@@ -142,7 +145,7 @@ def answer(element_id: str, ctx: dict[str, Any], *, negative: bool = False) -> d
             else {
                 "decision": "aprovada",
                 "numero_solicitacao": "3804/2024",
-                "identificador_solicitante": "40111",
+                "identificador_solicitante": identificador,
                 "operacoes_aprovadas": operations,
             }
         ),
@@ -152,7 +155,7 @@ def answer(element_id: str, ctx: dict[str, Any], *, negative: bool = False) -> d
             else {**homologation, "decision": "ajustar"}
         ),
         "obter_dados_acesso": {
-            "identificador_solicitante": "40111",
+            "identificador_solicitante": identificador,
             "operacoes_aprovadas": operations,
             "confirmacao": True,
         },

@@ -1,10 +1,21 @@
-"""An instance's workflow: locking its row, and loading it with the cached spec."""
+"""An instance's workflow: locking its row, and loading it with the cached spec.
+
+Completions keep the workflow they leave behind in a small per-process cache of live
+workflows, keyed by (instance id, version): the next completion of that instance in this
+process, finding the row still at that version, takes the object instead of parsing and
+restoring the saved state. The version is the one the completion locks and checks, so a
+change made anywhere else (another worker, the scheduler, a migration) is a miss. An entry
+is taken out while a transaction uses it and put back only after that transaction commits,
+so an object a failed transaction touched is never used again.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from engine.definitions.models import ProcessDefinition
@@ -39,6 +50,78 @@ def loaded_spec(session: Session, instance: ProcessInstance) -> spiff.LoadedSpec
     return spiff.cached_spec(definition)
 
 
-def load_workflow(session: Session, instance: ProcessInstance) -> tuple[Any, spiff.LoadedSpec]:
+def load_workflow(
+    session: Session, instance: ProcessInstance, *, live: bool = False
+) -> tuple[Any, spiff.LoadedSpec]:
+    """The instance's workflow restored from its saved state; with ``live``, the one a
+    completion in this process left at this version, when there is one (the caller will
+    change it and hand it back with ``keep_live``)."""
     loaded = loaded_spec(session, instance)
+    if live and instance.version:
+        workflow = _live.take(instance.id, instance.version, instance.definition_id)
+        if workflow is not None:
+            return workflow, loaded
     return spiff.load_state(loaded, instance.state), loaded
+
+
+def keep_live(session: Session, instance: ProcessInstance, workflow: Any) -> None:
+    """Offer ``workflow``, just saved as ``instance``'s state at its new version, to the next
+    completion in this process — once this transaction has committed."""
+    if _live.size:
+        session.info.setdefault(_LIVE_KEY, []).append(
+            (instance.id, instance.version, instance.definition_id, workflow)
+        )
+
+
+class LiveWorkflows:
+    """A bounded LRU of live workflows: (instance id) -> (version, definition id, workflow)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[int, tuple[int, int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def take(self, instance_id: int, version: int, definition_id: int) -> Any:
+        with self._lock:
+            item = self._items.pop(instance_id, None)
+            if item is not None and item[:2] == (version, definition_id):
+                self.hits += 1
+                return item[2]
+            self.misses += 1
+            return None
+
+    def put(self, instance_id: int, version: int, definition_id: int, workflow: Any) -> None:
+        with self._lock:
+            self._items[instance_id] = (version, definition_id, workflow)
+            self._items.move_to_end(instance_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def forget(self, instance_id: int) -> None:
+        with self._lock:
+            self._items.pop(instance_id, None)
+
+    def __contains__(self, instance_id: int) -> bool:
+        return instance_id in self._items
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self.hits = self.misses = 0
+
+
+_LIVE_KEY = "credencia.live_workflows"
+# Each entry is one instance's workflow (~100–200 KiB in memory for the credenciamento).
+_live = LiveWorkflows(512)
+
+
+@event.listens_for(Session, "after_commit")
+def _keep_after_commit(session: Session) -> None:
+    for item in session.info.pop(_LIVE_KEY, ()):
+        _live.put(*item)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_LIVE_KEY, None)

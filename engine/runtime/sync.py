@@ -8,7 +8,7 @@ a single start (ORM rows) and the bulk start (COPY rows).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -188,6 +188,7 @@ def instance_values(
 class TaskChange:
     created: list[Task]
     closed: list[Task]
+    ready: list[Task] = field(default_factory=list)  # every ready row after the change
 
 
 def sync(
@@ -246,6 +247,7 @@ def sync(
         session.add(row)
         change.created.append(row)
 
+    change.ready = [r for r in open_rows if r.id in ready] + change.created
     stage = top_stage(loaded, list(ready.values()), instance.stage)
     if workflow.is_completed():
         instance.status = COMPLETED if instance.status != CANCELLED else CANCELLED

@@ -29,7 +29,7 @@ from engine.errors import Conflict, Forbidden, Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
 from engine.files.models import StoredFile
 from engine.runtime.models import CANCELLED, COMPLETED, READY, ProcessInstance, Task
-from engine.runtime.state import is_postgres, load_workflow
+from engine.runtime.state import is_postgres, keep_live, load_workflow
 from engine.runtime.sync import sync
 from engine.runtime.taskform import form_files
 from engine.workflow import spiff
@@ -251,6 +251,16 @@ class Submission:
         return forms.form_view(self.schema).file_values(self.public) if self.schema else []
 
 
+@dataclass
+class Completed:
+    """A completion's outcome: the task, its instance as it is now, and the instance's ready
+    tasks that the actor may see — what a client does next, without asking again."""
+
+    task: Task
+    instance: ProcessInstance
+    next: list[Task]
+
+
 # What a completion does besides advancing the workflow; raising Invalid refuses it whole.
 Effect = Callable[[Session, Actor, Submission], None]
 # What runs after the workflow moved and the rows were synced, with the tasks it created.
@@ -265,7 +275,7 @@ def complete(
     *,
     effects: Sequence[Effect] = (),
     after: Sequence[After] = (),
-) -> Task:
+) -> Completed:
     """Complete a ready task with a form: check, validate, lock, apply ``effects``, advance
     the workflow, sync the rows, audit — one transaction.
 
@@ -296,6 +306,7 @@ def complete(
         completed_task_id=task.id,
         completed_data=submission.public,
     )
+    keep_live(session, instance, workflow)
     for hook in after:
         hook(session, actor, submission, change.created)
     audit.record(
@@ -316,7 +327,8 @@ def complete(
             "status": instance.status,
         },
     )
-    return task
+    visible = [t for t in change.ready if actor.can_see_establishment(t.org_id, t.establishment_id)]
+    return Completed(task, instance, visible)
 
 
 def check(
@@ -356,7 +368,7 @@ def _submission(
     _require_ready(task)
     if not _free_for(actor, task):
         raise Conflict("Esta tarefa está atribuída a outra pessoa; peça que ela a libere.")
-    workflow, loaded = load_workflow(session, instance)
+    workflow, loaded = load_workflow(session, instance, live=True)
     spiff_task = spiff.find_task(workflow, task.id)
     if not spiff.is_ready_human(spiff_task):
         raise Conflict("Esta tarefa não está mais pronta para ser concluída.")

@@ -14,6 +14,7 @@ from engine.runtime import instances as runtime_instances
 from engine.runtime import state as runtime_state
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import ProcessInstance, Task
+from engine.runtime.tasks import Completed
 
 
 def _race(db, fn, n: int) -> list[object]:
@@ -71,10 +72,10 @@ def test_twenty_concurrent_completions_one_wins(db, instance):
         lambda s: completion.complete(s, instance["integrador"].actor, instance["task"], data),
         20,
     )
-    wins = [r for r in results if isinstance(r, Task)]
+    wins = [r for r in results if isinstance(r, Completed)]
     conflicts = [r for r in results if isinstance(r, Conflict)]
     assert len(wins) == 1, results
-    assert len(conflicts) == 19, [r for r in results if not isinstance(r, Conflict | Task)]
+    assert len(conflicts) == 19, [r for r in results if not isinstance(r, Conflict | Completed)]
     with db.read() as s:
         inst = s.get(ProcessInstance, instance["instance"])
         completed = s.scalar(
@@ -123,3 +124,51 @@ def test_claims_race_one_assignee(db, instance, make):
     )
     assert len([r for r in results if isinstance(r, int)]) == 1, results
     assert len([r for r in results if isinstance(r, Conflict)]) == 4
+
+
+@pytest.mark.postgres_only
+def test_audit_head_and_a_counter_taken_in_opposite_orders_do_not_deadlock(db, make):
+    """A completion whose effects audit (the chain's head locked) before its rows are synced,
+    against one that moves a dashboard counter before it audits: both orders meet here at a
+    barrier. The counters are written at commit, after every other lock, so both commit (the
+    counters used to be locked where they changed: PostgreSQL then killed one as a
+    deadlock)."""
+    from collections import Counter
+
+    from engine.access.actor import SYSTEM
+    from engine.audit import service as audit
+    from engine.dashboard import counts
+
+    org = make.org()
+    key = counts.key("PR", "Homologação", "RIRA", "running")
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def audit_first() -> None:
+        try:
+            with db.write() as s:
+                audit.record(s, SYSTEM, "test.first", org_id=org)
+                barrier.wait(10)
+                counts.apply(s, org, Counter({key: 1}))
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    def counter_first() -> None:
+        try:
+            with db.write() as s:
+                counts.apply(s, org, Counter({key: 1}))
+                s.execute(select(1))  # the counter is not locked by now
+                barrier.wait(10)
+                audit.record(s, SYSTEM, "test.second", org_id=org)
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=audit_first), threading.Thread(target=counter_first)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    with db.read() as s:
+        assert counts.stored(s, org)[key] == 2
+        assert audit.verify(s)[1] is None

@@ -92,3 +92,19 @@ def test_log_settings_are_checked(monkeypatch):
     assert (chosen.log_format, chosen.log_level) == ("json", "DEBUG")
     with pytest.raises(ValueError):
         logs.configure("xml")
+
+
+def test_a_completion_at_info_logs_no_workflow_state_changes(client, world, json_lines):
+    """SpiffWorkflow's line per task state change stays out of INFO (a dozen per completion);
+    its warnings still come through."""
+    import logging
+
+    from tests.support.flows import flow
+
+    f = flow(client, world)
+    json_lines()
+    f.complete("obter_certificado_digital")
+    lines = json_lines()
+    assert not [x for x in lines if x["logger"].startswith("spiff")]
+    assert logging.getLogger("spiff.task").isEnabledFor(logging.WARNING)
+    assert logging.getLogger("credencia.request").isEnabledFor(logging.INFO)

@@ -57,8 +57,14 @@ class Person:
 
 
 def _done(page: Any) -> None:
-    """A task sent: back on its process's page, no field in error."""
-    assert "/processos/" in page.url and "/tarefas/" not in page.url, page.inner_text("main")[:2000]
+    """A task sent: on its process's page, or — when the instance's next task is this
+    person's — straight on that task's form, announced; no field in error either way."""
+    main = page.inner_text("main")
+    if "/tarefas/" in page.url:
+        assert "concluída" in main and "Próxima tarefa" in main, main[:2000]
+    else:
+        assert "/processos/" in page.url, main[:2000]
+    assert page.locator("[aria-invalid=true]").count() == 0, main[:2000]
 
 
 def _to_production(page: Any, base: str, people: Any, as_: Person) -> None:

@@ -56,9 +56,23 @@ def test_certificate_upload_completes_the_task(world, db, pages):
         "certificado__upload": (io.BytesIO(samples.demo_certificate(world.est.cnpj)), "ecnpj.cer"),
     }, content_type="multipart/form-data")  # fmt: skip
     assert res.status_code == 302, res.get_data(as_text=True)[:2000]
-    assert res.headers["Location"] == f"/processos/{world.instance_id}"
+    # The gestor's next task of this instance is the gov.br account: straight to its form.
+    following = ready_task(db, world.instance_id, "criar_conta_govbr")
+    assert res.headers["Location"] == f"/tarefas/{following.id}"
+    page = gestor.get(res.headers["Location"]).get_data(as_text=True)
+    assert "Próxima tarefa" in page and "Criar conta gov.br" in page
     with db.read() as s:
         assert s.get(Task, task.id).state == "completed"
+    # And from it to the homologation request, the gestor's again.
+    govbr = {
+        "cpf_responsavel": "390.533.447-05",
+        "nivel_conta": "prata",
+        "conta_confirmada": "true",
+    }
+    res = gestor.post(f"/tarefas/{following.id}", {"action": "submit", **govbr})
+    assert res.status_code == 302, res.get_data(as_text=True)[:2000]
+    request = ready_task(db, world.instance_id, "solicitar_acesso_homologacao")
+    assert res.headers["Location"] == f"/tarefas/{request.id}"
 
 
 def test_a_pfx_is_opened_with_the_forms_declared_password_field(world, db, pages):
@@ -251,6 +265,8 @@ def test_full_valid_submission_through_the_page(world, db, pages):
     assert res.status_code == 200 and "Resumo da solicitação" in res.get_data(as_text=True)
     res = gestor.post(f"/tarefas/{task.id}", {**data, "action": "confirm"})
     assert res.status_code == 302, res.get_data(as_text=True)[:3000]
+    # What comes next is the DATASUS's analysis: none of the gestor's, so the instance page.
+    assert res.headers["Location"] == f"/processos/{world.instance_id}"
     with db.read() as s:
         assert s.get(ProcessInstance, world.instance_id).stage == "Solicitação em análise"
 

@@ -534,6 +534,18 @@ class Task(Shape):
         )
 
 
+class CompletedTask(Task):
+    """The answer to a completion: the task, where its instance is now, and what comes next —
+    so a client needs no further request to find its next task."""
+
+    instance_stage: str = Field(description="Etapa da instância depois da conclusão.")
+    instance_status: str = Field(description="Situação da instância depois da conclusão.")
+    next: list[Task] = Field(
+        description="Tarefas prontas da instância depois da conclusão que quem concluiu pode "
+        "ver (vazia quando a instância terminou ou espera um evento)."
+    )
+
+
 class TaskList(Page[Task]):
     pass
 

@@ -76,9 +76,15 @@ def _all(items: list[Any]) -> dict[str, Any]:
 
 def _emails(session: Session, ids: list[int | None]) -> dict[int, str]:
     wanted = {i for i in ids if i is not None}
+    known = {}
+    me = actor()
+    if me.user_id in wanted:  # the caller's own address needs no query
+        known[me.user_id] = me.label
+        wanted.discard(me.user_id)
     if not wanted:
-        return {}
-    return dict(session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all())
+        return known
+    rows = session.execute(select(User.id, User.email).where(User.id.in_(wanted))).all()
+    return {**known, **dict(rows)}
 
 
 def _tasks(session: Session, rows: list[Task]) -> list[s.Task]:
@@ -486,13 +492,25 @@ def assign_task(task_id: str, json: s.AssignTask) -> s.Task:
 
 
 @bp.post("/tasks/<task_id>/complete")
-@operation({200: s.Task}, (403, 404, 409))
-def complete_task(task_id: str, json: s.CompleteTask) -> s.Task:
-    """Concluir com os dados do formulário"""
+@operation({200: s.CompletedTask}, (403, 404, 409))
+def complete_task(task_id: str, json: s.CompleteTask) -> s.CompletedTask:
+    """Concluir com os dados do formulário
+
+    A resposta traz também a etapa e a situação da instância e as próximas tarefas prontas
+    dela que quem concluiu pode ver (`next`): o cliente segue sem outra consulta.
+    """
     settings = current_app.extensions["credencia.settings"]
     with db().write() as session:
-        task = completion.complete(session, actor(), task_id, json.data, settings=settings)
-        return _tasks(session, [task])[0]
+        done = completion.complete(session, actor(), task_id, json.data, settings=settings)
+        task, *following = _tasks(session, [done.task, *done.next])
+        words = process_words(session)
+    instance = done.instance
+    return s.CompletedTask(
+        **task.model_dump(),
+        instance_stage=words.get(instance.stage, instance.stage),
+        instance_status=instance.status,
+        next=following,
+    )
 
 
 # ------------------------------------------------------------------ a task form's helpers

@@ -218,13 +218,18 @@ def submit(task_id: str):
         with db().write() as s:
             done = completion.complete(s, actor(), task_id, data, settings=settings())
             drafts.discard_drafts(s, task_id)
-            instance_id = done.instance_id
-            name = done.name
+            instance_id = done.task.instance_id
+            name = done.task.name
+            # Straight to the next form when it is this person's to fill.
+            mine = [t for t in done.next if runtime_tasks.can_complete(actor(), t)]
     except Invalid as exc:
         return _page(
             task_id, data=data, errors={k: translate(v) for k, v in exc.errors.items()}, status=422
         )
     flash(_("Tarefa “%(name)s” concluída.", name=_(name)), "success")
+    if len(mine) == 1:
+        flash(_("Próxima tarefa: “%(name)s”.", name=_(mine[0].name)), "info")
+        return redirect(url_for("tasks.show", task_id=mine[0].id))
     return redirect(url_for("instances.show", instance_id=instance_id))
 
 

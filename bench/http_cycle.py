@@ -1,0 +1,533 @@
+"""The task cycle over HTTP against a real ``credencia serve``: read the task, complete it, find
+the next — what a client of the API does per task — with one and four clients, on SQLite and
+on PostgreSQL.
+
+Each run:
+
+- builds a fresh database (SQLite file / PostgreSQL database ``credencia_bench_<random>``) with
+  the process deployed, one organization, establishments with gestores and integradores scoped
+  to them and API tokens (``bench/engine.py``'s world), and starts ``--instances`` instances of
+  ``credenciamento-rnds`` with their certificate and evidence files stored (not timed);
+- starts ``credencia serve --workers 2`` (gunicorn, the app built in the master) on a loopback
+  port, without the scheduler;
+- for 1 and then 4 clients (separate processes, one keep-alive connection each, the instances
+  split between them), walks every instance along the production path: ``GET
+  /api/v1/tasks/<id>`` (the task and its form), ``POST /api/v1/tasks/<id>/complete`` with the
+  real form data, then the next task: from the completion's answer (``next``) when it carries
+  one, otherwise ``GET /api/v1/tasks?instance=…&state=ready`` — a third request;
+- reads the CPU time (user + system) of the server's processes (gunicorn master and workers)
+  and of PostgreSQL's backends serving the bench database from ``/proc`` before and after
+  each phase, and divides by the requests of the phase;
+- records a CPU-speed probe (a fixed pure-Python workload) with the figures, so runs on
+  machines of different speed can be compared.
+
+Nothing asserts timings. ``--json FILE`` writes the figures.
+
+    .venv/bin/python bench/http_cycle.py                 # both databases, 1 and 4 clients
+    .venv/bin/python bench/http_cycle.py --instances 24 --no-postgres
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+import random  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any  # noqa: E402
+
+import psycopg  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from bench import engine as eb  # noqa: E402
+from bench.load import harness  # noqa: E402
+from engine.db import Database  # noqa: E402
+from engine.demo import samples  # noqa: E402
+from engine.files import service as files  # noqa: E402
+from engine.runtime import instances as runtime_instances  # noqa: E402
+from engine.runtime.models import READY, Task  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# ------------------------------------------------------------------ CPU from /proc
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of one process, in seconds (0 when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def server_pids(server: harness.WebServer) -> list[int]:
+    return [server.proc.pid, *server.worker_pids()] if server.proc else []
+
+
+def postgres_backends(url: str) -> list[int]:
+    name = url.rpartition("/")[2]
+    with psycopg.connect(harness.admin_url(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+class CpuMeter:
+    """CPU seconds of a changing set of processes between ``start`` and ``stop``: a process
+    that appears meanwhile counts from zero; one that ends keeps its last reading."""
+
+    def __init__(self, pids: Any) -> None:
+        self._pids = pids  # () -> list[int]
+        self._seen: dict[int, float] = {}
+        self._start: dict[int, float] = {}
+
+    def _read(self) -> None:
+        for pid in self._pids():
+            value = cpu_seconds(pid)
+            if value:
+                self._seen[pid] = value
+
+    def start(self) -> None:
+        self._seen = {}
+        self._read()
+        self._start = dict(self._seen)
+
+    def sample(self) -> None:
+        self._read()
+
+    def stop(self) -> float:
+        self._read()
+        return sum(v - self._start.get(pid, 0.0) for pid, v in self._seen.items())
+
+
+def cpu_probe() -> float:
+    """Milliseconds of a fixed pure-Python workload (dict, str, hashing): the machine's speed
+    for this kind of code, recorded beside every run (lower is faster)."""
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.process_time()
+        acc: dict[str, int] = {}
+        for i in range(60_000):
+            key = hashlib.sha256(str(i).encode()).hexdigest()[:8]
+            acc[key] = acc.get(key, 0) + len(key) * i % 7
+        best = min(best, time.process_time() - t0)
+    return best * 1000
+
+
+# ------------------------------------------------------------------ the world
+
+
+@dataclass
+class Walk:
+    """One instance to walk: its first task, the tokens of its lanes and the answers' context."""
+
+    instance: int
+    first_task: str
+    tokens: dict[str, str]  # lane -> bearer token
+    ctx: dict[str, Any]
+
+
+def prepare(world: eb.World, count: int, seed: int) -> list[Walk]:
+    """Start ``count`` instances with their files stored, through the services (not timed)."""
+    rng = random.Random(seed)
+    walks = []
+    for _ in range(count):
+        est = world.take_establishment()
+        pair = est["pair"]
+        code = rng.choice(eb.PORTFOLIOS)
+        with world.db.write() as s:
+            iid = runtime_instances.start_instance(
+                s,
+                world.actors["admin"],
+                org_id=world.org_id,
+                process_key=eb.PROCESS_KEY,
+                establishment_cnes=est["cnes"],
+                portfolio_code=code,
+            ).id
+            limit = world.settings.max_upload_bytes
+            gestor, integrador = world.actors[f"Gestor#{pair}"], world.actors[f"Integrador#{pair}"]
+            cert = files.store(
+                s, gestor, world.org_id, "ecnpj.cer", world.certificates[est["cnes"]], limit=limit
+            ).id
+            evidence = [
+                files.store(s, integrador, world.org_id, name, content, limit=limit).id
+                for name, content in (
+                    ("validador.pdf", samples.tiny_pdf()),
+                    ("bundle.png", samples.tiny_png()),
+                )
+            ]
+        with world.db.read() as s:
+            first = s.scalar(select(Task.id).where(Task.instance_id == iid, Task.state == READY))
+        register = {k: v for k, v in est.items() if k not in ("id", "pair")}
+        walks.append(
+            Walk(
+                instance=iid,
+                first_task=first,
+                tokens={
+                    "Gestor": world.tokens[f"Gestor#{pair}"],
+                    "Integrador": world.tokens[f"Integrador#{pair}"],
+                    "DATASUS": world.tokens["DATASUS"],
+                    "admin": world.tokens["admin"],
+                },
+                ctx={
+                    "estabelecimento": register,
+                    "portfolio": world.catalogue[code],
+                    "certificate_file": cert,
+                    "evidence_files": evidence,
+                    "identificador": 40000 + iid,
+                },
+            )
+        )
+    return walks
+
+
+# ------------------------------------------------------------------ the clients
+
+
+@dataclass
+class ClientResult:
+    read_ms: list[float] = field(default_factory=list)
+    complete_ms: list[float] = field(default_factory=list)
+    find_ms: list[float] = field(default_factory=list)
+    cycle_ms: list[float] = field(default_factory=list)
+    next_from_answer: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _call(conn: http.client.HTTPConnection, method: str, path: str, token: str, body=None):
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    payload = None
+    if body is not None:
+        payload = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    t0 = time.perf_counter()
+    conn.request(method, path, body=payload, headers=headers)
+    res = conn.getresponse()
+    data = res.read()
+    dt = (time.perf_counter() - t0) * 1000
+    return res.status, (json.loads(data) if data else None), dt
+
+
+def walk_all(port: int, walks: list[Walk], out: Any) -> None:
+    """A client process: walk each instance to its end, one task cycle after another."""
+    result = ClientResult()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for walk in walks:
+        task_id: str | None = walk.first_task
+        while task_id:
+            t0 = time.perf_counter()
+            status, task, dt = _call(conn, "GET", f"/api/v1/tasks/{task_id}", walk.tokens["admin"])
+            if status != 200:
+                result.errors.append(f"read {status}")
+                break
+            result.read_ms.append(dt)
+            lane, element = task["lane"], task["element"]
+            token = walk.tokens[lane]
+            data = samples.answer(element, walk.ctx)
+            status, done, dt = _call(
+                conn, "POST", f"/api/v1/tasks/{task_id}/complete", token, {"data": data}
+            )
+            if status != 200:
+                result.errors.append(f"complete {element} {status} {done}")
+                break
+            result.complete_ms.append(dt)
+            ready = done.get("next") if isinstance(done, dict) else None
+            if ready is not None:
+                result.next_from_answer += 1
+                task_id = ready[0]["id"] if ready else None
+            else:
+                status, page, dt = _call(
+                    conn,
+                    "GET",
+                    f"/api/v1/tasks?instance={walk.instance}&state=ready",
+                    walk.tokens["admin"],
+                )
+                result.find_ms.append(dt)
+                items = page["items"] if status == 200 else []
+                task_id = items[0]["id"] if items else None
+            result.cycle_ms.append((time.perf_counter() - t0) * 1000)
+    conn.close()
+    out.put(result)
+
+
+def run_clients(port: int, walks: list[Walk], clients: int) -> tuple[list[ClientResult], float]:
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    shares = [walks[i::clients] for i in range(clients)]
+    procs = [ctx.Process(target=walk_all, args=(port, share, queue)) for share in shares]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [queue.get() for _ in procs]
+    wall = time.perf_counter() - t0
+    for p in procs:
+        p.join(30)
+        if p.is_alive():
+            p.kill()
+    return results, wall
+
+
+# ------------------------------------------------------------------ one database
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def phase(
+    server: harness.WebServer, url: str, walks: list[Walk], clients: int, label: str
+) -> dict[str, Any]:
+    srv = CpuMeter(lambda: server_pids(server))
+    pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
+    srv.start()
+    if pg:
+        pg.start()
+    results, wall = run_clients(server.port, walks, clients)
+    server_cpu = srv.stop()
+    pg_cpu = pg.stop() if pg else None
+    merged = ClientResult()
+    for r in results:
+        for name in ("read_ms", "complete_ms", "find_ms", "cycle_ms", "errors"):
+            getattr(merged, name).extend(getattr(r, name))
+        merged.next_from_answer += r.next_from_answer
+    completions = len(merged.complete_ms)
+    requests = completions + len(merged.read_ms) + len(merged.find_ms)
+    figures = {
+        "database": label,
+        "clients": clients,
+        "instances": len(walks),
+        "completions": completions,
+        "requests": requests,
+        "requests_per_task": requests / completions if completions else None,
+        "next_from_answer": merged.next_from_answer,
+        "errors": merged.errors[:3],
+        "error_count": len(merged.errors),
+        "wall_s": wall,
+        "completions_per_s": completions / wall if wall else None,
+        "complete_median_ms": median(merged.complete_ms),
+        "read_median_ms": median(merged.read_ms),
+        "find_median_ms": median(merged.find_ms),
+        "cycle_median_ms": median(merged.cycle_ms),
+        "server_cpu_ms_per_request": server_cpu * 1000 / requests if requests else None,
+        "server_cpu_ms_per_task": server_cpu * 1000 / completions if completions else None,
+        "postgres_cpu_ms_per_task": (pg_cpu * 1000 / completions)
+        if (pg_cpu is not None and completions)
+        else None,
+    }
+    return figures
+
+
+def complete_cpu_split(
+    server: harness.WebServer, url: str, walks: list[Walk]
+) -> dict[str, float | None]:
+    """Server CPU of the completion request alone: one client, CPU read around each request
+    type (a quiet server: nothing else is running on it between the readings)."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    per: dict[str, list[float]] = {"read": [], "complete": [], "find": []}
+    pg_per: list[float] = []
+    pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
+    for walk in walks:
+        task_id: str | None = walk.first_task
+        while task_id:
+            before = sum(cpu_seconds(p) for p in server_pids(server))
+            status, task, _ = _call(conn, "GET", f"/api/v1/tasks/{task_id}", walk.tokens["admin"])
+            mid = sum(cpu_seconds(p) for p in server_pids(server))
+            per["read"].append(mid - before)
+            lane, element = task["lane"], task["element"]
+            if pg:
+                pg.start()
+            status, done, _ = _call(
+                conn,
+                "POST",
+                f"/api/v1/tasks/{task_id}/complete",
+                walk.tokens[lane],
+                {"data": samples.answer(element, walk.ctx)},
+            )
+            after = sum(cpu_seconds(p) for p in server_pids(server))
+            if pg:
+                pg_per.append(pg.stop())
+            per["complete"].append(after - mid)
+            if status != 200:
+                break
+            ready = done.get("next")
+            if ready is not None:
+                task_id = ready[0]["id"] if ready else None
+            else:
+                _, page, _ = _call(
+                    conn,
+                    "GET",
+                    f"/api/v1/tasks?instance={walk.instance}&state=ready",
+                    walk.tokens["admin"],
+                )
+                per["find"].append(sum(cpu_seconds(p) for p in server_pids(server)) - after)
+                task_id = page["items"][0]["id"] if page["items"] else None
+    conn.close()
+
+    def mean_ms(values: list[float]) -> float | None:
+        return sum(values) * 1000 / len(values) if values else None
+
+    return {
+        "read_cpu_ms": mean_ms(per["read"]),
+        "complete_cpu_ms": mean_ms(per["complete"]),
+        "find_cpu_ms": mean_ms(per["find"]),
+        "complete_postgres_cpu_ms": mean_ms(pg_per) if pg else None,
+        "requests": len(per["complete"]),
+    }
+
+
+def run_database(label: str, url: str, args: argparse.Namespace, log_dir: Path) -> list[dict]:
+    # The schema by the migrations, as on a real installation (the server checks the revision).
+    import subprocess
+
+    subprocess.run(
+        [sys.executable, "-m", "web.cli", "db", "upgrade"],
+        cwd=ROOT,
+        env=harness.app_env(url, CREDENCIA_SECRET_KEY=args.secret),
+        check=True,
+        capture_output=True,
+    )
+    db = Database(url)
+    world = eb.build_world(db, url, args.seed)
+    eb.say(f"{label}: starting {args.instances * 3 + args.split} instances (not timed)")
+    sets = {
+        "warmup": prepare(world, max(2, args.instances // 4), args.seed),
+        "one": prepare(world, args.instances, args.seed + 1),
+        "four": prepare(world, args.instances * 2, args.seed + 2),
+        "split": prepare(world, args.split, args.seed + 3),
+    }
+    db.engine.dispose()
+    server = harness.WebServer(
+        url=url,
+        log_dir=log_dir,
+        workers=2,
+        mode="serve",
+        extra_env={"CREDENCIA_LOG_LEVEL": "WARNING", "CREDENCIA_SECRET_KEY": args.secret},
+    )
+    try:
+        server.start()
+    except RuntimeError:
+        if server.proc is not None:
+            print(server.proc.log_path.read_text()[-3000:], file=sys.stderr)
+        server.stop()
+        raise
+    rows = []
+    try:
+        run_clients(server.port, sets["warmup"], 2)
+        rows.append(phase(server, url, sets["one"], 1, label))
+        eb.say(_line(rows[-1]))
+        rows.append(phase(server, url, sets["four"], 4, label))
+        eb.say(_line(rows[-1]))
+        split = complete_cpu_split(server, url, sets["split"])
+        rows[0].update(split)
+        eb.say(
+            f"{label}: server CPU per request: read {_f(split['read_cpu_ms'])} ms, complete "
+            f"{_f(split['complete_cpu_ms'])} ms, find {_f(split['find_cpu_ms'])} ms; "
+            f"PostgreSQL per completion {_f(split['complete_postgres_cpu_ms'])} ms"
+        )
+        if any(r["error_count"] for r in rows) and server.proc is not None:
+            text = server.proc.log_path.read_text(errors="replace")
+            start = text.find("Traceback")
+            print(text[start : start + 6000] if start >= 0 else text[-3000:], file=sys.stderr)
+    finally:
+        server.stop()
+        pid = server.proc.pid if server.proc else None
+        if pid is not None and Path(f"/proc/{pid}").exists():
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+            if state != "Z":
+                raise RuntimeError(f"server {pid} still running after stop")
+    return rows
+
+
+def _f(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _line(row: dict[str, Any]) -> str:
+    return (
+        f"{row['database']}, {row['clients']} client(s): {row['completions']} completions, "
+        f"{row['completions_per_s']:.1f}/s, complete median {_f(row['complete_median_ms'])} ms, "
+        f"cycle median {_f(row['cycle_median_ms'])} ms, {row['requests_per_task']:.2f} "
+        f"requests/task, server CPU {_f(row['server_cpu_ms_per_task'])} ms/task, PostgreSQL "
+        f"CPU {_f(row['postgres_cpu_ms_per_task'])} ms/task, errors {row['error_count']}"
+    )
+
+
+def table(rows: list[dict[str, Any]], probe: float) -> str:
+    lines = [
+        f"CPU-speed probe: {probe:.1f} ms (lower is faster)",
+        "",
+        "| database | clients | completions/s | complete p50 ms | cycle p50 ms | requests/task "
+        "| server CPU ms/task | PostgreSQL CPU ms/task | server CPU ms/complete request |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['database']} | {r['clients']} | {r['completions_per_s']:.1f} | "
+            f"{_f(r['complete_median_ms'])} | {_f(r['cycle_median_ms'])} | "
+            f"{r['requests_per_task']:.2f} | {_f(r['server_cpu_ms_per_task'])} | "
+            f"{_f(r['postgres_cpu_ms_per_task'])} | {_f(r.get('complete_cpu_ms'))} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=16, help="instances for one client")
+    parser.add_argument("--split", type=int, default=6, help="instances for the CPU split")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    from engine import secrets as secret_store
+
+    args.secret = secret_store.generate_key()
+    os.environ["CREDENCIA_SECRET_KEY"] = args.secret
+    probe = cpu_probe()
+    info = harness.machine()
+    eb.say(f"{harness.describe(info)}; CPU-speed probe {probe:.1f} ms")
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="credencia-http-") as tmp:
+        log_dir = Path(tmp)
+        if not args.no_sqlite:
+            url = f"sqlite:///{log_dir / 'bench.db'}"
+            rows += run_database("SQLite", url, args, log_dir)
+        if not args.no_postgres:
+            try:
+                with harness.temporary_database("credencia_bench") as url:
+                    rows += run_database("PostgreSQL", url, args, log_dir)
+            except psycopg.OperationalError as exc:
+                eb.say(f"PostgreSQL unreachable, skipped: {exc}")
+    print()
+    print(table(rows, probe))
+    for r in rows:
+        for e in r["errors"]:
+            print(f"error ({r['database']}, {r['clients']} clients): {e}"[:400])
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps({"machine": info, "cpu_probe_ms": probe, "rows": rows}, indent=2)
+        )
+    return 1 if any(r["error_count"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""A completion answers with what comes next: the instance's new stage and status and its
+ready tasks the caller may see, so a client needs no third request per task."""
+
+from __future__ import annotations
+
+from engine.demo import samples
+from tests.support.flows import flow
+
+
+def test_the_answer_carries_the_next_ready_tasks_and_the_stage(client, world):
+    f = flow(client, world)
+    f.complete("obter_certificado_digital")
+    f.complete("criar_conta_govbr")
+    f.complete("ambientar_servicos")
+    done = f.complete("solicitar_acesso_homologacao").json
+    assert done["state"] == "completed" and done["element"] == "solicitar_acesso_homologacao"
+    assert done["instance_stage"] == "Solicitação em análise"
+    assert done["instance_status"] == "running"
+    # Exactly the instance's ready tasks, as the list of ready tasks gives them.
+    ready = {t["id"]: t for t in f.ready()}
+    assert {t["id"] for t in done["next"]} == set(ready)
+    assert {t["element"] for t in done["next"]} == {
+        "desenvolver_conector",
+        "avaliar_solicitacao_acesso",
+    }
+    assert all(t["state"] == "ready" and t["instance"] == f.instance_id for t in done["next"])
+
+
+def test_the_last_completion_has_nothing_next(client, world):
+    f = flow(client, world)
+    for element in samples.PRODUCTION_PATH[:-1]:
+        f.complete(element)
+    done = f.complete("colocar_em_producao").json
+    assert done["next"] == [] and done["instance_status"] == "completed"
+    assert done["instance_stage"] == "Produção"
+
+
+def test_a_scoped_caller_gets_the_tasks_of_every_lane_it_may_see(client, world):
+    """The gestor (scoped to the establishment) sees its next task and the integrador's one
+    still open, as the task list shows them to it."""
+    f = flow(client, world)
+    done = f.complete("obter_certificado_digital").json
+    assert {t["element"]: t["lane"] for t in done["next"]} == {
+        "criar_conta_govbr": "Gestor",
+        "ambientar_servicos": "Integrador",
+    }
+    listed = client.get(
+        f"/api/v1/tasks?instance={f.instance_id}&state=ready",
+        headers=world["users"]["Gestor"].headers,
+    ).json["items"]
+    assert {t["id"] for t in done["next"]} == {t["id"] for t in listed}
