@@ -105,9 +105,18 @@ def children_of(session: Session, credential_id: int) -> list[str]:
     )
 
 
-def values(session: Session, credential: Credential) -> dict[str, Any]:
+def values(
+    session: Session,
+    credential: Credential,
+    *,
+    slug: str | None = None,
+    children: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """The credential's values; ``slug`` and ``children`` when the caller already has them."""
     return credential_values(
-        credential, org_slug(session, credential.org_id), children_of(session, credential.id)
+        credential,
+        org_slug(session, credential.org_id) if slug is None else slug,
+        children_of(session, credential.id) if children is None else children,
     )
 
 

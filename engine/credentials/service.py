@@ -230,11 +230,16 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
         created = True
     else:
         created = False
-    before = rules.values(session, credential)
+    # The organization's slug once, and the children read again only when they changed.
+    slug = rules.org_slug(session, credential.org_id)
+    children = [] if created else rules.children_of(session, credential.id)
+    before = rules.values(session, credential, slug=slug, children=children)
     rules.check(session, credential, changes, renewal=blocks.kind_of(manifest) == "renewal")
     written = rules.write(session, actor, credential, changes, instance)
     instance.credential_id = credential.id
-    after = rules.values(session, credential)
+    if "children" in written:
+        children = rules.children_of(session, credential.id)
+    after = rules.values(session, credential, slug=slug, children=children)
     diff = {
         k: {"de": before.get(k), "para": after.get(k)}
         for k in written

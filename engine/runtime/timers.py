@@ -9,6 +9,13 @@ them), locked with ``lock_instance``, loaded, ``refresh_timers()`` + ``do_engine
 run, saved with ``sync`` (which also moves ``next_timer_due_at`` on), audited
 ``timer.fired``, committed. A sweep that comes second finds the timer no longer due.
 
+Due instances are fired in batches of ``PER_TRANSACTION``: one statement claims (and locks)
+the batch's instances, each is fired as above, their ``timer.fired`` events are appended to
+the audit chain together, and one commit ends the batch — the commit, the claims and the
+chain's head work are shared instead of paid per instance. Should any instance of a batch
+fail, the batch rolls back whole and its instances are fired again one per transaction, so
+that only the failing one fails (and stays due for the next sweep).
+
 The scheduler's ``timers`` job (engine/scheduler/jobs.py) calls ``fire_due_timers``.
 """
 
@@ -100,6 +107,31 @@ def _due_ids(session: Session, now: datetime, batch: int) -> list[int]:
     )
 
 
+PER_TRANSACTION = 25  # due instances fired per transaction
+_CLAIMED = "credencia.timers.claimed"  # session.info: instances locked by _claim_many
+_EVENTS = "credencia.timers.events"  # session.info: timer.fired events to append together
+
+
+def _claim_many(session: Session, instance_ids: list[int], now: datetime) -> list[int]:
+    """Lock those of the instances that are still due and that no other transaction holds,
+    in one statement (``SKIP LOCKED`` on PostgreSQL); their rows are loaded as well."""
+    stmt = (
+        select(ProcessInstance)
+        .where(
+            ProcessInstance.id.in_(instance_ids),
+            ProcessInstance.next_timer_due_at <= now,
+            ProcessInstance.status == RUNNING,
+        )
+        .order_by(ProcessInstance.id)
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    claimed = [row.id for row in session.scalars(stmt)]
+    session.info[_CLAIMED] = set(claimed)
+    return claimed
+
+
 def _claim(session: Session, instance_id: int, now: datetime) -> bool:
     """Lock the instance if it is still due and no other transaction holds it.
 
@@ -125,7 +157,12 @@ def fire_instance(
     Returns ``fired``; ``not_yet`` when the library found nothing due (the clock edge: it
     compares with ``<``); ``gone`` when the instance is no longer due (a sweep got there first).
     """
-    instance = lock_instance(session, instance_id)
+    if instance_id in session.info.get(_CLAIMED, ()):
+        instance = session.get(ProcessInstance, instance_id)  # locked and loaded by the claim
+    else:
+        instance = lock_instance(session, instance_id)
+    if instance is None:
+        return "gone"
     if (
         instance.status != RUNNING
         or instance.next_timer_due_at is None
@@ -155,14 +192,11 @@ def fire_instance(
     fired = [name for task_id, name in waiting.items() if not still_waiting(workflow, task_id)]
     change = sync(session, instance, workflow, loaded, actor=SYSTEM)
     next_due = instance.next_timer_due_at
-    audit.record(
-        session,
-        SYSTEM,
+    event = audit.NewEvent(
         "timer.fired",
-        org_id=instance.org_id,
-        entity_type="instance",
-        entity_id=instance.id,
-        data={
+        "instance",
+        str(instance.id),
+        {
             "timers": fired,
             "swept_at": now.isoformat(),
             "created": [t.name for t in change.created],
@@ -172,6 +206,12 @@ def fire_instance(
             "next_timer_due_at": next_due.isoformat() if next_due else None,
         },
     )
+    batch = session.info.get(_EVENTS)
+    if batch is not None:
+        batch.append((instance.org_id, event))
+    else:
+        audit.record(session, SYSTEM, event.action, org_id=instance.org_id,
+                     entity_type=event.entity_type, entity_id=event.entity_id, data=event.data)  # fmt: skip
     return "fired"
 
 
@@ -206,7 +246,47 @@ def _sqlite_keepalive(db: Database) -> Iterator[None]:
 def _sweep(db: Database, now: datetime, batch: int, sweep: TimerSweep) -> None:
     with db.read() as session:
         candidates = _due_ids(session, now, batch)
-    for instance_id in candidates:
+    for start in range(0, len(candidates), PER_TRANSACTION):
+        chunk = candidates[start : start + PER_TRANSACTION]
+        if len(chunk) == 1 or not _fire_batch(db, chunk, now, sweep):
+            _fire_one_by_one(db, chunk, now, sweep)
+
+
+def _fire_batch(db: Database, chunk: list[int], now: datetime, sweep: TimerSweep) -> bool:
+    """Fire the chunk's due instances in one transaction; False (nothing kept, nothing
+    counted) when any of them failed."""
+    part = TimerSweep()
+    outcomes: dict[int, str] = {}
+    try:
+        with db.write() as session:
+            session.info[_EVENTS] = []
+            claimed = _claim_many(session, chunk, now)
+            for instance_id in claimed:
+                outcomes[instance_id] = fire_instance(session, instance_id, now, part)
+            by_org: dict[int | None, list[audit.NewEvent]] = {}
+            for org_id, event in session.info.pop(_EVENTS):
+                by_org.setdefault(org_id, []).append(event)
+            for org_id in sorted(by_org, key=lambda o: (o is None, o or 0)):
+                audit.append_many(session, SYSTEM, org_id, by_org[org_id])
+            session.info.pop(_CLAIMED, None)
+    except Exception:
+        log.warning("a timer batch failed; firing its %d instances one by one", len(chunk))
+        return False
+    sweep.loaded += part.loaded
+    for instance_id in chunk:
+        outcome = outcomes.get(instance_id, "gone")
+        if outcome == "fired":
+            sweep.fired += 1
+            sweep.fired_ids.append(instance_id)
+        elif outcome == "not_yet":
+            sweep.not_yet += 1
+        else:
+            sweep.skipped += 1
+    return True
+
+
+def _fire_one_by_one(db: Database, chunk: list[int], now: datetime, sweep: TimerSweep) -> None:
+    for instance_id in chunk:
         try:
             with db.write() as session:
                 if not _claim(session, instance_id, now):

@@ -234,3 +234,42 @@ def test_a_stale_next_timer_due_at_is_corrected_instead_of_reloaded_every_sweep(
     assert (first.loaded, first.not_yet, first.fired) == (1, 1, 0)
     assert second.loaded == 0
     assert _instance(db, iid).next_timer_due_at == DEADLINE and _fired(db, iid) == 0
+
+
+def test_due_instances_are_fired_in_batches_one_commit_each(db, started, monkeypatch) -> None:
+    """Seven due instances with batches of three: three transactions (3 + 3 + 1), each timer
+    fired and audited once, in one intact chain."""
+    from sqlalchemy import event
+
+    monkeypatch.setattr(timers, "PER_TRANSACTION", 3)
+    ids = started(7)
+    commits: list[int] = []
+    listener = lambda conn: commits.append(1)  # noqa: E731
+    event.listen(db.engine, "commit", listener)
+    try:
+        with time_machine.travel(DEADLINE + timedelta(seconds=1), tick=False):
+            sweep = timers.fire_due_timers(db)
+    finally:
+        event.remove(db.engine, "commit", listener)
+    assert sweep.fired == 7 and sorted(sweep.fired_ids) == sorted(ids) and sweep.loaded == 7
+    assert len(commits) == 3  # the read of the candidates commits nothing
+    assert [_fired(db, iid) for iid in ids] == [1] * 7
+    assert all(_tasks(db, iid) == {"analisar": "cancelled"} for iid in ids)
+    with db.read() as s:
+        assert audit.verify(s)[1] is None
+
+
+def test_a_failing_instance_in_a_batch_leaves_the_others_fired(db, started, monkeypatch) -> None:
+    """The batch with the broken instance rolls back whole and is redone one by one: the
+    others of that batch fire, the broken one stays due."""
+    monkeypatch.setattr(timers, "PER_TRANSACTION", 4)
+    ids = started(4)
+    with db.write() as s:
+        s.execute(
+            update(ProcessInstance).where(ProcessInstance.id == ids[2]).values(state="{broken")
+        )
+    with time_machine.travel(DEADLINE + timedelta(seconds=1), tick=False):
+        sweep = timers.fire_due_timers(db)
+    assert (sweep.fired, sweep.failed, sweep.failed_ids) == (3, 1, [ids[2]])
+    assert [_fired(db, iid) for iid in ids] == [1, 1, 0, 1]
+    assert _instance(db, ids[2]).next_timer_due_at == DEADLINE

@@ -118,7 +118,11 @@ def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR
         [("ecnpj.cer", "application/pkix-cert", samples.demo_certificate(est.cnpj))],
     )
     send_task_form(page)
-    assert page.url == instance_url, page.inner_text("main")[:2000]
+    # The gestor's next task of the instance opens by itself, announced.
+    assert "/tarefas/" in page.url, page.inner_text("main")[:2000]
+    assert "Próxima tarefa: “Criar conta gov.br”" in page.inner_text("main")
+    check(page, "task-next")
+    page.goto(instance_url)
     open_task(page, base, "Criar conta gov.br")
     page.type("#f-cpf_responsavel", "39053344705")
     assert page.input_value("#f-cpf_responsavel") == "390.533.447-05"  # masked as typed
@@ -216,7 +220,9 @@ def _flow(base: str, people: dict, browser: Any, tag: str) -> None:  # noqa: PLR
         tick(page, f"input[type=radio][name='verificacoes.{index}.resultado'][value='ok']")
     radio(page, "decision", "pronto")
     send_task_form(page)
-    assert page.url == instance_url, page.inner_text("main")[:2000]
+    # The integrador's next task opens by itself.
+    assert "/tarefas/" in page.url, page.inner_text("main")[:2000]
+    assert "Próxima tarefa: “Registrar evidências”" in page.inner_text("main")
     open_task(page, base, "Registrar evidências")
     upload(page, "#f-evidencias-upload", [("validador.pdf", "application/pdf", samples.tiny_pdf()),
                                            ("bundle.png", "image/png", samples.tiny_png())])  # fmt: skip
