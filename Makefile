@@ -82,6 +82,7 @@ test-lowest: $(LOWEST_STAMP)
 ## Benchmarks (prints figures; see docs/PERFORMANCE.md)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/http_cycle.py
 	$(BIN)/python bench/scheduler.py
 
 ## Render every process to diagrams/*.svg and *.png (bpmn-js in headless Chromium)

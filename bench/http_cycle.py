@@ -419,7 +419,8 @@ def run_database(label: str, url: str, args: argparse.Namespace, log_dir: Path) 
         log_dir=log_dir,
         workers=2,
         mode="serve",
-        extra_env={"CREDENCIA_LOG_LEVEL": "WARNING", "CREDENCIA_SECRET_KEY": args.secret},
+        # The default log level (INFO), as an installation runs: its logging cost counts.
+        extra_env={"CREDENCIA_SECRET_KEY": args.secret},
     )
     try:
         server.start()
