@@ -36,6 +36,7 @@ from engine.runtime import sync as rows
 from engine.runtime.instances import StartPlan, start_instance
 from engine.runtime.sync import Built
 from engine.workflow import spiff
+from engine.workflow.stamp import Stamps
 
 MAX_ESTABLISHMENTS = 2000
 
@@ -142,6 +143,7 @@ class BulkStartCounts:
     skipped: int = 0
     batches: int = 0
     credentialed: int = 0  # of the skipped: establishments holding a live credential
+    stamped: int = 0  # of the started: workflows stamped from a template, not built anew
 
 
 def start_all(
@@ -170,10 +172,14 @@ def start_all(
     batch's transaction fail on the running-instance unique index: nothing of that batch is
     kept, and running ``start_all`` again picks up where it stopped.
 
-    On PostgreSQL the workflows are built in ``workers`` spawned processes while this one
-    writes the rows (``workers=0``: all in this process). By default there is one worker per
-    CPU, started once ``POOL_THRESHOLD`` establishments are to be built (smaller calls stay
-    in this process); an explicit number always uses the pool. Building one workflow raising
+    On PostgreSQL the workflows are, by default, stamped in this process from templates
+    built once per process version and start path (engine/workflow/stamp.py): the state a
+    real build gives, with the instance's own task ids and data — checked against a real
+    build once per template; a version whose starts do not stamp (a script, a timer) is built
+    for real. With ``workers`` given, or for such a version, the workflows are built in
+    spawned processes while this one writes the rows (``workers=0``: all in this process);
+    by default one worker per CPU, started once ``POOL_THRESHOLD`` establishments are to be
+    built (smaller calls stay in this process); an explicit number always uses the pool. Building one workflow raising
     fails its batch with ``BuildFailed`` (the batch's transaction is rolled back); the pool is
     shut down when the call returns or raises. Spawned workers import the main module, so a
     script calling this needs the ``if __name__ == "__main__":`` guard.
@@ -225,6 +231,7 @@ def start_all(
             if progress:
                 progress(totals)
     finally:
+        totals.stamped = builder.stamped
         builder.close()
 
 
@@ -380,6 +387,8 @@ def _copy_batch(session, actor, org_id, b):
 
 POOL_THRESHOLD = 500  # establishments to build in one call before the default pool starts
 POOL_CHUNK = 100  # workflows per task sent to a worker
+# Real builds of a version after which stamping is given up when they outnumber the stamps.
+STAMP_PROBE = 200
 
 
 class BuildFailed(RuntimeError):
@@ -394,6 +403,19 @@ def _build(loaded: spiff.LoadedSpec, cnes: str, start_data: dict[str, Any]) -> B
     # cross back from a worker.
     except Exception as exc:
         raise BuildFailed(f"CNES {cnes}: {type(exc).__name__}: {exc}") from exc
+
+
+def _stamped(stamps: Stamps, cnes: str, start_data: dict[str, Any]) -> Built:
+    """One establishment's new workflow from the version's stamps: the template's state with
+    its own ids and data, or built for real (and checked against the template) when none
+    fits yet."""
+    try:
+        workflow, state, ready = stamps.build(start_data)
+        if workflow is not None:
+            return rows.built(workflow)
+    except Exception as exc:
+        raise BuildFailed(f"CNES {cnes}: {type(exc).__name__}: {exc}") from exc
+    return Built(state=state, tasks=ready, completed=False, end_stage=None, next_timer_due=None)
 
 
 # The spec a worker process builds with, parsed once by its initializer.
@@ -426,11 +448,15 @@ class _Builder:
         self._pool: ProcessPoolExecutor | None = None
         self._definition_id: int | None = None
         self._retired: list[ProcessPoolExecutor] = []  # built for an older definition
+        self._stamps: dict[int, Stamps] = {}  # by definition id
 
     def build(
         self, definition: Any, loaded: spiff.LoadedSpec, inputs: list[tuple[str, dict[str, Any]]]
     ) -> Iterator[Built]:
         self.pending += len(inputs)
+        stamps = self._stamps_for(definition, loaded)
+        if stamps is not None:
+            return (_stamped(stamps, cnes, data) for cnes, data in inputs)
         use_pool = self.workers > 0 and (
             self.explicit or self._pool is not None or self.pending >= POOL_THRESHOLD
         )
@@ -458,6 +484,22 @@ class _Builder:
         # Small enough that every worker gets a share and the first rows come back soon.
         chunk = max(1, min(POOL_CHUNK, len(inputs) // (2 * self.workers)))
         return self._pool.map(_worker_build, *zip(*inputs, strict=True), chunksize=chunk)
+
+    @property
+    def stamped(self) -> int:
+        return sum(s.stamped for s in self._stamps.values())
+
+    def _stamps_for(self, definition: Any, loaded: spiff.LoadedSpec) -> Stamps | None:
+        """The stamps of this version (engine/workflow/stamp.py), unless the pool was asked
+        for, or the version's starts turned out not to stamp (then the pool builds them)."""
+        if self.explicit:
+            return None
+        stamps = self._stamps.get(definition.id)
+        if stamps is None:
+            stamps = self._stamps[definition.id] = Stamps(loaded, rows.ready_tasks)
+        if stamps.built >= STAMP_PROBE and stamps.stamped < stamps.built:
+            return None  # mostly real builds: the workers do those faster
+        return stamps
 
     def close(self) -> None:
         """Stop the workers (queued work is dropped) and wait for them to exit."""

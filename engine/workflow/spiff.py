@@ -163,6 +163,20 @@ def dump_state(workflow: BpmnWorkflow) -> str:
         _registry._encoder_mode = False
 
 
+def data_text(data: dict[str, Any]) -> str:
+    """Task data as ``dump_state`` writes it inside a saved state."""
+    _registry._encoder_mode = True
+    try:
+        return json.dumps(
+            _registry.convert(data),
+            cls=_state_serializer._encoder_cls,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
+    finally:
+        _registry._encoder_mode = False
+
+
 def load_state(loaded: LoadedSpec, state: str) -> BpmnWorkflow:
     dct = json.loads(state, cls=_state_serializer.json_decoder_cls)
     _state_serializer.migrate(dct)

@@ -266,3 +266,51 @@ def test_a_workflow_that_fails_to_build_rolls_its_batch_back(make, db, monkeypat
     retry = bulk.start_all(db, admin.actor, org, process_key=KEY, portfolio_code="REL", batch=3,
                            workers=0)  # fmt: skip
     assert (retry.started, retry.skipped) == (len(ests), 0)
+
+
+# ------------------------------------------------------------------ stamped workflows
+
+
+def test_stamped_workflows_are_what_a_real_build_gives(make, db, settings):
+    """By default the COPY path stamps each new workflow from a template (engine/workflow/
+    stamp.py). Every instance's saved state is the one a real build from its own start data
+    gives (ids and times aside), its task rows name the state's own ready tasks, ids are
+    never shared, and a stamped instance goes on like any other."""
+    from engine.workflow import stamp
+
+    _postgres_only(db)
+    org, ests, admin = _world(make, 30)
+    made = bulk.start_all(db, admin.actor, org, process_key=KEY, portfolio_code="REL", batch=7)
+    # The first start is the template, the second a real build checking it: 28 stamped.
+    assert (made.started, made.stamped) == (30, 28)
+    with db.read() as s:
+        rows = s.scalars(select(ProcessInstance).order_by(ProcessInstance.id)).all()
+        loaded = runtime_state.loaded_spec(s, rows[0])
+        seen: set[str] = set()
+        for inst in rows:
+            workflow = spiff.load_state(loaded, inst.state)
+            real = spiff.new_workflow(loaded, dict(workflow.task_tree.data))
+            assert stamp.canonical(inst.state) == stamp.canonical(spiff.dump_state(real))
+            ready = {str(t.id) for t in spiff.ready_human_tasks(workflow)}
+            listed = set(s.scalars(select(Task.id).where(Task.instance_id == inst.id)))
+            assert listed == ready and not (ready & seen)
+            seen |= ready
+    task = _ready(db, rows[-1].id, "obter_certificado_digital")
+    gestor = make.user("sesa-pr", "gestor", ests[-1].cnes)
+    cert = samples.demo_certificate(ests[-1].cnpj)
+    with db.write() as s:
+        from engine.files import service as files
+
+        file_id = files.store(s, gestor.actor, org, "c.cer", cert, limit=10**7).id
+    with db.write() as s:
+        completion.complete(s, gestor.actor, task, {"certificado": file_id}, settings=settings)
+    assert _ready(db, rows[-1].id, "criar_conta_govbr")
+
+
+def _ready(db, instance_id: int, element: str) -> str:
+    with db.read() as s:
+        return s.scalar(
+            select(Task.id).where(
+                Task.instance_id == instance_id, Task.element_id == element, Task.state == READY
+            )
+        )
