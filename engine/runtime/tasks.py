@@ -390,12 +390,17 @@ def _locked(
     """Lock the instance row; re-read the task (a claim changes it without touching the
     instance) and, if the instance changed since it was read, start over under the lock."""
     instance = submission.instance
-    version = session.scalar(
-        select(ProcessInstance.version).where(ProcessInstance.id == instance.id).with_for_update()
-    )
-    task = _read_task(session, submission.task.id)
-    if version is None or task is None:
+    # The lock and the task read again, in one round trip (the lock is the instance row's).
+    row = session.execute(
+        select(ProcessInstance.version, Task)
+        .join(Task, Task.instance_id == ProcessInstance.id)
+        .where(ProcessInstance.id == instance.id, Task.id == submission.task.id)
+        .with_for_update(of=ProcessInstance)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
         raise NotFound("Tarefa não encontrada.")
+    version, task = row
     if version == instance.version:
         _require_ready(task)
         if not _free_for(actor, task):
