@@ -152,7 +152,8 @@ def advance(db: Database, org_id: int, admin: Any, datasus: Any, count: int, rng
                         for name, content in (("v.pdf", samples.tiny_pdf()),
                                               ("b.png", samples.tiny_png()))]  # fmt: skip
         ctx = {"estabelecimento": est, "portfolio": catalogue[code],
-               "certificate_file": cert, "evidence_files": evidence}  # fmt: skip
+               "certificate_file": cert, "evidence_files": evidence,
+               "identificador": 40000 + iid}  # fmt: skip
         for element in HAPPY_PATH[: rng.randint(1, len(HAPPY_PATH))]:
             with db.read() as s:
                 row = s.execute(select(Task.id, Task.lane).where(
