@@ -17,9 +17,9 @@ the same instance (checked once per template, ids and times aside).
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,12 +51,44 @@ class _Recording(PythonScriptEngine):
         return super().execute(task, script, external_context)
 
 
+_TOKEN = re.compile(f"{UUID.pattern}|{TIME.pattern}|{DATA_SLOT}")
+
+
 @dataclass
 class Template:
     text: str  # the saved state with DATA_SLOT for the data and the template's own ids
     ids: list[str]  # the task ids in it
     ready: list[Any]  # the ready tasks (sync.ReadyTask), with the template's ids
     checked: bool = False  # a stamp of it matched a real build once
+
+    def __post_init__(self) -> None:
+        # The text cut at its ids, times and data slot, once: a stamp only joins the pieces.
+        index = {old: i for i, old in enumerate(self.ids)}
+        self.pieces: list[str | int] = []  # literal text, or the index of an id; -1 time, -2 data
+        last = 0
+        for m in _TOKEN.finditer(self.text):
+            self.pieces.append(self.text[last : m.start()])
+            token = m.group(0)
+            if token == DATA_SLOT:
+                self.pieces.append(-2)
+            elif token.startswith('"last_state_change"'):
+                self.pieces.append(-1)
+            else:
+                self.pieces.append(index[token])
+            last = m.end()
+        self.pieces.append(self.text[last:])
+
+
+def _uuid4s(n: int) -> list[str]:
+    """``n`` random version-4 UUIDs as text (one call for the randomness)."""
+    raw = bytearray(os.urandom(16 * n))
+    out = []
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80
+        h = raw[i : i + 16].hex()
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
 
 
 def canonical(state: str) -> str:
@@ -121,10 +153,12 @@ class Stamps:
         return workflow
 
     def stamp(self, template: Template, data: dict[str, Any]) -> tuple[str, list[Any]]:
-        fresh = {old: str(uuid.uuid4()) for old in template.ids}
-        text = UUID.sub(lambda m: fresh.get(m.group(0), m.group(0)), template.text)
-        text = TIME.sub(f'"last_state_change":{time.time()!r}', text)
-        text = text.replace(DATA_SLOT, spiff.data_text(data))
+        ids = _uuid4s(len(template.ids))
+        filler = {-1: f'"last_state_change":{time.time()!r}', -2: spiff.data_text(data)}
+        text = "".join(
+            p if isinstance(p, str) else (ids[p] if p >= 0 else filler[p]) for p in template.pieces
+        )
+        fresh = dict(zip(template.ids, ids, strict=True))
         ready = [t._replace(id=fresh[t.id]) for t in template.ready]
         return text, ready
 
