@@ -40,6 +40,31 @@ class Base(DeclarativeBase):
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 
+# Writes a transaction queues for its end, run just before it commits, by rank: a lower
+# rank first (the audit chain's head, 10, before the dashboard counters, 20), so that every
+# transaction takes those locks in one order. After a rollback their queues are dropped.
+_AT_COMMIT: list[tuple[int, Callable[[Session], None], Callable[[Session], None]]] = []
+
+
+def at_commit(rank: int, write: Callable[[Session], None], drop: Callable[[Session], None]) -> None:
+    """Register ``write(session)`` to run before every commit, and ``drop(session)`` after
+    every rollback."""
+    _AT_COMMIT.append((rank, write, drop))
+    _AT_COMMIT.sort(key=lambda item: item[0])
+
+
+@event.listens_for(Session, "before_commit")
+def _write_queued(session: Session) -> None:
+    for _rank, write, _drop in _AT_COMMIT:
+        write(session)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_queued(session: Session) -> None:
+    for _rank, _write, drop in _AT_COMMIT:
+        drop(session)
+
+
 def unique_where(name: str, *columns: str, where: str) -> Index:
     """A partial unique index (unique among the rows matching ``where``), on both databases."""
     return Index(

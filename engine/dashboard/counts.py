@@ -24,9 +24,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from sqlalchemy import and_, delete, event, func, insert, literal, select, text
+from sqlalchemy import and_, delete, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
+from engine import db
 from engine.dashboard import credentials as row_credentials
 from engine.dashboard.models import StageCount
 from engine.establishments.models import Establishment
@@ -118,14 +119,7 @@ def write_pending(session: Session) -> None:
         session.connection().execute(_UPSERT_FOR_ESTABLISHMENT, rows)
 
 
-@event.listens_for(Session, "before_commit")
-def _before_commit(session: Session) -> None:
-    write_pending(session)
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+db.at_commit(20, write_pending, lambda session: session.info.pop(_PENDING, None))
 
 
 # ---------------------------------------------------------------- establishments
