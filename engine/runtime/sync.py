@@ -201,23 +201,26 @@ def sync(
     completed_task_id: str | None = None,
     completed_data: dict[str, Any] | None = None,
     counted_as: tuple[str, str, str] | None = None,
+    open_rows: list[Task] | None = None,
 ) -> TaskChange:
     """Save the workflow and bring the task rows, stage and status in line with it.
 
     ``counted_as`` is the (stage, portfolio, status) the dashboard counts the instance under,
-    when the caller changed it before calling (a cancel)."""
+    when the caller changed it before calling (a cancel). ``open_rows``: the instance's ready
+    task rows, when the caller has read them already."""
     now = utcnow()
     is_new = not instance.version
     counted = counted_as or (instance.stage, instance.portfolio_code, instance.status)
     ready = {t.id: t for t in ready_tasks(workflow)}
     # Without autoflush: a completed task the caller just assigned is then written once,
     # with its assignee and its new state, instead of twice (one UPDATE fewer per completion).
-    with session.no_autoflush:
-        open_rows = list(
-            session.scalars(
-                select(Task).where(Task.instance_id == instance.id, Task.state == READY)
+    if open_rows is None:  # (a caller handling many instances reads them all at once)
+        with session.no_autoflush:
+            open_rows = list(
+                session.scalars(
+                    select(Task).where(Task.instance_id == instance.id, Task.state == READY)
+                )
             )
-        )
     change = TaskChange(created=[], closed=[])
     for row in open_rows:
         if row.id in ready:

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from engine.access.actor import SYSTEM
 from engine.audit import service as audit
 from engine.db import Database, utcnow
-from engine.runtime.models import CANCELLED, RUNNING, ProcessInstance
+from engine.runtime.models import CANCELLED, READY, RUNNING, ProcessInstance, Task
 from engine.runtime.state import load_workflow, lock_instance
 from engine.runtime.sync import sync
 from engine.workflow import spiff
@@ -108,7 +108,7 @@ def _due_ids(session: Session, now: datetime, batch: int) -> list[int]:
 
 
 PER_TRANSACTION = 25  # due instances fired per transaction
-_CLAIMED = "credencia.timers.claimed"  # session.info: instances locked by _claim_many
+_CLAIMED = "credencia.timers.claimed"  # session.info: instance locked by _claim_many -> ready rows
 _EVENTS = "credencia.timers.events"  # session.info: timer.fired events to append together
 
 
@@ -128,7 +128,14 @@ def _claim_many(session: Session, instance_ids: list[int], now: datetime) -> lis
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     claimed = [row.id for row in session.scalars(stmt)]
-    session.info[_CLAIMED] = set(claimed)
+    # Their ready task rows too, in one statement (each instance's sync would read its own).
+    ready: dict[int, list[Task]] = {iid: [] for iid in claimed}
+    if claimed:
+        for task in session.scalars(
+            select(Task).where(Task.instance_id.in_(claimed), Task.state == READY)
+        ):
+            ready[task.instance_id].append(task)
+    session.info[_CLAIMED] = ready
     return claimed
 
 
@@ -190,7 +197,8 @@ def fire_instance(
             instance.next_timer_due_at = recomputed
         return "not_yet"
     fired = [name for task_id, name in waiting.items() if not still_waiting(workflow, task_id)]
-    change = sync(session, instance, workflow, loaded, actor=SYSTEM)
+    open_rows = session.info.get(_CLAIMED, {}).get(instance_id)
+    change = sync(session, instance, workflow, loaded, actor=SYSTEM, open_rows=open_rows)
     next_due = instance.next_timer_due_at
     event = audit.NewEvent(
         "timer.fired",
