@@ -65,7 +65,7 @@ def deactivate(session: Session, actor: Actor, user_id: int, *, org_id: int | No
     sessions = session.execute(delete(WebSession).where(WebSession.user_id == user.id)).rowcount
     tokens = accounts.revoke_user_tokens(session, actor, user, reason="deactivated")
     for m in memberships:
-        _release_tasks(session, actor, m.org_id, user.id, m.role)
+        _release_tasks(session, actor, m.org_id, user.id, m.role, reason="deactivated")
     _record(session, actor, "user.deactivated", user, memberships,
             {"email": user.email, "sessions_ended": sessions or 0, "tokens_revoked": tokens})  # fmt: skip
     return user
