@@ -261,6 +261,9 @@ GOVBR_STAGING_DISCOVERY = "https://sso.staging.acesso.gov.br/.well-known/openid-
 GOVBR_SCOPES = ("openid", "email", "profile", "govbr_confiabilidades")
 LEVELS = ("bronze", "prata", "ouro")
 MATCHES = ("email", "cpf")
+# Organization-wide roles a provider's claim may give (scoped ones need establishments chosen
+# in Credencia).
+MAPPABLE_ROLES = ("admin", "datasus", "auditor")
 
 
 @dataclass(frozen=True)
@@ -284,6 +287,13 @@ class OidcProvider:
     logout: bool = True
     min_level: str = ""
     level_claim: str = "reliability_info"
+    # Off unless set: a claim (e.g. "groups") whose values give roles in Credencia, each value
+    # mapped to (organization slug, role); roles are only added, never taken away by it.
+    role_claim: str = ""
+    role_map: tuple[tuple[str, str, str], ...] = ()
+    # Create an account (no password, no role unless mapped) for a verified identity that
+    # matches none; off by default.
+    create_accounts: bool = False
 
     @property
     def govbr(self) -> bool:
@@ -292,7 +302,8 @@ class OidcProvider:
 
 _PROVIDER_KEYS = frozenset(
     {"name", "label", "preset", "discovery_url", "issuer", "client_id", "client_secret_file",
-     "scopes", "match", "cpf_claim", "logout", "min_level", "level_claim", "staging"}
+     "scopes", "match", "cpf_claim", "logout", "min_level", "level_claim", "staging",
+     "role_claim", "role_map", "create_accounts"}
 )  # fmt: skip
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 
@@ -370,6 +381,21 @@ def oidc_providers(raw: list, *, base_dir: Path | None = None) -> tuple[OidcProv
         logout = item.get("logout", True)
         if not isinstance(logout, bool) or (govbr and not logout):
             raise SettingsError(f"{where}: logout deve ser true ou false (gov.br exige true).")
+        role_claim = item.get("role_claim", "") or ""
+        raw_map = item.get("role_map", {}) or {}
+        if not isinstance(raw_map, dict) or (raw_map and not role_claim):
+            raise SettingsError(f"{where}: role_map deve ser um objeto e exige role_claim.")
+        role_map = []
+        for value, target in raw_map.items():
+            if not isinstance(target, dict) or not target.get("org") or not target.get("role"):
+                raise SettingsError(f"{where}: role_map[{value!r}] deve ter org e role.")
+            if target["role"] not in MAPPABLE_ROLES:
+                raise SettingsError(f"{where}: role_map[{value!r}]: papel deve ser um de "
+                                    f"{', '.join(MAPPABLE_ROLES)}.")  # fmt: skip
+            role_map.append((str(value), str(target["org"]), str(target["role"])))
+        create_accounts = item.get("create_accounts", False)
+        if not isinstance(create_accounts, bool):
+            raise SettingsError(f"{where}: create_accounts deve ser true ou false.")
         found.append(
             OidcProvider(
                 name=name,
@@ -385,6 +411,9 @@ def oidc_providers(raw: list, *, base_dir: Path | None = None) -> tuple[OidcProv
                 logout=logout,
                 min_level=min_level,
                 level_claim=item.get("level_claim") or "reliability_info",
+                role_claim=role_claim,
+                role_map=tuple(role_map),
+                create_accounts=create_accounts,
             )
         )
     return tuple(found)

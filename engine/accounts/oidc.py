@@ -35,7 +35,9 @@ from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.accounts import queries as account_queries
-from engine.accounts.models import User
+from engine.accounts import service as accounts
+from engine.accounts.models import Membership, Organization, User
+from engine.accounts.service import EMAIL_RE
 from engine.audit import service as audit
 from engine.errors import DomainError
 from engine.settings import LEVELS, OidcProvider
@@ -363,11 +365,63 @@ def match_account(session: Session, provider: OidcProvider, claims: dict[str, An
             exc.params = {"level": level or "desconhecido", "min_level": provider.min_level}
             exc.message = exc.message % exc.params
             raise exc
+    if user is None and provider.create_accounts and not unverified:
+        user = _create_account(session, provider, claims)
     if user is None:
         raise SignInRefused("email_unverified" if unverified else "no_account")
     if not user.active:
         raise SignInRefused("inactive", user=user)
+    _map_roles(session, provider, claims, user)
     return user
+
+
+def _create_account(
+    session: Session, provider: OidcProvider, claims: dict[str, Any]
+) -> User | None:
+    """An account for a verified identity (the installation allows it): no password, no role
+    but those the provider's role claim maps."""
+    email = claims.get("email")
+    if not isinstance(email, str) or claims.get("email_verified") not in (True, "true"):
+        return None
+    email = email.strip().lower()
+    if not EMAIL_RE.match(email) or len(email) > 254:
+        return None
+    cpf = _digits(claims.get(provider.cpf_claim)) if "cpf" in provider.match else ""
+    if len(cpf) != 11 or session.scalar(select(User.id).where(User.cpf == cpf)) is not None:
+        cpf = ""
+    name = claims.get("name") if isinstance(claims.get("name"), str) else ""
+    user = User(email=email, name=(name or email.split("@")[0])[:200], password_hash=None,
+                cpf=cpf or None)  # fmt: skip
+    session.add(user)
+    session.flush()
+    audit.record(session, Actor(user_id=None, label=f"oidc:{provider.name}"), "user.created",
+                 org_id=None, entity_type="user", entity_id=user.id,
+                 data={"email": email, "provider": provider.name, "sub": claims.get("sub")})  # fmt: skip
+    return user
+
+
+def _map_roles(
+    session: Session, provider: OidcProvider, claims: dict[str, Any], user: User
+) -> None:
+    """Add the roles the provider's role claim maps (off unless configured); never removes."""
+    if not provider.role_claim or not provider.role_map:
+        return
+    value = claims.get(provider.role_claim)
+    values = (
+        {str(v) for v in value} if isinstance(value, list) else {str(value)} if value else set()
+    )
+    who = Actor(user_id=None, label=f"oidc:{provider.name}")
+    for claim_value, org_slug, role in provider.role_map:
+        if claim_value not in values:
+            continue
+        org = session.scalar(select(Organization).where(Organization.slug == org_slug))
+        if org is None:
+            continue
+        held = session.scalar(select(Membership.id).where(
+            Membership.user_id == user.id, Membership.org_id == org.id, Membership.role == role))  # fmt: skip
+        if held is None:
+            grant = accounts.GrantRequest(org, user.email, role, [], user.name)
+            accounts.add_membership(session, who, user, grant)
 
 
 def logout_url(provider: OidcProvider, id_token: str, post_logout_redirect_uri: str) -> str | None:

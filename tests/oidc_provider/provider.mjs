@@ -48,7 +48,7 @@ const configuration = {
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
-    profile: ['name'],
+    profile: ['name', 'groups'],
     govbr_confiabilidades: ['reliability_info'],
   },
   // Scope claims go in the ID token too (as gov.br and Keycloak do).

@@ -30,7 +30,8 @@ CLIENT_SECRET = "segredo-do-cliente-de-teste-0123456789abcdef"
 ACCOUNTS = {
     "ana": {"email": "ana.oidc@exemplo.gov.br", "email_verified": True, "name": "Ana"},
     "bia": {"email": "bia.oidc@exemplo.gov.br", "email_verified": False, "name": "Bia"},
-    "caio": {"email": "caio.oidc@exemplo.gov.br", "email_verified": True, "name": "Caio"},
+    "caio": {"email": "caio.oidc@exemplo.gov.br", "email_verified": True, "name": "Caio",
+             "groups": ["credencia-auditores", "outro-grupo"]},
     "52998224725": {"email": "cpf.ouro@exemplo.gov.br", "email_verified": True,
                     "name": "Servidora Ouro", "reliability_info": {"level": "gold"}},
     "11144477735": {"email": "cpf.bronze@exemplo.gov.br", "email_verified": True,

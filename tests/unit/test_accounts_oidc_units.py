@@ -63,6 +63,20 @@ def test_a_bad_provider_stops_the_start_naming_the_problem(raw, words) -> None:
         settings_mod.oidc_providers([raw])
 
 
+def test_a_role_map_needs_its_claim_and_organization_wide_roles() -> None:
+    base = {"name": "a", "discovery_url": "https://a/", "client_id": "x"}
+    (provider,) = settings_mod.oidc_providers([{**base, "role_claim": "groups", "create_accounts": True,
+                                                "role_map": {"g1": {"org": "sesa-pr", "role": "auditor"}}}])  # fmt: skip
+    assert provider.role_map == (("g1", "sesa-pr", "auditor"),) and provider.create_accounts
+    assert settings_mod.oidc_providers([base])[0].role_map == ()  # off by default
+    assert not settings_mod.oidc_providers([base])[0].create_accounts
+    with pytest.raises(settings_mod.SettingsError, match="exige role_claim"):
+        settings_mod.oidc_providers([{**base, "role_map": {"g": {"org": "o", "role": "admin"}}}])
+    with pytest.raises(settings_mod.SettingsError, match="papel deve ser"):
+        settings_mod.oidc_providers([{**base, "role_claim": "groups",
+                                      "role_map": {"g": {"org": "o", "role": "gestor"}}}])  # fmt: skip
+
+
 def test_two_providers_cannot_share_a_name_and_the_file_must_be_a_list(tmp_path) -> None:
     one = {"name": "a", "discovery_url": "https://a/", "client_id": "x"}
     with pytest.raises(settings_mod.SettingsError, match="dois provedores"):

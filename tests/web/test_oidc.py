@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from engine.access.actor import SYSTEM
 from engine.accounts import lifecycle, oidc
-from engine.accounts.models import User
+from engine.accounts.models import Membership, User
 from engine.audit.models import AuditEvent
 from tests.support.live import serve
 from tests.support.oidc import TestProvider, _alive, sign_in_at_provider
@@ -34,7 +34,14 @@ def op():
 @pytest.fixture
 def settings(settings, op):
     oidc.forget_cached()
-    providers = (op.config(), op.govbr(min_level="prata"))
+    providers = (
+        op.config(),
+        op.govbr(min_level="prata"),
+        # The installation allows accounts made at first sign-in, with a role from a group.
+        op.config(name="grupos", create_accounts=True, role_claim="groups",
+                  role_map=(("credencia-auditores", "sesa-pr", "auditor"),
+                            ("credencia-admins", "sesa-pr", "admin"))),
+    )  # fmt: skip
     return dataclasses.replace(settings, oidc_providers=providers)
 
 
@@ -206,6 +213,29 @@ def test_a_deactivated_person_cannot_sign_in_through_the_provider(app, db, peopl
         assert page.status_code == 401
         assert "Esta conta está desativada" in page.text
     assert _refusals(db, "inactive")
+
+
+def test_where_the_installation_allows_it_an_account_is_made_with_the_mapped_role(
+    app, db, people
+) -> None:
+    with serve(app) as base:
+        http, done = _sign_in(base, "caio", provider="grupos")
+        assert done.status_code == 302
+        assert "caio.oidc@exemplo.gov.br" in _signed_in_as(http, base)
+        assert http.get(f"{base}/auditoria", allow_redirects=False).status_code == 200
+        http, page = _sign_in(base, "bia", provider="grupos")  # unverified: still refused
+        assert page.status_code == 401
+    with db.read() as s:
+        caio = s.scalar(select(User).where(User.email == "caio.oidc@exemplo.gov.br"))
+        assert caio.password_hash is None
+        roles = s.scalars(select(Membership.role).where(Membership.user_id == caio.id)).all()
+        assert roles == ["auditor"]
+        created = s.scalars(select(AuditEvent).where(AuditEvent.action == "user.created")).all()
+        assert any(e.actor == "oidc:grupos" for e in created)
+        granted = s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "user.role_granted")
+        ).all()
+        assert any(e.actor == "oidc:grupos" and e.data["role"] == "auditor" for e in granted)
 
 
 def test_an_unknown_provider_is_not_found(client, db, people) -> None:
