@@ -272,3 +272,21 @@ def test_the_command_line_deactivates_sets_cpf_invites_and_sends_reset_links(
     assert "invitation" in kinds and "password_reset" in kinds
     cli("users", "deactivate", "ninguem@exemplo.gov.br", code=1)
     assert _actions(db, "user.deactivated") and _actions(db, "user.cpf_set")
+
+
+def test_wrong_codes_slow_the_account_down_like_wrong_passwords(world, pages, db) -> None:
+    gestor = world.users["gestor"]
+    secret = totp.new_secret()
+    with db.write() as s:
+        user = s.scalar(select(User).where(User.email == gestor.email))
+        totp.enable(s, gestor.actor, user, secret, totp.code_at(secret, totp.now_step()))
+    statuses = []
+    for _ in range(4):  # the right password, then a wrong code: neither clears the count
+        browser = pages()
+        res = browser.client.post("/entrar", data={"email": gestor.email, "password": gestor.password,
+                                                   "csrf_token": browser.csrf()})  # fmt: skip
+        statuses.append(res.status_code)
+        if res.status_code == 302:
+            statuses.append(browser.post("/entrar/codigo", {"code": "999999"}).status_code)
+    assert statuses[:2] == [302, 401]
+    assert statuses[-1] == 429

@@ -20,6 +20,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from engine.accounts import login_guard, passwords, totp
 from engine.accounts import queries as account_queries
@@ -27,6 +28,8 @@ from engine.accounts import service as accounts
 from engine.accounts.models import User
 from engine.audit import service as audit
 from engine.errors import Invalid, NotFound
+from web import security
+from web.ui.auth import _pepper as auth_pepper
 from web.ui.common import db, safe_next, settings
 
 bp = Blueprint("account", __name__)
@@ -145,6 +148,19 @@ def totp_login():
     error = ""
     if request.method == "POST":
         pending["tries"] = pending.get("tries", 0) + 1
+        with db().read() as s:
+            known = s.get(User, pending["uid"])
+            email = known.email if known is not None else ""
+        # Wrong codes slow the account down like wrong passwords (web/ui/auth.py).
+        keys = login_guard.keys_for(email, security.client_address(), auth_pepper())
+        with db().write() as s:
+            admission = login_guard.admit(s, keys)
+        if not admission.admitted:
+            session["mfa"] = pending
+            error = ngettext("Muitas tentativas; tente novamente em %(num)d segundo.",
+                             "Muitas tentativas; tente novamente em %(num)d segundos.",
+                             admission.seconds)  # fmt: skip
+            return render_template("totp_login.html", error=error), 429
         with db().write() as s:
             user = s.get(User, pending["uid"])
             ok = (
@@ -158,6 +174,7 @@ def totp_login():
                 audit.record(s, who, "auth.login" if ok else "auth.totp_failed", org_id=org,
                              entity_type="user", entity_id=pending["uid"],
                              data={"method": "password+totp", "remote_addr": request.remote_addr})  # fmt: skip
+            login_guard.settle(s, keys, ok)
             if ok:
                 sid = login_guard.open_session(s, user, current_app.permanent_session_lifetime)
         if ok:

@@ -117,7 +117,10 @@ def login():
             return _too_many(email, next_url, admission.seconds)
         with db().write() as s:
             user = accounts.authenticate(s, email, password)
-            login_guard.settle(s, keys, user is not None)
+            second_step = user is not None and bool(user.totp_secret)
+            # With a second factor the attempt stays charged until the code is right, so a
+            # known password does not buy endless tries at the code.
+            login_guard.settle(s, keys, user is not None and not second_step)
             known = user or account_queries.user_by_email(s, email)
             orgs = _org_ids(s, known.id) if known else []
             action = "auth.login" if user and not user.totp_secret else "auth.login_failed"
@@ -129,7 +132,6 @@ def login():
             _audit(s, who, action, orgs, known, details)
             if user is None and admission.throttled:
                 _audit_throttled(s, email, admission.throttled, data)
-            second_step = user is not None and bool(user.totp_secret)
             if user is not None and not second_step:
                 sid = login_guard.open_session(s, user, current_app.permanent_session_lifetime)
             if user is not None:
