@@ -107,6 +107,9 @@ class SignedIn:
 _lock = threading.Lock()
 _metadata: dict[str, tuple[float, Metadata]] = {}
 _keys: dict[str, KeySet] = {}
+_refreshed: dict[str, float] = {}
+# Tokens naming unknown key ids make the keys be fetched again at most this often.
+REFRESH_EVERY = 10.0
 
 
 def forget_cached() -> None:
@@ -114,6 +117,7 @@ def forget_cached() -> None:
     with _lock:
         _metadata.clear()
         _keys.clear()
+        _refreshed.clear()
 
 
 def provider_named(providers: tuple[OidcProvider, ...], name: str) -> OidcProvider:
@@ -161,8 +165,13 @@ def metadata(provider: OidcProvider) -> Metadata:
 
 
 def _key_set(jwks_uri: str, *, refresh: bool = False) -> KeySet:
+    now = time.monotonic()
     with _lock:
         cached = _keys.get(jwks_uri)
+        if refresh and now - _refreshed.get(jwks_uri, -REFRESH_EVERY) < REFRESH_EVERY:
+            refresh = False  # just fetched: forged key ids do not make us fetch again
+        if refresh:
+            _refreshed[jwks_uri] = now
     if cached is not None and not refresh:
         return cached
     try:

@@ -135,3 +135,23 @@ def test_the_csp_lets_forms_end_at_the_providers_only() -> None:
     govbr = settings_mod.oidc_providers([{"preset": "govbr", "client_id": "x"}])
     policy = csp_for(SimpleNamespace(oidc_providers=govbr))
     assert "form-action 'self' https://sso.acesso.gov.br;" in policy
+
+
+def test_unknown_key_ids_refetch_the_keys_at_most_once_in_a_while(monkeypatch) -> None:
+    from joserfc.jwk import RSAKey
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    fetched: list[str] = []
+
+    def fake_get(url: str, **kwargs):
+        fetched.append(url)
+        return {"keys": [key.as_dict(private=False)]}
+
+    monkeypatch.setattr(oidc, "_get_json", fake_get)
+    oidc.forget_cached()
+    uri = "https://op.example/jwks"
+    assert oidc._has_kid(oidc._key_set(uri), "k1")
+    oidc._key_set(uri, refresh=True)  # a token named an unknown key id: fetched again
+    oidc._key_set(uri, refresh=True)  # and again at once: not fetched
+    assert len(fetched) == 2
+    oidc.forget_cached()
