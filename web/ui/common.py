@@ -87,6 +87,8 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if (
             settings().totp_required_for_admins
             and not g.user.totp_secret
+            # Signed in through a provider: the provider authenticated (TOTP is for passwords).
+            and not session.get("oidc")
             and any(grant.role == "admin" for grant in g.actor.grants)
         ):
             flash(_("Administradores precisam ativar a verificação em duas etapas."), "warning")
