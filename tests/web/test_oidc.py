@@ -256,3 +256,13 @@ def test_local_login_can_be_turned_off(app, db, people) -> None:
                                            "password": people["ana"].password})  # fmt: skip
     assert refused.status_code == 403
     assert "só pelo provedor de identidade" in refused.get_data(as_text=True)
+
+
+def test_an_admin_signed_in_through_govbr_is_not_sent_to_set_up_totp(app, db, people) -> None:
+    app.extensions["credencia.settings"] = dataclasses.replace(
+        app.extensions["credencia.settings"], totp_required_for_admins=True
+    )
+    with serve(app) as base:
+        http, done = _sign_in(base, "52998224725", provider="govbr")
+        assert done.status_code == 302
+        assert http.get(f"{base}/administracao", allow_redirects=False).status_code == 200
