@@ -69,8 +69,15 @@ run: $(STAMP) $(ASSETS_STAMP)
 	$(BIN)/credencia demo load
 	$(BIN)/credencia serve --host 127.0.0.1 --port 5000 --with-scheduler
 
+# The real OpenID provider the sign-in tests run (tests/oidc_provider: oidc-provider on Node).
+OP_STAMP := tests/oidc_provider/node_modules/.installed
+
+$(OP_STAMP): tests/oidc_provider/package.json tests/oidc_provider/package-lock.json
+	cd tests/oidc_provider && $(NPM) ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
 ## Install what the tests need and run them all (ruff + pytest, SQLite and PostgreSQL)
-test: $(TEST_STAMP) $(ASSETS_STAMP) chromium nginx
+test: $(TEST_STAMP) $(ASSETS_STAMP) $(OP_STAMP) chromium nginx
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
@@ -94,4 +101,4 @@ format: $(TEST_STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) $(LOWEST) instance .pytest_cache .ruff_cache node_modules web/static/vendor dist build
+	rm -rf $(VENV) $(LOWEST) instance .pytest_cache .ruff_cache node_modules web/static/vendor dist build tests/oidc_provider/node_modules

@@ -11,7 +11,9 @@ can instead be read from a file named by ``<NAME>_FILE`` (Docker/systemd credent
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,10 +230,193 @@ class Settings:
     ready_scheduler_minutes: int = field(
         default_factory=lambda: _int("READY_SCHEDULER_MINUTES", 10)
     )
+    # Sign-in with e-mail and password on this installation; false: only the OpenID providers.
+    local_login: bool = field(default_factory=lambda: _bool("LOCAL_LOGIN", True))
+    # OpenID Connect providers (gov.br, a Keycloak...): a JSON file, see docs/operations.md.
+    oidc_providers: tuple[OidcProvider, ...] = field(
+        default_factory=lambda: oidc_providers_from_file(_text("OIDC_PROVIDERS_FILE", ""))
+    )
+    # Allowance for the providers' clocks when checking an ID token's times.
+    oidc_clock_skew_seconds: int = field(
+        default_factory=lambda: _int("OIDC_CLOCK_SKEW_SECONDS", 60, maximum=600)
+    )
+    # How long a password reset link works.
+    password_reset_minutes: int = field(
+        default_factory=lambda: _int("PASSWORD_RESET_MINUTES", 30, minimum=5, maximum=1440)
+    )
+    # Admins must set up a second factor (TOTP) before using the app.
+    totp_required_for_admins: bool = field(
+        default_factory=lambda: _bool("TOTP_REQUIRED_FOR_ADMINS", False)
+    )
 
     @property
     def production(self) -> bool:
         return self.environment == "production"
+
+
+# ---------------------------------------------------------------- OpenID Connect providers
+
+GOVBR_DISCOVERY = "https://sso.acesso.gov.br/.well-known/openid-configuration"
+GOVBR_STAGING_DISCOVERY = "https://sso.staging.acesso.gov.br/.well-known/openid-configuration"
+GOVBR_SCOPES = ("openid", "email", "profile", "govbr_confiabilidades")
+LEVELS = ("bronze", "prata", "ouro")
+MATCHES = ("email", "cpf")
+# Organization-wide roles a provider's claim may give (scoped ones need establishments chosen
+# in Credencia).
+MAPPABLE_ROLES = ("admin", "datasus", "auditor")
+
+
+@dataclass(frozen=True)
+class OidcProvider:
+    """One OpenID provider as the installation configured it (engine/accounts/oidc.py uses it).
+
+    ``match`` lists how a person is found, in order: ``email`` (a verified e-mail claim) and/or
+    ``cpf`` (the ``cpf_claim``). ``min_level`` (gov.br) is the lowest account level accepted.
+    """
+
+    name: str
+    label: str
+    discovery_url: str
+    issuer: str
+    client_id: str
+    client_secret: str = field(default="", repr=False)
+    preset: str = "generic"  # generic | govbr
+    scopes: tuple[str, ...] = ("openid", "email", "profile")
+    match: tuple[str, ...] = ("email",)
+    cpf_claim: str = "cpf"
+    logout: bool = True
+    min_level: str = ""
+    level_claim: str = "reliability_info"
+    # Off unless set: a claim (e.g. "groups") whose values give roles in Credencia, each value
+    # mapped to (organization slug, role); roles are only added, never taken away by it.
+    role_claim: str = ""
+    role_map: tuple[tuple[str, str, str], ...] = ()
+    # Create an account (no password, no role unless mapped) for a verified identity that
+    # matches none; off by default.
+    create_accounts: bool = False
+
+    @property
+    def govbr(self) -> bool:
+        return self.preset == "govbr"
+
+
+_PROVIDER_KEYS = frozenset(
+    {"name", "label", "preset", "discovery_url", "issuer", "client_id", "client_secret_file",
+     "scopes", "match", "cpf_claim", "logout", "min_level", "level_claim", "staging",
+     "role_claim", "role_map", "create_accounts"}
+)  # fmt: skip
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+
+
+def oidc_providers_from_file(path: str) -> tuple[OidcProvider, ...]:
+    """The providers listed in the JSON file ``path`` (none when empty); see docs/operations.md."""
+    if not path.strip():
+        return ()
+    var = PREFIX + "OIDC_PROVIDERS_FILE"
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise SettingsError(f"Não foi possível ler {var}={path}: {exc}.") from None
+    if not isinstance(raw, list):
+        raise SettingsError(f"{var}: o arquivo deve conter uma lista de provedores.")
+    return oidc_providers(raw, base_dir=Path(path).parent)
+
+
+def oidc_providers(raw: list, *, base_dir: Path | None = None) -> tuple[OidcProvider, ...]:
+    """Validate a list of provider objects (as in the providers file)."""
+    found: list[OidcProvider] = []
+    for i, item in enumerate(raw):
+        where = f"{PREFIX}OIDC_PROVIDERS_FILE, provedor {i + 1}"
+        if not isinstance(item, dict):
+            raise SettingsError(f"{where}: deve ser um objeto.")
+        unknown = set(item) - _PROVIDER_KEYS
+        if unknown:
+            raise SettingsError(f"{where}: chave(s) desconhecida(s): {', '.join(sorted(unknown))}.")
+        preset = item.get("preset", "generic")
+        if preset not in ("generic", "govbr"):
+            raise SettingsError(f"{where}: preset deve ser generic ou govbr.")
+        govbr = preset == "govbr"
+        name = item.get("name", "govbr" if govbr else "")
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise SettingsError(f"{where}: name deve ter letras minúsculas, números, - ou _.")
+        if any(p.name == name for p in found):
+            raise SettingsError(f"{where}: há dois provedores com o nome {name!r}.")
+        discovery = item.get("discovery_url") or (
+            (GOVBR_STAGING_DISCOVERY if item.get("staging") else GOVBR_DISCOVERY) if govbr else ""
+        )
+        if not isinstance(discovery, str) or not discovery.startswith(("https://", "http://")):
+            raise SettingsError(f"{where}: discovery_url deve ser um endereço http(s).")
+        issuer = item.get("issuer") or discovery.removesuffix("/.well-known/openid-configuration")
+        if govbr and not item.get("issuer"):
+            issuer = issuer.rstrip("/") + "/"  # gov.br's issuer ends with a slash
+        client_id = item.get("client_id", "")
+        if not isinstance(client_id, str) or not client_id:
+            raise SettingsError(f"{where}: client_id é obrigatório.")
+        secret = ""
+        secret_file = item.get("client_secret_file", "")
+        if secret_file:
+            secret_path = Path(secret_file)
+            if not secret_path.is_absolute() and base_dir is not None:
+                secret_path = base_dir / secret_path
+            try:
+                secret = secret_path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise SettingsError(
+                    f"{where}: não foi possível ler client_secret_file: {exc}."
+                ) from None
+        default_scopes = GOVBR_SCOPES if govbr else ("openid", "email", "profile")
+        scopes = item.get("scopes", list(default_scopes))
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        if not isinstance(scopes, list) or "openid" not in scopes:
+            raise SettingsError(f"{where}: scopes deve incluir openid.")
+        match = item.get("match", ["cpf"] if govbr else ["email"])
+        if isinstance(match, str):
+            match = [match]
+        if not match or any(m not in MATCHES for m in match):
+            raise SettingsError(f"{where}: match deve listar email e/ou cpf.")
+        min_level = item.get("min_level", "") or ""
+        if min_level and min_level not in LEVELS:
+            raise SettingsError(f"{where}: min_level deve ser bronze, prata ou ouro.")
+        logout = item.get("logout", True)
+        if not isinstance(logout, bool) or (govbr and not logout):
+            raise SettingsError(f"{where}: logout deve ser true ou false (gov.br exige true).")
+        role_claim = item.get("role_claim", "") or ""
+        raw_map = item.get("role_map", {}) or {}
+        if not isinstance(raw_map, dict) or (raw_map and not role_claim):
+            raise SettingsError(f"{where}: role_map deve ser um objeto e exige role_claim.")
+        role_map = []
+        for value, target in raw_map.items():
+            if not isinstance(target, dict) or not target.get("org") or not target.get("role"):
+                raise SettingsError(f"{where}: role_map[{value!r}] deve ter org e role.")
+            if target["role"] not in MAPPABLE_ROLES:
+                raise SettingsError(f"{where}: role_map[{value!r}]: papel deve ser um de "
+                                    f"{', '.join(MAPPABLE_ROLES)}.")  # fmt: skip
+            role_map.append((str(value), str(target["org"]), str(target["role"])))
+        create_accounts = item.get("create_accounts", False)
+        if not isinstance(create_accounts, bool):
+            raise SettingsError(f"{where}: create_accounts deve ser true ou false.")
+        found.append(
+            OidcProvider(
+                name=name,
+                label=item.get("label") or ("gov.br" if govbr else name),
+                discovery_url=discovery,
+                issuer=issuer,
+                client_id=client_id,
+                client_secret=secret,
+                preset=preset,
+                scopes=tuple(scopes),
+                match=tuple(match),
+                cpf_claim=item.get("cpf_claim") or ("sub" if govbr else "cpf"),
+                logout=logout,
+                min_level=min_level,
+                level_claim=item.get("level_claim") or "reliability_info",
+                role_claim=role_claim,
+                role_map=tuple(role_map),
+                create_accounts=create_accounts,
+            )
+        )
+    return tuple(found)
 
 
 _settings: Settings | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from flask.sessions import SecureCookieSessionInterface
@@ -92,14 +93,29 @@ def _refuse_untrusted_proxy(app: Flask) -> None:
         return response
 
 
+def csp_for(settings) -> str:
+    """The policy, with the OpenID providers' origins allowed as form targets: signing out
+    (a form posted to /sair) ends at the provider's logout page."""
+    origins = []
+    for provider in getattr(settings, "oidc_providers", ()):
+        url = urlsplit(provider.discovery_url)
+        origin = f"{url.scheme}://{url.netloc}"
+        if origin not in origins:
+            origins.append(origin)
+    if not origins:
+        return CSP
+    return CSP.replace("form-action 'self'", "form-action 'self' " + " ".join(origins))
+
+
 def setup(app: Flask) -> None:
     csrf.init_app(app)
     app.session_interface = SessionInterface()
     _refuse_untrusted_proxy(app)
+    policy = csp_for(app.extensions.get("credencia.settings"))
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", CSP)
+        response.headers.setdefault("Content-Security-Policy", policy)
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")

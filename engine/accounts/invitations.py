@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
+from engine.accounts import passwords
 from engine.accounts import service as accounts
 from engine.accounts.models import Invitation, Organization, User
 from engine.audit import service as audit
@@ -236,8 +237,8 @@ def accept_new(
     name = (name or "").strip() or opened.invitation.name
     if len(name) > 200:
         raise Invalid({"name": "No máximo 200 caracteres."})
-    accounts.check_password(password)
     email = opened.invitation.email
+    passwords.check_new_password(password, email=email)
     who = Actor(user_id=None, label=email)
     user = accounts.new_user(session, who, email, name, password, org_id=opened.invitation.org_id)
     row = _take(session, token, user.id, now)

@@ -87,7 +87,8 @@ def revoke_role(session: Session, actor: Actor, org_id: int, membership_id: int)
     _release_tasks(session, actor, org_id, user_id, role)
 
 
-def _release_tasks(session: Session, actor: Actor, org_id: int, user_id: int, role: str) -> None:
+def _release_tasks(session: Session, actor: Actor, org_id: int, user_id: int, role: str,
+                   reason: str = "role_revoked") -> None:  # fmt: skip
     """Open tasks of the role's lane claimed by the person (the lane is the task's role; a
     person holds a role once per organization, so all of them lose their holder)."""
     tasks = session.scalars(
@@ -106,7 +107,7 @@ def _release_tasks(session: Session, actor: Actor, org_id: int, user_id: int, ro
         audit.record(session, actor, "task.released", org_id=org_id, entity_type="instance",
                      entity_id=task.instance_id,
                      data={"task": task.id, "name": task.name, "previous_assignee": user_id,
-                           "reason": "role_revoked"})  # fmt: skip
+                           "reason": reason})  # fmt: skip
 
 
 def member_ids(session: Session, org_id: int):

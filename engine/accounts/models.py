@@ -35,6 +35,14 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str] = mapped_column(String(10), default="pt_BR")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Eleven digits; how an OpenID provider (gov.br) that gives a CPF finds the account.
+    cpf: Mapped[str | None] = mapped_column(String(11), unique=True)
+    # Set while the account is deactivated (``active`` false): nobody signs in with it.
+    deactivated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The TOTP secret, encrypted by engine.secrets (never in clear); None: no second factor.
+    totp_secret: Mapped[str | None] = mapped_column(String(300))
+    # The last 30-second step whose code was accepted: a code works once.
+    totp_last_step: Mapped[int | None] = mapped_column(Integer)
 
     memberships: Mapped[list[Membership]] = relationship(back_populates="user")
 

@@ -251,10 +251,52 @@ account, sign in with it; if not, choose a password.</p>
 <p>If you did not expect this invitation, ignore this message: nothing changes unless you
 accept.</p>
 {% endblock %}""",
+    # ------------------------------------------------------------- password reset link
+    "password_reset.pt_BR.subject": "[Credencia] Redefinição de senha",
+    "password_reset.pt_BR.title": "Redefinição de senha",
+    "password_reset.pt_BR.txt": """Olá.
+
+Alguém (provavelmente você) pediu para redefinir a senha da conta {{ email }} no Credencia.
+
+Para escolher uma nova senha, abra o link abaixo nos próximos {{ minutes }} minutos. Ele só pode ser usado uma vez.
+{{ link }}
+
+Se não foi você, ignore esta mensagem: a senha atual continua valendo.
+
+{{ footer }}
+""",
+    "password_reset.pt_BR.html": """{% extends "layout.html" %}{% block body %}
+<p>Olá.</p>
+<p>Alguém (provavelmente você) pediu para redefinir a senha da conta {{ email }} no Credencia.</p>
+<p><a href="{{ link }}">Escolher uma nova senha</a> (nos próximos {{ minutes }} minutos; o link
+só pode ser usado uma vez).</p>
+<p>Se não foi você, ignore esta mensagem: a senha atual continua valendo.</p>
+{% endblock %}""",
+    "password_reset.en.subject": "[Credencia] Password reset",
+    "password_reset.en.title": "Password reset",
+    "password_reset.en.txt": """Hello.
+
+Someone (probably you) asked to reset the password of the account {{ email }} on Credencia.
+
+To choose a new password, open the link below within {{ minutes }} minutes. It works only once.
+{{ link }}
+
+If it was not you, ignore this message: your current password still works.
+
+{{ footer }}
+""",
+    "password_reset.en.html": """{% extends "layout.html" %}{% block body %}
+<p>Hello.</p>
+<p>Someone (probably you) asked to reset the password of the account {{ email }} on Credencia.</p>
+<p><a href="{{ link }}">Choose a new password</a> (within {{ minutes }} minutes; the link works
+only once).</p>
+<p>If it was not you, ignore this message: your current password still works.</p>
+{% endblock %}""",
 }
 
 KINDS = (
     "analysis_overdue", "overdue_digest", "certificate_expiry", "certificate_expired", "invitation",
+    "password_reset",
 )  # fmt: skip
 
 

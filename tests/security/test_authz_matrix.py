@@ -149,7 +149,10 @@ CSV = (
 )
 # The signed-in person's own session and preferences (not the organization's data).
 SESSION_ENDPOINTS = {"auth.login", "auth.logout", "auth.language", "auth.switch_org",
-                     "notifications.mark_read", "notifications.mark_all_read"}  # fmt: skip
+                     "notifications.mark_read", "notifications.mark_all_read",
+                     # one's own account: password, second factor, forgotten password
+                     "account.change_password", "account.totp_setup", "account.totp_disable",
+                     "account.totp_login", "account.forgot", "account.reset"}  # fmt: skip
 
 # ------------------------------------------------------------------ the matrix
 # Pages: the anonymous visitor is sent to the sign-in page (302); another organization's ids
@@ -362,6 +365,40 @@ EXPECTED: dict[tuple[str, str], Route] = {
         args={
             "invitation_id": lambda w, v: w.extra["invitation_b" if v == "org" else "invitation_a"]
         },
+    ),
+    # ---- deactivating a person: the admin, of a member of their organization only
+    ("/administracao/pessoas/<int:user_id>/desativar", "POST"): Route(
+        {"own": cell(302, 403, admin=302), "org": cell(302, 403, admin=404)},
+        args={"user_id": lambda w, v: w.extra["user_b" if v == "org" else "user_a"]},
+    ),
+    ("/administracao/pessoas/<int:user_id>/reativar", "POST"): Route(
+        {"own": cell(302, 403, admin=302), "org": cell(302, 403, admin=404)},
+        args={"user_id": lambda w, v: w.extra["user_b" if v == "org" else "user_a"]},
+    ),
+    # ---- OpenID Connect (no provider configured in this world: not found), one's own account
+    ("/entrar/oidc/<name>", "GET"): Route(
+        {"-": cell(404, 404)}, args={"name": lambda w, v: "govbr"}
+    ),
+    ("/entrar/oidc/<name>/retorno", "GET"): Route(
+        {"-": cell(404, 404)}, args={"name": lambda w, v: "govbr"}
+    ),
+    ("/entrar/codigo", "GET"): Route({"-": cell(302, 302)}),
+    ("/entrar/codigo", "POST"): Route({"-": cell(302, 302)}),
+    ("/conta", "GET"): Route({"-": cell(302, 200)}),
+    # Without the current password: refused at the field.
+    ("/conta/senha", "POST"): Route({"-": cell(302, 422)}),
+    ("/conta/dois-fatores", "GET"): Route({"-": cell(302, 200)}),
+    ("/conta/dois-fatores", "POST"): Route({"-": cell(302, 422)}),
+    ("/conta/dois-fatores/desativar", "POST"): Route({"-": cell(302, 422)}),
+    ("/senha/esqueci", "GET"): Route({"-": cell(200, 200)}),
+    ("/senha/esqueci", "POST"): Route(
+        {"-": cell(200, 200)}, data=lambda w, v: {"email": "ninguem@exemplo.gov.br"}
+    ),
+    ("/senha/redefinir/<token>", "GET"): Route(
+        {"-": cell(404, 404)}, args={"token": lambda w, v: "nao-vale.nada"}
+    ),
+    ("/senha/redefinir/<token>", "POST"): Route(
+        {"-": cell(404, 404)}, args={"token": lambda w, v: "nao-vale.nada"}
     ),
     # ---- invitations: only the invited account accepts (everyone else: another e-mail)
     ("/convites/<token>", "GET"): Route(
@@ -591,7 +628,7 @@ ARGS: dict[str, Callable[[SecWorld, str], Any]] = {
 # the other establishment and the other organization too.
 ESTABLISHMENT_ARGS = {"cnes", "instance_id", "raw_id", "task_id", "file_id", "credential_id"}
 ORG_ARGS = {"event_id", "membership_id", "token_id", "message_id", "notification_id",
-            "invitation_id"}  # fmt: skip
+            "invitation_id", "user_id"}  # fmt: skip
 
 
 def _rules(app: Any) -> list[tuple[str, str, Any]]:
@@ -760,13 +797,17 @@ def invitations(db, make, sec) -> None:
 
     from sqlalchemy import select
 
-    from engine.accounts.models import Invitation, Organization
+    from engine.accounts.models import Invitation, Organization, User
     from engine.db import utcnow
 
     make.user(ORG_B, "auditor", email="convidada.matriz@sp.gov.br")
+    make.user(ORG_A, "auditor", email="desativavel.matriz@pr.gov.br")
     token = "convite-da-matriz-" + "x" * 30
     with db.write() as s:
         ids = {}
+        for key, email in (("user_a", "desativavel.matriz@pr.gov.br"),
+                           ("user_b", "convidada.matriz@sp.gov.br")):  # fmt: skip
+            ids[key] = s.scalar(select(User.id).where(User.email == email))
         for key, slug, email, token_hash in (
             ("invite_link", ORG_A, "convidada.matriz@sp.gov.br", hashlib.sha256(token.encode()).hexdigest()),
             ("invitation_a", ORG_A, "mais.alguem@pr.gov.br", "a" * 64),  # the admin cancels it

@@ -7,6 +7,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     from web.ui import (
+        account,
         admin,
         audit,
         auth,
@@ -24,7 +25,7 @@ def register(app: Flask) -> None:
     )
 
     for module in (
-        auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
+        auth, account, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
         versions, credential_import, credentials, children,
     ):  # fmt: skip
         app.register_blueprint(module.bp)

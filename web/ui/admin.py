@@ -10,7 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Session
 
-from engine.accounts import invitations
+from engine.accounts import invitations, lifecycle
 from engine.accounts import members as members_svc
 from engine.accounts import tokens as tokens_svc
 from engine.definitions import service as definitions
@@ -101,6 +101,27 @@ def _change(action: str, change: Callable[[Session], object], done: str, anchor:
         change(s)
     flash(done, "success")
     return redirect(url_for("admin.index") + anchor)
+
+
+@bp.post("/pessoas/<int:user_id>/desativar")
+@login_required
+def deactivate(user_id: int):
+    """Ends the person's sessions and tokens at once and gives their claimed tasks back."""
+    return _change(
+        "user.deactivate",
+        lambda s: lifecycle.deactivate(s, actor(), user_id, org_id=org_id()),
+        _("Pessoa desativada: sessões encerradas, tokens revogados, tarefas devolvidas."),
+    )
+
+
+@bp.post("/pessoas/<int:user_id>/reativar")
+@login_required
+def reactivate(user_id: int):
+    return _change(
+        "user.reactivate",
+        lambda s: lifecycle.reactivate(s, actor(), user_id, org_id=org_id()),
+        _("Pessoa reativada."),
+    )
 
 
 @bp.post("/convites/<int:invitation_id>/cancelar")

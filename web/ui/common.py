@@ -7,7 +7,17 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from flask import Flask, current_app, g, redirect, render_template, request, session, url_for
+from flask import (
+    Flask,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from engine import identifiers
@@ -74,6 +84,15 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
         if g.get("user") is None:
             target = request.full_path if request.query_string else request.path
             return redirect(url_for("auth.login", next=target))
+        if (
+            settings().totp_required_for_admins
+            and not g.user.totp_secret
+            # Signed in through a provider: the provider authenticated (TOTP is for passwords).
+            and not session.get("oidc")
+            and any(grant.role == "admin" for grant in g.actor.grants)
+        ):
+            flash(_("Administradores precisam ativar a verificação em duas etapas."), "warning")
+            return redirect(url_for("account.totp_setup"))
         if g.get("org") is None:
             with db().write():  # audited like every other denial
                 raise actor().deny(
