@@ -415,6 +415,19 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/api/v1/establishments/<cnes>/certificates", "GET"): Route(
         {**seen(401, 200, 403, 404), "org+param": cell(401, 403)}, query=_org_param
     ),
+    # ---- API: analytics (every member; scoped users see their establishments' figures)
+    ("/api/v1/analytics/elements", "GET"): Route(
+        {"-": cell(401, 200), "org+param": cell(401, 403)},
+        query=lambda w, v: "&".join(
+            filter(None, ["process=credenciamento-rnds", _org_param(w, v)])
+        ),
+    ),
+    ("/api/v1/analytics/lead-times", "GET"): Route(
+        {"-": cell(401, 200), "org+param": cell(401, 403)}, query=_org_param
+    ),
+    ("/api/v1/analytics/datasus-response", "GET"): Route(
+        {"-": cell(401, 200), "org+param": cell(401, 403)}, query=_org_param
+    ),
     # ---- API: instances
     ("/api/v1/instances", "GET"): Route(
         {"-": cell(401, 200), "org+param": cell(401, 403)}, query=_org_param

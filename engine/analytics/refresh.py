@@ -1,0 +1,388 @@
+"""The incremental refresh of the analytics buckets: the scheduler's ``analytics`` job.
+
+Two watermarks in ``analytics_state``: task rows *created* after ``created_mark`` feed the
+entries (tokens passed, loops, stages reached, lead times, cumulative flow); task rows
+*completed or cancelled* after ``completed_mark`` feed the completions (durations, overdue,
+rejections, people). Each run reads only the rows past the marks (``ix_task_created_at``,
+``ix_task_completed_at``) and the other rows of their instances (``ix_task_instance``), adds
+its deltas to the buckets and moves the marks, in one transaction: a run that fails leaves
+the marks where they were, and the next run does the work again.
+
+The marks stop ``CREDENCIA_ANALYTICS_LAG_SECONDS`` before now: a task row carries the time its
+transaction *started*, so a row committed a little after a run could otherwise fall behind a
+mark already moved past it. The task-completion path is untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine.analytics import histogram
+from engine.analytics.models import (
+    ALL,
+    ELEMENT,
+    FLOW,
+    PERSON,
+    REJECTION,
+    REMAINING,
+    STAGE,
+    AnalyticsBucket,
+    AnalyticsState,
+)
+from engine.credentialing import vocabulary
+from engine.db import Database, utcnow
+from engine.definitions.models import ProcessDefinition
+from engine.establishments.models import Establishment
+from engine.runtime.models import COMPLETED, ProcessInstance, Task
+
+STATE = "tasks"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# The stage whose reaching ends a lead time and a forecast ("start to production").
+GOAL_STAGE = "Produção"
+CHUNK = 500
+COUNTERS = ("entered", "completed", "cancelled", "loops", "overdue", "with_due")
+DIMENSIONS = (
+    "kind", "org_id", "process_key", "version", "element_id", "lane", "uf", "municipio",
+    "portfolio_code", "stage", "period", "label",
+)  # fmt: skip
+
+
+def normalise_reason(text: str) -> str:
+    """A rejection reason reduced to compare equal to its variants: lower case, no accents, no
+    punctuation, single spaces ("IP  inválido." and "ip invalido" group together)."""
+    plain = unicodedata.normalize("NFKD", text or "")
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).lower()
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", plain).split())[:200]
+
+
+def request_kind(process_key: str, element_id: str) -> str:
+    """The kind of DATASUS request an analysis task answers (the RNDS guide's 72 hours apply
+    to each): homologation, production or change."""
+    if process_key == "alteracao-credencial":
+        return "change"
+    if process_key == "credenciamento-rnds":
+        return "production" if "producao" in element_id else "homologation"
+    return "other"
+
+
+@dataclass
+class Bucket:
+    """A bucket in memory: what a run adds to one row, or a row computed on demand."""
+
+    kind: str
+    org_id: int
+    process_key: str
+    version: int = 0
+    element_id: str = ""
+    lane: str = ""
+    uf: str = ""
+    municipio: str = ""
+    portfolio_code: str = ""
+    stage: str = ""
+    period: str = ""
+    label: str = ""
+    sample: str = ""
+    entered: int = 0
+    completed: int = 0
+    cancelled: int = 0
+    loops: int = 0
+    overdue: int = 0
+    with_due: int = 0
+    hist: dict[str, int] = field(default_factory=dict)
+    claim_hist: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        raw = "\x1f".join(str(getattr(self, d)) for d in DIMENSIONS)
+        return hashlib.sha1(raw.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+class Accumulator:
+    """Deltas by bucket, from task rows fed in by ``feed_created`` and ``feed_closed``."""
+
+    def __init__(self, tz: str) -> None:
+        self.zone = ZoneInfo(tz)
+        self.buckets: dict[tuple, Bucket] = {}
+
+    def bucket(self, **dims: Any) -> Bucket:
+        ident = tuple(dims.get(d, "") for d in DIMENSIONS)
+        found = self.buckets.get(ident)
+        if found is None:
+            found = self.buckets[ident] = Bucket(**dims)
+        return found
+
+    def month(self, when: datetime) -> str:
+        return when.astimezone(self.zone).strftime("%Y-%m")
+
+    def week(self, when: datetime) -> str:
+        day = when.astimezone(self.zone).date()
+        return (day - timedelta(days=day.weekday())).isoformat()
+
+    def _elements(self, r: Any, when: datetime) -> Iterator[Bucket]:
+        """The UF-wide and the município bucket of an element."""
+        for municipio in (ALL, r.municipio or ""):
+            yield self.bucket(
+                kind=ELEMENT, org_id=r.org_id, process_key=r.process_key, version=r.version,
+                element_id=r.element_id, lane=r.lane or "", uf=r.uf or "", municipio=municipio,
+                portfolio_code=r.portfolio_code, period=self.month(when),
+            )  # fmt: skip
+
+    def feed_created(self, r: Any, siblings: list[Any]) -> None:
+        """A task row that became ready; ``siblings``: every task row of its instance."""
+        earlier = [s for s in siblings if (s.created_at, s.id) < (r.created_at, r.id)]
+        loop = any(s.element_id == r.element_id for s in earlier)
+        for b in self._elements(r, r.created_at):
+            b.entered += 1
+            b.loops += int(loop)
+        if not r.stage or any(s.stage == r.stage for s in earlier):
+            return
+        # The instance reaches a stage with its first task of that stage.
+        lead = (r.created_at - r.started_at).total_seconds()
+        stage = self.bucket(
+            kind=STAGE, org_id=r.org_id, process_key=r.process_key, uf=r.uf or "",
+            portfolio_code=r.portfolio_code, stage=r.stage, period=self.month(r.created_at),
+        )  # fmt: skip
+        stage.entered += 1
+        histogram.add(stage.hist, lead)
+        self.bucket(
+            kind=FLOW, org_id=r.org_id, process_key=r.process_key, uf=r.uf or "",
+            portfolio_code=r.portfolio_code, stage=r.stage, period=self.week(r.created_at),
+        ).entered += 1  # fmt: skip
+        if r.stage != GOAL_STAGE:
+            return
+        reached: dict[str, datetime] = {}
+        for s in sorted(earlier, key=lambda s: (s.created_at, s.id)):
+            if s.stage and s.stage not in reached:
+                reached[s.stage] = s.created_at
+        for stage_name, when in reached.items():
+            remaining = self.bucket(
+                kind=REMAINING, org_id=r.org_id, process_key=r.process_key,
+                portfolio_code=r.portfolio_code, stage=stage_name,
+            )  # fmt: skip
+            remaining.entered += 1
+            histogram.add(remaining.hist, (r.created_at - when).total_seconds())
+
+    def feed_closed(self, r: Any, manifest: dict[str, Any] | None) -> None:
+        """A task row that was completed or cancelled."""
+        assert r.completed_at is not None
+        done = r.state == COMPLETED
+        late = done and r.due_at is not None and r.completed_at > r.due_at
+        for b in self._elements(r, r.completed_at):
+            if not done:
+                b.cancelled += 1
+                continue
+            b.completed += 1
+            histogram.add(b.hist, (r.completed_at - r.created_at).total_seconds())
+            if r.claimed_at is not None:
+                histogram.add(b.claim_hist, (r.completed_at - r.claimed_at).total_seconds())
+            if r.due_at is not None:
+                b.with_due += 1
+                b.overdue += int(late)
+        if not done:
+            return
+        month = self.month(r.completed_at)
+        if r.completed_by_id is not None:
+            person = self.bucket(
+                kind=PERSON, org_id=r.org_id, process_key=r.process_key, lane=r.lane or "",
+                period=month, label=str(r.completed_by_id),
+            )  # fmt: skip
+            person.completed += 1
+            if r.due_at is not None:
+                person.with_due += 1
+                person.overdue += int(late)
+        reason = vocabulary.rejection_reason(manifest or {}, r.data) if r.data else None
+        if reason:
+            label = normalise_reason(reason)
+            rejection = self.bucket(
+                kind=REJECTION, org_id=r.org_id, process_key=r.process_key,
+                element_id=r.element_id, lane=r.lane or "", uf=r.uf or "",
+                portfolio_code=r.portfolio_code, period=month, label=label,
+            )  # fmt: skip
+            rejection.completed += 1
+            rejection.sample = rejection.sample or reason.strip()[:500]
+
+
+def _columns(with_data: bool) -> list[Any]:
+    cols = [
+        Task.id, Task.instance_id, Task.org_id, Task.element_id, Task.lane, Task.role,
+        Task.state, Task.stage, Task.due_at, Task.created_at, Task.claimed_at,
+        Task.completed_at, Task.completed_by_id, ProcessInstance.process_key,
+        ProcessInstance.portfolio_code, ProcessInstance.started_at,
+        ProcessInstance.definition_id, ProcessDefinition.version, Establishment.uf,
+        Establishment.municipio,
+    ]  # fmt: skip
+    if with_data:
+        cols.append(Task.data)
+    return cols
+
+
+def task_rows(with_data: bool = False) -> Any:
+    """Task rows with the dimensions of their instance, establishment and process version."""
+    return (
+        select(*_columns(with_data))
+        .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+        .outerjoin(Establishment, Establishment.id == ProcessInstance.establishment_id)
+    )
+
+
+def _siblings(session: Session, instance_ids: Iterable[int]) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = defaultdict(list)
+    ids = sorted(set(instance_ids))
+    for start in range(0, len(ids), CHUNK):
+        part = ids[start : start + CHUNK]
+        stmt = select(
+            Task.id, Task.instance_id, Task.element_id, Task.stage, Task.created_at
+        ).where(Task.instance_id.in_(part))
+        for row in session.execute(stmt):
+            out[row.instance_id].append(row)
+    return out
+
+
+def _manifests(session: Session) -> dict[int, dict[str, Any]]:
+    return dict(session.execute(select(ProcessDefinition.id, ProcessDefinition.manifest)).all())
+
+
+def feed(
+    session: Session,
+    acc: Accumulator,
+    created: Any,
+    closed: Any,
+    *,
+    batch: int = 5000,
+) -> int:
+    """Feed the rows of two ``task_rows()`` statements (already filtered) into ``acc``."""
+    rows = 0
+    pending: list[Any] = []
+
+    def flush() -> None:
+        siblings = _siblings(session, (r.instance_id for r in pending))
+        for r in pending:
+            acc.feed_created(r, siblings[r.instance_id])
+        pending.clear()
+
+    for r in session.execute(created.execution_options(yield_per=batch)):
+        pending.append(r)
+        rows += 1
+        if len(pending) >= batch:
+            flush()
+    if pending:
+        flush()
+    manifests = _manifests(session)
+    for r in session.execute(closed.execution_options(yield_per=batch)):
+        acc.feed_closed(r, manifests.get(r.definition_id))
+        rows += 1
+    return rows
+
+
+def _write(session: Session, buckets: Iterable[Bucket]) -> int:
+    by_key = {b.key: b for b in buckets}
+    keys = sorted(by_key)
+    written = 0
+    for start in range(0, len(keys), CHUNK):
+        part = keys[start : start + CHUNK]
+        existing = {
+            row.key: row
+            for row in session.scalars(select(AnalyticsBucket).where(AnalyticsBucket.key.in_(part)))
+        }
+        for key in part:
+            delta = by_key[key]
+            row = existing.get(key)
+            if row is None:
+                values = {d: getattr(delta, d) for d in DIMENSIONS}
+                session.add(
+                    AnalyticsBucket(
+                        key=key, sample=delta.sample, hist=dict(delta.hist),
+                        claim_hist=dict(delta.claim_hist),
+                        **values, **{c: getattr(delta, c) for c in COUNTERS},
+                    )
+                )  # fmt: skip
+            else:
+                for c in COUNTERS:
+                    setattr(row, c, getattr(row, c) + getattr(delta, c))
+                # New dicts: the JSON columns are not mutation-tracked.
+                row.hist = histogram.merge(dict(row.hist or {}), delta.hist)
+                row.claim_hist = histogram.merge(dict(row.claim_hist or {}), delta.claim_hist)
+                row.sample = row.sample or delta.sample
+            written += 1
+    return written
+
+
+@dataclass
+class RefreshResult:
+    rows: int = 0
+    buckets: int = 0
+    created_mark: str = ""
+    completed_mark: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "buckets": self.buckets,
+            "created_mark": self.created_mark,
+            "completed_mark": self.completed_mark,
+        }
+
+
+def refresh(
+    db: Database,
+    settings: Any,
+    *,
+    now: datetime | None = None,
+    limit: int = 200_000,
+) -> RefreshResult:
+    """Add the task rows created or closed since the marks (at most ``limit`` of each per
+    run, oldest first: a long backlog, after an upgrade, drains over several runs)."""
+    upper = (now or utcnow()) - timedelta(seconds=settings.analytics_lag_seconds)
+    with db.write() as session:
+        lock = select(AnalyticsState).where(AnalyticsState.name == STATE)
+        state = session.scalar(lock.with_for_update())
+        if state is None:
+            state = AnalyticsState(name=STATE, last_rows=0)
+            session.add(state)
+            session.flush()
+        low_created = state.created_mark or EPOCH
+        low_closed = state.completed_mark or EPOCH
+        created_to = _bounded(session, Task.created_at, low_created, upper, limit)
+        closed_to = _bounded(session, Task.completed_at, low_closed, upper, limit)
+        created = task_rows().where(Task.created_at > low_created, Task.created_at <= created_to)
+        closed = task_rows(with_data=True).where(
+            Task.completed_at > low_closed, Task.completed_at <= closed_to
+        )
+        acc = Accumulator(settings.timezone)
+        rows = feed(session, acc, created, closed)
+        written = _write(session, acc.buckets.values())
+        state.created_mark = max(created_to, low_created)
+        state.completed_mark = max(closed_to, low_closed)
+        state.refreshed_at = utcnow()
+        state.last_rows = rows
+        return RefreshResult(
+            rows=rows,
+            buckets=written,
+            created_mark=state.created_mark.isoformat(),
+            completed_mark=state.completed_mark.isoformat(),
+        )
+
+
+def _bounded(session: Session, column: Any, low: datetime, upper: datetime, limit: int) -> datetime:
+    """The mark to move to: ``upper``, or earlier so that at most about ``limit`` rows are
+    taken (all rows of the last instant are, so the mark never splits an instant)."""
+    nth = session.scalar(
+        select(column).where(column > low, column <= upper).order_by(column).offset(limit).limit(1)
+    )
+    return upper if nth is None else nth
+
+
+def status(session: Session) -> AnalyticsState | None:
+    return session.get(AnalyticsState, STATE)
