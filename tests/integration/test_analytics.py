@@ -27,6 +27,12 @@ ANALYSIS = "avaliar_solicitacao_acesso"
 
 @pytest.fixture
 def world(make, client):
+    return make_world(make)
+
+
+def make_world(make):
+    """Three establishments of one organization; gestor and integrador on all three, and a
+    gestor scoped to the first."""
     people = cast(make, roles=("admin", "datasus", "auditor"), others=({}, {}))
     ests = [people.est, *people.others]
     cnes = [e.cnes for e in ests]

@@ -182,6 +182,7 @@ EXPECTED: dict[tuple[str, str], Route] = {
     # ---- inbox, dashboard
     ("/", "GET"): Route({"-": cell(302, 200)}),
     ("/painel", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
+    ("/analises", "GET"): Route({"-": cell(302, 200)}),
     ("/painel/exportar.csv", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
     ("/painel/iniciar", "POST"): Route(
         {"-": cell(302, 403, admin=200, gestor=200), "org": cell(302, 403, admin=200, gestor=200)},

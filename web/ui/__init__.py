@@ -8,6 +8,7 @@ from flask import Flask
 def register(app: Flask) -> None:
     from web.ui import (
         admin,
+        analytics,
         audit,
         auth,
         children,
@@ -25,7 +26,7 @@ def register(app: Flask) -> None:
 
     for module in (
         auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
-        versions, credential_import, credentials, children,
+        versions, credential_import, credentials, children, analytics,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)
