@@ -76,7 +76,7 @@
           var mode = button.getAttribute("data-mode");
           document.querySelectorAll("a[data-mode]").forEach(function (b) {
             var on = b === button;
-            b.setAttribute("aria-pressed", on ? "true" : "false");
+            if (on) { b.setAttribute("aria-current", "true"); } else { b.removeAttribute("aria-current"); }
             b.classList.toggle("primary", on);
             b.classList.toggle("secondary", !on);
           });
