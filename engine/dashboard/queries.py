@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, aliased, defer
 
 from engine.access.actor import Actor
 from engine.accounts.models import User
+from engine.analytics.queries import Forecast, Forecaster
 from engine.certificates.models import Certificate
 from engine.credentials.models import STATUS_LABELS, STATUSES, Credential
 from engine.dashboard import counts as stage_counts
@@ -68,6 +69,12 @@ class Row:
     credential: Credential | None = None
     in_progress: InProgress | None = None  # a process running on the credential
     covered_by: Coverage | None = None  # a child establishment's covering credential
+    # Expected date to production of a running instance (None: not enough history).
+    forecast: Forecast | None = None
+
+    @property
+    def forecastable(self) -> bool:
+        return self.instance is not None and self.instance.status == "running"
 
     @property
     def stage_label(self) -> str:
@@ -212,6 +219,7 @@ def _decorate(
     pairs: list[tuple[Establishment, ProcessInstance | None]],
     now: datetime,
     hidden: frozenset[str],
+    forecaster: Forecaster | None = None,
 ) -> list[Row]:
     est_ids = {e.id for e, _i in pairs}
     creds = row_credentials.of_establishments(session, org_id, est_ids)
@@ -276,15 +284,21 @@ def _decorate(
             rows.append(Row(est, None, NOT_STARTED, None, covered_by=covered, **extra))
             continue
         days = max(0, (now - inst.stage_since).days) if inst.stage_since else None
+        if forecaster is not None:
+            extra["forecast"] = forecaster(
+                inst.process_key, inst.portfolio_code, inst.stage, inst.stage_since, inst.status
+            )
         rows.append(Row(est, inst, inst.stage or "", days, **extra))
     return rows
 
 
 def iter_rows(
-    session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
-) -> Iterator[Row]:
+    session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
+    forecast_min_history: int = 5,
+) -> Iterator[Row]:  # fmt: skip
     """Every filtered row, read in batches (for the CSV export)."""
     _require(actor, org_id)
+    forecaster = Forecaster(session, org_id, forecast_min_history)
     now = utcnow()
     hidden = row_credentials.after_go_live_keys(session)
     # One query read through a server-side cursor, BATCH rows at a time (LIMIT/OFFSET pages
@@ -294,13 +308,16 @@ def iter_rows(
     )
     try:
         for pairs in result.partitions():
-            yield from _decorate(session, org_id, [tuple(p) for p in pairs], now, hidden)
+            yield from _decorate(
+                session, org_id, [tuple(p) for p in pairs], now, hidden, forecaster
+            )
     finally:
         result.close()
 
 
 def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
-         limit: int = 100, offset: int = 0) -> tuple[list[Row], int]:  # fmt: skip
+         limit: int = 100, offset: int = 0,
+         forecast_min_history: int = 5) -> tuple[list[Row], int]:  # fmt: skip
     """One page of rows and the number of rows in all."""
     _require(actor, org_id)
     hidden = row_credentials.after_go_live_keys(session)
@@ -312,7 +329,8 @@ def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters
     else:
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     pairs = list(session.execute(stmt.limit(limit).offset(offset)))
-    return _decorate(session, org_id, pairs, utcnow(), hidden), total or 0
+    forecaster = Forecaster(session, org_id, forecast_min_history) if pairs else None
+    return _decorate(session, org_id, pairs, utcnow(), hidden, forecaster), total or 0
 
 
 def _counted(actor: Actor, org_id: int, filters: Filters) -> bool:
@@ -354,19 +372,33 @@ def summary(session: Session, actor: Actor, org_id: int, filters: Filters = Filt
 CSV_HEADER = ("cnes", "estabelecimento", "uf", "municipio", "processo", "portfolio", "etapa", "status",
               "dias_na_etapa", "tarefas_abertas", "tarefas_atrasadas", "responsaveis",
               "numero_solicitacao", "identificador_solicitante", "instancia", "certificado_valido_ate",
-              "credencial", "situacao_credencial", "em_andamento", "instancia_em_andamento")  # fmt: skip
+              "credencial", "situacao_credencial", "em_andamento", "instancia_em_andamento",
+              "previsao_producao", "previsao_producao_de", "previsao_producao_ate")  # fmt: skip
 
 
 def csv_lines(
-    session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
-) -> Iterator[str]:
+    session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
+    forecast_min_history: int = 5,
+) -> Iterator[str]:  # fmt: skip
     """The filtered rows as CSV text, one chunk per line (streamed by the web face)."""
     _require(actor, org_id)
-    yield from spreadsheet_lines(CSV_HEADER, _csv_rows(session, actor, org_id, filters))
+    rows = _csv_rows(session, actor, org_id, filters, forecast_min_history)
+    yield from spreadsheet_lines(CSV_HEADER, rows)
 
 
-def _csv_rows(session: Session, actor: Actor, org_id: int, filters: Filters) -> Iterator[list[Any]]:
-    for row in iter_rows(session, actor, org_id, filters):
+def _forecast_cells(row: Row) -> list[str]:
+    if row.forecast is None:
+        return ["historico insuficiente" if row.forecastable else "", "", ""]
+    f = row.forecast
+    return [f.expected.date().isoformat(), f.low.date().isoformat(), f.high.date().isoformat()]
+
+
+def _csv_rows(
+    session: Session, actor: Actor, org_id: int, filters: Filters, forecast_min_history: int
+) -> Iterator[list[Any]]:
+    for row in iter_rows(
+        session, actor, org_id, filters, forecast_min_history=forecast_min_history
+    ):
         est, inst, cred, running = row.establishment, row.instance, row.credential, row.in_progress
         yield [
             est.cnes, est.razao_social, est.uf, est.municipio,
@@ -381,4 +413,5 @@ def _csv_rows(session: Session, actor: Actor, org_id: int, filters: Filters) -> 
             cred.id if cred else row.covered_by.credential_id if row.covered_by else "",
             cred.status_label if cred else row.covered_by.text if row.covered_by else "",
             running.stage if running else "", running.instance_id if running else "",
+            *_forecast_cells(row),
         ]  # fmt: skip

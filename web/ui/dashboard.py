@@ -17,6 +17,7 @@ from web.ui.common import (
     org_id,
     page_arg,
     render_list,
+    settings,
     start_answers,
     text_arg,
 )
@@ -51,7 +52,8 @@ def index():
     filters = _filters()
     with db().read() as s:
         offset = (page_arg() - 1) * PAGE
-        rows, total = dash.page(s, actor(), org_id(), filters, limit=PAGE, offset=offset)
+        rows, total = dash.page(s, actor(), org_id(), filters, limit=PAGE, offset=offset,
+                                forecast_min_history=settings().analytics_forecast_min_history)  # fmt: skip
         summary = dash.summary(s, actor(), org_id(), filters)
         portfolios = establishment_queries.active_portfolios(s)
         municipios = establishment_queries.municipios(s, actor(), org_id())
@@ -65,13 +67,14 @@ def index():
 def export():
     filters = _filters()
     a, org = actor(), org_id()
+    min_history = settings().analytics_forecast_min_history
     with db().read() as s:
         dash.page(s, a, org, filters, limit=0)  # checks permission before the stream starts
     database = db()
 
     def generate():
         with database.read() as s:
-            yield from dash.csv_lines(s, a, org, filters)
+            yield from dash.csv_lines(s, a, org, filters, forecast_min_history=min_history)
 
     response = Response(generate(), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="painel-credenciamento.csv"'
