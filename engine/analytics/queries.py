@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, true
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
@@ -32,7 +32,14 @@ from engine.analytics.models import (
     STAGE,
     AnalyticsBucket,
 )
-from engine.analytics.refresh import Accumulator, feed, request_kind, status, task_rows
+from engine.analytics.refresh import (
+    Accumulator,
+    created_rows,
+    feed,
+    request_kind,
+    status,
+    task_rows,
+)
 from engine.db import utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Invalid, NotFound
@@ -98,10 +105,11 @@ class Source:
             ids = sorted(self.visible or ())
             if ids:
                 mine = Task.establishment_id.in_(ids)
+                instances = select(Task.instance_id).where(Task.org_id == self.org_id, mine)
                 feed(
                     self.session,
                     acc,
-                    task_rows().where(Task.org_id == self.org_id, mine),
+                    created_rows(instances.distinct(), true()),
                     task_rows(with_data=True).where(
                         Task.org_id == self.org_id, mine, Task.completed_at.is_not(None)
                     ),

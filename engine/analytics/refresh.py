@@ -18,14 +18,13 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from engine.analytics import histogram
@@ -138,14 +137,14 @@ class Accumulator:
                 portfolio_code=r.portfolio_code, period=self.month(when),
             )  # fmt: skip
 
-    def feed_created(self, r: Any, siblings: list[Any]) -> None:
-        """A task row that became ready; ``siblings``: every task row of its instance."""
-        earlier = [s for s in siblings if (s.created_at, s.id) < (r.created_at, r.id)]
-        loop = any(s.element_id == r.element_id for s in earlier)
+    def feed_created(self, r: Any, reached: dict[str, datetime]) -> None:
+        """A task row that became ready. ``r.element_seq`` / ``r.stage_seq``: its rank among
+        its instance's rows of the same element / stage (1: the first); ``reached``: when the
+        instance first reached each stage before this row."""
         for b in self._elements(r, r.created_at):
             b.entered += 1
-            b.loops += int(loop)
-        if not r.stage or any(s.stage == r.stage for s in earlier):
+            b.loops += int(r.element_seq > 1)
+        if not r.stage or r.stage_seq > 1:
             return
         # The instance reaches a stage with its first task of that stage.
         lead = (r.created_at - r.started_at).total_seconds()
@@ -161,10 +160,6 @@ class Accumulator:
         ).entered += 1  # fmt: skip
         if r.stage != GOAL_STAGE:
             return
-        reached: dict[str, datetime] = {}
-        for s in sorted(earlier, key=lambda s: (s.created_at, s.id)):
-            if s.stage and s.stage not in reached:
-                reached[s.stage] = s.created_at
         for stage_name, when in reached.items():
             remaining = self.bucket(
                 kind=REMAINING, org_id=r.org_id, process_key=r.process_key,
@@ -237,21 +232,35 @@ def task_rows(with_data: bool = False) -> Any:
     )
 
 
-def _siblings(session: Session, instance_ids: Iterable[int]) -> dict[int, list[Any]]:
-    out: dict[int, list[Any]] = defaultdict(list)
-    ids = sorted(set(instance_ids))
-    for start in range(0, len(ids), CHUNK):
-        part = ids[start : start + CHUNK]
-        stmt = select(
-            Task.id, Task.instance_id, Task.element_id, Task.stage, Task.created_at
-        ).where(Task.instance_id.in_(part))
-        for row in session.execute(stmt):
-            out[row.instance_id].append(row)
-    return out
-
-
 def _manifests(session: Session) -> dict[int, dict[str, Any]]:
     return dict(session.execute(select(ProcessDefinition.id, ProcessDefinition.manifest)).all())
+
+
+def created_rows(instances: Any, fresh: Any) -> Any:
+    """The task rows that feed ``feed_created``: of the instances selected by ``instances``
+    (a subquery of ids), the rows where ``fresh`` holds (the new ones) and each instance's first
+    row of every stage (when it reached it), with their ranks per element and per stage (window
+    functions: one sort in the database instead of one look-up per row), in instance order."""
+    order = (Task.created_at, Task.id)
+    inner = (
+        task_rows()
+        .add_columns(
+            func.row_number()
+            .over(partition_by=(Task.instance_id, Task.element_id), order_by=order)
+            .label("element_seq"),
+            func.row_number()
+            .over(partition_by=(Task.instance_id, Task.stage), order_by=order)
+            .label("stage_seq"),
+            case((fresh, 1), else_=0).label("fresh"),
+        )
+        .where(Task.instance_id.in_(instances))
+        .subquery()
+    )
+    return (
+        select(inner)
+        .where(or_(inner.c.fresh == 1, inner.c.stage_seq == 1))
+        .order_by(inner.c.instance_id, inner.c.created_at, inner.c.id)
+    )
 
 
 def feed(
@@ -262,23 +271,18 @@ def feed(
     *,
     batch: int = 5000,
 ) -> int:
-    """Feed the rows of two ``task_rows()`` statements (already filtered) into ``acc``."""
+    """Feed the rows of ``created_rows(...)`` and of a ``task_rows(with_data=True)``
+    statement (already filtered) into ``acc``; the number of new rows read."""
     rows = 0
-    pending: list[Any] = []
-
-    def flush() -> None:
-        siblings = _siblings(session, (r.instance_id for r in pending))
-        for r in pending:
-            acc.feed_created(r, siblings[r.instance_id])
-        pending.clear()
-
+    instance_id, reached = None, {}
     for r in session.execute(created.execution_options(yield_per=batch)):
-        pending.append(r)
-        rows += 1
-        if len(pending) >= batch:
-            flush()
-    if pending:
-        flush()
+        if r.instance_id != instance_id:
+            instance_id, reached = r.instance_id, {}
+        if r.fresh:
+            acc.feed_created(r, reached)
+            rows += 1
+        if r.stage and r.stage_seq == 1:
+            reached[r.stage] = r.created_at
     manifests = _manifests(session)
     for r in session.execute(closed.execution_options(yield_per=batch)):
         acc.feed_closed(r, manifests.get(r.definition_id))
@@ -356,7 +360,8 @@ def refresh(
         low_closed = state.completed_mark or EPOCH
         created_to = _bounded(session, Task.created_at, low_created, upper, limit)
         closed_to = _bounded(session, Task.completed_at, low_closed, upper, limit)
-        created = task_rows().where(Task.created_at > low_created, Task.created_at <= created_to)
+        window = and_(Task.created_at > low_created, Task.created_at <= created_to)
+        created = created_rows(select(Task.instance_id).where(window).distinct(), window)
         closed = task_rows(with_data=True).where(
             Task.completed_at > low_closed, Task.completed_at <= closed_to
         )
