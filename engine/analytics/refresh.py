@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.analytics import histogram
@@ -75,7 +75,7 @@ def request_kind(process_key: str, element_id: str) -> str:
     return "other"
 
 
-@dataclass
+@dataclass(slots=True)
 class Bucket:
     """A bucket in memory: what a run adds to one row, or a row computed on demand."""
 
@@ -291,36 +291,45 @@ def feed(
 
 
 def _write(session: Session, buckets: Iterable[Bucket]) -> int:
+    """Add the deltas to their rows: one SELECT per CHUNK keys, then one executemany INSERT
+    of the new rows and one executemany UPDATE by primary key of the others (Core, not ORM
+    objects: a backfill writes hundreds of thousands of buckets)."""
+    B = AnalyticsBucket
     by_key = {b.key: b for b in buckets}
     keys = sorted(by_key)
-    written = 0
     for start in range(0, len(keys), CHUNK):
         part = keys[start : start + CHUNK]
         existing = {
             row.key: row
-            for row in session.scalars(select(AnalyticsBucket).where(AnalyticsBucket.key.in_(part)))
+            for row in session.execute(
+                select(
+                    B.id, B.key, B.sample, B.hist, B.claim_hist, *(getattr(B, c) for c in COUNTERS)
+                ).where(B.key.in_(part))
+            )
         }
+        inserts, updates = [], []
         for key in part:
             delta = by_key[key]
             row = existing.get(key)
             if row is None:
-                values = {d: getattr(delta, d) for d in DIMENSIONS}
-                session.add(
-                    AnalyticsBucket(
-                        key=key, sample=delta.sample, hist=dict(delta.hist),
-                        claim_hist=dict(delta.claim_hist),
-                        **values, **{c: getattr(delta, c) for c in COUNTERS},
-                    )
-                )  # fmt: skip
+                inserts.append({
+                    "key": key, "sample": delta.sample, "hist": delta.hist,
+                    "claim_hist": delta.claim_hist,
+                    **{d: getattr(delta, d) for d in DIMENSIONS},
+                    **{c: getattr(delta, c) for c in COUNTERS},
+                })  # fmt: skip
             else:
-                for c in COUNTERS:
-                    setattr(row, c, getattr(row, c) + getattr(delta, c))
-                # New dicts: the JSON columns are not mutation-tracked.
-                row.hist = histogram.merge(dict(row.hist or {}), delta.hist)
-                row.claim_hist = histogram.merge(dict(row.claim_hist or {}), delta.claim_hist)
-                row.sample = row.sample or delta.sample
-            written += 1
-    return written
+                updates.append({
+                    "id": row.id, "sample": row.sample or delta.sample,
+                    "hist": histogram.merge(dict(row.hist or {}), delta.hist),
+                    "claim_hist": histogram.merge(dict(row.claim_hist or {}), delta.claim_hist),
+                    **{c: getattr(row, c) + getattr(delta, c) for c in COUNTERS},
+                })  # fmt: skip
+        if inserts:
+            session.execute(insert(B), inserts)
+        if updates:
+            session.execute(update(B), updates)
+    return len(keys)
 
 
 @dataclass
