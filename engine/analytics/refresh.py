@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,29 +113,47 @@ class Accumulator:
     def __init__(self, tz: str) -> None:
         self.zone = ZoneInfo(tz)
         self.buckets: dict[tuple, Bucket] = {}
+        self._months: dict[int, str] = {}
+        self._weeks: dict[int, str] = {}
 
     def bucket(self, **dims: Any) -> Bucket:
-        ident = tuple(dims.get(d, "") for d in DIMENSIONS)
+        ident = tuple(dims.get(d, 0 if d == "version" else "") for d in DIMENSIONS)
         found = self.buckets.get(ident)
         if found is None:
             found = self.buckets[ident] = Bucket(**dims)
         return found
 
     def month(self, when: datetime) -> str:
-        return when.astimezone(self.zone).strftime("%Y-%m")
+        # Cached per hour: astimezone and strftime are most of the time of a row otherwise.
+        hour = int(when.timestamp()) // 3600
+        found = self._months.get(hour)
+        if found is None:
+            found = self._months[hour] = when.astimezone(self.zone).strftime("%Y-%m")
+        return found
 
     def week(self, when: datetime) -> str:
-        day = when.astimezone(self.zone).date()
-        return (day - timedelta(days=day.weekday())).isoformat()
+        hour = int(when.timestamp()) // 3600
+        found = self._weeks.get(hour)
+        if found is None:
+            day = when.astimezone(self.zone).date()
+            found = self._weeks[hour] = (day - timedelta(days=day.weekday())).isoformat()
+        return found
 
-    def _elements(self, r: Any, when: datetime) -> Iterator[Bucket]:
+    def _elements(self, r: Any, when: datetime) -> tuple[Bucket, Bucket]:
         """The UF-wide and the município bucket of an element."""
+        period, lane, uf = self.month(when), r.lane or "", r.uf or ""
+        out = []
         for municipio in (ALL, r.municipio or ""):
-            yield self.bucket(
-                kind=ELEMENT, org_id=r.org_id, process_key=r.process_key, version=r.version,
-                element_id=r.element_id, lane=r.lane or "", uf=r.uf or "", municipio=municipio,
-                portfolio_code=r.portfolio_code, period=self.month(when),
-            )  # fmt: skip
+            ident = (ELEMENT, r.org_id, r.process_key, r.version, r.element_id, lane, uf,
+                     municipio, r.portfolio_code, "", period, "")  # fmt: skip
+            found = self.buckets.get(ident)
+            if found is None:
+                found = self.buckets[ident] = Bucket(
+                    ELEMENT, r.org_id, r.process_key, r.version, r.element_id, lane, uf,
+                    municipio, r.portfolio_code, "", period, "",
+                )  # fmt: skip
+            out.append(found)
+        return out[0], out[1]
 
     def feed_created(self, r: Any, reached: dict[str, datetime]) -> None:
         """A task row that became ready. ``r.element_seq`` / ``r.stage_seq``: its rank among
