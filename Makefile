@@ -83,6 +83,7 @@ test-lowest: $(LOWEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/analytics.py --quick
 
 ## Render every process to diagrams/*.svg and *.png (bpmn-js in headless Chromium)
 diagrams: $(TEST_STAMP) $(ASSETS_STAMP) chromium
