@@ -297,6 +297,7 @@ def lead_times(
     *,
     tz: str,
     group: str = "",
+    flow: bool = True,
 ) -> LeadTimeReport:
     """Time from the start of an instance to its reaching each stage (the goal stage
     ``Produção``: start to production), by portfolio or UF when ``group`` says so; and the
@@ -324,22 +325,22 @@ def lead_times(
     rank = {s: i for i, s in enumerate(stages)}
     items.sort(key=lambda i: (rank.get(i.stage, len(rank)), i.stage, i.group))
     weekly: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for b in source.buckets(FLOW, f, period=False):
+    for b in source.buckets(FLOW, f, period=False) if flow else ():
         weekly[b.period][b.stage] += b.entered
     weeks = sorted(weekly)
     flow_stages = [s for s in stages if any(s in weekly[w] for w in weeks)]
     flow_stages += sorted({s for w in weeks for s in weekly[w]} - set(flow_stages))
-    flow: dict[str, list[int]] = {}
+    series: dict[str, list[int]] = {}
     for stage in flow_stages:
-        total, series = 0, []
+        total, cumulative = 0, []
         for week in weeks:
             total += weekly[week].get(stage, 0)
-            series.append(total)
-        flow[stage] = series
+            cumulative.append(total)
+        series[stage] = cumulative
     shown = [i for i, w in enumerate(weeks) if _in_period(w, f)]
     weeks = [weeks[i] for i in shown]
-    flow = {stage: [series[i] for i in shown] for stage, series in flow.items()}
-    return LeadTimeReport(f.process_key, stages, items, weeks, flow)
+    series = {stage: [values[i] for i in shown] for stage, values in series.items()}
+    return LeadTimeReport(f.process_key, stages, items, weeks, series)
 
 
 # ------------------------------------------------------------------ DATASUS

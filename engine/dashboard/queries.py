@@ -9,7 +9,7 @@ credentialing shows the credential that covers it (engine/dashboard/credentials.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session, aliased, defer
 
 from engine.access.actor import Actor
 from engine.accounts.models import User
-from engine.analytics.queries import Forecast, Forecaster
 from engine.certificates.models import Certificate
 from engine.credentials.models import STATUS_LABELS, STATUSES, Credential
 from engine.dashboard import counts as stage_counts
@@ -32,6 +31,10 @@ from engine.exports.csvsafe import spreadsheet_lines
 from engine.runtime.models import READY, ProcessInstance, Task
 
 NOT_STARTED = "Não iniciado"
+# (process key, portfolio, stage, stage since, status) -> a forecast or None: given by the
+# caller (engine.analytics.queries.Forecaster; analytics depends on runtime, which depends on
+# this package, so it is not imported here).
+Forecaster = Callable[[str, str, str, datetime | None, str], Any]
 VIEW_ROLES = ("admin", "auditor")
 BATCH = 500
 EXPIRING_DAYS = 60
@@ -69,8 +72,9 @@ class Row:
     credential: Credential | None = None
     in_progress: InProgress | None = None  # a process running on the credential
     covered_by: Coverage | None = None  # a child establishment's covering credential
-    # Expected date to production of a running instance (None: not enough history).
-    forecast: Forecast | None = None
+    # Expected date to production of a running instance (engine.analytics.queries.Forecast;
+    # None: not enough history, or no forecaster given).
+    forecast: Any = None
 
     @property
     def forecastable(self) -> bool:
@@ -294,11 +298,10 @@ def _decorate(
 
 def iter_rows(
     session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
-    forecast_min_history: int = 5,
+    forecaster: Forecaster | None = None,
 ) -> Iterator[Row]:  # fmt: skip
     """Every filtered row, read in batches (for the CSV export)."""
     _require(actor, org_id)
-    forecaster = Forecaster(session, org_id, forecast_min_history)
     now = utcnow()
     hidden = row_credentials.after_go_live_keys(session)
     # One query read through a server-side cursor, BATCH rows at a time (LIMIT/OFFSET pages
@@ -317,7 +320,7 @@ def iter_rows(
 
 def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
          limit: int = 100, offset: int = 0,
-         forecast_min_history: int = 5) -> tuple[list[Row], int]:  # fmt: skip
+         forecaster: Forecaster | None = None) -> tuple[list[Row], int]:  # fmt: skip
     """One page of rows and the number of rows in all."""
     _require(actor, org_id)
     hidden = row_credentials.after_go_live_keys(session)
@@ -329,7 +332,6 @@ def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters
     else:
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     pairs = list(session.execute(stmt.limit(limit).offset(offset)))
-    forecaster = Forecaster(session, org_id, forecast_min_history) if pairs else None
     return _decorate(session, org_id, pairs, utcnow(), hidden, forecaster), total or 0
 
 
@@ -378,11 +380,11 @@ CSV_HEADER = ("cnes", "estabelecimento", "uf", "municipio", "processo", "portfol
 
 def csv_lines(
     session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
-    forecast_min_history: int = 5,
+    forecaster: Forecaster | None = None,
 ) -> Iterator[str]:  # fmt: skip
     """The filtered rows as CSV text, one chunk per line (streamed by the web face)."""
     _require(actor, org_id)
-    rows = _csv_rows(session, actor, org_id, filters, forecast_min_history)
+    rows = _csv_rows(session, actor, org_id, filters, forecaster)
     yield from spreadsheet_lines(CSV_HEADER, rows)
 
 
@@ -394,11 +396,9 @@ def _forecast_cells(row: Row) -> list[str]:
 
 
 def _csv_rows(
-    session: Session, actor: Actor, org_id: int, filters: Filters, forecast_min_history: int
+    session: Session, actor: Actor, org_id: int, filters: Filters, forecaster: Forecaster | None
 ) -> Iterator[list[Any]]:
-    for row in iter_rows(
-        session, actor, org_id, filters, forecast_min_history=forecast_min_history
-    ):
+    for row in iter_rows(session, actor, org_id, filters, forecaster=forecaster):
         est, inst, cred, running = row.establishment, row.instance, row.credential, row.in_progress
         yield [
             est.cnes, est.razao_social, est.uf, est.municipio,

@@ -56,6 +56,12 @@ def test_forecast_on_the_instance_page_the_dashboard_and_its_csv(app, client, db
         html = pages.get("/painel").get_data(as_text=True)
         assert "02/12/2026" in html and "histórico insuficiente" in html
         text = pages.get("/painel/exportar.csv").get_data(as_text=True)
+        # Start to production on the Análises page: the one instance, 10 days, RIRA and PR.
+        html = pages.get("/analises").get_data(as_text=True)
+        goal = html.split('id="table-goal-portfolio"')[1].split("</table>")[0]
+        assert '<th scope="row">RIRA</th><td>1</td><td>10.0</td><td>10.0</td>' in goal
+        goal = html.split('id="table-goal-uf"')[1].split("</table>")[0]
+        assert f'<th scope="row">{ests[0].uf}</th><td>1</td><td>10.0</td>' in goal
     rows = {
         (r["cnes"], r["portfolio"]): r
         for r in csv.DictReader(io.StringIO(text.lstrip("\ufeff")), delimiter=";")

@@ -12,6 +12,7 @@ from flask import Blueprint, render_template, request
 from flask_babel import gettext as _
 
 from engine.analytics import queries as analytics
+from engine.analytics.refresh import GOAL_STAGE
 from engine.definitions import queries as definition_queries
 from engine.errors import Invalid
 from engine.establishments import queries as establishment_queries
@@ -53,6 +54,14 @@ def index():
     with db().read() as s:
         elements = analytics.elements(s, a, org, f, tz=tz)
         lead = analytics.lead_times(s, a, org, f, tz=tz)
+        # Start to production, by portfolio and by UF (no flow: the page has it already).
+        to_goal = {
+            group: [
+                i for i in analytics.lead_times(s, a, org, f, tz=tz, group=group, flow=False).items
+                if i.stage == GOAL_STAGE
+            ]
+            for group in ("portfolio", "uf")
+        }  # fmt: skip
         datasus = analytics.datasus_response(s, a, org, f, tz=tz)
         wide = any(a.has_role(org, role) for role in analytics.ORG_ROLES)
         team = analytics.team(s, a, org, f, tz=tz) if wide else None
@@ -63,7 +72,7 @@ def index():
     chart_data = _chart_data(elements, lead, datasus, mode, xml)
     return render_template(
         "analytics.html", f=f, mode=mode, chart_data=chart_data, errors=errors, elements=elements, lead=lead,
-        datasus=datasus, team=team, versions=versions, portfolios=portfolios,
+        datasus=datasus, team=team, to_goal=to_goal, versions=versions, portfolios=portfolios,
         municipios=municipios, ufs=UFS, bpmn_xml=xml, modes=MODES,
         datasus_hours=analytics.DATASUS_HOURS,
     )  # fmt: skip
