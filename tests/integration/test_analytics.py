@@ -4,8 +4,7 @@ rejections written two ways — on both databases, refreshed by the scheduler's 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 import time_machine
@@ -16,13 +15,17 @@ from engine.analytics import refresh as analytics_refresh
 from engine.analytics.models import AnalyticsBucket
 from engine.audit.models import AuditEvent
 from engine.demo import samples
-from engine.scheduler import jobs
-from tests.support.builders import Flow, cast
-
-SP = ZoneInfo("America/Sao_Paulo")
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=SP)  # a Monday
-HOUR = 3600
-ANALYSIS = "avaliar_solicitacao_acesso"
+from tests.support.analytics import (
+    ANALYSIS,
+    HOUR,
+    T0,
+    answer,
+    elements,
+    make_world,
+    refresh,
+    walk,
+)
+from tests.support.builders import cast
 
 
 @pytest.fixture
@@ -30,89 +33,13 @@ def world(make, client):
     return make_world(make)
 
 
-def make_world(make):
-    """Three establishments of one organization; gestor and integrador on all three, and a
-    gestor scoped to the first."""
-    people = cast(make, roles=("admin", "datasus", "auditor"), others=({}, {}))
-    ests = [people.est, *people.others]
-    cnes = [e.cnes for e in ests]
-    users = dict(people.users)
-    users["Gestor"] = make.user(people.slug, "gestor", *cnes)
-    users["Integrador"] = make.user(people.slug, "integrador", *cnes)
-    users["DATASUS"] = users["datasus"]
-    users["scoped"] = make.user(people.slug, "gestor", cnes[0])
-    return people, ests, users
-
-
-def _start(client, users, est) -> Flow:
-    res = client.post(
-        "/api/v1/instances",
-        json={"process": "credenciamento-rnds", "establishment": est.cnes, "portfolio": "RIRA"},
-        headers=users["admin"].headers,
-    )
-    assert res.status_code == 201, res.json
-    ops = client.get("/api/v1/portfolios", headers=users["admin"].headers).json["items"]
-    portfolio = next(p for p in ops if p["code"] == "RIRA")
-    flow = Flow(client, users, res.json["id"], est, portfolio)
-    for element in (
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "ambientar_servicos",
-        "solicitar_acesso_homologacao",
-    ):
-        flow.complete(element)
-    return flow
-
-
-def _answer(client, users, flow: Flow) -> None:
-    """The DATASUS analyst claims the analysis one hour before answering it."""
-    task = flow.task(ANALYSIS)
-    res = client.post(f"/api/v1/tasks/{task['id']}/claim", headers=users["DATASUS"].headers)
-    assert res.status_code == 200, res.json
-
-
-def _walk(client, world) -> list[Flow]:
-    people, ests, users = world
-    durations = (2 * HOUR, 3 * HOUR, 10 * HOUR)
-    reasons = ("IP inválido.", "ip  invalido")
-    flows = []
-    for i, est in enumerate(ests):
-        with time_machine.travel(T0 + timedelta(minutes=i), tick=False):
-            flows.append(_start(client, users, est))
-    for i, (flow, seconds) in enumerate(zip(flows, durations, strict=True)):
-        ready_at = T0 + timedelta(minutes=i)
-        with time_machine.travel(ready_at + timedelta(seconds=seconds - HOUR), tick=False):
-            _answer(client, users, flow)
-        with time_machine.travel(ready_at + timedelta(seconds=seconds), tick=False):
-            if i == 0:
-                flow.complete(ANALYSIS)
-            else:
-                flow.complete(ANALYSIS, data={"decision": "reprovada", "motivo": reasons[i - 1]})
-    # The second establishment adjusts and resubmits: the analysis is entered a second time.
-    with time_machine.travel(T0 + timedelta(days=1), tick=False):
-        flows[1].complete("ajustar_solicitacao_acesso")
-    return flows
-
-
-def _refresh(db, settings, days: int = 2) -> dict:
-    with time_machine.travel(T0 + timedelta(days=days), tick=False):
-        return jobs.run_job(db, settings, jobs.JOBS_BY_NAME["analytics"])
-
-
-def _elements(client, user, **params) -> dict:
-    query = "&".join(f"{k}={v}" for k, v in {"process": "credenciamento-rnds", **params}.items())
-    res = client.get(f"/api/v1/analytics/elements?{query}", headers=user.headers)
-    assert res.status_code == 200, res.json
-    return {item["element"]: item for item in res.json["items"]}
-
-
 def test_three_answers_give_their_medians_counts_loops_and_reasons(client, db, settings, world):
     _people, _ests, users = world
-    _walk(client, world)
-    summary = _refresh(db, settings)
+    walk(client, world)
+    summary = refresh(db, settings)
     assert "error" not in summary and summary["rows"] > 0
 
-    items = _elements(client, users["auditor"])
+    items = elements(client, users["auditor"])
     analysis = items[ANALYSIS]
     assert analysis["name"] == "Avaliar solicitação de acesso"
     assert analysis["lane"] == "DATASUS"
@@ -152,13 +79,13 @@ def test_three_answers_give_their_medians_counts_loops_and_reasons(client, db, s
     assert flow["Solicitação em análise"] == [3]
 
     # Filters: another UF, another portfolio or another period see nothing.
-    assert _elements(client, users["auditor"], uf="AC") == {}
-    assert _elements(client, users["auditor"], portfolio="CNS") == {}
-    december = _elements(client, users["auditor"], **{"from": "2026-12"})[ANALYSIS]
+    assert elements(client, users["auditor"], uf="AC") == {}
+    assert elements(client, users["auditor"], portfolio="CNS") == {}
+    december = elements(client, users["auditor"], **{"from": "2026-12"})[ANALYSIS]
     assert december["completed"] == 0 and december["duration_seconds"]["median"] is None
     assert december["active"] == 1  # what is open now does not depend on the period
     assert (
-        _elements(client, users["auditor"], **{"from": "2026-11", "to": "2026-11-30"})[ANALYSIS][
+        elements(client, users["auditor"], **{"from": "2026-11", "to": "2026-11-30"})[ANALYSIS][
             "completed"
         ]
         == 3
@@ -167,11 +94,11 @@ def test_three_answers_give_their_medians_counts_loops_and_reasons(client, db, s
 
 def test_the_refresh_is_incremental_and_counts_each_row_once(client, db, settings, world):
     _people, _ests, users = world
-    flows = _walk(client, world)
-    _refresh(db, settings)
+    flows = walk(client, world)
+    refresh(db, settings)
     with db.read() as s:
         before = s.scalar(select(func.count()).select_from(AnalyticsBucket))
-    again = _refresh(db, settings)
+    again = refresh(db, settings)
     assert again["rows"] == 0 and again["buckets"] == 0
     with db.read() as s:
         assert s.scalar(select(func.count()).select_from(AnalyticsBucket)) == before
@@ -179,20 +106,20 @@ def test_the_refresh_is_incremental_and_counts_each_row_once(client, db, setting
     # only the rows after the marks are read, and the figures move.
     resubmitted = T0 + timedelta(days=1)
     with time_machine.travel(T0 + timedelta(days=2, hours=1), tick=False):
-        _answer(client, users, flows[1])
+        answer(client, users, flows[1])
     with time_machine.travel(resubmitted + timedelta(hours=26), tick=False):
         data = {**samples.answer(ANALYSIS, flows[1].ctx), "identificador_solicitante": "40112"}
         flows[1].complete(ANALYSIS, data=data)
-    later = _refresh(db, settings, days=3)
+    later = refresh(db, settings, days=3)
     assert later["rows"] == 2  # the answer closed, obter_dados_acesso opened
-    analysis = _elements(client, users["auditor"])[ANALYSIS]
+    analysis = elements(client, users["auditor"])[ANALYSIS]
     assert analysis["completed"] == 4 and analysis["active"] == 0
     # 2 h, 3 h, 10 h and 26 h: nearest-rank median is the 2nd (3 h), p90 the 4th.
     assert analysis["duration_seconds"] == {"median": 3 * HOUR, "p90": 26 * HOUR}
 
 
 def test_rows_younger_than_the_lag_wait_for_the_next_run(client, db, settings, world):
-    _walk(client, world)
+    walk(client, world)
     last = T0 + timedelta(days=1)  # the resubmission
     with time_machine.travel(last + timedelta(seconds=10), tick=False):
         first = analytics_refresh.refresh(db, settings)
@@ -205,10 +132,10 @@ def test_scoped_users_see_their_establishments_and_outsiders_are_refused(
     client, db, settings, world, make
 ):
     people, _ests, users = world
-    _walk(client, world)
-    _refresh(db, settings)
+    walk(client, world)
+    refresh(db, settings)
     # The scoped gestor sees the first establishment only: one answer (2 h), approved.
-    analysis = _elements(client, users["scoped"])[ANALYSIS]
+    analysis = elements(client, users["scoped"])[ANALYSIS]
     assert analysis["completed"] == 1 and analysis["loops"] == 0
     assert analysis["duration_seconds"] == {"median": 2 * HOUR, "p90": 2 * HOUR}
     res = client.get("/api/v1/analytics/datasus-response", headers=users["scoped"].headers)
@@ -227,7 +154,7 @@ def test_scoped_users_see_their_establishments_and_outsiders_are_refused(
             .where(AuditEvent.action == "denied.org.access")
         )
     # The stranger's own organization has no history.
-    assert _elements(client, stranger) == {}
+    assert elements(client, stranger) == {}
 
 
 def test_bad_filters_are_refused_at_the_field(client, world):

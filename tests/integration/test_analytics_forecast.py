@@ -14,7 +14,7 @@ import time_machine
 
 from engine.demo import samples
 from engine.scheduler import jobs
-from tests.integration.test_analytics import T0, _start, make_world
+from tests.support.analytics import T0, make_world, start
 from tests.support.builders import Flow
 from tests.support.pages import Pages
 
@@ -28,13 +28,13 @@ def settings(settings):
 def test_forecast_on_the_instance_page_the_dashboard_and_its_csv(app, client, db, settings, make):
     people, ests, users = make_world(make)
     with time_machine.travel(T0, tick=False):
-        done = _start(client, users, ests[0])  # reaches "Solicitação em análise" at T0
+        done = start(client, users, ests[0])  # reaches "Solicitação em análise" at T0
     with time_machine.travel(T0 + timedelta(days=10), tick=False):
         for element in samples.PRODUCTION_PATH[4:]:
             done.complete(element)  # "Produção" 10 days after
     later = T0 + timedelta(days=20)
     with time_machine.travel(later, tick=False):
-        running = _start(client, users, ests[1])
+        running = start(client, users, ests[1])
         res = client.post(
             "/api/v1/instances",
             json={"process": "credenciamento-rnds", "establishment": ests[2].cnes,

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import update
 
 from engine.accounts.models import User
-from tests.integration.test_analytics import ANALYSIS, _refresh, _walk, make_world
+from tests.support.analytics import ANALYSIS, make_world, refresh, walk
 from tests.support.pages import Pages
 
 
@@ -18,8 +18,8 @@ def world(make):
 
 def test_the_page_shows_the_figures_in_tables_and_the_chart_data(app, client, db, settings, world):
     _people, _ests, users = world
-    _walk(client, world)
-    _refresh(db, settings)
+    walk(client, world)
+    refresh(db, settings)
     pages = Pages(app).login(users["auditor"])
     res = pages.get("/analises")
     assert res.status_code == 200
@@ -36,8 +36,8 @@ def test_the_page_shows_the_figures_in_tables_and_the_chart_data(app, client, db
 
 def test_scoped_users_see_their_figures_without_the_team_view(app, client, db, settings, world):
     _people, _ests, users = world
-    _walk(client, world)
-    _refresh(db, settings)
+    walk(client, world)
+    refresh(db, settings)
     pages = Pages(app).login(users["scoped"])
     html = pages.get("/analises").get_data(as_text=True)
     row = html.split(f'data-element="{ANALYSIS}"')[1].split("</tr>")[0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_analytics import ANALYSIS, _refresh, _walk, make_world
+from tests.support.analytics import ANALYSIS, make_world, refresh, walk
 from tests.support.live import (
     _front_end_assets,  # noqa: F401 (autouse fixture)
     axe_violations,
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.browser
 
 def test_heatmap_and_charts(app, client, db, settings, make, db_url) -> None:
     world = make_world(make)
-    _walk(client, world)
-    _refresh(db, settings)
+    walk(client, world)
+    refresh(db, settings)
     auditor = world[2]["auditor"]
     engine_name = "sqlite" if db_url.startswith("sqlite") else "postgresql"
     with serve(app) as base, chromium() as browser:
