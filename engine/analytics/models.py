@@ -16,7 +16,9 @@ FLOW = "flow"  # instances reaching a stage per week (cumulative flow)
 REJECTION = "rejection"  # rejections per normalised reason, element, portfolio and month
 REMAINING = "remaining"  # time from reaching a stage to production, per portfolio
 PERSON = "person"  # completions by person and lane per month (SLA compliance)
-# The município of the UF-wide rows of ELEMENT (the município rows are kept beside them).
+# The UF / município of the rolled-up rows: ELEMENT is kept for the country (uf and município
+# ALL), each UF (município ALL) and each município; STAGE, FLOW and REJECTION for the country
+# and each UF. A read takes the coarsest rows its filters allow: a few thousand at most.
 ALL = "*"
 
 

@@ -90,6 +90,10 @@ def scope(actor: Actor, org_id: int, action: str) -> frozenset[int] | None:
     return actor.visible_establishments(org_id)
 
 
+# Every column but the digest: plain rows, not ORM objects (a read may take thousands).
+READ_COLUMNS = [c for c in AnalyticsBucket.__table__.c if c.name != "key"]
+
+
 class Source:
     """The buckets an actor may read: the stored ones, or for a scoped actor the ones of their
     establishments computed on demand (once per Source)."""
@@ -117,20 +121,29 @@ class Source:
             self._own = list(acc.buckets.values())
         return self._own
 
-    def buckets(self, kind: str, f: Filters, *, period: bool = True) -> list[Any]:
-        """Buckets of ``kind`` that pass the filters (the period too when ``period``)."""
+    def buckets(
+        self, kind: str, f: Filters, *, period: bool = True, by_uf: bool = False
+    ) -> list[Any]:
+        """Buckets of ``kind`` that pass the filters (the period too when ``period``), at the
+        coarsest level the filters allow (models.ALL); ``by_uf``: the UF level at least."""
+        rolled = kind in (ELEMENT, STAGE, FLOW, REJECTION)
         municipio = (f.municipio or ALL) if kind == ELEMENT else None
+        # A município without its UF (or by_uf): the rows of every UF.
+        every_uf = by_uf or municipio not in (None, ALL)
+        uf = (f.uf or ("" if every_uf else ALL)) if rolled else f.uf
         if self.visible is None:
             B = AnalyticsBucket
-            stmt = select(B).where(B.org_id == self.org_id, B.kind == kind)
+            stmt = select(*READ_COLUMNS).where(B.org_id == self.org_id, B.kind == kind)
             if f.process_key:
                 stmt = stmt.where(B.process_key == f.process_key)
             if municipio is not None:
                 stmt = stmt.where(B.municipio == municipio)
             if f.version is not None and kind == ELEMENT:
                 stmt = stmt.where(B.version == f.version)
-            if f.uf and kind not in (REMAINING, PERSON):
-                stmt = stmt.where(B.uf == f.uf)
+            if uf and kind not in (REMAINING, PERSON):
+                stmt = stmt.where(B.uf == uf)
+            elif rolled:
+                stmt = stmt.where(B.uf != ALL)
             if f.portfolio and kind != PERSON:
                 stmt = stmt.where(B.portfolio_code == f.portfolio)
             if period and kind != REMAINING:
@@ -138,7 +151,7 @@ class Source:
                     stmt = stmt.where(B.period >= f.period_from)
                 if f.period_to:
                     stmt = stmt.where(B.period < _next_month(f.period_to))
-            return list(self.session.scalars(stmt))
+            return list(self.session.execute(stmt))
         return [
             b
             for b in self._computed()
@@ -146,7 +159,8 @@ class Source:
             and (not f.process_key or b.process_key == f.process_key)
             and (municipio is None or b.municipio == municipio)
             and (f.version is None or kind != ELEMENT or b.version == f.version)
-            and (not f.uf or kind in (REMAINING, PERSON) or b.uf == f.uf)
+            and (not uf or kind in (REMAINING, PERSON) or b.uf == uf)
+            and (not rolled or uf or b.uf != ALL)
             and (not f.portfolio or kind == PERSON or b.portfolio_code == f.portfolio)
             and (not period or kind == REMAINING or _in_period(b.period, f))
         ]
@@ -310,7 +324,7 @@ def lead_times(
     source = Source(session, actor, org_id, tz, "analytics.read")
     stages = _stages(session, f.process_key)
     merged: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for b in source.buckets(STAGE, f):
+    for b in source.buckets(STAGE, f, by_uf=group == "uf"):
         label = b.portfolio_code if group == "portfolio" else b.uf if group == "uf" else ""
         merged[(b.stage, label)].append(b)
     items = []

@@ -139,11 +139,12 @@ class Accumulator:
             found = self._weeks[hour] = (day - timedelta(days=day.weekday())).isoformat()
         return found
 
-    def _elements(self, r: Any, when: datetime) -> tuple[Bucket, Bucket]:
-        """The UF-wide and the município bucket of an element."""
-        period, lane, uf = self.month(when), r.lane or "", r.uf or ""
+    def _elements(self, r: Any, when: datetime) -> list[Bucket]:
+        """The buckets of an element at its three levels: the whole country, the UF, the
+        município (a read takes the coarsest level its filters allow)."""
+        period, lane, own_uf = self.month(when), r.lane or "", r.uf or ""
         out = []
-        for municipio in (ALL, r.municipio or ""):
+        for uf, municipio in ((ALL, ALL), (own_uf, ALL), (own_uf, r.municipio or "")):
             ident = (ELEMENT, r.org_id, r.process_key, r.version, r.element_id, lane, uf,
                      municipio, r.portfolio_code, "", period, "")  # fmt: skip
             found = self.buckets.get(ident)
@@ -153,7 +154,7 @@ class Accumulator:
                     municipio, r.portfolio_code, "", period, "",
                 )  # fmt: skip
             out.append(found)
-        return out[0], out[1]
+        return out
 
     def feed_created(self, r: Any, reached: dict[str, datetime]) -> None:
         """A task row that became ready. ``r.element_seq`` / ``r.stage_seq``: its rank among
@@ -166,16 +167,18 @@ class Accumulator:
             return
         # The instance reaches a stage with its first task of that stage.
         lead = (r.created_at - r.started_at).total_seconds()
-        stage = self.bucket(
-            kind=STAGE, org_id=r.org_id, process_key=r.process_key, uf=r.uf or "",
-            portfolio_code=r.portfolio_code, stage=r.stage, period=self.month(r.created_at),
-        )  # fmt: skip
-        stage.entered += 1
-        histogram.add(stage.hist, lead)
-        self.bucket(
-            kind=FLOW, org_id=r.org_id, process_key=r.process_key, uf=r.uf or "",
-            portfolio_code=r.portfolio_code, stage=r.stage, period=self.week(r.created_at),
-        ).entered += 1  # fmt: skip
+        month, week = self.month(r.created_at), self.week(r.created_at)
+        for uf in (ALL, r.uf or ""):  # the country and the UF
+            stage = self.bucket(
+                kind=STAGE, org_id=r.org_id, process_key=r.process_key, uf=uf,
+                portfolio_code=r.portfolio_code, stage=r.stage, period=month,
+            )  # fmt: skip
+            stage.entered += 1
+            histogram.add(stage.hist, lead)
+            self.bucket(
+                kind=FLOW, org_id=r.org_id, process_key=r.process_key, uf=uf,
+                portfolio_code=r.portfolio_code, stage=r.stage, period=week,
+            ).entered += 1  # fmt: skip
         if r.stage != GOAL_STAGE:
             return
         for stage_name, when in reached.items():
@@ -217,13 +220,14 @@ class Accumulator:
         reason = vocabulary.rejection_reason(manifest or {}, r.data) if r.data else None
         if reason:
             label = normalise_reason(reason)
-            rejection = self.bucket(
-                kind=REJECTION, org_id=r.org_id, process_key=r.process_key,
-                element_id=r.element_id, lane=r.lane or "", uf=r.uf or "",
-                portfolio_code=r.portfolio_code, period=month, label=label,
-            )  # fmt: skip
-            rejection.completed += 1
-            rejection.sample = rejection.sample or reason.strip()[:500]
+            for uf in (ALL, r.uf or ""):
+                rejection = self.bucket(
+                    kind=REJECTION, org_id=r.org_id, process_key=r.process_key,
+                    element_id=r.element_id, lane=r.lane or "", uf=uf,
+                    portfolio_code=r.portfolio_code, period=month, label=label,
+                )  # fmt: skip
+                rejection.completed += 1
+                rejection.sample = rejection.sample or reason.strip()[:500]
 
 
 def _columns(with_data: bool) -> list[Any]:

@@ -78,6 +78,14 @@ def test_three_answers_give_their_medians_counts_loops_and_reasons(client, db, s
     assert res.json["weeks"] == ["2026-11-02"]
     assert flow["Solicitação em análise"] == [3]
 
+    # Filters at each level: the country, the UF, the município (with or without its UF).
+    _people, ests, _users = world
+    est = ests[0]
+    same_place = sum(1 for e in ests if (e.uf, e.municipio) == (est.uf, est.municipio))
+    in_uf = sum(1 for e in ests if e.uf == est.uf)
+    assert elements(client, users["auditor"], uf=est.uf)[ANALYSIS]["completed"] == in_uf
+    for params in ({"uf": est.uf, "municipio": est.municipio}, {"municipio": est.municipio}):
+        assert elements(client, users["auditor"], **params)[ANALYSIS]["completed"] == same_place
     # Filters: another UF, another portfolio or another period see nothing.
     assert elements(client, users["auditor"], uf="AC") == {}
     assert elements(client, users["auditor"], portfolio="CNS") == {}
