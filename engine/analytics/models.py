@@ -28,7 +28,17 @@ class AnalyticsBucket(Base):
 
     __tablename__ = "analytics_bucket"
     __table_args__ = (
-        Index("ix_analytics_bucket_read", "org_id", "kind", "process_key", "municipio", "period"),
+        # The reads: one organization's buckets of a kind and process at one level (the
+        # município, then the UF: ALL for the rolled-up rows) over a range of periods.
+        Index(
+            "ix_analytics_bucket_read",
+            "org_id",
+            "kind",
+            "process_key",
+            "municipio",
+            "uf",
+            "period",
+        ),  # fmt: skip
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

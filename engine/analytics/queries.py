@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import case, func, select, true
@@ -132,26 +133,7 @@ class Source:
         every_uf = by_uf or municipio not in (None, ALL)
         uf = (f.uf or ("" if every_uf else ALL)) if rolled else f.uf
         if self.visible is None:
-            B = AnalyticsBucket
-            stmt = select(*READ_COLUMNS).where(B.org_id == self.org_id, B.kind == kind)
-            if f.process_key:
-                stmt = stmt.where(B.process_key == f.process_key)
-            if municipio is not None:
-                stmt = stmt.where(B.municipio == municipio)
-            if f.version is not None and kind == ELEMENT:
-                stmt = stmt.where(B.version == f.version)
-            if uf and kind not in (REMAINING, PERSON):
-                stmt = stmt.where(B.uf == uf)
-            elif rolled:
-                stmt = stmt.where(B.uf != ALL)
-            if f.portfolio and kind != PERSON:
-                stmt = stmt.where(B.portfolio_code == f.portfolio)
-            if period and kind != REMAINING:
-                if f.period_from:
-                    stmt = stmt.where(B.period >= f.period_from)
-                if f.period_to:
-                    stmt = stmt.where(B.period < _next_month(f.period_to))
-            return list(self.session.execute(stmt))
+            return list(self.session.execute(self._stored(kind, f, period=period, by_uf=by_uf)))
         return [
             b
             for b in self._computed()
@@ -164,6 +146,60 @@ class Source:
             and (not f.portfolio or kind == PERSON or b.portfolio_code == f.portfolio)
             and (not period or kind == REMAINING or _in_period(b.period, f))
         ]
+
+    def _stored(
+        self, kind: str, f: Filters, *, period: bool, by_uf: bool = False, columns: Any = None
+    ) -> Any:
+        """The SELECT of the stored buckets (see ``buckets``)."""
+        rolled = kind in (ELEMENT, STAGE, FLOW, REJECTION)
+        municipio = (f.municipio or ALL) if kind == ELEMENT else None
+        every_uf = by_uf or municipio not in (None, ALL)
+        uf = (f.uf or ("" if every_uf else ALL)) if rolled else f.uf
+        B = AnalyticsBucket
+        stmt = select(*(columns or READ_COLUMNS)).where(B.org_id == self.org_id, B.kind == kind)
+        if f.process_key:
+            stmt = stmt.where(B.process_key == f.process_key)
+        if municipio is not None:
+            stmt = stmt.where(B.municipio == municipio)
+        if f.version is not None and kind == ELEMENT:
+            stmt = stmt.where(B.version == f.version)
+        if uf and kind not in (REMAINING, PERSON):
+            stmt = stmt.where(B.uf == uf)
+        elif rolled:
+            stmt = stmt.where(B.uf != ALL)
+        if f.portfolio and kind != PERSON:
+            stmt = stmt.where(B.portfolio_code == f.portfolio)
+        if period and kind != REMAINING:
+            if f.period_from:
+                stmt = stmt.where(B.period >= f.period_from)
+            if f.period_to:
+                stmt = stmt.where(B.period < _next_month(f.period_to))
+        return stmt
+
+    def open_counts(self, f: Filters) -> list[Any]:
+        """Per element: tasks entered minus closed over every period (what is open now);
+        summed by the database for stored buckets (no histograms read)."""
+        if self.visible is not None:
+            out: dict[tuple[str, str], Any] = {}
+            for b in self.buckets(ELEMENT, f, period=False):
+                row = out.setdefault(
+                    (b.element_id, b.lane),
+                    SimpleNamespace(element_id=b.element_id, lane=b.lane, open=0),
+                )
+                row.open += b.entered - b.completed - b.cancelled
+            return list(out.values())
+        sub = self._stored(ELEMENT, f, period=False, columns=[
+            AnalyticsBucket.element_id, AnalyticsBucket.lane, AnalyticsBucket.entered,
+            AnalyticsBucket.completed, AnalyticsBucket.cancelled,
+        ]).subquery()  # fmt: skip
+        return list(
+            self.session.execute(
+                select(
+                    sub.c.element_id, sub.c.lane,
+                    func.sum(sub.c.entered - sub.c.completed - sub.c.cancelled).label("open"),
+                ).group_by(sub.c.element_id, sub.c.lane)
+            )
+        )  # fmt: skip
 
 
 def _next_month(month: str) -> str:
@@ -247,8 +283,8 @@ def elements(session: Session, actor: Actor, org_id: int, f: Filters, *, tz: str
             )
         return found
 
-    for b in source.buckets(ELEMENT, f, period=False):
-        stat(b).active += b.entered - b.completed - b.cancelled
+    for b in source.open_counts(f):
+        stat(b).active += b.open
     for b in source.buckets(ELEMENT, f):
         s = stat(b)
         s.entered += b.entered

@@ -54,7 +54,7 @@ def upgrade() -> None:
     with op.batch_alter_table("analytics_bucket", schema=None) as batch_op:
         batch_op.create_index(
             "ix_analytics_bucket_read",
-            ["org_id", "kind", "process_key", "municipio", "period"],
+            ["org_id", "kind", "process_key", "municipio", "uf", "period"],
             unique=False,
         )
     op.create_table(
