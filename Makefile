@@ -91,6 +91,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/http_cycle.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/analytics.py --quick
 
 ## Render every process to diagrams/*.svg and *.png (bpmn-js in headless Chromium)
 diagrams: $(TEST_STAMP) $(ASSETS_STAMP) chromium

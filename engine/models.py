@@ -9,6 +9,7 @@ from engine.accounts.models import (  # noqa: F401
     User,
     WebSession,
 )
+from engine.analytics.models import AnalyticsBucket, AnalyticsState  # noqa: F401
 from engine.audit.models import (  # noqa: F401
     AuditChain,
     AuditCheckpoint,

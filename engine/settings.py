@@ -227,6 +227,12 @@ class Settings:
             "LOG_LEVEL", ("INFO", "DEBUG", "WARNING", "ERROR"), upper=True
         )
     )
+    # The analytics refresh leaves out task rows younger than this (their transaction may not
+    # have committed yet), and forecasts need this many instances gone to production.
+    analytics_lag_seconds: int = field(default_factory=lambda: _int("ANALYTICS_LAG_SECONDS", 60))
+    analytics_forecast_min_history: int = field(
+        default_factory=lambda: _int("ANALYTICS_FORECAST_MIN_HISTORY", 5, minimum=1)
+    )
     ready_scheduler_minutes: int = field(
         default_factory=lambda: _int("READY_SCHEDULER_MINUTES", 10)
     )

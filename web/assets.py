@@ -29,6 +29,8 @@ COPIES = [
     ("bpmn-js/dist/assets/bpmn-js.css", "bpmn-js/assets/bpmn-js.css"),
     ("bpmn-js/dist/assets/bpmn-font", "bpmn-js/assets/bpmn-font"),
     ("bpmn-js/LICENSE", "bpmn-js/LICENSE"),
+    ("echarts/dist/echarts.min.js", "echarts/echarts.min.js"),
+    ("echarts/LICENSE", "echarts/LICENSE"),
 ]
 # Raleway is the design system's fallback for Rawline (which npm does not carry).
 RALEWAY_WEIGHTS = (400, 500, 600, 700, 800)
@@ -37,6 +39,7 @@ REQUIRED = [
     "govbr/core.min.css",
     "bpmn-js/bpmn-navigated-viewer.production.min.js",
     "fonts/raleway.css",
+    "echarts/echarts.min.js",
 ]
 
 

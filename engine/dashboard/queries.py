@@ -9,7 +9,7 @@ credentialing shows the credential that covers it (engine/dashboard/credentials.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +31,10 @@ from engine.exports.csvsafe import spreadsheet_lines
 from engine.runtime.models import READY, ProcessInstance, Task
 
 NOT_STARTED = "Não iniciado"
+# (process key, portfolio, stage, stage since, status) -> a forecast or None: given by the
+# caller (engine.analytics.queries.Forecaster; analytics depends on runtime, which depends on
+# this package, so it is not imported here).
+Forecaster = Callable[[str, str, str, datetime | None, str], Any]
 VIEW_ROLES = ("admin", "auditor")
 BATCH = 500
 EXPIRING_DAYS = 60
@@ -68,6 +72,13 @@ class Row:
     credential: Credential | None = None
     in_progress: InProgress | None = None  # a process running on the credential
     covered_by: Coverage | None = None  # a child establishment's covering credential
+    # Expected date to production of a running instance (engine.analytics.queries.Forecast;
+    # None: not enough history, or no forecaster given).
+    forecast: Any = None
+
+    @property
+    def forecastable(self) -> bool:
+        return self.instance is not None and self.instance.status == "running"
 
     @property
     def stage_label(self) -> str:
@@ -212,6 +223,7 @@ def _decorate(
     pairs: list[tuple[Establishment, ProcessInstance | None]],
     now: datetime,
     hidden: frozenset[str],
+    forecaster: Forecaster | None = None,
 ) -> list[Row]:
     est_ids = {e.id for e, _i in pairs}
     creds = row_credentials.of_establishments(session, org_id, est_ids)
@@ -276,13 +288,18 @@ def _decorate(
             rows.append(Row(est, None, NOT_STARTED, None, covered_by=covered, **extra))
             continue
         days = max(0, (now - inst.stage_since).days) if inst.stage_since else None
+        if forecaster is not None:
+            extra["forecast"] = forecaster(
+                inst.process_key, inst.portfolio_code, inst.stage, inst.stage_since, inst.status
+            )
         rows.append(Row(est, inst, inst.stage or "", days, **extra))
     return rows
 
 
 def iter_rows(
-    session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
-) -> Iterator[Row]:
+    session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
+    forecaster: Forecaster | None = None,
+) -> Iterator[Row]:  # fmt: skip
     """Every filtered row, read in batches (for the CSV export)."""
     _require(actor, org_id)
     now = utcnow()
@@ -294,13 +311,16 @@ def iter_rows(
     )
     try:
         for pairs in result.partitions():
-            yield from _decorate(session, org_id, [tuple(p) for p in pairs], now, hidden)
+            yield from _decorate(
+                session, org_id, [tuple(p) for p in pairs], now, hidden, forecaster
+            )
     finally:
         result.close()
 
 
 def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
-         limit: int = 100, offset: int = 0) -> tuple[list[Row], int]:  # fmt: skip
+         limit: int = 100, offset: int = 0,
+         forecaster: Forecaster | None = None) -> tuple[list[Row], int]:  # fmt: skip
     """One page of rows and the number of rows in all."""
     _require(actor, org_id)
     hidden = row_credentials.after_go_live_keys(session)
@@ -312,7 +332,7 @@ def page(session: Session, actor: Actor, org_id: int, filters: Filters = Filters
     else:
         total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
     pairs = list(session.execute(stmt.limit(limit).offset(offset)))
-    return _decorate(session, org_id, pairs, utcnow(), hidden), total or 0
+    return _decorate(session, org_id, pairs, utcnow(), hidden, forecaster), total or 0
 
 
 def _counted(actor: Actor, org_id: int, filters: Filters) -> bool:
@@ -354,19 +374,31 @@ def summary(session: Session, actor: Actor, org_id: int, filters: Filters = Filt
 CSV_HEADER = ("cnes", "estabelecimento", "uf", "municipio", "processo", "portfolio", "etapa", "status",
               "dias_na_etapa", "tarefas_abertas", "tarefas_atrasadas", "responsaveis",
               "numero_solicitacao", "identificador_solicitante", "instancia", "certificado_valido_ate",
-              "credencial", "situacao_credencial", "em_andamento", "instancia_em_andamento")  # fmt: skip
+              "credencial", "situacao_credencial", "em_andamento", "instancia_em_andamento",
+              "previsao_producao", "previsao_producao_de", "previsao_producao_ate")  # fmt: skip
 
 
 def csv_lines(
-    session: Session, actor: Actor, org_id: int, filters: Filters = Filters()
-) -> Iterator[str]:
+    session: Session, actor: Actor, org_id: int, filters: Filters = Filters(), *,
+    forecaster: Forecaster | None = None,
+) -> Iterator[str]:  # fmt: skip
     """The filtered rows as CSV text, one chunk per line (streamed by the web face)."""
     _require(actor, org_id)
-    yield from spreadsheet_lines(CSV_HEADER, _csv_rows(session, actor, org_id, filters))
+    rows = _csv_rows(session, actor, org_id, filters, forecaster)
+    yield from spreadsheet_lines(CSV_HEADER, rows)
 
 
-def _csv_rows(session: Session, actor: Actor, org_id: int, filters: Filters) -> Iterator[list[Any]]:
-    for row in iter_rows(session, actor, org_id, filters):
+def _forecast_cells(row: Row) -> list[str]:
+    if row.forecast is None:
+        return ["historico insuficiente" if row.forecastable else "", "", ""]
+    f = row.forecast
+    return [f.expected.date().isoformat(), f.low.date().isoformat(), f.high.date().isoformat()]
+
+
+def _csv_rows(
+    session: Session, actor: Actor, org_id: int, filters: Filters, forecaster: Forecaster | None
+) -> Iterator[list[Any]]:
+    for row in iter_rows(session, actor, org_id, filters, forecaster=forecaster):
         est, inst, cred, running = row.establishment, row.instance, row.credential, row.in_progress
         yield [
             est.cnes, est.razao_social, est.uf, est.municipio,
@@ -381,4 +413,5 @@ def _csv_rows(session: Session, actor: Actor, org_id: int, filters: Filters) -> 
             cred.id if cred else row.covered_by.credential_id if row.covered_by else "",
             cred.status_label if cred else row.covered_by.text if row.covered_by else "",
             running.stage if running else "", running.instance_id if running else "",
+            *_forecast_cells(row),
         ]  # fmt: skip

@@ -82,6 +82,9 @@ class Task(Base):
         Index("ix_task_org_state_role_due", "org_id", "state", "role", "due_at"),
         # The inbox's lane filter: distinct lanes by a loose index scan.
         Index("ix_task_org_lane", "org_id", "lane"),
+        # The analytics refresh's watermarks: rows created / closed since its last run.
+        Index("ix_task_created_at", "created_at"),
+        Index("ix_task_completed_at", "completed_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the spiff task's UUID

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy.dialects import postgresql, sqlite
 
+from engine.analytics import refresh as analytics
 from engine.db import Database, utcnow
 from engine.files import service as files
 from engine.notifications import delivery
@@ -45,6 +46,10 @@ def certificates_job(db: Database, settings: Any, owner: str = "") -> dict[str, 
 def uploads_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
     with db.write() as session:
         return files.expire_unattached(session, ttl_hours=settings.upload_ttl_hours).as_dict()
+
+
+def analytics_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+    return analytics.refresh(db, settings).as_dict()
 
 
 # One outbox run keeps taking batches while they go out whole, for up to this long (less
@@ -92,6 +97,7 @@ JOBS: tuple[Job, ...] = (
     Job("certificates", 3600, certificates_job, "certificate expiry reminders and renewal hook"),
     Job("outbox", 15, outbox_job, "e-mail delivery over SMTP"),
     Job("uploads", 3600, uploads_job, "unattached uploads past CREDENCIA_UPLOAD_TTL_HOURS"),
+    Job("analytics", 300, analytics_job, "analytics buckets from task rows past the watermarks"),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}
 

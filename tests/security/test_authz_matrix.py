@@ -185,6 +185,7 @@ EXPECTED: dict[tuple[str, str], Route] = {
     # ---- inbox, dashboard
     ("/", "GET"): Route({"-": cell(302, 200)}),
     ("/painel", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
+    ("/analises", "GET"): Route({"-": cell(302, 200)}),
     ("/painel/exportar.csv", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
     ("/painel/iniciar", "POST"): Route(
         {"-": cell(302, 403, admin=200, gestor=200), "org": cell(302, 403, admin=200, gestor=200)},
@@ -451,6 +452,19 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ),
     ("/api/v1/establishments/<cnes>/certificates", "GET"): Route(
         {**seen(401, 200, 403, 404), "org+param": cell(401, 403)}, query=_org_param
+    ),
+    # ---- API: analytics (every member; scoped users see their establishments' figures)
+    ("/api/v1/analytics/elements", "GET"): Route(
+        {"-": cell(401, 200), "org+param": cell(401, 403)},
+        query=lambda w, v: "&".join(
+            filter(None, ["process=credenciamento-rnds", _org_param(w, v)])
+        ),
+    ),
+    ("/api/v1/analytics/lead-times", "GET"): Route(
+        {"-": cell(401, 200), "org+param": cell(401, 403)}, query=_org_param
+    ),
+    ("/api/v1/analytics/datasus-response", "GET"): Route(
+        {"-": cell(401, 200), "org+param": cell(401, 403)}, query=_org_param
     ),
     # ---- API: instances
     ("/api/v1/instances", "GET"): Route(

@@ -1002,3 +1002,110 @@ class FoundPerson(Shape):
 
 class PersonMatches(Shape):
     items: list[FoundPerson]
+
+
+# ------------------------------------------------------------------ analytics (issue 17)
+
+MonthOrDay = _optional(
+    str,
+    {"type": "string", "pattern": r"^\d{4}-\d{2}(-\d{2})?$"},
+    "Início/fim do período: AAAA-MM ou AAAA-MM-DD (os agregados são mensais: vale o mês).",
+)
+
+
+class AnalyticsQuery(OrgQuery):
+    from_: MonthOrDay = Field(default=None, alias="from")
+    to: MonthOrDay = None
+    uf: _optional(str, {"type": "string"}, "Sigla da UF.") = None
+    portfolio: _optional(str, {"type": "string"}, "Código do portfólio.") = None
+
+
+class ElementsQuery(AnalyticsQuery):
+    process: Annotated[str, Field(min_length=1, max_length=100, examples=["credenciamento-rnds"])]
+    version: _optional(
+        Annotated[int, Field(ge=1, le=MAX_ID)],
+        {"type": "integer", "minimum": 1},
+        "Versão do processo (todas, sem ela).",
+    ) = None
+    municipio: _optional(str, {"type": "string"}, "Município.") = None
+
+    messages = {"process": "Informe o processo (ex.: credenciamento-rnds)."}
+
+
+class LeadTimesQuery(AnalyticsQuery):
+    process: Annotated[str, Field(min_length=1, max_length=100)] = "credenciamento-rnds"
+    group: _optional(
+        Literal["portfolio", "uf"], {"type": "string", "enum": ["portfolio", "uf"]}, "Agrupar por."
+    ) = None
+
+    messages = {"group": "Agrupe por portfolio ou uf."}
+
+
+class DatasusQuery(AnalyticsQuery):
+    process: _optional(str, {"type": "string"}, "Processo (todos, sem ele).") = None
+
+
+class Durations(Shape):
+    median: int | None = Field(description="Mediana em segundos (nenhuma: sem conclusões).")
+    p90: int | None = Field(description="Percentil 90 em segundos.")
+
+
+class ElementFigures(Shape):
+    element: str = Field(description="Id do elemento BPMN.")
+    name: str
+    lane: str
+    entered: int = Field(description="Quantas vezes a tarefa ficou pronta no período.")
+    completed: int
+    cancelled: int
+    active: int = Field(description="Prontas agora (independe do período).")
+    loops: int = Field(description="Repetições: entradas além da primeira na mesma instância.")
+    duration_seconds: Durations = Field(description="Da tarefa pronta à conclusão.")
+    claim_to_complete_seconds: Durations = Field(description="Da atribuição à conclusão.")
+    overdue_share: float | None = Field(description="Fração concluída após o prazo.")
+
+
+class ElementAnalytics(Shape):
+    process: str
+    version: int | None
+    refreshed_at: Timestamp | None = Field(description="Última atualização dos agregados.")
+    items: list[ElementFigures]
+
+
+class LeadTimeFigures(Shape):
+    stage: str
+    group: str = Field(description="Portfólio ou UF, quando agrupado.")
+    reached: int = Field(description="Instâncias que chegaram à etapa no período.")
+    duration_seconds: Durations = Field(description="Do início da instância à etapa.")
+
+
+class FlowSeries(Shape):
+    stage: str
+    cumulative: list[int] = Field(description="Total acumulado que chegou à etapa, por semana.")
+
+
+class LeadTimeAnalytics(Shape):
+    process: str
+    items: list[LeadTimeFigures]
+    weeks: list[str] = Field(description="Segunda-feira de cada semana.")
+    flow: list[FlowSeries]
+
+
+class DatasusFigures(Shape):
+    portfolio: str
+    kind: Literal["homologation", "production", "change", "other"]
+    answered: int
+    duration_seconds: Durations
+    within_72h: float | None = Field(description="Fração respondida em menos de 72 horas.")
+
+
+class RejectionReason(Shape):
+    reason: str = Field(description="Forma normalizada (minúsculas, sem acentos).")
+    example: str = Field(description="Um dos textos como escritos.")
+    count: int
+    elements: list[str]
+
+
+class DatasusAnalytics(Shape):
+    expected_hours: int
+    items: list[DatasusFigures]
+    reasons: list[RejectionReason]

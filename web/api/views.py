@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from engine import pki
 from engine.accounts.models import Organization, User
+from engine.analytics import queries as analytics
 from engine.certificates import service as certificates
 from engine.completion import service as completion
 from engine.credentials import children, pec, people
@@ -613,3 +614,101 @@ def download_file(file_id: str) -> Response:
 def _attachment(name: str) -> str:
     ascii_name = name.encode("ascii", "ignore").decode().replace('"', "") or "arquivo"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name)}"
+
+
+# ------------------------------------------------------------------ analytics (issue 17)
+
+
+def _analytics_filters(query: Any, process: str = "", **extra: Any) -> analytics.Filters:
+    return analytics.Filters(
+        process_key=process,
+        period_from=analytics.month_of(query.from_, "from"),
+        period_to=analytics.month_of(query.to, "to"),
+        uf=(query.uf or "").strip().upper(),
+        portfolio=(query.portfolio or "").strip(),
+        **extra,
+    )
+
+
+def _durations(median: int | None, p90: int | None) -> s.Durations:
+    return s.Durations(median=median, p90=p90)
+
+
+@bp.get("/analytics/elements")
+@operation({200: s.ElementAnalytics}, (403, 404))
+def analytics_elements(query: s.ElementsQuery) -> s.ElementAnalytics:
+    """Figuras por elemento BPMN (mapa de calor)"""
+    settings = current_app.extensions["credencia.settings"]
+    with db().read() as session:
+        org_id = _org_id(session, query.org)
+        f = _analytics_filters(
+            query, query.process, version=query.version, municipio=(query.municipio or "").strip()
+        )
+        report = analytics.elements(session, actor(), org_id, f, tz=settings.timezone)
+    return s.ElementAnalytics(
+        process=report.process_key,
+        version=report.version,
+        refreshed_at=report.refreshed_at,
+        items=[
+            s.ElementFigures(
+                element=e.element_id, name=e.name, lane=e.lane, entered=e.entered,
+                completed=e.completed, cancelled=e.cancelled, active=e.active, loops=e.loops,
+                duration_seconds=_durations(e.median, e.p90),
+                claim_to_complete_seconds=_durations(e.claim_median, e.claim_p90),
+                overdue_share=e.overdue_share,
+            )
+            for e in report.items
+        ],
+    )  # fmt: skip
+
+
+@bp.get("/analytics/lead-times")
+@operation({200: s.LeadTimeAnalytics}, (403, 404))
+def analytics_lead_times(query: s.LeadTimesQuery) -> s.LeadTimeAnalytics:
+    """Tempos até cada etapa e fluxo acumulado por semana"""
+    settings = current_app.extensions["credencia.settings"]
+    with db().read() as session:
+        org_id = _org_id(session, query.org)
+        report = analytics.lead_times(
+            session, actor(), org_id, _analytics_filters(query, query.process),
+            tz=settings.timezone, group=query.group or "",
+        )  # fmt: skip
+    return s.LeadTimeAnalytics(
+        process=report.process_key,
+        items=[
+            s.LeadTimeFigures(
+                stage=i.stage, group=i.group, reached=i.reached,
+                duration_seconds=_durations(i.median, i.p90),
+            )
+            for i in report.items
+        ],
+        weeks=report.weeks,
+        flow=[s.FlowSeries(stage=k, cumulative=v) for k, v in report.flow.items()],
+    )  # fmt: skip
+
+
+@bp.get("/analytics/datasus-response")
+@operation({200: s.DatasusAnalytics}, (403, 404))
+def analytics_datasus(query: s.DatasusQuery) -> s.DatasusAnalytics:
+    """Tempo de resposta do DATASUS e motivos de reprovação"""
+    settings = current_app.extensions["credencia.settings"]
+    with db().read() as session:
+        org_id = _org_id(session, query.org)
+        report = analytics.datasus_response(
+            session, actor(), org_id, _analytics_filters(query, query.process or ""),
+            tz=settings.timezone,
+        )  # fmt: skip
+    return s.DatasusAnalytics(
+        expected_hours=analytics.DATASUS_HOURS,
+        items=[
+            s.DatasusFigures(
+                portfolio=i.portfolio, kind=i.kind, answered=i.answered,
+                duration_seconds=_durations(i.median, i.p90), within_72h=i.within_72h,
+            )
+            for i in report.items
+        ],
+        reasons=[
+            s.RejectionReason(reason=r.label, example=r.sample, count=r.count, elements=r.elements)
+            for r in report.reasons
+        ],
+    )  # fmt: skip

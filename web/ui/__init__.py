@@ -9,6 +9,7 @@ def register(app: Flask) -> None:
     from web.ui import (
         account,
         admin,
+        analytics,
         audit,
         auth,
         children,
@@ -26,7 +27,7 @@ def register(app: Flask) -> None:
 
     for module in (
         auth, account, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
-        versions, credential_import, credentials, children,
+        versions, credential_import, credentials, children, analytics,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)

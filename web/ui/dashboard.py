@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request
 
+from engine.analytics.queries import Forecaster
 from engine.dashboard import queries as dash
 from engine.dashboard.queries import CREDENTIAL_STATUSES
 from engine.establishments import queries as establishment_queries
@@ -17,6 +18,7 @@ from web.ui.common import (
     org_id,
     page_arg,
     render_list,
+    settings,
     start_answers,
     text_arg,
 )
@@ -51,7 +53,9 @@ def index():
     filters = _filters()
     with db().read() as s:
         offset = (page_arg() - 1) * PAGE
-        rows, total = dash.page(s, actor(), org_id(), filters, limit=PAGE, offset=offset)
+        forecaster = Forecaster(s, org_id(), settings().analytics_forecast_min_history)
+        rows, total = dash.page(s, actor(), org_id(), filters, limit=PAGE, offset=offset,
+                                forecaster=forecaster)  # fmt: skip
         summary = dash.summary(s, actor(), org_id(), filters)
         portfolios = establishment_queries.active_portfolios(s)
         municipios = establishment_queries.municipios(s, actor(), org_id())
@@ -67,11 +71,12 @@ def export():
     a, org = actor(), org_id()
     with db().read() as s:
         dash.page(s, a, org, filters, limit=0)  # checks permission before the stream starts
+        forecaster = Forecaster(s, org, settings().analytics_forecast_min_history)
     database = db()
 
     def generate():
         with database.read() as s:
-            yield from dash.csv_lines(s, a, org, filters)
+            yield from dash.csv_lines(s, a, org, filters, forecaster=forecaster)
 
     response = Response(generate(), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="painel-credenciamento.csv"'

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from engine.accounts import members
 from engine.accounts import queries as account_queries
+from engine.analytics.queries import Forecaster
 from engine.comments import service as comments
 from engine.credentials import service as credentials
 from engine.definitions.models import ProcessDefinition
@@ -33,6 +34,7 @@ from web.ui.common import (
     has_role,
     login_required,
     org_id,
+    settings,
     start_answers,
 )
 from web.ui.labels import event_summary
@@ -84,6 +86,10 @@ def show(instance_id: int):
         }
         names = picture.element_names(definition.bpmn_xml)
         accepted = terms.for_instance(s, actor(), inst.id, inst.org_id, inst.establishment_id)
+        forecaster = Forecaster(s, inst.org_id, settings().analytics_forecast_min_history)
+        forecast = forecaster(
+            inst.process_key, inst.portfolio_code, inst.stage, inst.stage_since, inst.status
+        )
     can_comment = comments.can_comment(actor(), inst.org_id, inst.establishment_id)
     from web.ui.tasks import can_act
 
@@ -104,6 +110,7 @@ def show(instance_id: int):
         can_comment=can_comment,
         can_act=can_act,
         accepted_terms=accepted,
+        forecast=forecast,
     )
 
 
