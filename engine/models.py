@@ -29,3 +29,10 @@ from engine.runtime.models import ProcessInstance, Task  # noqa: F401
 from engine.scheduler.models import SchedulerJob  # noqa: F401
 from engine.secrets.models import SecretValue  # noqa: F401
 from engine.terms.models import TermAcceptance  # noqa: F401
+from engine.lgpd.models import (  # noqa: F401
+    AccessChain,
+    AccessEntry,
+    DataSubject,
+    SealedValue,
+    SubjectRequest,
+)
