@@ -23,12 +23,6 @@ from engine.definitions.models import ProcessDefinition  # noqa: F401
 from engine.drafts.models import TaskDraft  # noqa: F401
 from engine.establishments.models import Establishment, Portfolio  # noqa: F401
 from engine.files.models import StoredFile  # noqa: F401
-from engine.notifications.models import Notification, OutboxMessage  # noqa: F401
-from engine.reminders.models import Reminder  # noqa: F401
-from engine.runtime.models import ProcessInstance, Task  # noqa: F401
-from engine.scheduler.models import SchedulerJob  # noqa: F401
-from engine.secrets.models import SecretValue  # noqa: F401
-from engine.terms.models import TermAcceptance  # noqa: F401
 from engine.lgpd.models import (  # noqa: F401
     AccessChain,
     AccessEntry,
@@ -36,3 +30,9 @@ from engine.lgpd.models import (  # noqa: F401
     SealedValue,
     SubjectRequest,
 )
+from engine.notifications.models import Notification, OutboxMessage  # noqa: F401
+from engine.reminders.models import Reminder  # noqa: F401
+from engine.runtime.models import ProcessInstance, Task  # noqa: F401
+from engine.scheduler.models import SchedulerJob  # noqa: F401
+from engine.secrets.models import SecretValue  # noqa: F401
+from engine.terms.models import TermAcceptance  # noqa: F401
