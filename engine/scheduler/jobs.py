@@ -47,6 +47,13 @@ def uploads_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
         return files.expire_unattached(session, ttl_hours=settings.upload_ttl_hours).as_dict()
 
 
+def lgpd_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+    from engine.lgpd import retention
+
+    with db.write() as session:
+        return retention.apply(session, settings)
+
+
 # One outbox run keeps taking batches while they go out whole, for up to this long (less
 # than the job's interval): after an SMTP outage the backlog drains at the server's pace
 # instead of one batch per interval.
@@ -92,6 +99,7 @@ JOBS: tuple[Job, ...] = (
     Job("certificates", 3600, certificates_job, "certificate expiry reminders and renewal hook"),
     Job("outbox", 15, outbox_job, "e-mail delivery over SMTP"),
     Job("uploads", 3600, uploads_job, "unattached uploads past CREDENCIA_UPLOAD_TTL_HOURS"),
+    Job("lgpd", 60, lgpd_job, "access log sealing and LGPD retention (CREDENCIA_LGPD_*)"),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}
 

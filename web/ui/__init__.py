@@ -18,6 +18,7 @@ def register(app: Flask) -> None:
         establishments,
         home,
         instances,
+        lgpd,
         notifications,
         tasks,
         versions,
@@ -25,7 +26,7 @@ def register(app: Flask) -> None:
 
     for module in (
         auth, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
-        versions, credential_import, credentials, children,
+        versions, credential_import, credentials, children, lgpd,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)

@@ -9,6 +9,7 @@ from engine.dashboard.queries import CREDENTIAL_STATUSES
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
 from engine.runtime import bulk
+from web.access_log import logged
 from web.ui.common import (
     actor,
     db,
@@ -67,6 +68,12 @@ def export():
     a, org = actor(), org_id()
     with db().read() as s:
         dash.page(s, a, org, filters, limit=0)  # checks permission before the stream starts
+    logged(
+        "dashboard.export",
+        org_id=org,
+        entity_type="dashboard",
+        detail=request.query_string.decode()[:300],
+    )
     database = db()
 
     def generate():
