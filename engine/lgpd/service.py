@@ -25,6 +25,7 @@ from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.db import Base, utcnow
 from engine.errors import Invalid
+from engine.establishments.models import Establishment
 from engine.lgpd import vault
 from engine.lgpd.declarations import LOCATIONS
 from engine.lgpd.models import AccessEntry, DataSubject, SealedValue, SubjectRequest
@@ -67,10 +68,20 @@ def subjects_of(session: Session, kind: str, value: str, org_id: int | None = No
     hashes = vault.ident_hashes(kind, value)
     stmt = select(SealedValue.subject_id).where(SealedValue.ident_hash.in_(hashes))
     direct = select(DataSubject.id).where(DataSubject.ident_hash.in_(hashes))
+    # Erased subjects lost their keyed hashes; their erasure request still names them.
+    erased = select(DataSubject.id).where(
+        DataSubject.erase_request_id.in_(
+            select(SubjectRequest.id).where(
+                SubjectRequest.ident_hash.in_(hashes), SubjectRequest.kind == "erase"
+            )
+        )
+    )
     if org_id is not None:
         stmt = stmt.where(SealedValue.org_id == org_id)
         direct = direct.where(DataSubject.org_id == org_id)
-    return sorted(set(session.scalars(stmt)) | set(session.scalars(direct)))
+        erased = erased.where(DataSubject.org_id == org_id)
+    found = set(session.scalars(stmt)) | set(session.scalars(direct))
+    return sorted(found | set(session.scalars(erased)))
 
 
 def _held(session: Session, subject_ids: list[str]) -> list[tuple[SealedValue, str | None]]:
@@ -269,6 +280,31 @@ def erase(
     return Outcome(req.id, "done", "", len(subject_ids), len(held), counts)
 
 
+def _reads(session: Session, held: list[tuple[SealedValue, str | None]]) -> list[AccessEntry]:
+    """The access log's entries of views that showed the subject's data: the instances their
+    values were recorded about, those instances' tasks, establishments and credentials."""
+    entities = {(r.entity_type, r.entity_id) for r, _ in held}
+    instance_ids = [int(e) for t, e in entities if t == "instance" and e.isdigit()]
+    if instance_ids:
+        rows = session.execute(
+            select(ProcessInstance.id, Establishment.cnes, ProcessInstance.credential_id)
+            .outerjoin(Establishment, Establishment.id == ProcessInstance.establishment_id)
+            .where(ProcessInstance.id.in_(instance_ids))
+        ).all()
+        entities |= {("establishment", r.cnes) for r in rows if r.cnes}
+        entities |= {("credential", str(r.credential_id)) for r in rows if r.credential_id}
+        tasks = session.scalars(select(Task.id).where(Task.instance_id.in_(instance_ids)))
+        entities |= {("task", t) for t in tasks}
+    if not entities:
+        return []
+    conds = [(AccessEntry.entity_type == t) & (AccessEntry.entity_id == e) for t, e in entities]
+    found: list[AccessEntry] = []
+    conds_list = list(conds)
+    for i in range(0, len(conds_list), 200):
+        found += session.scalars(select(AccessEntry).where(or_(*conds_list[i : i + 200])))
+    return sorted(found, key=lambda a: a.id)
+
+
 def report(
     session: Session, actor: Actor | None, kind: str, raw: str, *, org_id: int | None = None
 ) -> dict[str, Any]:
@@ -301,20 +337,7 @@ def report(
     for table, col, _j, _pk, _cur in _matches(session, variants):
         if org_id is None or "org_id" not in table.c:
             places[f"{table.name}.{col.name}"] = places.get(f"{table.name}.{col.name}", 0) + 1
-    entities = {(r.entity_type, r.entity_id) for r, _ in held}
-    instance_ids = [int(e) for t, e in entities if t == "instance" and e.isdigit()]
-    est_ids = set(
-        session.scalars(
-            select(ProcessInstance.establishment_id).where(ProcessInstance.id.in_(instance_ids))
-        )
-    ) if instance_ids else set()  # fmt: skip
-    entities |= {("establishment", str(e)) for e in est_ids if e is not None}
-    reads = []
-    if entities:
-        conds = [(AccessEntry.entity_type == t) & (AccessEntry.entity_id == e) for t, e in entities]
-        reads = list(
-            session.scalars(select(AccessEntry).where(or_(*conds)).order_by(AccessEntry.id))
-        )
+    reads = _reads(session, held)
     result = {
         "identifier": {"kind": kind, "value": value},
         "generated_at": utcnow().isoformat(),

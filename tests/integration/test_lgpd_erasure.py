@@ -43,6 +43,14 @@ def test_erasure_leaves_no_trace_and_keeps_the_chains(client, world, db, cli, mo
     assert samples  # the flow's forms carry the gestor's CPF, CNS, name and e-mail
     f = flow(client, world)
     to_production(f)
+    # Reads of the person's data, before erasure: the access log keeps them.
+    admin = world["users"]["admin"]
+    task_id = client.get(f"/api/v1/tasks?instance={f.instance_id}", headers=admin.headers).json[
+        "items"
+    ][0]["id"]
+    assert client.get(f"/api/v1/tasks/{task_id}", headers=admin.headers).status_code == 200
+    history = client.get(f"/api/v1/instances/{f.instance_id}/history", headers=admin.headers)
+    assert history.status_code == 200 and EMAIL in history.get_data(as_text=True)
     before = dump(db)
     assert any(form in before for form in FORMS) and EMAIL in before
     with db.read() as s:
@@ -86,6 +94,11 @@ def test_erasure_leaves_no_trace_and_keeps_the_chains(client, world, db, cli, mo
     assert report["erasures"][0]["at"]
     assert all(v["value"] == vault.ERASED for v in report["audit_values"])
     assert [r["status"] for r in report["requests"] if r["kind"] == "erase"] == ["refused", "done"]
+    reads = {(r["view"], r["by"], r["channel"]) for r in report["reads"]}
+    assert ("task.detail", admin.email, "api") in reads
+    assert ("instance.history", admin.email, "api") in reads
+    history = client.get(f"/api/v1/instances/{f.instance_id}/history", headers=admin.headers)
+    assert vault.ERASED in history.get_data(as_text=True)
     assert CPF not in dump(db)  # the report's own request keeps a keyed hash, not the CPF
 
 
