@@ -18,21 +18,19 @@ def render(report: dict[str, Any]) -> bytes:
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 14)
     ident = report["identifier"]
-    pdf.multi_cell(
-        0, 8, _latin1(f"Relatório do titular ({ident['kind'].upper()} {ident['value']})")
-    )
+    title = f"Relatório do titular ({ident['kind'].upper()} {ident['value']})"
+    pdf.multi_cell(0, 8, new_x="LMARGIN", new_y="NEXT", text=_latin1(title))
     pdf.set_font("Helvetica", size=9)
-    pdf.multi_cell(
-        0, 5, _latin1(f"Gerado em {report['generated_at']} - situação: {report['status']}")
-    )
+    when = f"Gerado em {report['generated_at']} - situação: {report['status']}"
+    pdf.multi_cell(0, 5, new_x="LMARGIN", new_y="NEXT", text=_latin1(when))
 
     def section(title: str, lines: list[str]) -> None:
         pdf.ln(3)
         pdf.set_font("Helvetica", "B", 11)
-        pdf.multi_cell(0, 6, _latin1(title))
+        pdf.multi_cell(0, 6, new_x="LMARGIN", new_y="NEXT", text=_latin1(title))
         pdf.set_font("Helvetica", size=9)
         for line in lines or ["(nada)"]:
-            pdf.multi_cell(0, 5, _latin1(line))
+            pdf.multi_cell(0, 5, new_x="LMARGIN", new_y="NEXT", text=_latin1(line))
 
     section(
         "Eliminações",
