@@ -76,3 +76,25 @@ def erase(cli: CliContext, cpf: str | None, email: str | None, yes: bool) -> Non
         f"eliminado (pedido {outcome.request_id}): {outcome.subjects} titular(es), "
         f"{outcome.values} valor(es) da trilha de auditoria, linhas anonimizadas: {rows}"
     )
+
+
+@lgpd_group.command("record")
+@click.option(
+    "--check", is_flag=True, help="Só confere; sai com 1 se o arquivo está desatualizado."
+)
+@click.option(
+    "--output", default="docs/lgpd.md", show_default=True, type=click.Path(dir_okay=False)
+)
+def record(check: bool, output: str) -> None:
+    """Escreve o registro das operações de tratamento (docs/lgpd.md) a partir do código."""
+    from engine.lgpd import record as processing_record
+
+    text = processing_record.render()
+    path = Path(output)
+    if check:
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            error(f"{output} está desatualizado: rode `credencia lgpd record`.")
+        click.echo(f"{output} está atualizado")
+        return
+    path.write_text(text, encoding="utf-8")
+    click.echo(f"{output} escrito")
