@@ -112,3 +112,31 @@ def test_erasure_is_refused_while_a_process_runs(client, world, db, cli, monkeyp
     assert CPF in dump(db)
     out = cli("lgpd", "erase", "--cpf", "123", "--yes", code=1)
     assert "cpf" in out.lower()
+
+
+def test_retention_anonymizes_finished_processes(client, world, db, settings):
+    import dataclasses
+
+    from engine.lgpd import retention
+    from engine.runtime.models import ProcessInstance, Task
+
+    f = flow(client, world)
+    to_production(f)
+    with db.read() as s:
+        assert s.get(ProcessInstance, f.instance_id).status != "running"
+        due = {d.kind: d for d in retention.plan(s, settings)}
+        assert due["finished"].due_now == 0 and due["finished"].next_at is not None
+    expired = dataclasses.replace(settings, lgpd_retention_finished_days=0)
+    with db.write() as s:
+        assert retention.apply(s, expired)["finished"] == 1
+    with db.write() as s:
+        assert retention.apply(s, expired)["finished"] == 0  # once per process
+    with db.read() as s:
+        tasks = json.dumps([t.data for t in s.scalars(select(Task)) if t.data])
+        state = s.get(ProcessInstance, f.instance_id).state
+        assert CPF not in tasks and EMAIL not in tasks and CPF not in state
+        assert retention.ANONYMIZED in tasks
+        events = list(s.scalars(select(AuditEvent).where(AuditEvent.entity_type == "instance")))
+        shown = json.dumps(vault.reveal_all(s, [e.data for e in events]), ensure_ascii=False)
+        assert vault.ERASED in shown and CPF not in shown
+        assert verification.verify(s).ok
