@@ -138,17 +138,22 @@ def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
     return value
 
 
-def _matches(session: Session, variants: set[str]):
-    """(table, column, json, primary key, current value) of every place holding a variant."""
+def _matches(session: Session, variants: set[str], org_id: int | None = None):
+    """(table, column, json, primary key, current value) of every place holding a variant
+    (in one organization's rows only, when ``org_id`` is given)."""
     forms = _search_forms(variants)
     for table_name, column, is_json in LOCATIONS:
         table = Base.metadata.tables[table_name]
+        if org_id is not None and "org_id" not in table.c:
+            continue
         col = table.c[column]
         pk = list(table.primary_key.columns)
         text = cast(col, Text)
         where = or_(*[text.contains(f, autoescape=True) for f in forms])
         # Lower-case e-mails may have been entered in another case.
         where = or_(where, *[text.ilike(f"%{f}%") for f in forms if "@" in f])
+        if org_id is not None:
+            where = where & (table.c.org_id == org_id)
         for row in session.execute(select(*pk, col).where(where)):
             yield table, col, is_json, tuple(row[: len(pk)]), row[-1]
 
@@ -334,10 +339,9 @@ def report(
     erasures = [r for r in requests if r.kind == "erase" and r.status == "done"]
     variants = _variants(kind, value, held)
     places: dict[str, int] = {}
-    for table, col, _j, _pk, _cur in _matches(session, variants):
-        if org_id is None or "org_id" not in table.c:
-            places[f"{table.name}.{col.name}"] = places.get(f"{table.name}.{col.name}", 0) + 1
-    reads = _reads(session, held)
+    for table, col, _j, _pk, _cur in _matches(session, variants, org_id):
+        places[f"{table.name}.{col.name}"] = places.get(f"{table.name}.{col.name}", 0) + 1
+    reads = [a for a in _reads(session, held) if org_id is None or a.org_id == org_id]
     result = {
         "identifier": {"kind": kind, "value": value},
         "generated_at": utcnow().isoformat(),

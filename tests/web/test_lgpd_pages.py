@@ -138,3 +138,26 @@ def test_retention_page_and_job_remove_old_drafts(db, world, pages, settings):
     with db.read() as s:
         assert s.scalar(select(TaskDraft)) is None
         assert verification.verify(s).ok
+
+
+def test_an_admins_report_holds_only_their_organization(db, world, pages):
+    from engine.audit import service as audit
+
+    with db.write() as s:
+        audit.record(s, None, "test.personal", org_id=world.other_org, entity_type="instance",
+                     entity_id=world.other_instance_id,
+                     data={"gestor_cpf": "39053344705", "gestor_nome": "Maria"})  # fmt: skip
+        audit.record(s, None, "test.personal", org_id=world.org, entity_type="instance",
+                     entity_id=world.instance_id, data={"gestor_cpf": "390.533.447-05"})  # fmt: skip
+    res = pages(world.users["admin"]).post(
+        "/lgpd/titular", {"tipo": "cpf", "valor": "39053344705", "formato": "json"}
+    )
+    report = json.loads(res.get_data(as_text=True))
+    assert [v["value"] for v in report["audit_values"]] == ["390.533.447-05"]
+    assert "Maria" not in res.get_data(as_text=True)
+    with db.write() as s:
+        from engine.lgpd import service as lgpd
+
+        everything = lgpd.report(s, None, "cpf", "39053344705")
+    values = sorted(v["value"] for v in everything["audit_values"])
+    assert values == sorted(["39053344705", "390.533.447-05", "Maria"])
