@@ -253,7 +253,7 @@ def store(session: Session, org_id: int | None, events: Iterable[Placed]) -> int
                 }  # fmt: skip
             )
     if new_subjects:
-        session.execute(insert(DataSubject), new_subjects)
+        session.execute(insert(DataSubject.__table__), new_subjects)  # one executemany
     values = []
     for e in events:
         for p in e.values:
@@ -274,7 +274,7 @@ def store(session: Session, org_id: int | None, events: Iterable[Placed]) -> int
                     "ciphertext": _encrypt(key, p.ref, p.salt, p.value),
                 }  # fmt: skip
             )
-    session.execute(insert(SealedValue), values)
+    session.execute(insert(SealedValue.__table__), values)  # one executemany
     return len(values)
 
 
