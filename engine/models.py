@@ -26,6 +26,7 @@ from engine.files.models import StoredFile  # noqa: F401
 from engine.lgpd.models import (  # noqa: F401
     AccessChain,
     AccessEntry,
+    AnonymizedInstance,
     DataSubject,
     SealedValue,
     SubjectRequest,

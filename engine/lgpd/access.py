@@ -2,7 +2,7 @@
 art. 15 asks for 6 months), kept apart from the change audit and tamper-evident itself.
 
 A read costs one INSERT (``record``), never a lock: entries are chained afterwards by
-``seal`` (the scheduler's ``lgpd`` job every minute, and before every export or
+``seal`` (the scheduler's ``access_log`` job every minute, and before every export or
 verification), which gives each organization's unsealed entries, in id order, the next
 ``seq`` of its chain and a SHA-256 hash over the entry and the previous hash. An entry
 changed or removed after sealing breaks the chain; retention removes the oldest entries and

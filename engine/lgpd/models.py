@@ -76,6 +76,17 @@ class SubjectRequest(Base):
     details: Mapped[dict] = mapped_column(JSONType, default=dict)
 
 
+class AnonymizedInstance(Base):
+    """A finished process whose personal data retention anonymized (done once each)."""
+
+    __tablename__ = "lgpd_anonymized"
+
+    instance_id: Mapped[int] = mapped_column(
+        ForeignKey("process_instance.id", ondelete="CASCADE"), primary_key=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class AccessChain(Base):
     """Head of one organization's access-log chain; ``anchor_*`` is where the chain starts
     after retention removed its oldest entries."""

@@ -1,5 +1,5 @@
 """Retention: each kind of personal data is kept for its setting's days, then removed or
-anonymized by the scheduler's ``lgpd`` job (audited as ``lgpd.retention``).
+anonymized by the scheduler's hourly ``lgpd`` job (audited as ``lgpd.retention``).
 
 - finished processes (``LGPD_RETENTION_FINISHED_DAYS`` after they ended): the personal
   values of their task data and workflow state are anonymized, and their audit events'
@@ -18,19 +18,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.accounts.models import WebSession
 from engine.audit import service as audit
-from engine.audit.models import AuditEvent
 from engine.db import utcnow
 from engine.drafts.models import TaskDraft
 from engine.files.models import StoredFile
 from engine.lgpd import access
 from engine.lgpd.declarations import personal_key
-from engine.lgpd.models import SealedValue
+from engine.lgpd.models import AnonymizedInstance, SealedValue
 from engine.notifications.models import PENDING, Notification, OutboxMessage
 from engine.runtime.models import RUNNING, ProcessInstance, Task
 
@@ -52,13 +51,10 @@ class Due:
 
 
 def _finished_pending():
-    done = select(AuditEvent.entity_id).where(
-        AuditEvent.action == "lgpd.retention_applied", AuditEvent.entity_type == "instance"
-    )
     return select(ProcessInstance.id).where(
         ProcessInstance.status != RUNNING,
         ProcessInstance.ended_at.is_not(None),
-        cast(ProcessInstance.id, String).not_in(done),
+        ProcessInstance.id.not_in(select(AnonymizedInstance.instance_id)),
     )
 
 
@@ -176,6 +172,7 @@ def apply(session: Session, settings: Any, actor: Actor | None = None,
     ids = list(session.scalars(pending.order_by(ProcessInstance.id).limit(BATCH)))
     for instance in session.scalars(select(ProcessInstance).where(ProcessInstance.id.in_(ids))):
         _anonymize_instance(session, instance)
+        session.add(AnonymizedInstance(instance_id=instance.id, at=now))
         audit.record(session, actor, "lgpd.retention_applied", org_id=instance.org_id,
                      entity_type="instance", entity_id=instance.id,
                      data={"ended_at": instance.ended_at.isoformat()})  # fmt: skip

@@ -47,6 +47,13 @@ def uploads_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
         return files.expire_unattached(session, ttl_hours=settings.upload_ttl_hours).as_dict()
 
 
+def access_log_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
+    from engine.lgpd import access
+
+    with db.write() as session:
+        return {"sealed": access.seal(session)}
+
+
 def lgpd_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
     from engine.lgpd import retention
 
@@ -99,7 +106,8 @@ JOBS: tuple[Job, ...] = (
     Job("certificates", 3600, certificates_job, "certificate expiry reminders and renewal hook"),
     Job("outbox", 15, outbox_job, "e-mail delivery over SMTP"),
     Job("uploads", 3600, uploads_job, "unattached uploads past CREDENCIA_UPLOAD_TTL_HOURS"),
-    Job("lgpd", 60, lgpd_job, "access log sealing and LGPD retention (CREDENCIA_LGPD_*)"),
+    Job("access_log", 60, access_log_job, "chains the access log's new entries (LGPD)"),
+    Job("lgpd", 3600, lgpd_job, "LGPD retention of personal data (CREDENCIA_LGPD_RETENTION_*)"),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}
 

@@ -227,10 +227,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_lgpd_value_ident", "lgpd_value", ["ident_hash"], unique=False)
     op.create_index("ix_lgpd_value_subject", "lgpd_value", ["subject_id"], unique=False)
+    op.create_table(
+        "lgpd_anonymized",
+        sa.Column("instance_id", sa.Integer(), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["instance_id"], ["process_instance.id"],
+            name=op.f("fk_lgpd_anonymized_instance_id_process_instance"), ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("instance_id", name=op.f("pk_lgpd_anonymized")),
+    )  # fmt: skip
     _convert_events()
 
 
 def downgrade() -> None:
+    op.drop_table("lgpd_anonymized")
     op.drop_index("ix_lgpd_value_subject", table_name="lgpd_value")
     op.drop_index("ix_lgpd_value_ident", table_name="lgpd_value")
     op.drop_index("ix_lgpd_value_entity", table_name="lgpd_value")

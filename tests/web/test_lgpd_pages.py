@@ -43,7 +43,7 @@ def test_reads_are_logged_chained_and_shown_to_the_encarregado(db, world, pages,
     assert {"audit.export.csv", "dashboard.export", "credentials.export"} <= {v for v, *_ in seen}
     assert all(e.hash is None and e.address for e in _entries(db))  # one insert, unchained
 
-    jobs.run_job(db, settings, jobs.JOBS_BY_NAME["lgpd"], owner="test")
+    jobs.run_job(db, settings, jobs.JOBS_BY_NAME["access_log"], owner="test")
     entries = _entries(db)
     assert all(e.hash and e.chain == f"org:{world.org}" for e in entries)
     assert [e.seq for e in entries] == list(range(1, len(entries) + 1))
