@@ -8,7 +8,8 @@ A key of an event's data is personal when one of its ``_``-separated words names
 personal data (``cpf``, ``cns``, ``nome``/``name``, ``email``, ``telefone``/``phone``) and the
 key also names whose it is (``gestor_cpf``, ``cpf_responsavel``, ``novo_gestor_email``): a
 bare ``email`` or ``name`` is a user account's, and keys of the establishment or the system
-(``estabelecimento_email``, ``sistema_nome``) are a legal entity's. A CPF written anywhere
+(``estabelecimento_email``, ``sistema_nome``) are a legal entity's, and a key naming a hash
+(``email_hmac``) holds no value to protect. A CPF written anywhere
 else in a string (a message, a changed field's old value) makes that whole string personal.
 """
 
@@ -30,6 +31,8 @@ KIND_WORDS = {
 ENTITY_WORDS = frozenset(
     {"estabelecimento", "sistema", "system", "conector", "organizacao", "ubs", "filhos", "aviso"}
 )
+# Words of keys holding a hash of the value, not the value (``email_hmac``).
+HASHED_WORDS = frozenset({"hmac", "hash", "sha256", "digest"})
 # Which of a group's values identifies the person (the first present).
 IDENTIFYING = ("cpf", "email", "cns", "name", "phone")
 CPF_IN_TEXT = re.compile(r"(?<!\w)(\d{3}\.?\d{3}\.?\d{3}-?\d{2})(?!\w)")
@@ -39,7 +42,7 @@ def personal_key(key: str) -> tuple[str, str] | None:
     """(kind, group) when ``key`` holds personal data, else None. ``group`` is the key without
     its kind word: ``gestor_cpf`` and ``gestor_nome`` are the same person's."""
     words = key.lower().split("_")
-    if len(words) < 2 or words[0] in ENTITY_WORDS:
+    if len(words) < 2 or words[0] in ENTITY_WORDS or HASHED_WORDS & set(words):
         return None
     for i, word in enumerate(words):
         kind = KIND_WORDS.get(word)

@@ -12,7 +12,14 @@ from pathlib import Path
 from unittest import mock
 
 from engine import settings as settings_mod
-from engine.lgpd.declarations import CATEGORIES, ENTITY_WORDS, KIND_WORDS, LOCATIONS, personal_key
+from engine.lgpd.declarations import (
+    CATEGORIES,
+    ENTITY_WORDS,
+    HASHED_WORDS,
+    KIND_WORDS,
+    LOCATIONS,
+    personal_key,
+)
 
 
 def _walk(schema: dict, prefix: str = ""):
@@ -100,7 +107,9 @@ def render(processes_dir: Path | None = None) -> str:
         + ", ".join(f"`{w}`" for w in sorted(KIND_WORDS))
         + " e a chave diz de quem é (ex.: `gestor_cpf`); chaves que começam por "
         + ", ".join(f"`{w}`" for w in sorted(ENTITY_WORDS))
-        + " são de pessoa jurídica ou sistema. Um CPF válido escrito em qualquer outro texto "
+        + " são de pessoa jurídica ou sistema; chaves com "
+        + ", ".join(f"`{w}`" for w in sorted(HASHED_WORDS))
+        + " guardam um hash, não o valor. Um CPF válido escrito em qualquer outro texto "
         "torna o texto inteiro pessoal.",
         "",
         "## Onde a eliminação anonimiza valores guardados fora da trilha",

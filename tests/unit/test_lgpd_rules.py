@@ -22,6 +22,7 @@ def test_personal_keys_name_a_kind_and_whose_it_is():
     assert personal_key("gestor_name") == ("name", "gestor")
     assert personal_key("email") is None  # a user account's
     assert personal_key("estabelecimento_email") is None  # a legal entity's
+    assert personal_key("email_hmac") is None  # a keyed hash, not the e-mail
     assert personal_key("sistema_nome") is None and personal_key("ip_inicial") is None
 
 
