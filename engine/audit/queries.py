@@ -39,9 +39,9 @@ def establishment_events(
 
 def shown(session: Session, events: list[AuditEvent]) -> list[AuditEvent]:
     """The events as people read them: each personal value opened from the vault, or
-    "dado pessoal removido" where it was erased (engine/lgpd/vault.py). The events are
+    "dado pessoal removido" where it was erased (engine/audit/vault.py). The events are
     detached first, so the opened values can never be written back into the chain."""
-    from engine.lgpd import vault
+    from engine.audit import vault
 
     if not events:
         return events

@@ -7,7 +7,7 @@ describes, and concurrent appends line up one after another.
 
 Each event's hash covers the previous one's, and its data is stored as the very text that
 was hashed (engine/audit/canonical.py); engine/audit/verify.py walks the chains. Personal
-values never enter that text: engine/lgpd/vault.py replaces each by a salted commitment and
+values never enter that text: engine/audit/vault.py replaces each by a salted commitment and
 keeps the value, encrypted per data subject, beside the chain (so it can be erased).
 """
 
@@ -23,10 +23,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from engine.audit import vault
 from engine.audit.canonical import canonical_json, escape_surrogates
 from engine.audit.models import AuditChain, AuditEvent
 from engine.db import utcnow
-from engine.lgpd import vault
 
 if TYPE_CHECKING:
     from engine.access.actor import Actor

@@ -15,40 +15,18 @@ else in a string (a message, a changed field's old value) makes that whole strin
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-KIND_WORDS = {
-    "cpf": "cpf",
-    "cns": "cns",
-    "nome": "name",
-    "name": "name",
-    "email": "email",
-    "telefone": "phone",
-    "phone": "phone",
-}
-# First words of keys about a legal entity or a system, not a person.
-ENTITY_WORDS = frozenset(
-    {"estabelecimento", "sistema", "system", "conector", "organizacao", "ubs", "filhos", "aviso"}
+# The rule that finds personal values lives beside the audit log it protects (it must not
+# depend on this package); it is re-exported here with the rest of the declarations.
+from engine.audit.vault import (  # noqa: F401
+    CPF_IN_TEXT,
+    ENTITY_WORDS,
+    HASHED_WORDS,
+    IDENTIFYING,
+    KIND_WORDS,
+    personal_key,
 )
-# Words of keys holding a hash of the value, not the value (``email_hmac``).
-HASHED_WORDS = frozenset({"hmac", "hash", "sha256", "digest"})
-# Which of a group's values identifies the person (the first present).
-IDENTIFYING = ("cpf", "email", "cns", "name", "phone")
-CPF_IN_TEXT = re.compile(r"(?<!\w)(\d{3}\.?\d{3}\.?\d{3}-?\d{2})(?!\w)")
-
-
-def personal_key(key: str) -> tuple[str, str] | None:
-    """(kind, group) when ``key`` holds personal data, else None. ``group`` is the key without
-    its kind word: ``gestor_cpf`` and ``gestor_nome`` are the same person's."""
-    words = key.lower().split("_")
-    if len(words) < 2 or words[0] in ENTITY_WORDS or HASHED_WORDS & set(words):
-        return None
-    for i, word in enumerate(words):
-        kind = KIND_WORDS.get(word)
-        if kind:
-            return kind, "_".join(words[:i] + words[i + 1 :])
-    return None
 
 
 @dataclass(frozen=True)

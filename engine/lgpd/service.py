@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 from engine import identifiers
 from engine.access.actor import Actor
 from engine.audit import service as audit
+from engine.audit import vault
 from engine.db import Base, utcnow
 from engine.errors import Invalid
 from engine.establishments.models import Establishment
-from engine.lgpd import vault
 from engine.lgpd.declarations import LOCATIONS
 from engine.lgpd.models import AccessEntry, DataSubject, SealedValue, SubjectRequest
 from engine.runtime.models import RUNNING, ProcessInstance, Task

@@ -5,7 +5,7 @@ Revision ID: 0015
 Revises: 0012
 Create Date: 2026-12-04 03:55:00
 
-Existing events are converted chain by chain (engine/lgpd/vault.py): each personal value of
+Existing events are converted chain by chain (engine/audit/vault.py): each personal value of
 an event's data is replaced by a salted commitment and stored encrypted under its subject's
 key. Changing the data changes the event's hash and so every later hash of the chain: the
 chain is therefore re-hashed from its first changed event, ONLY if it verified intact before
@@ -38,7 +38,7 @@ def _convert_events() -> None:
     from engine.audit import verify as verification
     from engine.audit.canonical import canonical_json
     from engine.audit.models import AuditChain, AuditCheckpoint, AuditEvent
-    from engine.lgpd import vault
+    from engine.audit import vault
 
     session = Session(bind=op.get_bind())
     if session.scalar(select(AuditEvent.id).limit(1)) is None:

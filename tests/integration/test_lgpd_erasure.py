@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from engine import settings as settings_mod
+from engine.audit import vault
 from engine.audit import verify as verification
 from engine.audit.models import AuditEvent
 from engine.demo import samples
-from engine.lgpd import vault
 from tests.support.flows import flow, to_production
 
 CPF = "39053344705"

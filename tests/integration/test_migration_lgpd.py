@@ -11,11 +11,11 @@ from alembic import command
 from sqlalchemy import Integer, String, column, select, table, text
 
 from engine.audit import service as audit
+from engine.audit import vault
 from engine.audit import verify as verification
 from engine.audit.canonical import canonical_json
 from engine.audit.models import AuditEvent
 from engine.db import Database, UTCDateTime, make_engine
-from engine.lgpd import vault
 from web.cli import alembic_config, upgrade_database
 
 EVENTS = table(

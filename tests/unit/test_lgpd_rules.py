@@ -8,7 +8,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from engine.lgpd import record, vault
+from engine.audit import vault
+from engine.lgpd import record
 from engine.lgpd.declarations import personal_key
 from web.cli import main
 

@@ -1,6 +1,7 @@
 """Personal values of audit events, kept out of the hashed payload.
 
-``seal`` replaces each personal value of an event's data (engine/lgpd/declarations.py) by
+``seal`` replaces each personal value of an event's data (``personal_key`` below; the record
+of processing, engine/lgpd/declarations.py, lists them) by
 ``{"$pd": <id>, "c": <commitment>}``; the chain's hash covers that marker, never the value.
 The value is stored in ``lgpd_value``, AES-256-GCM-encrypted under its data subject's key
 (``lgpd_subject.wrapped_key``, itself encrypted under the master key as engine/secrets does),
@@ -21,6 +22,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,8 +35,40 @@ from sqlalchemy.orm import Session
 
 from engine import identifiers
 from engine import secrets as secret_store
-from engine.lgpd.declarations import CPF_IN_TEXT, IDENTIFYING, personal_key
 from engine.lgpd.models import DataSubject, SealedValue
+
+KIND_WORDS = {
+    "cpf": "cpf",
+    "cns": "cns",
+    "nome": "name",
+    "name": "name",
+    "email": "email",
+    "telefone": "phone",
+    "phone": "phone",
+}
+# First words of keys about a legal entity or a system, not a person.
+ENTITY_WORDS = frozenset(
+    {"estabelecimento", "sistema", "system", "conector", "organizacao", "ubs", "filhos", "aviso"}
+)
+# Words of keys holding a hash of the value, not the value (``email_hmac``).
+HASHED_WORDS = frozenset({"hmac", "hash", "sha256", "digest"})
+# Which of a group's values identifies the person (the first present).
+IDENTIFYING = ("cpf", "email", "cns", "name", "phone")
+CPF_IN_TEXT = re.compile(r"(?<!\w)(\d{3}\.?\d{3}\.?\d{3}-?\d{2})(?!\w)")
+
+
+def personal_key(key: str) -> tuple[str, str] | None:
+    """(kind, group) when ``key`` holds personal data, else None. ``group`` is the key without
+    its kind word: ``gestor_cpf`` and ``gestor_nome`` are the same person's."""
+    words = key.lower().split("_")
+    if len(words) < 2 or words[0] in ENTITY_WORDS or HASHED_WORDS & set(words):
+        return None
+    for i, word in enumerate(words):
+        kind = KIND_WORDS.get(word)
+        if kind:
+            return kind, "_".join(words[:i] + words[i + 1 :])
+    return None
+
 
 MARK = "$pd"
 ERASED = "dado pessoal removido"
