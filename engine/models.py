@@ -24,6 +24,14 @@ from engine.definitions.models import ProcessDefinition  # noqa: F401
 from engine.drafts.models import TaskDraft  # noqa: F401
 from engine.establishments.models import Establishment, Portfolio  # noqa: F401
 from engine.files.models import StoredFile  # noqa: F401
+from engine.lgpd.models import (  # noqa: F401
+    AccessChain,
+    AccessEntry,
+    AnonymizedInstance,
+    DataSubject,
+    SealedValue,
+    SubjectRequest,
+)
 from engine.notifications.models import Notification, OutboxMessage  # noqa: F401
 from engine.reminders.models import Reminder  # noqa: F401
 from engine.runtime.models import ProcessInstance, Task  # noqa: F401

@@ -254,6 +254,22 @@ class Settings:
     totp_required_for_admins: bool = field(
         default_factory=lambda: _bool("TOTP_REQUIRED_FOR_ADMINS", False)
     )
+    # LGPD retention (days), per kind of data: docs/lgpd.md, engine/lgpd/retention.py.
+    lgpd_retention_finished_days: int = field(
+        default_factory=lambda: _int("LGPD_RETENTION_FINISHED_DAYS", 1825)
+    )
+    lgpd_retention_drafts_days: int = field(
+        default_factory=lambda: _int("LGPD_RETENTION_DRAFTS_DAYS", 90, minimum=1)
+    )
+    lgpd_retention_sessions_days: int = field(
+        default_factory=lambda: _int("LGPD_RETENTION_SESSIONS_DAYS", 30, minimum=1)
+    )
+    lgpd_retention_access_log_days: int = field(
+        default_factory=lambda: _int("LGPD_RETENTION_ACCESS_LOG_DAYS", 183, minimum=1)
+    )
+    lgpd_retention_notifications_days: int = field(
+        default_factory=lambda: _int("LGPD_RETENTION_NOTIFICATIONS_DAYS", 365, minimum=1)
+    )
 
     @property
     def production(self) -> bool:

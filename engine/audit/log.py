@@ -17,6 +17,7 @@ from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.audit import verify as verification
 from engine.audit.models import AuditChain, AuditEvent
+from engine.audit.queries import shown
 from engine.db import Database
 from engine.errors import NotFound
 from engine.establishments.models import Establishment
@@ -126,7 +127,7 @@ def search(session: Session, actor: Actor, org_id: int, filters: Filters = Filte
     stmt = _query(session, org_id, filters)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = session.scalars(stmt.order_by(AuditEvent.seq.desc()).limit(limit).offset(offset))
-    return list(rows), total
+    return shown(session, list(rows)), total
 
 
 def get_event(session: Session, actor: Actor, org_id: int, event_id: int) -> AuditEvent:
@@ -134,7 +135,7 @@ def get_event(session: Session, actor: Actor, org_id: int, event_id: int) -> Aud
     event = session.get(AuditEvent, event_id)
     if event is None or event.org_id != org_id:
         raise NotFound("Evento não encontrado.")
-    return event
+    return shown(session, [event])[0]
 
 
 def actions(session: Session, actor: Actor, org_id: int) -> list[str]:
@@ -188,7 +189,7 @@ def _iter(session: Session, org_id: int, filters: Filters) -> Iterator[AuditEven
         batch = list(session.scalars(stmt.where(AuditEvent.seq > last).limit(BATCH)))
         if not batch:
             return
-        yield from batch
+        yield from shown(session, batch)
         last = batch[-1].seq
 
 

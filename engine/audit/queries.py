@@ -18,7 +18,7 @@ def establishment_events(
 ) -> list[AuditEvent]:  # fmt: skip
     """The latest events about an establishment and its processes, newest first."""
     actor.require_establishment(org_id, est)
-    return list(
+    rows = list(
         session.scalars(
             select(AuditEvent)
             .where(
@@ -34,3 +34,20 @@ def establishment_events(
             .limit(limit)
         )
     )
+    return shown(session, rows)
+
+
+def shown(session: Session, events: list[AuditEvent]) -> list[AuditEvent]:
+    """The events as people read them: each personal value opened from the vault, or
+    "dado pessoal removido" where it was erased (engine/audit/vault.py). The events are
+    detached first, so the opened values can never be written back into the chain."""
+    from engine.audit import vault
+
+    if not events:
+        return events
+    datas = vault.reveal_all(session, [ev.data for ev in events])
+    for ev, data in zip(events, datas, strict=True):
+        if data is not ev.data:
+            session.expunge(ev)
+            ev.data = data
+    return events

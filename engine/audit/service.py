@@ -6,7 +6,9 @@ head row for the rest of the transaction: the event commits or rolls back with t
 describes, and concurrent appends line up one after another.
 
 Each event's hash covers the previous one's, and its data is stored as the very text that
-was hashed (engine/audit/canonical.py); engine/audit/verify.py walks the chains.
+was hashed (engine/audit/canonical.py); engine/audit/verify.py walks the chains. Personal
+values never enter that text: engine/audit/vault.py replaces each by a salted commitment and
+keeps the value, encrypted per data subject, beside the chain (so it can be erased).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from engine.audit import vault
 from engine.audit.canonical import canonical_json, escape_surrogates
 from engine.audit.models import AuditChain, AuditEvent
 from engine.db import utcnow
@@ -127,7 +130,15 @@ def _fields(
 
 def _append(session: Session, org_id: int | None, who: _Who, event: NewEvent) -> AuditEvent:
     head = _lock_head(session, chain_key(org_id))
-    fields = _fields(head, head.last_seq + 1, head.last_hash, org_id, who, event)
+    sealed, personal = vault.seal(event.data)
+    fields = _fields(
+        head, head.last_seq + 1, head.last_hash, org_id, who, event._replace(data=sealed)
+    )
+    if personal:
+        place = vault.Placed(
+            head.key, fields["seq"], event.entity_type, fields["entity_id"], personal
+        )
+        vault.store(session, org_id, [place])
     # The event holds the parsed value; its column writes it back as the same text.
     row = AuditEvent(**{**fields, "data": json.loads(fields["data"])})
     session.add(row)
@@ -154,11 +165,18 @@ def append_many(
     seq, prev = head.last_seq, head.last_hash
     who = _who(actor)
     rows = []
+    places = []
     for event in events:
         seq += 1
-        fields = _fields(head, seq, prev, org_id, who, event)
+        sealed, personal = vault.seal(event.data)
+        fields = _fields(head, seq, prev, org_id, who, event._replace(data=sealed))
         rows.append(fields)
         prev = fields["hash"]
+        if personal:
+            places.append(
+                vault.Placed(head.key, seq, event.entity_type, fields["entity_id"], personal)
+            )
+    vault.store(session, org_id, places)  # one batch for all the events' personal values
     if session.get_bind().dialect.name == "postgresql":
         raw = session.connection().connection.driver_connection
         with (

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
+from engine.audit import queries as audit_queries
 from engine.audit.models import AuditEvent
 from engine.credentialing import block as blocks
 from engine.credentials.models import STATUS_LABELS, STATUSES, Credential, CredentialChild
@@ -412,6 +413,7 @@ def detail(session: Session, actor: Actor, credential: Credential) -> Detail:
             .order_by(AuditEvent.seq)
         )
     )
+    events = audit_queries.shown(session, events)
     running = [t for t in timeline if t.status == RUNNING]
     return Detail(credential, est, children, timeline, events, running)
 

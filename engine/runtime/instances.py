@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from engine import observability
 from engine.access.actor import Actor
+from engine.audit import queries as audit_queries
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
 from engine.credentialing import vocabulary
@@ -219,13 +220,14 @@ def instance_tasks(
 
 def history(session: Session, actor: Actor, instance_id: int) -> list[AuditEvent]:
     instance = get_instance(session, actor, instance_id)
-    return list(
+    events = list(
         session.scalars(
             select(AuditEvent)
             .where(AuditEvent.entity_type == "instance", AuditEvent.entity_id == str(instance.id))
             .order_by(AuditEvent.seq)
         )
     )
+    return audit_queries.shown(session, events)
 
 
 # ---------------------------------------------------------------- cancel

@@ -109,6 +109,8 @@ def test_run_once_records_every_job_and_status_reports_the_backlog(
             "outbox",
             "uploads",
             "analytics",
+            "access_log",
+            "lgpd",
         }
         assert (
             results["reminders"]["analyses"]["sent"] == 2
@@ -150,7 +152,7 @@ def test_the_runner_starts_the_jobs_and_stops_on_the_event(db, mail_settings) ->
     try:
         deadline = time.monotonic() + 20
         names: set[str] = set()
-        while time.monotonic() < deadline and len(names) < 6:
+        while time.monotonic() < deadline and len(names) < 8:
             time.sleep(0.2)
             with db.read() as s:
                 names = {
@@ -160,7 +162,16 @@ def test_the_runner_starts_the_jobs_and_stops_on_the_event(db, mail_settings) ->
         stop.set()
         thread.join(30)
     assert not thread.is_alive()
-    assert names == {"timers", "reminders", "certificates", "outbox", "uploads", "analytics"}
+    assert names == {
+        "timers",
+        "reminders",
+        "certificates",
+        "outbox",
+        "uploads",
+        "analytics",
+        "access_log",
+        "lgpd",
+    }
 
 
 def test_cli_run_once_and_status(db, mail_settings, monkeypatch) -> None:
@@ -194,15 +205,16 @@ def test_a_job_without_a_recent_start_is_stalled_and_status_says_so(
             row.last_started_at = datetime.now(SP) - timedelta(minutes=10)
     with db.read() as s:
         st = status_mod.collect(s)
-    # Not reminders nor analytics (5 min), certificates nor uploads (1 h).
-    assert [j.name for j in st.stalled] == ["timers", "outbox"]
+    # Not reminders nor analytics (5 min), certificates, uploads nor lgpd (1 h).
+    assert [j.name for j in st.stalled] == ["timers", "outbox", "access_log"]
 
     res = CliRunner().invoke(cli_scheduler.scheduler, ["status"])
-    assert "sem execução recente de timers, outbox" in res.output, res.output
+    assert "sem execução recente de timers, outbox, access_log" in res.output, res.output
     res = CliRunner().invoke(cli_scheduler.scheduler, ["status", "--json"])
     stalled = {j["name"]: j["stalled"] for j in json.loads(res.output)["jobs"]}
     assert stalled == {"timers": True, "reminders": False, "certificates": False, "outbox": True,
-                       "uploads": False, "analytics": False}  # fmt: skip
+                       "uploads": False, "analytics": False, "access_log": True,
+                       "lgpd": False}  # fmt: skip
 
 
 def test_the_scheduler_runs_every_job_and_stops_cleanly(db, mail_settings) -> None:
@@ -212,7 +224,7 @@ def test_the_scheduler_runs_every_job_and_stops_cleanly(db, mail_settings) -> No
     try:
         deadline = time.monotonic() + 60
         names: set[str] = set()
-        while time.monotonic() < deadline and len(names) < 6:
+        while time.monotonic() < deadline and len(names) < 8:
             time.sleep(0.3)
             with db.read() as s:
                 names = {
@@ -221,7 +233,16 @@ def test_the_scheduler_runs_every_job_and_stops_cleanly(db, mail_settings) -> No
     finally:
         stop.set()
         thread.join(60)
-    assert names == {"timers", "reminders", "certificates", "outbox", "uploads", "analytics"}
+    assert names == {
+        "timers",
+        "reminders",
+        "certificates",
+        "outbox",
+        "uploads",
+        "analytics",
+        "access_log",
+        "lgpd",
+    }
     assert not thread.is_alive()
     with db.read() as s:
         owners = {r.last_owner for r in s.scalars(select(SchedulerJob))}

@@ -339,6 +339,15 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ("/auditoria/verificar", "POST"): Route({"-": cell(302, 403, admin=302, auditor=302)}),
     ("/auditoria/exportar.csv", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
     ("/auditoria/exportar.json", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
+    # ---- LGPD (access log for the encarregado, subject reports, retention)
+    ("/lgpd/acessos", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
+    ("/lgpd/acessos.csv", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
+    ("/lgpd/titular", "GET"): Route({"-": cell(302, 403, admin=200)}),
+    ("/lgpd/titular", "POST"): Route(
+        {"-": cell(302, 403, admin=200)},
+        data=lambda w, v: {"tipo": "cpf", "valor": "39053344705", "formato": "json"},
+    ),
+    ("/lgpd/retencao", "GET"): Route({"-": cell(302, 403, admin=200)}),
     # ---- administration
     ("/administracao", "GET"): Route({"-": cell(302, 403, admin=200)}),
     ("/administracao/papeis", "POST"): Route(

@@ -33,6 +33,7 @@ from engine.files import service as files
 from engine.runtime import instances, migration, state, taskform, tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from engine.terms import service as terms
+from web.access_log import logged
 from web.api import schemas as s
 from web.api.auth import actor, db
 from web.api.contract import document, operation
@@ -151,7 +152,9 @@ def get_establishment(cnes: str, query: s.OrgQuery) -> s.Establishment:
     """Um estabelecimento"""
     with db().read() as session:
         org_id = _org_id(session, query.org)
-        return s.Establishment.of(establishments.get_by_cnes(session, actor(), org_id, cnes))
+        est = s.Establishment.of(establishments.get_by_cnes(session, actor(), org_id, cnes))
+    logged("establishment.detail", org_id=org_id, entity_type="establishment", entity_id=cnes)
+    return est
 
 
 @bp.get("/establishments/<cnes>/certificates")
@@ -299,7 +302,10 @@ def list_instances(query: s.InstanceQuery) -> s.InstanceList:
 def get_instance(instance_id: int):
     """Uma instância, com tarefas prontas"""
     with db().read() as session:
-        return _with_etag(_instance(session, instances.get_instance(session, actor(), instance_id)))
+        inst = instances.get_instance(session, actor(), instance_id)
+        shown = _with_etag(_instance(session, inst))
+    logged("instance.detail", org_id=inst.org_id, entity_type="instance", entity_id=instance_id)
+    return shown
 
 
 @bp.get(f"/instances/{INSTANCE}/history")
@@ -308,7 +314,10 @@ def instance_history(instance_id: int) -> s.EventList:
     """Histórico auditável da instância"""
     with db().read() as session:
         events = instances.history(session, actor(), instance_id)
-        return s.EventList(**_all([s.Event.of(e) for e in events]))
+        org = instances.get_instance(session, actor(), instance_id).org_id
+        shown = s.EventList(**_all([s.Event.of(e) for e in events]))
+    logged("instance.history", org_id=org, entity_type="instance", entity_id=instance_id)
+    return shown
 
 
 @bp.post(f"/instances/{INSTANCE}/cancel")
@@ -388,11 +397,14 @@ def get_credential(credential_id: int) -> s.Credential:
     """Uma credencial: campos, filhos, processos (linha do tempo) e o que pode iniciar nela"""
     with db().read() as session:
         credential = credentials.get(session, actor(), credential_id)
-        return s.Credential.of(
+        shown = s.Credential.of(
             credential_queries.detail(session, actor(), credential),
             credential_queries.starts(session, actor(), credential),
             href=lambda instance_id: url_for("api.get_instance", instance_id=instance_id),
         )
+        org = credential.org_id
+    logged("credential.detail", org_id=org, entity_type="credential", entity_id=credential_id)
+    return shown
 
 
 @bp.post(f"/credentials/{CREDENTIAL}/pec-certificate")
@@ -446,7 +458,8 @@ def get_task(task_id: str) -> s.TaskDetail:
     with db().read() as session:
         task = tasks.get_task(session, actor(), task_id)
         form = taskform.task_form(session, actor(), task, locale=current_locale())
-        return s.TaskDetail(
+        org = task.org_id
+        shown = s.TaskDetail(
             **_tasks(session, [task])[0].model_dump(),
             form=s.TaskForm(schema=form.served or form.schema, ui=form.ui),
             data=form.data,
@@ -463,6 +476,8 @@ def get_task(task_id: str) -> s.TaskDetail:
                 for t in form.terms.values()
             ],  # fmt: skip
         )
+    logged("task.detail", org_id=org, entity_type="task", entity_id=task_id)
+    return shown
 
 
 def _task_action(task_id: str, action: Callable[..., Task], *args: Any) -> s.Task:

@@ -14,6 +14,7 @@ from web.cli import (
     credentials,
     demo,
     establishments,
+    lgpd,
     orgs,
     processes,
     scheduler,
@@ -51,5 +52,6 @@ for command in (
     secrets.secrets_group,
     scheduler.scheduler,
     scheduler.outbox,
+    lgpd.lgpd_group,
 ):
     main.add_command(command)

@@ -20,6 +20,7 @@ def register(app: Flask) -> None:
         establishments,
         home,
         instances,
+        lgpd,
         notifications,
         tasks,
         versions,
@@ -27,7 +28,7 @@ def register(app: Flask) -> None:
 
     for module in (
         auth, account, home, tasks, dashboard, establishments, instances, audit, admin, notifications,
-        versions, credential_import, credentials, children, analytics,
+        versions, credential_import, credentials, children, analytics, lgpd,
     ):  # fmt: skip
         app.register_blueprint(module.bp)
     errors.register(app)

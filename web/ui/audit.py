@@ -10,6 +10,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 
 from engine.audit import log as auditlog
 from engine.establishments import service as establishments
+from web.access_log import logged
 from web.ui.common import actor, db, login_required, org_id, page_arg, render_list, text_arg
 from web.ui.labels import action_label
 
@@ -50,6 +51,9 @@ def index():
         actions = auditlog.actions(s, actor(), org_id())
         ests = establishments.list_establishments(s, actor(), org_id(), limit=1000)
     status = auditlog.current_status(db(), actor(), org_id())
+    logged(
+        "audit.browse", org_id=org_id(), entity_type="audit", detail=request.query_string.decode()
+    )
     return render_list("audit/list.html", filters, total, PAGE, events=events, actions=actions,
                        status=status, establishments=ests, action_label=action_label)  # fmt: skip
 
@@ -67,6 +71,13 @@ def verify():
 def event(event_id: int):
     with db().read() as s:
         ev = auditlog.get_event(s, actor(), org_id(), event_id)
+    logged(
+        "audit.event",
+        org_id=org_id(),
+        entity_type=ev.entity_type,
+        entity_id=ev.entity_id,
+        detail=f"evento {ev.id}",
+    )
     pretty = json.dumps(ev.data, ensure_ascii=False, indent=2, sort_keys=True)
     return render_template("audit/event.html", ev=ev, pretty=pretty, action_label=action_label)
 
@@ -76,6 +87,12 @@ def _export(kind: str):
     a, org, database = actor(), org_id(), db()
     with database.read() as s:
         auditlog.search(s, a, org, filters, limit=0)  # permission checked before streaming
+    logged(
+        f"audit.export.{kind}",
+        org_id=org,
+        entity_type="audit",
+        detail=request.query_string.decode(),
+    )
 
     def generate():
         with database.read() as s:

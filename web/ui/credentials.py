@@ -20,6 +20,7 @@ from engine.db import utcnow
 from engine.errors import Invalid
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
+from web.access_log import logged
 from web.i18n import fmt_date
 from web.ui.common import (
     actor,
@@ -176,6 +177,12 @@ def export():
 
     with database.read() as s:  # permission and filters checked before the stream starts
         queries.list_page(s, a, org, filters, per_page=1)
+    logged(
+        "credentials.export",
+        org_id=org,
+        entity_type="credentials",
+        detail=request.query_string.decode()[:300],
+    )
     response = Response(generate(), mimetype="text/csv")
     response.headers["Content-Disposition"] = 'attachment; filename="credenciais.csv"'
     return response
@@ -289,7 +296,9 @@ def _timeline(detail: queries.Detail) -> list[dict[str, Any]]:
 @bp.get("/credenciais/<int:credential_id>")
 @login_required
 def show(credential_id: int):
-    return _show(credential_id)
+    page = _show(credential_id)
+    logged("credential.detail", org_id=org_id(), entity_type="credential", entity_id=credential_id)
+    return page
 
 
 def _show(credential_id: int, *, pec_form: dict[str, Any] | None = None, status: int = 200):

@@ -10,6 +10,7 @@ from engine.dashboard.queries import CREDENTIAL_STATUSES
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
 from engine.runtime import bulk
+from web.access_log import logged
 from web.ui.common import (
     actor,
     db,
@@ -72,6 +73,12 @@ def export():
     with db().read() as s:
         dash.page(s, a, org, filters, limit=0)  # checks permission before the stream starts
         forecaster = Forecaster(s, org, settings().analytics_forecast_min_history)
+    logged(
+        "dashboard.export",
+        org_id=org,
+        entity_type="dashboard",
+        detail=request.query_string.decode()[:300],
+    )
     database = db()
 
     def generate():

@@ -18,6 +18,7 @@ from engine.establishments.models import UFS, Establishment
 from engine.files import service as files
 from engine.runtime import queries as instance_queries
 from engine.runtime.models import RUNNING
+from web.access_log import logged
 from web.ui import certificates as certificate_views
 from web.ui.common import actor, db, deny, has_role, int_arg, login_required, org_id, settings
 from web.ui.labels import event_summary
@@ -72,6 +73,7 @@ def show(cnes: str):
         if i.status == RUNNING and i.process_key == "credenciamento-rnds"
     } | {c.portfolio_code for c in credentials.own if c.status in LIVE}
     startable = [p for p in portfolios if p.code not in busy]
+    logged("establishment.detail", org_id=org_id(), entity_type="establishment", entity_id=cnes)
     return _render("establishments/detail.html", est=est, instances=instances,
                    certificate=certificate, cert_history=cert_history,
                    cert_roots=certificate_views.roots_line(),

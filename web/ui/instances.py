@@ -27,6 +27,7 @@ from engine.runtime import picture
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import RUNNING, ProcessInstance
 from engine.terms import service as terms
+from web.access_log import logged
 from web.ui.common import (
     actor,
     db,
@@ -93,6 +94,7 @@ def show(instance_id: int):
     can_comment = comments.can_comment(actor(), inst.org_id, inst.establishment_id)
     from web.ui.tasks import can_act
 
+    logged("instance.detail", org_id=inst.org_id, entity_type="instance", entity_id=inst.id)
     return render_template(
         "instance.html",
         instance=inst,

@@ -23,6 +23,7 @@ from engine.runtime import picture, taskform
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
+from web.access_log import logged
 from web.i18n import translate
 from web.ui import certificates as certificate_views
 from web.ui import children as children_views
@@ -134,7 +135,9 @@ def _with_readonly(
 @bp.get("/<task_id>")
 @login_required
 def show(task_id: str):
-    return _page(task_id)
+    page = _page(task_id)
+    logged("task.detail", org_id=org_id(), entity_type="task", entity_id=task_id)
+    return page
 
 
 def _certificate_password(schema: dict[str, Any], data: dict[str, Any]) -> str | None:
