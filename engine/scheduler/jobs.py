@@ -51,6 +51,7 @@ def uploads_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
 def analytics_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
     return analytics.refresh(db, settings).as_dict()
 
+
 def access_log_job(db: Database, settings: Any, owner: str = "") -> dict[str, Any]:
     from engine.lgpd import access
 
@@ -111,7 +112,6 @@ JOBS: tuple[Job, ...] = (
     Job("outbox", 15, outbox_job, "e-mail delivery over SMTP"),
     Job("uploads", 3600, uploads_job, "unattached uploads past CREDENCIA_UPLOAD_TTL_HOURS"),
     Job("analytics", 300, analytics_job, "analytics buckets from task rows past the watermarks"),
-
     Job("access_log", 60, access_log_job, "chains the access log's new entries (LGPD)"),
     Job("lgpd", 3600, lgpd_job, "LGPD retention of personal data (CREDENCIA_LGPD_RETENTION_*)"),
 )
