@@ -50,6 +50,8 @@ KIND_WORDS = {
 ENTITY_WORDS = frozenset(
     {"estabelecimento", "sistema", "system", "conector", "organizacao", "ubs", "filhos", "aviso"}
 )
+# Whole keys about a legal entity though they hold a kind word (an establishment's trade name).
+ENTITY_KEYS = frozenset({"nome_fantasia"})
 # Words of keys holding a hash of the value, not the value (``email_hmac``).
 HASHED_WORDS = frozenset({"hmac", "hash", "sha256", "digest"})
 # Which of a group's values identifies the person (the first present).
@@ -61,6 +63,8 @@ def personal_key(key: str) -> tuple[str, str] | None:
     """(kind, group) when ``key`` holds personal data, else None. ``group`` is the key without
     its kind word: ``gestor_cpf`` and ``gestor_nome`` are the same person's."""
     words = key.lower().split("_")
+    if key.lower() in ENTITY_KEYS:
+        return None
     if len(words) < 2 or words[0] in ENTITY_WORDS or HASHED_WORDS & set(words):
         return None
     for i, word in enumerate(words):

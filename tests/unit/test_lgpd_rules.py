@@ -25,6 +25,7 @@ def test_personal_keys_name_a_kind_and_whose_it_is():
     assert personal_key("estabelecimento_email") is None  # a legal entity's
     assert personal_key("email_hmac") is None  # a keyed hash, not the e-mail
     assert personal_key("sistema_nome") is None and personal_key("ip_inicial") is None
+    assert personal_key("nome_fantasia") is None  # an establishment's trade name
 
 
 def test_seal_keeps_commitments_and_groups_a_persons_values():
