@@ -4,28 +4,26 @@ exports."""
 from __future__ import annotations
 
 import json
-from datetime import date
 
 from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from engine.audit import log as auditlog
 from engine.establishments import service as establishments
 from web.access_log import logged
-from web.ui.common import actor, db, login_required, org_id, page_arg, render_list, text_arg
+from web.ui.common import (
+    actor,
+    date_arg,
+    db,
+    login_required,
+    org_id,
+    page_arg,
+    render_list,
+    text_arg,
+)
 from web.ui.labels import action_label
 
 bp = Blueprint("audit", __name__, url_prefix="/auditoria")
 PAGE = 50
-
-
-def _date(name: str) -> date | None:
-    raw = request.args.get(name, "").strip()
-    for parse in (date.fromisoformat, lambda v: date(int(v[6:10]), int(v[3:5]), int(v[0:2]))):
-        try:
-            return parse(raw)
-        except (ValueError, IndexError):
-            continue
-    return None
 
 
 def _filters() -> auditlog.Filters:
@@ -34,8 +32,8 @@ def _filters() -> auditlog.Filters:
         establishment=text_arg("estabelecimento", 7),
         user=text_arg("usuario", 254),
         action=text_arg("acao", 60),
-        since=_date("de"),
-        until=_date("ate"),
+        since=date_arg("de"),
+        until=date_arg("ate"),
         instance=int(instance) if instance.isdigit() and len(instance) < 10 else None,
     )
 

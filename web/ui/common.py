@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -165,6 +166,18 @@ def int_arg(name: str, default: int = 0, maximum: int = 10**9) -> int:
 def text_arg(name: str, size: int) -> str:
     """A query argument stripped and cut to ``size`` characters ("" when absent)."""
     return request.args.get(name, "").strip()[:size]
+
+
+def date_arg(name: str) -> date | None:
+    """A query argument read as a date, ISO (2026-12-04) or Brazilian (04/12/2026); None when
+    absent or not a date."""
+    raw = request.args.get(name, "").strip()
+    for parse in (date.fromisoformat, lambda v: date(int(v[6:10]), int(v[3:5]), int(v[0:2]))):
+        try:
+            return parse(raw)
+        except (ValueError, IndexError):
+            continue
+    return None
 
 
 def render_list(template: str, filters: Any, total: int, size: int, **values: Any) -> str:

@@ -4,7 +4,6 @@ data subject's report for admins, and what retention will remove next."""
 from __future__ import annotations
 
 import json
-from datetime import date
 
 from flask import Blueprint, Response, render_template, request
 from flask_babel import gettext as _
@@ -15,6 +14,7 @@ from engine.lgpd import service as lgpd
 from web.access_log import logged
 from web.ui.common import (
     actor,
+    date_arg,
     db,
     has_role,
     login_required,
@@ -29,19 +29,9 @@ bp = Blueprint("lgpd", __name__, url_prefix="/lgpd")
 PAGE = 50
 
 
-def _date(name: str) -> date | None:
-    raw = request.args.get(name, "").strip()
-    for parse in (date.fromisoformat, lambda v: date(int(v[6:10]), int(v[3:5]), int(v[0:2]))):
-        try:
-            return parse(raw)
-        except (ValueError, IndexError):
-            continue
-    return None
-
-
 def _filters() -> access.Filters:
     return access.Filters(user=text_arg("usuario", 254), view=text_arg("tela", 60),
-                          since=_date("de"), until=_date("ate"))  # fmt: skip
+                          since=date_arg("de"), until=date_arg("ate"))  # fmt: skip
 
 
 @bp.get("/acessos")
