@@ -764,36 +764,6 @@ def count_statements(
     return {"mean": sum(counts) / len(counts), "min": min(counts), "max": max(counts)}
 
 
-@contextmanager
-def fewer_statements() -> Iterator[None]:
-    """Experiment: fewer statements per completion, done the way the engine could do it.
-
-    - the audit chain head is read with SELECT … FOR UPDATE first, and the
-      INSERT … ON CONFLICT DO NOTHING runs only when the chain has no head yet (a no-op when
-      the engine already does so);
-    - ``runtime.sync`` runs under ``no_autoflush``, so the assignee set on the completed
-      task just before it is not flushed as an UPDATE of its own (one UPDATE instead of two).
-    """
-    from engine.audit.models import AuditChain
-
-    original_lock, original_sync = audit._lock_head, runtime_tasks.sync
-
-    def lock_head(session: Any, key: str) -> Any:
-        stmt = select(AuditChain).where(AuditChain.key == key).with_for_update()
-        head = session.execute(stmt).scalar_one_or_none()
-        return head if head is not None else original_lock(session, key)
-
-    def sync(session: Any, *args: Any, **kwargs: Any) -> Any:
-        with session.no_autoflush:
-            return original_sync(session, *args, **kwargs)
-
-    audit._lock_head, runtime_tasks.sync = lock_head, sync
-    try:
-        yield
-    finally:
-        audit._lock_head, runtime_tasks.sync = original_lock, original_sync
-
-
 def area_of(func: tuple[str, int, str]) -> str:
     """A coarse owner for a profiled function: library, engine module or C built-in."""
     filename, _, name = func
@@ -1398,12 +1368,6 @@ def run_experiments(
         report.experiments.append(Result(key, f"engine, {name}, {label}", out))
 
     engine_run("baseline (as (" + short + "), at this point of the run)", f"{short}=")
-    before = count_statements(world, service_completer(world), 1, seed + 1)["mean"]
-    with fewer_statements():
-        after = count_statements(world, service_completer(world), 1, seed + 1)["mean"]
-        engine_run(
-            f"{before - after:.1f} statements fewer ({after:.1f} per completion)", f"{short}-2"
-        )
     if name == "SQLite":
         # No other connection may stay open, or closing would not be the last close.
         world.db.engine.dispose()

@@ -217,38 +217,41 @@ class TokenCheck:
 def authenticate(session: Session, token: str, *, now: datetime | None = None) -> TokenCheck | None:
     """The actor of a live token (not revoked, not expired, of an active person), or None.
 
-    Every API request asks this: two statements, no ORM objects — the token with its person,
-    then the person's grants in the token's organization with their establishments (what
-    ``accounts.live_token`` and ``accounts.load_actor`` read, in four)."""
+    Every API request asks this: one statement, no ORM objects — the token with its person,
+    the person's grants in the token's organization and their establishments, one row per
+    (grant, establishment) (what ``accounts.live_token`` and ``accounts.load_actor`` read, in
+    four)."""
     if not token or not isinstance(token, str) or len(token) > 200:
         return None
     now = now or utcnow()
-    found = session.execute(
+    # A token of one organization acts there only.
+    granted = and_(
+        Membership.user_id == User.id,
+        or_(ApiToken.org_id.is_(None), Membership.org_id == ApiToken.org_id),
+    )
+    rows = session.execute(
         select(ApiToken.id, ApiToken.org_id, ApiToken.last_used_at, User.id, User.email,
-               User.locale)
+               User.locale, Membership.id, Membership.org_id, Membership.role,
+               membership_establishment.c.establishment_id)
         .join(User, User.id == ApiToken.user_id)
+        .outerjoin(Membership, granted)
+        .outerjoin(membership_establishment,
+                   membership_establishment.c.membership_id == Membership.id)
         .where(
             ApiToken.token_hash == accounts._token_hash(token),
             ApiToken.revoked_at.is_(None),
             or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
             User.active.is_(True),
         )
-    ).first()  # fmt: skip
-    if found is None:
-        return None
-    token_id, org_id, last_used_at, user_id, email, locale = found
-    grants: dict[int, tuple[int, str, set[int]]] = {}
-    stmt = (
-        select(Membership.id, Membership.org_id, Membership.role,
-               membership_establishment.c.establishment_id)
-        .outerjoin(membership_establishment,
-                   membership_establishment.c.membership_id == Membership.id)
-        .where(Membership.user_id == user_id)
         .order_by(Membership.id)
-    )  # fmt: skip
-    if org_id is not None:  # a token of one organization acts there only
-        stmt = stmt.where(Membership.org_id == org_id)
-    for membership_id, grant_org, role, establishment_id in session.execute(stmt):
+    ).all()  # fmt: skip
+    if not rows:
+        return None
+    token_id, _org_id, last_used_at, user_id, email, locale = rows[0][:6]
+    grants: dict[int, tuple[int, str, set[int]]] = {}
+    for *_, membership_id, grant_org, role, establishment_id in rows:
+        if membership_id is None:
+            continue
         entry = grants.setdefault(membership_id, (grant_org, role, set()))
         if establishment_id is not None:
             entry[2].add(establishment_id)

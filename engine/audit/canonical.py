@@ -67,6 +67,10 @@ def escape_surrogates(text: str) -> str:
     return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+class CanonicalText(str):
+    """Text already made by ``canonical_json``: bound as it is."""
+
+
 class CanonicalJSON(TypeDecorator):
     """A JSON value kept as its canonical text on both databases (see the module's doc)."""
 
@@ -74,7 +78,9 @@ class CanonicalJSON(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
-        return None if value is None else canonical_json(value)
+        if value is None:
+            return None
+        return str(value) if isinstance(value, CanonicalText) else canonical_json(value)
 
     def process_result_value(self, value: str | None, dialect: Any) -> Any:
         return None if value is None else json.loads(value)

@@ -1,9 +1,10 @@
 """The append-only, hash-chained audit log.
 
 Each organization has its own chain (events without an organization go to ``system``), so
-writers of different organizations never wait for each other. Appending locks the chain's
-head row for the rest of the transaction: the event commits or rolls back with the change it
-describes, and concurrent appends line up one after another.
+writers of different organizations never wait for each other. A transaction's events are
+appended just before it commits, under one lock of the chain's head held from there to the
+commit: the events commit or roll back with the change they describe, concurrent appends line
+up one after another, and the head is not held while the rest of the transaction works.
 
 Each event's hash covers the previous one's, and its data is stored as the very text that
 was hashed (engine/audit/canonical.py); engine/audit/verify.py walks the chains. Personal
@@ -19,14 +20,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import insert, select
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
+from engine import db
 from engine.audit import vault
-from engine.audit.canonical import canonical_json, escape_surrogates
+from engine.audit.canonical import CanonicalText, canonical_json, escape_surrogates
 from engine.audit.models import AuditChain, AuditEvent
-from engine.db import utcnow
 
 if TYPE_CHECKING:
     from engine.access.actor import Actor
@@ -75,17 +77,29 @@ def event_hash(
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
-def _lock_head(session: Session, key: str) -> AuditChain:
-    lock = select(AuditChain).where(AuditChain.key == key).with_for_update()
-    head = session.execute(lock).scalar_one_or_none()
+_CHAIN = AuditChain.__table__
+_EVENT = AuditEvent.__table__
+
+
+def _lock_head(session: Session, key: str) -> tuple[int, str]:
+    """Lock the chain's head until the commit: its (last seq, last hash)."""
+    lock = select(_CHAIN.c.last_seq, _CHAIN.c.last_hash).where(_CHAIN.c.key == key)
+    head = session.execute(lock.with_for_update()).first()
     if head is not None:
-        return head
+        return head.last_seq, head.last_hash
     # First event of the chain: create its head; a concurrent creator's row wins quietly.
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
     session.execute(
-        insert(AuditChain).values(key=key, last_seq=0, last_hash=GENESIS).on_conflict_do_nothing()
+        insert(_CHAIN).values(key=key, last_seq=0, last_hash=GENESIS).on_conflict_do_nothing()
     )
-    return session.execute(lock).scalar_one()
+    head = session.execute(lock.with_for_update()).one()
+    return head.last_seq, head.last_hash
+
+
+def _set_head(session: Session, key: str, seq: int, last_hash: str) -> None:
+    session.execute(
+        update(_CHAIN).where(_CHAIN.c.key == key).values(last_seq=seq, last_hash=last_hash)
+    )
 
 
 class NewEvent(NamedTuple):
@@ -107,14 +121,14 @@ def _who(actor: Actor | None) -> _Who:
 
 
 def _fields(
-    head: AuditChain, seq: int, prev_hash: str, org_id: int | None, who: _Who, event: NewEvent
+    key: str, seq: int, prev_hash: str, org_id: int | None, who: _Who, event: NewEvent
 ) -> dict[str, Any]:
     """The columns of the next event of the chain, hash included; ``data`` as the canonical
     text the hash covers and the database keeps."""
     fields = {
-        "chain": head.key,
+        "chain": key,
         "seq": seq,
-        "at": utcnow(),
+        "at": db.utcnow(),
         "org_id": org_id,
         "actor_id": who.actor_id,
         "actor": who.actor,
@@ -128,23 +142,20 @@ def _fields(
     return fields
 
 
-def _append(session: Session, org_id: int | None, who: _Who, event: NewEvent) -> AuditEvent:
-    head = _lock_head(session, chain_key(org_id))
-    sealed, personal = vault.seal(event.data)
-    fields = _fields(
-        head, head.last_seq + 1, head.last_hash, org_id, who, event._replace(data=sealed)
-    )
-    if personal:
-        place = vault.Placed(
-            head.key, fields["seq"], event.entity_type, fields["entity_id"], personal
-        )
-        vault.store(session, org_id, [place])
-    # The event holds the parsed value; its column writes it back as the same text.
-    row = AuditEvent(**{**fields, "data": json.loads(fields["data"])})
-    session.add(row)
-    head.last_seq, head.last_hash = row.seq, row.hash
-    session.flush()
-    return row
+def _chained(
+    key: str, seq: int, prev: str, org_id: int | None, items: Sequence[tuple[_Who, NewEvent]]
+) -> tuple[list[dict[str, Any]], list[vault.Placed]]:
+    """The rows of ``items`` appended after (seq, prev), and where their personal values go."""
+    rows, places = [], []
+    for who, event in items:
+        seq += 1
+        sealed, personal = vault.seal(event.data)
+        fields = _fields(key, seq, prev, org_id, who, event._replace(data=sealed))
+        rows.append(fields)
+        prev = fields["hash"]
+        if personal:
+            places.append(vault.Placed(key, seq, event.entity_type, fields["entity_id"], personal))
+    return rows, places
 
 
 _COLUMNS = (
@@ -152,30 +163,92 @@ _COLUMNS = (
     "data", "prev_hash", "hash",
 )  # fmt: skip
 
+# Events recorded by a transaction, appended just before it commits (``write_pending``).
+_PENDING = "audit_pending"
+
+
+class _Queued(NamedTuple):
+    row: AuditEvent  # what ``record`` returned: filled in when appended
+    org_id: int | None
+    who: _Who
+    event: NewEvent
+    transaction: SessionTransaction | None  # the (nested) transaction that recorded it
+
+
+def _queue(session: Session, org_id: int | None, who: _Who, event: NewEvent) -> AuditEvent:
+    row = AuditEvent(
+        org_id=org_id, actor_id=who.actor_id, actor=who.actor, action=event.action,
+        entity_type=event.entity_type, entity_id=event.entity_id, data=event.data,
+    )  # fmt: skip
+    current = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(_PENDING, []).append(_Queued(row, org_id, who, event, current))
+    return row
+
+
+def write_pending(session: Session) -> None:
+    """Append the transaction's recorded events to their chains, in the order they were
+    recorded, each chain's head locked from here to the commit (chains in key order, so that
+    transactions touching several lock them in one order)."""
+    queued: list[_Queued] = session.info.pop(_PENDING, None) or []
+    if not queued:
+        return
+    session.flush()  # the rows the events name (users, organizations) exist first
+    by_chain: dict[str, list[_Queued]] = {}
+    for item in queued:
+        by_chain.setdefault(chain_key(item.org_id), []).append(item)
+    for key in sorted(by_chain):
+        items = by_chain[key]
+        org_id = items[0].org_id
+        seq, prev = _lock_head(session, key)
+        rows, places = _chained(key, seq, prev, org_id, [(q.who, q.event) for q in items])
+        vault.store(session, org_id, places)
+        ids = session.execute(
+            insert(_EVENT).returning(_EVENT.c.id, sort_by_parameter_order=True),
+            [{**r, "data": CanonicalText(r["data"])} for r in rows],
+        ).scalars()
+        for item, fields, event_id in zip(items, rows, ids, strict=True):
+            row = item.row
+            row.id, row.chain, row.seq, row.at = event_id, key, fields["seq"], fields["at"]
+            row.prev_hash, row.hash = fields["prev_hash"], fields["hash"]
+            row.data = json.loads(fields["data"])
+        _set_head(session, key, rows[-1]["seq"], rows[-1]["hash"])
+
+
+@sa_event.listens_for(Session, "after_soft_rollback")
+def _drop_rolled_back(session: Session, previous: SessionTransaction) -> None:
+    """Forget the events recorded inside a transaction (or savepoint) that rolled back."""
+    queued: list[_Queued] | None = session.info.get(_PENDING)
+    if not queued:
+        return
+
+    def inside(transaction: SessionTransaction | None) -> bool:
+        if transaction is None:  # recorded before the transaction began: the outermost one's
+            return previous.parent is None
+        while transaction is not None:
+            if transaction is previous:
+                return True
+            transaction = transaction.parent
+        return False
+
+    session.info[_PENDING] = [q for q in queued if not inside(q.transaction)]
+
+
+db.at_commit(10, write_pending, lambda session: None)
+
 
 def append_many(
     session: Session, actor: Actor | None, org_id: int | None, events: Sequence[NewEvent]
 ) -> int:
     """Append ``events``, in order, to the organization's chain inside the caller's
-    transaction: what ``record`` does for each, under one lock of the chain's head and in one
-    statement (COPY on PostgreSQL). Returns the number of events."""
+    transaction, now (after the events it recorded before): under one lock of the chain's
+    head and in one statement (COPY on PostgreSQL). Returns the number of events."""
     if not events:
         return 0
-    head = _lock_head(session, chain_key(org_id))
-    seq, prev = head.last_seq, head.last_hash
+    write_pending(session)
+    key = chain_key(org_id)
+    seq, prev = _lock_head(session, key)
     who = _who(actor)
-    rows = []
-    places = []
-    for event in events:
-        seq += 1
-        sealed, personal = vault.seal(event.data)
-        fields = _fields(head, seq, prev, org_id, who, event._replace(data=sealed))
-        rows.append(fields)
-        prev = fields["hash"]
-        if personal:
-            places.append(
-                vault.Placed(head.key, seq, event.entity_type, fields["entity_id"], personal)
-            )
+    rows, places = _chained(key, seq, prev, org_id, [(who, e) for e in events])
     vault.store(session, org_id, places)  # one batch for all the events' personal values
     if session.get_bind().dialect.name == "postgresql":
         raw = session.connection().connection.driver_connection
@@ -186,9 +259,8 @@ def append_many(
             for fields in rows:  # the canonical text goes in as it is
                 copy.write_row(tuple(fields[c] for c in _COLUMNS))
     else:
-        session.execute(insert(AuditEvent), [{**f, "data": json.loads(f["data"])} for f in rows])
-    head.last_seq, head.last_hash = seq, prev
-    session.flush()
+        session.execute(insert(_EVENT), [{**f, "data": CanonicalText(f["data"])} for f in rows])
+    _set_head(session, key, rows[-1]["seq"], rows[-1]["hash"])
     return len(rows)
 
 
@@ -202,8 +274,9 @@ def record(
     entity_id: str | int = "",
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event to its organization's chain inside the caller's transaction."""
-    return _append(
+    """Record one event for its organization's chain: appended when the caller's transaction
+    commits (rolled back with it). The returned row has its id, seq and hash from then on."""
+    return _queue(
         session, org_id, _who(actor), NewEvent(action, entity_type, str(entity_id), data or {})
     )
 
@@ -216,7 +289,7 @@ def record_denial(session: Session, denial: Forbidden) -> AuditEvent:
         str(denial.entity_id),
         {"reason": denial.message, **denial.details},
     )
-    return _append(session, denial.org_id, who, event)
+    return _queue(session, denial.org_id, who, event)
 
 
 def verify(session: Session) -> tuple[int, Break | None]:

@@ -32,7 +32,7 @@ from engine.establishments import service as establishments
 from engine.establishments.models import Establishment, Portfolio
 from engine.runtime import sync as rows
 from engine.runtime.models import CANCELLED, RUNNING, ProcessInstance, Task
-from engine.runtime.state import load_workflow, lock_instance
+from engine.runtime.state import keep_live, load_workflow, lock_instance
 from engine.workflow import spiff
 
 # ---------------------------------------------------------------- what a start needs
@@ -157,7 +157,8 @@ def start_instance(
         )
     [start_data] = vocabulary.start_data(session, plan.loaded.manifest, [est], portfolio, data)
     start_data.update(variables or {})
-    new = rows.built(spiff.new_workflow(plan.loaded, start_data))
+    workflow = spiff.new_workflow(plan.loaded, start_data)
+    new = rows.built(workflow)
     replaced = counts.replaced_by_start(session, {est.id: est.uf}, process_key, code)
     supersede_latest(session, [est.id], process_key, code)
     now = utcnow()
@@ -181,6 +182,7 @@ def start_instance(
         for task in new.tasks
     )  # fmt: skip
     session.flush()
+    keep_live(session, instance, workflow)  # its first completion here need not restore it
     replaced[counts.key(est.uf, instance.stage, code, instance.status)] += 1
     counts.apply(session, org_id, replaced)
     audit.record(

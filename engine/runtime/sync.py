@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, inspect, select, update
+from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import settings as settings_mod
 from engine import sla
@@ -191,6 +192,44 @@ class TaskChange:
     ready: list[Task] = field(default_factory=list)  # every ready row after the change
 
 
+_TASK = Task.__table__
+_INSTANCE = ProcessInstance.__table__
+
+
+def _write(session: Session, obj: Any, table: Any, values: dict[str, Any]) -> None:
+    """Set ``values`` on a loaded row, written with one Core UPDATE (no unit-of-work flush):
+    the object then holds them as committed values, so the commit does not write them again.
+    A row not yet in the database (a new instance) takes them as ordinary attribute sets."""
+    if not values:
+        return
+    if not inspect(obj).persistent:
+        for column, value in values.items():
+            setattr(obj, column, value)
+        return
+    with session.no_autoflush:  # (what the caller set on it goes in this UPDATE instead)
+        session.execute(update(table).where(table.c.id == obj.id).values(values))
+    for column, value in values.items():
+        set_committed_value(obj, column, value)
+
+
+def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
+    """New task rows in one INSERT, returned as rows of the session (so that a later change to
+    one, such as an assignment, is written as an UPDATE)."""
+    if not values:
+        return []
+    session.execute(insert(_TASK), values)
+    rows = []
+    for value in values:
+        row = Task(**{c: None for c in _NULLABLE_TASK_COLUMNS}, **value)
+        make_transient_to_detached(row)
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+_NULLABLE_TASK_COLUMNS = ("assignee_id", "claimed_at", "completed_at", "completed_by_id", "data")
+
+
 def sync(
     session: Session,
     instance: ProcessInstance,
@@ -207,13 +246,15 @@ def sync(
 
     ``counted_as`` is the (stage, portfolio, status) the dashboard counts the instance under,
     when the caller changed it before calling (a cancel). ``open_rows``: the instance's ready
-    task rows, when the caller has read them already."""
+    task rows, when the caller has read them already.
+
+    The rows are written with Core statements — an UPDATE of the instance, one of the closed
+    tasks (two when tasks were cancelled beside the completed one), one INSERT of the new
+    ones — and the loaded objects updated to match, without the ORM's flush."""
     now = utcnow()
     is_new = not instance.version
     counted = counted_as or (instance.stage, instance.portfolio_code, instance.status)
     ready = {t.id: t for t in ready_tasks(workflow)}
-    # Without autoflush: a completed task the caller just assigned is then written once,
-    # with its assignee and its new state, instead of twice (one UPDATE fewer per completion).
     if open_rows is None:  # (a caller handling many instances reads them all at once)
         with session.no_autoflush:
             open_rows = list(
@@ -226,48 +267,49 @@ def sync(
         if row.id in ready:
             continue
         spiff_task = spiff.find_task(workflow, row.id)
-        row.state = COMPLETED if spiff.is_completed_state(spiff_task) else CANCELLED
-        row.completed_at = now
+        values: dict[str, Any] = {
+            "state": COMPLETED if spiff.is_completed_state(spiff_task) else CANCELLED,
+            "completed_at": now,
+        }
         if row.id == completed_task_id:
-            row.completed_by_id = actor.user_id
-            row.data = completed_data
+            # The assignee the caller may just have set goes in the same statement.
+            values.update(completed_by_id=actor.user_id, data=completed_data,
+                          assignee_id=row.assignee_id, claimed_at=row.claimed_at)  # fmt: skip
+        _write(session, row, _TASK, values)
         change.closed.append(row)
     known = {r.id for r in open_rows}
     due = DueDates(now)
-    for task_id, task in ready.items():
-        if task_id in known:
-            continue
-        row = Task(
-            **task_values(
-                loaded,
-                task,
-                instance_id=instance.id,
-                org_id=instance.org_id,
-                establishment_id=instance.establishment_id,
-                due=due,
-            )
+    new_values = [
+        task_values(
+            loaded,
+            task,
+            instance_id=instance.id,
+            org_id=instance.org_id,
+            establishment_id=instance.establishment_id,
+            due=due,
         )
-        session.add(row)
-        change.created.append(row)
+        for task_id, task in ready.items()
+        if task_id not in known
+    ]
+    change.created = _insert_tasks(session, new_values)
 
     change.ready = [r for r in open_rows if r.id in ready] + change.created
+    header: dict[str, Any] = {}
     stage = top_stage(loaded, list(ready.values()), instance.stage)
     if workflow.is_completed():
-        instance.status = COMPLETED if instance.status != CANCELLED else CANCELLED
-        instance.ended_at = instance.ended_at or now
+        header["status"] = COMPLETED if instance.status != CANCELLED else CANCELLED
+        header["ended_at"] = instance.ended_at or now
         stage = spiff.end_stage(workflow) or stage
     if stage and stage != instance.stage:
-        instance.stage = stage
-        instance.stage_since = now
-    for column, value in vocabulary.header_values(loaded.manifest, completed_data).items():
-        setattr(instance, column, value)
+        header["stage"], header["stage_since"] = stage, now
+    header.update(vocabulary.header_values(loaded.manifest, completed_data))
     reason = vocabulary.rejection_reason(loaded.manifest, completed_data)
     if reason:
-        instance.last_rejection_reason = reason
-    instance.state = spiff.dump_state(workflow)
-    instance.next_timer_due_at = spiff.next_timer_due(workflow)
-    instance.version = (instance.version or 0) + 1
+        header["last_rejection_reason"] = reason
+    header["state"] = spiff.dump_state(workflow)
+    header["next_timer_due_at"] = spiff.next_timer_due(workflow)
+    header["version"] = (instance.version or 0) + 1
+    _write(session, instance, _INSTANCE, header)
     if not is_new:
         counts.instance_changed(session, instance, counted)
-    session.flush()
     return change

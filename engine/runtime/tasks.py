@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from engine import forms
 from engine.access.actor import Actor
@@ -283,11 +283,14 @@ def complete(
     may take a while); under the lock the task is read again and, only if the instance moved
     on meanwhile, the workflow is reloaded and the form validated again.
     """
-    task, instance = _read_for_completion(session, actor, task_id)
+    task, instance, open_rows = _read_for_completion(session, actor, task_id)
     _require_lane(actor, task, "task.complete")
     submission = _submission(session, actor, task, instance, submitted)
     if is_postgres(session):  # a SQLite write transaction is exclusive from its start
+        read = submission
         submission = _locked(session, actor, submission, submitted)
+        if submission is not read:  # the instance moved on: its ready rows are read again
+            open_rows = None
     for effect in effects:
         effect(session, actor, submission)
     task, instance, workflow = submission.task, submission.instance, submission.workflow
@@ -305,6 +308,7 @@ def complete(
         actor=actor,
         completed_task_id=task.id,
         completed_data=submission.public,
+        open_rows=open_rows,
     )
     keep_live(session, instance, workflow)
     for hook in after:
@@ -336,26 +340,31 @@ def check(
 ) -> dict[str, Any]:
     """Validate a form as ``complete`` would, changing nothing (the page's review step): the
     cleaned data, or Invalid at the fields."""
-    task, instance = _read_for_completion(session, actor, task_id)
+    task, instance, _ready = _read_for_completion(session, actor, task_id)
     _require_lane(actor, task, "task.complete")
     return _submission(session, actor, task, instance, submitted).cleaned
 
 
 def _read_for_completion(
     session: Session, actor: Actor, task_id: str
-) -> tuple[Task, ProcessInstance]:
-    """The task and its instance in one statement, without a lock."""
-    row = session.execute(
+) -> tuple[Task, ProcessInstance, list[Task]]:
+    """The task, its instance and the instance's ready task rows, in one statement without a
+    lock. The instance's saved state is left unread: a completion usually finds its workflow
+    live in this process (engine/runtime/state.py) and reads it only when it does not."""
+    instance_of = select(Task.instance_id).where(Task.id == task_id).scalar_subquery()
+    rows = session.execute(
         select(Task, ProcessInstance)
         .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
-        .where(Task.id == task_id)
+        .where(Task.instance_id == instance_of, or_(Task.id == task_id, Task.state == READY))
+        .options(defer(ProcessInstance.state))
         .execution_options(populate_existing=True)
-    ).first()
-    if row is None:
+    ).all()
+    task = next((t for t, _ in rows if t.id == task_id), None)
+    if task is None:
         raise NotFound("Tarefa não encontrada.")
-    task, instance = row
+    instance = rows[0][1]
     _require_visible(actor, task, "task.complete")
-    return task, instance
+    return task, instance, [t for t, _ in rows if t.state == READY]
 
 
 def _submission(

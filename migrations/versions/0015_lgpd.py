@@ -116,6 +116,7 @@ def _convert_events() -> None:
                 "events_rehashed": changed,
             },
         )
+        audit.write_pending(session)  # (this session is never committed: append it now)
         session.query(AuditCheckpoint).filter(AuditCheckpoint.chain == key).delete()
         session.flush()
     session.flush()

@@ -53,10 +53,11 @@ def _org(db, chain) -> int:
 
 def _append(db, org_id: int | None, n: int, **data: object) -> list[int]:
     with db.write() as s:
-        return [
-            audit.record(s, SYSTEM, "test.event", org_id=org_id, data={"i": i, **data}).id
+        rows = [
+            audit.record(s, SYSTEM, "test.event", org_id=org_id, data={"i": i, **data})
             for i in range(n)
         ]
+    return [row.id for row in rows]  # (appended at the commit)
 
 
 def test_edit_is_detected(db, chain):

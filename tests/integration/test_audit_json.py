@@ -47,11 +47,11 @@ def test_any_json_value_is_stored_as_hashed_and_verifies(db) -> None:
     @example(value={"quantidade": 1e20, "zero": -0.0, "grande": 10**30, "texto": "a\x00\ud800😀"})
     def append_and_verify(value) -> None:
         with db.write() as s:
-            event_id = audit.record(s, SYSTEM, "test.value", org_id=None, data={"v": value}).id
-        stored = _stored_text(db, event_id)
+            event = audit.record(s, SYSTEM, "test.value", org_id=None, data={"v": value})
+        stored = _stored_text(db, event.id)
         assert stored == canonical_json({"v": value})
         with db.read() as s:
-            event = s.get(AuditEvent, event_id)
+            event = s.get(AuditEvent, event.id)
             report = verification.verify(s)
         assert report.ok, [str(b) for b in report.breaks]
         # What comes back is the value itself, bit for bit (-0.0 stays -0.0, 1e20 a float).
@@ -63,7 +63,8 @@ def test_any_json_value_is_stored_as_hashed_and_verifies(db) -> None:
 def test_numbers_come_back_as_they_went_in(db) -> None:
     data = {"float": 1e20, "neg_zero": -0.0, "int": 10**20, "tiny": 5e-324, "big": 2**70}
     with db.write() as s:
-        event_id = audit.record(s, SYSTEM, "test.numbers", org_id=None, data=data).id
+        event = audit.record(s, SYSTEM, "test.numbers", org_id=None, data=data)
+    event_id = event.id  # (appended at the commit)
     with db.read() as s:
         kept = s.scalar(select(AuditEvent.data).where(AuditEvent.id == event_id))
         assert verification.verify(s).ok
@@ -78,7 +79,8 @@ def test_values_that_are_not_json_are_kept_as_text(db) -> None:
     event, with the number's name."""
     data = {"nan": math.nan, "inf": math.inf, "neg": -math.inf, "when": datetime(2026, 1, 2), 1: 2}
     with db.write() as s:
-        event_id = audit.record(s, SYSTEM, "test.odd", org_id=None, data=data).id
+        event = audit.record(s, SYSTEM, "test.odd", org_id=None, data=data)
+    event_id = event.id  # (appended at the commit)
     with db.read() as s:
         assert s.get(AuditEvent, event_id).data == {
             "nan": "NaN", "inf": "Infinity", "neg": "-Infinity", "when": "2026-01-02 00:00:00",

@@ -137,8 +137,9 @@ def test_the_audit_page_verifies_incrementally_with_a_button(csrf_app, db, make,
 
     def append(n: int) -> list[int]:
         with db.write() as s:
-            return [audit.record(s, SYSTEM, "test.event", org_id=org, data={"i": i}).id
+            rows = [audit.record(s, SYSTEM, "test.event", org_id=org, data={"i": i})
                     for i in range(n)]  # fmt: skip
+        return [row.id for row in rows]
 
     first = append(8)
     page = PageClient(csrf_app, auditor)  # signing in appends to the chain too

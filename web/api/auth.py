@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
 from flask import current_app, g, request
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.accounts import tokens as api_tokens
@@ -29,13 +31,30 @@ def actor() -> Actor:
     return g.actor
 
 
-def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
+def authenticated(view: Callable[..., Any], *, one_transaction: bool = False) -> Callable[..., Any]:
+    """Require a live token. ``one_transaction``: check it inside the write transaction the
+    view then works in (``transaction()``), committed once the view has answered — one
+    connection and one transaction per request on the hot path, instead of two."""
+
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             _refuse("sem token", "Autenticação necessária: envie 'Authorization: Bearer <token>'.")
+        if one_transaction:
+            with db().write() as session:
+                check = api_tokens.authenticate(session, token.strip())
+                if check is not None:
+                    if check.record_use:
+                        api_tokens.record_use(session, check.token_id)
+                    g.actor, g.transaction = check.actor, session
+                    try:
+                        return view(*args, **kwargs)
+                    finally:
+                        g.pop("transaction", None)
+            _refuse("token inválido, revogado ou expirado", "Token inválido, revogado ou expirado.",
+                    invalid=True)  # fmt: skip
         with db().read() as session:
             check = api_tokens.authenticate(session, token.strip())
         if check is None:
@@ -49,6 +68,18 @@ def authenticated(view: Callable[..., Any]) -> Callable[..., Any]:
 
     wrapper.authenticated = True
     return wrapper
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """The request's write transaction: the one its authentication opened (it commits when
+    the view has answered), else one of its own."""
+    session = g.get("transaction")
+    if session is not None:
+        yield session
+        return
+    with db().write() as session:
+        yield session
 
 
 def _refuse(reason: str, message: str, *, invalid: bool = False) -> None:

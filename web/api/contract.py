@@ -100,11 +100,14 @@ def operation(
     *,
     auth: bool = True,
     binary: str | None = None,
+    one_transaction: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Declare one operation: its successful answers (status → model, None for no JSON
     body), the error statuses it may answer besides 401/503, and whether it needs a token.
     The request's query, json, form and headers models come from the view's annotations.
-    ``binary``: the media type (range) of a 200 that is a file, not JSON."""
+    ``binary``: the media type (range) of a 200 that is a file, not JSON.
+    ``one_transaction``: the token is checked in the write transaction the view works in
+    (``web.api.auth.transaction``)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         hints = view.__annotations__
@@ -123,7 +126,9 @@ def operation(
         )(view)
         if binary:
             validated.binary_answer = binary
-        return authenticated(validated) if auth else validated
+        if not auth:
+            return validated
+        return authenticated(validated, one_transaction=one_transaction)
 
     return decorate
 

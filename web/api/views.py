@@ -35,7 +35,7 @@ from engine.runtime.models import READY, ProcessInstance, Task
 from engine.terms import service as terms
 from web.access_log import logged
 from web.api import schemas as s
-from web.api.auth import actor, db
+from web.api.auth import actor, db, transaction
 from web.api.contract import document, operation
 from web.errors import HTTPProblem
 from web.i18n import current_locale, process_words
@@ -508,7 +508,7 @@ def assign_task(task_id: str, json: s.AssignTask) -> s.Task:
 
 
 @bp.post("/tasks/<task_id>/complete")
-@operation({200: s.CompletedTask}, (403, 404, 409))
+@operation({200: s.CompletedTask}, (403, 404, 409), one_transaction=True)
 def complete_task(task_id: str, json: s.CompleteTask) -> s.CompletedTask:
     """Concluir com os dados do formulário
 
@@ -516,7 +516,7 @@ def complete_task(task_id: str, json: s.CompleteTask) -> s.CompletedTask:
     dela que quem concluiu pode ver (`next`): o cliente segue sem outra consulta.
     """
     settings = current_app.extensions["credencia.settings"]
-    with db().write() as session:
+    with transaction() as session:
         done = completion.complete(session, actor(), task_id, json.data, settings=settings)
         task, *following = _tasks(session, [done.task, *done.next])
         words = process_words(session)
