@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, true
+from sqlalchemy import DDL, Boolean, ForeignKey, Index, Integer, String, Text, event, true
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from engine.db import Base, JSONType, UTCDateTime, unique_where, utcnow
@@ -107,3 +107,16 @@ class Task(Base):
     data: Mapped[dict | None] = mapped_column(JSONType)  # what was submitted (secrets removed)
 
     instance: Mapped[ProcessInstance] = relationship(lazy="raise")
+
+
+# The saved state is rewritten by every change of an instance (~20 KB of JSON): compressed
+# with LZ4 rather than the default pglz, about half the server's CPU (migration 0016). A
+# server built without LZ4 keeps pglz.
+STATE_LZ4 = """
+DO $$ BEGIN
+    ALTER TABLE process_instance ALTER COLUMN state SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN NULL;
+END $$"""
+event.listen(
+    ProcessInstance.__table__, "after_create", DDL(STATE_LZ4).execute_if(dialect="postgresql")
+)

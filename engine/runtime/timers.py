@@ -109,6 +109,7 @@ def _due_ids(session: Session, now: datetime, batch: int) -> list[int]:
 
 PER_TRANSACTION = 25  # due instances fired per transaction
 _CLAIMED = "credencia.timers.claimed"  # session.info: instance locked by _claim_many -> ready rows
+_CLAIMED_ROWS = "credencia.timers.claimed_rows"  # session.info: instance id -> its loaded row
 _EVENTS = "credencia.timers.events"  # session.info: timer.fired events to append together
 
 
@@ -127,7 +128,9 @@ def _claim_many(session: Session, instance_ids: list[int], now: datetime) -> lis
     )
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    claimed = [row.id for row in session.scalars(stmt)]
+    rows = list(session.scalars(stmt))
+    claimed = [row.id for row in rows]
+    session.info[_CLAIMED_ROWS] = {row.id: row for row in rows}  # (the session holds them weakly)
     # Their ready task rows too, in one statement (each instance's sync would read its own).
     ready: dict[int, list[Task]] = {iid: [] for iid in claimed}
     if claimed:
@@ -165,7 +168,7 @@ def fire_instance(
     compares with ``<``); ``gone`` when the instance is no longer due (a sweep got there first).
     """
     if instance_id in session.info.get(_CLAIMED, ()):
-        instance = session.get(ProcessInstance, instance_id)  # locked and loaded by the claim
+        instance = session.info[_CLAIMED_ROWS][instance_id]  # locked and loaded by the claim
     else:
         instance = lock_instance(session, instance_id)
     if instance is None:
@@ -277,6 +280,7 @@ def _fire_batch(db: Database, chunk: list[int], now: datetime, sweep: TimerSweep
             for org_id in sorted(by_org, key=lambda o: (o is None, o or 0)):
                 audit.append_many(session, SYSTEM, org_id, by_org[org_id])
             session.info.pop(_CLAIMED, None)
+            session.info.pop(_CLAIMED_ROWS, None)
     except Exception:
         log.warning("a timer batch failed; firing its %d instances one by one", len(chunk))
         return False
