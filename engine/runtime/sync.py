@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import insert, inspect, select, update
+from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -194,6 +194,11 @@ class TaskChange:
 
 _TASK = Task.__table__
 _INSTANCE = ProcessInstance.__table__
+# Built once: the columns to set come from the parameters' keys (SQLAlchemy caches one
+# compiled form per set of keys), so no statement is put together per write.
+_UPDATE = {
+    table: update(table).where(table.c.id == bindparam("row_id")) for table in (_TASK, _INSTANCE)
+}
 
 
 def _write(session: Session, obj: Any, table: Any, values: dict[str, Any]) -> None:
@@ -207,7 +212,7 @@ def _write(session: Session, obj: Any, table: Any, values: dict[str, Any]) -> No
             setattr(obj, column, value)
         return
     with session.no_autoflush:  # (what the caller set on it goes in this UPDATE instead)
-        session.execute(update(table).where(table.c.id == obj.id).values(values))
+        session.execute(_UPDATE[table], {"row_id": obj.id, **values})
     for column, value in values.items():
         set_committed_value(obj, column, value)
 

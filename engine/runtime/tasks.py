@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session, defer
 
 from engine import forms
@@ -345,20 +345,26 @@ def check(
     return _submission(session, actor, task, instance, submitted).cleaned
 
 
+_INSTANCE_OF = select(Task.instance_id).where(Task.id == bindparam("task_id")).scalar_subquery()
+_FOR_COMPLETION = (
+    select(Task, ProcessInstance)
+    .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+    .where(
+        Task.instance_id == _INSTANCE_OF,
+        or_(Task.id == bindparam("task_id"), Task.state == READY),
+    )
+    .options(defer(ProcessInstance.state))
+    .execution_options(populate_existing=True)
+)
+
+
 def _read_for_completion(
     session: Session, actor: Actor, task_id: str
 ) -> tuple[Task, ProcessInstance, list[Task]]:
     """The task, its instance and the instance's ready task rows, in one statement without a
     lock. The instance's saved state is left unread: a completion usually finds its workflow
     live in this process (engine/runtime/state.py) and reads it only when it does not."""
-    instance_of = select(Task.instance_id).where(Task.id == task_id).scalar_subquery()
-    rows = session.execute(
-        select(Task, ProcessInstance)
-        .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
-        .where(Task.instance_id == instance_of, or_(Task.id == task_id, Task.state == READY))
-        .options(defer(ProcessInstance.state))
-        .execution_options(populate_existing=True)
-    ).all()
+    rows = session.execute(_FOR_COMPLETION, {"task_id": task_id}).all()
     task = next((t for t, _ in rows if t.id == task_id), None)
     if task is None:
         raise NotFound("Tarefa não encontrada.")
