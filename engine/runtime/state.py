@@ -73,6 +73,13 @@ def keep_live(session: Session, instance: ProcessInstance, workflow: Any) -> Non
         )
 
 
+def give_back(instance: ProcessInstance, workflow: Any) -> None:
+    """Return a workflow taken with ``live`` and only read (a form refused, a review step):
+    it is still the instance's state at its version, whatever the transaction does."""
+    if _live.size and instance.version:
+        _live.put(instance.id, instance.version, instance.definition_id, workflow)
+
+
 class LiveWorkflows:
     """A bounded LRU of live workflows: (instance id) -> (version, definition id, workflow)."""
 

@@ -25,11 +25,11 @@ from engine.accounts.models import SCOPED_ROLES, Membership, membership_establis
 from engine.accounts.queries import user_with_email
 from engine.audit import service as audit
 from engine.db import utcnow
-from engine.errors import Conflict, Forbidden, Invalid, NotFound
+from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
 from engine.files.models import StoredFile
 from engine.runtime.models import CANCELLED, COMPLETED, READY, ProcessInstance, Task
-from engine.runtime.state import is_postgres, keep_live, load_workflow
+from engine.runtime.state import give_back, is_postgres, keep_live, load_workflow
 from engine.runtime.sync import sync
 from engine.runtime.taskform import form_files
 from engine.workflow import spiff
@@ -291,8 +291,12 @@ def complete(
         submission = _locked(session, actor, submission, submitted)
         if submission is not read:  # the instance moved on: its ready rows are read again
             open_rows = None
-    for effect in effects:
-        effect(session, actor, submission)
+    try:
+        for effect in effects:
+            effect(session, actor, submission)
+    except DomainError:  # refused before the workflow moved: it is as it was
+        give_back(submission.instance, submission.workflow)
+        raise
     task, instance, workflow = submission.task, submission.instance, submission.workflow
     # Secrets reach neither the workflow state nor the audit log; only that they were given.
     submission.spiff_task.set_data(**submission.public)
@@ -342,7 +346,9 @@ def check(
     cleaned data, or Invalid at the fields."""
     task, instance, _ready = _read_for_completion(session, actor, task_id)
     _require_lane(actor, task, "task.complete")
-    return _submission(session, actor, task, instance, submitted).cleaned
+    submission = _submission(session, actor, task, instance, submitted)
+    give_back(instance, submission.workflow)  # validated only
+    return submission.cleaned
 
 
 _INSTANCE_OF = select(Task.instance_id).where(Task.id == bindparam("task_id")).scalar_subquery()
@@ -384,16 +390,20 @@ def _submission(
     if not _free_for(actor, task):
         raise Conflict("Esta tarefa está atribuída a outra pessoa; peça que ela a libere.")
     workflow, loaded = load_workflow(session, instance, live=True)
-    spiff_task = spiff.find_task(workflow, task.id)
-    if not spiff.is_ready_human(spiff_task):
-        raise Conflict("Esta tarefa não está mais pronta para ser concluída.")
-    schema, _ui = form_files(loaded, task)
-    if not isinstance(submitted, dict):
-        raise Invalid({"data": "Envie os campos do formulário como um objeto."})
-    cleaned: dict[str, Any] = {}
-    if schema:
-        submitted = _server_owned(schema, submitted, spiff_task.data)
-        cleaned = _validate(session, actor, task, instance, schema, submitted, spiff_task.data)
+    try:
+        spiff_task = spiff.find_task(workflow, task.id)
+        if not spiff.is_ready_human(spiff_task):
+            raise Conflict("Esta tarefa não está mais pronta para ser concluída.")
+        schema, _ui = form_files(loaded, task)
+        if not isinstance(submitted, dict):
+            raise Invalid({"data": "Envie os campos do formulário como um objeto."})
+        cleaned: dict[str, Any] = {}
+        if schema:
+            submitted = _server_owned(schema, submitted, spiff_task.data)
+            cleaned = _validate(session, actor, task, instance, schema, submitted, spiff_task.data)
+    except DomainError:
+        give_back(instance, workflow)  # only read: the next attempt takes it again
+        raise
     secret = forms.secret_fields(schema) if schema else set()
     public = {k: v for k, v in cleaned.items() if k not in secret}
     return Submission(task, instance, workflow, loaded, spiff_task, schema, cleaned, public, secret)

@@ -166,7 +166,9 @@ def test_an_object_a_failed_transaction_touched_is_not_used_again(db, people, se
         assert s.get(Task, task.id).state == "completed"
 
 
-def test_a_refused_form_leaves_the_instance_to_a_restore(db, people, settings):
+def test_a_refused_form_gives_the_object_back_unchanged(db, people, settings):
+    """Validation only reads the workflow: after a refusal the object is back in the cache,
+    and the corrected form completes from it as a restore would."""
     iid, ctx = _start(db, people, people.est)
     _step(db, people, settings, iid, ctx, "obter_certificado_digital")
     with db.read() as s:
@@ -177,8 +179,15 @@ def test_a_refused_form_leaves_the_instance_to_a_restore(db, people, settings):
         completion.complete(
             s, people.lanes["Gestor"].actor, task.id, {"cpf_responsavel": "1"}, settings=settings
         )
-    _step(db, people, settings, iid, ctx, "criar_conta_govbr")
     assert iid in runtime_state._live
+    hits = runtime_state._live.hits
+    _step(db, people, settings, iid, ctx, "criar_conta_govbr")
+    assert runtime_state._live.hits == hits + 1
+    assert iid in runtime_state._live
+    with db.read() as s:
+        saved = s.get(ProcessInstance, iid)
+    live = runtime_state._live.take(iid, saved.version, saved.definition_id)
+    assert spiff.dump_state(live) == saved.state  # what was saved is that object
 
 
 def test_a_version_changed_elsewhere_is_a_miss(db, people, settings):
