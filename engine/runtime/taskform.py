@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from engine import forms, i18n
 from engine import secrets as secret_store
 from engine.access.actor import Actor
 from engine.credentialing import vocabulary
 from engine.runtime.models import READY, ProcessInstance, Task
-from engine.runtime.state import loaded_spec
+from engine.runtime.state import give_back, load_workflow, loaded_spec
 from engine.terms import declared as declared_terms
 from engine.terms import service as term_service
 from engine.workflow import spiff
@@ -45,16 +46,21 @@ def task_form(session: Session, actor: Actor, task: Task, locale: str | None = N
     come from its workflow, a completed one's from what was submitted. With a ``locale``
     other than pt-BR, the schemas and UI hints carry that language's words from the
     process version's catalog (values and their validation do not change)."""
-    instance = session.get(ProcessInstance, task.instance_id)
+    # The saved state is read only when this process has no live workflow of the instance.
+    instance = session.get(
+        ProcessInstance, task.instance_id, options=[defer(ProcessInstance.state)]
+    )
     loaded = loaded_spec(session, instance)
     schema, ui = form_files(loaded, task)
     data: dict[str, Any] = {}
     workflow_data: dict[str, Any] = {}
     if task.state == READY:
-        workflow = spiff.load_state(loaded, instance.state)
+        workflow, _loaded = load_workflow(session, instance, live=True)
         spiff_task = spiff.find_task(workflow, task.id)
+        # A copy: the object goes back to the cache now, for the completion that follows.
+        workflow_data = copy.deepcopy(spiff_task.data) if spiff_task is not None else {}
+        give_back(instance, workflow)
         if spiff_task is not None:
-            workflow_data = spiff_task.data
             data = forms.prefill(schema, workflow_data) if schema else {}
             if schema:
                 data = vocabulary.register_prefill(
