@@ -243,3 +243,67 @@ def test_cli_verify_reports_every_broken_link(db, chain, db_url, monkeypatch):
     assert bad.exit_code == 1
     assert f"evento {chain[4]}" in bad.output and f"evento {chain[6]}" in bad.output
     assert "2 quebra(s)" in bad.output
+
+
+def _actions(db, org_id: int) -> list[str]:
+    with db.read() as s:
+        return list(
+            s.scalars(
+                select(AuditEvent.action)
+                .where(AuditEvent.chain == audit.chain_key(org_id))
+                .order_by(AuditEvent.seq)
+            )
+        )
+
+
+def test_the_chain_head_is_locked_only_from_the_append_to_the_commit(db, make):
+    """Recording queues the event: the transaction works on without touching the chain's
+    head, and its events are appended, in order, under one lock just before it commits."""
+    from sqlalchemy import event
+
+    org = make.org()
+    seen: list[str] = []
+
+    def statement(conn, cursor, sql, *args) -> None:
+        seen.append(sql)
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        with db.write() as s:
+            first = audit.record(s, SYSTEM, "test.first", org_id=org, data={"i": 1})
+            second = audit.record(s, SYSTEM, "test.second", org_id=org, data={"i": 2})
+            s.execute(text("SELECT 1"))  # the transaction goes on
+            assert not any("audit_chain" in sql for sql in seen)
+            assert first.id is None
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+    locks = [sql for sql in seen if sql.lstrip().startswith("SELECT") and "audit_chain" in sql]
+    assert len(locks) == 1, locks  # one lock of the head for both events
+    assert (second.seq, second.prev_hash) == (first.seq + 1, first.hash)
+    assert _actions(db, org)[-2:] == ["test.first", "test.second"]
+    assert _verify(db) is None
+
+
+def test_events_of_a_rolled_back_savepoint_are_not_appended(db, make):
+    org = make.org()
+    with db.write() as s:
+        audit.record(s, SYSTEM, "test.before", org_id=org)
+        with pytest.raises(RuntimeError), s.begin_nested():
+            audit.record(s, SYSTEM, "test.dropped", org_id=org)
+            raise RuntimeError("the savepoint rolls back")
+        audit.record(s, SYSTEM, "test.after", org_id=org)
+    actions = _actions(db, org)
+    assert "test.dropped" not in actions
+    assert actions[-2:] == ["test.before", "test.after"]
+    assert _verify(db) is None
+
+
+def test_events_of_a_rolled_back_transaction_are_not_appended(db, make):
+    org = make.org()
+    with pytest.raises(RuntimeError), db.write() as s:
+        audit.record(s, SYSTEM, "test.dropped", org_id=org)
+        raise RuntimeError("all of it rolls back")
+    with db.write() as s:
+        audit.record(s, SYSTEM, "test.next", org_id=org)
+    actions = _actions(db, org)
+    assert "test.dropped" not in actions and actions[-1] == "test.next"
