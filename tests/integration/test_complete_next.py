@@ -3,7 +3,10 @@ ready tasks the caller may see, so a client needs no third request per task."""
 
 from __future__ import annotations
 
+from sqlalchemy import select
+
 from engine.demo import samples
+from engine.runtime.models import Task
 from tests.support.flows import flow
 
 
@@ -49,3 +52,51 @@ def test_a_scoped_caller_gets_the_tasks_of_every_lane_it_may_see(client, world):
         headers=world["users"]["Gestor"].headers,
     ).json["items"]
     assert {t["id"] for t in done["next"]} == {t["id"] for t in listed}
+
+
+def test_a_completion_is_one_transaction_token_check_included(client, world, db):
+    """The complete route checks the token inside the transaction it completes in: one
+    connection, one transaction, one commit per request (two before)."""
+    from sqlalchemy import event
+
+    f = flow(client, world)
+    f.complete("obter_certificado_digital")
+    task = f.task("criar_conta_govbr")
+    payload = samples.answer("criar_conta_govbr", f.ctx)
+    begins: list[object] = []
+    commits: list[object] = []
+
+    def began(conn) -> None:
+        begins.append(conn)
+
+    def committed(conn) -> None:
+        commits.append(conn)
+
+    event.listen(db.engine, "begin", began)
+    event.listen(db.engine, "commit", committed)
+    try:
+        done = client.post(
+            f"/api/v1/tasks/{task['id']}/complete",
+            json={"data": payload},
+            headers=world["users"]["Gestor"].headers,
+        )
+    finally:
+        event.remove(db.engine, "begin", began)
+        event.remove(db.engine, "commit", committed)
+    assert done.status_code == 200
+    assert (len(begins), len(commits)) == (1, 1)
+
+
+def test_a_bad_token_on_the_complete_route_is_still_a_401_and_counted(client, world, db):
+    f = flow(client, world)
+    task = next(t for t in f.ready() if t["element"] == "obter_certificado_digital")
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json={"data": {}},
+        headers={"Authorization": "Bearer not-a-token"},
+    )
+    assert res.status_code == 401
+    assert 'error="invalid_token"' in res.headers["WWW-Authenticate"]
+    with db.read() as s:
+        state = s.scalar(select(Task.state).where(Task.id == task["id"]))
+    assert state == "ready"
