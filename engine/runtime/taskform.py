@@ -54,13 +54,12 @@ def task_form(session: Session, actor: Actor, task: Task, locale: str | None = N
     schema, ui = form_files(loaded, task)
     data: dict[str, Any] = {}
     workflow_data: dict[str, Any] = {}
+    workflow = None
     if task.state == READY:
         workflow, _loaded = load_workflow(session, instance, live=True)
         spiff_task = spiff.find_task(workflow, task.id)
-        # A copy: the object goes back to the cache now, for the completion that follows.
-        workflow_data = copy.deepcopy(spiff_task.data) if spiff_task is not None else {}
-        give_back(instance, workflow)
         if spiff_task is not None:
+            workflow_data = spiff_task.data
             data = forms.prefill(schema, workflow_data) if schema else {}
             if schema:
                 data = vocabulary.register_prefill(
@@ -70,10 +69,15 @@ def task_form(session: Session, actor: Actor, task: Task, locale: str | None = N
         data = task.data
     if schema and task.state == READY:
         data.update(_secrets_for(session, actor, task, instance, schema))
-    context = vocabulary.form_context(
-        loaded.manifest, workflow_data, instance.last_rejection_reason
+    # What leaves here is copied or built anew (prefill and the served schema copy, the
+    # context is copied): the workflow goes back to the cache for the completion that follows,
+    # which may change it while this answer is still being written.
+    context = copy.deepcopy(
+        vocabulary.form_context(loaded.manifest, workflow_data, instance.last_rejection_reason)
     )
     served = forms.served_schema(schema, workflow_data) if schema and workflow_data else schema
+    if workflow is not None:
+        give_back(instance, workflow)
     if task.state == READY:
         terms = declared_terms.terms_of(loaded.manifest, loaded.files, schema)
     else:
