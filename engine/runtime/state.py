@@ -4,7 +4,9 @@ Completions keep the workflow they leave behind in a small per-process cache of 
 workflows, keyed by (instance id, version): the next completion of that instance in this
 process, finding the row still at that version, takes the object instead of parsing and
 restoring the saved state. The version is the one the completion locks and checks, so a
-change made anywhere else (another worker, the scheduler, a migration) is a miss. An entry
+change made anywhere else (another worker, the scheduler, a migration) is a miss; the
+definition and the start time are checked too, so an id that now names another instance (a
+database restored or replaced under a running process) is a miss as well. An entry
 is taken out while a transaction uses it and put back only after that transaction commits,
 so an object a failed transaction touched is never used again.
 """
@@ -58,7 +60,7 @@ def load_workflow(
     change it and hand it back with ``keep_live``)."""
     loaded = loaded_spec(session, instance)
     if live and instance.version:
-        workflow = _live.take(instance.id, instance.version, instance.definition_id)
+        workflow = _live.take(instance.id, _mark(instance))
         if workflow is not None:
             return workflow, loaded
     return spiff.load_state(loaded, instance.state), loaded
@@ -68,39 +70,44 @@ def keep_live(session: Session, instance: ProcessInstance, workflow: Any) -> Non
     """Offer ``workflow``, just saved as ``instance``'s state at its new version, to the next
     completion in this process — once this transaction has committed."""
     if _live.size:
-        session.info.setdefault(_LIVE_KEY, []).append(
-            (instance.id, instance.version, instance.definition_id, workflow)
-        )
+        session.info.setdefault(_LIVE_KEY, []).append((instance.id, _mark(instance), workflow))
 
 
 def give_back(instance: ProcessInstance, workflow: Any) -> None:
     """Return a workflow taken with ``live`` and only read (a form refused, a review step):
     it is still the instance's state at its version, whatever the transaction does."""
     if _live.size and instance.version:
-        _live.put(instance.id, instance.version, instance.definition_id, workflow)
+        _live.put(instance.id, _mark(instance), workflow)
+
+
+def _mark(instance: ProcessInstance) -> tuple[Any, ...]:
+    """What an entry must match besides the instance id: its version, its definition, and
+    when it started (an id reused by another database — a restore, a test — is not it)."""
+    return (instance.version, instance.definition_id, instance.started_at)
 
 
 class LiveWorkflows:
-    """A bounded LRU of live workflows: (instance id) -> (version, definition id, workflow)."""
+    """A bounded LRU of live workflows: (instance id) -> (mark, workflow), the mark being the
+    instance's (version, definition id, start time) the workflow is the state of."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[int, tuple[int, int, Any]] = OrderedDict()
+        self._items: OrderedDict[int, tuple[tuple[Any, ...], Any]] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = self.misses = 0
 
-    def take(self, instance_id: int, version: int, definition_id: int) -> Any:
+    def take(self, instance_id: int, mark: tuple[Any, ...]) -> Any:
         with self._lock:
             item = self._items.pop(instance_id, None)
-            if item is not None and item[:2] == (version, definition_id):
+            if item is not None and item[0] == mark:
                 self.hits += 1
-                return item[2]
+                return item[1]
             self.misses += 1
             return None
 
-    def put(self, instance_id: int, version: int, definition_id: int, workflow: Any) -> None:
+    def put(self, instance_id: int, mark: tuple[Any, ...], workflow: Any) -> None:
         with self._lock:
-            self._items[instance_id] = (version, definition_id, workflow)
+            self._items[instance_id] = (mark, workflow)
             self._items.move_to_end(instance_id)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)

@@ -186,7 +186,7 @@ def test_a_refused_form_gives_the_object_back_unchanged(db, people, settings):
     assert iid in runtime_state._live
     with db.read() as s:
         saved = s.get(ProcessInstance, iid)
-    live = runtime_state._live.take(iid, saved.version, saved.definition_id)
+    live = runtime_state._live.take(iid, runtime_state._mark(saved))
     assert spiff.dump_state(live) == saved.state  # what was saved is that object
 
 
@@ -197,6 +197,22 @@ def test_a_version_changed_elsewhere_is_a_miss(db, people, settings):
         inst = s.get(ProcessInstance, iid)
         workflow, _ = runtime_state.load_workflow(s, inst)
         inst.state, inst.version = spiff.dump_state(workflow), inst.version + 1
+    misses = runtime_state._live.misses
+    _step(db, people, settings, iid, ctx, "criar_conta_govbr")
+    assert runtime_state._live.misses == misses + 1
+
+
+def test_an_id_that_names_another_instance_now_is_a_miss(db, people, settings):
+    """A database restored or replaced under a running process can reuse an id at the same
+    version: the start time tells them apart."""
+    from datetime import timedelta
+
+    iid, ctx = _start(db, people, people.est)
+    _step(db, people, settings, iid, ctx, "obter_certificado_digital")
+    assert iid in runtime_state._live
+    with db.write() as s:
+        inst = s.get(ProcessInstance, iid)
+        inst.started_at = inst.started_at - timedelta(days=1)
     misses = runtime_state._live.misses
     _step(db, people, settings, iid, ctx, "criar_conta_govbr")
     assert runtime_state._live.misses == misses + 1
