@@ -37,7 +37,7 @@ from engine.audit import service as audit
 from engine.db import Database, utcnow
 from engine.runtime.models import CANCELLED, READY, RUNNING, ProcessInstance, Task
 from engine.runtime.state import load_workflow, lock_instance
-from engine.runtime.sync import sync
+from engine.runtime.sync import batched, sync
 from engine.workflow import spiff
 from engine.workflow.timers import fingerprint, still_waiting, waiting_timers
 
@@ -272,8 +272,9 @@ def _fire_batch(db: Database, chunk: list[int], now: datetime, sweep: TimerSweep
         with db.write() as session:
             session.info[_EVENTS] = []
             claimed = _claim_many(session, chunk, now)
-            for instance_id in claimed:
-                outcomes[instance_id] = fire_instance(session, instance_id, now, part)
+            with batched(session):  # their rows in a few statements for the whole chunk
+                for instance_id in claimed:
+                    outcomes[instance_id] = fire_instance(session, instance_id, now, part)
             by_org: dict[int | None, list[audit.NewEvent]] = {}
             for org_id, event in session.info.pop(_EVENTS):
                 by_org.setdefault(org_id, []).append(event)

@@ -259,6 +259,38 @@ def test_due_instances_are_fired_in_batches_one_commit_each(db, started, monkeyp
         assert audit.verify(s)[1] is None
 
 
+def test_a_batch_writes_its_instances_rows_in_a_few_statements(db, started, monkeypatch):
+    """Firing a batch writes the rows of all its instances together: as many statements for
+    six instances as for two (one per kind of write), each row as firing it alone gives."""
+    from sqlalchemy import event
+
+    monkeypatch.setattr(timers, "PER_TRANSACTION", 6)
+    small, large = started(2), started(6)
+
+    def sweep_counting(ids: list[int]) -> int:
+        seen: list[str] = []
+
+        def statement(conn, cursor, sql, *args) -> None:
+            if sql.lstrip().startswith(
+                ("UPDATE task", "UPDATE process_instance", "INSERT INTO task")
+            ):
+                seen.append(sql)
+
+        monkeypatch.setattr(timers, "_due_ids", lambda session, now, batch: ids)
+        event.listen(db.engine, "before_cursor_execute", statement)
+        try:
+            with time_machine.travel(DEADLINE + timedelta(seconds=1), tick=False):
+                sweep = timers.fire_due_timers(db)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", statement)
+        assert sweep.fired == len(ids)
+        return len(seen)
+
+    assert sweep_counting(small) == sweep_counting(large) <= 3
+    assert all(_tasks(db, iid) == {"analisar": "cancelled"} for iid in small + large)
+    assert [_fired(db, iid) for iid in small + large] == [1] * 8
+
+
 def test_a_failing_instance_in_a_batch_leaves_the_others_fired(db, started, monkeypatch) -> None:
     """The batch with the broken instance rolls back whole and is redone one by one: the
     others of that batch fire, the broken one stays due."""
