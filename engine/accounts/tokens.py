@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor, Grant
@@ -214,6 +214,30 @@ class TokenCheck:
     record_use: bool  # "last used" is stale: write it (record_use) after the request
 
 
+# Built once (a request only binds the token's hash and the time): the token with its person,
+# and the person's grants — in the token's organization only, for a token of one — with their
+# establishments, one row per (grant, establishment).
+_TOKEN_GRANTS = (
+    select(ApiToken.id, ApiToken.org_id, ApiToken.last_used_at, User.id, User.email,
+           User.locale, Membership.id, Membership.org_id, Membership.role,
+           membership_establishment.c.establishment_id)
+    .join(User, User.id == ApiToken.user_id)
+    .outerjoin(Membership, and_(
+        Membership.user_id == User.id,
+        or_(ApiToken.org_id.is_(None), Membership.org_id == ApiToken.org_id),
+    ))
+    .outerjoin(membership_establishment,
+               membership_establishment.c.membership_id == Membership.id)
+    .where(
+        ApiToken.token_hash == bindparam("token_hash"),
+        ApiToken.revoked_at.is_(None),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
+        User.active.is_(True),
+    )
+    .order_by(Membership.id)
+)  # fmt: skip
+
+
 def authenticate(session: Session, token: str, *, now: datetime | None = None) -> TokenCheck | None:
     """The actor of a live token (not revoked, not expired, of an active person), or None.
 
@@ -224,27 +248,9 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
     if not token or not isinstance(token, str) or len(token) > 200:
         return None
     now = now or utcnow()
-    # A token of one organization acts there only.
-    granted = and_(
-        Membership.user_id == User.id,
-        or_(ApiToken.org_id.is_(None), Membership.org_id == ApiToken.org_id),
-    )
     rows = session.execute(
-        select(ApiToken.id, ApiToken.org_id, ApiToken.last_used_at, User.id, User.email,
-               User.locale, Membership.id, Membership.org_id, Membership.role,
-               membership_establishment.c.establishment_id)
-        .join(User, User.id == ApiToken.user_id)
-        .outerjoin(Membership, granted)
-        .outerjoin(membership_establishment,
-                   membership_establishment.c.membership_id == Membership.id)
-        .where(
-            ApiToken.token_hash == accounts._token_hash(token),
-            ApiToken.revoked_at.is_(None),
-            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
-            User.active.is_(True),
-        )
-        .order_by(Membership.id)
-    ).all()  # fmt: skip
+        _TOKEN_GRANTS, {"token_hash": accounts._token_hash(token), "now": now}
+    ).all()
     if not rows:
         return None
     token_id, _org_id, last_used_at, user_id, email, locale = rows[0][:6]
