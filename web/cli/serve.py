@@ -165,23 +165,6 @@ def _metrics_folder() -> None:
     values.ValueClass = values.get_value_class()
 
 
-# The collector's first threshold, raised from CPython's 700 allocations: a completion makes
-# tens of thousands of short-lived objects (SpiffWorkflow tasks, ORM rows, JSON), and each
-# young collection also walks what survived it; fewer, larger young collections cost less
-# (docs/PERFORMANCE.md, issue 19).
-GC_THRESHOLD = (int(os.environ.get("CREDENCIA_GC_THRESHOLD0", "20000")), 20, 20)
-
-
-def _worker_ready(server: Any, worker: Any) -> None:
-    """In a new worker: what the master built (the app, the parsed processes) is frozen out of
-    the collector's reach, and young collections run less often."""
-    import gc
-
-    if GC_THRESHOLD[0] > 0:
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLD)
-
-
 def _worker_exited(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
@@ -239,7 +222,6 @@ def serve(
         "accesslog": "-",
         # A worker's counters stay in the multiprocess folder; mark them dead when it exits.
         "child_exit": _worker_exited,
-        "post_fork": _worker_ready,
     }
     explicit: dict[str, Any] = {}
     if given("host") or given("port"):
