@@ -215,11 +215,14 @@ def _insert_and_move_head(session: Session, key: str, rows: list[dict[str, Any]]
     in order. One statement on PostgreSQL (the insert in a WITH of the head's update)."""
     seq, last_hash = rows[-1]["seq"], rows[-1]["hash"]
     if session.get_bind().dialect.name != "postgresql":
-        ids = session.execute(
-            insert(_EVENT).returning(_EVENT.c.id, sort_by_parameter_order=True),
-            [{**r, "data": CanonicalText(r["data"])} for r in rows],
-        ).scalars()
-        ids = list(ids)
+        ids = (
+            session.execute(
+                insert(_EVENT).returning(_EVENT.c.id, sort_by_parameter_order=True),
+                [{**r, "data": CanonicalText(r["data"])} for r in rows],
+            )
+            .scalars()
+            .all()
+        )
         _set_head(session, key, seq, last_hash)
         return ids
     params: dict[str, Any] = {"chain_key": key, "head_seq": seq, "head_hash": last_hash}

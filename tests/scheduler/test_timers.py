@@ -236,21 +236,25 @@ def test_a_stale_next_timer_due_at_is_corrected_instead_of_reloaded_every_sweep(
     assert _instance(db, iid).next_timer_due_at == DEADLINE and _fired(db, iid) == 0
 
 
+def _sweep_listening(db, name: str, listener) -> timers.TimerSweep:
+    """A sweep just after the deadline, with ``listener`` on the engine's ``name`` event."""
+    from sqlalchemy import event
+
+    event.listen(db.engine, name, listener)
+    try:
+        with time_machine.travel(DEADLINE + timedelta(seconds=1), tick=False):
+            return timers.fire_due_timers(db)
+    finally:
+        event.remove(db.engine, name, listener)
+
+
 def test_due_instances_are_fired_in_batches_one_commit_each(db, started, monkeypatch) -> None:
     """Seven due instances with batches of three: three transactions (3 + 3 + 1), each timer
     fired and audited once, in one intact chain."""
-    from sqlalchemy import event
-
     monkeypatch.setattr(timers, "PER_TRANSACTION", 3)
     ids = started(7)
     commits: list[int] = []
-    listener = lambda conn: commits.append(1)  # noqa: E731
-    event.listen(db.engine, "commit", listener)
-    try:
-        with time_machine.travel(DEADLINE + timedelta(seconds=1), tick=False):
-            sweep = timers.fire_due_timers(db)
-    finally:
-        event.remove(db.engine, "commit", listener)
+    sweep = _sweep_listening(db, "commit", lambda conn: commits.append(1))
     assert sweep.fired == 7 and sorted(sweep.fired_ids) == sorted(ids) and sweep.loaded == 7
     assert len(commits) == 3  # the read of the candidates commits nothing
     assert [_fired(db, iid) for iid in ids] == [1] * 7
@@ -262,8 +266,6 @@ def test_due_instances_are_fired_in_batches_one_commit_each(db, started, monkeyp
 def test_a_batch_writes_its_instances_rows_in_a_few_statements(db, started, monkeypatch):
     """Firing a batch writes the rows of all its instances together: as many statements for
     six instances as for two (one per kind of write), each row as firing it alone gives."""
-    from sqlalchemy import event
-
     monkeypatch.setattr(timers, "PER_TRANSACTION", 6)
     small, large = started(2), started(6)
 
@@ -277,12 +279,7 @@ def test_a_batch_writes_its_instances_rows_in_a_few_statements(db, started, monk
                 seen.append(sql)
 
         monkeypatch.setattr(timers, "_due_ids", lambda session, now, batch: ids)
-        event.listen(db.engine, "before_cursor_execute", statement)
-        try:
-            with time_machine.travel(DEADLINE + timedelta(seconds=1), tick=False):
-                sweep = timers.fire_due_timers(db)
-        finally:
-            event.remove(db.engine, "before_cursor_execute", statement)
+        sweep = _sweep_listening(db, "before_cursor_execute", statement)
         assert sweep.fired == len(ids)
         return len(seen)
 
