@@ -65,6 +65,31 @@ def _drop_queued(session: Session) -> None:
         drop(session)
 
 
+# session.info: what a transaction keeps for its own length (``transaction_memo``).
+_MEMO = "credencia.transaction_memo"
+
+
+def transaction_memo(session: Session) -> dict[Any, Any]:
+    """A dict that lives as long as the session's transaction: emptied when it ends (commit,
+    rollback, close) and when a savepoint in it ends, so nothing kept in it outlives what it
+    read."""
+    return session.info.setdefault(_MEMO, {})
+
+
+def hold(session: Session, obj: Any) -> Any:
+    """Keep ``obj`` referenced until the transaction ends. The session's identity map holds
+    rows weakly: without this a row read in one step of a completion and asked for by primary
+    key (``session.get``) in a later one is read from the database again."""
+    transaction_memo(session).setdefault("held", []).append(obj)
+    return obj
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_memo(session: Session, transaction: Any) -> None:
+    if transaction.parent is None or transaction.nested:  # (not a flush's own)
+        session.info.pop(_MEMO, None)
+
+
 def unique_where(name: str, *columns: str, where: str) -> Index:
     """A partial unique index (unique among the rows matching ``where``), on both databases."""
     return Index(

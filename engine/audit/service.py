@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy import event as sa_event
-from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -81,10 +81,22 @@ _CHAIN = AuditChain.__table__
 _EVENT = AuditEvent.__table__
 
 
+# Built once (every completion appends): the head's lock, and its move on SQLite.
+_HEAD_LOCK = (
+    select(_CHAIN.c.last_seq, _CHAIN.c.last_hash)
+    .where(_CHAIN.c.key == bindparam("chain_key"))
+    .with_for_update()
+)
+_HEAD_MOVE = (
+    update(_CHAIN)
+    .where(_CHAIN.c.key == bindparam("chain_key"))
+    .values(last_seq=bindparam("head_seq"), last_hash=bindparam("head_hash"))
+)
+
+
 def _lock_head(session: Session, key: str) -> tuple[int, str]:
     """Lock the chain's head until the commit: its (last seq, last hash)."""
-    lock = select(_CHAIN.c.last_seq, _CHAIN.c.last_hash).where(_CHAIN.c.key == key)
-    head = session.execute(lock.with_for_update()).first()
+    head = session.execute(_HEAD_LOCK, {"chain_key": key}).first()
     if head is not None:
         return head.last_seq, head.last_hash
     # First event of the chain: create its head; a concurrent creator's row wins quietly.
@@ -92,14 +104,12 @@ def _lock_head(session: Session, key: str) -> tuple[int, str]:
     session.execute(
         insert(_CHAIN).values(key=key, last_seq=0, last_hash=GENESIS).on_conflict_do_nothing()
     )
-    head = session.execute(lock.with_for_update()).one()
+    head = session.execute(_HEAD_LOCK, {"chain_key": key}).one()
     return head.last_seq, head.last_hash
 
 
 def _set_head(session: Session, key: str, seq: int, last_hash: str) -> None:
-    session.execute(
-        update(_CHAIN).where(_CHAIN.c.key == key).values(last_seq=seq, last_hash=last_hash)
-    )
+    session.execute(_HEAD_MOVE, {"chain_key": key, "head_seq": seq, "head_hash": last_hash})
 
 
 class NewEvent(NamedTuple):

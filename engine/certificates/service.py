@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, undefer
 
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.certificates.models import Certificate
-from engine.db import utcnow
+from engine.db import hold, transaction_memo, utcnow
 from engine.errors import Invalid, NotFound
 from engine.establishments.models import Establishment
 from engine.files.models import StoredFile
@@ -98,6 +98,44 @@ def current(session: Session, establishment_id: int) -> Certificate | None:
             Certificate.establishment_id == establishment_id, Certificate.is_current.is_(True)
         )
     )
+
+
+def by_fingerprint(session: Session, org_id: int, sha256: str) -> Certificate | None:
+    """The organization's newest certificate with this SHA-256, read once per transaction
+    (what a credential takes of it, its CNPJ and validity, is the certificate's own and
+    never changes; a certificate registered in the transaction is found without a read)."""
+    memo = transaction_memo(session).setdefault("certificates", {})
+    key = (org_id, sha256)
+    if key not in memo:
+        memo[key] = session.scalar(
+            select(Certificate)
+            .where(Certificate.org_id == org_id, Certificate.sha256 == sha256)
+            .order_by(Certificate.id.desc())
+            .limit(1)
+        )
+    return memo[key]
+
+
+def current_fingerprint(session: Session, establishment_id: int) -> str | None:
+    """The SHA-256 of the establishment's current certificate, read once per transaction
+    (a registration in the transaction, the only change of the current one, updates it)."""
+    memo = transaction_memo(session).setdefault("current", {})
+    if establishment_id not in memo:
+        memo[establishment_id] = session.scalar(
+            select(Certificate.sha256).where(
+                Certificate.establishment_id == establishment_id,
+                Certificate.is_current.is_(True),
+            )
+        )
+    return memo[establishment_id]
+
+
+def _remember(session: Session, cert: Certificate) -> Certificate:
+    """A certificate just made current: what the transaction asks of it next needs no read."""
+    memo = transaction_memo(session)
+    memo.setdefault("certificates", {})[(cert.org_id, cert.sha256)] = cert
+    memo.setdefault("current", {})[cert.establishment_id] = cert.sha256
+    return cert
 
 
 def history(
@@ -196,7 +234,7 @@ def _establishment_for_update(session: Session, establishment_id: int) -> Establ
     est = session.scalar(stmt)
     if est is None:
         raise NotFound("Estabelecimento não encontrado.")
-    return est
+    return hold(session, est)
 
 
 def _establishment_to_register(
@@ -305,7 +343,9 @@ def register_stored(
     """
     est = _establishment_to_register(session, actor, establishment_id, authorized=authorized)
     row = session.scalar(
-        select(StoredFile).where(StoredFile.id == str(file_id), StoredFile.org_id == est.org_id)
+        select(StoredFile)
+        .where(StoredFile.id == str(file_id), StoredFile.org_id == est.org_id)
+        .options(undefer(StoredFile.content))
     )
     if row is None:
         raise Invalid({FIELD: "Arquivo do certificado não encontrado."})
@@ -342,14 +382,20 @@ def _record(
     stored: StoredFile | None = None,
 ) -> Certificate:
     moment = now or utcnow()
-    existing = session.scalar(
+    # The same certificate registered before, and the current one: one read for both.
+    existing = previous = None
+    for row in session.scalars(
         select(Certificate).where(
-            Certificate.establishment_id == est.id, Certificate.sha256 == report.sha256
+            Certificate.establishment_id == est.id,
+            or_(Certificate.sha256 == report.sha256, Certificate.is_current.is_(True)),
         )
-    )
+    ):
+        if row.sha256 == report.sha256:
+            existing = row
+        if row.is_current:
+            previous = row
     if existing is not None and existing.is_current:
-        return existing
-    previous = current(session, est.id)
+        return _remember(session, existing)
     if previous is not None:
         # Flushed before the new row so the one-current-per-establishment index holds.
         previous.is_current, previous.replaced_at = False, moment
@@ -412,7 +458,7 @@ def _record(
             "reactivated": existing is not None,
         },
     )
-    return cert
+    return _remember(session, cert)
 
 
 def _store_public(

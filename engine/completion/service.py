@@ -36,9 +36,10 @@ def complete(
         task_id,
         submitted,
         effects=(
+            # The files first: a certificate registered next is then already attached.
+            effects.attach_files,
             effects.register_certificates(settings or settings_mod.load()),
             effects.keep_secrets,
-            effects.attach_files,
             effects.record_terms,
             credentials.apply,
         ),

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from engine.access.actor import Actor
 from engine.accounts.models import Membership, Organization, User
 from engine.audit import service as audit
+from engine.certificates import service as certificates
 from engine.certificates.models import Certificate
 from engine.credentialing import block as blocks
 from engine.credentials.models import (
@@ -31,7 +32,7 @@ from engine.credentials.models import (
     Credential,
     CredentialChild,
 )
-from engine.db import utcnow
+from engine.db import hold, utcnow
 from engine.errors import Conflict, Invalid
 from engine.establishments.models import Establishment
 from engine.runtime.models import ProcessInstance
@@ -164,7 +165,7 @@ def create(session: Session, actor: Actor, instance: ProcessInstance) -> Credent
     """A new credential for the instance's establishment and portfolio, ``em_solicitacao``
     (a request left open by an earlier run is closed first). The caller records the
     ``credential.created`` event with the values the request gave it."""
-    est = session.get(Establishment, instance.establishment_id)
+    est = hold(session, session.get(Establishment, instance.establishment_id))
     assert est is not None
     stale = open_credential(session, instance.org_id, est.id, instance.portfolio_code)
     if stale is not None and stale.status in LIVE:
@@ -357,12 +358,7 @@ def _certificate_refused(
 
 
 def certificate_of(session: Session, org_id: int, sha256: str) -> Certificate | None:
-    return session.scalar(
-        select(Certificate)
-        .where(Certificate.org_id == org_id, Certificate.sha256 == sha256)
-        .order_by(Certificate.id.desc())
-        .limit(1)
-    )
+    return certificates.by_fingerprint(session, org_id, sha256)
 
 
 def org_by_slug(session: Session, slug: str) -> Organization | None:
@@ -438,12 +434,7 @@ def write(
 
 def bind_current_certificate(session: Session, credential: Credential) -> None:
     """Bind the establishment's current certificate, if it has one."""
-    current = session.scalar(
-        select(Certificate.sha256).where(
-            Certificate.establishment_id == credential.establishment_id,
-            Certificate.is_current.is_(True),
-        )
-    )
+    current = certificates.current_fingerprint(session, credential.establishment_id)
     if current:
         bind_certificate(session, credential, current)
 
@@ -454,7 +445,7 @@ def bind_certificate(session: Session, credential: Credential, sha256: str) -> N
     cert = certificate_of(session, credential.org_id, sha256)
     old = credential.certificate_sha256
     siblings = [credential]
-    if old:
+    if old and old != sha256:  # (those on this one already hold its values)
         siblings += list(
             session.scalars(
                 select(Credential).where(

@@ -222,6 +222,7 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
     changes = blocks.changes(block, sub.task.element_id, data)
     if not changes:
         return
+    fields = {c.field for c in changes}
     credential = _credential_for(session, instance, manifest)
     if credential is None:
         if not blocks.creates(manifest) or instance.establishment_id is None:
@@ -230,9 +231,12 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
         created = True
     else:
         created = False
-    # The organization's slug once, and the children read again only when they changed.
-    slug = rules.org_slug(session, credential.org_id)
-    children = [] if created else rules.children_of(session, credential.id)
+    # Only the changed fields are compared: the organization's slug and the children are
+    # read only when they change (and the children again after).
+    slug = rules.org_slug(session, credential.org_id) if "organization" in fields else ""
+    children = [] if created or "children" not in fields else None
+    if children is None:
+        children = rules.children_of(session, credential.id)
     before = rules.values(session, credential, slug=slug, children=children)
     rules.check(session, credential, changes, renewal=blocks.kind_of(manifest) == "renewal")
     written = rules.write(session, actor, credential, changes, instance)

@@ -43,19 +43,24 @@ def record(
 ) -> None:  # fmt: skip
     """One read of personal data: a single INSERT, chained later by ``seal``."""
     session.execute(
-        insert(AccessEntry).values(
-            at=utcnow(),
-            org_id=org_id,
-            user_id=actor.user_id if actor else None,
-            actor=(actor.label if actor else "system")[:254],
-            address=(address or "")[:64],
-            channel=channel[:8],
-            view=view[:60],
-            entity_type=entity_type[:40],
-            entity_id=str(entity_id)[:64],
-            detail=(detail or "")[:300],
-        )  # fmt: skip
+        _INSERT,
+        {
+            "at": utcnow(),
+            "org_id": org_id,
+            "user_id": actor.user_id if actor else None,
+            "actor": (actor.label if actor else "system")[:254],
+            "address": (address or "")[:64],
+            "channel": channel[:8],
+            "view": view[:60],
+            "entity_type": entity_type[:40],
+            "entity_id": str(entity_id)[:64],
+            "detail": (detail or "")[:300],
+        },
     )
+
+
+# Built once: a read of a page or of the API pays for the INSERT only.
+_INSERT = insert(AccessEntry.__table__)
 
 
 def entry_hash(row: Any, chain: str, seq: int, prev_hash: str) -> str:

@@ -230,10 +230,13 @@ def _write(session: Session, obj: Any, table: Any, values: dict[str, Any]) -> No
     A row not yet in the database (a new instance) takes them as ordinary attribute sets."""
     if not values:
         return
-    if not inspect(obj).persistent:
+    state = inspect(obj)
+    if not state.persistent:
         for column, value in values.items():
             setattr(obj, column, value)
         return
+    if state.committed_state:  # what the caller changed on the row goes in this UPDATE too
+        values = {**_pending(state), **values}
     batch = session.info.get(_BATCH)
     if batch is not None:
         key = ("update", table, tuple(sorted(values)))
@@ -245,6 +248,12 @@ def _write(session: Session, obj: Any, table: Any, values: dict[str, Any]) -> No
         set_committed_value(obj, column, value)
 
 
+def _pending(state: Any) -> dict[str, Any]:
+    """The column values changed on a loaded row and not yet written."""
+    columns = {c.key for c in state.mapper.column_attrs}
+    return {key: getattr(state.obj(), key) for key in state.committed_state if key in columns}
+
+
 def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
     """New task rows in one INSERT, returned as rows of the session (so that a later change to
     one, such as an assignment, is written as an UPDATE)."""
@@ -254,7 +263,8 @@ def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
     if batch is not None:
         batch.setdefault(("insert", _TASK, ()), []).extend(values)
     else:
-        session.execute(insert(_TASK), values)
+        with session.no_autoflush:  # (the caller's pending changes go in at the commit)
+            session.execute(insert(_TASK), values)
     rows = []
     for value in values:
         row = Task(**{c: None for c in _NULLABLE_TASK_COLUMNS}, **value)

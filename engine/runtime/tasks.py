@@ -24,7 +24,7 @@ from engine.access.actor import Actor
 from engine.accounts.models import SCOPED_ROLES, Membership, membership_establishment
 from engine.accounts.queries import user_with_email
 from engine.audit import service as audit
-from engine.db import utcnow
+from engine.db import hold, utcnow
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
 from engine.files.models import StoredFile
@@ -77,10 +77,22 @@ def _require_visible(actor: Actor, task: Task, action: str) -> None:
                           action=action, entity_type="task", entity_id=task.id)  # fmt: skip
 
 
+# The task and its instance (without its saved state) in one read: what shows a task
+# (its form, its stage) asks for the instance next, and finds it in the session.
+_WITH_INSTANCE = (
+    select(Task, ProcessInstance)
+    .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+    .where(Task.id == bindparam("task_id"))
+    .options(defer(ProcessInstance.state))
+)
+
+
 def get_task(session: Session, actor: Actor, task_id: str) -> Task:
-    task = session.get(Task, task_id)
-    if task is None:
+    row = session.execute(_WITH_INSTANCE, {"task_id": task_id}).first()
+    if row is None:
         raise NotFound("Tarefa não encontrada.")
+    task, instance = row
+    hold(session, instance)
     _require_visible(actor, task, "task.read")
     return task
 
@@ -474,7 +486,7 @@ def _form_context(
     refused: set[str] = set()
     # Only the same_uf rule needs the establishment's UF: no query for the other forms.
     est = (
-        session.get(Establishment, instance.establishment_id)
+        hold(session, session.get(Establishment, instance.establishment_id))
         if instance.establishment_id and forms.uses_rule(schema, "same_uf")
         else None
     )

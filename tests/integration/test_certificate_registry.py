@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy import inspect as sa_inspect
 
 from engine.access.actor import SYSTEM
@@ -134,6 +134,41 @@ def test_replace_history_and_idempotence(db, world):
             select(func.count()).select_from(Certificate).where(Certificate.is_current.is_(True))
         )
         assert count == 1
+
+
+def test_a_transaction_remembers_what_it_registered_and_forgets_it_after(db, world):
+    """What a registration leaves in the transaction's memo (the current fingerprint, the
+    certificate by fingerprint) answers later asks without a read, follows a replacement in
+    the same transaction, and is dropped by a savepoint's rollback and by the commit."""
+    ca = pki()
+    first_leaf, second_leaf = ca.ecnpj(), ca.ecnpj()
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *_):
+        statements.append(statement)
+
+    with db.write() as s:
+        first = certs.register(s, world.admin.actor, world.est.id, first_leaf.der, settings=POLICY)
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            assert certs.current_fingerprint(s, world.est.id) == first.sha256
+            assert certs.by_fingerprint(s, first.org_id, first.sha256) is first
+            assert statements == []
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        second = certs.register(
+            s, world.admin.actor, world.est.id, second_leaf.der, settings=POLICY
+        )
+        assert certs.current_fingerprint(s, world.est.id) == second.sha256
+        with s.begin_nested() as savepoint:
+            certs.register(s, world.admin.actor, world.est.id, first_leaf.der, settings=POLICY)
+            assert certs.current_fingerprint(s, world.est.id) == first.sha256
+            savepoint.rollback()
+        # Forgotten with the savepoint: read again, it is the second one.
+        assert certs.current_fingerprint(s, world.est.id) == second.sha256
+    assert "credencia.transaction_memo" not in s.info
+    with db.read() as s:
+        assert certs.current(s, world.est.id).sha256 == second.sha256
 
 
 def test_same_certificate_for_two_establishments_with_one_cnpj(db, make, world):

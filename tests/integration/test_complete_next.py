@@ -3,7 +3,7 @@ ready tasks the caller may see, so a client needs no third request per task."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from engine.demo import samples
 from engine.runtime.models import Task
@@ -100,3 +100,38 @@ def test_a_bad_token_on_the_complete_route_is_still_a_401_and_counted(client, wo
     with db.read() as s:
         state = s.scalar(select(Task.state).where(Task.id == task["id"]))
     assert state == "ready"
+
+
+def test_a_task_read_checks_its_token_in_the_session_it_reads_in(client, world, db, make):
+    """GET /tasks/{id}: the token and the task are read in one transaction; the access log's
+    insert is the request's only other one (three before). A denial in it is audited once."""
+    from sqlalchemy import event
+
+    from engine.audit.models import AuditEvent
+
+    f = flow(client, world)
+    task = f.task("obter_certificado_digital")
+    headers = world["users"]["Gestor"].headers
+    assert client.get(f"/api/v1/tasks/{task['id']}", headers=headers).status_code == 200
+    begins: list[object] = []
+    commits: list[object] = []
+    began, committed = begins.append, commits.append
+    event.listen(db.engine, "begin", began)
+    event.listen(db.engine, "commit", committed)
+    try:
+        res = client.get(f"/api/v1/tasks/{task['id']}", headers=headers)
+    finally:
+        event.remove(db.engine, "begin", began)
+        event.remove(db.engine, "commit", committed)
+    assert res.status_code == 200, res.json
+    assert res.json["id"] == task["id"] and res.json["form"]["schema"]["properties"]
+    assert (len(begins), len(commits)) == (2, 1)
+
+    elsewhere = make.establishment(world["org"])
+    outsider = make.user("sesa-pr", "gestor", elsewhere.cnes).headers
+    denied = select(func.count()).where(AuditEvent.action == "denied.task.read")
+    with db.read() as s:
+        before = s.scalar(denied)
+    assert client.get(f"/api/v1/tasks/{task['id']}", headers=outsider).status_code == 403
+    with db.read() as s:
+        assert s.scalar(denied) == before + 1

@@ -6,11 +6,13 @@ children, certificate, membership) refuse at the field and change nothing."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from engine.audit.models import AuditEvent
+from engine.certificates.models import Certificate
 from engine.credentials import service as credentials
 from engine.credentials.models import Credential, CredentialChild
+from engine.demo import samples
 from engine.errors import Forbidden, Invalid
 from engine.establishments.models import Establishment
 from engine.runtime.models import ProcessInstance
@@ -305,3 +307,76 @@ def test_a_child_that_holds_its_own_credential_elsewhere_is_refused(make, cast, 
         assert words in refused.value.errors["children"]
     with db.read() as s:
         assert s.scalar(select(Credential.id).where(Credential.establishment_id == est.id)) is None
+
+
+def _completed_statements(client, db, f: Flow, element: str) -> list[str]:
+    """The SQL statements of one completion through the API."""
+    task = f.task(element)
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        res = client.post(
+            f"/api/v1/tasks/{task['id']}/complete",
+            json={"data": samples.answer(element, f.ctx)},
+            headers=f.users[task["lane"]].headers,
+        )
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert res.status_code == 200, res.json
+    return statements
+
+
+def _reads(statements: list[str], table: str) -> list[str]:
+    return [s for s in statements if s.startswith("SELECT") and f" FROM {table} " in f"{s} "]
+
+
+def test_a_request_writes_its_credential_once_and_reads_each_row_once(client, world, db):
+    """The request that brings the credential into being: the certificate it names is the one
+    its task just registered (no read of it again by the credential's rules), the establishment
+    is not read again after its lock, and the credential and the instance are each written
+    once after the credential's insert."""
+    f = flow(client, world)
+    for element in ("obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos"):
+        f.complete(element)
+    statements = _completed_statements(client, db, f, "solicitar_acesso_homologacao")
+
+    assert len(_reads(statements, "certificate")) == 1, _reads(statements, "certificate")
+    assert len(_reads(statements, "establishment")) <= 2, _reads(statements, "establishment")
+    assert len(_reads(statements, "stored_file")) <= 2, _reads(statements, "stored_file")
+    assert sum(s.startswith("INSERT INTO credential ") for s in statements) == 1
+    assert sum(s.startswith("UPDATE credential ") for s in statements) <= 1
+    assert sum(s.startswith("UPDATE process_instance ") for s in statements) == 1
+    assert sum(s.startswith("UPDATE stored_file ") for s in statements) == 1
+    # What it wrote is whole: the credential holds the certificate the form registered.
+    credential = the_credential(db, f.instance_id)
+    with db.read() as s:
+        current = s.scalar(
+            select(Certificate).where(
+                Certificate.establishment_id == world["est"].id, Certificate.is_current
+            )
+        )
+    assert credential.certificate_sha256 == current.sha256
+    assert credential.certificate_cnpj == current.cnpj
+    assert credential.certificate_not_after == current.not_after
+    assert credential.ip_start and credential.gestor_cpf and credential.status == "em_solicitacao"
+
+
+def test_a_status_change_reads_neither_the_organization_nor_the_children(client, world, db):
+    f = flow(client, world)
+    for element in (
+        "obter_certificado_digital",
+        "criar_conta_govbr",
+        "ambientar_servicos",
+        "solicitar_acesso_homologacao",
+        "desenvolver_conector",
+    ):
+        f.complete(element)
+    statements = _completed_statements(client, db, f, "avaliar_solicitacao_acesso")
+
+    assert _reads(statements, "organization") == []
+    assert _reads(statements, "credential_child") == []
+    assert the_credential(db, f.instance_id).status == "homologacao"

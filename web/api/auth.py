@@ -55,8 +55,20 @@ def authenticated(view: Callable[..., Any], *, one_transaction: bool = False) ->
                         g.pop("transaction", None)
             _refuse("token inválido, revogado ou expirado", "Token inválido, revogado ou expirado.",
                     invalid=True)  # fmt: skip
-        with db().read() as session:
-            check = api_tokens.authenticate(session, token.strip())
+        if request.method == "GET":
+            # A read reads in the session its token was checked in (``reading()``): one
+            # connection and one transaction for the token and the view.
+            with db().read() as session:
+                check = api_tokens.authenticate(session, token.strip())
+                if check is not None and not check.record_use:
+                    g.actor, g.read_session = check.actor, session
+                    try:
+                        return view(*args, **kwargs)
+                    finally:
+                        g.pop("read_session", None)
+        else:
+            with db().read() as session:
+                check = api_tokens.authenticate(session, token.strip())
         if check is None:
             _refuse("token inválido, revogado ou expirado", "Token inválido, revogado ou expirado.",
                     invalid=True)  # fmt: skip
@@ -79,6 +91,17 @@ def transaction() -> Iterator[Session]:
         yield session
         return
     with db().write() as session:
+        yield session
+
+
+@contextmanager
+def reading() -> Iterator[Session]:
+    """A session to read in: a GET's, the one its token was checked in; else one of its own."""
+    session = g.get("read_session")
+    if session is not None:
+        yield session
+        return
+    with db().read() as session:
         yield session
 
 

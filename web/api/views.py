@@ -35,7 +35,7 @@ from engine.runtime.models import READY, ProcessInstance, Task
 from engine.terms import service as terms
 from web.access_log import logged
 from web.api import schemas as s
-from web.api.auth import actor, db, transaction
+from web.api.auth import actor, db, reading, transaction
 from web.api.contract import document, operation
 from web.errors import HTTPProblem
 from web.i18n import current_locale, process_words
@@ -107,7 +107,7 @@ def openapi():
 @operation({200: s.Me})
 def me() -> s.Me:
     """Quem sou eu"""
-    with db().read() as session:
+    with reading() as session:
         slugs = dict(session.execute(select(Organization.id, Organization.slug)).all())
     return s.Me(
         email=actor().label,
@@ -122,7 +122,7 @@ def me() -> s.Me:
 @operation({200: s.EstablishmentList}, (403, 404))
 def list_establishments(query: s.EstablishmentQuery) -> s.EstablishmentList:
     """Listar estabelecimentos visíveis"""
-    with db().read() as session:
+    with reading() as session:
         org_id = _org_id(session, query.org)
         filters = {"q": query.q or "", "uf": query.uf or ""}
         rows = establishments.list_establishments(
@@ -150,7 +150,7 @@ def create_establishment(json: s.EstablishmentInput):
 @operation({200: s.Establishment}, (403, 404))
 def get_establishment(cnes: str, query: s.OrgQuery) -> s.Establishment:
     """Um estabelecimento"""
-    with db().read() as session:
+    with reading() as session:
         org_id = _org_id(session, query.org)
         est = s.Establishment.of(establishments.get_by_cnes(session, actor(), org_id, cnes))
     logged("establishment.detail", org_id=org_id, entity_type="establishment", entity_id=cnes)
@@ -163,7 +163,7 @@ def establishment_certificates(cnes: str, query: s.OrgQuery) -> s.EstablishmentC
     """Certificado atual (com a conferência) e os anteriores
 
     A mesma visibilidade do próprio estabelecimento."""
-    with db().read() as session:
+    with reading() as session:
         org_id = _org_id(session, query.org)
         est = establishments.get_by_cnes(session, actor(), org_id, cnes)
         now = utcnow()
@@ -183,7 +183,7 @@ def establishment_certificates(cnes: str, query: s.OrgQuery) -> s.EstablishmentC
 @operation({200: s.PortfolioList})
 def list_portfolios() -> s.PortfolioList:
     """Catálogo de portfólios"""
-    with db().read() as session:
+    with reading() as session:
         rows = session.scalars(
             select(Portfolio).where(Portfolio.active.is_(True)).order_by(Portfolio.code)
         )
@@ -194,7 +194,7 @@ def list_portfolios() -> s.PortfolioList:
 @operation({200: s.ProcessDefinitionList})
 def list_processes() -> s.ProcessDefinitionList:
     """Processos implantados"""
-    with db().read() as session:
+    with reading() as session:
         words = process_words(session)
         items = [
             s.ProcessDefinition.of(d).model_copy(update={"title": words.get(d.title, d.title)})
@@ -259,7 +259,7 @@ def start_instance(json: s.StartInstance):
 @operation({200: s.InstanceList}, (403, 404))
 def list_instances(query: s.InstanceQuery) -> s.InstanceList:
     """Listar instâncias"""
-    with db().read() as session:
+    with reading() as session:
         org_id = _org_id(session, query.org)
         if not actor().is_member(org_id):
             raise actor().deny(
@@ -301,7 +301,7 @@ def list_instances(query: s.InstanceQuery) -> s.InstanceList:
 @operation({200: s.Instance}, (403, 404))
 def get_instance(instance_id: int):
     """Uma instância, com tarefas prontas"""
-    with db().read() as session:
+    with reading() as session:
         inst = instances.get_instance(session, actor(), instance_id)
         shown = _with_etag(_instance(session, inst))
     logged("instance.detail", org_id=inst.org_id, entity_type="instance", entity_id=instance_id)
@@ -312,7 +312,7 @@ def get_instance(instance_id: int):
 @operation({200: s.EventList}, (403, 404))
 def instance_history(instance_id: int) -> s.EventList:
     """Histórico auditável da instância"""
-    with db().read() as session:
+    with reading() as session:
         events = instances.history(session, actor(), instance_id)
         org = instances.get_instance(session, actor(), instance_id).org_id
         shown = s.EventList(**_all([s.Event.of(e) for e in events]))
@@ -337,7 +337,7 @@ def cancel_instance(instance_id: int, json: s.CancelInstance, headers: s.Precond
 @operation({200: s.MigrationPlan}, (403, 404))
 def migration_plan(instance_id: int, query: s.MigrationQuery) -> s.MigrationPlan:
     """Plano de migração para outra versão (admin): é possível? por quê?"""
-    with db().read() as session:
+    with reading() as session:
         return s.MigrationPlan.of(migration.plan(session, actor(), instance_id, query.version))
 
 
@@ -376,7 +376,7 @@ def list_credentials(query: s.CredentialQuery) -> s.CredentialList:
         requester_id=query.requester_id or "",
         expiring_within_days=query.expiring_within_days,
     )
-    with db().read() as session:
+    with reading() as session:
         org_id = _org_id(session, query.org)
         rows, total = credential_queries.list_slice(
             session, actor(), org_id, filters, limit=query.limit, offset=query.offset
@@ -395,7 +395,7 @@ def list_credentials(query: s.CredentialQuery) -> s.CredentialList:
 @operation({200: s.Credential}, (403, 404))
 def get_credential(credential_id: int) -> s.Credential:
     """Uma credencial: campos, filhos, processos (linha do tempo) e o que pode iniciar nela"""
-    with db().read() as session:
+    with reading() as session:
         credential = credentials.get(session, actor(), credential_id)
         shown = s.Credential.of(
             credential_queries.detail(session, actor(), credential),
@@ -432,7 +432,7 @@ def pec_certificate(credential_id: int, json: s.PecCertificate) -> s.Credential:
 @operation({200: s.TaskList})
 def list_tasks(query: s.TaskQuery) -> s.TaskList:
     """Tarefas visíveis"""
-    with db().read() as session:
+    with reading() as session:
         stmt = tasks.visible_tasks_query(actor())
         if query.instance is not None:
             stmt = stmt.where(Task.instance_id == query.instance)
@@ -455,7 +455,7 @@ def list_tasks(query: s.TaskQuery) -> s.TaskList:
 @operation({200: s.TaskDetail}, (403, 404))
 def get_task(task_id: str) -> s.TaskDetail:
     """Tarefa com formulário e dados preenchidos"""
-    with db().read() as session:
+    with reading() as session:
         task = tasks.get_task(session, actor(), task_id)
         form = taskform.task_form(session, actor(), task, locale=current_locale())
         org = task.org_id
@@ -541,7 +541,7 @@ def import_task_children(task_id: str, json: s.ImportChildren) -> s.ChildrenImpo
     e por que cada outro é recusado. O cliente acrescenta `added` à lista e envia o
     formulário em /complete, onde as mesmas regras valem de novo.
     """
-    with db().read() as session:
+    with reading() as session:
         result = children.import_children(session, actor(), task_id, json.text, json.current)
     return s.ChildrenImport(
         field=result.field,
@@ -555,7 +555,7 @@ def import_task_children(task_id: str, json: s.ImportChildren) -> s.ChildrenImpo
 @operation({200: s.EstablishmentMatches}, (403, 404, 409))
 def lookup_task_establishments(task_id: str, query: s.LookupQuery) -> s.EstablishmentMatches:
     """Consultar estabelecimento por CNES ou CNPJ (da organização da tarefa)"""
-    with db().read() as session:
+    with reading() as session:
         found = children.find_establishments(session, actor(), task_id, query.q)
     return s.EstablishmentMatches(items=[s.FoundEstablishment(**f.as_dict()) for f in found])
 
@@ -564,7 +564,7 @@ def lookup_task_establishments(task_id: str, query: s.LookupQuery) -> s.Establis
 @operation({200: s.PersonMatches}, (403, 404, 409))
 def lookup_task_gestor(task_id: str, query: s.LookupQuery) -> s.PersonMatches:
     """Consultar gestor por CPF ou CNS (pessoas já conhecidas na organização)"""
-    with db().read() as session:
+    with reading() as session:
         found = people.find_gestor(session, actor(), task_id, query.q)
     return s.PersonMatches(items=[s.FoundPerson(**p.as_dict()) for p in found])
 
@@ -654,7 +654,7 @@ def _durations(median: int | None, p90: int | None) -> s.Durations:
 def analytics_elements(query: s.ElementsQuery) -> s.ElementAnalytics:
     """Figuras por elemento BPMN (mapa de calor)"""
     settings = current_app.extensions["credencia.settings"]
-    with db().read() as session:
+    with reading() as session:
         org_id = _org_id(session, query.org)
         f = _analytics_filters(
             query, query.process, version=query.version, municipio=(query.municipio or "").strip()
@@ -682,7 +682,7 @@ def analytics_elements(query: s.ElementsQuery) -> s.ElementAnalytics:
 def analytics_lead_times(query: s.LeadTimesQuery) -> s.LeadTimeAnalytics:
     """Tempos até cada etapa e fluxo acumulado por semana"""
     settings = current_app.extensions["credencia.settings"]
-    with db().read() as session:
+    with reading() as session:
         org_id = _org_id(session, query.org)
         report = analytics.lead_times(
             session, actor(), org_id, _analytics_filters(query, query.process),
@@ -707,7 +707,7 @@ def analytics_lead_times(query: s.LeadTimesQuery) -> s.LeadTimeAnalytics:
 def analytics_datasus(query: s.DatasusQuery) -> s.DatasusAnalytics:
     """Tempo de resposta do DATASUS e motivos de reprovação"""
     settings = current_app.extensions["credencia.settings"]
-    with db().read() as session:
+    with reading() as session:
         org_id = _org_id(session, query.org)
         report = analytics.datasus_response(
             session, actor(), org_id, _analytics_filters(query, query.process or ""),
