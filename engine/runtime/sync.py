@@ -205,6 +205,8 @@ _UPDATE = {
 
 # session.info: the writes of the syncs inside ``batched``, by (kind, table, columns).
 _BATCH = "credencia.sync.batch"
+# session.info: the writes of one sync on PostgreSQL, sent as one statement at its end.
+_TOGETHER = "credencia.sync.together"
 
 
 @contextmanager
@@ -238,14 +240,92 @@ def _write(session: Session, obj: Any, table: Any, values: dict[str, Any]) -> No
     if state.committed_state:  # what the caller changed on the row goes in this UPDATE too
         values = {**_pending(state), **values}
     batch = session.info.get(_BATCH)
+    together = session.info.get(_TOGETHER)
     if batch is not None:
         key = ("update", table, tuple(sorted(values)))
         batch.setdefault(key, []).append({"row_id": obj.id, **values})
+    elif together is not None:
+        together.append(("update", table, {"row_id": obj.id, **values}))
     else:
         with session.no_autoflush:  # (what the caller set on it goes in this UPDATE instead)
             session.execute(_UPDATE[table], {"row_id": obj.id, **values})
     for column, value in values.items():
         set_committed_value(obj, column, value)
+
+
+@contextmanager
+def _together(session: Session) -> Iterator[None]:
+    """On PostgreSQL, the rows one sync writes (the closed tasks' UPDATE, the new tasks'
+    INSERT, the instance's UPDATE) go in one statement when the block ends: the first ones
+    as data-modifying WITH clauses of the last (``WITH w0 AS (UPDATE task …), w1 AS (INSERT
+    INTO task …) UPDATE process_instance …``), one round trip instead of three. They touch
+    different rows, so one snapshot for all of them changes nothing."""
+    if session.info.get(_BATCH) is not None or session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    writes: list[tuple[str, Any, Any]] = []
+    session.info[_TOGETHER] = writes
+    try:
+        yield
+    finally:
+        session.info.pop(_TOGETHER, None)
+    if len(writes) == 1:
+        kind, table, values = writes[0]
+        stmt = _UPDATE[table] if kind == "update" else insert(table)
+        with session.no_autoflush:
+            session.execute(stmt, values)
+    elif writes:
+        uneven = any(
+            kind == "insert" and len({frozenset(row) for row in values}) > 1
+            for kind, _table, values in writes
+        )
+        with session.no_autoflush:
+            if uneven:  # (rows of one INSERT with different columns: one by one)
+                for kind, table, values in writes:
+                    session.execute(_UPDATE[table] if kind == "update" else insert(table), values)
+            else:
+                session.execute(*_statement_for(writes))
+
+
+# One statement per shape of writes (kinds, tables, columns, rows), built once.
+_TOGETHER_STATEMENTS: dict[tuple[Any, ...], Any] = {}
+
+
+def _statement_for(writes: list[tuple[str, Any, Any]]) -> tuple[Any, dict[str, Any]]:
+    shape = tuple(
+        (kind, table.name, tuple(sorted(values)))
+        if kind == "update"
+        else (kind, table.name, len(values), tuple(sorted(values[0])))
+        for kind, table, values in writes
+    )
+    params: dict[str, Any] = {}
+    for i, (kind, _table, values) in enumerate(writes):
+        if kind == "update":
+            params.update({f"w{i}_{k}": v for k, v in values.items()})
+        else:
+            for r, row in enumerate(values):
+                params.update({f"w{i}_{r}_{k}": v for k, v in row.items()})
+    statement = _TOGETHER_STATEMENTS.get(shape)
+    if statement is None:
+        parts = [_part(i, kind, table, values) for i, (kind, table, values) in enumerate(writes)]
+        statement = parts[-1]
+        for i, part in enumerate(parts[:-1]):
+            statement = statement.add_cte(part.cte(f"w{i}"))
+        if len(_TOGETHER_STATEMENTS) < 512:  # (a bound, should a process see odd shapes)
+            _TOGETHER_STATEMENTS[shape] = statement
+    return statement, params
+
+
+def _part(i: int, kind: str, table: Any, values: Any) -> Any:
+    if kind == "update":
+        return (
+            update(table)
+            .where(table.c.id == bindparam(f"w{i}_row_id"))
+            .values({k: bindparam(f"w{i}_{k}") for k in values if k != "row_id"})
+        )
+    return insert(table).values(
+        [{k: bindparam(f"w{i}_{r}_{k}") for k in row} for r, row in enumerate(values)]
+    )
 
 
 def _pending(state: Any) -> dict[str, Any]:
@@ -260,8 +340,11 @@ def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
     if not values:
         return []
     batch = session.info.get(_BATCH)
+    together = session.info.get(_TOGETHER)
     if batch is not None:
         batch.setdefault(("insert", _TASK, ()), []).extend(values)
+    elif together is not None:
+        together.append(("insert", _TASK, values))
     else:
         with session.no_autoflush:  # (the caller's pending changes go in at the commit)
             session.execute(insert(_TASK), values)
@@ -310,53 +393,54 @@ def sync(
                 )
             )
     change = TaskChange(created=[], closed=[])
-    for row in open_rows:
-        if row.id in ready:
-            continue
-        spiff_task = spiff.find_task(workflow, row.id)
-        values: dict[str, Any] = {
-            "state": COMPLETED if spiff.is_completed_state(spiff_task) else CANCELLED,
-            "completed_at": now,
-        }
-        if row.id == completed_task_id:
-            # The assignee the caller may just have set goes in the same statement.
-            values.update(completed_by_id=actor.user_id, data=completed_data,
-                          assignee_id=row.assignee_id, claimed_at=row.claimed_at)  # fmt: skip
-        _write(session, row, _TASK, values)
-        change.closed.append(row)
-    known = {r.id for r in open_rows}
-    due = DueDates(now)
-    new_values = [
-        task_values(
-            loaded,
-            task,
-            instance_id=instance.id,
-            org_id=instance.org_id,
-            establishment_id=instance.establishment_id,
-            due=due,
-        )
-        for task_id, task in ready.items()
-        if task_id not in known
-    ]
-    change.created = _insert_tasks(session, new_values)
+    with _together(session):  # (PostgreSQL: the writes below go as one statement)
+        for row in open_rows:
+            if row.id in ready:
+                continue
+            spiff_task = spiff.find_task(workflow, row.id)
+            values: dict[str, Any] = {
+                "state": COMPLETED if spiff.is_completed_state(spiff_task) else CANCELLED,
+                "completed_at": now,
+            }
+            if row.id == completed_task_id:
+                # The assignee the caller may just have set goes in the same statement.
+                values.update(completed_by_id=actor.user_id, data=completed_data,
+                              assignee_id=row.assignee_id, claimed_at=row.claimed_at)  # fmt: skip
+            _write(session, row, _TASK, values)
+            change.closed.append(row)
+        known = {r.id for r in open_rows}
+        due = DueDates(now)
+        new_values = [
+            task_values(
+                loaded,
+                task,
+                instance_id=instance.id,
+                org_id=instance.org_id,
+                establishment_id=instance.establishment_id,
+                due=due,
+            )
+            for task_id, task in ready.items()
+            if task_id not in known
+        ]
+        change.created = _insert_tasks(session, new_values)
 
-    change.ready = [r for r in open_rows if r.id in ready] + change.created
-    header: dict[str, Any] = {}
-    stage = top_stage(loaded, list(ready.values()), instance.stage)
-    if workflow.is_completed():
-        header["status"] = COMPLETED if instance.status != CANCELLED else CANCELLED
-        header["ended_at"] = instance.ended_at or now
-        stage = spiff.end_stage(workflow) or stage
-    if stage and stage != instance.stage:
-        header["stage"], header["stage_since"] = stage, now
-    header.update(vocabulary.header_values(loaded.manifest, completed_data))
-    reason = vocabulary.rejection_reason(loaded.manifest, completed_data)
-    if reason:
-        header["last_rejection_reason"] = reason
-    header["state"] = spiff.dump_state(workflow)
-    header["next_timer_due_at"] = spiff.next_timer_due(workflow)
-    header["version"] = (instance.version or 0) + 1
-    _write(session, instance, _INSTANCE, header)
+        change.ready = [r for r in open_rows if r.id in ready] + change.created
+        header: dict[str, Any] = {}
+        stage = top_stage(loaded, list(ready.values()), instance.stage)
+        if workflow.is_completed():
+            header["status"] = COMPLETED if instance.status != CANCELLED else CANCELLED
+            header["ended_at"] = instance.ended_at or now
+            stage = spiff.end_stage(workflow) or stage
+        if stage and stage != instance.stage:
+            header["stage"], header["stage_since"] = stage, now
+        header.update(vocabulary.header_values(loaded.manifest, completed_data))
+        reason = vocabulary.rejection_reason(loaded.manifest, completed_data)
+        if reason:
+            header["last_rejection_reason"] = reason
+        header["state"] = spiff.dump_state(workflow)
+        header["next_timer_due_at"] = spiff.next_timer_due(workflow)
+        header["version"] = (instance.version or 0) + 1
+        _write(session, instance, _INSTANCE, header)
     if not is_new:
         counts.instance_changed(session, instance, counted)
     return change
