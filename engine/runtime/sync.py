@@ -275,16 +275,8 @@ def _together(session: Session) -> Iterator[None]:
         with session.no_autoflush:
             session.execute(stmt, values)
     elif writes:
-        uneven = any(
-            kind == "insert" and len({frozenset(row) for row in values}) > 1
-            for kind, _table, values in writes
-        )
         with session.no_autoflush:
-            if uneven:  # (rows of one INSERT with different columns: one by one)
-                for kind, table, values in writes:
-                    session.execute(_UPDATE[table] if kind == "update" else insert(table), values)
-            else:
-                session.execute(*_statement_for(writes))
+            session.execute(*_statement_for(writes))
 
 
 # One statement per shape of writes (kinds, tables, columns, rows), built once.
@@ -292,22 +284,18 @@ _TOGETHER_STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
 def _statement_for(writes: list[tuple[str, Any, Any]]) -> tuple[Any, dict[str, Any]]:
-    shape = tuple(
-        (kind, table.name, tuple(sorted(values)))
-        if kind == "update"
-        else (kind, table.name, len(values), tuple(sorted(values[0])))
+    # One part per row written: a multi-row INSERT has no cache key in SQLAlchemy (it would
+    # be compiled on every execution), a single-row one has; several may insert into a table.
+    rows = [
+        (kind, table, row)
         for kind, table, values in writes
-    )
-    params: dict[str, Any] = {}
-    for i, (kind, _table, values) in enumerate(writes):
-        if kind == "update":
-            params.update({f"w{i}_{k}": v for k, v in values.items()})
-        else:
-            for r, row in enumerate(values):
-                params.update({f"w{i}_{r}_{k}": v for k, v in row.items()})
+        for row in ([values] if kind == "update" else values)
+    ]
+    shape = tuple((kind, table.name, tuple(sorted(row))) for kind, table, row in rows)
+    params = {f"w{i}_{k}": v for i, (_kind, _table, row) in enumerate(rows) for k, v in row.items()}
     statement = _TOGETHER_STATEMENTS.get(shape)
     if statement is None:
-        parts = [_part(i, kind, table, values) for i, (kind, table, values) in enumerate(writes)]
+        parts = [_part(i, kind, table, row) for i, (kind, table, row) in enumerate(rows)]
         statement = parts[-1]
         for i, part in enumerate(parts[:-1]):
             statement = statement.add_cte(part.cte(f"w{i}"))
@@ -316,16 +304,14 @@ def _statement_for(writes: list[tuple[str, Any, Any]]) -> tuple[Any, dict[str, A
     return statement, params
 
 
-def _part(i: int, kind: str, table: Any, values: Any) -> Any:
+def _part(i: int, kind: str, table: Any, row: dict[str, Any]) -> Any:
     if kind == "update":
         return (
             update(table)
             .where(table.c.id == bindparam(f"w{i}_row_id"))
-            .values({k: bindparam(f"w{i}_{k}") for k in values if k != "row_id"})
+            .values({k: bindparam(f"w{i}_{k}") for k in row if k != "row_id"})
         )
-    return insert(table).values(
-        [{k: bindparam(f"w{i}_{r}_{k}") for k in row} for r, row in enumerate(values)]
-    )
+    return insert(table).values({k: bindparam(f"w{i}_{k}") for k in row})
 
 
 def _pending(state: Any) -> dict[str, Any]:

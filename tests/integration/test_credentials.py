@@ -389,7 +389,18 @@ def test_a_completion_writes_its_rows_in_one_statement_on_postgresql(client, wor
     f.complete("obter_certificado_digital")
     with db.read() as s:
         version = s.get(ProcessInstance, f.instance_id).version
-    statements = _completed_statements(client, db, f, "criar_conta_govbr")
+    cached: list[str] = []
+
+    def compiled(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("WITH w0"):  # built once per shape, compiled once: cacheable
+            cached.append(str(context.cache_hit))
+
+    event.listen(db.engine, "after_cursor_execute", compiled)
+    try:
+        statements = _completed_statements(client, db, f, "criar_conta_govbr")
+    finally:
+        event.remove(db.engine, "after_cursor_execute", compiled)
+    assert "NO_CACHE_KEY" not in " ".join(cached)
 
     writes = [s for s in statements if s.startswith(("UPDATE", "INSERT", "WITH"))]
     rows = [s for s in writes if "audit" not in s and "lgpd" not in s and "stage_count" not in s]
