@@ -121,12 +121,8 @@ def current_fingerprint(session: Session, establishment_id: int) -> str | None:
     (a registration in the transaction, the only change of the current one, updates it)."""
     memo = transaction_memo(session).setdefault("current", {})
     if establishment_id not in memo:
-        memo[establishment_id] = session.scalar(
-            select(Certificate.sha256).where(
-                Certificate.establishment_id == establishment_id,
-                Certificate.is_current.is_(True),
-            )
-        )
+        cert = current(session, establishment_id)
+        memo[establishment_id] = cert.sha256 if cert is not None else None
     return memo[establishment_id]
 
 

@@ -20,7 +20,6 @@ from engine.access.actor import Actor
 from engine.accounts.models import Membership, Organization, User
 from engine.audit import service as audit
 from engine.certificates import service as certificates
-from engine.certificates.models import Certificate
 from engine.credentialing import block as blocks
 from engine.credentials.models import (
     EM_SOLICITACAO,
@@ -345,7 +344,7 @@ def children_refusals(
 def _certificate_refused(
     session: Session, credential: Credential, sha256: str, renewal: bool
 ) -> str:
-    cert = certificate_of(session, credential.org_id, sha256)
+    cert = certificates.by_fingerprint(session, credential.org_id, sha256)
     if cert is None:
         return "Certificado não encontrado nesta organização."
     expected = credential.certificate_cnpj
@@ -355,10 +354,6 @@ def _certificate_refused(
             f"{expected}."
         )
     return ""
-
-
-def certificate_of(session: Session, org_id: int, sha256: str) -> Certificate | None:
-    return certificates.by_fingerprint(session, org_id, sha256)
 
 
 def org_by_slug(session: Session, slug: str) -> Organization | None:
@@ -442,7 +437,7 @@ def bind_current_certificate(session: Session, credential: Credential) -> None:
 def bind_certificate(session: Session, credential: Credential, sha256: str) -> None:
     """Bind the certificate; the establishment's other open credentials that used the same
     one follow (one connector, one certificate)."""
-    cert = certificate_of(session, credential.org_id, sha256)
+    cert = certificates.by_fingerprint(session, credential.org_id, sha256)
     old = credential.certificate_sha256
     siblings = [credential]
     if old and old != sha256:  # (those on this one already hold its values)

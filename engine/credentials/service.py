@@ -234,9 +234,8 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
     # Only the changed fields are compared: the organization's slug and the children are
     # read only when they change (and the children again after).
     slug = rules.org_slug(session, credential.org_id) if "organization" in fields else ""
-    children = [] if created or "children" not in fields else None
-    if children is None:
-        children = rules.children_of(session, credential.id)
+    changes_children = "children" in fields and not created
+    children = rules.children_of(session, credential.id) if changes_children else []
     before = rules.values(session, credential, slug=slug, children=children)
     rules.check(session, credential, changes, renewal=blocks.kind_of(manifest) == "renewal")
     written = rules.write(session, actor, credential, changes, instance)

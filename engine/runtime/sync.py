@@ -269,12 +269,7 @@ def _together(session: Session) -> Iterator[None]:
         yield
     finally:
         session.info.pop(_TOGETHER, None)
-    if len(writes) == 1:
-        kind, table, values = writes[0]
-        stmt = _UPDATE[table] if kind == "update" else insert(table)
-        with session.no_autoflush:
-            session.execute(stmt, values)
-    elif writes:
+    if writes:
         with session.no_autoflush:
             session.execute(*_statement_for(writes))
 

@@ -17,7 +17,7 @@ from engine.errors import Forbidden, Invalid
 from engine.establishments.models import Establishment
 from engine.runtime.models import ProcessInstance, Task
 from tests.support.builders import Flow
-from tests.support.flows import flow, start, to_production
+from tests.support.flows import complete_until, flow, start, to_production
 
 TOKEN = {"operacao": "/token", "metodo": "POST"}
 
@@ -340,8 +340,7 @@ def test_a_request_writes_its_credential_once_and_reads_each_row_once(client, wo
     is not read again after its lock, and the credential and the instance are each written
     once after the credential's insert."""
     f = flow(client, world)
-    for element in ("obter_certificado_digital", "criar_conta_govbr", "ambientar_servicos"):
-        f.complete(element)
+    complete_until(f, "solicitar_acesso_homologacao")
     statements = _completed_statements(client, db, f, "solicitar_acesso_homologacao")
 
     assert len(_reads(statements, "certificate")) == 1, _reads(statements, "certificate")
@@ -367,14 +366,7 @@ def test_a_request_writes_its_credential_once_and_reads_each_row_once(client, wo
 
 def test_a_status_change_reads_neither_the_organization_nor_the_children(client, world, db):
     f = flow(client, world)
-    for element in (
-        "obter_certificado_digital",
-        "criar_conta_govbr",
-        "ambientar_servicos",
-        "solicitar_acesso_homologacao",
-        "desenvolver_conector",
-    ):
-        f.complete(element)
+    complete_until(f, "avaliar_solicitacao_acesso")
     statements = _completed_statements(client, db, f, "avaliar_solicitacao_acesso")
 
     assert _reads(statements, "organization") == []

@@ -28,6 +28,12 @@ def flow(client, world) -> Flow:
     return Flow(client, world["users"], res.json["id"], world["est"], portfolio)
 
 
+def complete_until(f: Flow, element: str) -> None:
+    """Complete the happy path's steps that come before ``element``, one person per lane."""
+    for step in samples.PRODUCTION_PATH[: samples.PRODUCTION_PATH.index(element)]:
+        f.complete(step)
+
+
 def to_production(f: Flow) -> None:
     """Complete the credenciamento's happy path, one person per lane."""
     for element in samples.PRODUCTION_PATH:
