@@ -14,6 +14,7 @@ keeps the value, encrypted per data subject, beside the chain (so it can be eras
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -92,6 +93,25 @@ _HEAD_MOVE = (
     .where(_CHAIN.c.key == bindparam("chain_key"))
     .values(last_seq=bindparam("head_seq"), last_hash=bindparam("head_hash"))
 )
+
+
+# The head of a chain read by a statement the transaction runs anyway (the completion's
+# UPDATE of its instance, engine/runtime/sync.py), without a lock: ``HEAD_SEEN`` are that
+# statement's RETURNING columns, their parameter ``audit_chain_key``. The append at the commit
+# then moves the head only if it is still the one seen (``_append_after``): one statement on
+# PostgreSQL, and no read of the head, where locking and reading it took one more. When
+# another transaction appended in between, the append locks and reads the head as before.
+HEAD_SEEN = tuple(
+    select(column).where(_CHAIN.c.key == bindparam("audit_chain_key")).scalar_subquery()
+    for column in (_CHAIN.c.last_seq, _CHAIN.c.last_hash)
+)
+_SEEN = "audit.head_seen"  # in the transaction memo: chain key → (seq, hash)
+
+
+def head_seen(session: Session, key: str, seq: int | None, last_hash: str | None) -> None:
+    """Keep the head ``HEAD_SEEN`` read for the chain ``key`` until the transaction ends."""
+    if seq is not None and last_hash is not None:
+        db.transaction_memo(session).setdefault(_SEEN, {})[key] = (seq, last_hash)
 
 
 def _lock_head(session: Session, key: str) -> tuple[int, str]:
@@ -206,13 +226,21 @@ def write_pending(session: Session) -> None:
     by_chain: dict[str, list[_Queued]] = {}
     for item in queued:
         by_chain.setdefault(chain_key(item.org_id), []).append(item)
+    seen = db.transaction_memo(session).get(_SEEN, {})
     for key in sorted(by_chain):
         items = by_chain[key]
         org_id = items[0].org_id
-        seq, prev = _lock_head(session, key)
-        rows, places = _chained(key, seq, prev, org_id, [(q.who, q.event) for q in items])
+        events = [(q.who, q.event) for q in items]
+        ids = None
+        if key in seen:  # the head as a statement of this transaction saw it
+            head = seen.pop(key)
+            rows, places = _chained(key, *head, org_id, events)
+            ids = _append_after(session, key, head, rows)
+        if ids is None:  # not seen, or another transaction appended since: lock and read it
+            seq, prev = _lock_head(session, key)
+            rows, places = _chained(key, seq, prev, org_id, events)
+            ids = _insert_and_move_head(session, key, rows)
         vault.store(session, org_id, places)
-        ids = _insert_and_move_head(session, key, rows)
         for item, fields, event_id in zip(items, rows, ids, strict=True):
             row = item.row
             row.id, row.chain, row.seq, row.at = event_id, key, fields["seq"], fields["at"]
@@ -220,19 +248,71 @@ def write_pending(session: Session) -> None:
             row.data = json.loads(fields["data"])
 
 
+# Built once: the head moved from the one seen to the last new event, if it is still that.
+_HEAD_MOVE_IF_SEEN = _HEAD_MOVE.where(
+    _CHAIN.c.last_seq == bindparam("seen_seq"), _CHAIN.c.last_hash == bindparam("seen_hash")
+)
+
+
+def _append_after(
+    session: Session, key: str, head: tuple[int, str], rows: list[dict[str, Any]]
+) -> list[int] | None:
+    """Append ``rows`` (chained after ``head``) and move the chain's head to the last of them,
+    if the head is still ``head``: the events' ids in order, or None, with nothing written,
+    when another transaction moved it since it was seen. Moving the head locks it until the
+    commit, as ``_lock_head`` does (an UPDATE of a row another transaction holds waits for it,
+    then finds the head moved)."""
+    params: dict[str, Any] = {
+        "chain_key": key, "seen_seq": head[0], "seen_hash": head[1],
+        "head_seq": rows[-1]["seq"], "head_hash": rows[-1]["hash"],
+    }  # fmt: skip
+    if session.get_bind().dialect.name != "postgresql":
+        if session.execute(_HEAD_MOVE_IF_SEEN, params).rowcount != 1:
+            return None
+        return _insert(session, rows)
+    for i, fields in enumerate(rows):
+        params.update({f"{c}_{i}": fields[c] for c in _COLUMNS})
+    found = session.execute(_append_after_statement(len(rows)), params).scalar_one()
+    return None if found is None else list(found)
+
+
+@functools.cache
+def _append_after_statement(n: int) -> Any:
+    """PostgreSQL: the head's conditional move and the insert of ``n`` events, which happens
+    only if the head moved, in one statement (the values typed as the columns are)."""
+    dialect = postgresql.dialect()
+    types = {c: _EVENT.c[c].type.compile(dialect=dialect) for c in _COLUMNS}
+    values = ", ".join(
+        "(" + ", ".join(f"CAST(:{c}_{i} AS {types[c]})" for c in _COLUMNS) + ")" for i in range(n)
+    )
+    columns = ", ".join(_COLUMNS)
+    # (Only constant names and placeholders go into the text: the values are parameters.)
+    return text(
+        "WITH moved AS (UPDATE audit_chain SET last_seq = :head_seq, last_hash = :head_hash"  # noqa: S608
+        " WHERE key = :chain_key AND last_seq = :seen_seq AND last_hash = :seen_hash"
+        " RETURNING key), "
+        f"added AS (INSERT INTO audit_event ({columns}) "
+        f"SELECT * FROM (VALUES {values}) AS v ({columns}) "
+        "WHERE EXISTS (SELECT 1 FROM moved) RETURNING id) "
+        "SELECT array_agg(id ORDER BY id) FROM added"
+    )
+
+
+_INSERT = insert(_EVENT).returning(_EVENT.c.id, sort_by_parameter_order=True)
+
+
+def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the events (SQLite): their ids, in order."""
+    values = [{**r, "data": CanonicalText(r["data"])} for r in rows]
+    return session.execute(_INSERT, values).scalars().all()
+
+
 def _insert_and_move_head(session: Session, key: str, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the chain's new events and set its head to the last one: the ids of the events,
     in order. One statement on PostgreSQL (the insert in a WITH of the head's update)."""
     seq, last_hash = rows[-1]["seq"], rows[-1]["hash"]
     if session.get_bind().dialect.name != "postgresql":
-        ids = (
-            session.execute(
-                insert(_EVENT).returning(_EVENT.c.id, sort_by_parameter_order=True),
-                [{**r, "data": CanonicalText(r["data"])} for r in rows],
-            )
-            .scalars()
-            .all()
-        )
+        ids = _insert(session, rows)
         _set_head(session, key, seq, last_hash)
         return ids
     params: dict[str, Any] = {"chain_key": key, "head_seq": seq, "head_hash": last_hash}

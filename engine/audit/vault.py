@@ -19,6 +19,7 @@ subjects, one insert of new subjects and one insert of all values of the batch.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -59,6 +60,7 @@ IDENTIFYING = ("cpf", "email", "cns", "name", "phone")
 CPF_IN_TEXT = re.compile(r"(?<!\w)(\d{3}\.?\d{3}\.?\d{3}-?\d{2})(?!\w)")
 
 
+@functools.lru_cache(maxsize=4096)  # (the same few hundred keys, asked on every event)
 def personal_key(key: str) -> tuple[str, str] | None:
     """(kind, group) when ``key`` holds personal data, else None. ``group`` is the key without
     its kind word: ``gestor_cpf`` and ``gestor_nome`` are the same person's."""

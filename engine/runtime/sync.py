@@ -21,6 +21,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from engine import settings as settings_mod
 from engine import sla
 from engine.access.actor import Actor
+from engine.audit import service as audit
 from engine.credentialing import vocabulary
 from engine.dashboard import counts
 from engine.db import utcnow
@@ -207,6 +208,8 @@ _UPDATE = {
 _BATCH = "credencia.sync.batch"
 # session.info: the writes of one sync on PostgreSQL, sent as one statement at its end.
 _TOGETHER = "credencia.sync.together"
+# session.info: the audit chain whose head that statement reads too.
+_SEEING = "credencia.sync.seeing_head"
 
 
 @contextmanager
@@ -226,10 +229,18 @@ def batched(session: Session) -> Iterator[None]:
             session.execute(_UPDATE[table] if kind == "update" else insert(table), rows)
 
 
-def _write(session: Session, obj: Any, table: Any, values: dict[str, Any]) -> None:
+# The instance's UPDATE also reads the head of its organization's audit chain (the append
+# at the commit then needs no read of it: engine/audit/service.py, ``HEAD_SEEN``).
+_UPDATE_SEEING_HEAD = _UPDATE[_INSTANCE].returning(*audit.HEAD_SEEN)
+
+
+def _write(
+    session: Session, obj: Any, table: Any, values: dict[str, Any], *, head: str | None = None
+) -> None:
     """Set ``values`` on a loaded row, written with one Core UPDATE (no unit-of-work flush):
     the object then holds them as committed values, so the commit does not write them again.
-    A row not yet in the database (a new instance) takes them as ordinary attribute sets."""
+    A row not yet in the database (a new instance) takes them as ordinary attribute sets.
+    ``head``: the audit chain whose head the UPDATE reads too (an instance's)."""
     if not values:
         return
     state = inspect(obj)
@@ -246,8 +257,17 @@ def _write(session: Session, obj: Any, table: Any, values: dict[str, Any]) -> No
         batch.setdefault(key, []).append({"row_id": obj.id, **values})
     elif together is not None:
         together.append(("update", table, {"row_id": obj.id, **values}))
-    else:
+        if head is not None:
+            session.info[_SEEING] = head
+    elif head is not None:
         with session.no_autoflush:  # (what the caller set on it goes in this UPDATE instead)
+            row = session.execute(
+                _UPDATE_SEEING_HEAD, {"row_id": obj.id, "audit_chain_key": head, **values}
+            ).first()
+        if row is not None:
+            audit.head_seen(session, head, *row)
+    else:
+        with session.no_autoflush:
             session.execute(_UPDATE[table], {"row_id": obj.id, **values})
     for column, value in values.items():
         set_committed_value(obj, column, value)
@@ -269,16 +289,26 @@ def _together(session: Session) -> Iterator[None]:
         yield
     finally:
         session.info.pop(_TOGETHER, None)
+        head = session.info.pop(_SEEING, None)
     if writes:
+        statement, params = _statement_for(writes, seeing_head=head is not None)
+        if head is None:
+            with session.no_autoflush:
+                session.execute(statement, params)
+            return
         with session.no_autoflush:
-            session.execute(*_statement_for(writes))
+            row = session.execute(statement, {**params, "audit_chain_key": head}).first()
+        if row is not None:
+            audit.head_seen(session, head, *row)
 
 
 # One statement per shape of writes (kinds, tables, columns, rows), built once.
 _TOGETHER_STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
-def _statement_for(writes: list[tuple[str, Any, Any]]) -> tuple[Any, dict[str, Any]]:
+def _statement_for(
+    writes: list[tuple[str, Any, Any]], *, seeing_head: bool = False
+) -> tuple[Any, dict[str, Any]]:
     # One part per row written: a multi-row INSERT has no cache key in SQLAlchemy (it would
     # be compiled on every execution), a single-row one has; several may insert into a table.
     rows = [
@@ -286,12 +316,12 @@ def _statement_for(writes: list[tuple[str, Any, Any]]) -> tuple[Any, dict[str, A
         for kind, table, values in writes
         for row in ([values] if kind == "update" else values)
     ]
-    shape = tuple((kind, table.name, tuple(sorted(row))) for kind, table, row in rows)
+    shape = (seeing_head, *((kind, table.name, tuple(sorted(row))) for kind, table, row in rows))
     params = {f"w{i}_{k}": v for i, (_kind, _table, row) in enumerate(rows) for k, v in row.items()}
     statement = _TOGETHER_STATEMENTS.get(shape)
     if statement is None:
         parts = [_part(i, kind, table, row) for i, (kind, table, row) in enumerate(rows)]
-        statement = parts[-1]
+        statement = parts[-1].returning(*audit.HEAD_SEEN) if seeing_head else parts[-1]
         for i, part in enumerate(parts[:-1]):
             statement = statement.add_cte(part.cte(f"w{i}"))
         if len(_TOGETHER_STATEMENTS) < 512:  # (a bound, should a process see odd shapes)
@@ -313,6 +343,43 @@ def _pending(state: Any) -> dict[str, Any]:
     """The column values changed on a loaded row and not yet written."""
     columns = {c.key for c in state.mapper.column_attrs}
     return {key: getattr(state.obj(), key) for key in state.committed_state if key in columns}
+
+
+def _changed_rows(session: Session) -> list[tuple[Any, Any]]:
+    """The loaded rows of other tables whose columns the caller changed (a completion's effect
+    on its credential): (object, table), to be written with the sync's own statements."""
+    found = []
+    for obj in session.dirty:
+        state = inspect(obj)
+        table = _plain_table(state.mapper)
+        if table is not None and state.persistent and _pending(state):
+            found.append((obj, table))
+    return found
+
+
+def _plain_table(mapper: Any) -> Any:
+    """The mapper's one table when its rows can be written by ``_write`` (one table, an
+    ``id`` primary key, attributes named as their columns, no version counter); else None."""
+    if mapper in _PLAIN:
+        return _PLAIN[mapper]
+    table = mapper.local_table
+    plain = (
+        table not in (_TASK, _INSTANCE)
+        and len(mapper.tables) == 1
+        and mapper.version_id_col is None
+        and [c.name for c in mapper.primary_key] == ["id"]
+        and all(
+            len(p.columns) == 1 and p.columns[0].key == p.key == p.columns[0].name
+            for p in mapper.column_attrs
+        )
+    )
+    _PLAIN[mapper] = table if plain else None
+    if plain:
+        _UPDATE.setdefault(table, update(table).where(table.c.id == bindparam("row_id")))
+    return _PLAIN[mapper]
+
+
+_PLAIN: dict[Any, Any] = {}
 
 
 def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
@@ -421,7 +488,9 @@ def sync(
         header["state"] = spiff.dump_state(workflow)
         header["next_timer_due_at"] = spiff.next_timer_due(workflow)
         header["version"] = (instance.version or 0) + 1
-        _write(session, instance, _INSTANCE, header)
+        for obj, table in _changed_rows(session):  # written here, not by the commit's flush
+            _write(session, obj, table, _pending(inspect(obj)))
+        _write(session, instance, _INSTANCE, header, head=audit.chain_key(instance.org_id))
     if not is_new:
         counts.instance_changed(session, instance, counted)
     return change

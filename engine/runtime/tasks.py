@@ -3,7 +3,7 @@
 The questions (``can_claim``, ``can_complete``, ``can_release``, ``can_assign``) are the
 rules the actions enforce, asked by the pages and the API to show what a person may do.
 SpiffWorkflow's ``task.run()`` would run a task that is not READY: state, lane and assignee
-are checked here, and checked again under the instance's lock.
+are checked here, on rows read under the instance's lock.
 
 ``complete`` is the runtime core of a completion; a form submission goes through
 ``engine.completion.service.complete``, which adds the effects the form declares (secrets,
@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, literal_column, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from engine import forms
@@ -24,7 +24,7 @@ from engine.access.actor import Actor
 from engine.accounts.models import SCOPED_ROLES, Membership, membership_establishment
 from engine.accounts.queries import user_with_email
 from engine.audit import service as audit
-from engine.db import hold, utcnow
+from engine.db import hold, transaction_memo, utcnow
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
 from engine.files.models import StoredFile
@@ -155,12 +155,23 @@ def _open_task_locked(
     session: Session, actor: Actor, task_id: str, action: str
 ) -> tuple[Task, ProcessInstance]:
     """Lock the task's instance first, then read the task: what we read cannot change under us
-    (two statements, not three)."""
-    stmt = select(ProcessInstance).where(
-        ProcessInstance.id == select(Task.instance_id).where(Task.id == task_id).scalar_subquery()
-    )
+    (two statements, not three).
+
+    On PostgreSQL the lock is an UPDATE that changes no value: it gives the instance row a new
+    version, which is how a completion that read the instance's rows before this transaction
+    commits learns that they changed (``_read_for_completion``); a claim changes a task row,
+    not the instance."""
+    of_task = select(Task.instance_id).where(Task.id == task_id).scalar_subquery()
     if is_postgres(session):
-        stmt = stmt.with_for_update(of=ProcessInstance)
+        stmt: Any = (
+            update(ProcessInstance)
+            .where(ProcessInstance.id == of_task)
+            .values(id=ProcessInstance.id)
+            .returning(ProcessInstance)
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        stmt = select(ProcessInstance).where(ProcessInstance.id == of_task)
     instance = session.execute(stmt.execution_options(populate_existing=True)).scalar_one_or_none()
     task = _read_task(session, task_id)
     if task is None or instance is None:
@@ -288,21 +299,17 @@ def complete(
     effects: Sequence[Effect] = (),
     after: Sequence[After] = (),
 ) -> Completed:
-    """Complete a ready task with a form: check, validate, lock, apply ``effects``, advance
+    """Complete a ready task with a form: lock, check, validate, apply ``effects``, advance
     the workflow, sync the rows, audit — one transaction.
 
-    The form is validated before the instance is locked (its file and establishment lookups
-    may take a while); under the lock the task is read again and, only if the instance moved
-    on meanwhile, the workflow is reloaded and the form validated again.
+    The first read locks the instance (on PostgreSQL; a SQLite write transaction is exclusive
+    from its start), so everything after it works on rows that cannot change under it.
     """
-    task, instance, open_rows = _read_for_completion(session, actor, task_id)
+    task, instance, open_rows = _read_for_completion(
+        session, actor, task_id, lock=is_postgres(session)
+    )
     _require_lane(actor, task, "task.complete")
     submission = _submission(session, actor, task, instance, submitted)
-    if is_postgres(session):  # a SQLite write transaction is exclusive from its start
-        read = submission
-        submission = _locked(session, actor, submission, submitted)
-        if submission is not read:  # the instance moved on: its ready rows are read again
-            open_rows = None
     try:
         for effect in effects:
             effect(session, actor, submission)
@@ -364,8 +371,15 @@ def check(
 
 
 _INSTANCE_OF = select(Task.instance_id).where(Task.id == bindparam("task_id")).scalar_subquery()
+# The portfolio's evidence limit, read with the rows: forms with evidence files ask for it.
+_EVIDENCE_MAX_MB = (
+    select(Portfolio.evidence_max_mb)
+    .where(Portfolio.code == ProcessInstance.portfolio_code)
+    .scalar_subquery()
+    .label("evidence_max_mb")
+)
 _FOR_COMPLETION = (
-    select(Task, ProcessInstance)
+    select(Task, ProcessInstance, _EVIDENCE_MAX_MB)
     .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
     .where(
         Task.instance_id == _INSTANCE_OF,
@@ -376,19 +390,44 @@ _FOR_COMPLETION = (
 )
 
 
+# PostgreSQL: the same read, locking the instance row, and whether the rows it read are the
+# latest. Every writer of an instance's rows gives the instance row a new version (sync's
+# UPDATE; a claim's UPDATE that changes no value) while it holds the row. When one commits
+# between this statement's snapshot and its lock, the lock returns the row's new version
+# while the task rows (and the subquery) are those of the snapshot: the two xmin differ.
+_SNAPSHOT = ProcessInstance.__table__.alias("snapshot")
+_FOR_COMPLETION_LOCKED = _FOR_COMPLETION.add_columns(
+    (
+        literal_column("process_instance.xmin")
+        == select(literal_column("snapshot.xmin"))
+        .where(_SNAPSHOT.c.id == ProcessInstance.id)
+        .scalar_subquery()
+    ).label("latest")
+).with_for_update(of=ProcessInstance)
+
+
 def _read_for_completion(
-    session: Session, actor: Actor, task_id: str
+    session: Session, actor: Actor, task_id: str, *, lock: bool = False
 ) -> tuple[Task, ProcessInstance, list[Task]]:
-    """The task, its instance and the instance's ready task rows, in one statement without a
-    lock. The instance's saved state is left unread: a completion usually finds its workflow
-    live in this process (engine/runtime/state.py) and reads it only when it does not."""
-    rows = session.execute(_FOR_COMPLETION, {"task_id": task_id}).all()
-    task = next((t for t, _ in rows if t.id == task_id), None)
+    """The task, its instance and the instance's ready task rows, in one statement; with
+    ``lock`` (PostgreSQL), the instance row locked for the rest of the transaction, and the
+    rows read again, under the lock, only if a writer committed while it was awaited. The
+    instance's saved state is left unread: a completion usually finds its workflow live in
+    this process (engine/runtime/state.py) and reads it only when it does not."""
+    params = {"task_id": task_id}
+    if lock:
+        rows: list[Any] = session.execute(_FOR_COMPLETION_LOCKED, params).all()
+        if rows and not rows[0].latest:
+            rows = session.execute(_FOR_COMPLETION, params).all()
+    else:
+        rows = session.execute(_FOR_COMPLETION, params).all()
+    task = next((row[0] for row in rows if row[0].id == task_id), None)
     if task is None:
         raise NotFound("Tarefa não encontrada.")
     instance = rows[0][1]
     _require_visible(actor, task, "task.complete")
-    return task, instance, [t for t, _ in rows if t.state == READY]
+    _evidence_limits(session)[instance.portfolio_code] = rows[0].evidence_max_mb
+    return task, instance, [row[0] for row in rows if row[0].state == READY]
 
 
 def _submission(
@@ -419,32 +458,6 @@ def _submission(
     secret = forms.secret_fields(schema) if schema else set()
     public = {k: v for k, v in cleaned.items() if k not in secret}
     return Submission(task, instance, workflow, loaded, spiff_task, schema, cleaned, public, secret)
-
-
-def _locked(
-    session: Session, actor: Actor, submission: Submission, submitted: dict[str, Any]
-) -> Submission:
-    """Lock the instance row; re-read the task (a claim changes it without touching the
-    instance) and, if the instance changed since it was read, start over under the lock."""
-    instance = submission.instance
-    # The lock and the task read again, in one round trip (the lock is the instance row's).
-    row = session.execute(
-        select(ProcessInstance.version, Task)
-        .join(Task, Task.instance_id == ProcessInstance.id)
-        .where(ProcessInstance.id == instance.id, Task.id == submission.task.id)
-        .with_for_update(of=ProcessInstance)
-        .execution_options(populate_existing=True)
-    ).first()
-    if row is None:
-        raise NotFound("Tarefa não encontrada.")
-    version, task = row
-    if version == instance.version:
-        _require_ready(task)
-        if not _free_for(actor, task):
-            raise Conflict("Esta tarefa está atribuída a outra pessoa; peça que ela a libere.")
-        return submission
-    session.refresh(instance)
-    return _submission(session, actor, task, instance, submitted)
 
 
 def _validate(
@@ -563,10 +576,19 @@ def _evidence_limit(
     """The portfolio's evidence limit in bytes, for a form that takes evidence files."""
     if not instance.portfolio_code or not forms.form_view(schema).takes_evidence:
         return None
-    mb = session.scalar(
-        select(Portfolio.evidence_max_mb).where(Portfolio.code == instance.portfolio_code)
-    )
+    known = _evidence_limits(session)
+    if instance.portfolio_code in known:  # read with the task (``_read_for_completion``)
+        mb = known[instance.portfolio_code]
+    else:
+        mb = session.scalar(
+            select(Portfolio.evidence_max_mb).where(Portfolio.code == instance.portfolio_code)
+        )
     return mb * 1024 * 1024 if mb else None
+
+
+def _evidence_limits(session: Session) -> dict[str, int | None]:
+    """The portfolios' evidence limits (MB) this transaction read, by portfolio code."""
+    return transaction_memo(session).setdefault("tasks.evidence_max_mb", {})
 
 
 def _server_owned(

@@ -284,6 +284,117 @@ def test_the_chain_head_is_locked_only_from_the_append_to_the_commit(db, make):
     assert _verify(db) is None
 
 
+def _head(db, org) -> tuple[int, str]:
+    with db.read() as s:
+        head = s.execute(
+            text("SELECT last_seq, last_hash FROM audit_chain WHERE key = :k"),
+            {"k": audit.chain_key(org)},
+        ).one()
+        return head.last_seq, head.last_hash
+
+
+def _statements(db):
+    """The SQL statements run inside the block, collected in a list."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    @contextmanager
+    def collect():
+        seen: list[str] = []
+
+        def statement(conn, cursor, sql, *args) -> None:
+            seen.append(" ".join(sql.split()))
+
+        event.listen(db.engine, "before_cursor_execute", statement)
+        try:
+            yield seen
+        finally:
+            event.remove(db.engine, "before_cursor_execute", statement)
+
+    return collect()
+
+
+def test_a_head_seen_in_the_transaction_is_moved_without_being_read_again(db, make):
+    """A statement of the transaction read the head (the completion's UPDATE of its
+    instance): the append moves it only if it is still that one, and reads it no more."""
+    org = make.org()
+    with db.write() as s:
+        audit.record(s, SYSTEM, "test.start", org_id=org)
+    seq, last_hash = _head(db, org)
+    with _statements(db) as seen, db.write() as s:
+        audit.head_seen(s, audit.chain_key(org), seq, last_hash)
+        event = audit.record(s, SYSTEM, "test.seen", org_id=org, data={"i": 1})
+    assert not [sql for sql in seen if sql.startswith("SELECT") and "audit_chain" in sql], seen
+    moves = [sql for sql in seen if "UPDATE audit_chain" in sql]
+    assert len(moves) == 1 and "last_seq = " in moves[0].split("WHERE")[1], moves
+    assert (event.seq, event.prev_hash) == (seq + 1, last_hash)
+    assert _head(db, org) == (event.seq, event.hash)
+    assert _verify(db) is None
+
+
+def test_a_head_moved_since_it_was_seen_is_locked_and_read_again(db, make):
+    """Another append after the head was seen (here the transaction's own, on both
+    databases): the conditional move changes nothing and the events chain after the head
+    as it now is."""
+    org = make.org()
+    with db.write() as s:
+        audit.record(s, SYSTEM, "test.start", org_id=org)
+    seq, last_hash = _head(db, org)
+    with db.write() as s:
+        audit.head_seen(s, audit.chain_key(org), seq, last_hash)
+        audit.append_many(s, SYSTEM, org, [audit.NewEvent("test.between", "", "", {})])
+        event = audit.record(s, SYSTEM, "test.after", org_id=org)
+    assert event.seq == seq + 2
+    assert _actions(db, org)[-2:] == ["test.between", "test.after"]
+    assert _head(db, org) == (event.seq, event.hash)
+    assert _verify(db) is None
+
+
+@pytest.mark.postgres_only
+def test_a_head_another_transaction_moved_since_it_was_seen_is_locked_and_read_again(db, make):
+    org = make.org()
+    with db.write() as s:
+        audit.record(s, SYSTEM, "test.start", org_id=org)
+    seq, last_hash = _head(db, org)
+    with _statements(db) as seen, db.write() as s:
+        audit.head_seen(s, audit.chain_key(org), seq, last_hash)
+        mine = audit.record(s, SYSTEM, "test.mine", org_id=org)
+        with db.write() as other:  # commits first
+            theirs = audit.record(other, SYSTEM, "test.theirs", org_id=org)
+    assert (theirs.seq, mine.seq) == (seq + 1, seq + 2)
+    assert mine.prev_hash == theirs.hash
+    locks = [sql for sql in seen if sql.startswith("SELECT") and "FOR UPDATE" in sql]
+    assert any("audit_chain" in sql for sql in locks), seen
+    assert _actions(db, org)[-2:] == ["test.theirs", "test.mine"]
+    assert _verify(db) is None
+
+
+def test_a_completion_reads_the_head_with_its_instance_and_appends_in_one_statement(
+    client, db, make
+):
+    """A plain step: on PostgreSQL its audit event goes in one statement, the head having been
+    read by the instance's UPDATE; on SQLite the head is not read either."""
+    people = cast(make, roles=LANE_ROLES)
+    f = flow(client, {"est": people.est, "users": people.lanes})
+    with _statements(db) as seen:
+        f.complete("ambientar_servicos")
+    chain_reads = [sql for sql in seen if sql.startswith("SELECT") and "FROM audit_chain" in sql]
+    assert chain_reads == [], chain_reads
+    instance_update = [
+        sql
+        for sql in seen
+        if "UPDATE process_instance SET" in sql and "audit_chain" in sql.split("RETURNING")[-1]
+    ]
+    assert len(instance_update) == 1, seen
+    appends = [sql for sql in seen if "INTO audit_event" in sql]
+    assert len(appends) == 1
+    if db.dialect == "postgresql":
+        assert appends[0].startswith("WITH moved AS (UPDATE audit_chain")
+    with db.read() as s:
+        assert verification.verify(s).ok
+
+
 def test_events_of_a_rolled_back_savepoint_are_not_appended(db, make):
     org = make.org()
     with db.write() as s:

@@ -1,5 +1,5 @@
-"""Completing a task: the files a form may take, validation before the instance lock, what
-changes between validation and the lock, and the engine's ``can_*`` questions."""
+"""Completing a task: the files a form may take, the instance lock its first read takes and
+what a change committed while it waits does, and the engine's ``can_*`` questions."""
 
 from __future__ import annotations
 
@@ -156,74 +156,106 @@ def test_own_uploads_and_the_instances_own_files_are_taken(db, settings, two):
     assert _denials(db) == []
 
 
-# ------------------------------------------------------------------ validation and the lock
+# ------------------------------------------------------------------ the lock and what changes under it
 
 
-def _hold_lock(db, instance_id: int):
-    """Another transaction holding the instance's row lock until ``release`` is set."""
-    locked, release = threading.Event(), threading.Event()
+def _waiting_for_a_lock(db) -> bool:
+    with db.read() as s:
+        return bool(
+            s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            )
+        )
+
+
+def _commit_while_a_completion_waits(db, change, complete):
+    """Run ``change`` in a transaction, start ``complete`` while that transaction holds the
+    instance, commit the change once the completion waits for the lock: what ``complete``
+    returned or raised."""
+    changed, commit = threading.Event(), threading.Event()
+    outcome: list[object] = []
 
     def hold() -> None:
         with db.write() as s:
-            s.execute(
-                select(ProcessInstance.id)
-                .where(ProcessInstance.id == instance_id)
-                .with_for_update()
-            )
-            locked.set()
-            release.wait(30)
+            change(s)
+            changed.set()
+            commit.wait(30)
 
-    thread = threading.Thread(target=hold)
-    thread.start()
-    assert locked.wait(30)
-    return thread, release
+    def run() -> None:
+        try:
+            outcome.append(complete())
+        except Exception as exc:  # asserted by the caller
+            outcome.append(exc)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert changed.wait(30)
+    completer = threading.Thread(target=run)
+    completer.start()
+    try:
+        for _ in range(300):
+            if _waiting_for_a_lock(db):
+                break
+            threading.Event().wait(0.05)
+        else:
+            pytest.fail("the completion never waited for the instance's lock")
+    finally:
+        commit.set()
+        holder.join(30)
+        completer.join(30)
+    return outcome[0]
 
 
 @pytest.mark.postgres_only
-def test_a_form_is_validated_before_the_instance_is_locked(db, settings, two):
-    thread, release = _hold_lock(db, two.a.instance)
-    try:
-        with pytest.raises(Invalid) as info, db.write() as s:
-            # Waiting for the lock would fail with a lock timeout, not a field error.
-            s.execute(text("SET LOCAL lock_timeout = '2s'"))
-            completion.complete(
+def test_a_completion_reads_its_rows_under_the_instance_lock(db, settings, two):
+    """The completion's first statement waits for the instance's lock: a transaction holding
+    it makes the completion time out before any check of the form."""
+
+    def hold_lock(s) -> None:
+        s.execute(select(ProcessInstance.id).where(ProcessInstance.id == two.a.instance)
+                  .with_for_update())  # fmt: skip
+
+    def complete_with_timeout():
+        with db.write() as s:
+            s.execute(text("SET LOCAL lock_timeout = '1s'"))
+            return completion.complete(
                 s, two.a.gestor.actor, two.a.certificate_task, {}, settings=settings
             )
-        assert set(info.value.errors) == {"certificado"}
+
+    changed, commit = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with db.write() as s:
+            hold_lock(s)
+            changed.set()
+            commit.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert changed.wait(30)
+        with pytest.raises(Exception, match="lock timeout"):
+            complete_with_timeout()  # an empty form: Invalid, had it been checked unlocked
     finally:
-        release.set()
-        thread.join(30)
-
-
-def _between_validation_and_lock(monkeypatch, action):
-    """Run ``action`` (in a transaction of its own) once the form has been validated and
-    before the completion locks the instance."""
-    original = runtime_tasks._locked
-    ran = []
-
-    def locked(session, actor, submission, submitted):
-        if not ran:
-            ran.append(True)
-            action()
-        return original(session, actor, submission, submitted)
-
-    monkeypatch.setattr(runtime_tasks, "_locked", locked)
-    return ran
+        commit.set()
+        holder.join(30)
 
 
 @pytest.mark.postgres_only
-def test_a_claim_between_validation_and_the_lock_is_seen(db, settings, two, make, monkeypatch):
+def test_a_claim_committed_while_the_completion_waits_is_seen(db, settings, two, make):
     other = make.user("sesa-pr", "gestor", two.a.est.cnes)
-
-    def claim() -> None:
-        with db.write() as s:
-            runtime_tasks.claim(s, other.actor, two.a.certificate_task)
-
-    ran = _between_validation_and_lock(monkeypatch, claim)
     own = _upload(db, two.a.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "a.cer")
-    with pytest.raises(Conflict, match="atribuída a outra pessoa"):
-        _complete(db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own})
-    assert ran
+    result = _commit_while_a_completion_waits(
+        db,
+        lambda s: runtime_tasks.claim(s, other.actor, two.a.certificate_task),
+        lambda: _complete(
+            db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own}
+        ),
+    )
+    assert isinstance(result, Conflict) and "atribuída a outra pessoa" in str(result), result
     with db.read() as s:
         task = s.get(Task, two.a.certificate_task)
         assert (task.state, task.assignee_id) == (READY, other.actor.user_id)
@@ -231,18 +263,33 @@ def test_a_claim_between_validation_and_the_lock_is_seen(db, settings, two, make
 
 
 @pytest.mark.postgres_only
-def test_a_cancel_between_validation_and_the_lock_is_seen(db, settings, two, monkeypatch):
-
-    def cancel() -> None:
-        with db.write() as s:
-            runtime_instances.cancel(s, two.admin.actor, two.a.instance, "desistência")
-
-    _between_validation_and_lock(monkeypatch, cancel)
+def test_a_cancel_committed_while_the_completion_waits_is_seen(db, settings, two):
     own = _upload(db, two.a.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "a.cer")
-    with pytest.raises(Conflict, match="cancelada"):
-        _complete(db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own})
+    result = _commit_while_a_completion_waits(
+        db,
+        lambda s: runtime_instances.cancel(s, two.admin.actor, two.a.instance, "desistência"),
+        lambda: _complete(
+            db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own}
+        ),
+    )
+    assert isinstance(result, Conflict) and "cancelada" in str(result), result
     assert _certificates(db, two.a.est.id) == 0
     assert _file(db, own) == (None, None)
+
+
+def test_a_claim_changes_no_value_of_the_instance(db, settings, two, make):
+    """The claim's lock (an UPDATE that sets nothing new, on PostgreSQL) leaves the instance's
+    values and its version, the key of its live workflow, as they were."""
+    other = make.user("sesa-pr", "gestor", two.a.est.cnes)
+    columns = [c for c in ProcessInstance.__table__.c]
+    with db.read() as s:
+        before = s.execute(select(*columns).where(ProcessInstance.id == two.a.instance)).one()
+    with db.write() as s:
+        runtime_tasks.claim(s, other.actor, two.a.certificate_task)
+    with db.read() as s:
+        after = s.execute(select(*columns).where(ProcessInstance.id == two.a.instance)).one()
+        assert s.get(Task, two.a.certificate_task).assignee_id == other.actor.user_id
+    assert after == before
 
 
 # ------------------------------------------------------------------ the engine's questions

@@ -374,6 +374,27 @@ def test_a_status_change_reads_neither_the_organization_nor_the_children(client,
     assert the_credential(db, f.instance_id).status == "homologacao"
 
 
+def test_a_status_change_is_written_with_the_completions_rows(client, world, db):
+    """The credential's change goes with the sync's statements, not in a flush at the commit:
+    inside the one statement on PostgreSQL, just before the instance's UPDATE on SQLite."""
+    f = flow(client, world)
+    complete_until(f, "avaliar_solicitacao_acesso")
+    statements = _completed_statements(client, db, f, "avaliar_solicitacao_acesso")
+
+    writes = [s for s in statements if s.startswith(("UPDATE", "INSERT", "WITH"))]
+    credential = [i for i, s in enumerate(writes) if "UPDATE credential SET" in s]
+    instance = [i for i, s in enumerate(writes) if "UPDATE process_instance SET" in s]
+    assert len(credential) == 1 and len(instance) == 1, writes
+    if db.dialect == "postgresql":
+        assert credential == instance and writes[instance[0]].startswith("WITH w0 AS")
+    else:
+        assert credential[0] == instance[0] - 1, writes
+    assert all("audit" not in s for s in writes[: instance[0]]), writes  # the append comes after
+    credential_row = the_credential(db, f.instance_id)
+    assert credential_row.status == "homologacao"
+    assert credential_row.requester_id
+
+
 def test_a_completion_writes_its_rows_in_one_statement_on_postgresql(client, world, db):
     """The closed task's UPDATE, the new task's INSERT and the instance's UPDATE: one statement
     on PostgreSQL (data-modifying WITH clauses), three on SQLite; the rows are the same."""
@@ -395,7 +416,8 @@ def test_a_completion_writes_its_rows_in_one_statement_on_postgresql(client, wor
     assert "NO_CACHE_KEY" not in " ".join(cached)
 
     writes = [s for s in statements if s.startswith(("UPDATE", "INSERT", "WITH"))]
-    rows = [s for s in writes if "audit" not in s and "lgpd" not in s and "stage_count" not in s]
+    appends = ("INSERT INTO audit", "UPDATE audit", "WITH moved", "INSERT INTO lgpd")
+    rows = [s for s in writes if not s.startswith((*appends, "INSERT INTO stage_count"))]
     if db.dialect == "postgresql":
         assert len(rows) == 1, rows
         assert rows[0].startswith("WITH w0 AS (UPDATE task SET")

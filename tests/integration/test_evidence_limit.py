@@ -101,3 +101,27 @@ def test_portfolios_json_declares_the_limit(app, db, tmp_path: Path):
     path.write_text(json.dumps([{**entry, "evidence_max_mb": "5"}]), encoding="utf-8")
     with db.write() as s, pytest.raises(ValueError, match="evidence_max_mb"):
         load_portfolios(s, path)
+
+
+def test_the_limit_is_read_with_the_task(client, world, db):
+    """The completion reads the portfolio's limit in its first statement, with the task: no
+    query of the portfolio of its own, and the limit still refuses a larger file."""
+    from sqlalchemy import event
+
+    set_limit(db, "RIRA", 1)
+    f = flow(client, world)
+    to_evidence(f)
+    big = f.upload(padded_pdf(int(1.5 * MB)), "validador.pdf")
+    seen: list[str] = []
+
+    def statement(conn, cursor, sql, *args) -> None:
+        seen.append(" ".join(sql.split()))
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        res = f.complete("registrar_evidencias", data={"evidencias": [big]}, expect=422)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+    assert "limite de evidências deste portfólio é 1 MB" in res.json["errors"]["evidencias.0"]
+    portfolio = [s for s in seen if s.startswith("SELECT") and "portfolio" in s]
+    assert len(portfolio) == 1 and "FROM task" in portfolio[0], portfolio
