@@ -597,13 +597,19 @@ def statement_kind(sql: str) -> str:
     the SQL says so: SQLAlchemy drops FOR UPDATE on SQLite, whose BEGIN IMMEDIATE locks."""
     text = " ".join(sql.split())
     verb = text.split(" ", 1)[0].upper()
-    table = SQL_TABLE.search(text)
+    # The statement's own table: the first one named outside parentheses (a scalar subquery
+    # among a SELECT's columns names its table before the statement's FROM).
+    table = next((m for m in SQL_TABLE.finditer(text) if _depth(text, m.start()) == 0), None)
     kind = f"{verb} {table.group(1) if table else '?'}"
     if "FOR UPDATE" in text.upper():
         kind += " … FOR UPDATE"
     if "ON CONFLICT" in text.upper():
-        kind += " ON CONFLICT DO NOTHING"
+        kind += " ON CONFLICT"
     return kind
+
+
+def _depth(text: str, at: int) -> int:
+    return text.count("(", 0, at) - text.count(")", 0, at)
 
 
 class Timers:
