@@ -15,6 +15,7 @@ from engine.audit.models import AuditCheckpoint, AuditEvent
 from engine.demo import samples
 from tests.support.builders import LANE_ROLES, cast
 from tests.support.flows import flow
+from tests.support.sql import statements
 
 
 @pytest.fixture
@@ -293,36 +294,19 @@ def _head(db, org) -> tuple[int, str]:
         return head.last_seq, head.last_hash
 
 
-def _statements(db):
-    """The SQL statements run inside the block, collected in a list."""
-    from contextlib import contextmanager
-
-    from sqlalchemy import event
-
-    @contextmanager
-    def collect():
-        seen: list[str] = []
-
-        def statement(conn, cursor, sql, *args) -> None:
-            seen.append(" ".join(sql.split()))
-
-        event.listen(db.engine, "before_cursor_execute", statement)
-        try:
-            yield seen
-        finally:
-            event.remove(db.engine, "before_cursor_execute", statement)
-
-    return collect()
+def _started(db, make) -> tuple[int, int, str]:
+    """A new organization whose chain has one event: (org, the head's seq and hash)."""
+    org = make.org()
+    with db.write() as s:
+        audit.record(s, SYSTEM, "test.start", org_id=org)
+    return (org, *_head(db, org))
 
 
 def test_a_head_seen_in_the_transaction_is_moved_without_being_read_again(db, make):
     """A statement of the transaction read the head (the completion's UPDATE of its
     instance): the append moves it only if it is still that one, and reads it no more."""
-    org = make.org()
-    with db.write() as s:
-        audit.record(s, SYSTEM, "test.start", org_id=org)
-    seq, last_hash = _head(db, org)
-    with _statements(db) as seen, db.write() as s:
+    org, seq, last_hash = _started(db, make)
+    with statements(db) as seen, db.write() as s:
         audit.head_seen(s, audit.chain_key(org), seq, last_hash)
         event = audit.record(s, SYSTEM, "test.seen", org_id=org, data={"i": 1})
     assert not [sql for sql in seen if sql.startswith("SELECT") and "audit_chain" in sql], seen
@@ -337,10 +321,7 @@ def test_a_head_moved_since_it_was_seen_is_locked_and_read_again(db, make):
     """Another append after the head was seen (here the transaction's own, on both
     databases): the conditional move changes nothing and the events chain after the head
     as it now is."""
-    org = make.org()
-    with db.write() as s:
-        audit.record(s, SYSTEM, "test.start", org_id=org)
-    seq, last_hash = _head(db, org)
+    org, seq, last_hash = _started(db, make)
     with db.write() as s:
         audit.head_seen(s, audit.chain_key(org), seq, last_hash)
         audit.append_many(s, SYSTEM, org, [audit.NewEvent("test.between", "", "", {})])
@@ -353,11 +334,8 @@ def test_a_head_moved_since_it_was_seen_is_locked_and_read_again(db, make):
 
 @pytest.mark.postgres_only
 def test_a_head_another_transaction_moved_since_it_was_seen_is_locked_and_read_again(db, make):
-    org = make.org()
-    with db.write() as s:
-        audit.record(s, SYSTEM, "test.start", org_id=org)
-    seq, last_hash = _head(db, org)
-    with _statements(db) as seen, db.write() as s:
+    org, seq, last_hash = _started(db, make)
+    with statements(db) as seen, db.write() as s:
         audit.head_seen(s, audit.chain_key(org), seq, last_hash)
         mine = audit.record(s, SYSTEM, "test.mine", org_id=org)
         with db.write() as other:  # commits first
@@ -377,7 +355,7 @@ def test_a_completion_reads_the_head_with_its_instance_and_appends_in_one_statem
     read by the instance's UPDATE; on SQLite the head is not read either."""
     people = cast(make, roles=LANE_ROLES)
     f = flow(client, {"est": people.est, "users": people.lanes})
-    with _statements(db) as seen:
+    with statements(db) as seen:
         f.complete("ambientar_servicos")
     chain_reads = [sql for sql in seen if sql.startswith("SELECT") and "FROM audit_chain" in sql]
     assert chain_reads == [], chain_reads

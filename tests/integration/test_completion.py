@@ -4,6 +4,7 @@ what a change committed while it waits does, and the engine's ``can_*`` question
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
@@ -171,12 +172,11 @@ def _waiting_for_a_lock(db) -> bool:
         )
 
 
-def _commit_while_a_completion_waits(db, change, complete):
-    """Run ``change`` in a transaction, start ``complete`` while that transaction holds the
-    instance, commit the change once the completion waits for the lock: what ``complete``
-    returned or raised."""
+@contextmanager
+def _held(db, change):
+    """``change`` done in a transaction that stays open, holding its locks, for the length of
+    the block, and commits when the block ends."""
     changed, commit = threading.Event(), threading.Event()
-    outcome: list[object] = []
 
     def hold() -> None:
         with db.write() as s:
@@ -184,27 +184,39 @@ def _commit_while_a_completion_waits(db, change, complete):
             changed.set()
             commit.wait(30)
 
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert changed.wait(30)
+        yield
+    finally:
+        commit.set()
+        holder.join(30)
+
+
+def _commit_while_a_completion_waits(db, change, complete):
+    """Run ``change`` in a transaction, start ``complete`` while that transaction holds the
+    instance, commit the change once the completion waits for the lock: what ``complete``
+    returned or raised."""
+    outcome: list[object] = []
+
     def run() -> None:
         try:
             outcome.append(complete())
         except Exception as exc:  # asserted by the caller
             outcome.append(exc)
 
-    holder = threading.Thread(target=hold)
-    holder.start()
-    assert changed.wait(30)
     completer = threading.Thread(target=run)
-    completer.start()
     try:
-        for _ in range(300):
-            if _waiting_for_a_lock(db):
-                break
-            threading.Event().wait(0.05)
-        else:
-            pytest.fail("the completion never waited for the instance's lock")
+        with _held(db, change):
+            completer.start()
+            for _ in range(300):
+                if _waiting_for_a_lock(db):
+                    break
+                threading.Event().wait(0.05)
+            else:
+                pytest.fail("the completion never waited for the instance's lock")
     finally:
-        commit.set()
-        holder.join(30)
         completer.join(30)
     return outcome[0]
 
@@ -218,30 +230,10 @@ def test_a_completion_reads_its_rows_under_the_instance_lock(db, settings, two):
         s.execute(select(ProcessInstance.id).where(ProcessInstance.id == two.a.instance)
                   .with_for_update())  # fmt: skip
 
-    def complete_with_timeout():
-        with db.write() as s:
-            s.execute(text("SET LOCAL lock_timeout = '1s'"))
-            return completion.complete(
-                s, two.a.gestor.actor, two.a.certificate_task, {}, settings=settings
-            )
-
-    changed, commit = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with db.write() as s:
-            hold_lock(s)
-            changed.set()
-            commit.wait(30)
-
-    holder = threading.Thread(target=hold)
-    holder.start()
-    try:
-        assert changed.wait(30)
-        with pytest.raises(Exception, match="lock timeout"):
-            complete_with_timeout()  # an empty form: Invalid, had it been checked unlocked
-    finally:
-        commit.set()
-        holder.join(30)
+    with _held(db, hold_lock), pytest.raises(Exception, match="lock timeout"), db.write() as s:
+        s.execute(text("SET LOCAL lock_timeout = '1s'"))
+        # An empty form: Invalid, had it been checked before the lock.
+        completion.complete(s, two.a.gestor.actor, two.a.certificate_task, {}, settings=settings)
 
 
 @pytest.mark.postgres_only

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.access.actor import SYSTEM
@@ -18,6 +16,7 @@ from engine.files import service as files
 from engine.files.models import StoredFile
 from engine.forms import FileInfo, FormContext, FormInvalid, validate_form
 from engine.forms.messages import FILE_NOT_FOUND
+from tests.support.sql import statements
 
 FORM = {
     "type": "object",
@@ -85,20 +84,9 @@ def _context(session: Session, org_id: int, *, together: bool) -> FormContext:
     return FormContext(lookup_file=lookup_file, lookup_files=lookup_files if together else None)
 
 
-@contextmanager
-def file_queries(db: Database) -> Iterator[list[str]]:
+def file_queries(db: Database):
     """The statements on stored_file sent meanwhile (SQLite's BEGIN is not one of them)."""
-    seen: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:
-        if "stored_file" in statement:
-            seen.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", count)
+    return statements(db, lambda sql: "stored_file" in sql)
 
 
 def _outcome(db: Database, org_id: int, submitted: dict, *, together: bool):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import wraps
 from typing import Any
 
@@ -82,26 +82,27 @@ def authenticated(view: Callable[..., Any], *, one_transaction: bool = False) ->
     return wrapper
 
 
-@contextmanager
-def transaction() -> Iterator[Session]:
+def transaction() -> AbstractContextManager[Session]:
     """The request's write transaction: the one its authentication opened (it commits when
     the view has answered), else one of its own."""
-    session = g.get("transaction")
-    if session is not None:
-        yield session
-        return
-    with db().write() as session:
-        yield session
+    return _the_requests("transaction", db().write)
+
+
+def reading() -> AbstractContextManager[Session]:
+    """A session to read in: a GET's, the one its token was checked in; else one of its own."""
+    return _the_requests("read_session", db().read)
 
 
 @contextmanager
-def reading() -> Iterator[Session]:
-    """A session to read in: a GET's, the one its token was checked in; else one of its own."""
-    session = g.get("read_session")
+def _the_requests(
+    name: str, own: Callable[[], AbstractContextManager[Session]]
+) -> Iterator[Session]:
+    """The session the request's authentication left in ``g.<name>``, else one of ``own``."""
+    session = g.get(name)
     if session is not None:
         yield session
         return
-    with db().read() as session:
+    with own() as session:
         yield session
 
 
