@@ -1,5 +1,6 @@
 """Logging reads of personal data (engine/lgpd/access.py) from the pages and the API: one
-INSERT in a short transaction of its own, after the read succeeded."""
+INSERT in a short transaction of its own (a plain connection, no ORM session), after the read
+succeeded."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ def logged(view: str, *, org_id: int | None, entity_type: str = "", entity_id: A
            detail: str = "") -> None:  # fmt: skip
     database = current_app.extensions["credencia.db"]
     channel = "api" if request.path.startswith("/api/") else "web"
-    with database.write() as session:
+    with database.statements() as conn:
         access.record(
-            session, g.get("actor"), view, org_id=org_id, entity_type=entity_type,
+            conn, g.get("actor"), view, org_id=org_id, entity_type=entity_type,
             entity_id=entity_id, detail=detail, address=request.remote_addr or "",
             channel=channel,
         )  # fmt: skip

@@ -248,9 +248,12 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
     if not token or not isinstance(token, str) or len(token) > 200:
         return None
     now = now or utcnow()
-    rows = session.execute(
-        _TOKEN_GRANTS, {"token_hash": accounts._token_hash(token), "now": now}
-    ).all()
+    # On the session's connection, as Core: plain rows, none of the ORM's statement handling.
+    rows = (
+        session.connection()
+        .execute(_TOKEN_GRANTS, {"token_hash": accounts._token_hash(token), "now": now})
+        .all()
+    )
     if not rows:
         return None
     token_id, _org_id, last_used_at, user_id, email, locale = rows[0][:6]

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
@@ -37,11 +38,12 @@ def chain_key(org_id: int | None) -> str:
 
 
 def record(
-    session: Session, actor: Actor | None, view: str, *, org_id: int | None,
+    session: Session | Connection, actor: Actor | None, view: str, *, org_id: int | None,
     entity_type: str = "", entity_id: Any = "", detail: str = "", address: str = "",
     channel: str = "web",
 ) -> None:  # fmt: skip
-    """One read of personal data: a single INSERT, chained later by ``seal``."""
+    """One read of personal data: a single INSERT, chained later by ``seal`` (in a session's
+    transaction, or on a plain connection's: ``Database.statements``)."""
     session.execute(
         _INSERT,
         {

@@ -260,3 +260,21 @@ def test_a_gunicorn_config_file_applies_below_env_and_options(monkeypatch, tmp_p
     monkeypatch.delenv("GUNICORN_CMD_ARGS")
     cfg = ServeApplication(object(), defaults, {"config": str(conf), "workers": 3}, None).cfg
     assert cfg.workers == 3 and cfg.timeout == 45 and cfg.graceful_timeout == 9
+
+
+def test_the_master_freezes_what_it_built_before_the_workers_fork(monkeypatch) -> None:
+    """The app, the parsed processes and the modules go to the collector's permanent
+    generation before the arbiter forks: the workers' collections never walk them."""
+    import gc
+
+    from web.cli import serve
+
+    seen: list[int] = []
+    monkeypatch.setattr(serve.ServeArbiter, "run", lambda self: seen.append(gc.get_freeze_count()))
+    monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
+    gc.unfreeze()
+    try:
+        serve.ServeApplication(object(), {"bind": "127.0.0.1:5000"}, {}, None).run()
+    finally:
+        gc.unfreeze()
+    assert seen and seen[0] > 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import runpy
 import shutil
@@ -138,6 +139,10 @@ class ServeApplication(BaseApplication):
         return self.application
 
     def run(self) -> None:
+        # What the master built (the app, the parsed processes, the imported modules) lives
+        # as long as the workers forked from it: out of the collector's generations, the
+        # workers' collections do not walk it again and again (a full one took ~170 ms).
+        gc.freeze()
         try:
             ServeArbiter(self).run()
         except RuntimeError as exc:
