@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ from flask_babel import Babel, format_datetime, get_locale
 from flask_babel import gettext as _
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from engine import forms
 from engine.definitions import queries as definition_queries
@@ -58,7 +61,14 @@ def select_locale() -> str:
     user = getattr(g, "user", None)
     if user is not None and user.locale in LOCALES:
         return user.locale
-    return request.accept_languages.best_match(list(LOCALES)) or DEFAULT_LOCALE
+    return _best_accepted(request.headers.get("Accept-Language", ""))
+
+
+@lru_cache(maxsize=256)
+def _best_accepted(header: str) -> str:
+    """The locale an ``Accept-Language`` value asks for: parsed once per distinct value (a
+    client sends the same one on every request)."""
+    return parse_accept_header(header, LanguageAccept).best_match(list(LOCALES)) or DEFAULT_LOCALE
 
 
 def current_locale() -> str:

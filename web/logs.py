@@ -26,7 +26,7 @@ FORMATS = ("text", "json")
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # ``extra`` fields copied into a JSON line (a text line says them in its message).
-EXTRA = ("method", "path", "status", "duration_ms", "job", "result", "summary")
+EXTRA = ("method", "path", "status", "duration_ms", "client", "job", "result", "summary")
 _HANDLER_NAME = "credencia"
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
 access_log = logging.getLogger("credencia.request")
@@ -130,6 +130,7 @@ def install(app: Flask, *, trust_request_id: bool) -> None:
                 "path": request.path,
                 "status": response.status_code,
                 "duration_ms": elapsed,
+                "client": request.remote_addr,
             },
         )
         return response

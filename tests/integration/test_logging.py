@@ -41,6 +41,7 @@ def test_each_request_logs_once_with_its_id_user_and_organization(settings, db, 
     line = lines[0]
     assert line["request_id"] == rid and line["method"] == "GET" and line["path"] == "/"
     assert line["status"] == res.status_code and line["duration_ms"] >= 0
+    assert line["client"] == "127.0.0.1"  # what gunicorn's access line had, now ours alone
     assert line["user_id"] == cast.users["gestor"].actor.user_id and line["org_id"] == cast.org
     # an anonymous request: no user, no organization
     Pages(app).get("/healthz")
