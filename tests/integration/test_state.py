@@ -188,3 +188,30 @@ def test_the_state_is_written_as_the_librarys_converter_writes_it(db, make, sett
     assert text == _library_dump(workflow)
     delta = json.loads(text)["tasks"][str(task.id)]["delta"]
     assert first in delta["deletions"] and delta["updates"][second] == {"changed": [1, 2]}
+
+
+def test_a_state_keeps_the_values_a_fast_codec_alone_would_change(db, make, settings):
+    """States are written and read by orjson, with Python's json for what orjson does not
+    keep: an integer beyond 64 bits stays an integer (a form stores 1e20 as one), a datetime
+    comes back a datetime (the library's own encoding of it), a small float the same float."""
+    from datetime import UTC, datetime
+
+    iid = _drive(db, make, MIDWAY[:1], settings)
+    with db.read() as s:
+        workflow, loaded = runtime_state.load_workflow(s, s.get(ProcessInstance, iid))
+    [task] = [t for t in spiff.ready_human_tasks(workflow)][:1]
+    when = datetime(2026, 12, 4, 10, 30, 0, 123456, tzinfo=UTC)
+    values = {"grande": 10**20, "enorme": 2**70, "limite": 2**64 - 1, "pequeno": 1e-7,
+              "quando": when, "texto": "ção \u2028 🎉"}  # fmt: skip
+    task.data.update(values)
+    text = spiff.dump_state(workflow)
+    assert json.loads(text) == json.loads(_library_dump(workflow))
+    again = spiff.find_task(spiff.load_state(loaded, text), str(task.id)).data
+    for name, value in values.items():
+        assert again[name] == value and type(again[name]) is type(value), name
+    # Without the integers beyond 64 bits, the text is orjson's, and still read back the same.
+    for name in ("grande", "enorme"):
+        del task.data[name]
+    text = spiff.dump_state(workflow)
+    again = spiff.find_task(spiff.load_state(loaded, text), str(task.id)).data
+    assert again["limite"] == 2**64 - 1 and again["quando"] == when
