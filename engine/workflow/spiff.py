@@ -251,12 +251,7 @@ def data_text(data: dict[str, Any]) -> str:
     """Task data as ``dump_state`` writes it inside a saved state."""
     _registry._encoder_mode = True
     try:
-        return json.dumps(
-            _registry.convert(data),
-            cls=_state_serializer._encoder_cls,
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        return _encoded(_registry.convert(data))
     finally:
         _registry._encoder_mode = False
 
