@@ -8,8 +8,6 @@ wait for each other (busy timeout) instead of failing when they upgrade a read l
 from __future__ import annotations
 
 import logging
-import select as socket_select
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,7 +16,6 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Index, MetaData, create_engine, event, select, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
@@ -139,54 +136,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    guard = "pool_pre_ping" not in kwargs  # (a caller choosing SQLAlchemy's, or none)
-    engine = create_engine(url, **kwargs)
-    if guard:
-        _check_at_checkout(engine)
-    return engine
-
-
-# A pooled connection idle for longer than this is pinged before use whatever its socket says
-# (what a silently dropped network path needs); one used more recently, only when the server
-# has written to it since (it closes a connection it ends: restart, pg_terminate_backend).
-PING_IDLE_SECONDS = 30.0
-
-
-def _check_at_checkout(engine: Engine) -> None:
-    """A dead pooled connection is replaced before a request draws it, as ``pool_pre_ping``
-    does, without the ``SELECT 1`` round trip on every checkout: a connection the server has
-    ended has input waiting on its socket (the server's goodbye, or the end of the stream),
-    which a zero-timeout poll tells; only then, or after ``PING_IDLE_SECONDS`` idle, is it
-    pinged. A failed ping raises ``DisconnectionError``: the pool discards the connection and
-    draws (or opens) another, up to three times, and the request never sees it."""
-
-    @event.listens_for(engine, "connect")
-    @event.listens_for(engine, "checkin")
-    def _idle_from(_dbapi_conn: Any, record: Any) -> None:
-        record.info["idle_since"] = time.monotonic()
-
-    @event.listens_for(engine, "checkout")
-    def _alive(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        idle = time.monotonic() - record.info.get("idle_since", float("-inf"))
-        if idle < PING_IDLE_SECONDS and not _has_input(dbapi_conn):
-            return
-        try:
-            engine.dialect.do_ping(dbapi_conn)
-        except Exception as exc:  # whatever a dead connection raises
-            raise DisconnectionError(f"pooled connection is gone: {exc}") from exc
-
-
-def _has_input(dbapi_conn: Any) -> bool:
-    """Whether an idle psycopg connection's socket has something to read (the server wrote
-    to it or closed it: it is dead or dying); True when it has no socket any more."""
-    try:
-        fd = dbapi_conn.pgconn.socket
-    except Exception:
-        return True
-    readable, _, _ = socket_select.select([fd], [], [], 0)
-    return bool(readable)
+    return create_engine(url, **kwargs)
 
 
 def _configure_sqlite(engine: Engine) -> None:

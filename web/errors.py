@@ -199,8 +199,7 @@ def database_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means the database cannot be reached, not that a statement failed.
 
     The transaction is rolled back in either case; pooled connections are checked before use
-    (``engine.db``'s checkout check), so the next request after the database is back simply
-    works.
+    (``pool_pre_ping``), so the next request after the database is back simply works.
     """
     if not isinstance(exc, DBAPIError):
         return False

@@ -1,6 +1,6 @@
 """PostgreSQL going away under the app: every request gets a 503 with a clear message and
 Retry-After (never a 500, never a hang), nothing is half-done, and the same app works again as
-soon as the database is back (pooled connections checked at checkout), without a restart.
+soon as the database is back (``pool_pre_ping``), without a restart.
 
 The outage is a TCP proxy in front of PostgreSQL that the test cuts (tests/support/proxy.py):
 open connections are reset and new ones refused, as when the server restarts. A connection
@@ -87,58 +87,14 @@ def _timed(call):
     return res, time.monotonic() - start
 
 
-@pytest.fixture
-def pinged(postgres_url, monkeypatch):
-    """A PostgreSQL engine of ``make_engine`` and the pings its pool makes at checkout."""
+def test_pool_pre_ping_is_on() -> None:
+    # The recovery below depends on it: a pooled connection the server dropped is replaced
+    # before use instead of failing the request that draws it.
     from engine.db import make_engine
 
-    engine = make_engine(postgres_url)
-    calls: list[int] = []
-    real = engine.dialect.do_ping
-
-    def counting(dbapi_conn):
-        calls.append(1)
-        return real(dbapi_conn)
-
-    monkeypatch.setattr(engine.dialect, "do_ping", counting)
-    yield engine, calls
+    engine = make_engine("postgresql://postgres@127.0.0.1:1/x")
+    assert engine.pool._pre_ping is True
     engine.dispose()
-
-
-def _backend(engine) -> int:
-    with engine.connect() as conn:
-        return conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-
-
-@pytest.mark.postgres_only
-def test_a_pooled_connection_in_recent_use_is_not_pinged(pinged) -> None:
-    """No ``SELECT 1`` round trip per checkout: a connection the server has not ended and
-    that was idle for less than ``PING_IDLE_SECONDS`` is handed out as it is."""
-    engine, calls = pinged
-    first = _backend(engine)
-    assert [_backend(engine) for _ in range(5)] == [first] * 5
-    assert calls == []
-
-
-@pytest.mark.postgres_only
-def test_a_pooled_connection_the_server_ended_is_replaced_before_use(pinged, postgres_url) -> None:
-    engine, calls = pinged
-    first = _backend(engine)
-    with psycopg.connect(postgres_url, autocommit=True) as admin:
-        assert admin.execute("SELECT pg_terminate_backend(%s)", (first,)).fetchone()[0]
-    time.sleep(0.2)  # the server's goodbye reaches the idle connection's socket
-    second = _backend(engine)  # no error: the pool pinged it, discarded it, drew another
-    assert second != first and calls
-
-
-@pytest.mark.postgres_only
-def test_a_connection_idle_longer_than_the_limit_is_pinged(pinged, monkeypatch) -> None:
-    from engine import db as db_module
-
-    engine, calls = pinged
-    first = _backend(engine)
-    monkeypatch.setattr(db_module, "PING_IDLE_SECONDS", 0.0)
-    assert _backend(engine) == first and calls == [1]
 
 
 def test_api_answers_503_during_an_outage_and_works_again_after_it(
