@@ -162,8 +162,13 @@ def setup(app: Flask) -> None:
     @app.after_request
     def _language_headers(response):
         # The answer depends on Accept-Language now: caches must keep one per language.
-        response.vary.add("Accept-Language")
-        response.headers.setdefault("Content-Language", html_lang())
+        headers = response.headers
+        if "Vary" in headers:
+            response.vary.add("Accept-Language")
+        else:  # (the usual case: what ``vary.add`` writes, without parsing an empty header)
+            headers["Vary"] = "Accept-Language"
+        if "Content-Language" not in headers:
+            headers["Content-Language"] = html_lang()
         return response
 
     app.jinja_env.filters.update(

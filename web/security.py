@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -42,7 +43,14 @@ CSP = "; ".join(
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Marks the session cookie Secure on HTTPS requests even when not configured so."""
+    """Marks the session cookie Secure on HTTPS requests even when not configured so; a
+    request without a session cookie (every API call: it carries a token) gets its empty
+    session without a signing serializer being built for it."""
+
+    def open_session(self, app: Flask, request: Any) -> Any:
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or (
@@ -113,20 +121,26 @@ def setup(app: Flask) -> None:
     _refuse_untrusted_proxy(app)
     policy = csp_for(app.extensions.get("credencia.settings"))
 
+    always = (
+        ("Content-Security-Policy", policy),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=()"),
+    )
+
     @app.after_request
     def _headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", policy)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        response.headers.setdefault(
-            "Permissions-Policy", "camera=(), microphone=(), geolocation=()"
-        )
+        headers = response.headers
+        # Each header unless the view set its own (one pass over the few already there).
+        present = {name.lower() for name, _value in headers}
+        wanted = list(always)
         if request.is_secure:
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+            wanted.append(("Strict-Transport-Security", "max-age=31536000"))
         if response.mimetype == "text/html" or request.path.startswith(("/api/", "/arquivos/")):
             # Pages carry personal data: no shared or back-button caches.
-            response.headers.setdefault("Cache-Control", "no-store")
+            wanted.append(("Cache-Control", "no-store"))
+        headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
         return response
 
 

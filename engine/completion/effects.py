@@ -17,8 +17,10 @@ instance locked, before the workflow moves (``engine.runtime.tasks.Effect``); ra
 
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from engine import forms
 from engine import secrets as secret_store
@@ -87,14 +89,36 @@ def keep_secrets(session: Session, actor: Actor, sub: Submission) -> None:
         )
 
 
+# One statement for all the form's files, built once: a plain UPDATE of the table, not the
+# ORM's bulk UPDATE (which builds and evaluates its criteria against the session's objects on
+# every call); the few file rows the session holds are given the new values below instead.
+_FILES = StoredFile.__table__
+_ATTACH = (
+    update(_FILES)
+    .where(_FILES.c.id.in_(bindparam("ids", expanding=True)), _FILES.c.org_id == bindparam("org"))
+    .values(establishment_id=bindparam("est"), instance_id=bindparam("inst"))
+)
+
+
 def attach_files(session: Session, actor: Actor, sub: Submission) -> None:
     attached = sub.files
-    if attached:  # one statement for all
-        session.execute(
-            update(StoredFile)
-            .where(StoredFile.id.in_(attached), StoredFile.org_id == sub.instance.org_id)
-            .values(establishment_id=sub.instance.establishment_id, instance_id=sub.instance.id)
-        )
+    if not attached:
+        return
+    instance = sub.instance
+    session.execute(
+        _ATTACH,
+        {
+            "ids": [str(file_id) for file_id in attached],
+            "org": instance.org_id,
+            "est": instance.establishment_id,
+            "inst": instance.id,
+        },
+    )
+    for file_id in attached:
+        row = session.identity_map.get(identity_key(StoredFile, str(file_id)))
+        if row is not None and row.org_id == instance.org_id:
+            set_committed_value(row, "establishment_id", instance.establishment_id)
+            set_committed_value(row, "instance_id", instance.id)
 
 
 def record_terms(session: Session, actor: Actor, sub: Submission) -> None:

@@ -5,7 +5,7 @@ from engine.forms.checks import check_form, check_form_schema
 from engine.forms.context import FileInfo, FormContext, FormInvalid
 from engine.forms.formats import KNOWN_FORMATS
 from engine.forms.messages import FORM_PATH, localize
-from engine.forms.rules import RULES, served_schema
+from engine.forms.rules import RULES, copied, served_schema
 from engine.forms.schema import FieldSpec, FormView, form_view
 from engine.forms.validation import (
     prefill,
@@ -26,6 +26,7 @@ __all__ = [
     "FormView",
     "check_form",
     "check_form_schema",
+    "copied",
     "form_view",
     "localize",
     "prefill",

@@ -20,9 +20,12 @@ is the workflow's ``portfolio.code``.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import json
 from collections.abc import Mapping
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
 
 from engine import identifiers
@@ -336,14 +339,27 @@ def _drop_required(node: Any, names: set[str]) -> None:
         _drop_required(node.get(key), names)
 
 
-def _copied(node: Any) -> Any:
-    """A copy of a JSON value's dicts and lists (its other values shared): what
-    ``copy.deepcopy`` gives for a schema, at a fraction of its cost (no memo, no dispatch)."""
+# Values a copy may share: nothing can change them in place.
+_SHARED = (str, int, float, bool, type(None), date, datetime, time, Decimal, tuple, bytes)
+
+
+def copied(node: Any) -> Any:
+    """What ``copy.deepcopy`` gives for a JSON-like value (a schema, workflow data), at a
+    fraction of its cost: dicts and lists copied by a plain walk (no memo, no dispatch),
+    values nothing can change in place shared, anything else deep-copied."""
     if isinstance(node, dict):
-        return {k: _copied(v) for k, v in node.items()}
+        return {k: copied(v) for k, v in node.items()}
     if isinstance(node, list):
-        return [_copied(v) for v in node]
-    return node
+        return [copied(v) for v in node]
+    if isinstance(node, _SHARED) and (not isinstance(node, tuple) or _all_shared(node)):
+        return node
+    return copy.deepcopy(node)
+
+
+def _all_shared(values: tuple[Any, ...]) -> bool:
+    return all(
+        isinstance(v, _SHARED) and (not isinstance(v, tuple) or _all_shared(v)) for v in values
+    )
 
 
 def served_schema(
@@ -355,7 +371,7 @@ def served_schema(
     workflow's portfolio is no longer required. Validation accepts exactly what this schema
     describes for these two keywords; the source schema is not changed. The page asks for the
     required part only (``limit_options=False``): it draws the options from the context."""
-    served = _copied(dict(schema))
+    served = copied(dict(schema))
     stack: list[Any] = [served]
     while stack:
         node = stack.pop()

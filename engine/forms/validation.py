@@ -21,7 +21,6 @@ form as a whole.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,7 +30,7 @@ from engine.forms.context import FormContext, FormInvalid
 from engine.forms.formats import format_checker
 from engine.forms.keywords import FormValidator
 from engine.forms.messages import FORM_INVALID, FORM_PATH, schema_errors
-from engine.forms.rules import apply_rules
+from engine.forms.rules import apply_rules, copied
 from engine.forms.schema import form_view
 
 __all__ = ["prefill", "secret_fields", "strip_secrets", "uses_rule", "validate_form"]
@@ -72,7 +71,7 @@ def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
 def prefill(schema: dict, data: Mapping) -> dict:
     """Initial values for the form's top-level properties, taken from workflow data."""
     names = form_view(schema).prefill_names
-    return {name: copy.deepcopy(data[name]) for name in names if name in data}
+    return {name: copied(data[name]) for name in names if name in data}
 
 
 def uses_rule(schema: dict, rule: str) -> bool:
@@ -87,7 +86,7 @@ def secret_fields(schema: dict) -> set[str]:
 
 def strip_secrets(schema: dict, data: Mapping) -> dict:
     """A copy of data without the x-secret values (for logs, audit payloads, pages)."""
-    result = copy.deepcopy(dict(data))
+    result = copied(dict(data))
     for path in secret_fields(schema):
         _remove_path(result, path.split("."))
     return result

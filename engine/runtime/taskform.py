@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,15 +40,17 @@ def form_files(loaded: spiff.LoadedSpec, task: Task) -> tuple[dict[str, Any], di
     return schema, loaded.files.get(ui_name) or {}
 
 
+# Built once: the option is the same for every task read.
+_WITHOUT_STATE = [defer(ProcessInstance.state)]
+
+
 def task_form(session: Session, actor: Actor, task: Task, locale: str | None = None) -> TaskForm:
     """The form of a task the caller may see (``tasks.get_task``): a ready task's values
     come from its workflow, a completed one's from what was submitted. With a ``locale``
     other than pt-BR, the schemas and UI hints carry that language's words from the
     process version's catalog (values and their validation do not change)."""
     # The saved state is read only when this process has no live workflow of the instance.
-    instance = session.get(
-        ProcessInstance, task.instance_id, options=[defer(ProcessInstance.state)]
-    )
+    instance = session.get(ProcessInstance, task.instance_id, options=_WITHOUT_STATE)
     loaded = loaded_spec(session, instance)
     schema, ui = form_files(loaded, task)
     data: dict[str, Any] = {}
@@ -72,7 +73,7 @@ def task_form(session: Session, actor: Actor, task: Task, locale: str | None = N
     # What leaves here is copied or built anew (prefill and the served schema copy, the
     # context is copied): the workflow goes back to the cache for the completion that follows,
     # which may change it while this answer is still being written.
-    context = copy.deepcopy(
+    context = forms.copied(
         vocabulary.form_context(loaded.manifest, workflow_data, instance.last_rejection_reason)
     )
     served = forms.served_schema(schema, workflow_data) if schema and workflow_data else schema

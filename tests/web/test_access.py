@@ -179,6 +179,26 @@ def test_security_headers_and_no_inline_script(world, pages):
         assert not re.search(r"\son[a-z]+=\"", html), path  # no inline event handlers
 
 
+def test_each_security_header_once_and_a_views_own_kept(world, client, pages):
+    res = client.get("/api/v1/me", headers=world.users["admin"].headers)
+    assert res.status_code == 200
+    for name in (
+        "Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options",
+        "Referrer-Policy", "Permissions-Policy", "Cache-Control", "Vary", "Content-Language",
+    ):  # fmt: skip
+        assert len(res.headers.getlist(name)) == 1, name
+    assert res.headers["Cache-Control"] == "no-store"
+    assert [v.strip() for v in res.headers["Vary"].split(",")].count("Accept-Language") == 1
+    assert "Strict-Transport-Security" not in res.headers  # plain HTTP here
+    secure = client.get(
+        "/api/v1/me", headers=world.users["admin"].headers, base_url="https://localhost"
+    )
+    assert secure.headers.getlist("Strict-Transport-Security") == ["max-age=31536000"]
+    page = pages(world.users["admin"]).get("/entrar")
+    assert page.headers["Content-Language"] == "pt-BR"
+    assert {v.strip() for v in page.headers["Vary"].split(",")} >= {"Accept-Language", "Cookie"}
+
+
 @pytest.mark.parametrize("path", ["/nao-existe", "/processos/abc"])
 def test_error_pages_in_the_sites_look(world, pages, path):
     res = pages(world.users["gestor"]).get(path)
