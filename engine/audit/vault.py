@@ -31,7 +31,7 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from engine import identifiers
@@ -262,6 +262,17 @@ class Placed:
     values: Sequence[Pending]
 
 
+# Built once, with and without an organization: the subjects of a batch of values, by hash.
+_SUBJECT = DataSubject.__table__
+_SUBJECTS = {
+    without_org: select(_SUBJECT.c.id, _SUBJECT.c.ident_hash, _SUBJECT.c.wrapped_key).where(
+        _SUBJECT.c.org_id.is_(None) if without_org else _SUBJECT.c.org_id == bindparam("org_id"),
+        _SUBJECT.c.ident_hash.in_(bindparam("hashes", expanding=True)),
+    )
+    for without_org in (True, False)
+}
+
+
 def store(session: Session, org_id: int | None, events: Iterable[Placed]) -> int:
     """Insert the values of ``events`` under their subjects' keys (creating subjects as
     needed): one query and at most two inserts for the whole batch."""
@@ -271,11 +282,8 @@ def store(session: Session, org_id: int | None, events: Iterable[Placed]) -> int
     index_key = _index_keys()[0]
     wanted = {p.subject: ident_hash(p.subject[0], p.subject[1], index_key)
               for e in events for p in e.values}  # fmt: skip
-    org_filter = DataSubject.org_id.is_(None) if org_id is None else DataSubject.org_id == org_id
     rows = session.execute(
-        select(DataSubject.id, DataSubject.ident_hash, DataSubject.wrapped_key).where(
-            org_filter, DataSubject.ident_hash.in_(set(wanted.values()))
-        )
+        _SUBJECTS[org_id is None], {"org_id": org_id, "hashes": list(set(wanted.values()))}
     ).all()
     by_hash = {r.ident_hash: (r.id, _unwrap(r.id, r.wrapped_key)) for r in rows}
     new_subjects = []

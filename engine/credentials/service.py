@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
@@ -261,10 +261,14 @@ def _credential_for(
     session: Session, instance: ProcessInstance, manifest: Mapping[str, Any]
 ) -> Credential | None:
     if instance.credential_id is not None:
-        return session.scalar(
-            select(Credential).where(Credential.id == instance.credential_id).with_for_update()
-        )
+        return session.scalar(_CREDENTIAL_LOCKED, {"credential_id": instance.credential_id})
     return None
+
+
+# Built once (every step of a credentialing instance reads its credential, locked).
+_CREDENTIAL_LOCKED = (
+    select(Credential).where(Credential.id == bindparam("credential_id")).with_for_update()
+)
 
 
 # ---------------------------------------------------------------- who does the next task

@@ -106,3 +106,28 @@ def test_the_hash_of_older_events_is_unchanged() -> None:
     )
     expected = hashlib.sha256(legacy.encode("utf-8")).hexdigest()
     assert audit.event_hash(**fields, data=canonical_json(data)) == expected
+
+
+def test_personal_values_of_events_with_and_without_an_organization_are_sealed_and_revealed(
+    db, make
+) -> None:
+    """The vault finds a subject it already holds by its hash, in the organization's key
+    space or in the one of events without an organization, and reveals what it sealed."""
+    from engine.audit import vault
+    from engine.lgpd.models import DataSubject
+
+    email = "maria.silva@example.org"
+    org_id = make.org()
+    with db.write() as s:
+        events = [
+            audit.record(s, SYSTEM, "test.person", org_id=where, data={"gestor_email": email})
+            for where in (None, None, org_id, org_id)
+        ]
+    with db.read() as s:
+        subjects = s.scalars(select(DataSubject.org_id)).all()
+        datas = [s.get(AuditEvent, e.id).data for e in events]
+        shown = vault.reveal_all(s, datas)
+    # One subject per key space: the second event of each found the first one's.
+    assert sorted(subjects, key=lambda o: o or 0) == [None, org_id]
+    assert all(data["gestor_email"] != email for data in datas)  # sealed in the chain
+    assert [d["gestor_email"] for d in shown] == [email] * 4
