@@ -118,11 +118,11 @@ def test_personal_values_of_events_with_and_without_an_organization_are_sealed_a
 
     email = "maria.silva@example.org"
     org_id = make.org()
-    with db.write() as s:
-        events = [
-            audit.record(s, SYSTEM, "test.person", org_id=where, data={"gestor_email": email})
-            for where in (None, None, org_id, org_id)
-        ]
+    events = []
+    for where in (None, None, org_id, org_id):  # one transaction each: the vault looks it up
+        with db.write() as s:
+            data = {"gestor_email": email}
+            events.append(audit.record(s, SYSTEM, "test.person", org_id=where, data=data))
     with db.read() as s:
         subjects = s.scalars(select(DataSubject.org_id)).all()
         datas = [s.get(AuditEvent, e.id).data for e in events]
