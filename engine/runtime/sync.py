@@ -271,6 +271,10 @@ def _write(
             session.execute(_UPDATE[table], {"row_id": obj.id, **values})
     for column, value in values.items():
         set_committed_value(obj, column, value)
+    if state.modified and not state.committed_state:
+        # Every change of the row is in this UPDATE: the row is clean again, as a flush would
+        # leave it (else the commit's flush walks it through the unit of work for nothing).
+        state._commit_all(state.dict, session.identity_map)
 
 
 @contextmanager

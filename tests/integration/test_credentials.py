@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from engine.audit.models import AuditEvent
 from engine.certificates.models import Certificate
@@ -393,6 +394,28 @@ def test_a_status_change_is_written_with_the_completions_rows(client, world, db)
     credential_row = the_credential(db, f.instance_id)
     assert credential_row.status == "homologacao"
     assert credential_row.requester_id
+
+
+def test_a_completion_leaves_its_rows_clean_for_the_commit(client, world, db):
+    """What a completion changed on its loaded rows (the task's assignee, the instance's
+    credential, the credential's status) is written by the sync's statements: the commit's
+    flush finds nothing to do on a step that creates no row (it would walk them through the
+    unit of work for nothing)."""
+    f = flow(client, world)
+    complete_until(f, "avaliar_solicitacao_acesso")
+    flushed: list[list[str]] = []
+
+    def seen(session, _context, _instances):
+        flushed.append(sorted(type(o).__name__ for o in [*session.new, *session.dirty]))
+
+    event.listen(Session, "before_flush", seen)
+    try:
+        f.complete("avaliar_solicitacao_acesso")  # changes the credential's status
+        f.complete("obter_dados_acesso")  # a plain step
+    finally:
+        event.remove(Session, "before_flush", seen)
+    assert flushed == [], flushed
+    assert the_credential(db, f.instance_id).status == "homologacao"
 
 
 def test_a_completion_writes_its_rows_in_one_statement_on_postgresql(client, world, db):
