@@ -51,6 +51,7 @@ TASKS_PER_INSTANCE = 12  # the happy path's completions (bench/engine.py's HAPPY
 
 def child(instances: int, warmup: int, with_get: bool, postgres: bool) -> None:
     """Build the world, walk ``warmup`` then ``instances`` instances through the app."""
+    import gc
     import logging
 
     from bench import engine as eb
@@ -80,6 +81,12 @@ def child(instances: int, warmup: int, with_get: bool, postgres: bool) -> None:
                     raise RuntimeError(f"complete: {res.status_code} {res.get_json()}")
 
             eb.run_instances(world, complete, warmup, 0, 11)
+            # As ``credencia serve`` does before its workers fork: what exists now (the world,
+            # the app, the modules) leaves the collector's generations. Otherwise a full
+            # collection of it (tens of millions of instructions) lands in one child's counted
+            # part and not in the other's, as the allocations before it happen to fall.
+            gc.collect()
+            gc.freeze()
             eb.run_instances(world, complete, instances, 0, 12)
         finally:
             db.dispose()
