@@ -139,7 +139,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _configure_postgresql(engine)
+    return engine
+
+
+# connection.info: the current transaction ran a statement other than a SELECT.
+_WROTE = "credencia.wrote"
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    """Note, per transaction, whether it ran anything but a SELECT: a read that did not
+    ends with COMMIT (``Database.read``), which keeps the connection's prepared statements."""
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.info.pop(_WROTE, None)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _on_statement(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if not statement.startswith("SELECT"):
+            conn.info[_WROTE] = True
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -181,6 +201,7 @@ class Database:
         session = self.session_factory()
         try:
             yield session
+            self._end_read(session)
         except (Forbidden, Invalid) as refused:
             session.close()
             self._audit_denial(refused)
@@ -188,6 +209,20 @@ class Database:
         finally:
             # close() ends the transaction without expiring loaded objects (rollback would).
             session.close()
+
+    def _end_read(self, session: Session) -> None:
+        """On PostgreSQL, a read that wrote nothing ends with COMMIT, not with the ROLLBACK
+        ``close()`` would send: at a ROLLBACK the driver (psycopg) drops every statement it
+        prepared on the connection (in case the rollback undid a DDL), so each request would
+        have the server parse and plan its statements again, after a DEALLOCATE ALL round trip.
+        A read that did write (by mistake: reads never should) is rolled back, as before."""
+        if self.engine.dialect.name != "postgresql" or session.get_transaction() is None:
+            return
+        if session.new or session.dirty or session.deleted:
+            return
+        connection = session.connection()
+        if connection.in_transaction() and not connection.info.get(_WROTE):
+            connection.commit()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
