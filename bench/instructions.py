@@ -81,12 +81,16 @@ def child(instances: int, warmup: int, with_get: bool, postgres: bool) -> None:
                     raise RuntimeError(f"complete: {res.status_code} {res.get_json()}")
 
             eb.run_instances(world, complete, warmup, 0, 11)
-            # As ``credencia serve`` does before its workers fork: what exists now (the world,
-            # the app, the modules) leaves the collector's generations. Otherwise a full
-            # collection of it (tens of millions of instructions) lands in one child's counted
-            # part and not in the other's, as the allocations before it happen to fall.
+            # No collection in the counted part: when the collector runs depends on every
+            # allocation before it, so a collection (up to tens of millions of instructions)
+            # lands in one child's counted part and not in the other's, and a change that
+            # only moves an allocation moves the count by more than it is worth. What this
+            # counts is the code's own work; the collector's in a served worker was measured
+            # on its own (docs/PERFORMANCE.md: after ``gc.freeze``, ~50-85 ms per ~1,700
+            # requests).
             gc.collect()
             gc.freeze()
+            gc.disable()
             eb.run_instances(world, complete, instances, 0, 12)
         finally:
             db.dispose()
