@@ -104,7 +104,8 @@ def test_a_bad_token_on_the_complete_route_is_still_a_401_and_counted(client, wo
 
 def test_a_task_read_checks_its_token_in_the_session_it_reads_in(client, world, db, make):
     """GET /tasks/{id}: the token and the task are read in one transaction; the access log's
-    insert is the request's only other one (three before). A denial in it is audited once."""
+    insert is the request's only other one on SQLite (three before), and goes in the read's
+    own transaction, committed, on PostgreSQL. A denial in it is audited once."""
     from sqlalchemy import event
 
     from engine.audit.models import AuditEvent
@@ -125,7 +126,8 @@ def test_a_task_read_checks_its_token_in_the_session_it_reads_in(client, world, 
         event.remove(db.engine, "commit", committed)
     assert res.status_code == 200, res.json
     assert res.json["id"] == task["id"] and res.json["form"]["schema"]["properties"]
-    assert (len(begins), len(commits)) == (2, 1)
+    one = db.dialect == "postgresql"
+    assert (len(begins), len(commits)) == ((1, 1) if one else (2, 1))
 
     elsewhere = make.establishment(world["org"])
     outsider = make.user("sesa-pr", "gestor", elsewhere.cnes).headers

@@ -256,7 +256,9 @@ def test_due_instances_are_fired_in_batches_one_commit_each(db, started, monkeyp
     commits: list[int] = []
     sweep = _sweep_listening(db, "commit", lambda conn: commits.append(1))
     assert sweep.fired == 7 and sorted(sweep.fired_ids) == sorted(ids) and sweep.loaded == 7
-    assert len(commits) == 3  # the read of the candidates commits nothing
+    # Three write transactions; the read of the candidates writes nothing (on PostgreSQL it
+    # ends with a COMMIT of nothing, which keeps the connection's prepared statements).
+    assert len(commits) == (4 if db.dialect == "postgresql" else 3)
     assert [_fired(db, iid) for iid in ids] == [1] * 7
     assert all(_tasks(db, iid) == {"analisar": "cancelled"} for iid in ids)
     with db.read() as s:
