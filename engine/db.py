@@ -216,9 +216,10 @@ class Database:
         prepared on the connection (in case the rollback undid a DDL), so each request would
         have the server parse and plan its statements again, after a DEALLOCATE ALL round trip.
         A read that did write (by mistake: reads never should) is rolled back, as before."""
-        if self.engine.dialect.name != "postgresql" or session.get_transaction() is None:
+        transaction = session.get_transaction()
+        if self.engine.dialect.name != "postgresql" or transaction is None:
             return
-        if session.new or session.dirty or session.deleted:
+        if not transaction.is_active or session.new or session.dirty or session.deleted:
             return
         connection = session.connection()
         if connection.in_transaction() and not connection.info.get(_WROTE):
