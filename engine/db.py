@@ -217,7 +217,7 @@ class Database:
         have the server parse and plan its statements again, after a DEALLOCATE ALL round trip.
         A read that did write (by mistake: reads never should) is rolled back, as before."""
         transaction = session.get_transaction()
-        if self.engine.dialect.name != "postgresql" or transaction is None:
+        if self.dialect != "postgresql" or transaction is None:
             return
         if not transaction.is_active or session.new or session.dirty or session.deleted:
             return

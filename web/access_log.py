@@ -26,8 +26,11 @@ def logged(view: str, *, org_id: int | None, entity_type: str = "", entity_id: A
         # checkout ping, BEGIN and COMMIT are three round trips), and the read's own end is
         # this COMMIT instead of a ROLLBACK. (SQLite cannot turn a read that began deferred
         # into a write safely: a writer that committed since would make it fail, not wait.)
-        access.record(session, g.get("actor"), view, **entry)
-        session.commit()
+        # On the session's connection, committed there, as ``Database.read`` ends a read: no
+        # autoflush, so nothing a read left changed on its objects is written with the entry.
+        connection = session.connection()
+        access.record(connection, g.get("actor"), view, **entry)
+        connection.commit()
         return
     with database.statements() as conn:
         access.record(conn, g.get("actor"), view, **entry)

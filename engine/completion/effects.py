@@ -92,10 +92,13 @@ def keep_secrets(session: Session, actor: Actor, sub: Submission) -> None:
 # One statement for all the form's files, built once: a plain UPDATE of the table, not the
 # ORM's bulk UPDATE (which builds and evaluates its criteria against the session's objects on
 # every call); the few file rows the session holds are given the new values below instead.
-_FILES = StoredFile.__table__
+_FILE_TABLE = StoredFile.__table__
 _ATTACH = (
-    update(_FILES)
-    .where(_FILES.c.id.in_(bindparam("ids", expanding=True)), _FILES.c.org_id == bindparam("org"))
+    update(_FILE_TABLE)
+    .where(
+        _FILE_TABLE.c.id.in_(bindparam("ids", expanding=True)),
+        _FILE_TABLE.c.org_id == bindparam("org"),
+    )
     .values(establishment_id=bindparam("est"), instance_id=bindparam("inst"))
 )
 
