@@ -221,6 +221,9 @@ def serve(
         "bind": f"{host}:{port}",
         "workers": workers,
         "threads": 4,
+        # gthread, serving a kept-alive connection's next request in the thread that answered
+        # the previous one (web/worker.py).
+        "worker_class": "web.worker.LingeringThreadWorker",
         # Above gunicorn's 2 s default: a client reusing an idle connection just as the
         # server closes it gets a reset (docs/RELIABILITY.md, "Found by these runs").
         "keepalive": 5,

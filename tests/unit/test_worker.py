@@ -1,0 +1,180 @@
+"""``web.worker.LingeringThreadWorker``: a kept-alive connection's next request is served in the
+thread that answered the previous one while its client goes straight on; an idle connection,
+one answered without keep-alive, a stopping worker, or another connection waiting for a thread
+sends it back to gunicorn's main thread as ``gthread`` does.
+
+gunicorn's own request handling is replaced by a stand-in that answers what the socket holds
+(one request per line); the sockets are real."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.workers.gthread import ThreadWorker
+
+from web import worker as worker_mod
+from web.worker import LingeringThreadWorker
+
+
+class _Conn:
+    """The parts of gunicorn's ``TConn`` the worker reads."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.is_http2 = False
+        self.parser = SimpleNamespace(unreader=SimpleNamespace(buf=io.BytesIO()))
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    server, client = socket.socketpair()
+    yield server, client
+    server.close()
+    client.close()
+
+
+@pytest.fixture
+def answered(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """gunicorn's ``handle`` replaced: it reads one request (a line) and answers keep-alive,
+    or closes on ``close``; what it served, in order."""
+    served: list[bytes] = []
+
+    def handle(self: ThreadWorker, conn: _Conn) -> bool:
+        line = b""
+        while not line.endswith(b"\n"):
+            chunk = conn.sock.recv(1)
+            if not chunk:
+                return False
+            line += chunk
+        served.append(line.strip())
+        return line.strip() != b"close"
+
+    monkeypatch.setattr(ThreadWorker, "handle", handle)
+    return served
+
+
+@pytest.fixture
+def worker() -> Iterator[LingeringThreadWorker]:
+    w = LingeringThreadWorker.__new__(LingeringThreadWorker)  # no arbiter: only what handle uses
+    w.alive = True
+    w.tpool = ThreadPoolExecutor(1)
+    yield w
+    w.tpool.shutdown(wait=True)
+
+
+def test_a_request_already_sent_is_served_in_the_same_thread(
+    worker: LingeringThreadWorker, pair: tuple[socket.socket, socket.socket], answered: list[bytes]
+) -> None:
+    server, client = pair
+    client.sendall(b"one\ntwo\nthree\n")
+    assert worker.handle(_Conn(server)) is True
+    assert answered == [b"one", b"two", b"three"]
+
+
+def test_a_request_sent_while_the_thread_waits_is_served_by_it(
+    worker: LingeringThreadWorker,
+    pair: tuple[socket.socket, socket.socket],
+    answered: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worker_mod, "LINGER_S", 5.0)  # however slow the machine
+    server, client = pair
+    client.sendall(b"one\n")
+    later = threading.Timer(0.05, client.sendall, (b"two\n",))
+    later.start()
+    # ("two" arrives 50 ms into the wait; the wait then ends on the third, which never comes.)
+    monkeypatch.setattr(
+        worker_mod, "_next_request_arrives", _first_waits(worker_mod._next_request_arrives)
+    )
+    assert worker.handle(_Conn(server)) is True
+    later.join()
+    assert answered == [b"one", b"two"]
+
+
+def _first_waits(real):  # type: ignore[no-untyped-def]
+    """The real wait the first time, then none: the test ends once the second request is in."""
+    calls = []
+
+    def wait(sock: socket.socket, timeout: float) -> bool:
+        calls.append(timeout)
+        return real(sock, timeout if len(calls) == 1 else 0.0)
+
+    return wait
+
+
+def test_an_idle_connection_goes_back_to_the_main_thread(
+    worker: LingeringThreadWorker, pair: tuple[socket.socket, socket.socket], answered: list[bytes]
+) -> None:
+    server, client = pair
+    client.sendall(b"one\n")
+    assert worker.handle(_Conn(server)) is True  # kept alive, for the poller to watch
+    assert answered == [b"one"]
+    client.sendall(b"two\n")  # after the wait: the main thread's poller hands it out again
+    assert answered == [b"one"]
+
+
+def test_an_answer_without_keep_alive_ends_the_connections_turn(
+    worker: LingeringThreadWorker, pair: tuple[socket.socket, socket.socket], answered: list[bytes]
+) -> None:
+    server, client = pair
+    client.sendall(b"close\nnever\n")
+    assert worker.handle(_Conn(server)) is False
+    assert answered == [b"close"]
+
+
+def test_a_stopping_worker_serves_nothing_more_on_the_connection(
+    worker: LingeringThreadWorker, pair: tuple[socket.socket, socket.socket], answered: list[bytes]
+) -> None:
+    server, client = pair
+    client.sendall(b"one\ntwo\n")
+    worker.alive = False  # a stop signal, or max_requests reached by "one"
+    assert worker.handle(_Conn(server)) is True
+    assert answered == [b"one"]
+
+
+def test_another_connection_waiting_for_a_thread_gets_it(
+    worker: LingeringThreadWorker, pair: tuple[socket.socket, socket.socket], answered: list[bytes]
+) -> None:
+    server, client = pair
+    client.sendall(b"one\ntwo\n")
+    gate = threading.Event()
+    busy = worker.tpool.submit(gate.wait)  # the pool's only thread is taken...
+    waiting = worker.tpool.submit(lambda: None)  # ...so this one waits in its queue
+    try:
+        assert worker.handle(_Conn(server)) is True
+        assert answered == [b"one"]  # "two" goes back to the main thread, behind the other
+    finally:
+        gate.set()
+        busy.result(5)
+        waiting.result(5)
+
+
+def test_a_request_read_ahead_is_served_without_waiting(
+    worker: LingeringThreadWorker,
+    pair: tuple[socket.socket, socket.socket],
+    answered: list[bytes],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, client = pair
+    conn = _Conn(server)
+    client.sendall(b"one\ntwo\n")
+    handle = ThreadWorker.handle
+    reads = []
+
+    def handle_reading_ahead(self: ThreadWorker, c: _Conn) -> bool:
+        reads.append(1)
+        result = handle(self, c)
+        # gunicorn's parser may read the next request into its buffer with this one's body
+        c.parser.unreader.buf = io.BytesIO(b"two\n" if len(reads) == 1 else b"")
+        return result
+
+    monkeypatch.setattr(ThreadWorker, "handle", handle_reading_ahead)
+    monkeypatch.setattr(worker_mod, "_next_request_arrives", lambda *_: False)
+    assert worker.handle(conn) is True
+    assert answered == [b"one", b"two"]
