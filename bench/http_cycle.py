@@ -15,9 +15,13 @@ Each run:
   /api/v1/tasks/<id>`` (the task and its form), ``POST /api/v1/tasks/<id>/complete`` with the
   real form data, then the next task: from the completion's answer (``next``) when it carries
   one, otherwise ``GET /api/v1/tasks?instance=…&state=ready`` — a third request;
-- reads the CPU time (user + system) of the server's processes (gunicorn master and workers)
-  and of PostgreSQL's backends serving the bench database from ``/proc`` before and after
-  each phase, and divides by the requests of the phase;
+- reads the CPU time (user + system, in nanoseconds: each thread's
+  ``/proc/<pid>/task/<tid>/schedstat``) of the server's processes (gunicorn master and
+  workers) and of PostgreSQL's backends serving the bench database before and after each
+  phase, and divides by the requests of the phase;
+- then, with one client on ``--split`` more instances, reads the server's CPU around each
+  request (after the worker has finished with it) to split a task's cost between its read
+  and its completion;
 - records a CPU-speed probe (a fixed pure-Python workload) with the figures, so runs on
   machines of different speed can be compared.
 
@@ -60,20 +64,36 @@ from engine.files import service as files  # noqa: E402
 from engine.runtime import instances as runtime_instances  # noqa: E402
 from engine.runtime.models import READY, Task  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
+# How long the CPU split waits after an answer before reading the server's CPU: the worker's
+# work after answering a request takes well under a millisecond.
+SETTLE_S = 0.0
 
 
 # ------------------------------------------------------------------ CPU from /proc
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of one process, in seconds (0 when it is gone)."""
+def cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU time of each thread of one process, in seconds, by thread id (empty when the
+    process is gone): the scheduler's own count (``/proc/<pid>/task/<tid>/schedstat``, in
+    nanoseconds), not ``/proc/<pid>/stat``'s clock ticks — a tick (10 ms) is more than one
+    request costs, so per-request figures read in ticks moved by ±1 ms between runs."""
+    times: dict[int, float] = {}
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        tids = os.listdir(f"/proc/{pid}/task")
     except OSError:
-        return 0.0
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
+        return times
+    for tid in tids:
+        try:
+            times[int(tid)] = (
+                int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0]) / 1e9
+            )
+        except (OSError, ValueError, IndexError):
+            continue  # the thread ended meanwhile: its last reading stands
+    return times
+
+
+def total_cpu(pids: list[int]) -> float:
+    return sum(sum(cpu_seconds(pid).values()) for pid in pids)
 
 
 def server_pids(server: harness.WebServer) -> list[int]:
@@ -91,7 +111,7 @@ def postgres_backends(url: str) -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds of a changing set of processes between ``start`` and ``stop``: a process
+    """CPU seconds of a changing set of processes between ``start`` and ``stop``: a thread
     that appears meanwhile counts from zero; one that ends keeps its last reading."""
 
     def __init__(self, pids: Any) -> None:
@@ -101,9 +121,9 @@ class CpuMeter:
 
     def _read(self) -> None:
         for pid in self._pids():
-            value = cpu_seconds(pid)
-            if value:
-                self._seen[pid] = value
+            for tid, value in cpu_seconds(pid).items():
+                if value:
+                    self._seen[tid] = value
 
     def start(self) -> None:
         self._seen = {}
@@ -115,7 +135,7 @@ class CpuMeter:
 
     def stop(self) -> float:
         self._read()
-        return sum(v - self._start.get(pid, 0.0) for pid, v in self._seen.items())
+        return sum(v - self._start.get(tid, 0.0) for tid, v in self._seen.items())
 
 
 def cpu_probe() -> float:
@@ -338,22 +358,30 @@ def phase(
 def complete_cpu_split(
     server: harness.WebServer, url: str, walks: list[Walk]
 ) -> dict[str, float | None]:
-    """Server CPU of the completion request alone: one client, CPU read around each request
-    type (a quiet server: nothing else is running on it between the readings)."""
+    """Server CPU of each request type alone: one client, CPU read around each request (a
+    quiet server: nothing else is running on it between the readings). Each reading waits
+    for the worker to finish what it does after answering (its request log line, putting
+    the connection back in its poller), so that work counts with its own request."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     per: dict[str, list[float]] = {"read": [], "complete": [], "find": []}
     pg_per: list[float] = []
     pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
+
+    def settled() -> float:
+        time.sleep(SETTLE_S)
+        return total_cpu(server_pids(server))
+
     for walk in walks:
         task_id: str | None = walk.first_task
         while task_id:
-            before = sum(cpu_seconds(p) for p in server_pids(server))
+            before = settled()
             status, task, _ = _call(conn, "GET", f"/api/v1/tasks/{task_id}", walk.tokens["admin"])
-            mid = sum(cpu_seconds(p) for p in server_pids(server))
+            mid = settled()
             per["read"].append(mid - before)
             lane, element = task["lane"], task["element"]
             if pg:
                 pg.start()
+                mid = settled()
             status, done, _ = _call(
                 conn,
                 "POST",
@@ -361,7 +389,7 @@ def complete_cpu_split(
                 walk.tokens[lane],
                 {"data": samples.answer(element, walk.ctx)},
             )
-            after = sum(cpu_seconds(p) for p in server_pids(server))
+            after = settled()
             if pg:
                 pg_per.append(pg.stop())
             per["complete"].append(after - mid)
@@ -377,7 +405,7 @@ def complete_cpu_split(
                     f"/api/v1/tasks?instance={walk.instance}&state=ready",
                     walk.tokens["admin"],
                 )
-                per["find"].append(sum(cpu_seconds(p) for p in server_pids(server)) - after)
+                per["find"].append(settled() - after)
                 task_id = page["items"][0]["id"] if page["items"] else None
     conn.close()
 
@@ -492,7 +520,7 @@ def table(rows: list[dict[str, Any]], probe: float) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=16, help="instances for one client")
-    parser.add_argument("--split", type=int, default=6, help="instances for the CPU split")
+    parser.add_argument("--split", type=int, default=8, help="instances for the CPU split")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
