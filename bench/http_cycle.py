@@ -20,8 +20,7 @@ Each run:
   workers) and of PostgreSQL's backends serving the bench database before and after each
   phase, and divides by the requests of the phase;
 - then, with one client on ``--split`` more instances, reads the server's CPU around each
-  request (after the worker has finished with it) to split a task's cost between its read
-  and its completion;
+  request to split a task's cost between its read and its completion;
 - records a CPU-speed probe (a fixed pure-Python workload) with the figures, so runs on
   machines of different speed can be compared.
 
@@ -63,11 +62,6 @@ from engine.demo import samples  # noqa: E402
 from engine.files import service as files  # noqa: E402
 from engine.runtime import instances as runtime_instances  # noqa: E402
 from engine.runtime.models import READY, Task  # noqa: E402
-
-# How long the CPU split waits after an answer before reading the server's CPU: the worker's
-# work after answering a request takes well under a millisecond.
-SETTLE_S = 0.0
-
 
 # ------------------------------------------------------------------ CPU from /proc
 
@@ -359,16 +353,18 @@ def complete_cpu_split(
     server: harness.WebServer, url: str, walks: list[Walk]
 ) -> dict[str, float | None]:
     """Server CPU of each request type alone: one client, CPU read around each request (a
-    quiet server: nothing else is running on it between the readings). Each reading waits
-    for the worker to finish what it does after answering (its request log line, putting
-    the connection back in its poller), so that work counts with its own request."""
+    quiet server: nothing else is running on it between the readings). What a worker does
+    after answering (its request log line) falls in the next request's reading; both kinds
+    of request do the same there. (Waiting for it instead lets the worker's thread go idle
+    between requests, which a client going straight on does not do: measured so, each
+    request cost several tenths of a millisecond more than in the phases above.)
+    """
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     per: dict[str, list[float]] = {"read": [], "complete": [], "find": []}
     pg_per: list[float] = []
     pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
 
     def settled() -> float:
-        time.sleep(SETTLE_S)
         return total_cpu(server_pids(server))
 
     for walk in walks:
