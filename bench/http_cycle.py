@@ -19,8 +19,9 @@ Each run:
   ``/proc/<pid>/task/<tid>/schedstat``) of the server's processes (gunicorn master and
   workers) and of PostgreSQL's backends serving the bench database before and after each
   phase, and divides by the requests of the phase;
-- then, with one client on ``--split`` more instances, reads the server's CPU around each
-  request to split a task's cost between its read and its completion;
+- then splits a task's CPU between its requests: the task's read and the search for the next
+  measured alone (the first tasks of ``--split`` more instances, read back to back on one
+  connection), the completion as what is left of the one-client phase's CPU per task;
 - records a CPU-speed probe (a fixed pure-Python workload) with the figures, so runs on
   machines of different speed can be compared.
 
@@ -349,71 +350,63 @@ def phase(
     return figures
 
 
-def complete_cpu_split(
-    server: harness.WebServer, url: str, walks: list[Walk]
-) -> dict[str, float | None]:
-    """Server CPU of each request type alone: one client, CPU read around each request (a
-    quiet server: nothing else is running on it between the readings). What a worker does
-    after answering (its request log line) falls in the next request's reading; both kinds
-    of request do the same there. (Waiting for it instead lets the worker's thread go idle
-    between requests, which a client going straight on does not do: measured so, each
-    request cost several tenths of a millisecond more than in the phases above.)
-    """
+def _reads_cpu(
+    server: harness.WebServer, url: str, paths: list[tuple[str, str]], rounds: int
+) -> tuple[float, float | None, int]:
+    """Server CPU (and PostgreSQL's) of ``rounds`` passes over ``paths`` ((path, token) GETs)
+    sent back to back on one connection: seconds per request, and the requests."""
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    per: dict[str, list[float]] = {"read": [], "complete": [], "find": []}
-    pg_per: list[float] = []
-    pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
+    try:
+        _call(conn, "GET", *paths[0])  # the connection open before the readings
+        srv = CpuMeter(lambda: server_pids(server))
+        pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
+        srv.start()
+        if pg:
+            pg.start()
+        sent = 0
+        for _ in range(rounds):
+            for path, token in paths:
+                status, _, _ = _call(conn, "GET", path, token)
+                if status != 200:
+                    raise RuntimeError(f"GET {path}: {status}")
+                sent += 1
+        server_cpu = srv.stop()
+        pg_cpu = pg.stop() if pg else None
+    finally:
+        conn.close()
+    return server_cpu / sent, (pg_cpu / sent if pg_cpu is not None else None), sent
 
-    def settled() -> float:
-        return total_cpu(server_pids(server))
 
-    for walk in walks:
-        task_id: str | None = walk.first_task
-        while task_id:
-            before = settled()
-            status, task, _ = _call(conn, "GET", f"/api/v1/tasks/{task_id}", walk.tokens["admin"])
-            mid = settled()
-            per["read"].append(mid - before)
-            lane, element = task["lane"], task["element"]
-            if pg:
-                pg.start()
-                mid = settled()
-            status, done, _ = _call(
-                conn,
-                "POST",
-                f"/api/v1/tasks/{task_id}/complete",
-                walk.tokens[lane],
-                {"data": samples.answer(element, walk.ctx)},
-            )
-            after = settled()
-            if pg:
-                pg_per.append(pg.stop())
-            per["complete"].append(after - mid)
-            if status != 200:
-                break
-            ready = done.get("next")
-            if ready is not None:
-                task_id = ready[0]["id"] if ready else None
-            else:
-                _, page, _ = _call(
-                    conn,
-                    "GET",
-                    f"/api/v1/tasks?instance={walk.instance}&state=ready",
-                    walk.tokens["admin"],
-                )
-                per["find"].append(settled() - after)
-                task_id = page["items"][0]["id"] if page["items"] else None
-    conn.close()
-
-    def mean_ms(values: list[float]) -> float | None:
-        return sum(values) * 1000 / len(values) if values else None
-
+def request_split(
+    server: harness.WebServer, url: str, walks: list[Walk], one_client: dict[str, Any]
+) -> dict[str, float | None]:
+    """A task's CPU split between its requests: the task's read and the search for the next
+    (a third request, only where the completion's answer does not carry ``next``) measured
+    alone — the same GETs back to back on one connection, as in a walk — and the completion
+    as what is left of the one-client phase's CPU per task. Every figure comes from a run of
+    requests sent as a client walking a process sends them: reading the CPU around single
+    requests instead lets the worker go idle between them, which costs it more than a client
+    going straight on does (~0.3–1 ms per request, measured)."""
+    rounds = 24
+    reads = [(f"/api/v1/tasks/{w.first_task}", w.tokens["admin"]) for w in walks]
+    finds = [(f"/api/v1/tasks?instance={w.instance}&state=ready", w.tokens["admin"]) for w in walks]
+    read_cpu, read_pg, _ = _reads_cpu(server, url, reads, rounds)
+    find_cpu, find_pg, _ = _reads_cpu(server, url, finds, rounds)
+    finds_per_task = one_client["requests_per_task"] - 2
+    complete_cpu = (
+        one_client["server_cpu_ms_per_task"] / 1000 - read_cpu - finds_per_task * find_cpu
+    )
+    complete_pg = None
+    if read_pg is not None and find_pg is not None:
+        complete_pg = (
+            one_client["postgres_cpu_ms_per_task"] / 1000 - read_pg - finds_per_task * find_pg
+        )
     return {
-        "read_cpu_ms": mean_ms(per["read"]),
-        "complete_cpu_ms": mean_ms(per["complete"]),
-        "find_cpu_ms": mean_ms(per["find"]),
-        "complete_postgres_cpu_ms": mean_ms(pg_per) if pg else None,
-        "requests": len(per["complete"]),
+        "read_cpu_ms": read_cpu * 1000,
+        "find_cpu_ms": find_cpu * 1000,
+        "complete_cpu_ms": complete_cpu * 1000,
+        "read_postgres_cpu_ms": read_pg * 1000 if read_pg is not None else None,
+        "complete_postgres_cpu_ms": complete_pg * 1000 if complete_pg is not None else None,
     }
 
 
@@ -460,7 +453,7 @@ def run_database(label: str, url: str, args: argparse.Namespace, log_dir: Path) 
         eb.say(_line(rows[-1]))
         rows.append(phase(server, url, sets["four"], 4, label))
         eb.say(_line(rows[-1]))
-        split = complete_cpu_split(server, url, sets["split"])
+        split = request_split(server, url, sets["split"], rows[0])
         rows[0].update(split)
         eb.say(
             f"{label}: server CPU per request: read {_f(split['read_cpu_ms'])} ms, complete "
