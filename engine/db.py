@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Index, MetaData, create_engine, event, select, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -136,21 +138,58 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    kwargs.setdefault("pool_pre_ping", True)
+    # Not SQLAlchemy's pre-ping (a round trip before every transaction): see
+    # ``_configure_postgresql``, which checks each connection as it leaves the pool.
+    check = kwargs.pop("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(url, **kwargs)
-    _configure_postgresql(engine)
+    _configure_postgresql(engine, check_at_checkout=check)
     return engine
 
 
 # connection.info: the current transaction ran a statement other than a SELECT.
 _WROTE = "credencia.wrote"
 
+# The BEGIN a PostgreSQL connection sends as it leaves the pool, set by ``Database`` around
+# the checkouts of its transactions (``Database._checkout``); None elsewhere: a plain ping.
+_BEGIN_AT_CHECKOUT: ContextVar[bytes | None] = ContextVar("credencia_begin", default=None)
+BEGIN = b"BEGIN"
+BEGIN_SNAPSHOT = b"BEGIN ISOLATION LEVEL REPEATABLE READ"
 
-def _configure_postgresql(engine: Engine) -> None:
-    """Note, per transaction, whether it ran anything but a SELECT: a read that did not
-    ends with COMMIT (``Database.read``), which keeps the connection's prepared statements."""
+
+def _configure_postgresql(engine: Engine, *, check_at_checkout: bool = True) -> None:
+    """Two things per connection and transaction:
+
+    - A connection leaving the pool is checked with one round trip, as SQLAlchemy's
+      ``pool_pre_ping`` does, so that one the server dropped (a restart, an idle cut) is
+      replaced before use instead of failing the request that drew it. For ``Database``'s
+      transactions that round trip is the transaction's own BEGIN, sent then (psycopg, finding
+      the connection in a transaction, sends none of its own): the check costs nothing more.
+      Anywhere else (the CLI, migrations, the scheduler's own connections) it is a ping.
+      A failed check raises ``DisconnectionError``: the pool discards the connection and
+      checks out a fresh one (up to three times).
+    - Whether the transaction ran anything but a SELECT: a read that did not ends with COMMIT
+      (``Database.read``), which keeps the connection's prepared statements."""
+    from psycopg import pq
+
+    dialect = engine.dialect
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+        command = _BEGIN_AT_CHECKOUT.get()
+        if command is None:
+            if check_at_checkout:
+                _ping(dialect, dbapi_conn)
+            return
+        pgconn = dbapi_conn.pgconn
+        if pgconn.transaction_status != pq.TransactionStatus.IDLE:
+            raise sa_exc.DisconnectionError("connection not idle when leaving the pool")
+        result = pgconn.exec_(command)
+        if result.status != pq.ExecStatus.COMMAND_OK:
+            raise sa_exc.DisconnectionError(
+                f"BEGIN failed as the connection left the pool: {pgconn.error_message!r}"
+            )
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -160,6 +199,15 @@ def _configure_postgresql(engine: Engine) -> None:
     def _on_statement(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.startswith("SELECT"):
             conn.info[_WROTE] = True
+
+
+def _ping(dialect: Any, dbapi_conn: Any) -> None:
+    try:
+        dialect.do_ping(dbapi_conn)
+    except dialect.loaded_dbapi.Error as exc:
+        if dialect.is_disconnect(exc, dbapi_conn, None):
+            raise sa_exc.DisconnectionError(str(exc)) from exc
+        raise
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -196,10 +244,25 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    def _checkout(self, session: Session, *, begin: bytes = BEGIN, **options: Any) -> Connection:
+        """The session's connection, taken from the pool now; on PostgreSQL its transaction
+        begun (``begin``) as it leaves the pool, in the round trip that checks it."""
+        if self.dialect != "postgresql":
+            return session.connection(execution_options=options or None)
+        token = _BEGIN_AT_CHECKOUT.set(begin)
+        try:
+            return session.connection(execution_options=options or None)
+        finally:
+            _BEGIN_AT_CHECKOUT.reset(token)
+
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self, *, snapshot: bool = False) -> Iterator[Session]:
+        """A read-only transaction. ``snapshot``: one that sees a single moment of the whole
+        database throughout (PostgreSQL's REPEATABLE READ; SQLite's transactions always do)."""
         session = self.session_factory()
         try:
+            if self.dialect == "postgresql":
+                self._checkout(session, begin=BEGIN_SNAPSHOT if snapshot else BEGIN)
             yield session
             self._end_read(session)
         except (Forbidden, Invalid) as refused:
@@ -233,7 +296,7 @@ class Database:
         its own, since the denied transaction itself is rolled back.
         """
         session = self.session_factory()
-        session.connection(execution_options={"credencia_write": True})
+        self._checkout(session, credencia_write=True)
         try:
             yield session
             session.commit()
@@ -252,7 +315,12 @@ class Database:
         """One write transaction on a plain connection, without an ORM session: for a Core
         statement or two that no session hook has to see (a read's access-log entry), at a
         third of the cost of ``write``. Commits on success, rolls back on any error."""
-        with self.engine.connect() as conn:
+        token = _BEGIN_AT_CHECKOUT.set(BEGIN if self.dialect == "postgresql" else None)
+        try:
+            conn = self.engine.connect()
+        finally:
+            _BEGIN_AT_CHECKOUT.reset(token)
+        with conn:
             conn.execution_options(credencia_write=True)
             with conn.begin():
                 yield conn
@@ -263,7 +331,7 @@ class Database:
         if self.on_denied is None or denial is None:
             return
         session = self.session_factory()
-        session.connection(execution_options={"credencia_write": True})
+        self._checkout(session, credencia_write=True)
         try:
             self.on_denied(session, denial)
             session.commit()

@@ -198,8 +198,9 @@ def error_response(
 def database_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` means the database cannot be reached, not that a statement failed.
 
-    The transaction is rolled back in either case; pooled connections are checked before use
-    (``pool_pre_ping``), so the next request after the database is back simply works.
+    The transaction is rolled back in either case; pooled connections are checked as they
+    leave the pool (``engine/db.py``), so the next request after the database is back simply
+    works.
     """
     if not isinstance(exc, DBAPIError):
         return False

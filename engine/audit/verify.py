@@ -204,9 +204,7 @@ def verify(session: Session, *, full: bool = True) -> Report:
 @contextmanager
 def snapshot(db: Database) -> Iterator[Session]:
     """A read transaction that sees one moment of the whole database."""
-    with db.read() as session:
-        if db.dialect == "postgresql":
-            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    with db.read(snapshot=True) as session:
         yield session
 
 

@@ -1,6 +1,7 @@
 """PostgreSQL going away under the app: every request gets a 503 with a clear message and
 Retry-After (never a 500, never a hang), nothing is half-done, and the same app works again as
-soon as the database is back (``pool_pre_ping``), without a restart.
+soon as the database is back (each connection is checked as it leaves the pool:
+``engine/db.py``), without a restart.
 
 The outage is a TCP proxy in front of PostgreSQL that the test cuts (tests/support/proxy.py):
 open connections are reset and new ones refused, as when the server restarts. A connection
@@ -85,16 +86,6 @@ def _timed(call):
     start = time.monotonic()
     res = call()
     return res, time.monotonic() - start
-
-
-def test_pool_pre_ping_is_on() -> None:
-    # The recovery below depends on it: a pooled connection the server dropped is replaced
-    # before use instead of failing the request that draws it.
-    from engine.db import make_engine
-
-    engine = make_engine("postgresql://postgres@127.0.0.1:1/x")
-    assert engine.pool._pre_ping is True
-    engine.dispose()
 
 
 def test_api_answers_503_during_an_outage_and_works_again_after_it(
