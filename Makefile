@@ -90,6 +90,7 @@ test-lowest: $(LOWEST_STAMP)
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/http_cycle.py
+	$(BIN)/python bench/small_request.py "" "--worker-class gthread"
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/analytics.py --quick
 
