@@ -119,23 +119,29 @@ def test_an_idle_connection_goes_back_to_the_main_thread(
     assert answered == [b"one"]
 
 
-def test_an_answer_without_keep_alive_ends_the_connections_turn(
-    worker: LingeringThreadWorker, pair: tuple[socket.socket, socket.socket], answered: list[bytes]
+@pytest.mark.parametrize(
+    ("sent", "alive", "answer"),
+    [
+        # The first request is answered with "Connection: close": the connection ends.
+        pytest.param(b"close\nnever\n", True, False, id="answered-without-keep-alive"),
+        # A stop signal (or max_requests reached by the first request): kept alive, for the
+        # main thread to close once the stop's linger is over, but nothing more served here.
+        pytest.param(b"one\ntwo\n", False, True, id="worker-stopping"),
+    ],
+)
+def test_a_connections_turn_ends_when_it_is_not_kept_alive_or_the_worker_stops(
+    worker: LingeringThreadWorker,
+    pair: tuple[socket.socket, socket.socket],
+    answered: list[bytes],
+    sent: bytes,
+    alive: bool,
+    answer: bool,
 ) -> None:
     server, client = pair
-    client.sendall(b"close\nnever\n")
-    assert worker.handle(_Conn(server)) is False
-    assert answered == [b"close"]
-
-
-def test_a_stopping_worker_serves_nothing_more_on_the_connection(
-    worker: LingeringThreadWorker, pair: tuple[socket.socket, socket.socket], answered: list[bytes]
-) -> None:
-    server, client = pair
-    client.sendall(b"one\ntwo\n")
-    worker.alive = False  # a stop signal, or max_requests reached by "one"
-    assert worker.handle(_Conn(server)) is True
-    assert answered == [b"one"]
+    client.sendall(sent)
+    worker.alive = alive
+    assert worker.handle(_Conn(server)) is answer
+    assert answered == [sent.split(b"\n")[0]]
 
 
 def test_another_connection_waiting_for_a_thread_gets_it(
