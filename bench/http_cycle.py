@@ -465,13 +465,18 @@ def run_database(label: str, url: str, args: argparse.Namespace, log_dir: Path) 
             start = text.find("Traceback")
             print(text[start : start + 6000] if start >= 0 else text[-3000:], file=sys.stderr)
     finally:
-        server.stop()
-        pid = server.proc.pid if server.proc else None
-        if pid is not None and Path(f"/proc/{pid}").exists():
-            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-            if state != "Z":
-                raise RuntimeError(f"server {pid} still running after stop")
+        stop_checked(server)
     return rows
+
+
+def stop_checked(server: harness.WebServer) -> None:
+    """Stop the server by its pid and make sure it is gone (a zombie awaiting its reaping
+    counts as gone)."""
+    server.stop()
+    pid = server.proc.pid if server.proc else None
+    stat = Path(f"/proc/{pid}/stat") if pid is not None else None
+    if stat is not None and stat.exists() and stat.read_text().split()[2] != "Z":
+        raise RuntimeError(f"server {pid} still running after stop")
 
 
 def _f(value: float | None) -> str:

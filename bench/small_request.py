@@ -29,7 +29,7 @@ import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 
-from bench.http_cycle import cpu_probe, server_pids, total_cpu  # noqa: E402
+from bench.http_cycle import cpu_probe, server_pids, stop_checked, total_cpu  # noqa: E402
 from bench.load import harness  # noqa: E402
 from engine import secrets as secret_store  # noqa: E402
 
@@ -68,11 +68,7 @@ def measure(gunicorn_args: str, requests: int, secret: str) -> tuple[float, floa
             cpu = total_cpu(server_pids(server)) - before
             conn.close()
         finally:
-            server.stop()
-            pid = server.proc.pid if server.proc else None
-            stat = Path(f"/proc/{pid}/stat") if pid is not None else None
-            if stat is not None and stat.exists() and stat.read_text().split()[2] != "Z":
-                raise RuntimeError(f"server {pid} still running after stop")
+            stop_checked(server)
     return cpu * 1000 / requests, wall * 1000 / requests
 
 

@@ -244,16 +244,23 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    def _checkout(self, session: Session, *, begin: bytes = BEGIN, **options: Any) -> Connection:
-        """The session's connection, taken from the pool now; on PostgreSQL its transaction
-        begun (``begin``) as it leaves the pool, in the round trip that checks it."""
+    @contextmanager
+    def _beginning(self, begin: bytes = BEGIN) -> Iterator[None]:
+        """On PostgreSQL, a connection checked out inside the block begins its transaction
+        (``begin``) as it leaves the pool, in the round trip that checks it."""
         if self.dialect != "postgresql":
-            return session.connection(execution_options=options or None)
+            yield
+            return
         token = _BEGIN_AT_CHECKOUT.set(begin)
         try:
-            return session.connection(execution_options=options or None)
+            yield
         finally:
             _BEGIN_AT_CHECKOUT.reset(token)
+
+    def _checkout(self, session: Session, *, begin: bytes = BEGIN, **options: Any) -> Connection:
+        """The session's connection, taken from the pool now (see ``_beginning``)."""
+        with self._beginning(begin):
+            return session.connection(execution_options=options or None)
 
     @contextmanager
     def read(self, *, snapshot: bool = False) -> Iterator[Session]:
@@ -315,11 +322,8 @@ class Database:
         """One write transaction on a plain connection, without an ORM session: for a Core
         statement or two that no session hook has to see (a read's access-log entry), at a
         third of the cost of ``write``. Commits on success, rolls back on any error."""
-        token = _BEGIN_AT_CHECKOUT.set(BEGIN if self.dialect == "postgresql" else None)
-        try:
+        with self._beginning():
             conn = self.engine.connect()
-        finally:
-            _BEGIN_AT_CHECKOUT.reset(token)
         with conn:
             conn.execution_options(credencia_write=True)
             with conn.begin():
