@@ -298,13 +298,17 @@ def _append_after_statement(n: int) -> Any:
     )
 
 
-_INSERT = insert(_EVENT).returning(_EVENT.c.id, sort_by_parameter_order=True)
+# The ids come back with each event's seq, which tells them apart: SQLAlchemy then inserts
+# several events in one statement (with ``sort_by_parameter_order`` it would insert them one
+# by one on SQLite, which has no way to return the rows in the order of the parameters).
+_INSERT = insert(_EVENT).returning(_EVENT.c.seq, _EVENT.c.id)
 
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert the events (SQLite): their ids, in order."""
+    """Insert the events (SQLite): their ids, in the order of ``rows``."""
     values = [{**r, "data": CanonicalText(r["data"])} for r in rows]
-    return session.execute(_INSERT, values).scalars().all()
+    ids = dict(session.execute(_INSERT, values).tuples().all())
+    return [ids[r["seq"]] for r in rows]
 
 
 def _insert_and_move_head(session: Session, key: str, rows: list[dict[str, Any]]) -> list[int]:

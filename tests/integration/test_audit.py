@@ -373,6 +373,26 @@ def test_a_completion_reads_the_head_with_its_instance_and_appends_in_one_statem
         assert verification.verify(s).ok
 
 
+def test_a_transactions_events_are_appended_in_one_statement_with_their_ids(db, make):
+    """Several events of one chain go in one INSERT on both databases (on SQLite they used to
+    go one by one), and each returned row gets the id of its own event."""
+    org = make.org()
+    with statements(db) as seen, db.write() as s:
+        events = [audit.record(s, SYSTEM, f"test.many.{i}", org_id=org) for i in range(3)]
+    appends = [sql for sql in seen if "INTO audit_event" in sql]
+    assert len(appends) == 1, seen
+    seqs = [e.seq for e in events]
+    assert seqs == list(range(seqs[0], seqs[0] + 3))
+    with db.read() as s:
+        stored = {
+            row.id: (row.seq, row.action, row.hash)
+            for row in s.scalars(select(AuditEvent).where(AuditEvent.org_id == org))
+        }
+    for i, event in enumerate(events):
+        assert stored[event.id] == (event.seq, f"test.many.{i}", event.hash)
+    assert _verify(db) is None
+
+
 def test_events_of_a_rolled_back_savepoint_are_not_appended(db, make):
     org = make.org()
     with db.write() as s:
