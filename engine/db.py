@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, DateTime, Index, MetaData, create_engine, event, select, text
 from sqlalchemy import exc as sa_exc
@@ -352,3 +352,119 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# ------------------------------------------------------------------ statements on the driver
+
+
+class _Plan:
+    """A Core statement compiled for one dialect and one set of parameter names: its SQL, the
+    order of its positional parameters (None: named), its bind and result processors."""
+
+    __slots__ = ("statement", "sql", "names", "defaults", "binds", "results")
+
+    def __init__(self, statement: Any, dialect: Any, keys: tuple[str, ...]) -> None:
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        # What only SQLAlchemy's execution does: Python-side column defaults, parameters
+        # rendered at execution (expanding IN), renamed parameters. A statement needing any
+        # of them goes through ``connection.execute``.
+        if (
+            compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.post_compile_params
+            or compiled.escaped_bind_names
+        ):
+            raise ValueError(f"not a statement for send(): {compiled.string[:80]!r}")
+        self.statement = statement  # held: its id keys the plan
+        self.sql = compiled.string
+        positions = compiled.positiontup
+        self.names = tuple(positions) if dialect.positional else None
+        # Values the statement carries itself (literals turned into parameters).
+        self.defaults = {
+            name: bind.effective_value
+            for name, bind in compiled.binds.items()
+            if name not in keys and not bind.required
+        }
+        self.binds = tuple(compiled._bind_processors.items())
+        results = [
+            column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
+        ]
+        self.results = tuple(results) if any(results) else None
+
+
+# Plans by (id of the statement, dialect, parameter names). The plan holds its statement, so
+# the id stays that statement's; the statements are module-level constants, a handful.
+_PLANS: dict[tuple[int, str, tuple[str, ...]], _Plan] = {}
+_MAX_PLANS = 1000
+
+
+class Sent(NamedTuple):
+    """What ``send`` got back: the rows changed, and the rows returned (a SELECT's, or an
+    INSERT's or UPDATE's RETURNING), as plain tuples."""
+
+    rowcount: int
+    rows: list[tuple[Any, ...]]
+
+
+def _plan(connection: Connection, statement: Any, keys: tuple[str, ...]) -> _Plan:
+    key = (id(statement), connection.dialect.name, keys)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _MAX_PLANS:  # statements built per call by mistake: stay bounded
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(statement, connection.dialect, keys)
+    return plan
+
+
+def _arguments(plan: _Plan, params: dict[str, Any]) -> Any:
+    """The driver's parameters for one execution: positional or named, as the dialect's."""
+    values = {**plan.defaults, **params} if plan.defaults else dict(params)
+    for name, process in plan.binds:
+        if name in values:
+            values[name] = process(values[name])
+    return values if plan.names is None else tuple(values[n] for n in plan.names)
+
+
+def _run(connection: Connection, plan: _Plan, args: Any, *, many: bool = False) -> Sent:
+    dialect = connection.dialect
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        if connection._has_events or connection.engine._has_events:
+            for listener in connection.dispatch.before_cursor_execute:
+                listener(connection, cursor, plan.sql, args, None, many)
+        try:
+            if many:
+                cursor.executemany(plan.sql, args)
+            else:
+                cursor.execute(plan.sql, args)
+            rows = cursor.fetchall() if cursor.description is not None else []
+        except dialect.loaded_dbapi.Error as exc:
+            connection._handle_dbapi_exception(exc, plan.sql, args, cursor, None)
+        rowcount = cursor.rowcount
+    finally:
+        cursor.close()
+    if plan.results is not None and rows:
+        processors = plan.results
+        rows = [
+            tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
+            for row in rows
+        ]
+    return Sent(rowcount, rows)
+
+
+def send(connection: Connection, statement: Any, params: dict[str, Any]) -> Sent:
+    """Execute a prebuilt Core ``statement`` once, with ``params``, on ``connection``'s driver
+    connection: the SQL, the parameter and result processing, the events and the error
+    handling of ``connection.execute``, without the part of SQLAlchemy's work that is the
+    same at every execution (the execution context, the cache key, the result object). The
+    statement is compiled once per dialect and set of parameter names. For the few statements
+    every request sends (docs/PERFORMANCE.md, "Issue 19, session 13")."""
+    plan = _plan(connection, statement, tuple(params))
+    return _run(connection, plan, _arguments(plan, params))
+
+
+def send_many(connection: Connection, statement: Any, rows: list[dict[str, Any]]) -> Sent:
+    """``send`` for several sets of parameters with the same names, in one executemany (no
+    RETURNING: the driver returns no rows from it)."""
+    plan = _plan(connection, statement, tuple(rows[0]))
+    return _run(connection, plan, [_arguments(plan, row) for row in rows], many=True)

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from engine import db
 from engine.access.actor import Actor, Grant
 from engine.accounts import service as accounts
 from engine.accounts.members import member_ids
@@ -249,11 +250,8 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
         return None
     now = now or utcnow()
     # On the session's connection, as Core: plain rows, none of the ORM's statement handling.
-    rows = (
-        session.connection()
-        .execute(_TOKEN_GRANTS, {"token_hash": accounts._token_hash(token), "now": now})
-        .all()
-    )
+    params = {"token_hash": accounts._token_hash(token), "now": now}
+    rows = db.send(session.connection(), _TOKEN_GRANTS, params).rows
     if not rows:
         return None
     token_id, _org_id, last_used_at, user_id, email, locale = rows[0][:6]

@@ -129,7 +129,8 @@ def _lock_head(session: Session, key: str) -> tuple[int, str]:
 
 
 def _set_head(session: Session, key: str, seq: int, last_hash: str) -> None:
-    session.execute(_HEAD_MOVE, {"chain_key": key, "head_seq": seq, "head_hash": last_hash})
+    params = {"chain_key": key, "head_seq": seq, "head_hash": last_hash}
+    db.send(session.connection(), _HEAD_MOVE, params)
 
 
 class NewEvent(NamedTuple):
@@ -267,7 +268,7 @@ def _append_after(
         "head_seq": rows[-1]["seq"], "head_hash": rows[-1]["hash"],
     }  # fmt: skip
     if session.get_bind().dialect.name != "postgresql":
-        if session.execute(_HEAD_MOVE_IF_SEEN, params).rowcount != 1:
+        if db.send(session.connection(), _HEAD_MOVE_IF_SEEN, params).rowcount != 1:
             return None
         return _insert(session, rows)
     for i, fields in enumerate(rows):
@@ -298,16 +299,27 @@ def _append_after_statement(n: int) -> Any:
     )
 
 
-# The ids come back with each event's seq, which tells them apart: SQLAlchemy then inserts
-# several events in one statement (with ``sort_by_parameter_order`` it would insert them one
-# by one on SQLite, which has no way to return the rows in the order of the parameters).
-_INSERT = insert(_EVENT).returning(_EVENT.c.seq, _EVENT.c.id)
+@functools.cache
+def _insert_statement(n: int) -> Any:
+    """SQLite: the INSERT of ``n`` events in one statement, returning each one's id with its
+    seq (which tells them apart: SQLite does not promise RETURNING's order)."""
+    rows = [{c: bindparam(f"{c}_{i}", type_=_EVENT.c[c].type) for c in _COLUMNS} for i in range(n)]
+    return insert(_EVENT).values(rows).returning(_EVENT.c.seq, _EVENT.c.id)
+
+
+_INSERT_CHUNK = 100  # events per statement: 1,200 parameters, far below SQLite's limit
 
 
 def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the events (SQLite): their ids, in the order of ``rows``."""
-    values = [{**r, "data": CanonicalText(r["data"])} for r in rows]
-    ids = dict(session.execute(_INSERT, values).tuples().all())
+    ids: dict[int, int] = {}
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        params: dict[str, Any] = {}
+        for i, fields in enumerate(chunk):
+            params.update({f"{c}_{i}": fields[c] for c in _COLUMNS})
+            params[f"data_{i}"] = CanonicalText(fields["data"])
+        ids.update(db.send(session.connection(), _insert_statement(len(chunk)), params).rows)
     return [ids[r["seq"]] for r in rows]
 
 

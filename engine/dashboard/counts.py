@@ -108,7 +108,7 @@ def write_pending(session: Session) -> None:
     names = ("org_id", "uf", "stage", "portfolio_code", "status")
     rows = [{**dict(zip(names, k, strict=True)), "n": n} for k, n in sorted(by_uf.items()) if n]
     if rows:
-        session.connection().execute(_UPSERT, rows)
+        db.send_many(session.connection(), _UPSERT, rows)
     names = ("org_id", "establishment_id", "stage", "portfolio_code", "status")
     rows = [
         {**dict(zip(names, k, strict=True)), "n": n}
@@ -116,7 +116,7 @@ def write_pending(session: Session) -> None:
         if n
     ]
     if rows:
-        session.connection().execute(_UPSERT_FOR_ESTABLISHMENT, rows)
+        db.send_many(session.connection(), _UPSERT_FOR_ESTABLISHMENT, rows)
 
 
 db.at_commit(20, write_pending, lambda session: session.info.pop(_PENDING, None))

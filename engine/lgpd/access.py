@@ -23,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from engine import db
 from engine.access.actor import Actor
 from engine.db import utcnow
 from engine.exports.csvsafe import spreadsheet_lines
@@ -44,7 +45,9 @@ def record(
 ) -> None:  # fmt: skip
     """One read of personal data: a single INSERT, chained later by ``seal`` (in a session's
     transaction, or on a plain connection's: ``Database.statements``)."""
-    session.execute(
+    connection = session.connection() if isinstance(session, Session) else session
+    db.send(
+        connection,
         _INSERT,
         {
             "at": utcnow(),

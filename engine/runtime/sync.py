@@ -18,8 +18,8 @@ from sqlalchemy import bindparam, insert, inspect, select, update
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
+from engine import db, sla
 from engine import settings as settings_mod
-from engine import sla
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.credentialing import vocabulary
@@ -260,15 +260,15 @@ def _write(
         if head is not None:
             session.info[_SEEING] = head
     elif head is not None:
-        with session.no_autoflush:  # (what the caller set on it goes in this UPDATE instead)
-            row = session.execute(
-                _UPDATE_SEEING_HEAD, {"row_id": obj.id, "audit_chain_key": head, **values}
-            ).first()
-        if row is not None:
-            audit.head_seen(session, head, *row)
+        sent = db.send(
+            session.connection(),
+            _UPDATE_SEEING_HEAD,
+            {"row_id": obj.id, "audit_chain_key": head, **values},
+        )
+        if sent.rows:
+            audit.head_seen(session, head, *sent.rows[0])
     else:
-        with session.no_autoflush:
-            session.execute(_UPDATE[table], {"row_id": obj.id, **values})
+        db.send(session.connection(), _UPDATE[table], {"row_id": obj.id, **values})
     for column, value in values.items():
         set_committed_value(obj, column, value)
     if state.modified and not state.committed_state:
@@ -397,9 +397,8 @@ def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
         batch.setdefault(("insert", _TASK, ()), []).extend(values)
     elif together is not None:
         together.append(("insert", _TASK, values))
-    else:
-        with session.no_autoflush:  # (the caller's pending changes go in at the commit)
-            session.execute(insert(_TASK), values)
+    else:  # (the caller's pending changes go in at the commit: no autoflush here)
+        db.send_many(session.connection(), _INSERT_TASK, values)
     rows = []
     for value in values:
         row = Task(**{c: None for c in _NULLABLE_TASK_COLUMNS}, **value)
@@ -409,6 +408,7 @@ def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
     return rows
 
 
+_INSERT_TASK = insert(_TASK)
 _NULLABLE_TASK_COLUMNS = ("assignee_id", "claimed_at", "completed_at", "completed_by_id", "data")
 
 

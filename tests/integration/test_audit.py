@@ -393,6 +393,24 @@ def test_a_transactions_events_are_appended_in_one_statement_with_their_ids(db, 
     assert _verify(db) is None
 
 
+def test_hundreds_of_events_of_one_transaction_keep_their_own_ids(db, make):
+    """More events than one statement takes on SQLite (100): several INSERTs, and every row
+    returned still carries its own event's id."""
+    org = make.org()
+    with statements(db) as seen, db.write() as s:
+        events = [audit.record(s, SYSTEM, f"test.lot.{i}", org_id=org) for i in range(250)]
+    if db.dialect == "sqlite":
+        assert len([sql for sql in seen if "INTO audit_event" in sql]) == 3
+    with db.read() as s:
+        stored = dict(
+            s.execute(
+                select(AuditEvent.id, AuditEvent.action).where(AuditEvent.org_id == org)
+            ).all()
+        )
+    assert [stored[e.id] for e in events] == [f"test.lot.{i}" for i in range(250)]
+    assert _verify(db) is None
+
+
 def test_events_of_a_rolled_back_savepoint_are_not_appended(db, make):
     org = make.org()
     with db.write() as s:
