@@ -426,6 +426,8 @@ def _arguments(plan: _Plan, params: dict[str, Any]) -> Any:
 
 
 def _run(connection: Connection, plan: _Plan, args: Any, *, many: bool = False) -> Sent:
+    if not connection.in_transaction():  # as ``connection.execute`` would: begin first
+        connection.begin()
     dialect = connection.dialect
     cursor = connection.connection.driver_connection.cursor()
     try:

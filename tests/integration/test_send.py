@@ -90,3 +90,14 @@ def test_a_refused_statement_raises_sqlalchemys_error_and_writes_nothing(db, mak
 def test_a_statement_only_sqlalchemy_can_run_is_refused(db, statement, params):
     with pytest.raises(ValueError, match="not a statement for send"), db.write() as s:
         send(s.connection(), statement, params)
+
+
+def test_a_connection_not_yet_in_a_transaction_begins_one(db, make):
+    """As ``connection.execute`` autobegins: what ``send`` wrote is undone by a rollback."""
+    org = make.org()
+    with db.engine.connect() as connection:
+        send(connection, _RENAME, {"org_id": org, "name": "Nunca gravado"})
+        assert connection.in_transaction()
+        connection.rollback()
+    with db.read() as s:
+        assert s.get(Organization, org).name != "Nunca gravado"
