@@ -271,10 +271,14 @@ def _append_after(
         if db.send(session.connection(), _HEAD_MOVE_IF_SEEN, params).rowcount != 1:
             return None
         return _insert(session, rows)
-    for i, fields in enumerate(rows):
-        params.update({f"{c}_{i}": fields[c] for c in _COLUMNS})
+    params.update(_numbered(rows))
     found = session.execute(_append_after_statement(len(rows)), params).scalar_one()
     return None if found is None else list(found)
+
+
+def _numbered(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The events' columns as the parameters of a many-row statement: ``<column>_<row>``."""
+    return {f"{c}_{i}": fields[c] for i, fields in enumerate(rows) for c in _COLUMNS}
 
 
 @functools.cache
@@ -315,9 +319,8 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     ids: dict[int, int] = {}
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start : start + _INSERT_CHUNK]
-        params: dict[str, Any] = {}
+        params = _numbered(chunk)
         for i, fields in enumerate(chunk):
-            params.update({f"{c}_{i}": fields[c] for c in _COLUMNS})
             params[f"data_{i}"] = CanonicalText(fields["data"])
         ids.update(db.send(session.connection(), _insert_statement(len(chunk)), params).rows)
     return [ids[r["seq"]] for r in rows]
@@ -331,11 +334,8 @@ def _insert_and_move_head(session: Session, key: str, rows: list[dict[str, Any]]
         ids = _insert(session, rows)
         _set_head(session, key, seq, last_hash)
         return ids
-    params: dict[str, Any] = {"chain_key": key, "head_seq": seq, "head_hash": last_hash}
-    values = []
-    for i, fields in enumerate(rows):
-        params.update({f"{c}_{i}": fields[c] for c in _COLUMNS})
-        values.append("(" + ", ".join(f":{c}_{i}" for c in _COLUMNS) + ")")
+    params = {"chain_key": key, "head_seq": seq, "head_hash": last_hash, **_numbered(rows)}
+    values = ["(" + ", ".join(f":{c}_{i}" for c in _COLUMNS) + ")" for i in range(len(rows))]
     # The ids come from the table's sequence in the order of the rows. (Only constant names
     # and placeholders go into the text: the values are parameters.)
     statement = text(
