@@ -443,6 +443,9 @@ def _run(connection: Connection, plan: _Plan, args: Any, *, many: bool = False) 
         except dialect.loaded_dbapi.Error as exc:
             connection._handle_dbapi_exception(exc, plan.sql, args, cursor, None)
         rowcount = cursor.rowcount
+        if connection._has_events or connection.engine._has_events:
+            for listener in connection.dispatch.after_cursor_execute:
+                listener(connection, cursor, plan.sql, args, None, many)
     finally:
         cursor.close()
     if plan.results is not None and rows:
