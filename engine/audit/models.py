@@ -2,7 +2,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine.audit.canonical import CanonicalJSON
@@ -41,6 +51,27 @@ class AuditEvent(Base):
     data: Mapped[dict] = mapped_column(CanonicalJSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+# SQLite: each event inserted moves its chain's head in the insert's own statement, and an
+# event that does not follow the head (the next seq, the head's hash as its prev_hash) is
+# refused — the single statement PostgreSQL gets from a data-modifying WITH
+# (engine/audit/service.py), and no path, the application's or an SQL session's, can insert
+# an event that forks a chain or leaves its head behind. Migration 0017 adds it to existing
+# databases.
+SQLITE_HEAD_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS audit_event_moves_head AFTER INSERT ON audit_event
+BEGIN
+    SELECT RAISE(ABORT, 'audit event does not follow the head of its chain')
+    WHERE NOT EXISTS (
+        SELECT 1 FROM audit_chain
+        WHERE key = NEW.chain AND last_seq = NEW.seq - 1 AND last_hash = NEW.prev_hash
+    );
+    UPDATE audit_chain SET last_seq = NEW.seq, last_hash = NEW.hash WHERE key = NEW.chain;
+END"""
+event.listen(
+    AuditEvent.__table__, "after_create", DDL(SQLITE_HEAD_TRIGGER).execute_if(dialect="sqlite")
+)
 
 
 class AuditCheckpoint(Base):

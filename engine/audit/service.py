@@ -82,7 +82,7 @@ _CHAIN = AuditChain.__table__
 _EVENT = AuditEvent.__table__
 
 
-# Built once (every completion appends): the head's lock, and its move on SQLite.
+# Built once (every completion appends): the head's lock, and its move after a COPY.
 _HEAD_LOCK = (
     select(_CHAIN.c.last_seq, _CHAIN.c.last_hash)
     .where(_CHAIN.c.key == bindparam("chain_key"))
@@ -249,12 +249,6 @@ def write_pending(session: Session) -> None:
             row.data = json.loads(fields["data"])
 
 
-# Built once: the head moved from the one seen to the last new event, if it is still that.
-_HEAD_MOVE_IF_SEEN = _HEAD_MOVE.where(
-    _CHAIN.c.last_seq == bindparam("seen_seq"), _CHAIN.c.last_hash == bindparam("seen_hash")
-)
-
-
 def _append_after(
     session: Session, key: str, head: tuple[int, str], rows: list[dict[str, Any]]
 ) -> list[int] | None:
@@ -268,8 +262,10 @@ def _append_after(
         "head_seq": rows[-1]["seq"], "head_hash": rows[-1]["hash"],
     }  # fmt: skip
     if session.get_bind().dialect.name != "postgresql":
-        if db.send(session.connection(), _HEAD_MOVE_IF_SEEN, params).rowcount != 1:
-            return None
+        # SQLite: no other transaction can have moved the head since it was seen (the
+        # statement that saw it took the database's one write lock, held to the commit), and
+        # this one's own moves forget it (``append_many``). The insert's trigger moves the
+        # head, and refuses an event that does not follow it (engine/audit/models.py).
         return _insert(session, rows)
     params.update(_numbered(rows))
     found = session.execute(_append_after_statement(len(rows)), params).scalar_one()
@@ -328,12 +324,11 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> list[int]:
 
 def _insert_and_move_head(session: Session, key: str, rows: list[dict[str, Any]]) -> list[int]:
     """Insert the chain's new events and set its head to the last one: the ids of the events,
-    in order. One statement on PostgreSQL (the insert in a WITH of the head's update)."""
-    seq, last_hash = rows[-1]["seq"], rows[-1]["hash"]
+    in order. One statement: on PostgreSQL the insert in a WITH of the head's update, on
+    SQLite the insert, whose trigger moves the head."""
     if session.get_bind().dialect.name != "postgresql":
-        ids = _insert(session, rows)
-        _set_head(session, key, seq, last_hash)
-        return ids
+        return _insert(session, rows)
+    seq, last_hash = rows[-1]["seq"], rows[-1]["hash"]
     params = {"chain_key": key, "head_seq": seq, "head_hash": last_hash, **_numbered(rows)}
     values = ["(" + ", ".join(f":{c}_{i}" for c in _COLUMNS) + ")" for i in range(len(rows))]
     # The ids come from the table's sequence in the order of the rows. (Only constant names
@@ -379,6 +374,7 @@ def append_many(
         return 0
     write_pending(session)
     key = chain_key(org_id)
+    db.transaction_memo(session).get(_SEEN, {}).pop(key, None)  # the head moves here
     seq, prev = _lock_head(session, key)
     who = _who(actor)
     rows, places = _chained(key, seq, prev, org_id, [(who, e) for e in events])
@@ -391,9 +387,9 @@ def append_many(
         ):
             for fields in rows:  # the canonical text goes in as it is
                 copy.write_row(tuple(fields[c] for c in _COLUMNS))
-    else:
+        _set_head(session, key, rows[-1]["seq"], rows[-1]["hash"])
+    else:  # (the insert's trigger moves the head)
         session.execute(insert(_EVENT), [{**f, "data": CanonicalText(f["data"])} for f in rows])
-    _set_head(session, key, rows[-1]["seq"], rows[-1]["hash"])
     return len(rows)
 
 

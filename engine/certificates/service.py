@@ -223,11 +223,12 @@ def describe(cert: Certificate, now: datetime | None = None) -> dict[str, Any]:
 
 
 def _establishment_for_update(session: Session, establishment_id: int) -> Establishment:
-    stmt = select(Establishment).where(Establishment.id == establishment_id)
     if session.get_bind().dialect.name == "postgresql":
         # Serializes registrations for one establishment (SQLite writers already are).
-        stmt = stmt.with_for_update()
-    est = session.scalar(stmt)
+        stmt = select(Establishment).where(Establishment.id == establishment_id)
+        est = session.scalar(stmt.with_for_update())
+    else:  # (a completion's form may have read it already: then no statement)
+        est = session.get(Establishment, establishment_id)
     if est is None:
         raise NotFound("Estabelecimento não encontrado.")
     return hold(session, est)

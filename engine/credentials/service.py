@@ -35,7 +35,7 @@ from engine.credentials.models import (
     STATUS_LABELS,
     Credential,
 )
-from engine.db import utcnow
+from engine.db import hold, utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments.models import Establishment
@@ -260,9 +260,17 @@ def apply(session: Session, actor: Actor, sub: Submission) -> None:
 def _credential_for(
     session: Session, instance: ProcessInstance, manifest: Mapping[str, Any]
 ) -> Credential | None:
-    if instance.credential_id is not None:
-        return session.scalar(_CREDENTIAL_LOCKED, {"credential_id": instance.credential_id})
-    return None
+    """The instance's credential, locked to the commit (PostgreSQL; SQLite's writers are
+    serialized, and its completions read the credential with their task), and held for the
+    rest of the transaction: the later steps of a completion that ask for it by key
+    (``settle``) find it without reading it again."""
+    if instance.credential_id is None:
+        return None
+    if session.get_bind().dialect.name == "postgresql":
+        found = session.scalar(_CREDENTIAL_LOCKED, {"credential_id": instance.credential_id})
+    else:
+        found = session.get(Credential, instance.credential_id)
+    return hold(session, found) if found is not None else None
 
 
 # Built once (every step of a credentialing instance reads its credential, locked).

@@ -8,6 +8,7 @@ a single start (ORM rows) and the bulk start (COPY rows).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import bindparam, insert, inspect, select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -210,6 +212,8 @@ _BATCH = "credencia.sync.batch"
 _TOGETHER = "credencia.sync.together"
 # session.info: the audit chain whose head that statement reads too.
 _SEEING = "credencia.sync.seeing_head"
+# session.info: the task rows one sync writes on SQLite (closed and new), sent as one upsert.
+_TASK_ROWS = "credencia.sync.task_rows"
 
 
 @contextmanager
@@ -252,9 +256,12 @@ def _write(
         values = {**_pending(state), **values}
     batch = session.info.get(_BATCH)
     together = session.info.get(_TOGETHER)
+    task_rows = session.info.get(_TASK_ROWS) if table is _TASK else None
     if batch is not None:
         key = ("update", table, tuple(sorted(values)))
         batch.setdefault(key, []).append({"row_id": obj.id, **values})
+    elif task_rows is not None:  # the whole row: it goes in the sync's one upsert
+        task_rows.append({**{c: getattr(obj, c) for c in _TASK_COLUMNS}, **values})
     elif together is not None:
         together.append(("update", table, {"row_id": obj.id, **values}))
         if head is not None:
@@ -283,9 +290,22 @@ def _together(session: Session) -> Iterator[None]:
     INSERT, the instance's UPDATE) go in one statement when the block ends: the first ones
     as data-modifying WITH clauses of the last (``WITH w0 AS (UPDATE task …), w1 AS (INSERT
     INTO task …) UPDATE process_instance …``), one round trip instead of three. They touch
-    different rows, so one snapshot for all of them changes nothing."""
-    if session.info.get(_BATCH) is not None or session.get_bind().dialect.name != "postgresql":
+    different rows, so one snapshot for all of them changes nothing.
+
+    SQLite has no data-modifying WITH: there the task rows, closed and new, go in one upsert
+    when the block ends (``_task_upsert``), and the instance's UPDATE on its own."""
+    if session.info.get(_BATCH) is not None:
         yield
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        rows: list[dict[str, Any]] = []
+        session.info[_TASK_ROWS] = rows
+        try:
+            yield
+        finally:
+            session.info.pop(_TASK_ROWS, None)
+        if rows:
+            _send_task_rows(session, rows)
         return
     writes: list[tuple[str, Any, Any]] = []
     session.info[_TOGETHER] = writes
@@ -393,8 +413,11 @@ def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
         return []
     batch = session.info.get(_BATCH)
     together = session.info.get(_TOGETHER)
+    task_rows = session.info.get(_TASK_ROWS)
     if batch is not None:
         batch.setdefault(("insert", _TASK, ()), []).extend(values)
+    elif task_rows is not None:
+        task_rows.extend({**_NEW_TASK, **value} for value in values)
     elif together is not None:
         together.append(("insert", _TASK, values))
     else:  # (the caller's pending changes go in at the commit: no autoflush here)
@@ -410,6 +433,39 @@ def _insert_tasks(session: Session, values: list[dict[str, Any]]) -> list[Task]:
 
 _INSERT_TASK = insert(_TASK)
 _NULLABLE_TASK_COLUMNS = ("assignee_id", "claimed_at", "completed_at", "completed_by_id", "data")
+_TASK_COLUMNS = tuple(c.name for c in _TASK.c)
+_NEW_TASK = dict.fromkeys(_NULLABLE_TASK_COLUMNS)  # what ``task_values`` leaves unset
+# What closing a task changes on its row (``sync``): the rest of the row stays as it is.
+_CLOSING = ("state", "completed_at", "completed_by_id", "data", "assignee_id", "claimed_at")
+
+
+@functools.cache
+def _task_upsert(n: int) -> Any:
+    """SQLite: ``n`` task rows in one statement, each closed (a row that exists, ready) or
+    added (a new one). A row closes only from READY to another state, and a new one is READY:
+    a new task whose id exists, or a closed one found already closed, matches neither, is not
+    returned, and ``_send_task_rows`` raises."""
+    rows = [
+        {c: bindparam(f"r{i}_{c}", type_=_TASK.c[c].type) for c in _TASK_COLUMNS} for i in range(n)
+    ]
+    statement = sqlite.insert(_TASK).values(rows)
+    excluded = statement.excluded
+    return statement.on_conflict_do_update(
+        index_elements=[_TASK.c.id],
+        set_={c: excluded[c] for c in _CLOSING},
+        where=(_TASK.c.state == READY) & (excluded.state != READY),
+    ).returning(_TASK.c.id)
+
+
+def _send_task_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    params = {f"r{i}_{c}": row[c] for i, row in enumerate(rows) for c in _TASK_COLUMNS}
+    sent = db.send(session.connection(), _task_upsert(len(rows)), params)
+    if len(sent.rows) != len(rows):
+        written = {r[0] for r in sent.rows}
+        missed = [row["id"] for row in rows if row["id"] not in written]
+        raise RuntimeError(
+            f"task rows neither added nor closed (ids taken, or not ready): {missed}"
+        )
 
 
 def sync(

@@ -24,6 +24,7 @@ from engine.access.actor import Actor
 from engine.accounts.models import SCOPED_ROLES, Membership, membership_establishment
 from engine.accounts.queries import user_with_email
 from engine.audit import service as audit
+from engine.credentials.models import Credential
 from engine.db import hold, transaction_memo, utcnow
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
@@ -390,6 +391,23 @@ _FOR_COMPLETION = (
 )
 
 
+# SQLite: the same read, with the instance's credential. The steps that change it read it
+# here instead of in a statement of their own (engine/credentials/service.py): SQLite's
+# writers take the database's one write lock at BEGIN, so it needs no row lock of its own,
+# as PostgreSQL's does.
+_FOR_COMPLETION_WITH_CREDENTIAL = (
+    select(Task, ProcessInstance, _EVIDENCE_MAX_MB, Credential)
+    .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+    .outerjoin(Credential, Credential.id == ProcessInstance.credential_id)
+    .where(
+        Task.instance_id == _INSTANCE_OF,
+        or_(Task.id == bindparam("task_id"), Task.state == READY),
+    )
+    .options(defer(ProcessInstance.state))
+    .execution_options(populate_existing=True)
+)
+
+
 # PostgreSQL: the same read, locking the instance row, and whether the rows it read are the
 # latest. Every writer of an instance's rows gives the instance row a new version (sync's
 # UPDATE; a claim's UPDATE that changes no value) while it holds the row. When one commits
@@ -431,8 +449,12 @@ def _read_for_completion(
         rows: list[Any] = session.execute(_FOR_COMPLETION_LOCKED, params).all()
         if rows and not rows[0].latest:
             rows = session.execute(_FOR_COMPLETION, params).all()
-    else:
+    elif is_postgres(session):
         rows = session.execute(_FOR_COMPLETION, params).all()
+    else:
+        rows = session.execute(_FOR_COMPLETION_WITH_CREDENTIAL, params).all()
+        if rows and rows[0].Credential is not None:
+            hold(session, rows[0].Credential)  # (``session.get`` finds it, unread again)
     task = next((row[0] for row in rows if row[0].id == task_id), None)
     if task is None:
         raise NotFound("Tarefa não encontrada.")

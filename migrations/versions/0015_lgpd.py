@@ -102,7 +102,7 @@ def _convert_events() -> None:
         head.last_hash = prev
         session.flush()
         org_id = None if key == audit.SYSTEM_CHAIN else int(key.split(":", 1)[1])
-        audit.record(
+        rehashed = audit.record(
             session,
             None,
             "audit.rehashed",
@@ -117,6 +117,13 @@ def _convert_events() -> None:
             },
         )
         audit.write_pending(session)  # (this session is never committed: append it now)
+        # On SQLite the head follows an insert by a trigger, which comes with 0017: here the
+        # head is moved by hand (on PostgreSQL the append moved it already).
+        session.execute(
+            update(AuditChain)
+            .where(AuditChain.key == key)
+            .values(last_seq=rehashed.seq, last_hash=rehashed.hash)
+        )
         session.query(AuditCheckpoint).filter(AuditCheckpoint.chain == key).delete()
         session.flush()
     session.flush()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
 
 from engine import settings as settings_mod
 from engine.access.actor import SYSTEM
@@ -107,7 +108,11 @@ def test_removed_tail_is_detected(db, chain):
 
 
 def test_an_event_appended_behind_the_head_is_detected(db, chain):
-    """An event inserted by SQL after the last one, without moving the chain's head."""
+    """An event inserted by SQL after the last one, without moving the chain's head. (On
+    SQLite the insert itself moves the head, by a trigger: whoever forges the event there
+    drops the trigger first, as on PostgreSQL they would leave the head alone.)"""
+    if db.dialect == "sqlite":
+        _sql(db, "DROP TRIGGER audit_event_moves_head")
     with db.read() as s:
         last = s.get(AuditEvent, chain[-1])
         fields = {c: getattr(last, c) for c in ("chain", "at", "org_id", "actor_id", "actor",
@@ -118,6 +123,46 @@ def test_an_event_appended_behind_the_head_is_detected(db, chain):
         s.add(AuditEvent(**{**forged, "data": {}}))
     broken = _verify(db)
     assert broken is not None and "cabeça" in broken.problem
+
+
+def _forged_after(db, event_id: int, **changes: object) -> dict:
+    with db.read() as s:
+        last = s.get(AuditEvent, event_id)
+        fields = {c: getattr(last, c) for c in ("chain", "at", "org_id", "actor_id", "actor",
+                                                "action", "entity_type", "entity_id")}  # fmt: skip
+        forged = {**fields, "seq": last.seq + 1, "data": "{}", "prev_hash": last.hash, **changes}
+    forged["hash"] = audit.event_hash(**forged)
+    return {**forged, "data": {}}
+
+
+@pytest.mark.parametrize(
+    "changes", [{"seq_step": 2}, {"prev_hash": "f" * 64}], ids=["a gap", "another prev_hash"]
+)
+def test_sqlite_refuses_an_event_that_does_not_follow_the_head(db, chain, changes):
+    """SQLite's trigger: an event inserted anywhere but right after the head, by any path, is
+    refused by the database, and the head and the chain stay as they were."""
+    if db.dialect != "sqlite":
+        pytest.skip("the head's trigger is SQLite's; PostgreSQL's appends lock the head")
+    with db.read() as s:
+        last = s.get(AuditEvent, chain[-1])
+    step = changes.pop("seq_step", 1)
+    forged = _forged_after(db, chain[-1], seq=last.seq + step, **changes)
+    with pytest.raises(IntegrityError, match="does not follow the head"), db.write() as s:
+        s.add(AuditEvent(**forged))
+    assert _head(db, _org(db, chain)) == (last.seq, last.hash)
+    assert _verify(db) is None
+
+
+def test_sqlite_moves_the_head_with_the_insert_of_an_event(db, chain):
+    """SQLite's trigger: an event that follows the head moves it, with no statement of its
+    own (PostgreSQL: the append's one statement moves it)."""
+    if db.dialect != "sqlite":
+        pytest.skip("the head's trigger is SQLite's")
+    forged = _forged_after(db, chain[-1])
+    with statements(db) as seen, db.write() as s:
+        s.add(AuditEvent(**forged))
+    assert not [sql for sql in seen if "audit_chain" in sql], seen
+    assert _head(db, _org(db, chain)) == (forged["seq"], forged["hash"])
 
 
 def test_every_chain_reports_every_break(db, make, chain):
@@ -311,7 +356,10 @@ def test_a_head_seen_in_the_transaction_is_moved_without_being_read_again(db, ma
         event = audit.record(s, SYSTEM, "test.seen", org_id=org, data={"i": 1})
     assert not [sql for sql in seen if sql.startswith("SELECT") and "audit_chain" in sql], seen
     moves = [sql for sql in seen if "UPDATE audit_chain" in sql]
-    assert len(moves) == 1 and "last_seq = " in moves[0].split("WHERE")[1], moves
+    if db.dialect == "postgresql":
+        assert len(moves) == 1 and "last_seq = " in moves[0].split("WHERE")[1], moves
+    else:  # the insert's trigger moves it: one statement
+        assert moves == [] and len([sql for sql in seen if "INTO audit_event" in sql]) == 1, seen
     assert (event.seq, event.prev_hash) == (seq + 1, last_hash)
     assert _head(db, org) == (event.seq, event.hash)
     assert _verify(db) is None

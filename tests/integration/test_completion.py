@@ -339,3 +339,39 @@ def test_the_questions_answer_what_the_actions_allow(db, settings, two, make):
     assert runtime_tasks.can_complete(other.actor, task)
     assert not runtime_tasks.can_complete(two.a.gestor.actor, task)
     assert runtime_tasks.can_release(two.admin.actor, task)
+
+
+def _task_row(db, task_id: str) -> dict:
+    with db.read() as s:
+        row = s.get(Task, task_id)
+        return {c.name: getattr(row, c.name) for c in Task.__table__.c}
+
+
+@pytest.mark.parametrize("case", ["a new task whose id is taken", "a closed task closed again"])
+def test_sqlites_one_statement_for_a_syncs_task_rows_adds_or_closes_nothing_else(db, two, case):
+    """SQLite writes a completion's task rows, the closed and the new, in one upsert
+    (engine/runtime/sync.py): a row adds a new ready task or closes a ready one, never
+    overwrites another. A row that would is refused, and its statement writes nothing."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL writes them as an UPDATE and an INSERT in one statement")
+    from engine.runtime import sync
+
+    ready = _task_row(db, two.a.certificate_task)
+    closed = _task_row(db, _closed_task(db, two.a.instance))
+    other = _task_row(db, two.b.certificate_task)
+    if case == "a new task whose id is taken":
+        rows = [{**other, "state": "completed"}, {**ready, "name": "Outra"}]
+    else:
+        rows = [{**other, "state": "completed"}, {**closed, "state": "cancelled"}]
+    with pytest.raises(RuntimeError, match="neither added nor closed"), db.write() as s:
+        sync._send_task_rows(s, rows)
+    assert _task_row(db, two.b.certificate_task) == other  # rolled back with the rest
+    assert _task_row(db, two.a.certificate_task) == ready
+    assert _task_row(db, closed["id"]) == closed
+
+
+def _closed_task(db, instance_id: int) -> str:
+    with db.read() as s:
+        return s.scalar(
+            select(Task.id).where(Task.instance_id == instance_id, Task.state == "completed")
+        )

@@ -156,3 +156,23 @@ def test_the_saved_state_is_compressed_with_lz4_on_postgresql(empty_url):
             assert conn.scalar(query) == "l"
     finally:
         eng.dispose()
+
+
+def test_0017_gives_sqlite_the_trigger_that_moves_the_audit_head(empty_url):
+    """Migrated databases get what created ones get from the model's DDL; a downgrade takes
+    it away (the code of 0016 moves the head itself)."""
+    if not empty_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's append moves the head in its own statement")
+    from alembic import command
+
+    query = text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    upgrade_database(empty_url)
+    eng = make_engine(empty_url)
+    try:
+        with eng.connect() as conn:
+            assert conn.scalars(query).all() == ["audit_event_moves_head"]
+        command.downgrade(alembic_config(empty_url), "0016")
+        with eng.connect() as conn:
+            assert conn.scalars(query).all() == []
+    finally:
+        eng.dispose()
