@@ -457,12 +457,18 @@ def _task_upsert(n: int) -> Any:
     ).returning(_TASK.c.id)
 
 
+_UPSERT_CHUNK = 200  # rows per statement: 3,600 parameters, far below SQLite's limit
+
+
 def _send_task_rows(session: Session, rows: list[dict[str, Any]]) -> None:
-    params = {f"r{i}_{c}": row[c] for i, row in enumerate(rows) for c in _TASK_COLUMNS}
-    sent = db.send(session.connection(), _task_upsert(len(rows)), params)
-    if len(sent.rows) != len(rows):
-        written = {r[0] for r in sent.rows}
-        missed = [row["id"] for row in rows if row["id"] not in written]
+    written: set[str] = set()
+    for start in range(0, len(rows), _UPSERT_CHUNK):
+        chunk = rows[start : start + _UPSERT_CHUNK]
+        params = {f"r{i}_{c}": row[c] for i, row in enumerate(chunk) for c in _TASK_COLUMNS}
+        sent = db.send(session.connection(), _task_upsert(len(chunk)), params)
+        written.update(r[0] for r in sent.rows)
+    missed = [row["id"] for row in rows if row["id"] not in written]
+    if missed:
         raise RuntimeError(
             f"task rows neither added nor closed (ids taken, or not ready): {missed}"
         )

@@ -375,3 +375,23 @@ def _closed_task(db, instance_id: int) -> str:
         return s.scalar(
             select(Task.id).where(Task.instance_id == instance_id, Task.state == "completed")
         )
+
+
+def test_sqlites_task_rows_beyond_one_statements_share_go_in_several(db, two):
+    """A sync that opens very many tasks at once (a wide multi-instance) stays within SQLite's
+    parameter limit: its rows go in chunks, and every one is written."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL writes them in one data-modifying WITH statement")
+    import uuid
+
+    from engine.runtime import sync
+    from tests.support.sql import statements
+
+    ready = _task_row(db, two.a.certificate_task)
+    new = [{**ready, "id": str(uuid.uuid4())} for _ in range(450)]
+    with statements(db) as seen, db.write() as s:
+        sync._send_task_rows(s, new)
+    assert len([sql for sql in seen if sql.startswith("INSERT INTO task")]) == 3
+    with db.read() as s:
+        added = s.scalar(select(func.count()).where(Task.id.in_([r["id"] for r in new])))
+    assert added == 450
