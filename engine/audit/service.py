@@ -257,17 +257,17 @@ def _append_after(
     when another transaction moved it since it was seen. Moving the head locks it until the
     commit, as ``_lock_head`` does (an UPDATE of a row another transaction holds waits for it,
     then finds the head moved)."""
-    params: dict[str, Any] = {
-        "chain_key": key, "seen_seq": head[0], "seen_hash": head[1],
-        "head_seq": rows[-1]["seq"], "head_hash": rows[-1]["hash"],
-    }  # fmt: skip
     if session.get_bind().dialect.name != "postgresql":
         # SQLite: no other transaction can have moved the head since it was seen (the
         # statement that saw it took the database's one write lock, held to the commit), and
         # this one's own moves forget it (``append_many``). The insert's trigger moves the
         # head, and refuses an event that does not follow it (engine/audit/models.py).
         return _insert(session, rows)
-    params.update(_numbered(rows))
+    params: dict[str, Any] = {
+        "chain_key": key, "seen_seq": head[0], "seen_hash": head[1],
+        "head_seq": rows[-1]["seq"], "head_hash": rows[-1]["hash"],
+        **_numbered(rows),
+    }  # fmt: skip
     found = session.execute(_append_after_statement(len(rows)), params).scalar_one()
     return None if found is None else list(found)
 

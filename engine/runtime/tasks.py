@@ -395,16 +395,8 @@ _FOR_COMPLETION = (
 # here instead of in a statement of their own (engine/credentials/service.py): SQLite's
 # writers take the database's one write lock at BEGIN, so it needs no row lock of its own,
 # as PostgreSQL's does.
-_FOR_COMPLETION_WITH_CREDENTIAL = (
-    select(Task, ProcessInstance, _EVIDENCE_MAX_MB, Credential)
-    .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
-    .outerjoin(Credential, Credential.id == ProcessInstance.credential_id)
-    .where(
-        Task.instance_id == _INSTANCE_OF,
-        or_(Task.id == bindparam("task_id"), Task.state == READY),
-    )
-    .options(defer(ProcessInstance.state))
-    .execution_options(populate_existing=True)
+_FOR_COMPLETION_WITH_CREDENTIAL = _FOR_COMPLETION.add_columns(Credential).outerjoin(
+    Credential, Credential.id == ProcessInstance.credential_id
 )
 
 
