@@ -320,6 +320,16 @@ def register(
     return _record(session, actor, est, report, filename=filename, reason=reason, now=now)
 
 
+@dataclass(frozen=True)
+class StoredUpload:
+    """What registering a certificate from a stored file needs of the file."""
+
+    id: str
+    filename: str
+    content: bytes
+    establishment_id: int | None
+
+
 def register_stored(
     session: Session,
     actor: Actor,
@@ -331,21 +341,28 @@ def register_stored(
     now: datetime | None = None,
     authorized: bool = False,
     must_outlast_current: bool = False,
+    stored: StoredUpload | None = None,
 ) -> Certificate:
     """Register a certificate already uploaded as a stored file (public part only: the
     upload converts a .pfx before storing it, see ``public_der_from_upload``).
 
     ``authorized``: the caller already checked the actor may do this (a task's lane).
     ``must_outlast_current``: a renewal, whose certificate must expire after the current one.
+    ``stored``: the file, when the caller already read it in this transaction (a task's
+    completion reads the files its form names with the task).
     """
     est = _establishment_to_register(session, actor, establishment_id, authorized=authorized)
-    row = session.scalar(
-        select(StoredFile)
-        .where(StoredFile.id == str(file_id), StoredFile.org_id == est.org_id)
-        .options(undefer(StoredFile.content))
-    )
+    row = stored if stored is not None and stored.id == str(file_id) else None
     if row is None:
-        raise Invalid({FIELD: "Arquivo do certificado não encontrado."})
+        found = session.scalar(
+            select(StoredFile)
+            .where(StoredFile.id == str(file_id), StoredFile.org_id == est.org_id)
+            .options(undefer(StoredFile.content))
+        )
+        if found is None:
+            raise Invalid({FIELD: "Arquivo do certificado não encontrado."})
+        hold(session, found)  # (``_record`` gives it the establishment through ``session.get``)
+        row = StoredUpload(found.id, found.filename, found.content, found.establishment_id)
     report = inspect_for(
         est,
         row.content,
@@ -376,7 +393,7 @@ def _record(
     filename: str,
     reason: str | None,
     now: datetime | None,
-    stored: StoredFile | None = None,
+    stored: StoredUpload | None = None,
 ) -> Certificate:
     moment = now or utcnow()
     # The same certificate registered before, and the current one: one read for both.
@@ -402,11 +419,15 @@ def _record(
         existing.cnpj_exception_reason = reason
         cert = existing
     else:
-        file_row = stored if stored is not None and stored.content == report.der else None
+        file_row: StoredFile | StoredUpload | None = None
+        if stored is not None and stored.content == report.der:
+            file_row = stored
+            if stored.establishment_id != est.id:  # (a task's completion attached it already)
+                found = session.get(StoredFile, stored.id)
+                assert found is not None
+                found.establishment_id = est.id
         if file_row is None:
             file_row = _store_public(session, actor, est, report, filename)
-        else:
-            file_row.establishment_id = est.id
         details = report.to_dict()
         cert = Certificate(
             org_id=est.org_id,

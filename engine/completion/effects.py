@@ -54,12 +54,24 @@ def register_certificates(settings: settings_mod.Settings) -> Effect:
                 continue
             if str(sub.cleaned[name]) not in usable:
                 raise Invalid({name: "Arquivo do certificado não encontrado."})
+            file_id = str(sub.cleaned[name])
+            named = sub.named_files.found.get(file_id)
             try:
                 cert = certificates.register_stored(
                     session,
                     actor,
                     instance.establishment_id,
-                    str(sub.cleaned[name]),
+                    file_id,
+                    stored=(
+                        certificates.StoredUpload(
+                            named.id,
+                            named.filename,
+                            named.certificate_der,
+                            named.establishment_id,
+                        )  # fmt: skip
+                        if named is not None and named.certificate_der is not None
+                        else None
+                    ),
                     cnpj_exception_reason=sub.cleaned.get(CNPJ_EXCEPTION_FIELD),
                     settings=settings,
                     authorized=True,  # the task's lane allowed this actor here
@@ -104,10 +116,19 @@ _ATTACH = (
 
 
 def attach_files(session: Session, actor: Actor, sub: Submission) -> None:
-    attached = sub.files
+    """The form's files not yet attached to the instance (a later task's form shows the
+    files of an earlier one: those are attached already) become the instance's."""
+    instance = sub.instance
+    place = (instance.establishment_id, instance.id)
+    known = sub.named_files.found
+    attached = [
+        file_id
+        for file_id in sub.files
+        if (named := known.get(str(file_id))) is None
+        or (named.establishment_id, named.instance_id) != place
+    ]
     if not attached:
         return
-    instance = sub.instance
     session.execute(
         _ATTACH,
         {
@@ -122,6 +143,9 @@ def attach_files(session: Session, actor: Actor, sub: Submission) -> None:
         if row is not None and row.org_id == instance.org_id:
             set_committed_value(row, "establishment_id", instance.establishment_id)
             set_committed_value(row, "instance_id", instance.id)
+        named = known.get(str(file_id))  # (all of the instance's organization)
+        if named is not None:
+            named.establishment_id, named.instance_id = place
 
 
 def record_terms(session: Session, actor: Actor, sub: Submission) -> None:

@@ -194,8 +194,12 @@ def replaced_by_start(
 def instance_changed(
     session: Session, instance: ProcessInstance, before: tuple[str, str, str]
 ) -> None:
-    """The latest instance's (stage, portfolio, status) went from ``before`` to its values."""
+    """The latest instance's (stage, portfolio, status) went from ``before`` to its values.
+    On SQLite the instance's UPDATE has moved the counters already (a trigger:
+    engine/dashboard/models.py, ``SQLITE_COUNT_TRIGGER``)."""
     if instance.establishment_id is None or not instance.is_latest:
+        return
+    if session.get_bind().dialect.name == "sqlite":
         return
     after = (instance.stage or "", instance.portfolio_code or "", instance.status)
     before = (before[0] or "", before[1] or "", before[2])

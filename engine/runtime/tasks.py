@@ -12,11 +12,12 @@ files, certificates).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, literal_column, or_, select, update
+from sqlalchemy import and_, bindparam, case, literal_column, or_, select, update
 from sqlalchemy.orm import Session, defer
 
 from engine import forms
@@ -256,6 +257,34 @@ def _user_has_lane(session: Session, user_id: int, task: Task) -> bool:
 
 
 @dataclass
+class NamedFile:
+    """A stored file a submission names, as the completion read it: what the form's checks
+    and the effects need, and a certificate's content (a public certificate is a few KB;
+    other files' content is never read here)."""
+
+    id: str
+    content_type: str
+    kind: str
+    size: int
+    uploaded_by_id: int | None
+    instance_id: int | None
+    establishment_id: int | None
+    filename: str
+    certificate_der: bytes | None
+
+
+@dataclass
+class NamedFiles:
+    """The stored files of the instance's organization a completion looked for, by id: those
+    its submission's values may name, read with the task, then any other its form's checks
+    asked for. The effects use them without reading them again; ``attach_files`` keeps them
+    current."""
+
+    looked_for: set[str] = field(default_factory=set)
+    found: dict[str, NamedFile] = field(default_factory=dict)
+
+
+@dataclass
 class Submission:
     """A validated form for a ready task: what the completion's effects work with."""
 
@@ -268,6 +297,7 @@ class Submission:
     cleaned: dict[str, Any]  # every validated value, secrets included
     public: dict[str, Any]  # what the workflow, the task row and the audit log keep
     secret: set[str] = field(default_factory=set)  # the form's secret fields
+    named_files: NamedFiles = field(default_factory=NamedFiles)
 
     @property
     def files(self) -> list[str]:
@@ -306,11 +336,11 @@ def complete(
     The first read locks the instance (on PostgreSQL; a SQLite write transaction is exclusive
     from its start), so everything after it works on rows that cannot change under it.
     """
-    task, instance, open_rows = _read_for_completion(
-        session, actor, task_id, lock=is_postgres(session)
+    task, instance, open_rows, files = _read_for_completion(
+        session, actor, task_id, lock=is_postgres(session), file_ids=_named_file_ids(submitted)
     )
     _require_lane(actor, task, "task.complete")
-    submission = _submission(session, actor, task, instance, submitted)
+    submission = _submission(session, actor, task, instance, submitted, files)
     try:
         for effect in effects:
             effect(session, actor, submission)
@@ -364,9 +394,11 @@ def check(
 ) -> dict[str, Any]:
     """Validate a form as ``complete`` would, changing nothing (the page's review step): the
     cleaned data, or Invalid at the fields."""
-    task, instance, _ready = _read_for_completion(session, actor, task_id)
+    task, instance, _ready, files = _read_for_completion(
+        session, actor, task_id, file_ids=_named_file_ids(submitted)
+    )
     _require_lane(actor, task, "task.complete")
-    submission = _submission(session, actor, task, instance, submitted)
+    submission = _submission(session, actor, task, instance, submitted, files)
     give_back(instance, submission.workflow)  # validated only
     return submission.cleaned
 
@@ -419,32 +451,108 @@ _FOR_COMPLETION_LOCKED = _FOR_COMPLETION.add_columns(
 # The files a form names, as plain rows of the table (a prebuilt Core statement: none of the
 # ORM's statement handling, and no statement built per completion).
 _FILE_TABLE = StoredFile.__table__
-_FILES = select(
-    _FILE_TABLE.c.id, _FILE_TABLE.c.content_type, _FILE_TABLE.c.kind, _FILE_TABLE.c.size,
-    _FILE_TABLE.c.uploaded_by_id, _FILE_TABLE.c.instance_id, _FILE_TABLE.c.establishment_id,
-).where(
+
+
+_FILE_COLUMNS = (
+    _FILE_TABLE.c.id.label("file_id"),
+    _FILE_TABLE.c.content_type.label("file_content_type"),
+    _FILE_TABLE.c.kind.label("file_kind"),
+    _FILE_TABLE.c.size.label("file_size"),
+    _FILE_TABLE.c.uploaded_by_id.label("file_uploaded_by_id"),
+    _FILE_TABLE.c.instance_id.label("file_instance_id"),
+    _FILE_TABLE.c.establishment_id.label("file_establishment_id"),
+    _FILE_TABLE.c.filename.label("file_filename"),
+    case((_FILE_TABLE.c.kind == "certificate", _FILE_TABLE.c.content)).label(
+        "file_certificate_der"
+    ),
+)
+
+
+def _with_named_files(stmt):
+    """The read, with the stored files the submission may name beside the completed task's
+    row (one row per file found; the instance's other ready tasks are not repeated): the
+    form's file checks and the effects then need no statement of their own."""
+    f = _FILE_TABLE
+    return stmt.add_columns(*_FILE_COLUMNS).outerjoin(
+        f,
+        and_(
+            Task.id == bindparam("task_id"),
+            f.c.id.in_(bindparam("file_ids", expanding=True)),
+            f.c.org_id == ProcessInstance.org_id,
+        ),
+    )  # fmt: skip
+
+
+# Each read as above, for a submission that names files.
+_NAMED_FILES = {
+    stmt: _with_named_files(stmt)
+    for stmt in (_FOR_COMPLETION, _FOR_COMPLETION_WITH_CREDENTIAL, _FOR_COMPLETION_LOCKED)
+}
+# What a submission's values may name as a file: a stored file's id (``uuid4``), at the top
+# level or in an array. More than a form's file fields hold reads none ahead (the lookup then
+# asks for what its fields name).
+_FILE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}")
+_MAX_NAMED_FILES = 40
+
+
+def _named_file_ids(submitted: Any) -> tuple[str, ...]:
+    """The values of a submission shaped like a stored file's id, once each."""
+    if not isinstance(submitted, dict):
+        return ()
+    found: dict[str, None] = {}
+    for value in submitted.values():
+        for item in value if isinstance(value, list) else (value,):
+            if isinstance(item, str) and len(item) == 36 and _FILE_ID.fullmatch(item):
+                found[item] = None
+                if len(found) > _MAX_NAMED_FILES:
+                    return ()
+    return tuple(found)
+
+
+def _named_file(row: Any) -> NamedFile:
+    return NamedFile(
+        id=row.file_id, content_type=row.file_content_type, kind=row.file_kind,
+        size=row.file_size, uploaded_by_id=row.file_uploaded_by_id,
+        instance_id=row.file_instance_id, establishment_id=row.file_establishment_id,
+        filename=row.file_filename, certificate_der=row.file_certificate_der,
+    )  # fmt: skip
+
+
+_FILES = select(*_FILE_COLUMNS).where(
     _FILE_TABLE.c.id.in_(bindparam("ids", expanding=True)),
     _FILE_TABLE.c.org_id == bindparam("org_id"),
 )  # fmt: skip
 
 
 def _read_for_completion(
-    session: Session, actor: Actor, task_id: str, *, lock: bool = False
-) -> tuple[Task, ProcessInstance, list[Task]]:
-    """The task, its instance and the instance's ready task rows, in one statement; with
-    ``lock`` (PostgreSQL), the instance row locked for the rest of the transaction, and the
-    rows read again, under the lock, only if a writer committed while it was awaited. The
-    instance's saved state is left unread: a completion usually finds its workflow live in
-    this process (engine/runtime/state.py) and reads it only when it does not."""
-    params = {"task_id": task_id}
+    session: Session,
+    actor: Actor,
+    task_id: str,
+    *,
+    lock: bool = False,
+    file_ids: Sequence[str] = (),
+) -> tuple[Task, ProcessInstance, list[Task], NamedFiles]:
+    """The task, its instance, the instance's ready task rows and those of ``file_ids`` that
+    are stored files of its organization, in one statement; with ``lock`` (PostgreSQL), the
+    instance row locked for the rest of the transaction, and the rows read again, under the
+    lock, only if a writer committed while it was awaited. The instance's saved state is left
+    unread: a completion usually finds its workflow live in this process
+    (engine/runtime/state.py) and reads it only when it does not."""
+    params: dict[str, Any] = {"task_id": task_id}
+    if file_ids:
+        params["file_ids"] = list(file_ids)
+
+    def read(stmt: Any) -> list[Any]:
+        return session.execute(_NAMED_FILES[stmt] if file_ids else stmt, params).all()
+
     if lock:
-        rows: list[Any] = session.execute(_FOR_COMPLETION_LOCKED, params).all()
+        rows: list[Any] = read(_FOR_COMPLETION_LOCKED)
         if rows and not rows[0].latest:
-            rows = session.execute(_FOR_COMPLETION, params).all()
+            rows = read(_FOR_COMPLETION)
     elif is_postgres(session):
-        rows = session.execute(_FOR_COMPLETION, params).all()
+        rows = read(_FOR_COMPLETION)
     else:
-        rows = session.execute(_FOR_COMPLETION_WITH_CREDENTIAL, params).all()
+        rows = read(_FOR_COMPLETION_WITH_CREDENTIAL)
         if rows and rows[0].Credential is not None:
             hold(session, rows[0].Credential)  # (``session.get`` finds it, unread again)
     task = next((row[0] for row in rows if row[0].id == task_id), None)
@@ -453,7 +561,11 @@ def _read_for_completion(
     instance = rows[0][1]
     _require_visible(actor, task, "task.complete")
     _evidence_limits(session)[instance.portfolio_code] = rows[0].evidence_max_mb
-    return task, instance, [row[0] for row in rows if row[0].state == READY]
+    ready = list(dict.fromkeys(row[0] for row in rows if row[0].state == READY))
+    files = NamedFiles(set(file_ids))
+    if file_ids:
+        files.found = {row.file_id: _named_file(row) for row in rows if row.file_id}
+    return task, instance, ready, files
 
 
 def _submission(
@@ -462,6 +574,7 @@ def _submission(
     task: Task,
     instance: ProcessInstance,
     submitted: dict[str, Any],
+    files: NamedFiles,
 ) -> Submission:
     _require_ready(task)
     if not _free_for(actor, task):
@@ -477,13 +590,17 @@ def _submission(
         cleaned: dict[str, Any] = {}
         if schema:
             submitted = _server_owned(schema, submitted, spiff_task.data)
-            cleaned = _validate(session, actor, task, instance, schema, submitted, spiff_task.data)
+            cleaned = _validate(
+                session, actor, task, instance, schema, submitted, spiff_task.data, files
+            )
     except DomainError:
         give_back(instance, workflow)  # only read: the next attempt takes it again
         raise
     secret = forms.secret_fields(schema) if schema else set()
     public = {k: v for k, v in cleaned.items() if k not in secret}
-    return Submission(task, instance, workflow, loaded, spiff_task, schema, cleaned, public, secret)
+    return Submission(
+        task, instance, workflow, loaded, spiff_task, schema, cleaned, public, secret, files
+    )
 
 
 def _validate(
@@ -494,10 +611,11 @@ def _validate(
     schema: dict[str, Any],
     submitted: dict[str, Any],
     data: dict[str, Any],
+    files: NamedFiles,
 ) -> dict[str, Any]:
     """The cleaned form, or Invalid at the fields. A file the actor may not use here reads
     as unknown at its field, and the attempt is audited as a denial."""
-    context, refused = _form_context(session, actor, instance, schema, data)
+    context, refused = _form_context(session, actor, instance, schema, data, files)
     try:
         return forms.validate_form(schema, submitted, context)
     except forms.FormInvalid as exc:
@@ -519,9 +637,11 @@ def _form_context(
     instance: ProcessInstance,
     schema: dict[str, Any],
     data: dict[str, Any],
+    files: NamedFiles,
 ) -> tuple[forms.FormContext, set[str]]:
     """The lookups validation needs, and the set the file lookups fill with the ids of files
-    that exist but are not this actor's to use here."""
+    that exist but are not this actor's to use here. The file lookups ask the database only
+    for what ``files`` has not looked for yet, and add what they read to it."""
     refused: set[str] = set()
     # Only the same_uf rule needs the establishment's UF: no query for the other forms.
     est = (
@@ -545,8 +665,13 @@ def _form_context(
         wanted = list(dict.fromkeys(str(file_id) for file_id in file_ids))
         if not wanted:
             return {}
+        rest = [i for i in wanted if i not in files.looked_for]
+        if rest:
+            read = session.execute(_FILES, {"ids": rest, "org_id": instance.org_id})
+            files.found.update((row.file_id, _named_file(row)) for row in read)
+            files.looked_for.update(rest)
         found = {}
-        for row in session.execute(_FILES, {"ids": wanted, "org_id": instance.org_id}):
+        for row in (files.found[i] for i in wanted if i in files.found):
             if usable(row):
                 found[row.id] = forms.FileInfo(
                     id=row.id, content_type=row.content_type, kind=row.kind, size=row.size

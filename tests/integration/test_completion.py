@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
@@ -155,6 +155,62 @@ def test_own_uploads_and_the_instances_own_files_are_taken(db, settings, two):
     assert _file(db, own) == (two.a.instance, two.a.est.id)
     assert _certificates(db, two.a.est.id) == 1
     assert _denials(db) == []
+
+
+@contextmanager
+def _statements(db):
+    """The SQL statements run in the block, each on one line."""
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def _file_reads(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.startswith("SELECT") and " FROM stored_file " in f"{s} "]
+
+
+def test_the_file_a_form_names_is_read_with_its_task_content_and_all(db, settings, two):
+    """The certificate the form names comes with the completion's first read, its content
+    with it: no statement of its own reads a stored file, one UPDATE attaches it, and the
+    certificate registered is that very file (not a copy)."""
+    own = _upload(db, two.a.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "a.cer")
+
+    with _statements(db) as seen:
+        _complete(db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own})
+
+    assert _file_reads(seen) == []
+    assert "stored_file" in seen[0]  # (the task's read)
+    assert sum(s.startswith("UPDATE stored_file ") for s in seen) == 1
+    assert _file(db, own) == (two.a.instance, two.a.est.id)
+    with db.read() as s:
+        [cert] = s.scalars(select(Certificate).where(Certificate.establishment_id == two.a.est.id))
+        assert cert.file_id == own
+        assert s.scalar(select(func.count()).select_from(StoredFile)) == 1
+
+
+def test_a_file_of_another_organization_named_in_a_form_is_an_unknown_file(db, settings, two, make):
+    """The first read looks for what the form names in the instance's organization only: a
+    file of another one is refused as a file that does not exist, and stays as it was."""
+    other_org = make.org("sesa-sp", "Secretaria da Saúde de São Paulo")
+    stranger = make.user("sesa-sp", "admin")
+    foreign = _upload(db, stranger, other_org, samples.demo_certificate(two.a.est.cnpj), "f.cer")
+    missing = "0b6d2f5e-3c1a-4e8b-9f00-1234567890ab"
+
+    as_foreign = _refused(db, settings, two.a, foreign)
+    as_missing = _refused(db, settings, two.a, missing)
+
+    assert as_foreign.errors == as_missing.errors
+    assert set(as_foreign.errors) == {"certificado"}
+    assert _file(db, foreign) == (None, None)
+    assert _certificates(db, two.a.est.id) == 0
+    assert _denials(db) == []  # (nothing of this organization was used)
 
 
 # ------------------------------------------------------------------ the lock and what changes under it

@@ -158,17 +158,30 @@ def test_the_saved_state_is_compressed_with_lz4_on_postgresql(empty_url):
         eng.dispose()
 
 
-def test_0017_gives_sqlite_the_trigger_that_moves_the_audit_head(empty_url):
-    """Migrated databases get what created ones get from the model's DDL; a downgrade takes
-    it away (the code of 0016 moves the head itself)."""
+def test_0017_and_0018_give_sqlite_the_triggers_the_models_create(empty_url, tmp_path):
+    """Migrated databases get the triggers created ones get from the models' DDL (0017: the
+    audit head; 0018: the dashboard's counters), with the same text; a downgrade takes each
+    away (the code before it does their work itself)."""
     if not empty_url.startswith("sqlite"):
-        pytest.skip("PostgreSQL's append moves the head in its own statement")
+        pytest.skip("PostgreSQL does this work in its own statements")
     from alembic import command
 
-    query = text("SELECT name FROM sqlite_master WHERE type = 'trigger'")
+    query = text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
     upgrade_database(empty_url)
+    created_url = f"sqlite:///{tmp_path / 'created.db'}"
+    created = make_engine(created_url)
     eng = make_engine(empty_url)
     try:
+        Base.metadata.create_all(created)
+        with created.connect() as conn:
+            from_models = conn.execute(query).all()
+        with eng.connect() as conn:
+            assert conn.execute(query).all() == from_models
+        assert [name for name, _sql in from_models] == [
+            "audit_event_moves_head",
+            "stage_count_follows_instance",
+        ]
+        command.downgrade(alembic_config(empty_url), "0017")
         with eng.connect() as conn:
             assert conn.scalars(query).all() == ["audit_event_moves_head"]
         command.downgrade(alembic_config(empty_url), "0016")
@@ -176,3 +189,4 @@ def test_0017_gives_sqlite_the_trigger_that_moves_the_audit_head(empty_url):
             assert conn.scalars(query).all() == []
     finally:
         eng.dispose()
+        created.dispose()

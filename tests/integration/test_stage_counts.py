@@ -9,6 +9,9 @@ dashboard summary read from the counters must equal the one computed by the live
 
 from __future__ import annotations
 
+import pytest
+from sqlalchemy import event, text
+
 from engine.dashboard import counts
 from engine.dashboard import queries as dashboard
 from engine.dashboard.models import StageCount
@@ -148,3 +151,44 @@ def test_recount_rebuilds_lost_counters(make, db):
     with db.write() as s:
         counts.recompute(s, org)
     _assert_in_step(db, org, admin)
+
+
+def test_sqlite_moves_the_counters_in_the_instances_own_update(make, db):
+    """On SQLite a trigger moves the counters when a running instance's stage or status
+    changes: a cancel writes no counter statement of its own, and an UPDATE from any SQL
+    session keeps them in step too."""
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL writes a transaction's counters in one batch before commit")
+    org = make.org()
+    admin = make.user("sesa-pr", "admin")
+    ests = [make.establishment(org, uf="PR") for _ in range(2)]
+    with db.write() as s:
+        ids = [
+            runtime_instances.start_instance(s, admin.actor, org_id=org, process_key=KEY,
+                                             establishment_cnes=est.cnes,
+                                             portfolio_code="REL").id
+            for est in ests
+        ]  # fmt: skip
+    with db.read() as s:
+        [(stage, _n)] = {(k[1], n) for k, n in counts.stored(s, org).items() if n}
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        with db.write() as s:
+            runtime_instances.cancel(s, admin.actor, ids[0], "Aberto com o portfólio errado.")
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    assert not [s for s in statements if "stage_count" in s]
+    with db.write() as s:
+        s.execute(text("UPDATE process_instance SET stage = 'Homologação' WHERE id = :id"),
+                  {"id": ids[1]})  # fmt: skip
+    _assert_in_step(db, org, admin)
+    with db.read() as s:
+        assert {k: n for k, n in counts.stored(s, org).items() if n} == {
+            ("PR", stage, "REL", "cancelled"): 1,
+            ("PR", "Homologação", "REL", "running"): 1,
+        }
