@@ -52,26 +52,23 @@ def register_certificates(settings: settings_mod.Settings) -> Effect:
             name = spec.name
             if not sub.cleaned.get(name):
                 continue
-            if str(sub.cleaned[name]) not in usable:
-                raise Invalid({name: "Arquivo do certificado não encontrado."})
             file_id = str(sub.cleaned[name])
+            if file_id not in usable:
+                raise Invalid({name: "Arquivo do certificado não encontrado."})
+            # The file as the completion read it (its content with it), when it did.
             named = sub.named_files.found.get(file_id)
+            stored = None
+            if named is not None and named.certificate_der is not None:
+                stored = certificates.StoredUpload(
+                    named.id, named.filename, named.certificate_der, named.establishment_id
+                )
             try:
                 cert = certificates.register_stored(
                     session,
                     actor,
                     instance.establishment_id,
                     file_id,
-                    stored=(
-                        certificates.StoredUpload(
-                            named.id,
-                            named.filename,
-                            named.certificate_der,
-                            named.establishment_id,
-                        )  # fmt: skip
-                        if named is not None and named.certificate_der is not None
-                        else None
-                    ),
+                    stored=stored,
                     cnpj_exception_reason=sub.cleaned.get(CNPJ_EXCEPTION_FIELD),
                     settings=settings,
                     authorized=True,  # the task's lane allowed this actor here

@@ -448,11 +448,8 @@ _FOR_COMPLETION_LOCKED = _FOR_COMPLETION.add_columns(
 ).with_for_update(of=ProcessInstance)
 
 
-# The files a form names, as plain rows of the table (a prebuilt Core statement: none of the
-# ORM's statement handling, and no statement built per completion).
+# What a completion reads of a stored file (``NamedFile``), labelled apart from the task's.
 _FILE_TABLE = StoredFile.__table__
-
-
 _FILE_COLUMNS = (
     _FILE_TABLE.c.id.label("file_id"),
     _FILE_TABLE.c.content_type.label("file_content_type"),
@@ -518,6 +515,9 @@ def _named_file(row: Any) -> NamedFile:
     )  # fmt: skip
 
 
+# The files a form names that the first read did not look for, as plain rows of the table
+# (a prebuilt Core statement: none of the ORM's statement handling, and no statement built
+# per completion).
 _FILES = select(*_FILE_COLUMNS).where(
     _FILE_TABLE.c.id.in_(bindparam("ids", expanding=True)),
     _FILE_TABLE.c.org_id == bindparam("org_id"),
