@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
 from engine.audit import service as audit
 from engine.audit.models import AuditEvent
@@ -21,6 +21,7 @@ from engine.files.models import StoredFile
 from engine.runtime import instances as runtime_instances
 from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
+from tests.support.sql import statements
 
 KEY = "credenciamento-rnds"
 
@@ -157,21 +158,6 @@ def test_own_uploads_and_the_instances_own_files_are_taken(db, settings, two):
     assert _denials(db) == []
 
 
-@contextmanager
-def _statements(db):
-    """The SQL statements run in the block, each on one line."""
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(" ".join(statement.split()))
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-
-
 def _file_reads(statements: list[str]) -> list[str]:
     return [s for s in statements if s.startswith("SELECT") and " FROM stored_file " in f"{s} "]
 
@@ -182,7 +168,7 @@ def test_the_file_a_form_names_is_read_with_its_task_content_and_all(db, setting
     certificate registered is that very file (not a copy)."""
     own = _upload(db, two.a.gestor, two.org, samples.demo_certificate(two.a.est.cnpj), "a.cer")
 
-    with _statements(db) as seen:
+    with statements(db) as seen:
         _complete(db, settings, two.a.gestor.actor, two.a.certificate_task, {"certificado": own})
 
     assert _file_reads(seen) == []
@@ -441,7 +427,6 @@ def test_sqlites_task_rows_beyond_one_statements_share_go_in_several(db, two):
     import uuid
 
     from engine.runtime import sync
-    from tests.support.sql import statements
 
     ready = _task_row(db, two.a.certificate_task)
     new = [{**ready, "id": str(uuid.uuid4())} for _ in range(450)]

@@ -10,7 +10,7 @@ dashboard summary read from the counters must equal the one computed by the live
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from engine.dashboard import counts
 from engine.dashboard import queries as dashboard
@@ -19,6 +19,7 @@ from engine.establishments import service as establishments_svc
 from engine.runtime import bulk
 from engine.runtime import instances as runtime_instances
 from tests.support.builders import Flow
+from tests.support.sql import statements
 
 KEY = "credenciamento-rnds"
 
@@ -171,18 +172,9 @@ def test_sqlite_moves_the_counters_in_the_instances_own_update(make, db):
         ]  # fmt: skip
     with db.read() as s:
         [(stage, _n)] = {(k[1], n) for k, n in counts.stored(s, org).items() if n}
-    statements: list[str] = []
-
-    def seen(conn, cursor, statement, *args):
-        statements.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", seen)
-    try:
-        with db.write() as s:
-            runtime_instances.cancel(s, admin.actor, ids[0], "Aberto com o portfólio errado.")
-    finally:
-        event.remove(db.engine, "before_cursor_execute", seen)
-    assert not [s for s in statements if "stage_count" in s]
+    with statements(db) as seen, db.write() as s:
+        runtime_instances.cancel(s, admin.actor, ids[0], "Aberto com o portfólio errado.")
+    assert not [sql for sql in seen if "stage_count" in sql]
     with db.write() as s:
         s.execute(text("UPDATE process_instance SET stage = 'Homologação' WHERE id = :id"),
                   {"id": ids[1]})  # fmt: skip
