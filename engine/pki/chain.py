@@ -56,6 +56,93 @@ def verify_chain(
         return ChainResult(False, "Não foi possível verificar a cadeia do certificado.")
 
 
+class _Known:
+    """The certificates a chain may pass through, in the order they are tried: the roots
+    (ICP-Brasil's, then the configured ones), the file's other certificates, the configured
+    intermediates, ICP-Brasil's intermediates. The bundle's part is indexed once per bundle
+    (``_bundle_index``): a check looks up the few names on the leaf's way up instead of
+    hashing every known AC's name, and hands the verifier only the ACs a path can use."""
+
+    def __init__(
+        self,
+        bundle: _BundleIndex,
+        extra_roots: list[x509.Certificate],
+        own: list[x509.Certificate],
+    ) -> None:
+        self.bundle = bundle
+        self.extra_roots = extra_roots
+        self.own = own  # the file's certificates that are not roots, the configured intermediates
+
+    def with_subject(self, name: x509.Name) -> list[x509.Certificate]:
+        """The known certificates whose subject is ``name``, in the order above."""
+        return [
+            *self.bundle.roots_by_subject.get(name, ()),
+            *(c for c in self.extra_roots if c.subject == name),
+            *(c for c in self.own if c.subject == name),
+            *self.bundle.intermediates_by_subject.get(name, ()),
+        ]
+
+    def reachable_pool(self, leaf: x509.Certificate) -> list[x509.Certificate]:
+        """The non-root certificates a path from ``leaf`` can pass through: those whose subject
+        is, transitively, the issuer of the leaf or of another of them. Names are compared
+        loosely here (case and spaces ignored, an RDN's attributes in any order), so that the
+        verifier, however it compares them, is never denied an AC it could use; it only
+        skips the hundreds it could not."""
+        own = [(_loose(c.subject), c) for c in self.own]
+        wanted, seen, found = [_loose(leaf.issuer)], set(), set()
+        while wanted:
+            key = wanted.pop()
+            if key in seen:
+                continue
+            seen.add(key)
+            for cert in [c for k, c in own if k == key] + self.bundle.intermediates_by_loose.get(
+                key, []
+            ):
+                if id(cert) not in found:
+                    found.add(id(cert))
+                    wanted.append(_loose(cert.issuer))
+        if not found:
+            return []
+        return [c for c in self.own + self.bundle.intermediates if id(c) in found]
+
+
+def _loose(name: x509.Name) -> tuple[frozenset[tuple[str, str]], ...]:
+    return tuple(
+        frozenset((a.oid.dotted_string, " ".join(str(a.value).casefold().split())) for a in rdn)
+        for rdn in name.rdns
+    )
+
+
+class _BundleIndex:
+    """One roots bundle, indexed: its roots' fingerprints, and its ACs by subject."""
+
+    def __init__(self, store: trust.TrustStore) -> None:
+        self.store = store
+        self.roots = list(store.roots)
+        self.intermediates = list(store.intermediates)
+        self.anchors = {fields.fingerprint(c): "icp_brasil" for c in store.roots}
+        self.roots_by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        for cert in store.roots:
+            self.roots_by_subject.setdefault(cert.subject, []).append(cert)
+        self.intermediates_by_subject: dict[x509.Name, list[x509.Certificate]] = {}
+        self.intermediates_by_loose: dict[Any, list[x509.Certificate]] = {}
+        for cert in store.intermediates:
+            self.intermediates_by_subject.setdefault(cert.subject, []).append(cert)
+            self.intermediates_by_loose.setdefault(_loose(cert.subject), []).append(cert)
+
+
+_index: list[_BundleIndex] = []  # the bundle in use's (one at a time, as ``trust`` keeps)
+
+
+def _bundle_index() -> _BundleIndex:
+    current = trust.store()
+    found = _index[0] if _index else None
+    if found is None or found.store is not current:
+        found = _BundleIndex(current)
+        _index[:] = [found]
+    return found
+
+
 def _verify_chain_inner(
     leaf: x509.Certificate,
     in_file: list[x509.Certificate],
@@ -63,16 +150,17 @@ def _verify_chain_inner(
     now: datetime,
     original: bytes | None,
 ) -> ChainResult:
-    icp_roots, icp_intermediates = trust.icp_brasil_store()
+    bundle = _bundle_index()
     # Configured certificates: the self-signed ones are roots, the others known intermediates.
     extra_roots = [c for c in extra_anchors if c.subject == c.issuer]
     extra_intermediates = [c for c in extra_anchors if c.subject != c.issuer]
-    anchors = {fields.fingerprint(c): "icp_brasil" for c in icp_roots}
+    anchors = dict(bundle.anchors)
     for cert in extra_roots:
         anchors.setdefault(fields.fingerprint(cert), "configured")
-    anchor_certs = list(icp_roots) + extra_roots
-    pool = [c for c in in_file if fields.fingerprint(c) not in anchors]
-    pool += extra_intermediates + list(icp_intermediates)
+    anchor_certs = bundle.roots + extra_roots
+    own = [c for c in in_file if fields.fingerprint(c) not in anchors] + extra_intermediates
+    known = _Known(bundle, extra_roots, own)
+    pool = known.reachable_pool(leaf)
     # Judge the chain at a moment inside the leaf's validity, so that an expired certificate
     # is reported as expired rather than as "not ICP-Brasil".
     moment = min(max(now, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
@@ -95,7 +183,7 @@ def _verify_chain_inner(
             detail = str(exc)
         else:
             return _trusted(list(verified.chain), anchors, None)
-    reason, path = explain(leaf, pool, anchors, anchor_certs, moment, signed=signed)
+    reason, path = explain(leaf, known, anchors, moment, signed=signed)
     return ChainResult(False, reason, None, None, _path(path, original), detail)
 
 
@@ -175,17 +263,13 @@ def _path_lengths_ok(chain: list[x509.Certificate]) -> bool:
 
 def explain(
     leaf: x509.Certificate,
-    pool: list[x509.Certificate],
+    known: _Known,
     anchors: dict[str, str],
-    anchor_certs: list[x509.Certificate],
     moment: datetime,
     *,
     signed: Callable[[x509.Certificate, x509.Certificate], bool] = fields.signed_by,
 ) -> tuple[str, list[x509.Certificate]]:
     """Why the leaf does not chain to a trusted root, in words (walks the likeliest path)."""
-    candidates_by_subject: dict[x509.Name, list[x509.Certificate]] = {}
-    for cert in anchor_certs + pool:
-        candidates_by_subject.setdefault(cert.subject, []).append(cert)
     if leaf.subject == leaf.issuer and signed(leaf, leaf):
         return "o certificado é autoassinado (não foi emitido por uma autoridade certificadora).", [
             leaf
@@ -195,7 +279,7 @@ def explain(
     seen = {fields.fingerprint(leaf)}
     for _ in range(MAX_CHAIN_DEPTH):
         name = fields.cn(current.issuer) or current.issuer.rfc4514_string()
-        candidates = [c for c in candidates_by_subject.get(current.issuer, []) if c is not current]
+        candidates = [c for c in known.with_subject(current.issuer) if c is not current]
         if not candidates:
             if current is leaf:
                 return (

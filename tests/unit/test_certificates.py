@@ -558,6 +558,50 @@ def test_real_icp_brasil_acs_chain_to_the_real_roots():
     assert passed >= len(valid) - 3  # the INMETRO metrology ACs use other roots/algorithms
 
 
+def test_the_verifier_is_handed_only_the_acs_a_path_can_use_and_decides_the_same():
+    """A check hands the verifier the ACs on the leaf's way up (by issuer name, transitively),
+    not the bundle's 159: every real AC of the bundle gets the same answer and the same chain
+    as with all of them, and a second-level AC still finds the AC that issued it."""
+    from cryptography.x509 import verification
+
+    from engine.pki import chain
+
+    roots, intermediates = icp_brasil_store()
+    moment = datetime(2027, 6, 1, tzinfo=UTC)
+    known = chain._Known(chain._bundle_index(), [], [])
+    verifier = chain._verifier(list(roots), moment)
+
+    def outcome(cert, pool):
+        try:
+            return [c.fingerprint(hashes.SHA256()) for c in verifier.verify(cert, pool).chain]
+        except verification.VerificationError:
+            return None
+
+    handed = 0
+    for cert in intermediates:
+        pool = known.reachable_pool(cert)
+        assert all(c.subject == cert.issuer for c in pool)  # one level of ACs above, here
+        assert outcome(cert, pool) == outcome(cert, list(intermediates))
+        handed += len(pool)
+    assert handed >= 100  # the second-level ACs (issued by an AC, not a root)
+
+
+def test_the_acs_handed_to_the_verifier_match_names_loosely(ca):
+    """Names that differ in case or spacing (which a verifier may or may not take as equal)
+    still bring their AC into the pool: the verifier decides, the pool never withholds."""
+    from engine.pki import chain
+
+    def name(text):
+        return x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, text)])
+
+    assert chain._loose(name("AC  Teste v1")) == chain._loose(name("ac teste V1"))
+    assert chain._loose(name("AC Teste v1")) != chain._loose(name("AC Teste v2"))
+    leaf = ca.ecnpj().cert
+    known = chain._Known(chain._bundle_index(), [], [ca.intermediate.cert])
+    assert known.reachable_pool(leaf) == [ca.intermediate.cert]
+    assert chain._Known(chain._bundle_index(), [], []).reachable_pool(leaf) == []
+
+
 # --- only the public part leaves the inspector ---------------------------------------------
 
 
