@@ -88,16 +88,17 @@ class _Known:
         loosely here (case and spaces ignored, an RDN's attributes in any order), so that the
         verifier, however it compares them, is never denied an AC it could use; it only
         skips the hundreds it could not."""
-        own = [(_loose(c.subject), c) for c in self.own]
+        own: dict[Any, list[x509.Certificate]] = {}
+        for cert in self.own:
+            own.setdefault(_loose(cert.subject), []).append(cert)
+        indexed = self.bundle.intermediates_by_loose
         wanted, seen, found = [_loose(leaf.issuer)], set(), set()
         while wanted:
             key = wanted.pop()
             if key in seen:
                 continue
             seen.add(key)
-            for cert in [c for k, c in own if k == key] + self.bundle.intermediates_by_loose.get(
-                key, []
-            ):
+            for cert in [*own.get(key, ()), *indexed.get(key, ())]:
                 if id(cert) not in found:
                     found.add(id(cert))
                     wanted.append(_loose(cert.issuer))
