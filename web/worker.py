@@ -16,13 +16,29 @@ else — timeouts, the keep-alive limit, graceful stops, ``max_requests`` — is
 the loop stops as soon as a request was answered without keep-alive or the worker is stopping.
 A gunicorn whose ``handle`` answers something else than True for a kept-alive connection (22.x
 returns a pair) gets no lingering: the worker is then plain ``gthread``.
+
+Two more of a request's own costs, each a few percent of an API request's CPU
+(docs/PERFORMANCE.md, "Issue 19, session 17"):
+
+- gunicorn sends a response's head and its body in two writes, and with ``TCP_NODELAY`` (which
+  gunicorn sets) each goes out as a packet of its own, which the kernel delivers to the
+  client on its own. The socket is corked (``TCP_CORK``) while a request is answered: the
+  kernel sends what was written once the answer is complete (or whenever a full packet is
+  ready), a small answer in one packet. Nothing waits longer than the answer takes.
+- gunicorn reads a setting per use through ``Config.__getattr__`` (a dictionary look-up and
+  the setting's ``get()``), some twenty times a request. A worker's settings do not change
+  once it runs (a reload starts new workers with a new configuration), so the worker reads
+  each once (``SettledConfig``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
+import socket
 from typing import Any
 
+from gunicorn.config import Config
 from gunicorn.workers.gthread import ThreadWorker
 
 # How long an answering thread waits for the same connection's next request. Long enough for a
@@ -42,8 +58,57 @@ def _next_request_arrives(sock: Any, timeout: float) -> bool:
         return False
 
 
+# Linux's; elsewhere the answer goes out as gunicorn writes it.
+_CORK = getattr(socket, "TCP_CORK", None)
+
+
+def _cork(sock: Any, on: bool) -> None:
+    """Hold (``on``) or release what is written to a TCP socket (a closed or non-TCP socket,
+    e.g. a Unix one, is left as it is)."""
+    if _CORK is None:
+        return
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, _CORK, 1 if on else 0)
+
+
+class SettledConfig(Config):
+    """gunicorn's ``Config`` whose settings are each read once, then kept as attributes.
+
+    Only for a worker: it is made from the master's configuration as the worker starts, after
+    which nothing changes a worker's settings. The computed ones (``is_ssl``, ``address``…)
+    stay properties, computed from the kept values."""
+
+    @classmethod
+    def of(cls, cfg: Config) -> SettledConfig:
+        settled = cls.__new__(cls)
+        settled.__dict__.update(cfg.__dict__)  # the same settings objects; nothing copied
+        return settled
+
+    def __getattr__(self, name: str) -> Any:
+        value = super().__getattr__(name)  # AttributeError for what is not a setting
+        self.__dict__[name] = value
+        return value
+
+    def set(self, name: str, value: Any) -> None:
+        super().set(name, value)
+        self.__dict__.pop(name, None)  # read again on its next use
+
+
 class LingeringThreadWorker(ThreadWorker):
-    """``gthread``, serving a kept-alive connection's next request in the answering thread."""
+    """``gthread``, serving a kept-alive connection's next request in the answering thread,
+    its answer corked, its settings read once."""
+
+    def init_process(self) -> None:
+        self.cfg = SettledConfig.of(self.cfg)  # before any connection takes it
+        super().init_process()
+
+    def handle_request(self, req: Any, conn: Any) -> Any:
+        sock = conn.sock
+        _cork(sock, True)
+        try:
+            return super().handle_request(req, conn)
+        finally:
+            _cork(sock, False)  # sends what is left of the answer now
 
     def handle(self, conn: Any) -> Any:
         result = super().handle(conn)

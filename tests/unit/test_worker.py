@@ -184,3 +184,109 @@ def test_a_request_read_ahead_is_served_without_waiting(
     monkeypatch.setattr(worker_mod, "_next_request_arrives", lambda *_: False)
     assert worker.handle(conn) is True
     assert answered == [b"one", b"two"]
+
+
+# ------------------------------------------------------------------ an answer, corked
+
+
+@pytest.fixture
+def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    """A connected loopback TCP pair (the server's side first), as gunicorn's are."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    server.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as gunicorn sets it
+    yield server, client
+    server.close()
+    client.close()
+
+
+def _corked(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CORK)
+
+
+@pytest.mark.skipif(not hasattr(socket, "TCP_CORK"), reason="Linux's TCP_CORK")
+@pytest.mark.parametrize("fails", [False, True], ids=["answered", "the-handler-raised"])
+def test_an_answer_is_written_corked_and_sent_when_the_request_is_done(
+    worker: LingeringThreadWorker,
+    tcp_pair: tuple[socket.socket, socket.socket],
+    monkeypatch: pytest.MonkeyPatch,
+    fails: bool,
+) -> None:
+    server, client = tcp_pair
+    seen: list[int] = []
+
+    def handle_request(self: ThreadWorker, req: object, conn: _Conn) -> bool:
+        seen.append(_corked(conn.sock))
+        conn.sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n")  # gunicorn's head...
+        conn.sock.sendall(b"body")  # ...then its body, in a write of its own
+        if fails:
+            raise OSError("the client went away")
+        return True
+
+    monkeypatch.setattr(ThreadWorker, "handle_request", handle_request)
+    assert _corked(server) == 0
+    if fails:
+        with pytest.raises(OSError):
+            worker.handle_request(None, _Conn(server))
+    else:
+        assert worker.handle_request(None, _Conn(server)) is True
+    assert seen == [1]  # held while the answer was written
+    assert _corked(server) == 0  # and released after it, whatever happened
+    client.settimeout(5)
+    received = b""
+    while not received.endswith(b"body"):
+        received += client.recv(1024)
+    assert received == b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody"
+
+
+def test_a_closed_socket_is_not_corked_and_nothing_fails(
+    worker: LingeringThreadWorker, pair: tuple[socket.socket, socket.socket]
+) -> None:
+    server, _client = pair
+    server.close()
+    worker_mod._cork(server, True)  # a Unix socket, closed: left alone
+    worker_mod._cork(server, False)
+
+
+# ------------------------------------------------------------------ settings read once
+
+
+def test_a_workers_settings_are_the_masters_read_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gunicorn.config import Config, Setting
+
+    master = Config()
+    master.set("keepalive", 7)
+    master.set("limit_request_line", 1234)
+    settled = worker_mod.SettledConfig.of(master)
+    reads: list[str] = []
+    get = Setting.get
+
+    def counted(self: Setting) -> object:
+        reads.append(self.name)
+        return get(self)
+
+    monkeypatch.setattr(Setting, "get", counted)
+    assert settled.keepalive == 7 and settled.limit_request_line == 1234
+    assert settled.keepalive == 7 and settled.limit_request_line == 1234
+    assert reads == ["keepalive", "limit_request_line"]  # each read once, then kept
+    assert settled.is_ssl == master.is_ssl  # computed settings computed from the kept ones
+    assert settled.forwarded_allow_networks() == master.forwarded_allow_networks()
+    settled.set("keepalive", 9)  # a setting changed on it is read again
+    assert settled.keepalive == 9
+    with pytest.raises(AttributeError):
+        settled.no_such_setting  # noqa: B018
+    with pytest.raises(AttributeError):
+        settled.keepalive = 3  # as gunicorn's: settings change through set() only
+
+
+def test_the_worker_serves_with_settled_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gunicorn.config import Config
+
+    started: list[object] = []
+    monkeypatch.setattr(ThreadWorker, "init_process", lambda self: started.append(self.cfg))
+    w = LingeringThreadWorker.__new__(LingeringThreadWorker)
+    w.cfg = Config()
+    w.init_process()
+    assert len(started) == 1 and isinstance(started[0], worker_mod.SettledConfig)
+    assert w.cfg is started[0]
