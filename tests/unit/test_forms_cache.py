@@ -102,6 +102,54 @@ def test_validating_mutates_neither_the_schema_nor_what_is_kept():
     }
 
 
+def test_a_forms_references_are_resolved_once_and_answer_as_a_fresh_validator(monkeypatch):
+    """The resolver kept with a form's views (its ``$ref``s, its ``$schema``) gives every
+    validation the answers a validator built from scratch gives, and is built once."""
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "type": "object",
+        "required": ["periodos"],
+        "$defs": {
+            "periodo": {
+                "type": "object",
+                "required": ["inicio"],
+                "properties": {"inicio": {"type": "string", "format": "date"}},
+            }
+        },
+        "properties": {
+            "periodos": {"type": "array", "maxItems": 3, "items": {"$ref": "#/$defs/periodo"}},
+            "nome": {"type": "string", "maxLength": 3},
+        },
+    }
+    built = []
+    real_init = FormValidator.__attrs_post_init__
+
+    def counted(self):
+        built.append(self._resolver is None)  # None: a registry and resolver to build
+        real_init(self)
+
+    monkeypatch.setattr(FormValidator, "__attrs_post_init__", counted)
+    cases = [
+        {"periodos": [{"inicio": "2026-01-31"}]},
+        {"periodos": [{}, {"inicio": "31/01/2026"}], "nome": "abcd"},
+        {"nome": "ab"},
+        {"periodos": [{"inicio": "2026-01-31"}] * 4},
+    ]
+    twin = copy.deepcopy(schema)
+    for submitted in cases * 2:
+        found = errors_of(schema, submitted)
+        fresh = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        assert bool(found) == (not fresh.is_valid(submitted)), submitted
+        assert errors_of(twin, submitted) == found
+    assert errors_of(schema, cases[1]) == {
+        "periodos.0.inicio": "Campo obrigatório.",
+        "periodos.1.inicio": "Data inválida (use dd/mm/aaaa).",
+        "nome": "No máximo 3 caracteres (você digitou 4).",
+    }
+    # One resolver built per form (this one and its copy), never one per validation.
+    assert built.count(True) == 2
+
+
 def test_secret_fields_gives_a_set_of_its_own_each_time():
     schema = form(5, secret=True)
     fields = secret_fields(schema)
