@@ -87,6 +87,44 @@ def test_a_completion_is_one_transaction_token_check_included(client, world, db)
     assert (len(begins), len(commits)) == (1, 1)
 
 
+def test_a_completions_answer_is_made_after_its_commit(client, world, db, monkeypatch):
+    """The answer is built once the completion is committed: another connection already
+    sees the task completed (on SQLite the write lock is free while the answer is made)."""
+    from web.api import views
+
+    f = flow(client, world)
+    task = f.task("obter_certificado_digital")
+    seen: list[str | None] = []
+    build = views._tasks
+
+    def answering(session, rows):
+        if rows and rows[0].id == task["id"] and rows[0].state == "completed":  # its answer
+            with db.engine.connect() as other:  # a connection of its own
+                seen.append(other.scalar(select(Task.state).where(Task.id == task["id"])))
+        return build(session, rows)
+
+    monkeypatch.setattr(views, "_tasks", answering)
+    done = f.complete("obter_certificado_digital")
+    assert done.status_code == 200, done.json
+    assert seen == ["completed"]
+    assert done.json["state"] == "completed" and done.json["next"]
+
+
+def test_a_refused_completion_commits_nothing(client, world, db):
+    """An error inside the completion still rolls the whole request back (the commit at the
+    block's end is never reached)."""
+    f = flow(client, world)
+    task = f.task("obter_certificado_digital")
+    res = client.post(
+        f"/api/v1/tasks/{task['id']}/complete",
+        json={"data": {}},
+        headers=world["users"]["Gestor"].headers,
+    )
+    assert res.status_code == 422
+    with db.read() as s:
+        assert s.scalar(select(Task.state).where(Task.id == task["id"])) == "ready"
+
+
 def test_a_bad_token_on_the_complete_route_is_still_a_401_and_counted(client, world, db):
     f = flow(client, world)
     task = next(t for t in f.ready() if t["element"] == "obter_certificado_digital")

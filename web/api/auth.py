@@ -33,8 +33,8 @@ def actor() -> Actor:
 
 def authenticated(view: Callable[..., Any], *, one_transaction: bool = False) -> Callable[..., Any]:
     """Require a live token. ``one_transaction``: check it inside the write transaction the
-    view then works in (``transaction()``), committed once the view has answered — one
-    connection and one transaction per request on the hot path, instead of two."""
+    view then works in (``transaction()``, which commits it) — one connection and one
+    transaction per request on the hot path, instead of two."""
 
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -83,9 +83,23 @@ def authenticated(view: Callable[..., Any], *, one_transaction: bool = False) ->
 
 
 def transaction() -> AbstractContextManager[Session]:
-    """The request's write transaction: the one its authentication opened (it commits when
-    the view has answered), else one of its own."""
-    return _the_requests("transaction", db().write)
+    """The request's write transaction: the one its authentication opened, else one of its
+    own. Either commits when the block ends without an error, so that the view builds its
+    answer after the commit: on SQLite the database's one write lock is not held while
+    the answer is made and serialized (an error there no longer undoes the commit; it is
+    answered as any error is, and a retry finds the work done)."""
+    session = g.get("transaction")
+    if session is None:
+        return db().write()
+    return _committed_at_end(session)
+
+
+@contextmanager
+def _committed_at_end(session: Session) -> Iterator[Session]:
+    """The request's transaction, committed when the block ends without an error (an error
+    leaves it to the authentication's ``write``, which rolls it back)."""
+    yield session
+    session.commit()
 
 
 def reading() -> AbstractContextManager[Session]:

@@ -518,8 +518,9 @@ def complete_task(task_id: str, json: s.CompleteTask) -> s.CompletedTask:
     settings = current_app.extensions["credencia.settings"]
     with transaction() as session:
         done = completion.complete(session, actor(), task_id, json.data, settings=settings)
-        task, *following = _tasks(session, [done.task, *done.next])
-        words = process_words(session)
+    # Committed: the answer is made from the rows as they were written, without the lock.
+    task, *following = _tasks(session, [done.task, *done.next])
+    words = process_words(session)
     instance = done.instance
     return s.CompletedTask(
         **task.model_dump(),
