@@ -888,7 +888,13 @@ def test_lone_surrogates_are_refused_at_the_field(app, db, sec: SecWorld, method
     url = url.replace("TASK", f"/api/v1/tasks/{sec.own.task_id}")
     url = url.replace("INSTANCE", f"/api/v1/instances/{sec.own.instance_id}")
     client = app.test_client()
-    for encoded in ((body % LONE).encode(), (body % "\ud800").encode("utf-8", "surrogatepass")):
+    encodings = (
+        (body % LONE).encode(),
+        (body % "\ud800").encode("utf-8", "surrogatepass"),  # the bytes that would encode it
+        (body % LONE).encode("utf-16"),  # JSON the parser reads in UTF-16 and UTF-32 too
+        (body % LONE).encode("utf-32"),
+    )
+    for encoded in encodings:
         res = getattr(client, method)(url, data=encoded, content_type="application/json",
                                       headers=sec.users["admin"].headers)  # fmt: skip
         assert res.status_code == 422, (url, res.status_code, res.get_data(as_text=True)[:300])
