@@ -45,26 +45,43 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 # Writes a transaction queues for its end, run just before it commits, by rank: a lower
 # rank first (the audit chain's head, 10, before the dashboard counters, 20), so that every
 # transaction takes those locks in one order. After a rollback their queues are dropped.
-_AT_COMMIT: list[tuple[int, Callable[[Session], None], Callable[[Session], None]]] = []
+_AT_COMMIT: list[
+    tuple[int, Callable[[Session], None], Callable[[Session], None], Callable[[Session], bool]]
+] = []
 
 
-def at_commit(rank: int, write: Callable[[Session], None], drop: Callable[[Session], None]) -> None:
-    """Register ``write(session)`` to run before every commit, and ``drop(session)`` after
-    every rollback."""
-    _AT_COMMIT.append((rank, write, drop))
+def at_commit(
+    rank: int,
+    write: Callable[[Session], None],
+    drop: Callable[[Session], None],
+    pending: Callable[[Session], bool],
+) -> None:
+    """Register ``write(session)`` to run before every commit, ``drop(session)`` after every
+    rollback, and ``pending(session)``: whether ``write`` has anything to write."""
+    _AT_COMMIT.append((rank, write, drop, pending))
     _AT_COMMIT.sort(key=lambda item: item[0])
 
 
 @event.listens_for(Session, "before_commit")
 def _write_queued(session: Session) -> None:
-    for _rank, write, _drop in _AT_COMMIT:
+    for _rank, write, _drop, _pending in _AT_COMMIT:
         write(session)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_queued(session: Session) -> None:
-    for _rank, _write, drop in _AT_COMMIT:
+    for _rank, _write, drop, _pending in _AT_COMMIT:
         drop(session)
+
+
+def _nothing_to_commit(session: Session) -> bool:
+    """Whether committing ``session`` would write nothing: no transaction is open (a view
+    committed it already, ``web.api.auth.transaction``), no object waits to be flushed and
+    nothing is queued for the commit. SQLAlchemy's commit of nothing still begins and ends
+    a transaction of its own in Python (a twentieth of a small write's own work)."""
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
+        return False
+    return not any(pending(session) for *_, pending in _AT_COMMIT)
 
 
 # session.info: what a transaction keeps for its own length (``transaction_memo``).
@@ -306,7 +323,8 @@ class Database:
         self._checkout(session, credencia_write=True)
         try:
             yield session
-            session.commit()
+            if not _nothing_to_commit(session):
+                session.commit()
         except (Forbidden, Invalid) as refused:
             session.rollback()
             self._audit_denial(refused)

@@ -361,7 +361,9 @@ def _drop_rolled_back(session: Session, previous: SessionTransaction) -> None:
     session.info[_PENDING] = [q for q in queued if not inside(q.transaction)]
 
 
-db.at_commit(10, write_pending, lambda session: None)
+db.at_commit(
+    10, write_pending, lambda session: None, lambda session: bool(session.info.get(_PENDING))
+)
 
 
 def append_many(

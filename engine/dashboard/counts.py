@@ -119,7 +119,12 @@ def write_pending(session: Session) -> None:
         db.send_many(session.connection(), _UPSERT_FOR_ESTABLISHMENT, rows)
 
 
-db.at_commit(20, write_pending, lambda session: session.info.pop(_PENDING, None))
+db.at_commit(
+    20,
+    write_pending,
+    lambda session: session.info.pop(_PENDING, None),
+    lambda session: _PENDING in session.info,
+)
 
 
 # ---------------------------------------------------------------- establishments
