@@ -44,10 +44,19 @@ def chain_key(org_id: int | None) -> str:
     return f"org:{org_id}" if org_id is not None else SYSTEM_CHAIN
 
 
-def _members(fields: dict[str, Any]) -> str:
-    """``"k":v,...`` of a JSON object with sorted keys, as the chain's hashes are written."""
-    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return escape_surrogates(text[1:-1])
+# ``json.dumps(text, ensure_ascii=False)`` of one string, without the encoder's set-up.
+_string = json.encoder.encode_basestring
+
+
+def _value(value: Any) -> str:
+    """``json.dumps(value, ensure_ascii=False)`` of one of an event's columns."""
+    if value.__class__ is str:
+        return _string(value)
+    if value is None:
+        return "null"
+    if value.__class__ is int:
+        return int.__repr__(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def event_hash(
@@ -67,14 +76,24 @@ def event_hash(
     """SHA-256 of the event as one JSON object with sorted keys, ``data`` being the canonical
     text exactly as stored (``canonical_json``), spliced in as is.
 
-    The same bytes as ``json.dumps`` of the whole event with the data as a nested object, the
-    form older events were hashed in.
+    The same bytes as ``json.dumps`` of the whole event (sorted keys, no spaces, UTF-8 kept,
+    a lone surrogate escaped) with the data as a nested object, the form older events were
+    hashed in; written member by member, in the sorted order, since every event is hashed
+    when it is appended and again whenever the chain is verified.
     """
-    head = _members({"action": action, "actor": actor, "actor_id": actor_id,
-                     "at": at.isoformat(timespec="microseconds"), "chain": chain})  # fmt: skip
-    tail = _members({"entity_id": entity_id, "entity_type": entity_type, "org_id": org_id,
-                     "prev_hash": prev_hash, "seq": seq})  # fmt: skip
-    body = "{" + head + ',"data":' + data + "," + tail + "}"
+    members = (
+        '{"action":' + _value(action) + ',"actor":' + _value(actor)
+        + ',"actor_id":' + _value(actor_id)
+        + ',"at":' + _value(at.isoformat(timespec="microseconds"))
+        + ',"chain":' + _value(chain) + ',"data":'
+    )  # fmt: skip
+    rest = (
+        ',"entity_id":' + _value(entity_id) + ',"entity_type":' + _value(entity_type)
+        + ',"org_id":' + _value(org_id) + ',"prev_hash":' + _value(prev_hash)
+        + ',"seq":' + _value(seq) + "}"
+    )  # fmt: skip
+    # (``data`` is canonical text: its surrogates are escaped already.)
+    body = escape_surrogates(members) + data + escape_surrogates(rest)
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
