@@ -14,11 +14,18 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, DateTime, Index, MetaData, create_engine, event, select, text
+from sqlalchemy import JSON, DateTime, Index, MetaData, create_engine, event, inspect, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapper,
+    Session,
+    make_transient_to_detached,
+    sessionmaker,
+)
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
@@ -107,6 +114,58 @@ def hold(session: Session, obj: Any) -> Any:
 def _forget_memo(session: Session, transaction: Any) -> None:
     if transaction.parent is None or transaction.nested:  # (not a flush's own)
         session.info.pop(_MEMO, None)
+
+
+class Columns(NamedTuple):
+    """A mapped class's columns, to select them in a Core statement and make persistent
+    objects of its rows' values (``adopt``)."""
+
+    mapper: Mapper
+    keys: tuple[str, ...]  # the attributes, in the order of ``columns``
+    columns: tuple[Any, ...]
+    identity: tuple[int, ...]  # where the primary key's columns are in ``keys``
+    left_out: tuple[str, ...]  # the column attributes not selected: loaded on first use
+
+    def of(self, row: Any, start: int) -> tuple[Any, ...]:
+        """This class's values in ``row``, whose columns start at ``start``."""
+        return tuple(row[start : start + len(self.keys)])
+
+
+def columns_of(model: type, *, without: tuple[str, ...] = ()) -> Columns:
+    """The column attributes of ``model`` but ``without``, as a Core statement selects them."""
+    mapper = inspect(model)
+    attrs = [a for a in mapper.column_attrs if a.key not in without]
+    keys = tuple(a.key for a in attrs)
+    primary = {c.key for c in mapper.primary_key}
+    return Columns(
+        mapper=mapper,
+        keys=keys,
+        columns=tuple(a.columns[0] for a in attrs),
+        identity=tuple(i for i, a in enumerate(attrs) if a.columns[0].key in primary),
+        left_out=tuple(without),
+    )
+
+
+def adopt(session: Session, cols: Columns, values: tuple[Any, ...]) -> Any:
+    """The persistent object whose row a Core statement returned (``values``, in the order of
+    ``cols.keys``), as if the ORM had loaded it with ``populate_existing``: the one the
+    session already has, its attributes set to these values (the ones left out of the
+    statement expired), or a new one in the session. What a query's loading does besides —
+    its statement handling, the row processing, the per-row loader — is left out: a third of
+    the ORM's cost for a row or two (docs/PERFORMANCE.md, "Issue 19, session 18")."""
+    key = cols.mapper.identity_key_from_primary_key([values[i] for i in cols.identity])
+    obj = session.identity_map.get(key)
+    if obj is not None:
+        for name, value in zip(cols.keys, values, strict=True):
+            set_committed_value(obj, name, value)
+        if cols.left_out:
+            session.expire(obj, cols.left_out)
+        return obj
+    obj = cols.mapper.class_manager.new_instance()
+    obj.__dict__.update(zip(cols.keys, values, strict=True))
+    make_transient_to_detached(obj)  # the rest (``left_out``) loads when first asked for
+    session.add(obj)
+    return obj
 
 
 def unique_where(name: str, *columns: str, where: str) -> Index:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, bindparam, case, literal_column, or_, select, update
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 
 from engine import forms
 from engine.access.actor import Actor
@@ -26,7 +26,7 @@ from engine.accounts.models import SCOPED_ROLES, Membership, membership_establis
 from engine.accounts.queries import user_with_email
 from engine.audit import service as audit
 from engine.credentials.models import Credential
-from engine.db import hold, transaction_memo, utcnow
+from engine.db import adopt, columns_of, hold, send, transaction_memo, utcnow
 from engine.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from engine.establishments.models import Establishment, Portfolio
 from engine.files.models import StoredFile
@@ -79,22 +79,32 @@ def _require_visible(actor: Actor, task: Task, action: str) -> None:
                           action=action, entity_type="task", entity_id=task.id)  # fmt: skip
 
 
-# The task and its instance (without its saved state) in one read: what shows a task
-# (its form, its stage) asks for the instance next, and finds it in the session.
+# The rows a task's read and its completion read, as Core selects them (``db.adopt`` makes
+# the session's objects of them): the instance without its saved state, which a completion
+# usually finds live in this process (engine/runtime/state.py) and reads only when not.
+_TASK_COLUMNS = columns_of(Task)
+_INSTANCE_COLUMNS = columns_of(ProcessInstance, without=("state",))
+_CREDENTIAL_COLUMNS = columns_of(Credential)
+_AFTER_TASK = len(_TASK_COLUMNS.keys)
+_AFTER_INSTANCE = _AFTER_TASK + len(_INSTANCE_COLUMNS.keys)
+_TASK_TABLE = Task.__table__
+_INSTANCE_TABLE = ProcessInstance.__table__
+
+# The task and its instance in one read: what shows a task (its form, its stage) asks for the
+# instance next, and finds it in the session.
 _WITH_INSTANCE = (
-    select(Task, ProcessInstance)
-    .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
-    .where(Task.id == bindparam("task_id"))
-    .options(defer(ProcessInstance.state))
+    select(*_TASK_COLUMNS.columns, *_INSTANCE_COLUMNS.columns)
+    .join_from(_TASK_TABLE, _INSTANCE_TABLE, _INSTANCE_TABLE.c.id == _TASK_TABLE.c.instance_id)
+    .where(_TASK_TABLE.c.id == bindparam("task_id"))
 )
 
 
 def get_task(session: Session, actor: Actor, task_id: str) -> Task:
-    row = session.execute(_WITH_INSTANCE, {"task_id": task_id}).first()
-    if row is None:
+    rows = send(session.connection(), _WITH_INSTANCE, {"task_id": task_id}).rows
+    if not rows:
         raise NotFound("Tarefa não encontrada.")
-    task, instance = row
-    hold(session, instance)
+    task = adopt(session, _TASK_COLUMNS, _TASK_COLUMNS.of(rows[0], 0))
+    hold(session, adopt(session, _INSTANCE_COLUMNS, _INSTANCE_COLUMNS.of(rows[0], _AFTER_TASK)))
     _require_visible(actor, task, "task.read")
     return task
 
@@ -403,33 +413,37 @@ def check(
     return submission.cleaned
 
 
-_INSTANCE_OF = select(Task.instance_id).where(Task.id == bindparam("task_id")).scalar_subquery()
+_INSTANCE_OF = (
+    select(_TASK_TABLE.c.instance_id)
+    .where(_TASK_TABLE.c.id == bindparam("task_id"))
+    .scalar_subquery()
+)
 # The portfolio's evidence limit, read with the rows: forms with evidence files ask for it.
 _EVIDENCE_MAX_MB = (
-    select(Portfolio.evidence_max_mb)
-    .where(Portfolio.code == ProcessInstance.portfolio_code)
+    select(Portfolio.__table__.c.evidence_max_mb)
+    .where(Portfolio.__table__.c.code == _INSTANCE_TABLE.c.portfolio_code)
     .scalar_subquery()
     .label("evidence_max_mb")
 )
 _FOR_COMPLETION = (
-    select(Task, ProcessInstance, _EVIDENCE_MAX_MB)
-    .join(ProcessInstance, ProcessInstance.id == Task.instance_id)
+    select(*_TASK_COLUMNS.columns, *_INSTANCE_COLUMNS.columns, _EVIDENCE_MAX_MB)
+    .join_from(_TASK_TABLE, _INSTANCE_TABLE, _INSTANCE_TABLE.c.id == _TASK_TABLE.c.instance_id)
     .where(
-        Task.instance_id == _INSTANCE_OF,
-        or_(Task.id == bindparam("task_id"), Task.state == READY),
+        _TASK_TABLE.c.instance_id == _INSTANCE_OF,
+        or_(_TASK_TABLE.c.id == bindparam("task_id"), _TASK_TABLE.c.state == READY),
     )
-    .options(defer(ProcessInstance.state))
-    .execution_options(populate_existing=True)
 )
+_AFTER_EVIDENCE = _AFTER_INSTANCE + 1
 
 
 # SQLite: the same read, with the instance's credential. The steps that change it read it
 # here instead of in a statement of their own (engine/credentials/service.py): SQLite's
 # writers take the database's one write lock at BEGIN, so it needs no row lock of its own,
 # as PostgreSQL's does.
-_FOR_COMPLETION_WITH_CREDENTIAL = _FOR_COMPLETION.add_columns(Credential).outerjoin(
-    Credential, Credential.id == ProcessInstance.credential_id
-)
+_CREDENTIAL_TABLE = Credential.__table__
+_FOR_COMPLETION_WITH_CREDENTIAL = _FOR_COMPLETION.add_columns(
+    *_CREDENTIAL_COLUMNS.columns
+).outerjoin(_CREDENTIAL_TABLE, _CREDENTIAL_TABLE.c.id == _INSTANCE_TABLE.c.credential_id)
 
 
 # PostgreSQL: the same read, locking the instance row, and whether the rows it read are the
@@ -437,15 +451,15 @@ _FOR_COMPLETION_WITH_CREDENTIAL = _FOR_COMPLETION.add_columns(Credential).outerj
 # UPDATE; a claim's UPDATE that changes no value) while it holds the row. When one commits
 # between this statement's snapshot and its lock, the lock returns the row's new version
 # while the task rows (and the subquery) are those of the snapshot: the two xmin differ.
-_SNAPSHOT = ProcessInstance.__table__.alias("snapshot")
+_SNAPSHOT = _INSTANCE_TABLE.alias("snapshot")
 _FOR_COMPLETION_LOCKED = _FOR_COMPLETION.add_columns(
     (
         literal_column("process_instance.xmin")
         == select(literal_column("snapshot.xmin"))
-        .where(_SNAPSHOT.c.id == ProcessInstance.id)
+        .where(_SNAPSHOT.c.id == _INSTANCE_TABLE.c.id)
         .scalar_subquery()
     ).label("latest")
-).with_for_update(of=ProcessInstance)
+).with_for_update(of=_INSTANCE_TABLE)
 
 
 # What a completion reads of a stored file (``NamedFile``), labelled apart from the task's.
@@ -473,9 +487,9 @@ def _with_named_files(stmt):
     return stmt.add_columns(*_FILE_COLUMNS).outerjoin(
         f,
         and_(
-            Task.id == bindparam("task_id"),
+            _TASK_TABLE.c.id == bindparam("task_id"),
             f.c.id.in_(bindparam("file_ids", expanding=True)),
-            f.c.org_id == ProcessInstance.org_id,
+            f.c.org_id == _INSTANCE_TABLE.c.org_id,
         ),
     )  # fmt: skip
 
@@ -484,6 +498,12 @@ def _with_named_files(stmt):
 _NAMED_FILES = {
     stmt: _with_named_files(stmt)
     for stmt in (_FOR_COMPLETION, _FOR_COMPLETION_WITH_CREDENTIAL, _FOR_COMPLETION_LOCKED)
+}
+# Where the named files' columns start in each read's rows.
+_FILES_AT = {
+    _FOR_COMPLETION: _AFTER_EVIDENCE,
+    _FOR_COMPLETION_WITH_CREDENTIAL: _AFTER_EVIDENCE + len(_CREDENTIAL_COLUMNS.keys),
+    _FOR_COMPLETION_LOCKED: _AFTER_EVIDENCE + 1,
 }
 # What a submission's values may name as a file: a stored file's id (``uuid4``), at the top
 # level or in an array. More than a form's file fields hold reads none ahead (the lookup then
@@ -506,13 +526,9 @@ def _named_file_ids(submitted: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _named_file(row: Any) -> NamedFile:
-    return NamedFile(
-        id=row.file_id, content_type=row.file_content_type, kind=row.file_kind,
-        size=row.file_size, uploaded_by_id=row.file_uploaded_by_id,
-        instance_id=row.file_instance_id, establishment_id=row.file_establishment_id,
-        filename=row.file_filename, certificate_der=row.file_certificate_der,
-    )  # fmt: skip
+def _named_file(row: Any, at: int) -> NamedFile:
+    """The stored file whose columns (``_FILE_COLUMNS``) start at ``at`` in ``row``."""
+    return NamedFile(*row[at : at + len(_FILE_COLUMNS)])
 
 
 # The files a form names that the first read did not look for, as plain rows of the table
@@ -543,28 +559,38 @@ def _read_for_completion(
         params["file_ids"] = list(file_ids)
 
     def read(stmt: Any) -> list[Any]:
-        return session.execute(_NAMED_FILES[stmt] if file_ids else stmt, params).all()
+        if file_ids:  # (an expanding IN: SQLAlchemy's execution renders it)
+            return list(session.connection().execute(_NAMED_FILES[stmt], params))
+        return send(session.connection(), stmt, params).rows
 
     if lock:
-        rows: list[Any] = read(_FOR_COMPLETION_LOCKED)
-        if rows and not rows[0].latest:
-            rows = read(_FOR_COMPLETION)
-    elif is_postgres(session):
-        rows = read(_FOR_COMPLETION)
+        stmt = _FOR_COMPLETION_LOCKED
+        rows: list[Any] = read(stmt)
+        if rows and not rows[0][_AFTER_EVIDENCE]:  # not the latest: read again, under the lock
+            rows = read(stmt := _FOR_COMPLETION)
     else:
-        rows = read(_FOR_COMPLETION_WITH_CREDENTIAL)
-        if rows and rows[0].Credential is not None:
-            hold(session, rows[0].Credential)  # (``session.get`` finds it, unread again)
-    task = next((row[0] for row in rows if row[0].id == task_id), None)
-    if task is None:
+        stmt = _FOR_COMPLETION if is_postgres(session) else _FOR_COMPLETION_WITH_CREDENTIAL
+        rows = read(stmt)
+    first = next((row for row in rows if row[0] == task_id), None)
+    if first is None:
         raise NotFound("Tarefa não encontrada.")
-    instance = rows[0][1]
+    instance = adopt(session, _INSTANCE_COLUMNS, _INSTANCE_COLUMNS.of(first, _AFTER_TASK))
+    if stmt is _FOR_COMPLETION_WITH_CREDENTIAL and first[_AFTER_EVIDENCE] is not None:
+        credential = _CREDENTIAL_COLUMNS.of(first, _AFTER_EVIDENCE)
+        hold(session, adopt(session, _CREDENTIAL_COLUMNS, credential))  # (``session.get`` finds it)
+    by_id: dict[str, Task] = {}
+    for row in rows:
+        if row[0] not in by_id:
+            by_id[row[0]] = adopt(session, _TASK_COLUMNS, _TASK_COLUMNS.of(row, 0))
+    task = by_id[task_id]
     _require_visible(actor, task, "task.complete")
-    _evidence_limits(session)[instance.portfolio_code] = rows[0].evidence_max_mb
-    ready = list(dict.fromkeys(row[0] for row in rows if row[0].state == READY))
+    _evidence_limits(session)[instance.portfolio_code] = first[_AFTER_INSTANCE]
+    ready = [t for t in by_id.values() if t.state == READY]
     files = NamedFiles(set(file_ids))
     if file_ids:
-        files.found = {row.file_id: _named_file(row) for row in rows if row.file_id}
+        at = _FILES_AT[stmt]
+        found = (_named_file(row, at) for row in rows if row[at] is not None)
+        files.found = {f.id: f for f in found}
     return task, instance, ready, files
 
 
@@ -668,7 +694,7 @@ def _form_context(
         rest = [i for i in wanted if i not in files.looked_for]
         if rest:
             read = session.execute(_FILES, {"ids": rest, "org_id": instance.org_id})
-            files.found.update((row.file_id, _named_file(row)) for row in read)
+            files.found.update((row.file_id, _named_file(row, 0)) for row in read)
             files.looked_for.update(rest)
         found = {}
         for row in (files.found[i] for i in wanted if i in files.found):
