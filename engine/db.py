@@ -30,6 +30,7 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from engine.errors import Forbidden, Invalid
+from engine.writers import WriterQueue
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +202,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# How long a SQLite writer waits for the lock (SQLite's busy timeout; the writers' queue's
+# threads give up after as long).
+SQLITE_BUSY_S = 30
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        connect_args = {"timeout": 30, "check_same_thread": False}
+        connect_args = {"timeout": SQLITE_BUSY_S, "check_same_thread": False}
         # Pooled connections stay open: closing the last one checkpoints and removes the WAL,
         # which cost ~6 ms per write transaction. (:memory: is not supported: several
         # connections must see one database.)
@@ -295,15 +301,60 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_S * 1000)}")
         cur.close()
+
+    path = engine.url.database
+    queue = WriterQueue(path, timeout=SQLITE_BUSY_S) if path and path != ":memory:" else None
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("credencia_write", False)
         # On the driver's connection: a BEGIN needs none of SQLAlchemy's statement handling
         # (an execution context, a cursor, a result), which cost more than the BEGIN itself.
-        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver = conn.connection.driver_connection
+        if not immediate:
+            driver.execute("BEGIN")
+            return
+        if queue is not None:
+            queue.enter(driver)  # the writers' turn first (engine/writers.py)
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if queue is not None:
+                queue.leave(driver)
+            raise
+
+    if queue is None:
+        return
+    # The turn passes on as the transaction ends: after its COMMIT or ROLLBACK (the pool's
+    # reset of a returned connection is a ROLLBACK too), or with its connection, closed or
+    # dropped without either.
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            queue.leave(getattr(dbapi_connection, "driver_connection", dbapi_connection))
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            queue.leave(getattr(dbapi_connection, "driver_connection", dbapi_connection))
+
+    dialect.do_commit, dialect.do_rollback = do_commit, do_rollback
+
+    @event.listens_for(engine, "close")
+    @event.listens_for(engine, "close_detached")
+    def _on_close(dbapi_connection: Any, *_record: Any) -> None:
+        queue.leave(dbapi_connection)
+
+    @event.listens_for(engine, "invalidate")
+    def _on_invalidate(dbapi_connection: Any, _record: Any, _exception: Any) -> None:
+        queue.leave(dbapi_connection)
 
 
 class Database:

@@ -1,0 +1,160 @@
+"""SQLite's writers take turns (engine/writers.py): a writer waits for the one before it —
+in this process on a lock, in another on the ``flock`` beside the database — and the turn
+passes on however the transaction ends: commit, rollback, its connection dropped."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import text
+
+from engine.db import Database
+from engine.writers import WriterQueue
+
+WAIT_S = 0.5  # long enough for a writer that does not wait to have finished
+
+
+@pytest.fixture
+def sqlite_db(tmp_path: Path):
+    database = Database(f"sqlite:///{tmp_path / 'queue.db'}")
+    with database.engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    yield database
+    database.dispose()
+
+
+def _write_in_thread(database: Database, value: int, done: list[int]) -> threading.Thread:
+    def write() -> None:
+        with database.write() as s:
+            s.execute(text("INSERT INTO t VALUES (:n)"), {"n": value})
+        done.append(value)
+
+    thread = threading.Thread(target=write, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+def test_a_writer_of_this_process_waits_for_the_turn_and_gets_it_when_it_ends(sqlite_db, end):
+    done: list[int] = []
+    session = sqlite_db.session_factory()
+    session.connection(execution_options={"credencia_write": True})  # BEGIN IMMEDIATE: held
+    waiting = _write_in_thread(sqlite_db, 2, done)
+    waiting.join(WAIT_S)
+    assert waiting.is_alive() and done == []
+    session.execute(text("INSERT INTO t VALUES (1)"))
+    session.commit() if end == "commit" else session.rollback()
+    session.close()
+    waiting.join(10)
+    assert done == [2]
+    with sqlite_db.read() as s:
+        rows = sorted(n for (n,) in s.execute(text("SELECT n FROM t")))
+    assert rows == ([1, 2] if end == "commit" else [2])
+
+
+def test_a_dropped_connection_passes_the_turn_on(sqlite_db):
+    done: list[int] = []
+    conn = sqlite_db.engine.connect()
+    conn.execution_options(credencia_write=True)
+    conn.begin()
+    waiting = _write_in_thread(sqlite_db, 3, done)
+    waiting.join(WAIT_S)
+    assert waiting.is_alive()
+    conn.invalidate()  # closed without COMMIT or ROLLBACK through the dialect
+    waiting.join(10)
+    assert done == [3]
+
+
+def test_a_writer_of_another_process_holds_the_turn_until_it_lets_go(sqlite_db, tmp_path):
+    path = f"{tmp_path / 'queue.db'}-writers"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, path],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "held"
+        done: list[int] = []
+        waiting = _write_in_thread(sqlite_db, 4, done)
+        waiting.join(WAIT_S)
+        assert waiting.is_alive() and done == []  # SQLite's own lock is free: it is the turn
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        waiting.join(10)
+        assert done == [4]
+    finally:
+        child.kill()
+        child.wait(10)
+    assert child.poll() is not None
+
+
+_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()
+fcntl.flock(fd, fcntl.LOCK_UN)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_process_takes_its_own_turn(sqlite_db):
+    with sqlite_db.write() as s:
+        s.execute(text("INSERT INTO t VALUES (5)"))  # the file is open in this process
+        # Now this process holds the turn. A child forked meanwhile opens the file anew: had
+        # it kept the inherited descriptor, it would share this process's lock and get it.
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            queue = _queue_of(sqlite_db)
+            try:
+                fcntl.flock(queue._file(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                code = 1  # it got a turn this process holds
+            except BlockingIOError:
+                code = 0 if queue._holder is None else 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_threads_give_up_after_the_timeout_as_sqlite_would(tmp_path):
+    queue = WriterQueue(str(tmp_path / "x.db"), timeout=0.05)
+    queue.enter(object())
+    failed: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            queue.enter(object())
+        except sa_exc.OperationalError as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(10)
+    assert failed and "database is locked" in str(failed[0])
+
+
+def test_leaving_is_only_for_the_holder(tmp_path):
+    queue = WriterQueue(str(tmp_path / "y.db"), timeout=0.05)
+    holder, other = object(), object()
+    queue.enter(holder)
+    queue.leave(other)  # not its turn: nothing happens
+    assert queue._holder == id(holder)
+    queue.leave(holder)
+    queue.enter(other)  # free again
+    queue.leave(other)
+
+
+def _queue_of(database: Database) -> WriterQueue:
+    from engine import writers
+
+    path = f"{database.engine.url.database}-writers"
+    return next(q for q in list(writers._QUEUES) if q.path == path)
