@@ -44,16 +44,17 @@ def _write_in_thread(database: Database, value: int, done: list[int]) -> threadi
 @pytest.mark.parametrize("end", ["commit", "rollback"])
 def test_a_writer_of_this_process_waits_for_the_turn_and_gets_it_when_it_ends(sqlite_db, end):
     done: list[int] = []
-    session = sqlite_db.session_factory()
-    session.connection(execution_options={"credencia_write": True})  # BEGIN IMMEDIATE: held
+    conn = sqlite_db.engine.connect()
+    conn.execution_options(credencia_write=True)
+    transaction = conn.begin()  # BEGIN IMMEDIATE: the turn is this connection's
     waiting = _write_in_thread(sqlite_db, 2, done)
     waiting.join(WAIT_S)
     assert waiting.is_alive() and done == []
-    session.execute(text("INSERT INTO t VALUES (1)"))
-    session.commit() if end == "commit" else session.rollback()
-    session.close()
-    waiting.join(10)
+    conn.execute(text("INSERT INTO t VALUES (1)"))
+    transaction.commit() if end == "commit" else transaction.rollback()
+    waiting.join(10)  # the connection still open: the turn passed as the transaction ended
     assert done == [2]
+    conn.close()
     with sqlite_db.read() as s:
         rows = sorted(n for (n,) in s.execute(text("SELECT n FROM t")))
     assert rows == ([1, 2] if end == "commit" else [2])
