@@ -30,7 +30,7 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator
 
 from engine.errors import Forbidden, Invalid
-from engine.writers import WriterQueue
+from engine.writers import queue_for
 
 log = logging.getLogger(__name__)
 
@@ -305,7 +305,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.close()
 
     path = engine.url.database
-    queue = WriterQueue(path, timeout=SQLITE_BUSY_S) if path and path != ":memory:" else None
+    queue = queue_for(path, timeout=SQLITE_BUSY_S) if path and path != ":memory:" else None
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

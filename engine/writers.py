@@ -29,12 +29,27 @@ from typing import Any
 
 from sqlalchemy import exc as sa_exc
 
-_QUEUES: weakref.WeakSet[WriterQueue] = weakref.WeakSet()
+# The queues of this process, one per database file, whichever engines use it.
+_QUEUES: weakref.WeakValueDictionary[str, WriterQueue] = weakref.WeakValueDictionary()
+_QUEUES_LOCK = threading.Lock()
+
+
+def queue_for(database_path: str, *, timeout: float) -> WriterQueue:
+    """The queue of the database file at ``database_path``, shared by every engine of this
+    process on it: a thread that begins a second write to the same file while it holds one
+    (through another engine) then waits ``timeout`` and fails, as with SQLite's lock alone,
+    instead of waiting for itself forever on the file's lock."""
+    key = os.path.realpath(database_path)
+    with _QUEUES_LOCK:
+        queue = _QUEUES.get(key)
+        if queue is None:
+            queue = _QUEUES[key] = WriterQueue(key, timeout=timeout)
+        return queue
 
 
 class WriterQueue:
     """The turn to write to one SQLite database file, for this process's threads and
-    between processes."""
+    between processes (``queue_for`` gives the process's one for a file)."""
 
     def __init__(self, database_path: str, *, timeout: float) -> None:
         self.path = f"{database_path}-writers"
@@ -42,7 +57,6 @@ class WriterQueue:
         self._threads = threading.Lock()
         self._holder: int | None = None  # id() of the driver connection holding the turn
         self._fd: int | None = None
-        _QUEUES.add(self)
 
     def _file(self) -> int:
         if self._fd is None:
@@ -85,7 +99,9 @@ class WriterQueue:
 
 
 def _after_fork_in_child() -> None:
-    for queue in list(_QUEUES):
+    global _QUEUES_LOCK
+    _QUEUES_LOCK = threading.Lock()
+    for queue in list(_QUEUES.values()):
         queue._forked()
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from engine.db import Database
-from engine.writers import WriterQueue
+from engine.writers import WriterQueue, queue_for
 
 WAIT_S = 0.5  # long enough for a writer that does not wait to have finished
 
@@ -155,7 +155,24 @@ def test_leaving_is_only_for_the_holder(tmp_path):
 
 
 def _queue_of(database: Database) -> WriterQueue:
-    from engine import writers
+    return queue_for(database.engine.url.database, timeout=1)
 
-    path = f"{database.engine.url.database}-writers"
-    return next(q for q in list(writers._QUEUES) if q.path == path)
+
+def test_engines_on_one_file_share_its_queue(sqlite_db, tmp_path):
+    # A thread that holds a write through one engine and begins another through a second
+    # engine on the same file fails after the timeout, as SQLite alone would make it, instead
+    # of waiting forever for its own lock on the file.
+    other = Database(f"sqlite:///{tmp_path / 'queue.db'}")
+    try:
+        assert _queue_of(other) is _queue_of(sqlite_db)
+        queue = _queue_of(sqlite_db)
+        queue.timeout = 0.2
+        with sqlite_db.write() as s:
+            s.execute(text("INSERT INTO t VALUES (6)"))
+            refused = pytest.raises(sa_exc.OperationalError, match="database is locked")
+            with refused, other.write() as s2:
+                s2.execute(text("INSERT INTO t VALUES (7)"))
+    finally:
+        other.dispose()
+    with sqlite_db.read() as s:
+        assert [n for (n,) in s.execute(text("SELECT n FROM t"))] == [6]
