@@ -1,4 +1,4 @@
-"""SQLite's writers take turns (engine/writers.py): a writer waits for the one before it —
+"""SQLite's writers take turns (``engine.db.WriterQueue``): a writer waits for the one before it —
 in this process on a lock, in another on the ``flock`` beside the database — and the turn
 passes on however the transaction ends: commit, rollback, its connection dropped."""
 
@@ -15,8 +15,7 @@ import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
-from engine.db import Database
-from engine.writers import WriterQueue, queue_for
+from engine.db import Database, WriterQueue, queue_for
 
 WAIT_S = 0.5  # long enough for a writer that does not wait to have finished
 
