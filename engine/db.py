@@ -420,13 +420,14 @@ def _configure_sqlite(engine: Engine) -> None:
         if not immediate:
             driver.execute("BEGIN")
             return
-        if queue is not None:
-            queue.enter(driver)  # the writers' turn first (``WriterQueue``)
+        if queue is None:
+            driver.execute("BEGIN IMMEDIATE")
+            return
+        queue.enter(driver)  # the writers' turn first (``WriterQueue``)
         try:
             driver.execute("BEGIN IMMEDIATE")
         except BaseException:
-            if queue is not None:
-                queue.leave(driver)
+            queue.leave(driver)
             raise
 
     if queue is None:

@@ -86,6 +86,7 @@ _TASK_COLUMNS = columns_of(Task)
 _INSTANCE_COLUMNS = columns_of(ProcessInstance, without=("state",))
 _CREDENTIAL_COLUMNS = columns_of(Credential)
 _AFTER_TASK = len(_TASK_COLUMNS.keys)
+_TASK_ID = _TASK_COLUMNS.identity[0]  # where a row's task id is
 _AFTER_INSTANCE = _AFTER_TASK + len(_INSTANCE_COLUMNS.keys)
 _TASK_TABLE = Task.__table__
 _INSTANCE_TABLE = ProcessInstance.__table__
@@ -571,17 +572,19 @@ def _read_for_completion(
     else:
         stmt = _FOR_COMPLETION if is_postgres(session) else _FOR_COMPLETION_WITH_CREDENTIAL
         rows = read(stmt)
-    first = next((row for row in rows if row[0] == task_id), None)
+    first = next((row for row in rows if row[_TASK_ID] == task_id), None)
     if first is None:
         raise NotFound("Tarefa não encontrada.")
     instance = adopt(session, _INSTANCE_COLUMNS, _INSTANCE_COLUMNS.of(first, _AFTER_TASK))
-    if stmt is _FOR_COMPLETION_WITH_CREDENTIAL and first[_AFTER_EVIDENCE] is not None:
+    if stmt is _FOR_COMPLETION_WITH_CREDENTIAL:
         credential = _CREDENTIAL_COLUMNS.of(first, _AFTER_EVIDENCE)
-        hold(session, adopt(session, _CREDENTIAL_COLUMNS, credential))  # (``session.get`` finds it)
+        if credential[_CREDENTIAL_COLUMNS.identity[0]] is not None:  # (an outer join)
+            # Held: the credential's rules find it with ``session.get``, not read again.
+            hold(session, adopt(session, _CREDENTIAL_COLUMNS, credential))
     by_id: dict[str, Task] = {}
     for row in rows:
-        if row[0] not in by_id:
-            by_id[row[0]] = adopt(session, _TASK_COLUMNS, _TASK_COLUMNS.of(row, 0))
+        if row[_TASK_ID] not in by_id:
+            by_id[row[_TASK_ID]] = adopt(session, _TASK_COLUMNS, _TASK_COLUMNS.of(row, 0))
     task = by_id[task_id]
     _require_visible(actor, task, "task.complete")
     _evidence_limits(session)[instance.portfolio_code] = first[_AFTER_INSTANCE]
