@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.forms.cleaning import Cleaner, is_junk
+from engine.forms.compiled import compile_validity
 from engine.forms.conditions import hidden_fields
 from engine.forms.context import FormContext, FormInvalid
 from engine.forms.formats import format_checker
@@ -57,14 +58,18 @@ def validate_form(schema: dict, submitted: Mapping, ctx: FormContext) -> dict:
     cleaned = {k: v for k, v in cleaned.items() if k not in hidden}
     checker = format_checker(ctx)
     checker.lookup_file.prefetch(cleaner.file_ids)
-    # The schema's resolver (its registry, with the form as root) is built once per form and
-    # kept with its views: it depends on the schema only, and building it was an eighth of a
-    # validation. The validator itself is made per call, with this call's format checker.
-    resolver = views.memo(("resolver",), lambda: FormValidator(root)._resolver)
-    validator = FormValidator(root, format_checker=checker, _resolver=resolver)
     errors = {p: m for p, m in cleaner.errors.items() if p.split(".", 1)[0] not in hidden}
-    for path, message in schema_errors(validator, cleaned).items():
-        errors.setdefault(path, message)
+    # Most submissions are valid: the compiled schema says so without jsonschema's search
+    # for errors (engine.forms.compiled), which runs only when it cannot.
+    valid = views.memo(("validity",), lambda: compile_validity(root))
+    if not valid(cleaned, checker):
+        # The schema's resolver (its registry, with the form as root) is built once per form
+        # and kept with its views: it depends on the schema only, and building it was an
+        # eighth of a validation. The validator is made per call, with this call's checker.
+        resolver = views.memo(("resolver",), lambda: FormValidator(root)._resolver)
+        validator = FormValidator(root, format_checker=checker, _resolver=resolver)
+        for path, message in schema_errors(validator, cleaned).items():
+            errors.setdefault(path, message)
     if view.has_rules:
         apply_rules((root,), cleaned, "", ctx, errors, views)
     if errors:
