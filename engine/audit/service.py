@@ -287,7 +287,7 @@ def _append_after(
         "head_seq": rows[-1]["seq"], "head_hash": rows[-1]["hash"],
         **_numbered(rows),
     }  # fmt: skip
-    found = session.execute(_append_after_statement(len(rows)), params).scalar_one()
+    found = db.send(session.connection(), _append_after_statement(len(rows)), params).rows[0][0]
     return None if found is None else list(found)
 
 

@@ -315,15 +315,14 @@ def _together(session: Session) -> Iterator[None]:
         session.info.pop(_TOGETHER, None)
         head = session.info.pop(_SEEING, None)
     if writes:
+        # The statement is built once per shape (``_statement_for``): it goes on the driver.
         statement, params = _statement_for(writes, seeing_head=head is not None)
         if head is None:
-            with session.no_autoflush:
-                session.execute(statement, params)
+            db.send(session.connection(), statement, params)
             return
-        with session.no_autoflush:
-            row = session.execute(statement, {**params, "audit_chain_key": head}).first()
-        if row is not None:
-            audit.head_seen(session, head, *row)
+        rows = db.send(session.connection(), statement, {**params, "audit_chain_key": head}).rows
+        if rows:
+            audit.head_seen(session, head, *rows[0])
 
 
 # One statement per shape of writes (kinds, tables, columns, rows), built once.
