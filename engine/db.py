@@ -172,6 +172,24 @@ def adopt(session: Session, cols: Columns, values: tuple[Any, ...]) -> Any:
     return obj
 
 
+def load(session: Session, cols: Columns, values: tuple[Any, ...]) -> Any:
+    """The persistent object whose row a Core statement returned, as the ORM's plain load
+    (without ``populate_existing``) gives it: an object the session already holds keeps its
+    values, changes not yet flushed included, and only its attributes not loaded take the
+    row's; otherwise a new persistent object, as ``adopt`` makes it. For a row read again
+    under a lock (``SELECT … FOR UPDATE``) that an earlier step may have changed."""
+    key = cols.mapper.identity_key_from_primary_key([values[i] for i in cols.identity])
+    obj = session.identity_map.get(key)
+    if obj is None:
+        return adopt(session, cols, values)
+    unloaded = inspect(obj).unloaded
+    if unloaded:
+        for name, value in zip(cols.keys, values, strict=True):
+            if name in unloaded:
+                set_committed_value(obj, name, value)
+    return obj
+
+
 def unique_where(name: str, *columns: str, where: str) -> Index:
     """A partial unique index (unique among the rows matching ``where``), on both databases."""
     return Index(

@@ -35,7 +35,7 @@ from engine.credentials.models import (
     STATUS_LABELS,
     Credential,
 )
-from engine.db import hold, utcnow
+from engine.db import columns_of, hold, load, send, utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Invalid, NotFound
 from engine.establishments.models import Establishment
@@ -267,15 +267,21 @@ def _credential_for(
     if instance.credential_id is None:
         return None
     if session.get_bind().dialect.name == "postgresql":
-        found = session.scalar(_CREDENTIAL_LOCKED, {"credential_id": instance.credential_id})
+        params = {"credential_id": instance.credential_id}
+        rows = send(session.connection(), _CREDENTIAL_LOCKED, params).rows
+        found = load(session, _CREDENTIAL_COLUMNS, rows[0]) if rows else None
     else:
         found = session.get(Credential, instance.credential_id)
     return hold(session, found) if found is not None else None
 
 
-# Built once (every step of a credentialing instance reads its credential, locked).
+# Built once (every step of a credentialing instance reads its credential, locked): its
+# columns on the driver (``send``), the row made the session's object as the ORM would.
+_CREDENTIAL_COLUMNS = columns_of(Credential)
 _CREDENTIAL_LOCKED = (
-    select(Credential).where(Credential.id == bindparam("credential_id")).with_for_update()
+    select(*_CREDENTIAL_COLUMNS.columns)
+    .where(Credential.__table__.c.id == bindparam("credential_id"))
+    .with_for_update()
 )
 
 

@@ -1,14 +1,16 @@
 """``engine.db.adopt``: a row a Core statement read becomes the session's object as if the ORM
 had loaded it (``populate_existing``) — found by ``session.get`` without a statement, not
 dirty, its left-out columns loaded on first use, its changes flushed as an UPDATE of what
-changed — and a row the session already holds is refreshed, not duplicated."""
+changed — and a row the session already holds is refreshed, not duplicated.
+``engine.db.load``: the same, as the ORM's plain load — a held object keeps its values and
+its unflushed changes, only its unloaded attributes take the row's."""
 
 from __future__ import annotations
 
 from sqlalchemy import bindparam, inspect, select, update
 
 from engine.accounts.models import Organization
-from engine.db import adopt, columns_of, send
+from engine.db import adopt, columns_of, load, send
 from tests.support.sql import statements
 
 _WITHOUT_NAME = columns_of(Organization, without=("name",))
@@ -60,3 +62,38 @@ def test_a_change_to_an_adopted_object_is_written_as_an_update_of_that_column(db
     with db.read() as s:
         org = s.get(Organization, org_id)
         assert (org.slug, org.name) == ("sesa-pr-novo", "Secretaria")
+
+
+_ALL = columns_of(Organization)
+_READ_ALL = select(*_ALL.columns).where(_ORG.c.id == bindparam("org_id"))
+
+
+def _load(session, org_id: int) -> Organization:
+    return load(session, _ALL, send(session.connection(), _READ_ALL, {"org_id": org_id}).rows[0])
+
+
+def test_load_keeps_what_the_session_holds_and_fills_what_it_has_not_loaded(db, make):
+    org_id = make.org(slug="sesa-pr", name="Antes")
+    with db.write() as s:
+        held = s.get(Organization, org_id)
+        held.slug = "mudado-nesta-transacao"  # an unflushed change
+        s.expire(held, ["name"])
+        # (on the connection: a session's execute would flush the change first)
+        s.connection().execute(update(_ORG).where(_ORG.c.id == org_id).values(name="Depois"))
+        with statements(db) as seen:
+            assert _load(s, org_id) is held
+            assert held.name == "Depois"  # unloaded: taken from the row, no statement more
+        assert len(seen) == 1, seen
+        assert held.slug == "mudado-nesta-transacao"  # the change survives (adopt would lose it)
+        assert inspect(held).modified
+    with db.read() as s:
+        assert s.get(Organization, org_id).slug == "mudado-nesta-transacao"
+
+
+def test_load_of_a_row_not_held_is_a_new_persistent_object(db, make):
+    org_id = make.org(slug="sesa-ba", name="Secretaria da Saúde da Bahia")
+    with db.read() as s:
+        org = _load(s, org_id)
+        assert inspect(org).persistent and not inspect(org).modified
+        assert (org.slug, org.name) == ("sesa-ba", "Secretaria da Saúde da Bahia")
+        assert s.get(Organization, org_id) is org
