@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
 
-from engine import identifiers
+from engine import db, identifiers
 from engine import secrets as secret_store
 from engine.lgpd.models import DataSubject, SealedValue
 
@@ -273,6 +273,9 @@ _SUBJECTS = {
 }
 
 
+_INSERT_VALUES = insert(SealedValue.__table__)  # built once: sent on the driver
+
+
 def store(session: Session, org_id: int | None, events: Iterable[Placed]) -> int:
     """Insert the values of ``events`` under their subjects' keys (creating subjects as
     needed): one query and at most two inserts for the whole batch."""
@@ -322,7 +325,7 @@ def store(session: Session, org_id: int | None, events: Iterable[Placed]) -> int
                     "ciphertext": _encrypt(key, p.ref, p.salt, p.value),
                 }  # fmt: skip
             )
-    session.execute(insert(SealedValue.__table__), values)  # one executemany
+    db.send_many(session.connection(), _INSERT_VALUES, values)  # one executemany
     return len(values)
 
 
