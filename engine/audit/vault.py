@@ -273,6 +273,18 @@ _SUBJECTS = {
 }
 
 
+_FEW = 8  # subjects in one batch up to which their query has its own statement
+
+
+@functools.cache
+def _few_subjects(without_org: bool, n: int) -> Any:
+    """``_SUBJECTS`` for exactly ``n`` hashes (``h0``…): no expanding IN, so ``db.send`` runs it."""
+    return select(_SUBJECT.c.id, _SUBJECT.c.ident_hash, _SUBJECT.c.wrapped_key).where(
+        _SUBJECT.c.org_id.is_(None) if without_org else _SUBJECT.c.org_id == bindparam("org_id"),
+        _SUBJECT.c.ident_hash.in_([bindparam(f"h{i}") for i in range(n)]),
+    )
+
+
 _INSERT_VALUES = insert(SealedValue.__table__)  # built once: sent on the driver
 
 
@@ -285,10 +297,17 @@ def store(session: Session, org_id: int | None, events: Iterable[Placed]) -> int
     index_key = _index_keys()[0]
     wanted = {p.subject: ident_hash(p.subject[0], p.subject[1], index_key)
               for e in events for p in e.values}  # fmt: skip
-    rows = session.execute(
-        _SUBJECTS[org_id is None], {"org_id": org_id, "hashes": list(set(wanted.values()))}
-    ).all()
-    by_hash = {r.ident_hash: (r.id, _unwrap(r.id, r.wrapped_key)) for r in rows}
+    hashes = sorted(set(wanted.values()))
+    if len(hashes) <= _FEW:  # an event's few subjects: a statement built once, on the driver
+        params = {f"h{i}": h for i, h in enumerate(hashes)}
+        if org_id is not None:
+            params["org_id"] = org_id
+        rows = db.send(session.connection(), _few_subjects(org_id is None, len(hashes)), params)
+        found = rows.rows
+    else:
+        params = {"org_id": org_id, "hashes": hashes}
+        found = session.execute(_SUBJECTS[org_id is None], params).all()
+    by_hash = {h: (sid, _unwrap(sid, wrapped)) for sid, h, wrapped in found}
     new_subjects = []
     for (kind, _norm), h in wanted.items():
         if h not in by_hash:
