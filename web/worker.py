@@ -29,6 +29,16 @@ Two more of a request's own costs, each a few percent of an API request's CPU
   the setting's ``get()``), some twenty times a request. A worker's settings do not change
   once it runs (a reload starts new workers with a new configuration), so the worker reads
   each once (``SettledConfig``).
+
+And one fix to gunicorn's quick stop (SIGINT, SIGQUIT). ``gthread``'s handler shuts the thread
+pool down in the signal handler, which takes the pool's lock; a handler runs in the main thread
+between any two of its steps, so when the main thread already holds that lock — handing a
+connection to the pool (``submit``), or inside the handler of a first signal when a second one
+comes (Ctrl-C signals the whole process group, and the master sends its SIGQUIT a moment
+later) — the worker waits on itself forever, and the master kills it after the graceful
+timeout. Here the handler only marks the worker stopping and leaves, as gunicorn's base worker
+does; the pool is shut down on the way out, outside any handler, and a second signal while the
+first is handled does nothing more.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ import socket
 from typing import Any
 
 from gunicorn.config import Config
+from gunicorn.workers.base import Worker
 from gunicorn.workers.gthread import ThreadWorker
 
 # How long an answering thread waits for the same connection's next request. Long enough for a
@@ -98,9 +109,26 @@ class LingeringThreadWorker(ThreadWorker):
     """``gthread``, serving a kept-alive connection's next request in the answering thread,
     its answer corked, its settings read once."""
 
+    _quitting = False
+
     def init_process(self) -> None:
         self.cfg = SettledConfig.of(self.cfg)  # before any connection takes it
         super().init_process()
+
+    def run(self) -> None:
+        try:
+            super().run()
+        finally:
+            # After a quick stop's SystemExit too; a second shutdown is a no-op.
+            self.tpool.shutdown(wait=False)
+
+    def handle_quit(self, sig: int, frame: Any) -> None:
+        """SIGINT or SIGQUIT: stop now, without taking the pool's lock in the handler (see the
+        module's docstring)."""
+        if self._quitting:  # a second signal while the first is handled
+            return
+        self._quitting = True
+        Worker.handle_quit(self, sig, frame)  # not alive; worker_int; 0.1 s; SystemExit
 
     def handle_request(self, req: Any, conn: Any) -> Any:
         sock = conn.sock

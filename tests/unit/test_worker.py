@@ -290,3 +290,71 @@ def test_the_worker_serves_with_settled_settings(monkeypatch: pytest.MonkeyPatch
     w.init_process()
     assert len(started) == 1 and isinstance(started[0], worker_mod.SettledConfig)
     assert w.cfg is started[0]
+
+
+# A worker as gunicorn makes one, its signal handlers installed, its thread pool running.
+_QUICK_STOP = """
+import os, signal, sys, time
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
+from web.worker import LingeringThreadWorker
+
+cfg = Config()
+calls = []
+cfg.set("worker_int", lambda worker: calls.append(1) or {second})
+worker = LingeringThreadWorker(1, os.getppid(), [], None, 30, cfg, Logger(cfg))
+worker.PIPE = os.pipe()
+for fd in worker.PIPE:
+    os.set_blocking(fd, False)
+worker.tpool = worker.get_thread_pool()
+worker.tpool.submit(print, "pool up", flush=True).result()
+worker.init_signals()
+import atexit
+atexit.register(lambda: print("worker_int", len(calls), flush=True))
+# What the main thread holds while it hands a connection to the pool (ThreadPoolExecutor.submit).
+with worker.tpool._shutdown_lock:
+    os.kill(os.getpid(), signal.{first})
+    time.sleep(10)
+print("not stopped", flush=True)
+"""
+
+
+@pytest.mark.parametrize("first", ["SIGINT", "SIGQUIT"])
+@pytest.mark.parametrize("second", [None, "SIGQUIT"])
+def test_a_quick_stop_never_waits_on_the_pools_lock(first: str, second: str | None) -> None:
+    """Ctrl-C signals every process of the group and the master then sends its SIGQUIT: a
+    worker's handler must not take the pool's lock, which its own main thread may hold (handing
+    a connection to the pool, or shutting it down in the first signal's handler). gunicorn's
+    ``gthread`` does, and then waits on itself until the master kills it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    send_second = f"os.kill(os.getpid(), signal.{second})" if second else "None"
+    script = _QUICK_STOP.format(first=first, second=send_second)
+    root = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, timeout=8
+        )
+    except subprocess.TimeoutExpired:  # the process is killed by run() on the timeout
+        pytest.fail("the worker waited on its own lock")
+    assert done.returncode == 0, done.stderr
+    # stopped by the handler, its hook run once even when a second signal came meanwhile
+    assert done.stdout.split("\n")[:2] == ["pool up", "worker_int 1"], done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
+def test_the_pool_is_shut_down_when_a_quick_stop_leaves_the_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def quick_stop(self: ThreadWorker) -> None:
+        raise SystemExit(0)  # what the handler raises in the main loop
+
+    monkeypatch.setattr(ThreadWorker, "run", quick_stop)
+    w = LingeringThreadWorker.__new__(LingeringThreadWorker)
+    w.tpool = ThreadPoolExecutor(max_workers=1)
+    with pytest.raises(SystemExit):
+        w.run()
+    with pytest.raises(RuntimeError, match="shutdown"):
+        w.tpool.submit(print)
