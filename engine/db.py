@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -241,9 +242,14 @@ def utcnow() -> datetime:
 # Credencia; the turn passes on as the transaction ends (commit, rollback, or its connection
 # closed), and the next writer is woken by the kernel at once instead of at its next poll.
 #
-# A process waits for its turn as long as the writer before it takes — as it waited for
-# SQLite's lock before, where SQLite would give up after its busy timeout. Threads of one
-# process give up after ``timeout`` seconds, as SQLite would (``database is locked``).
+# A writer waits for its turn at most ``timeout`` seconds (SQLite's busy timeout), then fails
+# as SQLite would (``database is locked``), whether the turn is held by a thread of its own
+# process or by another process: a process that hangs holding it must not hang every other
+# writer with it. The file's lock is first tried without waiting (the usual case: nobody
+# writes); when another process holds it, a thread of this process waits for it in the kernel
+# (``_FileWait``), so the turn still passes at once when it is let go, and the writer waits for
+# that thread with a deadline. A wait given up keeps going for whoever asks next; when the lock
+# comes and nobody wants it any more, it is let go at once.
 
 # The queues of this process, one per database file, whichever engines use it.
 _QUEUES: weakref.WeakValueDictionary[str, WriterQueue] = weakref.WeakValueDictionary()
@@ -273,6 +279,8 @@ class WriterQueue:
         self._threads = threading.Lock()
         self._holder: int | None = None  # id() of the driver connection holding the turn
         self._fd: int | None = None
+        self._waits = threading.Lock()  # guards ``_pending`` and each wait's ``wanted``
+        self._pending: _FileWait | None = None  # the kernel wait in progress, if any
 
     def _file(self) -> int:
         if self._fd is None:
@@ -282,17 +290,39 @@ class WriterQueue:
         return self._fd
 
     def enter(self, connection: Any) -> None:
-        """Wait for the turn, for ``connection`` (the driver's) to begin writing."""
+        """Wait for the turn, for ``connection`` (the driver's) to begin writing; at most
+        ``timeout`` seconds in all, then ``OperationalError`` (database is locked)."""
+        deadline = time.monotonic() + self.timeout
         if not self._threads.acquire(timeout=self.timeout):
-            raise sa_exc.OperationalError(
-                "BEGIN IMMEDIATE", None, Exception("database is locked (writers' queue)")
-            )
+            raise _locked("writers' queue")
         try:
-            fcntl.flock(self._file(), fcntl.LOCK_EX)
+            self._take_file(deadline)
         except BaseException:
             self._threads.release()
             raise
         self._holder = id(connection)
+
+    def _take_file(self, deadline: float) -> None:
+        """The file's lock, for this process (its threads take turns on ``_threads``)."""
+        fd = self._file()
+        with self._waits:
+            wait = self._pending
+            if wait is None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return  # nobody else was writing
+                except BlockingIOError:
+                    wait = self._pending = _FileWait(self, fd)
+            wait.wanted = True
+        wait.done.wait(max(0.0, deadline - time.monotonic()))
+        with self._waits:
+            if wait.done.is_set():
+                self._pending = None
+                if wait.error is not None:
+                    raise _locked(f"writers' file: {wait.error}")
+                return  # the lock is this process's now
+            wait.wanted = False  # given up: the wait goes on for the next writer, if one comes
+        raise _locked("another process writes")
 
     def leave(self, connection: Any) -> None:
         """Pass the turn on, if ``connection`` holds it (any other: nothing)."""
@@ -309,9 +339,51 @@ class WriterQueue:
         # and its lock file is opened anew (``_file``).
         self._threads = threading.Lock()
         self._holder = None
+        self._waits = threading.Lock()
+        self._pending = None  # (its thread is the parent's)
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+class _FileWait:
+    """A blocking ``flock`` of the writers' file in a thread of its own: the kernel hands the
+    lock over the moment its holder lets go, and the writer that asked can stop waiting.
+
+    When the lock comes: if a writer still wants it (``wanted``, under the queue's ``_waits``)
+    it is that writer's, which the writer sees through ``done``; if not, it is let go again."""
+
+    def __init__(self, queue: WriterQueue, fd: int) -> None:
+        self.wanted = False
+        self.error: OSError | None = None
+        self.done = threading.Event()
+        self._queue, self._fd = queue, fd
+        threading.Thread(target=self._wait, name="writers-turn", daemon=True).start()
+
+    def _wait(self) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except OSError as exc:  # the descriptor closed meanwhile (a fork's child reopens it)
+            with self._queue._waits:
+                self.error = exc
+                if self._queue._pending is self:
+                    self._queue._pending = None
+                self.done.set()
+            return
+        with self._queue._waits:
+            if self.wanted:
+                self.done.set()  # the writer takes it (and clears ``_pending``)
+                return
+            if self._queue._pending is self:
+                self._queue._pending = None
+            fcntl.flock(self._fd, fcntl.LOCK_UN)  # nobody wants it any more
+
+
+def _locked(why: str) -> sa_exc.OperationalError:
+    """What SQLite raises when its busy timeout passes (``web.errors`` answers it with 503)."""
+    return sa_exc.OperationalError(
+        "BEGIN IMMEDIATE", None, Exception(f"database is locked ({why})")
+    )
 
 
 def _after_fork_in_child() -> None:

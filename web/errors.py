@@ -34,6 +34,15 @@ DB_UNAVAILABLE_MESSAGE = (
     "Banco de dados indisponível no momento; tente de novo em instantes. Nada foi alterado."
 )
 RETRY_AFTER_SECONDS = 5
+# A write that waited its whole time for another one (SQLite's busy timeout, the writers' turn:
+# engine/db.py), or that PostgreSQL rolled back for a concurrent one (a lock wait given up, a
+# deadlock, a serialization failure): the transaction is rolled back and trying again will do.
+DB_BUSY_MESSAGE = (
+    "O sistema está ocupado com outras gravações no momento; tente de novo em instantes. "
+    "Nada foi alterado."
+)
+_BUSY_STATES = ("55P03", "40P01", "40001")  # lock_not_available, deadlock, serialization
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
 # SQLSTATEs of a connection that is gone or refused: class 08 (connection exception) and the
 # server shutting down, crashing or starting up.
 _DISCONNECT_STATES = ("57P01", "57P02", "57P03")
@@ -212,6 +221,24 @@ def database_unavailable(exc: BaseException) -> bool:
     return state is None or state.startswith("08") or state in _DISCONNECT_STATES
 
 
+def database_busy(exc: BaseException) -> bool:
+    """True when ``exc`` is a write given up for another one (see ``DB_BUSY_MESSAGE``)."""
+    if not isinstance(exc, OperationalError) or exc.connection_invalidated:
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    if state is not None:
+        return state in _BUSY_STATES
+    text = str(exc.orig).lower()
+    return any(words in text for words in _SQLITE_BUSY)
+
+
+def database_busy_response(exc: BaseException):
+    """The 503 for a write given up for another one, with Retry-After."""
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+    log.warning("database busy on %s %s: %s", request.method, request.path, reason)
+    return error_response(503, DB_BUSY_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def database_unavailable_response(exc: BaseException):
     """The 503 for a database outage, with Retry-After."""
     reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
@@ -275,4 +302,6 @@ def register(app: Flask) -> None:
     def _database(exc: DBAPIError):
         if database_unavailable(exc):
             return database_unavailable_response(exc)
+        if database_busy(exc):
+            return database_busy_response(exc)
         return _unexpected(exc)

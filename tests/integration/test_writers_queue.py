@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -104,6 +105,99 @@ print("held", flush=True)
 sys.stdin.readline()
 fcntl.flock(fd, fcntl.LOCK_UN)
 """
+
+
+class _Holder:
+    """Another process holding the turn (the writers' file's lock) until ``let_go``."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, "-c", _HOLDER, f"{db_path}-writers"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.child.stdout.readline().strip() == "held"
+
+    def let_go(self) -> None:
+        self.child.stdin.write("go\n")
+        self.child.stdin.flush()
+
+    def stop(self) -> None:
+        self.child.kill()
+        self.child.wait(10)
+        assert self.child.poll() is not None
+
+
+def _free_for_another_process(db_path: Path) -> bool:
+    """Whether a third process gets the writers' file's lock at once."""
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, f"{db_path}-writers"], timeout=30)
+    return done.returncode == 0
+
+
+def _settled(queue: WriterQueue) -> None:
+    deadline = time.monotonic() + 10
+    while queue._pending is not None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue._pending is None
+
+
+def _waiting_threads() -> int:
+    return sum(t.name == "writers-turn" for t in threading.enumerate())
+
+
+def test_a_writer_gives_up_on_another_processs_turn_after_the_timeout(sqlite_db, tmp_path):
+    """SQLite would say "database is locked" after its busy timeout; so does the turn, when a
+    process holds it that long (a hung one must not hang every writer with it)."""
+    queue = _queue_of(sqlite_db)
+    queue.timeout = 0.3
+    holder = _Holder(tmp_path / "queue.db")
+    try:
+        started = time.monotonic()
+        locked = pytest.raises(sa_exc.OperationalError, match="database is locked")
+        with locked, sqlite_db.write() as s:
+            s.execute(text("INSERT INTO t VALUES (8)"))
+        assert 0.3 <= time.monotonic() - started < 10
+        assert queue._holder is None and queue._threads.acquire(blocking=False)
+        queue._threads.release()  # this process's turn is free again
+        holder.let_go()
+        # The wait given up got the lock when the holder let go, and let it go: nobody wanted it.
+        _settled(queue)
+        assert _free_for_another_process(tmp_path / "queue.db")
+        with sqlite_db.write() as s:
+            s.execute(text("INSERT INTO t VALUES (9)"))
+    finally:
+        holder.stop()
+    with sqlite_db.read() as s:
+        assert [n for (n,) in s.execute(text("SELECT n FROM t"))] == [9]
+
+
+def test_a_wait_given_up_goes_on_for_the_next_writer(sqlite_db, tmp_path):
+    queue = _queue_of(sqlite_db)
+    queue.timeout = 0.2
+    holder = _Holder(tmp_path / "queue.db")
+    try:
+        locked = pytest.raises(sa_exc.OperationalError, match="database is locked")
+        with locked, sqlite_db.write() as s:
+            s.execute(text("INSERT INTO t VALUES (10)"))
+        queue.timeout = 30
+        done: list[int] = []
+        waiting = _write_in_thread(sqlite_db, 11, done)
+        waiting.join(WAIT_S)
+        assert waiting.is_alive() and done == []
+        assert _waiting_threads() == 1  # the same kernel wait, not a second one on the file
+        holder.let_go()
+        waiting.join(10)
+        assert done == [11]
+    finally:
+        holder.stop()
+    _settled(queue)
+    assert _waiting_threads() == 0
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")

@@ -1,0 +1,159 @@
+"""A write that waits its whole time for another one is given up with a 503 and Retry-After,
+never a 500, and nothing of it is written; once the other write ends, the same request works.
+
+On SQLite the other write is another process holding the writers' turn (engine/db.py's
+``WriterQueue``, whose wait is bounded like SQLite's busy timeout); on PostgreSQL another
+connection holding the instance's row lock, with a ``lock_timeout`` on the app's connections."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event, func, select, text
+
+from engine.audit import service as audit
+from engine.audit.models import AuditEvent
+from engine.db import Database, queue_for
+from engine.establishments.service import get_portfolio
+from engine.runtime.models import READY, Task
+from tests.support.builders import LANE_ROLES, Flow, cast
+from tests.support.pages import Pages
+from web.errors import DB_BUSY_MESSAGE, RETRY_AFTER_SECONDS
+
+_HOLDER = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("held", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.fixture
+def world(make, db, client) -> Flow:
+    people = cast(make, roles=LANE_ROLES)
+    res = client.post(
+        "/api/v1/instances",
+        json={
+            "process": "credenciamento-rnds",
+            "establishment": people.est.cnes,
+            "portfolio": "RIRA",
+        },
+        headers=people.lanes["admin"].headers,
+    )
+    assert res.status_code == 201, res.json
+    with db.read() as s:
+        portfolio = get_portfolio(s, "RIRA").as_data()
+    return Flow(client, people.lanes, res.json["id"], people.est, portfolio)
+
+
+@contextmanager
+def _sqlite_turn_held(db: Database) -> Iterator[None]:
+    """Another process holds the writers' turn; this process gives up after 0.3 s."""
+    path = db.engine.url.database
+    queue = queue_for(path, timeout=30)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, f"{path}-writers"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    saved, queue.timeout = queue.timeout, 0.3
+    try:
+        assert child.stdout.readline().strip() == "held"
+        yield
+    finally:
+        queue.timeout = saved
+        child.kill()
+        child.wait(10)
+        assert child.poll() is not None
+
+
+@contextmanager
+def _postgres_row_held(db: Database, instance_id: int) -> Iterator[None]:
+    """Another connection holds the instance's row; the app's waits end after 0.3 s."""
+
+    def short_lock_wait(dbapi_conn, _record, _proxy) -> None:
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET lock_timeout = '300ms'")
+
+    other = Database(db.engine.url.render_as_string(False))
+    event.listen(db.engine, "checkout", short_lock_wait)
+    try:
+        with other.engine.connect() as conn, conn.begin():
+            conn.execute(
+                text("SELECT id FROM process_instance WHERE id = :id FOR UPDATE"),
+                {"id": instance_id},
+            )
+            yield
+    finally:
+        event.remove(db.engine, "checkout", short_lock_wait)
+        db.engine.dispose()  # no pooled connection keeps the short wait
+        other.dispose()
+
+
+def _held(db: Database, instance_id: int):
+    if db.dialect == "sqlite":
+        return _sqlite_turn_held(db)
+    return _postgres_row_held(db, instance_id)
+
+
+def _task(db: Database, instance_id: int, element: str) -> str:
+    with db.read() as s:
+        return s.scalar(
+            select(Task.id).where(
+                Task.instance_id == instance_id, Task.state == READY, Task.element_id == element
+            )
+        )
+
+
+def _completions(db: Database) -> int:
+    with db.read() as s:
+        return s.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "task.completed")
+        )
+
+
+def test_a_completion_that_waits_too_long_answers_503_and_writes_nothing(world, db, client):
+    flow = world
+    task = _task(db, flow.instance_id, "ambientar_servicos")
+    before = _completions(db)
+    token = flow.users["Integrador"].headers
+    with _held(db, flow.instance_id):
+        res = client.post(
+            f"/api/v1/tasks/{task}/complete", json={"data": {"observacoes": "ok"}}, headers=token
+        )
+        assert res.status_code == 503, res.get_data(as_text=True)[:500]
+        assert res.mimetype == "application/problem+json"
+        assert res.json["detail"] == DB_BUSY_MESSAGE
+        assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert _task(db, flow.instance_id, "ambientar_servicos") == task  # still ready
+    assert _completions(db) == before
+    # The other write is over: the same request works.
+    res = client.post(
+        f"/api/v1/tasks/{task}/complete", json={"data": {"observacoes": "ok"}}, headers=token
+    )
+    assert res.status_code == 200, res.json
+    assert _completions(db) == before + 1
+    with db.read() as s:
+        assert audit.verify(s)[1] is None
+
+
+def test_a_task_form_sent_while_the_database_is_busy_shows_the_503_page(world, db, app):
+    flow = world
+    task = _task(db, flow.instance_id, "ambientar_servicos")
+    pages = Pages(app).login(flow.users["Integrador"])
+    assert pages.get(f"/tarefas/{task}").status_code == 200
+    with _held(db, flow.instance_id):
+        res = pages.post(f"/tarefas/{task}", {"observacoes": "ok"})
+        assert res.status_code == 503
+        page = res.get_data(as_text=True)
+        assert DB_BUSY_MESSAGE in page and "<html" in page.lower()
+        assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    assert _task(db, flow.instance_id, "ambientar_servicos") == task
