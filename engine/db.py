@@ -396,14 +396,14 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-# How long a SQLite writer waits for the lock (SQLite's busy timeout; the writers' queue's
-# threads give up after as long).
-SQLITE_BUSY_S = 30
+# How long a write waits for another one: SQLite's busy timeout and the writers' turn
+# (``WriterQueue``), PostgreSQL's ``lock_timeout`` unless one is configured there.
+LOCK_WAIT_S = 30
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
-        connect_args = {"timeout": SQLITE_BUSY_S, "check_same_thread": False}
+        connect_args = {"timeout": LOCK_WAIT_S, "check_same_thread": False}
         # Pooled connections stay open: closing the last one checkpoints and removes the WAL,
         # which cost ~6 ms per write transaction. (:memory: is not supported: several
         # connections must see one database.)
@@ -451,6 +451,21 @@ def _configure_postgresql(engine: Engine, *, check_at_checkout: bool = True) -> 
 
     dialect = engine.dialect
 
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # A statement waits for another transaction's lock at most as long as a SQLite writer
+        # waits for its turn; then PostgreSQL gives it up (55P03) and the request answers 503
+        # (``web.errors.database_busy``) instead of holding a thread for as long as the other
+        # transaction lasts. A ``lock_timeout`` set for the server, database, role or in the
+        # URL's options is theirs to choose, and kept.
+        with dbapi_conn.cursor() as cur:
+            cur.execute(
+                "SELECT set_config('lock_timeout', %s, false)"
+                " WHERE current_setting('lock_timeout') = '0'",
+                (f"{LOCK_WAIT_S}s",),
+            )
+        dbapi_conn.commit()
+
     @event.listens_for(engine, "checkout")
     def _on_checkout(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
         command = _BEGIN_AT_CHECKOUT.get()
@@ -495,11 +510,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_S * 1000)}")
+        cur.execute(f"PRAGMA busy_timeout={int(LOCK_WAIT_S * 1000)}")
         cur.close()
 
     path = engine.url.database
-    queue = queue_for(path, timeout=SQLITE_BUSY_S) if path and path != ":memory:" else None
+    queue = queue_for(path, timeout=LOCK_WAIT_S) if path and path != ":memory:" else None
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -157,3 +157,19 @@ def test_a_task_form_sent_while_the_database_is_busy_shows_the_503_page(world, d
         assert DB_BUSY_MESSAGE in page and "<html" in page.lower()
         assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
     assert _task(db, flow.instance_id, "ambientar_servicos") == task
+
+
+@pytest.mark.postgres_only
+def test_postgresql_waits_for_a_lock_as_long_as_a_sqlite_writer_unless_configured(db):
+    from engine.db import LOCK_WAIT_S
+
+    with db.read() as s:
+        assert s.execute(text("SHOW lock_timeout")).scalar() == f"{LOCK_WAIT_S}s"
+    # A lock_timeout given to the server (here in the URL's options) is kept.
+    url = db.engine.url.update_query_dict({"options": "-c lock_timeout=7s"})
+    own = Database(url.render_as_string(False))
+    try:
+        with own.read() as s:
+            assert s.execute(text("SHOW lock_timeout")).scalar() == "7s"
+    finally:
+        own.dispose()
