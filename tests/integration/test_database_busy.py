@@ -7,8 +7,6 @@ connection holding the instance's row lock, with a ``lock_timeout`` on the app's
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,15 +20,8 @@ from engine.establishments.service import get_portfolio
 from engine.runtime.models import READY, Task
 from tests.support.builders import LANE_ROLES, Flow, cast
 from tests.support.pages import Pages
+from tests.support.workers import TurnHolder
 from web.errors import DB_BUSY_MESSAGE, RETRY_AFTER_SECONDS
-
-_HOLDER = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-sys.stdin.readline()
-"""
 
 
 @pytest.fixture
@@ -56,21 +47,13 @@ def _sqlite_turn_held(db: Database) -> Iterator[None]:
     """Another process holds the writers' turn; this process gives up after 0.3 s."""
     path = db.engine.url.database
     queue = queue_for(path, timeout=30)
-    child = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, f"{path}-writers"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = TurnHolder(path)
     saved, queue.timeout = queue.timeout, 0.3
     try:
-        assert child.stdout.readline().strip() == "held"
         yield
     finally:
         queue.timeout = saved
-        child.kill()
-        child.wait(10)
-        assert child.poll() is not None
+        holder.stop()
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 
 from engine.db import Database, WriterQueue, queue_for
+from tests.support.workers import TurnHolder
 
 WAIT_S = 0.5  # long enough for a writer that does not wait to have finished
 
@@ -74,59 +75,17 @@ def test_a_dropped_connection_passes_the_turn_on(sqlite_db):
 
 
 def test_a_writer_of_another_process_holds_the_turn_until_it_lets_go(sqlite_db, tmp_path):
-    path = f"{tmp_path / 'queue.db'}-writers"
-    child = subprocess.Popen(
-        [sys.executable, "-c", _HOLDER, path],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = TurnHolder(tmp_path / "queue.db")
     try:
-        assert child.stdout.readline().strip() == "held"
         done: list[int] = []
         waiting = _write_in_thread(sqlite_db, 4, done)
         waiting.join(WAIT_S)
         assert waiting.is_alive() and done == []  # SQLite's own lock is free: it is the turn
-        child.stdin.write("go\n")
-        child.stdin.flush()
+        holder.let_go()
         waiting.join(10)
         assert done == [4]
     finally:
-        child.kill()
-        child.wait(10)
-    assert child.poll() is not None
-
-
-_HOLDER = """
-import fcntl, os, sys
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
-fcntl.flock(fd, fcntl.LOCK_EX)
-print("held", flush=True)
-sys.stdin.readline()
-fcntl.flock(fd, fcntl.LOCK_UN)
-"""
-
-
-class _Holder:
-    """Another process holding the turn (the writers' file's lock) until ``let_go``."""
-
-    def __init__(self, db_path: Path) -> None:
-        self.child = subprocess.Popen(
-            [sys.executable, "-c", _HOLDER, f"{db_path}-writers"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.child.stdout.readline().strip() == "held"
-
-    def let_go(self) -> None:
-        self.child.stdin.write("go\n")
-        self.child.stdin.flush()
-
-    def stop(self) -> None:
-        self.child.kill()
-        self.child.wait(10)
-        assert self.child.poll() is not None
+        holder.stop()
 
 
 def _free_for_another_process(db_path: Path) -> bool:
@@ -156,7 +115,7 @@ def test_a_writer_gives_up_on_another_processs_turn_after_the_timeout(sqlite_db,
     process holds it that long (a hung one must not hang every writer with it)."""
     queue = _queue_of(sqlite_db)
     queue.timeout = 0.3
-    holder = _Holder(tmp_path / "queue.db")
+    holder = TurnHolder(tmp_path / "queue.db")
     try:
         started = time.monotonic()
         locked = pytest.raises(sa_exc.OperationalError, match="database is locked")
@@ -180,7 +139,7 @@ def test_a_writer_gives_up_on_another_processs_turn_after_the_timeout(sqlite_db,
 def test_a_wait_given_up_goes_on_for_the_next_writer(sqlite_db, tmp_path):
     queue = _queue_of(sqlite_db)
     queue.timeout = 0.2
-    holder = _Holder(tmp_path / "queue.db")
+    holder = TurnHolder(tmp_path / "queue.db")
     try:
         locked = pytest.raises(sa_exc.OperationalError, match="database is locked")
         with locked, sqlite_db.write() as s:
