@@ -13,7 +13,9 @@ starts as a child process and signals). Stopping waits for running jobs to finis
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import threading
 import time
@@ -67,6 +69,30 @@ def _run(db: Database, settings: Any, job: Job, owner: str) -> None:
     )
 
 
+def stop_on_signals(stop: threading.Event, signals: tuple[int, ...]) -> None:
+    """Set ``stop`` when one of ``signals`` comes (main thread only).
+
+    Not in the signal handler itself: a handler runs in the main thread between any two of its
+    steps, and ``Event.set`` takes the event's lock, which the main thread holds for a moment
+    on every ``stop.wait()`` of its loop; caught there, the handler would wait on its own
+    thread forever. The handler writes a byte to a pipe, which takes no lock; a thread
+    waiting on the pipe sets the event."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+
+    def watch() -> None:
+        os.read(read_end, 1)
+        stop.set()
+
+    def handler(_signum: int, _frame: Any) -> None:
+        with contextlib.suppress(OSError):  # the pipe full of earlier signals: one is enough
+            os.write(write_end, b"\0")
+
+    threading.Thread(target=watch, name="signal-watch", daemon=True).start()
+    for sig in signals:
+        signal.signal(sig, handler)
+
+
 def run(
     settings: Any, stop_event: threading.Event | None = None, *, db: Database | None = None
 ) -> None:
@@ -81,8 +107,7 @@ def run(
     owner = worker_id("scheduler")
     stop = stop_event or threading.Event()
     if stop_event is None and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
+        stop_on_signals(stop, (signal.SIGINT, signal.SIGTERM))
     scheduler = build_scheduler(db, settings, owner=owner)
     scheduler.start()
     log.info(

@@ -53,10 +53,9 @@ def scheduler(
     require_current_schema(cli)
     logs.configure(cli.settings.log_format, log_level or cli.settings.log_level)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     # Started by `credencia serve`, SIGINT comes ignored (the master stops it): keep it so.
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    runner.stop_on_signals(stop, (signal.SIGTERM,) if ignored else (signal.SIGTERM, signal.SIGINT))
     if parent_pid is not None:
         threading.Thread(
             target=_stop_without_parent, args=(parent_pid, stop), name="parent-watch", daemon=True
