@@ -128,18 +128,49 @@ def test_a_completion_that_waits_too_long_answers_503_and_writes_nothing(world, 
         assert audit.verify(s)[1] is None
 
 
-def test_a_task_form_sent_while_the_database_is_busy_shows_the_503_page(world, db, app):
+def test_a_task_form_sent_while_the_database_is_busy_comes_back_with_what_was_typed(world, db, app):
     flow = world
     task = _task(db, flow.instance_id, "ambientar_servicos")
     pages = Pages(app).login(flow.users["Integrador"])
     assert pages.get(f"/tarefas/{task}").status_code == 200
+    typed = "Serviços <b>ambientados</b> em homologação"
     with _held(db, flow.instance_id):
-        res = pages.post(f"/tarefas/{task}", {"observacoes": "ok"})
+        res = pages.post(f"/tarefas/{task}", {"observacoes": typed})
         assert res.status_code == 503
-        page = res.get_data(as_text=True)
-        assert DB_BUSY_MESSAGE in page and "<html" in page.lower()
         assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    page = res.get_data(as_text=True)
+    # The task's form again, the text as typed (escaped), and the reason at the top.
+    assert "Os dados preenchidos foram mantidos" in page and 'class="br-message warning"' in page
+    assert "Serviços &lt;b&gt;ambientados&lt;/b&gt; em homologação</textarea>" in page
+    assert "<h1" in page and "Ambientar com serviços" in page.split("<h1", 1)[1].split("</h1>")[0]
     assert _task(db, flow.instance_id, "ambientar_servicos") == task
+    assert _completions(db) == 0
+    # Sent again once the other write is over, it completes.
+    res = pages.post(f"/tarefas/{task}", {"observacoes": typed})
+    assert res.status_code == 302, res.status_code
+    assert _task(db, flow.instance_id, "ambientar_servicos") is None
+    assert _completions(db) == 1
+
+
+def test_a_page_that_cannot_read_its_form_under_a_busy_database_still_answers_503(
+    world, db, app, monkeypatch
+):
+    """Busy before the submission is read (here: the task's own read): the error page."""
+    from sqlalchemy.exc import OperationalError
+
+    from web.errors import DB_BUSY_MESSAGE
+    from web.ui import tasks as task_pages
+
+    flow = world
+    task = _task(db, flow.instance_id, "ambientar_servicos")
+    pages = Pages(app).login(flow.users["Integrador"])
+
+    def busy(*_args, **_kwargs):
+        raise OperationalError("SELECT", None, Exception("database is locked"))
+
+    monkeypatch.setattr(task_pages.taskform, "task_form", busy)
+    res = pages.post(f"/tarefas/{task}", {"observacoes": "ok"})
+    assert res.status_code == 503 and DB_BUSY_MESSAGE in res.get_data(as_text=True)
 
 
 @pytest.mark.postgres_only

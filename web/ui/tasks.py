@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from engine import forms
@@ -24,11 +26,13 @@ from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
 from web.access_log import logged
+from web.errors import RETRY_AFTER_SECONDS, database_busy
 from web.i18n import translate
 from web.ui import certificates as certificate_views
 from web.ui import children as children_views
 from web.ui.common import actor, db, login_required, org_id, safe_next, same_org, settings
 
+log = logging.getLogger(__name__)
 bp = Blueprint("tasks", __name__, url_prefix="/tarefas")
 
 
@@ -58,7 +62,8 @@ def _file_meta(
 
 
 def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str, str] | None = None,
-          status: int = 200, notice: str = "", shown: dict[str, Any] | None = None):  # fmt: skip
+          status: int = 200, notice: str = "", shown: dict[str, Any] | None = None,
+          notice_kind: str = "info"):  # fmt: skip
     with db().read() as s:
         task = _task(s, task_id)
         form = taskform.task_form(s, actor(), task)
@@ -104,6 +109,7 @@ def _page(task_id: str, *, data: dict[str, Any] | None = None, errors: dict[str,
         draft=draft,
         users=users,
         notice=notice,
+        notice_kind=notice_kind,
         max_mb=settings().max_upload_bytes // (1024 * 1024),
         evidence_mb=_evidence_mb(portfolio),
         file_flags=file_flags,
@@ -181,6 +187,26 @@ def _store_uploads(schema: dict[str, Any], data: dict[str, Any], errors: dict[st
 @bp.post("/<task_id>")
 @login_required
 def submit(task_id: str):
+    typed: list[dict[str, Any]] = []  # the submission, once read
+    try:
+        return _submit(task_id, typed.append)
+    except OperationalError as exc:
+        if not database_busy(exc) or not typed:
+            raise  # an outage, or nothing read yet: web.errors' 503 page
+        # Nothing was written. The form again, with what was typed, rather than an error page
+        # that loses it.
+        log.warning("database busy on %s %s: %s", request.method, request.path, exc.orig)
+        notice = _(
+            "O sistema está ocupado com outras gravações no momento e nada foi alterado. Os "
+            "dados preenchidos foram mantidos: confira os anexos e envie de novo."
+        )
+        page, status = _page(
+            task_id, data=typed[-1], status=503, notice=notice, notice_kind="warning"
+        )
+        return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def _submit(task_id: str, seen: Any):
     with db().read() as s:
         task = _task(s, task_id)
         form = taskform.task_form(s, actor(), task)
@@ -193,6 +219,7 @@ def submit(task_id: str):
             completion.complete(s, actor(), task_id, {}, settings=settings())
     action = request.form.get("action", "submit")
     data = forms_render.parse_submission(form.schema, form.ui, request.form)
+    seen(data)
     errors: dict[str, str] = {}
     _store_uploads(form.schema, data, errors)
     if forms_render.apply_row_action(form.schema, data, action, form.context, form.ui):
