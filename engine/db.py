@@ -364,19 +364,15 @@ class _FileWait:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         except OSError as exc:  # the descriptor closed meanwhile (a fork's child reopens it)
-            with self._queue._waits:
-                self.error = exc
-                if self._queue._pending is self:
-                    self._queue._pending = None
-                self.done.set()
-            return
+            self.error = exc
         with self._queue._waits:
             if self.wanted:
-                self.done.set()  # the writer takes it (and clears ``_pending``)
+                self.done.set()  # the writer takes the lock, or the error (and clears ``_pending``)
                 return
             if self._queue._pending is self:
                 self._queue._pending = None
-            fcntl.flock(self._fd, fcntl.LOCK_UN)  # nobody wants it any more
+            if self.error is None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)  # nobody wants it any more
 
 
 def _locked(why: str) -> sa_exc.OperationalError:

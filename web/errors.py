@@ -232,17 +232,21 @@ def database_busy(exc: BaseException) -> bool:
     return any(words in text for words in _SQLITE_BUSY)
 
 
+def log_database(condition: str, exc: BaseException) -> None:
+    """One warning line for a database that is ``condition`` ("busy", "unavailable")."""
+    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
+    log.warning("database %s on %s %s: %s", condition, request.method, request.path, reason)
+
+
 def database_busy_response(exc: BaseException):
     """The 503 for a write given up for another one, with Retry-After."""
-    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
-    log.warning("database busy on %s %s: %s", request.method, request.path, reason)
+    log_database("busy", exc)
     return error_response(503, DB_BUSY_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def database_unavailable_response(exc: BaseException):
     """The 503 for a database outage, with Retry-After."""
-    reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
-    log.warning("database unavailable on %s %s: %s", request.method, request.path, reason)
+    log_database("unavailable", exc)
     if not is_api_request():
         g._menu = {}  # the menu's counts come from the database: leave the menu out
     return error_response(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -26,13 +25,12 @@ from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
 from web.access_log import logged
-from web.errors import RETRY_AFTER_SECONDS, database_busy
+from web.errors import RETRY_AFTER_SECONDS, database_busy, log_database
 from web.i18n import translate
 from web.ui import certificates as certificate_views
 from web.ui import children as children_views
 from web.ui.common import actor, db, login_required, org_id, safe_next, same_org, settings
 
-log = logging.getLogger(__name__)
 bp = Blueprint("tasks", __name__, url_prefix="/tarefas")
 
 
@@ -195,7 +193,7 @@ def submit(task_id: str):
             raise  # an outage, or nothing read yet: web.errors' 503 page
         # Nothing was written. The form again, with what was typed, rather than an error page
         # that loses it.
-        log.warning("database busy on %s %s: %s", request.method, request.path, exc.orig)
+        log_database("busy", exc)
         notice = _(
             "O sistema está ocupado com outras gravações no momento e nada foi alterado. Os "
             "dados preenchidos foram mantidos: confira os anexos e envie de novo."
