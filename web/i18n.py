@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from flask import Flask, current_app, g, has_request_context, request
@@ -54,14 +55,22 @@ def compile_catalogs(force: bool = False) -> list[Path]:
     return written
 
 
-def select_locale() -> str:
+# Each interface language's ``Locale``, made once: Flask-Babel parses whatever the selector
+# returns on every request (a ``Locale`` is passed through), and ``Locale.parse`` of a name
+# looks the locale's data file up on disk each time.
+_LOCALE_OBJECTS = {name: Locale.parse(name) for name in LOCALES}
+# The name back from the object, without ``str(Locale)`` rebuilding it on every call.
+_LOCALE_NAMES = {locale: name for name, locale in _LOCALE_OBJECTS.items()}
+
+
+def select_locale() -> Locale:
     chosen = request.cookies.get(COOKIE)
     if chosen in LOCALES:
-        return chosen
+        return _LOCALE_OBJECTS[chosen]
     user = getattr(g, "user", None)
     if user is not None and user.locale in LOCALES:
-        return user.locale
-    return _best_accepted(request.headers.get("Accept-Language", ""))
+        return _LOCALE_OBJECTS[user.locale]
+    return _LOCALE_OBJECTS[_best_accepted(request.headers.get("Accept-Language", ""))]
 
 
 @lru_cache(maxsize=256)
@@ -73,7 +82,9 @@ def _best_accepted(header: str) -> str:
 
 def current_locale() -> str:
     locale = get_locale()
-    return str(locale) if locale else DEFAULT_LOCALE
+    if locale is None:
+        return DEFAULT_LOCALE
+    return _LOCALE_NAMES.get(locale) or str(locale)
 
 
 def html_lang() -> str:
