@@ -397,7 +397,10 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 LOCK_WAIT_S = 30
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, statement_timeout_s: float | None = None, **kwargs: Any) -> Engine:
+    """The engine for ``url``. ``statement_timeout_s``: on PostgreSQL, the longest a statement
+    may run before the server cancels it (57014), unless one is configured there (the web
+    app's; SQLite has no such limit)."""
     if url.startswith("sqlite"):
         connect_args = {"timeout": LOCK_WAIT_S, "check_same_thread": False}
         # Pooled connections stay open: closing the last one checkpoints and removes the WAL,
@@ -416,9 +419,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     engine = create_engine(url, **kwargs)
-    _configure_postgresql(engine, check_at_checkout=check)
+    _configure_postgresql(engine, check_at_checkout=check, statement_timeout_s=statement_timeout_s)
     return engine
 
+
+# Each limit is set as a connection opens, unless the server, database, role or URL set one;
+# a statement timeout of "0ms" sets nothing.
+_SESSION_LIMITS = (
+    "SELECT set_config('lock_timeout', %(lock)s, false)"
+    " WHERE current_setting('lock_timeout') = '0'"
+    " UNION ALL SELECT set_config('statement_timeout', %(statement)s, false)"
+    " WHERE current_setting('statement_timeout') = '0' AND %(statement)s <> '0ms'"
+)
 
 # connection.info: the current transaction ran a statement other than a SELECT.
 _WROTE = "credencia.wrote"
@@ -430,7 +442,9 @@ BEGIN = b"BEGIN"
 BEGIN_SNAPSHOT = b"BEGIN ISOLATION LEVEL REPEATABLE READ"
 
 
-def _configure_postgresql(engine: Engine, *, check_at_checkout: bool = True) -> None:
+def _configure_postgresql(
+    engine: Engine, *, check_at_checkout: bool = True, statement_timeout_s: float | None = None
+) -> None:
     """Two things per connection and transaction:
 
     - A connection leaving the pool is checked with one round trip, as SQLAlchemy's
@@ -453,13 +467,13 @@ def _configure_postgresql(engine: Engine, *, check_at_checkout: bool = True) -> 
         # waits for its turn; then PostgreSQL gives it up (55P03) and the request answers 503
         # (``web.errors.database_busy``) instead of holding a thread for as long as the other
         # transaction lasts. A ``lock_timeout`` set for the server, database, role or in the
-        # URL's options is theirs to choose, and kept.
+        # URL's options is theirs to choose, and kept. Likewise a statement of the web app
+        # runs at most ``statement_timeout_s`` (then 57014, the same 503): a runaway query
+        # does not hold a worker's thread for as long as it runs.
         with dbapi_conn.cursor() as cur:
-            cur.execute(
-                "SELECT set_config('lock_timeout', %s, false)"
-                " WHERE current_setting('lock_timeout') = '0'",
-                (f"{LOCK_WAIT_S}s",),
-            )
+            statement = f"{round((statement_timeout_s or 0) * 1000)}ms"
+            limits = {"lock": f"{LOCK_WAIT_S}s", "statement": statement}
+            cur.execute(_SESSION_LIMITS, limits)
         dbapi_conn.commit()
 
     @event.listens_for(engine, "checkout")
@@ -566,9 +580,9 @@ def _configure_sqlite(engine: Engine) -> None:
 class Database:
     """A bound engine and its session factory; one per process and database URL."""
 
-    def __init__(self, url: str, **engine_kwargs: Any):
+    def __init__(self, url: str, *, statement_timeout_s: float | None = None, **engine_kwargs: Any):
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, statement_timeout_s=statement_timeout_s, **engine_kwargs)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         # Called with (session, Forbidden) in a fresh transaction after a denial rolled back.
         self.on_denied: Callable[[Session, Forbidden], None] | None = None

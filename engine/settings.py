@@ -150,6 +150,11 @@ class Settings:
             "DATABASE_URL", f"sqlite:///{instance_dir() / 'credencia.db'}"
         )
     )
+    # PostgreSQL: how long one statement of a web request may run before the server cancels
+    # it and the request answers 503 (0: no limit). Commands and the scheduler have none.
+    db_statement_timeout_seconds: int = field(
+        default_factory=lambda: _int("DB_STATEMENT_TIMEOUT_SECONDS", 60, maximum=86_400)
+    )
     processes_dir: Path = field(
         default_factory=lambda: Path(_text("PROCESSES_DIR", str(bundled("processes"))))
     )

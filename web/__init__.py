@@ -27,7 +27,9 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     app = Flask(__name__, instance_path=str(settings_mod.instance_dir()))
     _configure(app, settings)
     _setup_keys(app, settings)
-    db = db or Database(settings.database_url)
+    db = db or Database(
+        settings.database_url, statement_timeout_s=settings.db_statement_timeout_seconds
+    )
     db.on_denied = audit.record_denial
     app.extensions["credencia.db"] = db
     app.extensions["credencia.settings"] = settings

@@ -41,7 +41,14 @@ DB_BUSY_MESSAGE = (
     "O sistema está ocupado com outras gravações no momento; tente de novo em instantes. "
     "Nada foi alterado."
 )
-_BUSY_STATES = ("55P03", "40P01", "40001")  # lock_not_available, deadlock, serialization
+# A statement of the web app that ran past its limit (PostgreSQL's ``statement_timeout``:
+# engine/db.py) was cancelled and its transaction rolled back: trying again may do.
+DB_SLOW_MESSAGE = (
+    "O banco de dados demorou demais para responder e a operação foi interrompida; tente de "
+    "novo em instantes. Nada foi alterado."
+)
+_SLOW_STATE = "57014"  # query_canceled
+_BUSY_STATES = ("55P03", "40P01", "40001", _SLOW_STATE)  # lock, deadlock, serialization
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
 # SQLSTATEs of a connection that is gone or refused: class 08 (connection exception) and the
 # server shutting down, crashing or starting up.
@@ -222,7 +229,8 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 def database_busy(exc: BaseException) -> bool:
-    """True when ``exc`` is a write given up for another one (see ``DB_BUSY_MESSAGE``)."""
+    """True when ``exc`` is a write given up for another one (see ``DB_BUSY_MESSAGE``), or a
+    statement cancelled for running too long (``DB_SLOW_MESSAGE``)."""
     if not isinstance(exc, OperationalError) or exc.connection_invalidated:
         return False
     state = getattr(exc.orig, "sqlstate", None)
@@ -232,6 +240,13 @@ def database_busy(exc: BaseException) -> bool:
     return any(words in text for words in _SQLITE_BUSY)
 
 
+def database_slow(exc: BaseException) -> bool:
+    """True when ``exc`` is a statement cancelled for running past its limit."""
+    return isinstance(exc, OperationalError) and (
+        getattr(exc.orig, "sqlstate", None) == _SLOW_STATE
+    )
+
+
 def log_database(condition: str, exc: BaseException) -> None:
     """One warning line for a database that is ``condition`` ("busy", "unavailable")."""
     reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0]
@@ -239,9 +254,12 @@ def log_database(condition: str, exc: BaseException) -> None:
 
 
 def database_busy_response(exc: BaseException):
-    """The 503 for a write given up for another one, with Retry-After."""
-    log_database("busy", exc)
-    return error_response(503, DB_BUSY_MESSAGE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    """The 503 for a write given up for another one, or a statement that ran too long, with
+    Retry-After."""
+    slow = database_slow(exc)
+    log_database("slow" if slow else "busy", exc)
+    message = DB_SLOW_MESSAGE if slow else DB_BUSY_MESSAGE
+    return error_response(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def database_unavailable_response(exc: BaseException):

@@ -3,12 +3,15 @@ never a 500, and nothing of it is written; once the other write ends, the same r
 
 On SQLite the other write is another process holding the writers' turn (engine/db.py's
 ``WriterQueue``, whose wait is bounded like SQLite's busy timeout); on PostgreSQL another
-connection holding the instance's row lock, with a ``lock_timeout`` on the app's connections."""
+connection holding the instance's row lock, with a ``lock_timeout`` on the app's connections.
+A web request's statement that runs past its limit (PostgreSQL's ``statement_timeout``) is
+answered the same way."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select, text
@@ -21,7 +24,7 @@ from engine.runtime.models import READY, Task
 from tests.support.builders import LANE_ROLES, Flow, cast
 from tests.support.pages import Pages
 from tests.support.workers import TurnHolder
-from web.errors import DB_BUSY_MESSAGE, RETRY_AFTER_SECONDS
+from web.errors import DB_BUSY_MESSAGE, DB_SLOW_MESSAGE, RETRY_AFTER_SECONDS
 
 
 @pytest.fixture
@@ -187,3 +190,106 @@ def test_postgresql_waits_for_a_lock_as_long_as_a_sqlite_writer_unless_configure
             assert s.execute(text("SHOW lock_timeout")).scalar() == "7s"
     finally:
         own.dispose()
+
+
+# ------------------------------------------------------------------ a statement that runs too long
+
+
+@contextmanager
+def _slow_app(settings, db: Database, instance_id: int) -> Iterator[Any]:
+    """The web app on a database whose statements run at most 0.3 s (its lock waits 30 s),
+    while another connection holds the instance's row: a completion's statement that waits
+    for it runs past the limit and PostgreSQL cancels it (57014)."""
+    from web import create_app
+
+    own = Database(db.engine.url.render_as_string(False), statement_timeout_s=0.3)
+    app = create_app(settings, own)
+    app.config["TESTING"] = True
+    other = Database(db.engine.url.render_as_string(False))
+    try:
+        with other.engine.connect() as conn, conn.begin():
+            conn.execute(
+                text("SELECT id FROM process_instance WHERE id = :id FOR UPDATE"),
+                {"id": instance_id},
+            )
+            yield app
+    finally:
+        own.dispose()
+        other.dispose()
+
+
+@pytest.mark.postgres_only
+def test_a_completion_whose_statement_runs_too_long_answers_503_and_writes_nothing(
+    world, db, settings
+):
+    flow = world
+    task = _task(db, flow.instance_id, "ambientar_servicos")
+    token = flow.users["Integrador"].headers
+    with _slow_app(settings, db, flow.instance_id) as app:
+        client = app.test_client()
+        res = client.post(
+            f"/api/v1/tasks/{task}/complete", json={"data": {"observacoes": "ok"}}, headers=token
+        )
+        assert res.status_code == 503, res.get_data(as_text=True)[:500]
+        assert res.mimetype == "application/problem+json"
+        assert res.json["detail"] == DB_SLOW_MESSAGE
+        assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+        assert _task(db, flow.instance_id, "ambientar_servicos") == task
+        assert _completions(db) == 0
+    # Nothing holds the row any more: the same request completes within the limit.
+    with _slow_app(settings, db, 0) as app:
+        res = app.test_client().post(
+            f"/api/v1/tasks/{task}/complete", json={"data": {"observacoes": "ok"}}, headers=token
+        )
+        assert res.status_code == 200, res.json
+    assert _completions(db) == 1
+    with db.read() as s:
+        assert audit.verify(s)[1] is None
+
+
+@pytest.mark.postgres_only
+def test_a_task_form_whose_statement_runs_too_long_comes_back_with_what_was_typed(
+    world, db, settings
+):
+    flow = world
+    task = _task(db, flow.instance_id, "ambientar_servicos")
+    typed = "Serviços <b>ambientados</b> em homologação"
+    with _slow_app(settings, db, flow.instance_id) as app:
+        pages = Pages(app).login(flow.users["Integrador"])
+        res = pages.post(f"/tarefas/{task}", {"observacoes": typed})
+        assert res.status_code == 503
+        assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+    page = res.get_data(as_text=True)
+    assert "O banco de dados demorou demais para responder e nada foi alterado" in page
+    assert "Os dados preenchidos foram mantidos" in page
+    assert "Serviços &lt;b&gt;ambientados&lt;/b&gt; em homologação</textarea>" in page
+    assert _task(db, flow.instance_id, "ambientar_servicos") == task
+    assert _completions(db) == 0
+
+
+@pytest.mark.postgres_only
+def test_the_web_apps_statements_have_a_time_limit_unless_configured(db, settings):
+    from web import create_app
+
+    url = db.engine.url
+    # A command's database (and the tests'): no limit.
+    with db.read() as s:
+        assert s.execute(text("SHOW statement_timeout")).scalar() == "0"
+    # The web app's own database: the setting's limit (60 s by default).
+    app = create_app(settings)
+    own = app.extensions["credencia.db"]
+    try:
+        assert settings.db_statement_timeout_seconds == 60
+        with own.read() as s:
+            assert s.execute(text("SHOW statement_timeout")).scalar() == "1min"
+    finally:
+        own.dispose()
+    # A limit given to the server (here in the URL's options) is kept; 0 sets none.
+    configured = url.update_query_dict({"options": "-c statement_timeout=7s"})
+    for given, limit, shown in ((configured, 45, "7s"), (url, 0, "0")):
+        other = Database(given.render_as_string(False), statement_timeout_s=limit)
+        try:
+            with other.read() as s:
+                assert s.execute(text("SHOW statement_timeout")).scalar() == shown
+        finally:
+            other.dispose()

@@ -40,7 +40,10 @@ DESCRIPTIONS = {
     412: "If-Match não corresponde ao estado atual",
     413: "Arquivo grande demais",
     422: "Dados inválidos (erros por campo)",
-    503: "Banco de dados indisponível ou ocupado; tente de novo após Retry-After segundos",
+    503: (
+        "Banco de dados indisponível, ocupado ou lento demais; "
+        "tente de novo após Retry-After segundos"
+    ),
 }
 HEADERS_BY_STATUS: dict[int, dict[str, Any]] = {
     201: {

@@ -210,8 +210,11 @@ def serve(
 
     require_current_schema(cli)
     _metrics_folder()
-    app = create_app(cli.settings, cli.db)
-    # The master deployed processes with its pool; forked workers must not share its sockets.
+    # The app's own database (with the web's statement timeout, engine.db.make_engine), not
+    # the command's.
+    app = create_app(cli.settings)
+    # The master deployed processes with these pools; forked workers must not share sockets.
+    app.extensions["credencia.db"].dispose()
     cli.db.dispose()
 
     def given(name: str) -> bool:

@@ -25,7 +25,7 @@ from engine.runtime import tasks as runtime_tasks
 from engine.runtime.models import READY, ProcessInstance, Task
 from web import forms_render
 from web.access_log import logged
-from web.errors import RETRY_AFTER_SECONDS, database_busy, log_database
+from web.errors import RETRY_AFTER_SECONDS, database_busy, database_slow, log_database
 from web.i18n import translate
 from web.ui import certificates as certificate_views
 from web.ui import children as children_views
@@ -193,11 +193,18 @@ def submit(task_id: str):
             raise  # an outage, or nothing read yet: web.errors' 503 page
         # Nothing was written. The form again, with what was typed, rather than an error page
         # that loses it.
-        log_database("busy", exc)
-        notice = _(
-            "O sistema está ocupado com outras gravações no momento e nada foi alterado. Os "
-            "dados preenchidos foram mantidos: confira os anexos e envie de novo."
-        )
+        if database_slow(exc):
+            log_database("slow", exc)
+            notice = _(
+                "O banco de dados demorou demais para responder e nada foi alterado. Os dados "
+                "preenchidos foram mantidos: confira os anexos e envie de novo."
+            )
+        else:
+            log_database("busy", exc)
+            notice = _(
+                "O sistema está ocupado com outras gravações no momento e nada foi alterado. "
+                "Os dados preenchidos foram mantidos: confira os anexos e envie de novo."
+            )
         page, status = _page(
             task_id, data=typed[-1], status=503, notice=notice, notice_kind="warning"
         )
