@@ -71,3 +71,30 @@ def test_credencia_serve_workers_do_not_share_the_masters_database_connection(
     finally:
         web.stop()
     assert shared == [], f"{len(shared)} PostgreSQL socket(s) shared by several processes"
+
+
+def test_credencia_serve_gives_its_statements_the_web_apps_time_limit(
+    app, db: Database, stamped, tmp_path
+) -> None:
+    """The served app's connections carry ``CREDENCIA_DB_STATEMENT_TIMEOUT_SECONDS`` (the
+    command's own database has no limit): a page whose statement waits on a table another
+    transaction holds is cancelled at the limit and answers 503 with the reason — not after
+    the 30 s lock wait, with the busy one."""
+    from web.errors import DB_SLOW_MESSAGE
+
+    env = {"CREDENCIA_DB_STATEMENT_TIMEOUT_SECONDS": "1", "CREDENCIA_READY_SCHEDULER_MINUTES": "0"}
+    web = harness.WebServer(stamped, tmp_path, workers=1, mode="serve", extra_env=env).start()
+    try:
+        status, body = harness.http_json("GET", web.base + "/readyz", timeout=20)
+        assert status == 200, body
+        with db.engine.connect() as conn, conn.begin():
+            conn.execute(text("LOCK TABLE process_definition IN ACCESS EXCLUSIVE MODE"))
+            status, body = harness.http_json("GET", web.base + "/readyz", timeout=20)
+        assert status == 503, body
+        assert DB_SLOW_MESSAGE in str(body)
+        status, body = harness.http_json("GET", web.base + "/readyz", timeout=20)
+        assert status == 200, body
+    finally:
+        web.stop()
+    log = web.proc.log_path.read_text(errors="replace")
+    assert "database slow on GET /readyz: canceling statement due to statement timeout" in log
