@@ -106,6 +106,14 @@ def _completions(db: Database) -> int:
         )
 
 
+def _assert_given_up(res, message: str) -> None:
+    """The API's answer to a request the database gave up: 503, the reason, Retry-After."""
+    assert res.status_code == 503, res.get_data(as_text=True)[:500]
+    assert res.mimetype == "application/problem+json"
+    assert res.json["detail"] == message
+    assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+
+
 def test_a_completion_that_waits_too_long_answers_503_and_writes_nothing(world, db, client):
     flow = world
     task = _task(db, flow.instance_id, "ambientar_servicos")
@@ -115,10 +123,7 @@ def test_a_completion_that_waits_too_long_answers_503_and_writes_nothing(world, 
         res = client.post(
             f"/api/v1/tasks/{task}/complete", json={"data": {"observacoes": "ok"}}, headers=token
         )
-        assert res.status_code == 503, res.get_data(as_text=True)[:500]
-        assert res.mimetype == "application/problem+json"
-        assert res.json["detail"] == DB_BUSY_MESSAGE
-        assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+        _assert_given_up(res, DB_BUSY_MESSAGE)
     assert _task(db, flow.instance_id, "ambientar_servicos") == task  # still ready
     assert _completions(db) == before
     # The other write is over: the same request works.
@@ -230,10 +235,7 @@ def test_a_completion_whose_statement_runs_too_long_answers_503_and_writes_nothi
         res = client.post(
             f"/api/v1/tasks/{task}/complete", json={"data": {"observacoes": "ok"}}, headers=token
         )
-        assert res.status_code == 503, res.get_data(as_text=True)[:500]
-        assert res.mimetype == "application/problem+json"
-        assert res.json["detail"] == DB_SLOW_MESSAGE
-        assert res.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+        _assert_given_up(res, DB_SLOW_MESSAGE)
         assert _task(db, flow.instance_id, "ambientar_servicos") == task
         assert _completions(db) == 0
     # Nothing holds the row any more: the same request completes within the limit.
