@@ -48,7 +48,8 @@ DB_SLOW_MESSAGE = (
     "novo em instantes. Nada foi alterado."
 )
 _SLOW_STATE = "57014"  # query_canceled
-_BUSY_STATES = ("55P03", "40P01", "40001", _SLOW_STATE)  # lock, deadlock, serialization
+# lock not available, deadlock, serialization failure, statement past its limit
+_BUSY_STATES = ("55P03", "40P01", "40001", _SLOW_STATE)
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
 # SQLSTATEs of a connection that is gone or refused: class 08 (connection exception) and the
 # server shutting down, crashing or starting up.

@@ -193,18 +193,19 @@ def submit(task_id: str):
             raise  # an outage, or nothing read yet: web.errors' 503 page
         # Nothing was written. The form again, with what was typed, rather than an error page
         # that loses it.
-        if database_slow(exc):
-            log_database("slow", exc)
-            notice = _(
+        slow = database_slow(exc)
+        log_database("slow" if slow else "busy", exc)
+        notice = (
+            _(
                 "O banco de dados demorou demais para responder e nada foi alterado. Os dados "
                 "preenchidos foram mantidos: confira os anexos e envie de novo."
             )
-        else:
-            log_database("busy", exc)
-            notice = _(
+            if slow
+            else _(
                 "O sistema está ocupado com outras gravações no momento e nada foi alterado. "
                 "Os dados preenchidos foram mantidos: confira os anexos e envie de novo."
             )
+        )
         page, status = _page(
             task_id, data=typed[-1], status=503, notice=notice, notice_kind="warning"
         )
