@@ -53,6 +53,12 @@ class Base(DeclarativeBase):
 
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
+# The largest id a row can have: an ``Integer`` primary key is 32 bits on PostgreSQL, a
+# ``BigInteger`` one (the audit events') 64 bits, as SQLite's every integer. A larger number
+# names no row; passed to SQLite's driver it is an ``OverflowError``, not "not found".
+MAX_ID = 2**31 - 1
+MAX_BIG_ID = 2**63 - 1
+
 
 # Writes a transaction queues for its end, run just before it commits, by rank: a lower
 # rank first (the audit chain's head, 10, before the dashboard counters, 20), so that every

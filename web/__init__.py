@@ -14,7 +14,7 @@ from engine import secrets as secret_store
 from engine import settings as settings_mod
 from engine.audit import service as audit
 from engine.db import Database
-from web import logs, metrics
+from web import logs, metrics, routing
 
 log = logging.getLogger(__name__)
 # Multipart overhead allowed on top of the file limit before a request is refused unread.
@@ -38,6 +38,7 @@ def create_app(settings: settings_mod.Settings | None = None, db: Database | Non
     metrics.install(app)
     _setup_i18n(app)
     _setup_security(app)
+    routing.install(app)
     _register_blueprints(app)
     _register_errors(app)
     _trust_proxies(app, settings)

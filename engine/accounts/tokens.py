@@ -29,7 +29,7 @@ from engine.accounts.models import (
     membership_establishment,
 )
 from engine.accounts.queries import existing_user, user_with_email
-from engine.db import utcnow
+from engine.db import MAX_ID, utcnow
 from engine.errors import Invalid, NotFound
 
 # "Last used" is written when it is older than this: a busy token costs one write per period,
@@ -184,8 +184,10 @@ def list_all(session: Session, org_slug: str | None = None) -> list[TokenRow]:
 def revoke_ref(session: Session, actor: Actor, ref: str) -> ApiToken:
     """Revoke by id or by the prefix shown in the listings (``cred_xxxxxxx``)."""
     ref = (ref or "").strip()
-    if ref.isdigit():
-        rows = list(session.scalars(select(ApiToken).where(ApiToken.id == int(ref))))
+    if ref.isascii() and ref.isdigit():
+        number = int(ref)  # a number beyond any id names no token
+        found = select(ApiToken).where(ApiToken.id == number)
+        rows = list(session.scalars(found)) if number <= MAX_ID else []
     elif len(ref) >= 8:
         rows = list(
             session.scalars(

@@ -70,7 +70,13 @@ def month_of(value: Any, field_name: str) -> str:
     if value in (None, ""):
         return ""
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    if len(text) < 7 or not text[:4].isdigit() or text[4] != "-" or not text[5:7].isdigit():
+    if (
+        len(text) < 7
+        or not text[:7].isascii()
+        or not text[:4].isdigit()
+        or text[4] != "-"
+        or not text[5:7].isdigit()
+    ):
         raise Invalid({field_name: "Use uma data AAAA-MM ou AAAA-MM-DD."})
     if not 1 <= int(text[5:7]) <= 12:
         raise Invalid({field_name: "Mês inválido."})

@@ -172,6 +172,11 @@ def test_bad_filters_are_refused_at_the_field(client, world):
         headers=users["admin"].headers,
     )
     assert res.status_code == 422 and "from" in res.json["errors"]
+    res = client.get(  # "²": a digit to str.isdigit(), not to int()
+        "/api/v1/analytics/elements?process=credenciamento-rnds&to=2026-%C2%B21",
+        headers=users["admin"].headers,
+    )
+    assert res.status_code == 422 and "to" in res.json["errors"]
     res = client.get("/api/v1/analytics/elements", headers=users["admin"].headers)
     assert res.status_code == 422 and "process" in res.json["errors"]
     res = client.get(

@@ -329,7 +329,7 @@ EXPECTED: dict[tuple[str, str], Route] = {
     ),
     # ---- audit
     ("/auditoria", "GET"): Route({"-": cell(302, 403, admin=200, auditor=200)}),
-    ("/auditoria/eventos/<int:event_id>", "GET"): Route(
+    ("/auditoria/eventos/<int(big=True):event_id>", "GET"): Route(
         {
             "own": cell(302, 403, admin=200, auditor=200),
             "org": cell(302, 403, admin=404, auditor=404),

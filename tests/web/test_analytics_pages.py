@@ -45,13 +45,22 @@ def test_scoped_users_see_their_figures_without_the_team_view(app, client, db, s
     assert 'id="table-lanes"' not in html and "ip invalido" not in html
 
 
-def test_a_bad_period_is_shown_at_the_field(app, world):
+@pytest.mark.parametrize(
+    ("period", "message"),
+    [
+        ("2026-99", "Mês inválido."),
+        # "²" and "³" are digits to str.isdigit(), not to int()
+        ("2026-%C2%B21", "Use uma data AAAA-MM ou AAAA-MM-DD."),
+        ("%C2%B3026-01", "Use uma data AAAA-MM ou AAAA-MM-DD."),
+    ],
+)
+def test_a_bad_period_is_shown_at_the_field(app, world, period, message):
     _people, _ests, users = world
     pages = Pages(app).login(users["admin"])
-    res = pages.get("/analises?de=2026-99")
+    res = pages.get(f"/analises?de={period}")
     assert res.status_code == 200
     html = res.get_data(as_text=True)
-    assert 'aria-invalid="true"' in html and "Mês inválido." in html
+    assert 'aria-invalid="true"' in html and message in html
 
 
 def test_english(app, db, world):

@@ -175,6 +175,7 @@ def test_list_pages(held, pages, monkeypatch):
     ("query", "field", "message"),
     [
         ("vencendo_em=abc", "vencendo_em", "Informe um número de dias."),
+        ("vencendo_em=%C2%B2", "vencendo_em", "Informe um número de dias."),  # "²": a digit
         ("vencendo_em=99999", "vencendo_em", "Informe de 0 a 3650 dias."),
         ("situacao=ativa", "situacao", "Situação desconhecida."),
         ("uf=X", "uf", "Informe a sigla da UF."),

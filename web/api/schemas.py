@@ -32,6 +32,7 @@ from pydantic_core import PydanticUseDefault
 from engine.audit.models import AuditEvent
 from engine.credentials import queries as credential_queries
 from engine.credentials.models import STATUS_LABELS, STATUSES
+from engine.db import MAX_ID
 from engine.definitions.models import ProcessDefinition as ProcessDefinitionRow
 from engine.establishments.models import Establishment as EstablishmentRow
 from engine.establishments.models import Portfolio as PortfolioRow
@@ -40,7 +41,6 @@ from engine.runtime.models import ProcessInstance
 from engine.runtime.models import Task as TaskRow
 from engine.terms.models import TermAcceptance as TermAcceptanceRow
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers; a larger one names nothing
 MAX_PAGE = 1000
 MAX_OFFSET = 10**9
 

@@ -34,7 +34,9 @@ def _filters() -> auditlog.Filters:
         action=text_arg("acao", 60),
         since=date_arg("de"),
         until=date_arg("ate"),
-        instance=int(instance) if instance.isdigit() and len(instance) < 10 else None,
+        instance=int(instance)
+        if instance.isascii() and instance.isdigit() and len(instance) < 10
+        else None,
     )
 
 
@@ -64,7 +66,7 @@ def verify():
     return redirect(url_for("audit.index"))
 
 
-@bp.get("/eventos/<int:event_id>")
+@bp.get("/eventos/<int(big=True):event_id>")
 @login_required
 def event(event_id: int):
     with db().read() as s:

@@ -188,7 +188,12 @@ def round_trip(
             with db().read() as s:
                 found_people = people.find_gestor(s, actor(), task_id, query)
             chosen = None
-            if verb == "gestoruse" and arg.isdigit() and int(arg) < len(found_people):
+            if (
+                verb == "gestoruse"
+                and arg.isascii()
+                and arg.isdigit()
+                and int(arg) < len(found_people)
+            ):
                 chosen = found_people[int(arg)]
             elif len(found_people) == 1:
                 chosen = found_people[0]

@@ -97,7 +97,7 @@ def _filters() -> tuple[queries.Filters, dict[str, str]]:
     days_text = text_arg("vencendo_em", 10)
     days: int | None = None
     if days_text:
-        if days_text.isdigit():
+        if days_text.isascii() and days_text.isdigit():
             days = int(days_text)
         else:
             errors["vencendo_em"] = _("Informe um número de dias.")

@@ -15,6 +15,7 @@ from engine.accounts import queries as account_queries
 from engine.analytics.queries import Forecaster
 from engine.comments import service as comments
 from engine.credentials import service as credentials
+from engine.db import MAX_ID
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Conflict, Invalid
 from engine.establishments import queries as establishment_queries
@@ -147,7 +148,7 @@ def _credential_param() -> int | None:
     value = (request.form.get("credential") or "").strip()
     if not value:
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
         raise Invalid({"credential": _("Credencial inválida.")})
     return int(value)
 
