@@ -108,7 +108,7 @@ def test_the_installed_wheel_migrates_deploys_and_serves(installed: Path, tmp_pa
         assert ready["checks"]["processes"]["deployed"] == 6
         status, page = get(base + "/entrar")
         assert status == 200 and "Credencia" in page
-        assets = re.findall(r'(?:href|src)="(/static/vendor/[^"]+)"', page)
+        assets = re.findall(r'(?:href|src)="(/static/[^"]+)"', page)  # the icon, ours, vendors'
         assert assets, page[:500]
         for asset in assets:
             assert get(base + asset)[0] == 200, asset

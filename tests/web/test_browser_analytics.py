@@ -28,6 +28,12 @@ def test_heatmap_and_charts(app, client, db, settings, make, db_url) -> None:
         page = browser.new_page(locale="pt-BR", viewport={"width": 1400, "height": 1000})
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # A blocked inline handler (the policy's script-src 'self') or a missing file is only
+        # a console error.
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.add_init_script(
+            "window.print = function () { window.printed = (window.printed || 0) + 1; };"
+        )
         login(page, base, auditor.email, auditor.password)
         page.goto(f"{base}/analises")
         page.wait_for_selector("#heatmap[data-ready='1']")
@@ -62,6 +68,8 @@ def test_heatmap_and_charts(app, client, db, settings, make, db_url) -> None:
         with open(csv.value.path(), encoding="utf-8-sig") as fh:
             text = fh.read()
         assert text.splitlines()[1].startswith("ip invalido;2;")
+        page.get_by_role("button", name="Imprimir").click()
+        assert page.evaluate("window.printed") == 1
         assert axe_violations(page) == []
         assert errors == []
         page.locator("#lead-titulo").scroll_into_view_if_needed()

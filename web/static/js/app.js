@@ -83,6 +83,8 @@
         var add = fieldset.querySelector("[data-add-row]");
         if (add) { add.focus(); }
       }
+    } else if (target.hasAttribute("data-print")) {
+      window.print();
     } else if (target.hasAttribute("data-select-all")) {
       var name = target.getAttribute("data-select-all");
       var boxes = target.form.querySelectorAll('input[type=checkbox][name="' + name + '"]');
