@@ -262,3 +262,58 @@ def test_an_upgraded_database_passes_the_check(bare_cli) -> None:
         assert schema_problem(db) is None
     finally:
         db.dispose()
+
+
+@pytest.fixture
+def invoke(db_url, db, app, monkeypatch):
+    """The CLI's raw result (the ``cli`` fixture's, with the exception it ended on)."""
+    monkeypatch.setenv("CREDENCIA_DATABASE_URL", db_url)
+    monkeypatch.setattr(settings_mod, "_settings", None)
+    runner = CliRunner()
+    return lambda *args: runner.invoke(main, list(args))
+
+
+BEYOND = "9" * 25  # beyond any id: SQLite's driver refuses it (OverflowError), PostgreSQL too
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["outbox", "retry", BEYOND],
+        ["outbox", "list", "--limit", BEYOND],
+        ["instances", "migrate", "--process", "credenciamento-rnds", "--to", BEYOND],
+        [
+            "instances",
+            "migrate",
+            "--process",
+            "credenciamento-rnds",
+            "--to",
+            "2",
+            "--instance",
+            str(2**31),
+        ],  # fmt: skip
+        ["export-state", BEYOND],
+        ["serve", "--workers", "0"],
+    ],
+)
+def test_a_number_out_of_range_is_a_usage_error_not_a_traceback(invoke, args) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert "is not in the range" in result.output
+
+
+def test_a_file_the_command_cannot_write_or_read_is_an_error_not_a_traceback(invoke, tmp_path):
+    cases = [
+        (["lgpd", "record", "--output", ""], "é uma pasta, não um arquivo"),  # "": the folder
+        (
+            ["lgpd", "record", "--output", str(tmp_path / "nao" / "ha.md")],
+            "arquivo ou pasta inexistente",
+        ),  # fmt: skip
+        (["processes", "check", "x" * 300], "nome longo demais"),
+    ]
+    for args, reason in cases:
+        result = invoke(*args)
+        assert result.exit_code == 1, (args, result.output)
+        assert isinstance(result.exception, SystemExit), (args, result.exception)
+        assert "erro: não foi possível usar o arquivo " in result.output and reason in result.output

@@ -24,12 +24,26 @@ from web.cli import (
     users,
 )
 from web.cli import db as db_commands
+from web.cli.context import file_error
 from web.cli.db import alembic_config, upgrade_database
 
 __all__ = ["alembic_config", "main", "upgrade_database"]
 
 
-@click.group()
+class _Commands(click.Group):
+    """The commands, with a file they cannot read or write (a path given or written to)
+    reported as ``erro: …`` instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.filename is None:  # not a file's (a connection's, say): as it was
+                raise
+            file_error(exc)
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """Credencia — credenciamento de estabelecimentos de saúde na RNDS."""
 

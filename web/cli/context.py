@@ -8,6 +8,7 @@ subgroup invoked on its own (tests call ``scheduler`` or ``secrets`` directly) g
 
 from __future__ import annotations
 
+import errno
 import functools
 import getpass
 import sys
@@ -19,10 +20,13 @@ import click
 from engine import settings as settings_mod
 from engine.access.actor import Actor
 from engine.audit import service as audit
-from engine.db import Database
+from engine.db import MAX_ID, Database
 from engine.errors import DomainError, Invalid
 
 META_KEY = "credencia.cli"
+# An id or a version number a row can have: click refuses any other number with its usage
+# error, before a query the database would refuse (PostgreSQL beyond 32 bits, SQLite 64).
+ROW_ID = click.IntRange(1, MAX_ID)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -87,6 +91,25 @@ def error(message: str, *details: str, code: int = 1) -> NoReturn:
     for detail in details:
         click.echo(f"  {detail}", err=True)
     sys.exit(code)
+
+
+# What the system says about a file, in the CLI's language (others: the system's own words).
+_FILE_ERRORS = {
+    errno.ENOENT: "arquivo ou pasta inexistente",
+    errno.EACCES: "sem permissão",
+    errno.EPERM: "sem permissão",
+    errno.EISDIR: "é uma pasta, não um arquivo",
+    errno.ENOTDIR: "parte do caminho não é uma pasta",
+    errno.ENAMETOOLONG: "nome longo demais",
+    errno.ENOSPC: "sem espaço em disco",
+    errno.EROFS: "sistema de arquivos só de leitura",
+}
+
+
+def file_error(exc: OSError) -> NoReturn:
+    """Report a file a command could not read or write, and exit 1."""
+    reason = _FILE_ERRORS.get(exc.errno) or exc.strerror or str(exc)
+    error(f"não foi possível usar o arquivo {exc.filename}: {reason}.")
 
 
 def fail(exc: DomainError) -> NoReturn:

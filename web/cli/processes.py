@@ -10,7 +10,7 @@ import click
 
 from engine.definitions import service as definitions
 from engine.runtime.install import install
-from web.cli.context import CliContext, error, pass_cli
+from web.cli.context import ROW_ID, CliContext, error, pass_cli
 
 
 @click.group()
@@ -86,11 +86,11 @@ def instances() -> None:
 
 @instances.command("migrate")
 @click.option("--process", "process_key", required=True)
-@click.option("--to", "to_version", required=True, type=int)
+@click.option("--to", "to_version", required=True, type=ROW_ID)
 @click.option(
-    "--from", "from_version", type=int, default=None, help="Só as instâncias desta versão."
+    "--from", "from_version", type=ROW_ID, default=None, help="Só as instâncias desta versão."
 )
-@click.option("--instance", "instance_ids", multiple=True, type=int, help="Só estas instâncias.")
+@click.option("--instance", "instance_ids", multiple=True, type=ROW_ID, help="Só estas instâncias.")
 @pass_cli
 def instances_migrate(
     cli: CliContext,
@@ -119,7 +119,7 @@ def instances_migrate(
 
 
 @click.command("export-state", hidden=True)
-@click.argument("instance_id", type=int)
+@click.argument("instance_id", type=ROW_ID)
 @pass_cli
 def export_state(cli: CliContext, instance_id: int) -> None:
     """Imprime o estado salvo de uma instância (para depuração e fixtures)."""

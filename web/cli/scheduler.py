@@ -16,7 +16,7 @@ from engine.errors import DomainError
 from engine.notifications import service as notifications
 from engine.notifications.models import FAILED, PENDING, SENT
 from web import logs
-from web.cli.context import CliContext, fail, pass_cli
+from web.cli.context import ROW_ID, CliContext, fail, pass_cli
 
 
 def _when(value: datetime | None) -> str:
@@ -197,7 +197,7 @@ def outbox() -> None:
 @outbox.command("list")
 @click.option("--failed", "only_failed", is_flag=True, help="Só as mensagens com falha.")
 @click.option("--pending", "only_pending", is_flag=True, help="Só as pendentes.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
 @pass_cli
 def outbox_list(cli: CliContext, only_failed: bool, only_pending: bool, limit: int) -> None:
     """Lista as mensagens mais recentes."""
@@ -218,7 +218,7 @@ def outbox_list(cli: CliContext, only_failed: bool, only_pending: bool, limit: i
 
 
 @outbox.command("retry")
-@click.argument("message_id", type=int)
+@click.argument("message_id", type=ROW_ID)
 @pass_cli
 def outbox_retry(cli: CliContext, message_id: int) -> None:
     """Recoloca a mensagem ID na fila para envio imediato."""

@@ -178,8 +178,8 @@ def _worker_exited(server: Any, worker: Any) -> None:
 
 @click.command()
 @click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5000, type=int)
-@click.option("--workers", default=2, type=int)
+@click.option("--port", default=5000, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, type=click.IntRange(1, 256))
 @click.option("--with-scheduler", is_flag=True, help="Roda também o agendador, num processo filho.")
 @click.option(
     "-c",
