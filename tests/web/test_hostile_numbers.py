@@ -109,3 +109,17 @@ def test_a_row_index_int_cannot_read_is_not_a_row():
     assert data == {"telefones": ["4133330000"]}
     assert forms_render.apply_row_action(LIST_SCHEMA, data, "remove:telefones.0", {})
     assert data == {"telefones": []}
+
+
+def test_the_apis_task_filter_refuses_an_instance_no_row_can_have(world, client):
+    headers = world.users["admin"].headers
+    for value, message in (
+        ("9" * 20, "Informe um número menor ou igual a 2147483647."),
+        ("0", "Informe um número maior ou igual a 1."),
+        ("%C2%B2", "Informe um número inteiro."),
+    ):
+        res = client.get(f"/api/v1/tasks?instance={value}", headers=headers)
+        assert res.status_code == 422, value
+        assert res.json["errors"] == {"instance": message}
+    res = client.get(f"/api/v1/tasks?instance={world.instance_id}", headers=headers)
+    assert res.status_code == 200 and res.json["items"]

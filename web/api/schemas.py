@@ -124,7 +124,9 @@ def _count(default: int, cap: int, description: str) -> Any:
 
 
 OptionalText = _optional(str, {"type": "string"})
-OptionalId = _optional(int, {"type": "integer", "minimum": 1, "maximum": MAX_ID})
+OptionalId = _optional(
+    Annotated[int, Field(ge=1, le=MAX_ID)], {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+)
 StatusFilter = _optional(
     InstanceStatus, {"type": "string", "enum": ["running", "completed", "cancelled"]}
 )
