@@ -9,6 +9,8 @@ from typing import Any
 from jsonschema import ValidationError
 from jsonschema.exceptions import best_match
 
+from engine.pki.english import english as certificate_english
+
 FORM_PATH = ""  # error key for problems with the form as a whole
 
 REQUIRED = "Campo obrigatório."
@@ -356,7 +358,8 @@ _EN_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str], Mapping[str, 
 def localize(message: str, locale: str | None, words: Mapping[str, str] | None = None) -> str:
     """``message`` in the reader's language: unchanged in Portuguese; in English, the form's
     own message from the process catalog ``words`` (``x-messages``, rule messages), else the
-    English of a validation message, else unchanged (a text no table knows)."""
+    English of a validation message or of a certificate's inspection, else unchanged (a text
+    no table knows)."""
     if not isinstance(message, str) or not (locale or "").lower().startswith("en"):
         return message
     words = words or {}
@@ -368,4 +371,4 @@ def localize(message: str, locale: str | None, words: Mapping[str, str] | None =
         found = pattern.match(message)
         if found:
             return english(found, words)
-    return message
+    return certificate_english(message) or message  # a certificate's, at a file field

@@ -118,6 +118,14 @@ def test_in_english(world, db, pages):
     assert "TLS client authentication" in html
     assert "ICP-Brasil roots recognized: 3 roots and 159 CAs" in html
     assert "the one shipped with Credencia" in html
+    # The checklist's messages too, marked as English (the page's language) once translated.
+    checklist = html[html.index('class="app-checklist"') :]
+    checklist = checklist[: checklist.index("</ul>")]
+    assert re.search(rf"Expires in (19|20) days \({DATE}\): arrange the renewal\.", checklist)
+    assert "the certificate is self-signed (not issued by a certification authority)." in checklist
+    assert "Type not identified" in checklist
+    assert "Vence em" not in checklist and "autoassinado" not in checklist
+    assert 'lang="pt-BR"' not in checklist
 
 
 # ------------------------------------------------------------------ API
