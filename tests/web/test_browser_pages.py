@@ -68,6 +68,11 @@ def test_new_pages_are_accessible_and_work(world, db, app) -> None:
     def check(page: Any, kind: str) -> None:
         page.wait_for_load_state("load")
         screenshot(page, f"{kind}-new")
+        # Nothing wider than the window: the page never scrolls sideways (a table or a sample
+        # scrolls in its own box).
+        wide, window = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        if wide > window:
+            problems.append(f"{kind}: the page is {wide} px wide in a {window} px window")
         for v in axe_violations(page):
             problems.append(f"{kind}: {v['id']} ({v['impact']}) {v['help']} at {v['nodes']}")
 
@@ -102,6 +107,8 @@ def test_new_pages_are_accessible_and_work(world, db, app) -> None:
             login(page, base, world.users["admin"].email, world.users["admin"].password)
             page.goto(f"{base}/administracao/agendador")
             check(page, "admin-scheduler" + suffix)
+            page.goto(f"{base}/credenciais/importar")
+            check(page, "credentials-import" + suffix)
             if width > 500:
                 page.once("dialog", lambda dialog: dialog.dismiss())
                 page.goto(f"{base}/administracao")
