@@ -22,6 +22,7 @@ from werkzeug.datastructures import MultiDict
 from engine import identifiers
 from engine.forms import conditions
 from engine.forms.schema import IDENTIFIER_MASKS, FieldSpec, form_view, ui_for, widget_for
+from engine.identifiers import is_digits
 
 UPLOAD_SUFFIX = "__upload"
 INDEX_PLACEHOLDER = "__INDEX__"
@@ -444,7 +445,7 @@ def _indices(form: MultiDict, prefix: str) -> list[int]:
     for key in form:
         if key.startswith(prefix):
             head = key[plen:].split(".", 1)[0]
-            if head.isascii() and head.isdigit() and len(head) < 5:
+            if is_digits(head) and len(head) < 5:
                 found.add(int(head))
     return sorted(found)
 
@@ -529,12 +530,7 @@ def apply_row_action(schema: Mapping[str, Any], data: dict[str, Any], action: st
     item_fields = spec.item.fields if spec.item else ()
     if verb == "add":
         rows.append({} if spec.item is not None and spec.item.type == "object" else "")
-    elif (
-        verb in ("remove", "removefile")
-        and len(parts) == 2
-        and parts[1].isascii()
-        and parts[1].isdigit()
-    ):
+    elif verb in ("remove", "removefile") and len(parts) == 2 and is_digits(parts[1]):
         index = int(parts[1])
         if 0 <= index < len(rows):
             rows.pop(index)

@@ -31,6 +31,7 @@ from engine.accounts.models import (
 from engine.accounts.queries import existing_user, user_with_email
 from engine.db import MAX_ID, utcnow
 from engine.errors import Invalid, NotFound
+from engine.identifiers import is_digits
 
 # "Last used" is written when it is older than this: a busy token costs one write per period,
 # not one per request.
@@ -184,7 +185,7 @@ def list_all(session: Session, org_slug: str | None = None) -> list[TokenRow]:
 def revoke_ref(session: Session, actor: Actor, ref: str) -> ApiToken:
     """Revoke by id or by the prefix shown in the listings (``cred_xxxxxxx``)."""
     ref = (ref or "").strip()
-    if ref.isascii() and ref.isdigit():
+    if is_digits(ref):
         number = int(ref)  # a number beyond any id names no token
         found = select(ApiToken).where(ApiToken.id == number)
         rows = list(session.scalars(found)) if number <= MAX_ID else []

@@ -44,6 +44,7 @@ from engine.analytics.refresh import (
 from engine.db import utcnow
 from engine.definitions.models import ProcessDefinition
 from engine.errors import Invalid, NotFound
+from engine.identifiers import is_digits
 from engine.runtime import picture
 from engine.runtime.models import READY, Task
 
@@ -70,13 +71,7 @@ def month_of(value: Any, field_name: str) -> str:
     if value in (None, ""):
         return ""
     text = value.isoformat() if hasattr(value, "isoformat") else str(value)
-    if (
-        len(text) < 7
-        or not text[:7].isascii()
-        or not text[:4].isdigit()
-        or text[4] != "-"
-        or not text[5:7].isdigit()
-    ):
+    if len(text) < 7 or not is_digits(text[:4]) or text[4] != "-" or not is_digits(text[5:7]):
         raise Invalid({field_name: "Use uma data AAAA-MM ou AAAA-MM-DD."})
     if not 1 <= int(text[5:7]) <= 12:
         raise Invalid({field_name: "Mês inválido."})

@@ -97,6 +97,13 @@ def _normalize(value: object, label: str) -> str:
     return "".join(kept).upper()
 
 
+def is_digits(value: str) -> bool:
+    """Whether ``value`` is one or more ASCII digits. ``str.isdigit`` is also true of "²",
+    which ``int`` refuses, and of "١", which it reads: neither is a number a person types
+    into our fields."""
+    return bool(value) and value.isascii() and value.isdigit()
+
+
 def normalize_cpf(value: str) -> str:
     return _normalize(value, "CPF")
 

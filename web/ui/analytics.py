@@ -17,6 +17,7 @@ from engine.definitions import queries as definition_queries
 from engine.errors import Invalid
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
+from engine.identifiers import is_digits
 from web.i18n import translate
 from web.ui.common import actor, db, login_required, org_id, settings, text_arg
 
@@ -27,7 +28,7 @@ MODES = ("count", "duration", "overdue")
 
 def _version() -> int | None:
     raw = request.args.get("versao", "")
-    return int(raw) if raw.isascii() and raw.isdigit() and 0 < len(raw) < 10 else None
+    return int(raw) if is_digits(raw) and len(raw) < 10 else None
 
 
 @bp.get("")

@@ -9,6 +9,7 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 
 from engine.audit import log as auditlog
 from engine.establishments import service as establishments
+from engine.identifiers import is_digits
 from web.access_log import logged
 from web.ui.common import (
     actor,
@@ -34,9 +35,7 @@ def _filters() -> auditlog.Filters:
         action=text_arg("acao", 60),
         since=date_arg("de"),
         until=date_arg("ate"),
-        instance=int(instance)
-        if instance.isascii() and instance.isdigit() and len(instance) < 10
-        else None,
+        instance=int(instance) if is_digits(instance) and len(instance) < 10 else None,
     )
 
 

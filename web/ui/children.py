@@ -16,6 +16,7 @@ from flask_babel import gettext as _
 
 from engine.credentials import children, people
 from engine.errors import DomainError, Invalid, NotFound
+from engine.identifiers import is_digits
 from engine.runtime.models import Task
 from web.ui.common import actor, db, login_required, same_org
 
@@ -188,12 +189,7 @@ def round_trip(
             with db().read() as s:
                 found_people = people.find_gestor(s, actor(), task_id, query)
             chosen = None
-            if (
-                verb == "gestoruse"
-                and arg.isascii()
-                and arg.isdigit()
-                and int(arg) < len(found_people)
-            ):
+            if verb == "gestoruse" and is_digits(arg) and int(arg) < len(found_people):
                 chosen = found_people[int(arg)]
             elif len(found_people) == 1:
                 chosen = found_people[0]

@@ -20,6 +20,7 @@ from engine.db import utcnow
 from engine.errors import Invalid
 from engine.establishments import queries as establishment_queries
 from engine.establishments.models import UFS
+from engine.identifiers import is_digits
 from web.access_log import logged
 from web.i18n import fmt_date
 from web.ui.common import (
@@ -97,7 +98,7 @@ def _filters() -> tuple[queries.Filters, dict[str, str]]:
     days_text = text_arg("vencendo_em", 10)
     days: int | None = None
     if days_text:
-        if days_text.isascii() and days_text.isdigit():
+        if is_digits(days_text):
             days = int(days_text)
         else:
             errors["vencendo_em"] = _("Informe um número de dias.")

@@ -23,6 +23,7 @@ from engine.establishments.models import Establishment
 from engine.files import queries as file_queries
 from engine.files import service as files
 from engine.files.models import StoredFile
+from engine.identifiers import is_digits
 from engine.runtime import instances as runtime_instances
 from engine.runtime import picture
 from engine.runtime import tasks as runtime_tasks
@@ -148,7 +149,7 @@ def _credential_param() -> int | None:
     value = (request.form.get("credential") or "").strip()
     if not value:
         return None
-    if not (value.isascii() and value.isdigit()) or int(value) > MAX_ID:
+    if not is_digits(value) or int(value) > MAX_ID:
         raise Invalid({"credential": _("Credencial inválida.")})
     return int(value)
 

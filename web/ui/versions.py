@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 
 from engine.definitions import queries as definition_queries
 from engine.definitions.models import ProcessDefinition
+from engine.identifiers import is_digits
 from engine.runtime import migration
 from engine.runtime import queries as instance_queries
 from web.ui.common import actor, db, login_required, org_id
@@ -24,7 +25,7 @@ def _versions(session, key: str) -> list[ProcessDefinition]:
 
 def _version_arg(name: str, default: int) -> int:
     raw = request.values.get(name, "")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else default
+    return int(raw) if is_digits(raw) and len(raw) < 10 else default
 
 
 @bp.get("/<key>/versoes")
@@ -73,11 +74,7 @@ def migrate(key: str):
     from_version = _version_arg("de", 0)
     if to_version not in numbers or from_version not in numbers:
         abort(404)
-    chosen = [
-        int(i)
-        for i in request.form.getlist("instancia")
-        if i.isascii() and i.isdigit() and len(i) < 10
-    ]
+    chosen = [int(i) for i in request.form.getlist("instancia") if is_digits(i) and len(i) < 10]
     if request.form.get("todas") != "1" and not chosen:
         flash(_("Escolha as instâncias a migrar, ou migre todas."), "warning")
         return redirect(url_for("versions.compare", key=key, de=from_version, para=to_version))
