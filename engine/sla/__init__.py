@@ -10,12 +10,14 @@ import holidays
 
 
 @lru_cache(maxsize=64)
-def _national_holidays(year: int) -> frozenset[date]:
+def national_holidays(year: int) -> frozenset[date]:
+    """Brazil's national holidays of ``year`` (kept: ``web.warm`` loads the running years'
+    in a server's master, before its workers fork)."""
     return frozenset(holidays.country_holidays("BR", years=year).keys())
 
 
 def is_business_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in _national_holidays(day.year)
+    return day.weekday() < 5 and day not in national_holidays(day.year)
 
 
 def add_business_days(start: datetime, days: int, tz: str = "America/Sao_Paulo") -> datetime:

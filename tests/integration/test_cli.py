@@ -251,6 +251,24 @@ def test_a_schema_built_without_the_migrations_is_refused_too(cli) -> None:
     assert "rode `credencia db upgrade`" in cli("scheduler", code=1)
 
 
+def test_serve_warms_the_app_in_the_master_before_the_workers_fork(bare_cli, monkeypatch) -> None:
+    """Templates, holidays and catalogs are loaded once, before gunicorn's arbiter forks
+    (web/warm.py): the app handed to the arbiter is the warmed one."""
+    from web import warm as warm_module
+    from web.cli import serve
+
+    steps: list[tuple[str, object]] = []
+    real_warm = warm_module.warm
+    monkeypatch.setattr(warm_module, "warm", lambda app: steps.append(("warm", real_warm(app))))
+    monkeypatch.setattr(serve, "_metrics_folder", lambda: None)  # (no multiprocess metrics here)
+    monkeypatch.setattr(serve.ServeApplication, "run", lambda self: steps.append(("run", None)))
+    monkeypatch.delenv("GUNICORN_CMD_ARGS", raising=False)
+    bare_cli("db", "upgrade")
+    assert "Credencia em http://127.0.0.1:5999" in bare_cli("serve", "--port", "5999")
+    assert [step for step, _ in steps] == ["warm", "run"]
+    assert steps[0][1]["templates"] >= 40 and steps[0][1]["locales"] == 2
+
+
 def test_an_upgraded_database_passes_the_check(bare_cli) -> None:
     from engine.db import Database
     from web.cli.db import schema_problem

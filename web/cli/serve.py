@@ -207,12 +207,16 @@ def serve(
     quando dadas, prevalecem.
     """
     from web import create_app
+    from web.warm import warm
 
     require_current_schema(cli)
     _metrics_folder()
     # The app's own database (with the web's statement timeout, engine.db.make_engine), not
     # the command's.
     app = create_app(cli.settings)
+    # What every worker's first requests would do (templates, holidays, catalogs), done here
+    # once: the workers are forked with it (web/warm.py).
+    warm(app)
     # The master deployed processes with these pools; forked workers must not share sockets.
     app.extensions["credencia.db"].dispose()
     cli.db.dispose()
