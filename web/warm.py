@@ -15,7 +15,7 @@ caches what the process keeps anyway.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from flask import Flask
@@ -50,10 +50,10 @@ def _templates(app: Flask) -> int:
 def _holidays(app: Flask) -> int:
     """The national holidays of the years a due date counted now falls in."""
     zone = sla.ZoneInfo(app.config.get("BABEL_DEFAULT_TIMEZONE") or "America/Sao_Paulo")
-    today = datetime.now(zone).date()
-    years = {today.year, (today + timedelta(days=366)).year}
-    for year in years:
-        sla.national_holidays(year)
+    year = datetime.now(zone).year
+    years = (year, year + 1)  # (a due date counted in December lands in January)
+    for each in years:
+        sla.national_holidays(each)
     return len(years)
 
 
