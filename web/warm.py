@@ -15,8 +15,8 @@ caches what the process keeps anyway.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from flask import Flask
 from flask_babel import force_locale, format_datetime, get_translations
@@ -49,8 +49,8 @@ def _templates(app: Flask) -> int:
 
 def _holidays(app: Flask) -> int:
     """The national holidays of the years a due date counted now falls in."""
-    zone = sla.ZoneInfo(app.config.get("BABEL_DEFAULT_TIMEZONE") or "America/Sao_Paulo")
-    year = datetime.now(zone).year
+    # (the settings' time zone, which the app always sets)
+    year = datetime.now(ZoneInfo(app.config["BABEL_DEFAULT_TIMEZONE"])).year
     years = (year, year + 1)  # (a due date counted in December lands in January)
     for each in years:
         sla.national_holidays(each)
@@ -59,7 +59,7 @@ def _holidays(app: Flask) -> int:
 
 def _locales(app: Flask) -> int:
     """Each language's catalog (Flask-Babel keeps it per app) and Babel's data for it."""
-    sample: Any = datetime(2026, 1, 1, 12, 0, tzinfo=sla.ZoneInfo("UTC"))
+    sample = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     with app.test_request_context("/"):
         for name in i18n.LOCALES:
             with force_locale(name):
