@@ -27,6 +27,8 @@ from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.task import Task as SpiffTask
 from SpiffWorkflow.task import TaskState
 
+from engine.workflow.tree import Workflow
+
 SERIALIZER_VERSION_KEY = "serializer_version"
 TIMER_EVENT_TYPES = {
     "TimerEventDefinition",
@@ -123,9 +125,14 @@ _config = dict(SPIFF_CONFIG)
 _config[BpmnWorkflow] = _SpecLessWorkflowConverter
 _config[SpiffTask] = _TaskConverter
 _registry = BpmnWorkflowSerializer.configure(_config)
+# The engine's workflows (engine/workflow/tree.py) are saved as, and read back from, what
+# SpiffWorkflow writes for a BpmnWorkflow: the same text, and states saved before read alike.
+_SpecLessWorkflowConverter(Workflow, _registry, typename="BpmnWorkflow")
 _state_serializer = BpmnWorkflowSerializer(_registry)
 # The full (spec-embedding) serializer, for exports and round-trip tests.
-full_serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
+_full_registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)
+SPIFF_CONFIG[BpmnWorkflow](Workflow, _full_registry, typename="BpmnWorkflow")
+full_serializer = BpmnWorkflowSerializer(_full_registry)
 
 
 @dataclass
@@ -209,7 +216,7 @@ def clear_cache() -> None:
 
 
 def new_workflow(loaded: LoadedSpec, data: dict[str, Any]) -> BpmnWorkflow:
-    workflow = BpmnWorkflow(loaded.spec, loaded.subprocess_specs)
+    workflow = Workflow(loaded.spec, loaded.subprocess_specs)
     # Initial data must go on the root task: setting workflow.data does not reach tasks.
     workflow.task_tree.data = dict(data)
     workflow.do_engine_steps()

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
 from engine.workflow import spiff
+from engine.workflow.tree import Workflow
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIME = re.compile(r'"last_state_change":[0-9.eE+-]+')
@@ -133,7 +133,7 @@ class Stamps:
     def _template(self, data: dict[str, Any]) -> Any:
         """Build for real with a recording engine; keep what it says as a template."""
         engine = _Recording()
-        workflow = BpmnWorkflow(self.loaded.spec, self.loaded.subprocess_specs, engine)
+        workflow = Workflow(self.loaded.spec, self.loaded.subprocess_specs, engine)
         workflow.task_tree.data = dict(data)
         workflow.do_engine_steps()
         pairs = tuple(engine.evaluated)
