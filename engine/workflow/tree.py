@@ -42,13 +42,16 @@ class Workflow(BpmnWorkflow):
 
     def get_tasks(self, first_task: Any = None, **kwargs: Any) -> list[Any]:
         if first_task is None and kwargs.keys() <= _WALKED_FILTERS and walkable(self):
-            return list(walk(self, **kwargs))
+            return find(self, **kwargs)
         return super().get_tasks(first_task, **kwargs)
 
     def update_waiting_tasks(self) -> None:
         if not walkable(self):
             super().update_waiting_tasks()
             return
+        tasks = self.tasks.values()
+        if not any(task._state == TaskState.WAITING for task in tasks):
+            return  # (most calls: the walk would meet none, and change nothing)
         for task in walk(self, state=TaskState.WAITING):
             task.task_spec._update(task)
 
@@ -56,6 +59,51 @@ class Workflow(BpmnWorkflow):
 def walkable(workflow: BpmnWorkflow) -> bool:
     """Whether ``walk`` answers for ``workflow`` as ``TaskIterator`` does."""
     return not workflow.subprocesses and len(workflow.tasks) <= MAX_TASKS
+
+
+def find(
+    workflow: BpmnWorkflow,
+    state: int = TaskState.ANY_MASK,
+    manual: bool | None = None,
+    spec_name: str | None = None,
+) -> list[Any]:
+    """``list(walk(...))``, without the walk when the tree holds at most one task of the kind
+    (most queries: "the ready tasks" is one or none). Those are found in the task mapping;
+    one is in the walk's answer when the walk reaches it: when every task above it, each of
+    which lists it among its children, is in a state the walk descends into."""
+    found = [
+        task
+        for task in workflow.tasks.values()
+        if task._state & state
+        and (manual is None or task.task_spec.manual == manual)
+        and (spec_name is None or task.task_spec.name == spec_name)
+    ]
+    if len(found) > 1:
+        return list(walk(workflow, state, manual, spec_name))
+    if found and not _reached(workflow, found[0], _lowest(state)):
+        return []
+    return found
+
+
+def _reached(workflow: BpmnWorkflow, task: Any, lowest: int) -> bool:
+    """Whether a walk descending into tasks in states from ``lowest`` up meets ``task``."""
+    tasks, root = workflow.tasks, workflow.task_tree
+    while task is not root:
+        parent = tasks.get(task._parent) if task._parent is not None else None
+        if parent is None or parent._state < lowest or task.id not in parent._children:
+            return False
+        task = parent
+    return True
+
+
+def _lowest(state: int) -> int:
+    """The lowest state a walk for ``state`` descends into (``TaskIterator``'s rule: predicted
+    tasks may follow definite ones, definite ones finished ones, never the other way round)."""
+    if state & TaskState.PREDICTED_MASK:
+        return TaskState.MAYBE
+    if state & TaskState.DEFINITE_MASK:
+        return TaskState.FUTURE
+    return TaskState.COMPLETED
 
 
 def walk(
@@ -66,14 +114,7 @@ def walk(
 ) -> Iterator[Any]:
     """The tasks of ``workflow`` in ``state`` (a state or a mask), optionally of a manual or
     automatic spec, or of the spec named ``spec_name``, in ``TaskIterator``'s order."""
-    # TaskIterator's rule: predicted tasks may follow definite ones, definite ones finished
-    # ones, never the other way round; so a walk for a state never descends below it.
-    if state & TaskState.PREDICTED_MASK:
-        lowest = TaskState.MAYBE
-    elif state & TaskState.DEFINITE_MASK:
-        lowest = TaskState.FUTURE
-    else:
-        lowest = TaskState.COMPLETED
+    lowest = _lowest(state)
     tasks = workflow.tasks
     stack = [workflow.task_tree]
     while stack:

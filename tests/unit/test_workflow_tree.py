@@ -107,6 +107,8 @@ def _check_queries(workflow) -> int:
                     )
                 ]
                 assert got == want, (state, manual, spec_name)
+                found = [t.id for t in tree.find(workflow, state, manual, spec_name)]
+                assert found == want, (state, manual, spec_name)
                 checked += 1
     assert workflow.get_tasks(state=TaskState.READY) == BpmnWorkflow.get_tasks(
         workflow, state=TaskState.READY
@@ -236,3 +238,20 @@ def test_a_tree_changed_during_the_walk_is_walked_as_spiffworkflow_walks_it():
     ours = visited(lambda w: tree.walk(w))
     assert ours == visited(lambda w: TaskIterator(w.task_tree))
     assert ours != visited(lambda w: list(tree.walk(w)))  # (a walk taken whole first differs)
+
+
+def test_queries_answer_alike_on_trees_in_any_states():
+    """``walk`` and ``find`` against SpiffWorkflow's iterator on trees whose tasks were put in
+    states at random: branches the walk does not descend into (a predicted task above a
+    definite one, a definite one above a finished one), a lone match out of the walk's reach."""
+    key = "credenciamento-rnds"
+    spec, subprocesses = spiff.parse((PROCESSES / f"{key}.bpmn").read_text("utf-8"), key)
+    values = [s for s in STATES if s & (s - 1) == 0]  # the states, not the masks
+    for seed in range(200):
+        rng = random.Random(seed)
+        workflow = tree.Workflow(spec, subprocesses)
+        workflow.task_tree.data = {"possui_certificado_valido": False, "possui_conta_govbr": False}
+        workflow.do_engine_steps()
+        for task in rng.sample(list(workflow.tasks.values()), rng.randint(1, 6)):
+            task._state = rng.choice(values)
+        _check_queries(workflow)
