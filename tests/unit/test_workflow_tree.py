@@ -17,6 +17,7 @@ import pytest
 from SpiffWorkflow.bpmn.util.task import BpmnTaskIterator
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskIterator, TaskState
+from SpiffWorkflow.workflow import Workflow as SpiffWorkflowBase
 
 from engine.workflow import spiff, tree
 
@@ -255,3 +256,18 @@ def test_queries_answer_alike_on_trees_in_any_states():
         for task in rng.sample(list(workflow.tasks.values()), rng.randint(1, 6)):
             task._state = rng.choice(values)
         _check_queries(workflow)
+        assert _woken(workflow, tree.Workflow) == _woken(workflow, SpiffWorkflowBase)
+
+
+def _woken(workflow, cls) -> list:
+    """The tasks ``cls.update_waiting_tasks`` updates, in order (each update only noted)."""
+    woken = []
+    specs = {task.task_spec for task in workflow.tasks.values()}
+    for spec in specs:
+        spec._update = woken.append
+    try:
+        cls.update_waiting_tasks(workflow)
+    finally:
+        for spec in specs:
+            del spec._update
+    return [task.id for task in woken]
