@@ -62,13 +62,38 @@ class _SpecLessWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
+class _WorkflowConverter(_SpecLessWorkflowConverter):
+    """The engine's: ``_SpecLessWorkflowConverter``'s output, its task mapping written in one
+    loop. The library writes each task of a mapping through its registry (a look-up by class,
+    a partial, the ``typename`` added by ``dict.update``) and its key with ``UUID.__str__``;
+    here, when writing a state (the registry's encoder mode), a task of the class the registry
+    knows goes straight to the task converter and its key through ``_text``. Any other value
+    or key, and any other mode, takes the library's way."""
+
+    def mapping_to_dict(self, mapping: Any, **kwargs: Any) -> dict[str, Any]:
+        registry = self.registry
+        if kwargs or not registry._encoder_mode:
+            return super().mapping_to_dict(mapping, **kwargs)
+        convert, typename = registry.convert, registry.typenames[SpiffTask]
+        task_dict = _task_converter.to_dict
+        out: dict[str, Any] = {}
+        for key, value in mapping.items():
+            if type(value) is SpiffTask and type(key) is UUID:
+                dct = task_dict(value)
+                dct["typename"] = typename
+                out[_text(key)] = dct
+            else:
+                out[str(key)] = convert(value)
+        return out
+
+
 class _TaskConverter(TaskConverter):
     """SpiffWorkflow's task converter, its output unchanged (a task's data as a delta from its
     parent's), computed with C-level dict and key-view comparisons instead of a Python loop
     over every key of every task: the same dict, at a fraction of the cost of a dump."""
 
     def to_dict(self, task: SpiffTask) -> dict[str, Any]:
-        parent_id = task._parent
+        parent_id, internal = task._parent, task.internal_data
         parent = task.workflow.tasks.get(parent_id) if parent_id is not None else None
         if parent is None:
             data, delta = task.data, {}
@@ -84,7 +109,9 @@ class _TaskConverter(TaskConverter):
             "state": task.state,
             "task_spec": task.task_spec.name,
             "triggered": task.triggered,
-            "internal_data": self.registry.convert(task.internal_data),
+            "internal_data": (
+                {} if type(internal) is dict and not internal else self.registry.convert(internal)
+            ),
             "data": data,
             "delta": delta,
         }
@@ -122,12 +149,13 @@ def _deleted(parent: dict[str, Any], child: dict[str, Any]) -> list[str]:
 
 
 _config = dict(SPIFF_CONFIG)
-_config[BpmnWorkflow] = _SpecLessWorkflowConverter
+_config[BpmnWorkflow] = _WorkflowConverter
 _config[SpiffTask] = _TaskConverter
 _registry = BpmnWorkflowSerializer.configure(_config)
+_task_converter = _TaskConverter(SpiffTask, _registry)  # (the one registered: the same)
 # The engine's workflows (engine/workflow/tree.py) are saved as, and read back from, what
 # SpiffWorkflow writes for a BpmnWorkflow: the same text, and states saved before read alike.
-_SpecLessWorkflowConverter(Workflow, _registry, typename="BpmnWorkflow")
+_WorkflowConverter(Workflow, _registry, typename="BpmnWorkflow")
 _state_serializer = BpmnWorkflowSerializer(_registry)
 # The full (spec-embedding) serializer, for exports and round-trip tests.
 _full_registry = BpmnWorkflowSerializer.configure(SPIFF_CONFIG)

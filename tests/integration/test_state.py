@@ -141,15 +141,18 @@ def write_fixture(db, make) -> None:
 
 
 def _library_dump(workflow) -> str:
-    """The state as SpiffWorkflow's own task converter writes it (ours computes the same
-    dicts faster; the text must not differ by a byte)."""
+    """The state as SpiffWorkflow's own task converter and task mapping write it (ours compute
+    the same dicts faster; the text must not differ by a byte)."""
     from SpiffWorkflow.bpmn.serializer.workflow import BpmnWorkflowSerializer
     from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
     from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 
+    from engine.workflow.tree import Workflow
+
     config = dict(SPIFF_CONFIG)
     config[BpmnWorkflow] = spiff._SpecLessWorkflowConverter
     registry = BpmnWorkflowSerializer.configure(config)
+    spiff._SpecLessWorkflowConverter(Workflow, registry, typename="BpmnWorkflow")
     serializer = BpmnWorkflowSerializer(registry)
     registry._encoder_mode = True
     dct = serializer.to_dict(workflow)
