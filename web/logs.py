@@ -98,8 +98,13 @@ def configure(fmt: str = "text", level: str = "INFO") -> None:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # SpiffWorkflow logs every task state change at INFO (a dozen lines per completion): noise
     # for an operator — the audit log says what happened — and a measurable share of a
-    # completion's CPU (bench/engine.py). Its warnings and errors still come through.
-    logging.getLogger("spiff").setLevel(logging.WARNING)
+    # completion's CPU (bench/engine.py). Its warnings and errors still come through. Its
+    # task and workflow loggers are set too, not left to inherit: SpiffWorkflow reads their
+    # own level (``logger.level < 20``) to decide whether each state change's log record
+    # carries the task's data, and a workflow's the id of its every task — built on every
+    # change even when no record is written.
+    for name in ("spiff", "spiff.task", "spiff.workflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def install(app: Flask, *, trust_request_id: bool) -> None:

@@ -109,3 +109,16 @@ def test_a_completion_at_info_logs_no_workflow_state_changes(client, world, json
     assert not [x for x in lines if x["logger"].startswith("spiff")]
     assert logging.getLogger("spiff.task").isEnabledFor(logging.WARNING)
     assert logging.getLogger("credencia.request").isEnabledFor(logging.INFO)
+    # SpiffWorkflow builds each state change's record details whether or not it is written,
+    # with the task's data (and a workflow's every task id) when its logger's own level is
+    # below INFO: the levels are set on those loggers, not left to inherit.
+    from pathlib import Path
+
+    from engine.workflow import spiff
+
+    bpmn = Path(__file__).resolve().parents[2] / "processes" / "credenciamento-rnds.bpmn"
+    loaded = spiff.LoadedSpec("k", *spiff.parse(bpmn.read_text("utf-8"), "credenciamento-rnds"),
+                              {}, {})  # fmt: skip
+    workflow = spiff.new_workflow(loaded, {"possui_certificado_valido": False})
+    assert "data" not in workflow.task_tree.collect_log_extras()
+    assert "tasks" not in workflow.collect_log_extras()
