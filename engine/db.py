@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import JSON, DateTime, Index, MetaData, create_engine, event, inspect, select, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import (
@@ -224,6 +225,22 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Any) -> Any:
+        """On SQLite, ``process_bind_param`` and the dialect's text in one step: the text
+        SQLite's DATETIME writes (``YYYY-MM-DD HH:MM:SS.ffffff``) is ``isoformat``'s, a
+        third of the cost of its ``%`` formatting of a dict. Anything but a datetime goes
+        the usual way (and fails the usual way)."""
+        usual = super().bind_processor(dialect)
+        if type(self.impl_instance) is not sqlite.DATETIME or usual is None:
+            return usual  # (not the SQLite dialect's type: PostgreSQL, or not yet adapted)
+
+        def process(value: Any) -> Any:
+            if type(value) is not datetime or value.tzinfo is None:
+                return usual(value)
+            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+        return process
 
 
 def utcnow() -> datetime:
@@ -743,7 +760,8 @@ class _Plan:
         results = [
             column[3]._cached_result_processor(dialect, None) for column in compiled._result_columns
         ]
-        self.results = tuple(results) if any(results) else None
+        # (column, processor) for the columns that have one.
+        self.results = tuple((i, p) for i, p in enumerate(results) if p is not None) or None
 
 
 # Plans by (id of the statement, dialect, parameter names). The plan holds its statement, so
@@ -776,7 +794,7 @@ def _arguments(plan: _Plan, params: dict[str, Any]) -> Any:
     for name, process in plan.binds:
         if name in values:
             values[name] = process(values[name])
-    return values if plan.names is None else tuple(values[n] for n in plan.names)
+    return values if plan.names is None else tuple(map(values.__getitem__, plan.names))
 
 
 def _run(connection: Connection, plan: _Plan, args: Any, *, many: bool = False) -> Sent:
@@ -803,12 +821,18 @@ def _run(connection: Connection, plan: _Plan, args: Any, *, many: bool = False) 
     finally:
         cursor.close()
     if plan.results is not None and rows:
-        processors = plan.results
-        rows = [
-            tuple(v if p is None else p(v) for p, v in zip(processors, row, strict=True))
-            for row in rows
-        ]
+        processed = plan.results
+        rows = [_processed(row, processed) for row in rows]
     return Sent(rowcount, rows)
+
+
+def _processed(row: tuple[Any, ...], processors: tuple[tuple[int, Any], ...]) -> tuple[Any, ...]:
+    """``row`` with each (column, processor) of ``processors`` applied (the columns without
+    one, most of a wide read's, are left as they are)."""
+    values = list(row)
+    for i, process in processors:
+        values[i] = process(values[i])
+    return tuple(values)
 
 
 def send(connection: Connection, statement: Any, params: dict[str, Any]) -> Sent:
