@@ -8,6 +8,7 @@ wait for each other (busy timeout) instead of failing when they upgrade a read l
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
 import threading
@@ -178,6 +179,52 @@ def adopt(session: Session, cols: Columns, values: tuple[Any, ...]) -> Any:
     make_transient_to_detached(obj)  # the rest (``left_out``) loads when first asked for
     session.add(obj)
     return obj
+
+
+def insert_now(session: Session, obj: Any) -> Any:
+    """``session.add(obj); session.flush()`` for a new object of a single-table mapping: the
+    session's other pending changes flushed first (as the flush would order them before a row
+    that may refer to them), then ``obj``'s row written by one Core ``INSERT … RETURNING``
+    (the column defaults applied as the flush applies them, every column read back), and
+    ``obj`` made a persistent object of the session with those values. The ORM's flush of one
+    new object — its unit of work, dependency sort and per-mapper bookkeeping — costs several
+    times the statement (docs/PERFORMANCE.md, "Issue 19, session 24"). Anything else (an
+    object already in a session, a mapping over several tables) takes the flush."""
+    state = inspect(obj)
+    mapper = state.mapper
+    if not state.transient or len(mapper.tables) != 1:
+        session.add(obj)
+        session.flush()
+        return obj
+    session.flush()
+    attrs = _insert_attrs(mapper)
+    given = state.dict
+    # (A primary key left None is the database's to number, as the flush leaves it.)
+    values = {
+        column: given[key]
+        for key, column, key_column in attrs
+        if key in given and not (key_column and given[key] is None)
+    }
+    row = session.connection().execute(_insert_returning(mapper), values).one()
+    for (key, _column, _key_column), value in zip(attrs, row, strict=True):
+        given[key] = value
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+@functools.cache
+def _insert_attrs(mapper: Mapper) -> tuple[tuple[str, str, bool], ...]:
+    """(attribute, column, whether in the primary key) of a single-table mapping, in the
+    table's column order."""
+    by_column = {prop.columns[0].key: prop.key for prop in mapper.column_attrs}
+    return tuple((by_column[c.key], c.key, c.primary_key) for c in mapper.local_table.c)
+
+
+@functools.cache
+def _insert_returning(mapper: Mapper) -> Any:
+    table = mapper.local_table
+    return table.insert().returning(*table.c)
 
 
 def load(session: Session, cols: Columns, values: tuple[Any, ...]) -> Any:

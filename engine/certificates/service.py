@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, undefer
 from engine.access.actor import Actor
 from engine.audit import service as audit
 from engine.certificates.models import Certificate
-from engine.db import hold, transaction_memo, utcnow
+from engine.db import hold, insert_now, transaction_memo, utcnow
 from engine.errors import Invalid, NotFound
 from engine.establishments.models import Establishment
 from engine.files.models import StoredFile
@@ -450,7 +450,7 @@ def _record(
             created_at=moment,
             created_by_id=actor.user_id,
         )
-        session.add(cert)
+        insert_now(session, cert)
     session.flush()
     audit.record(
         session,

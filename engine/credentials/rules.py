@@ -31,7 +31,7 @@ from engine.credentials.models import (
     Credential,
     CredentialChild,
 )
-from engine.db import hold, utcnow
+from engine.db import hold, insert_now, utcnow
 from engine.errors import Conflict, Invalid
 from engine.establishments.models import Establishment
 from engine.runtime.models import ProcessInstance
@@ -190,8 +190,7 @@ def create(session: Session, actor: Actor, instance: ProcessInstance) -> Credent
         created_at=now,
         updated_at=now,
     )
-    session.add(credential)
-    session.flush()
+    insert_now(session, credential)
     bind_current_certificate(session, credential)  # until the request names one
     return credential
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from engine.access.actor import Actor
 from engine.audit import service as audit
+from engine.db import insert_now
 from engine.definitions.models import ProcessDefinition
 from engine.terms.declared import Term, digest
 from engine.terms.models import TermAcceptance
@@ -42,8 +43,7 @@ def accept(
         accepted_by_id=actor.user_id,
         accepted_by=actor.label,
     )
-    session.add(row)
-    session.flush()
+    insert_now(session, row)
     audit.record(
         session,
         actor,
