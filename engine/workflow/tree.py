@@ -5,9 +5,9 @@ SpiffWorkflow answers "the tasks in state S" (``get_tasks``) and wakes its waiti
 (``update_waiting_tasks``, after every task that completes) with ``TaskIterator``: a depth-first
 walk of the task tree from its root, finished branches included, in which each task visited
 costs several Python calls (the iterator's step, the children property mapping ids to tasks,
-the filter's checks, the subprocess look-up, the depth bookkeeping). A completion walks the
-tree four or five times; the walks were a twentieth of a completion request's instructions
-(docs/PERFORMANCE.md, "Issue 19, session 24").
+the filter's checks, the subprocess look-up, the depth bookkeeping). A completion walked its
+tree four to eleven times; the walks were about a sixteenth of a completion request's
+instructions (docs/PERFORMANCE.md, "Issue 19, session 24").
 
 ``walk`` is the same walk in one loop: the same tasks, in the same order (pre-order, children
 in their order), each task's children taken when it is reached and before it is handed out —
