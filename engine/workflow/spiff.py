@@ -152,7 +152,8 @@ _config = dict(SPIFF_CONFIG)
 _config[BpmnWorkflow] = _WorkflowConverter
 _config[SpiffTask] = _TaskConverter
 _registry = BpmnWorkflowSerializer.configure(_config)
-_task_converter = _TaskConverter(SpiffTask, _registry)  # (the one registered: the same)
+# The task converter the mapping calls directly: registered again, it is the registry's too.
+_task_converter = _TaskConverter(SpiffTask, _registry)
 # The engine's workflows (engine/workflow/tree.py) are saved as, and read back from, what
 # SpiffWorkflow writes for a BpmnWorkflow: the same text, and states saved before read alike.
 _WorkflowConverter(Workflow, _registry, typename="BpmnWorkflow")
