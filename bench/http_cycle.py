@@ -22,6 +22,11 @@ Each run:
 - then splits a task's CPU between its requests: the task's read and the search for the next
   measured alone (the first tasks of ``--split`` more instances, read back to back on one
   connection), the completion as what is left of the one-client phase's CPU per task;
+- and measures the completion request directly, without that subtraction: ``--instances``
+  more instances walked by one client sending only their completions, back to back on one
+  connection, each next task's id (and lane) read by the client from the database itself, not
+  over HTTP — the same client whatever the server's answer carries, so that code without the
+  answer's ``next`` is measured alike — the server's CPU divided by the completions;
 - records a CPU-speed probe (a fixed pure-Python workload) with the figures, so runs on
   machines of different speed can be compared.
 
@@ -283,6 +288,73 @@ def walk_all(port: int, walks: list[Walk], out: Any) -> None:
     out.put(result)
 
 
+def _next_ready(url: str) -> Any:
+    """A function (instance id) -> (task id, lane, element) of its ready task, or None, read from
+    the database by the client itself (a read: it changes nothing the server caches)."""
+    query = "SELECT id, lane, element_id FROM task WHERE instance_id = {0} AND state = {0}"
+    if url.startswith("sqlite:///"):
+        import sqlite3
+
+        conn = sqlite3.connect(f"file:{url[len('sqlite:///') :]}?mode=ro", uri=True)
+        return lambda iid: conn.execute(query.format("?"), (iid, READY)).fetchone()
+    pg = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    return lambda iid: pg.execute(query.format("%s"), (iid, READY)).fetchone()
+
+
+def complete_all(port: int, url: str, walks: list[Walk], out: Any) -> None:
+    """A client process that sends only completions: each instance walked to its end, the
+    next task found in the database (see ``completions_alone``)."""
+    result = ClientResult()
+    next_ready = _next_ready(url)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for walk in walks:
+        found = next_ready(walk.instance)
+        while found:
+            task_id, lane, element = found
+            data = samples.answer(element, walk.ctx)
+            status, done, dt = _call(
+                conn, "POST", f"/api/v1/tasks/{task_id}/complete", walk.tokens[lane], {"data": data}
+            )
+            if status != 200:
+                result.errors.append(f"complete {element} {status} {done}")
+                break
+            result.complete_ms.append(dt)
+            found = next_ready(walk.instance)
+    conn.close()
+    out.put(result)
+
+
+def completions_alone(server: harness.WebServer, url: str, walks: list[Walk]) -> dict[str, Any]:
+    """The completion request's server CPU measured directly: one client sending only
+    completions, back to back (``complete_all``); the server's CPU (and PostgreSQL's) over the
+    phase divided by the completions."""
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+    srv = CpuMeter(lambda: server_pids(server))
+    pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
+    srv.start()
+    if pg:
+        pg.start()
+    proc = ctx.Process(target=complete_all, args=(server.port, url, walks, queue))
+    proc.start()
+    result = queue.get()
+    proc.join(30)
+    if proc.is_alive():
+        proc.kill()
+    server_cpu = srv.stop()
+    pg_cpu = pg.stop() if pg else None
+    done = len(result.complete_ms)
+    return {
+        "alone_completions": done,
+        "alone_errors": result.errors[:3],
+        "alone_complete_median_ms": median(result.complete_ms),
+        "alone_complete_cpu_ms": server_cpu * 1000 / done if done else None,
+        "alone_complete_postgres_cpu_ms": (pg_cpu * 1000 / done)
+        if (pg_cpu is not None and done)
+        else None,
+    }
+
+
 def run_clients(port: int, walks: list[Walk], clients: int) -> tuple[list[ClientResult], float]:
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
@@ -436,12 +508,13 @@ def run_database(label: str, url: str, args: argparse.Namespace, log_dir: Path) 
     )
     db = Database(url)
     world = eb.build_world(db, url, args.seed)
-    eb.say(f"{label}: starting {args.instances * 3 + args.split} instances (not timed)")
+    eb.say(f"{label}: starting {args.instances * 4 + args.split} instances (not timed)")
     sets = {
         "warmup": prepare(world, max(2, args.instances // 4), args.seed),
         "one": prepare(world, args.instances, args.seed + 1),
         "four": prepare(world, args.instances * 2, args.seed + 2),
         "split": prepare(world, args.split, args.seed + 3),
+        "alone": prepare(world, args.instances, args.seed + 4),
     }
     db.engine.dispose()
     server = harness.WebServer(
@@ -473,7 +546,15 @@ def run_database(label: str, url: str, args: argparse.Namespace, log_dir: Path) 
             f"{_f(split['complete_cpu_ms'])} ms, find {_f(split['find_cpu_ms'])} ms; "
             f"PostgreSQL per completion {_f(split['complete_postgres_cpu_ms'])} ms"
         )
-        if any(r["error_count"] for r in rows) and server.proc is not None:
+        alone = completions_alone(server, url, sets["alone"])
+        rows[0].update(alone)
+        eb.say(
+            f"{label}: completions alone ({alone['alone_completions']}): server CPU "
+            f"{_f(alone['alone_complete_cpu_ms'])} ms per complete request, PostgreSQL "
+            f"{_f(alone['alone_complete_postgres_cpu_ms'])} ms, median "
+            f"{_f(alone['alone_complete_median_ms'])} ms, errors {len(alone['alone_errors'])}"
+        )
+        if any(r["error_count"] or r.get("alone_errors") for r in rows) and server.proc:
             text = server.proc.log_path.read_text(errors="replace")
             start = text.find("Traceback")
             print(text[start : start + 6000] if start >= 0 else text[-3000:], file=sys.stderr)
@@ -511,15 +592,17 @@ def table(rows: list[dict[str, Any]], probe: float) -> str:
         f"CPU-speed probe: {probe:.1f} ms (lower is faster)",
         "",
         "| database | clients | completions/s | complete p50 ms | cycle p50 ms | requests/task "
-        "| server CPU ms/task | PostgreSQL CPU ms/task | server CPU ms/complete request |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server CPU ms/task | PostgreSQL CPU ms/task | server CPU ms/complete request "
+        "(task − reads) | (completions alone) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['database']} | {r['clients']} | {r['completions_per_s']:.1f} | "
             f"{_f(r['complete_median_ms'])} | {_f(r['cycle_median_ms'])} | "
             f"{r['requests_per_task']:.2f} | {_f(r['server_cpu_ms_per_task'])} | "
-            f"{_f(r['postgres_cpu_ms_per_task'])} | {_f(r.get('complete_cpu_ms'))} |"
+            f"{_f(r['postgres_cpu_ms_per_task'])} | {_f(r.get('complete_cpu_ms'))} | "
+            f"{_f(r.get('alone_complete_cpu_ms'))} |"
         )
     return "\n".join(lines)
 
@@ -555,14 +638,14 @@ def main() -> int:
     print()
     print(table(rows, probe))
     for r in rows:
-        for e in r["errors"]:
+        for e in [*r["errors"], *r.get("alone_errors", [])]:
             print(f"error ({r['database']}, {r['clients']} clients): {e}"[:400])
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps({"machine": info, "cpu_probe_ms": probe, "rows": rows}, indent=2)
         )
-    return 1 if any(r["error_count"] for r in rows) else 0
+    return 1 if any(r["error_count"] or r.get("alone_errors") for r in rows) else 0
 
 
 if __name__ == "__main__":
