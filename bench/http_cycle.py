@@ -296,9 +296,13 @@ def _next_ready(url: str) -> Any:
         import sqlite3
 
         conn = sqlite3.connect(f"file:{url[len('sqlite:///') :]}?mode=ro", uri=True)
-        return lambda iid: conn.execute(query.format("?"), (iid, READY)).fetchone()
+        # (fetchall: the statement runs to its end, so the client holds no read transaction
+        # that would keep the server's checkpoints from resetting the WAL)
+        return lambda iid: next(
+            iter(conn.execute(query.format("?"), (iid, READY)).fetchall()), None
+        )
     pg = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
-    return lambda iid: pg.execute(query.format("%s"), (iid, READY)).fetchone()
+    return lambda iid: next(iter(pg.execute(query.format("%s"), (iid, READY)).fetchall()), None)
 
 
 def complete_all(port: int, url: str, walks: list[Walk], out: Any) -> None:
