@@ -100,12 +100,18 @@ def server_pids(server: harness.WebServer) -> list[int]:
     return [server.proc.pid, *server.worker_pids()] if server.proc else []
 
 
+# The bench client's own connection (``completions_alone`` reads the next task with it): its
+# backend's CPU is the client's, not the server's.
+CLIENT_NAME = "credencia-bench-client"
+
+
 def postgres_backends(url: str) -> list[int]:
     name = url.rpartition("/")[2]
     with psycopg.connect(harness.admin_url(), autocommit=True) as conn:
         rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+            " AND application_name <> %s",
+            (name, CLIENT_NAME),
         ).fetchall()
     return [r[0] for r in rows]
 
@@ -301,7 +307,11 @@ def _next_ready(url: str) -> Any:
         return lambda iid: next(
             iter(conn.execute(query.format("?"), (iid, READY)).fetchall()), None
         )
-    pg = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    pg = psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"),
+        autocommit=True,
+        application_name=CLIENT_NAME,
+    )
     return lambda iid: next(iter(pg.execute(query.format("%s"), (iid, READY)).fetchall()), None)
 
 
