@@ -144,6 +144,23 @@ class CpuMeter:
         return sum(v - self._start.get(tid, 0.0) for tid, v in self._seen.items())
 
 
+class Meters:
+    """The server's CPU meter, and PostgreSQL's backends' when ``url`` is PostgreSQL's, started
+    at once; ``stop`` gives (server seconds, PostgreSQL seconds or None)."""
+
+    def __init__(self, server: harness.WebServer, url: str) -> None:
+        self.server = CpuMeter(lambda: server_pids(server))
+        postgres = url.startswith("postgresql")
+        self.postgres = CpuMeter(lambda: postgres_backends(url)) if postgres else None
+        self.server.start()
+        if self.postgres:
+            self.postgres.start()
+
+    def stop(self) -> tuple[float, float | None]:
+        server_cpu = self.server.stop()
+        return server_cpu, (self.postgres.stop() if self.postgres else None)
+
+
 def cpu_probe() -> float:
     """Milliseconds of a fixed pure-Python workload (dict, str, hashing): the machine's speed
     for this kind of code, recorded beside every run (lower is faster)."""
@@ -315,7 +332,7 @@ def _next_ready(url: str) -> Any:
     return lambda iid: next(iter(pg.execute(query.format("%s"), (iid, READY)).fetchall()), None)
 
 
-def complete_all(port: int, url: str, walks: list[Walk], out: Any) -> None:
+def complete_all(port: int, walks: list[Walk], out: Any, url: str) -> None:
     """A client process that sends only completions: each instance walked to its end, the
     next task found in the database (see ``completions_alone``)."""
     result = ClientResult()
@@ -342,21 +359,9 @@ def completions_alone(server: harness.WebServer, url: str, walks: list[Walk]) ->
     """The completion request's server CPU measured directly: one client sending only
     completions, back to back (``complete_all``); the server's CPU (and PostgreSQL's) over the
     phase divided by the completions."""
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    srv = CpuMeter(lambda: server_pids(server))
-    pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
-    srv.start()
-    if pg:
-        pg.start()
-    proc = ctx.Process(target=complete_all, args=(server.port, url, walks, queue))
-    proc.start()
-    result = queue.get()
-    proc.join(30)
-    if proc.is_alive():
-        proc.kill()
-    server_cpu = srv.stop()
-    pg_cpu = pg.stop() if pg else None
+    meters = Meters(server, url)
+    [result], _wall = run_clients(server.port, walks, 1, complete_all, url)
+    server_cpu, pg_cpu = meters.stop()
     done = len(result.complete_ms)
     return {
         "alone_completions": done,
@@ -369,11 +374,16 @@ def completions_alone(server: harness.WebServer, url: str, walks: list[Walk]) ->
     }
 
 
-def run_clients(port: int, walks: list[Walk], clients: int) -> tuple[list[ClientResult], float]:
+def run_clients(
+    port: int, walks: list[Walk], clients: int, client: Any = None, *extra: Any
+) -> tuple[list[ClientResult], float]:
+    """``clients`` client processes (``client``, ``walk_all`` by default, called with the port,
+    its share of ``walks``, the result queue and ``extra``): their results and the wall time."""
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
     shares = [walks[i::clients] for i in range(clients)]
-    procs = [ctx.Process(target=walk_all, args=(port, share, queue)) for share in shares]
+    target = client or walk_all
+    procs = [ctx.Process(target=target, args=(port, share, queue, *extra)) for share in shares]
     t0 = time.perf_counter()
     for p in procs:
         p.start()
@@ -404,14 +414,9 @@ def p95(values: list[float]) -> float:
 def phase(
     server: harness.WebServer, url: str, walks: list[Walk], clients: int, label: str
 ) -> dict[str, Any]:
-    srv = CpuMeter(lambda: server_pids(server))
-    pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
-    srv.start()
-    if pg:
-        pg.start()
+    meters = Meters(server, url)
     results, wall = run_clients(server.port, walks, clients)
-    server_cpu = srv.stop()
-    pg_cpu = pg.stop() if pg else None
+    server_cpu, pg_cpu = meters.stop()
     merged = ClientResult()
     for r in results:
         for name in ("read_ms", "complete_ms", "find_ms", "cycle_ms", "errors"):
@@ -457,11 +462,7 @@ def _reads_cpu(
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     try:
         _call(conn, "GET", *paths[0])  # the connection open before the readings
-        srv = CpuMeter(lambda: server_pids(server))
-        pg = CpuMeter(lambda: postgres_backends(url)) if url.startswith("postgresql") else None
-        srv.start()
-        if pg:
-            pg.start()
+        meters = Meters(server, url)
         sent = 0
         for _ in range(rounds):
             for path, token in paths:
@@ -469,8 +470,7 @@ def _reads_cpu(
                 if status != 200:
                     raise RuntimeError(f"GET {path}: {status}")
                 sent += 1
-        server_cpu = srv.stop()
-        pg_cpu = pg.stop() if pg else None
+        server_cpu, pg_cpu = meters.stop()
     finally:
         conn.close()
     return server_cpu / sent, (pg_cpu / sent if pg_cpu is not None else None), sent
