@@ -55,6 +55,8 @@ import random  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -311,46 +313,53 @@ def walk_all(port: int, walks: list[Walk], out: Any) -> None:
     out.put(result)
 
 
-def _next_ready(url: str) -> Any:
+@contextmanager
+def _next_ready(url: str) -> Iterator[Any]:
     """A function (instance id) -> (task id, lane, element) of its ready task, or None, read from
-    the database by the client itself (a read: it changes nothing the server caches)."""
+    the database by the client itself (a read: it changes nothing the server caches); its
+    connection is closed when the block ends."""
     query = "SELECT id, lane, element_id FROM task WHERE instance_id = {0} AND state = {0}"
     if url.startswith("sqlite:///"):
         import sqlite3
 
-        conn = sqlite3.connect(f"file:{url[len('sqlite:///') :]}?mode=ro", uri=True)
-        # (fetchall: the statement runs to its end, so the client holds no read transaction
-        # that would keep the server's checkpoints from resetting the WAL)
-        return lambda iid: next(
-            iter(conn.execute(query.format("?"), (iid, READY)).fetchall()), None
+        conn: Any = sqlite3.connect(f"file:{url[len('sqlite:///') :]}?mode=ro", uri=True)
+        marker = "?"
+    else:
+        conn = psycopg.connect(
+            url.replace("postgresql+psycopg://", "postgresql://"),
+            autocommit=True,
+            application_name=CLIENT_NAME,
         )
-    pg = psycopg.connect(
-        url.replace("postgresql+psycopg://", "postgresql://"),
-        autocommit=True,
-        application_name=CLIENT_NAME,
-    )
-    return lambda iid: next(iter(pg.execute(query.format("%s"), (iid, READY)).fetchall()), None)
+        marker = "%s"
+    statement = query.format(marker)
+    try:
+        # (fetchall: the statement runs to its end, so the client holds no read transaction
+        # that would keep SQLite's checkpoints from resetting the WAL)
+        yield lambda iid: next(iter(conn.execute(statement, (iid, READY)).fetchall()), None)
+    finally:
+        conn.close()
 
 
 def complete_all(port: int, walks: list[Walk], out: Any, url: str) -> None:
     """A client process that sends only completions: each instance walked to its end, the
     next task found in the database (see ``completions_alone``)."""
     result = ClientResult()
-    next_ready = _next_ready(url)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    for walk in walks:
-        found = next_ready(walk.instance)
-        while found:
-            task_id, lane, element = found
-            data = samples.answer(element, walk.ctx)
-            status, done, dt = _call(
-                conn, "POST", f"/api/v1/tasks/{task_id}/complete", walk.tokens[lane], {"data": data}
-            )
-            if status != 200:
-                result.errors.append(f"complete {element} {status} {done}")
-                break
-            result.complete_ms.append(dt)
+    with _next_ready(url) as next_ready:
+        for walk in walks:
             found = next_ready(walk.instance)
+            while found:
+                task_id, lane, element = found
+                data = samples.answer(element, walk.ctx)
+                status, done, dt = _call(
+                    conn, "POST", f"/api/v1/tasks/{task_id}/complete", walk.tokens[lane],
+                    {"data": data},
+                )  # fmt: skip
+                if status != 200:
+                    result.errors.append(f"complete {element} {status} {done}")
+                    break
+                result.complete_ms.append(dt)
+                found = next_ready(walk.instance)
     conn.close()
     out.put(result)
 
